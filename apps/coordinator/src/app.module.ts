@@ -1,0 +1,41 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event-bus.js';
+import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { CoordinatorConfig } from './config/coordinator.config.js';
+import { CoordinatorConfigModule } from './config/config.module.js';
+import { DatabaseModule } from './database/database.module.js';
+import { ModeProcessors, TccProcessor } from './engine/mode-processor.js';
+import { TransactionEngine } from './engine/transaction-engine.service.js';
+import { ParticipantInvoker } from './invoker/participant-invoker.service.js';
+import { ParticipantEntity } from './participants/participant.entity.js';
+import { ParticipantsController } from './participants/participants.controller.js';
+import { ParticipantsService } from './participants/participants.service.js';
+import { RecoveryService } from './recovery/recovery.service.js';
+import { TransactionStore } from './transactions/transaction.store.js';
+import { TransactionsController } from './transactions/transactions.controller.js';
+import { TransactionsService } from './transactions/transactions.service.js';
+
+@Module({
+  imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity])],
+  controllers: [TransactionsController, ParticipantsController],
+  providers: [
+    { provide: APP_FILTER, useClass: HttpExceptionFilter },
+    {
+      provide: TxEventBus,
+      inject: [CoordinatorConfig],
+      useFactory: (config: CoordinatorConfig): TxEventBus =>
+        config.redisUrl ? new RedisTxEventBus(config.redisUrl) : new InProcessTxEventBus(),
+    },
+    TransactionStore,
+    ParticipantsService,
+    ParticipantInvoker,
+    TccProcessor,
+    ModeProcessors,
+    TransactionEngine,
+    TransactionsService,
+    RecoveryService,
+  ],
+})
+export class AppModule {}

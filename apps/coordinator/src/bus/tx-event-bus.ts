@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import type { GlobalStatus } from '@app/protocol';
+
+/** A durable change that other parts (waiting clients, other instances) may want to hear of. */
+export type BusMessage =
+  | { kind: 'tx'; gid: string; status: GlobalStatus }
+  | { kind: 'participant'; name: string };
+
+/**
+ * Fan-out of state changes. Never a source of truth: a lost message only delays a waiter,
+ * which also polls the store.
+ */
+export abstract class TxEventBus {
+  protected readonly local = new EventEmitter().setMaxListeners(0);
+
+  abstract publish(message: BusMessage): void;
+
+  subscribe(listener: (message: BusMessage) => void): () => void {
+    this.local.on('message', listener);
+    return () => this.local.off('message', listener);
+  }
+}
+
+/** Single instance without Redis: the bus is this process. */
+export class InProcessTxEventBus extends TxEventBus {
+  publish(message: BusMessage): void {
+    this.local.emit('message', message);
+  }
+}
+
+const CHANNEL = 'dtx:events';
+
+/** Several instances: Redis pub/sub carries every change to every instance. */
+export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
+  private readonly logger = new Logger('RedisTxEventBus');
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  /** Tags this process's messages so it does not hear them twice. */
+  private readonly origin = randomUUID();
+
+  constructor(url: string) {
+    super();
+    const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
+    this.publisher = new Redis(url, options);
+    this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
+    for (const [name, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+      client.on('error', (error: Error) => this.logger.warn(`redis ${name}: ${error.message}`));
+      client.on('reconnecting', () => this.logger.warn(`redis ${name}: reconnecting`));
+    }
+    this.subscriber.subscribe(CHANNEL).catch((error: Error) => this.logger.warn(`subscribe failed: ${error.message}`));
+    this.subscriber.on('message', (_channel: string, raw: string) => {
+      try {
+        const envelope = JSON.parse(raw) as { origin: string; message: BusMessage };
+        if (envelope.origin !== this.origin) this.local.emit('message', envelope.message);
+      } catch {
+        this.logger.warn('ignored a malformed bus message');
+      }
+    });
+  }
+
+  publish(message: BusMessage): void {
+    // Other instances hear it through Redis; this one hears it at once, even if Redis is down.
+    this.local.emit('message', message);
+    this.publisher.publish(CHANNEL, JSON.stringify({ origin: this.origin, message })).catch(() => undefined);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.publisher.disconnect();
+    this.subscriber.disconnect();
+  }
+}

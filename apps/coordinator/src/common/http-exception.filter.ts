@@ -1,0 +1,61 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import { ErrorCode, type ErrorBody } from '@app/protocol';
+
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: ErrorCode.VALIDATION_FAILED,
+  401: ErrorCode.UNAUTHORIZED,
+  403: ErrorCode.FORBIDDEN,
+  404: ErrorCode.NOT_FOUND,
+  413: ErrorCode.PAYLOAD_TOO_LARGE,
+};
+
+/** Errors of the JSON body parser (express), recognised by their `type`. */
+function bodyParserError(exception: unknown): ErrorBody | null {
+  // Nest wraps them in an HttpException whose `cause` is the parser's error.
+  const error = exception instanceof HttpException && exception.cause ? exception.cause : exception;
+  if (typeof error !== 'object' || error === null || !('type' in error)) return null;
+  const type = (error as { type: unknown }).type;
+  if (type === 'entity.parse.failed') {
+    return { statusCode: 400, error: ErrorCode.INVALID_JSON, message: 'request body is not valid JSON' };
+  }
+  if (type === 'entity.too.large') {
+    return { statusCode: 413, error: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body is too large' };
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return { statusCode: 415, error: ErrorCode.VALIDATION_FAILED, message: 'unsupported body encoding' };
+  }
+  return null;
+}
+
+/** Turns every error into the body PROTOCOL.md 3 fixes: { statusCode, error: CODE, message }. */
+@Catch()
+export class HttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HttpExceptionFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response = host.switchToHttp().getResponse<Response>();
+    const body = this.toBody(exception);
+    response.status(body.statusCode).json(body);
+  }
+
+  private toBody(exception: unknown): ErrorBody {
+    const parserError = bodyParserError(exception);
+    if (parserError) return parserError;
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const payload = exception.getResponse();
+      if (typeof payload === 'object' && payload !== null && 'error' in payload && 'statusCode' in payload) {
+        const candidate = payload as ErrorBody;
+        if (Object.values(ErrorCode).includes(candidate.error)) return candidate;
+      }
+      const message =
+        typeof payload === 'string'
+          ? payload
+          : String((payload as { message?: unknown }).message ?? exception.message);
+      return { statusCode: status, error: CODE_BY_STATUS[status] ?? ErrorCode.INTERNAL, message };
+    }
+    this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+    return { statusCode: 500, error: ErrorCode.INTERNAL, message: 'internal error' };
+  }
+}

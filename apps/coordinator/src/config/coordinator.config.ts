@@ -1,0 +1,87 @@
+import { hostname } from 'node:os';
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+
+/**
+ * The environment the coordinator reads (README "Configuration" lists the same names).
+ * PORT, HOST, DATABASE_URL and REDIS_URL are part of the public contract (PROTOCOL.md 7).
+ */
+export class CoordinatorEnv {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT: number = 7070;
+
+  @IsOptional() @IsString()
+  HOST: string = '127.0.0.1';
+
+  @IsOptional() @IsString() @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must start with postgres:// or postgresql://' })
+  DATABASE_URL?: string = undefined;
+
+  @IsOptional() @IsString() @Matches(/^rediss?:\/\//, { message: 'REDIS_URL must start with redis:// or rediss://' })
+  REDIS_URL?: string = undefined;
+
+  @IsOptional() @IsString()
+  EMBEDDED_PG_DIR: string = '.data/coordinator-postgres';
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  EMBEDDED_PG_PORT: number = 54329;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(500)
+  DB_POOL_SIZE: number = 20;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
+  CALL_TIMEOUT_MS: number = 5_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
+  RECOVERY_INTERVAL_MS: number = 1_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3_600_000)
+  LEASE_MS: number = 15_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(600_000)
+  RETRY_BASE_MS: number = 200;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(3_600_000)
+  RETRY_MAX_MS: number = 30_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(1_000_000)
+  ATTENTION_AFTER_ATTEMPTS: number = 8;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
+  WAIT_MAX_MS: number = 30_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  RECOVERY_BATCH_SIZE: number = 100;
+
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,128}$/)
+  INSTANCE_ID: string = `${hostname()}-${process.pid}`;
+
+  @IsOptional() @IsIn(['error', 'warn', 'log', 'debug', 'verbose'])
+  LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+}
+
+/** The typed, validated configuration every coordinator service injects. */
+export class CoordinatorConfig {
+  constructor(readonly env: CoordinatorEnv) {}
+  get port(): number { return this.env.PORT; }
+  get host(): string { return this.env.HOST; }
+  get databaseUrl(): string | undefined { return this.env.DATABASE_URL; }
+  get redisUrl(): string | undefined { return this.env.REDIS_URL; }
+  get instanceId(): string { return this.env.INSTANCE_ID; }
+}
+
+/** Validates the environment; throws one line naming every bad variable. */
+export function loadCoordinatorEnv(source: Record<string, string | undefined> = process.env): CoordinatorEnv {
+  const relevant = Object.fromEntries(
+    Object.entries(source).filter(([key, value]) => key in new CoordinatorEnv() && value !== undefined && value !== ''),
+  );
+  const env = plainToInstance(CoordinatorEnv, relevant);
+  const errors = validateSync(env, { forbidUnknownValues: false });
+  if (errors.length > 0) {
+    const reasons = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`);
+    throw new Error(`invalid configuration: ${reasons.join('; ')}`);
+  }
+  return env;
+}

@@ -1,0 +1,35 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { CoordinatorConfigModule } from '../config/config.module.js';
+import { EmbeddedDatabase } from './embedded-database.provider.js';
+import { ParticipantEntity } from '../participants/participant.entity.js';
+import { BranchEntity } from '../transactions/branch.entity.js';
+import { GlobalTransactionEntity } from '../transactions/global-transaction.entity.js';
+import { TransactionEventEntity } from '../transactions/transaction-event.entity.js';
+import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema.js';
+
+export const COORDINATOR_ENTITIES = [GlobalTransactionEntity, BranchEntity, TransactionEventEntity, ParticipantEntity];
+export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000];
+
+@Module({
+  imports: [
+    TypeOrmModule.forRootAsync({
+      imports: [CoordinatorConfigModule],
+      inject: [CoordinatorConfig, EmbeddedDatabase],
+      useFactory: (config: CoordinatorConfig, embedded: EmbeddedDatabase) => ({
+        type: 'postgres' as const,
+        url: config.databaseUrl ?? embedded.running?.urlFor('coordinator'),
+        entities: COORDINATOR_ENTITIES,
+        migrations: COORDINATOR_MIGRATIONS,
+        migrationsRun: true,
+        migrationsTransactionMode: 'each' as const,
+        synchronize: false,
+        extra: { max: config.env.DB_POOL_SIZE, keepAlive: true, application_name: `dtx-coordinator ${config.instanceId}` },
+        retryAttempts: 0,
+      }),
+    }),
+  ],
+})
+export class DatabaseModule {}
+

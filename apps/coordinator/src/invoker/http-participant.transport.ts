@@ -1,0 +1,78 @@
+import http from 'node:http';
+import https from 'node:https';
+import { TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@app/protocol';
+
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+function parseJson(text: string): Json {
+  if (text.trim() === '') return null;
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
+  }
+}
+
+/**
+ * PROTOCOL.md 5.1 over HTTP: POST {endpoint}/{action}/{phase}. Keep-alive agents reuse
+ * connections across calls; every call has its own deadline. 2xx is ok, 409 a business
+ * failure, anything else (or no answer in time) transient.
+ */
+export class HttpParticipantTransport {
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
+  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
+
+  call(endpoint: string, body: PhaseCallBody, timeoutMs: number, traceparent?: string): Promise<CallOutcome> {
+    const url = new URL(`${endpoint.replace(/\/+$/, '')}/${encodeURIComponent(body.action)}/${body.phase}`);
+    const payload = JSON.stringify(body);
+    const client = url.protocol === 'https:' ? https : http;
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+      [TX_HEADERS.gid]: body.gid,
+      [TX_HEADERS.branchId]: body.branchId,
+    };
+    if (traceparent) headers.traceparent = traceparent;
+
+    return new Promise<CallOutcome>((resolve) => {
+      let settled = false;
+      const settle = (outcome: CallOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(outcome);
+      };
+      const request = client.request(
+        url,
+        { method: 'POST', headers, agent: url.protocol === 'https:' ? this.httpsAgent : this.httpAgent },
+        (response) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          response.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+          });
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            const answer = parseJson(Buffer.concat(chunks).toString('utf8'));
+            if (status >= 200 && status < 300) settle({ kind: 'ok', result: answer });
+            else if (status === 409) settle({ kind: 'failed', error: answer });
+            else settle({ kind: 'transient', error: `HTTP ${status}: ${JSON.stringify(answer).slice(0, 500)}` });
+          });
+          response.on('error', (error) => settle({ kind: 'transient', error: error.message }));
+        },
+      );
+      const timer = setTimeout(() => {
+        settle({ kind: 'transient', error: `no answer within ${timeoutMs} ms` });
+        request.destroy();
+      }, timeoutMs);
+      request.on('error', (error) => settle({ kind: 'transient', error: error.message }));
+      request.end(payload);
+    });
+  }
+
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}

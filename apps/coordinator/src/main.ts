@@ -1,0 +1,37 @@
+import 'reflect-metadata';
+import { Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module.js';
+import { createValidationPipe } from './common/validation.js';
+import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
+
+const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
+
+async function bootstrap(): Promise<void> {
+  // Validate first so bad configuration fails with one clear line before anything starts.
+  const env = loadCoordinatorEnv();
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
+    logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
+    bodyParser: false,
+  });
+  app.useBodyParser('json', { limit: '1mb' });
+  app.useGlobalPipes(createValidationPipe());
+  app.enableShutdownHooks();
+  app.set('etag', false);
+  app.disable('x-powered-by');
+  const config = app.get(CoordinatorConfig);
+  await app.listen(config.port, config.host);
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  Logger.log(
+    `coordinator ${config.instanceId} listening on http://${config.host}:${port} (${config.redisUrl ? 'Redis bus' : 'in-process bus, single instance'})`,
+    'Bootstrap',
+  );
+}
+
+bootstrap().catch((error: unknown) => {
+  const reason = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`coordinator failed to start: ${reason.split('\n')[0]}\n`);
+  process.exit(1);
+});

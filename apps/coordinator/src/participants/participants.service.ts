@@ -1,0 +1,94 @@
+import { Injectable, type OnModuleInit, type OnModuleDestroy } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Repository } from 'typeorm';
+import { ErrorCode, type Mode, type ParticipantView, type RegisterParticipantDto } from '@app/protocol';
+import { ApiError } from '../common/api-error.js';
+import { TxEventBus } from '../bus/tx-event-bus.js';
+import { ParticipantEntity } from './participant.entity.js';
+
+/**
+ * The participant registry. Kept in memory (reads on the hot path cost no Postgres round trip)
+ * and refreshed from Postgres when another instance announces a change on the bus.
+ */
+@Injectable()
+export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
+  private readonly cache = new Map<string, ParticipantEntity>();
+  private unsubscribe: (() => void) | null = null;
+
+  constructor(
+    @InjectRepository(ParticipantEntity) private readonly repository: Repository<ParticipantEntity>,
+    private readonly bus: TxEventBus,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    for (const participant of await this.repository.find()) this.cache.set(participant.name, participant);
+    this.unsubscribe = this.bus.subscribe((message) => {
+      if (message.kind === 'participant') this.cache.delete(message.name);
+    });
+  }
+
+  onModuleDestroy(): void {
+    this.unsubscribe?.();
+  }
+
+  async register(dto: RegisterParticipantDto): Promise<ParticipantView> {
+    if (dto.transport !== 'http') {
+      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `transport ${dto.transport} is not supported yet; use http`, {
+        field: 'transport',
+      });
+    }
+    const entity = this.repository.create({
+      name: dto.name,
+      transport: dto.transport,
+      endpoint: dto.endpoint ?? null,
+      host: null,
+      port: null,
+      actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
+    });
+    await this.repository.upsert(entity, ['name']);
+    const saved = await this.repository.findOneByOrFail({ name: dto.name });
+    this.cache.set(saved.name, saved);
+    this.bus.publish({ kind: 'participant', name: saved.name });
+    return toView(saved);
+  }
+
+  async list(): Promise<ParticipantView[]> {
+    const all = await this.repository.find({ order: { name: 'ASC' } });
+    return all.map(toView);
+  }
+
+  async find(name: string): Promise<ParticipantEntity | null> {
+    const cached = this.cache.get(name);
+    if (cached) return cached;
+    const found = await this.repository.findOneBy({ name });
+    if (found) this.cache.set(name, found);
+    return found;
+  }
+
+  /** The participant of a branch, checked to expose `action` in `mode`; a 400 otherwise. */
+  async resolve(name: string, action: string, mode: Mode): Promise<ParticipantEntity> {
+    const participant = await this.find(name);
+    if (!participant) {
+      throw new ApiError(400, ErrorCode.UNKNOWN_PARTICIPANT, `participant ${name} is not registered`, { field: 'participant' });
+    }
+    const declared = participant.actions.find((a) => a.name === action);
+    if (!declared || !declared.modes.includes(mode)) {
+      throw new ApiError(400, ErrorCode.UNKNOWN_ACTION, `participant ${name} has no action ${action} for mode ${mode}`, {
+        field: 'action',
+      });
+    }
+    return participant;
+  }
+}
+
+function toView(p: ParticipantEntity): ParticipantView {
+  return {
+    name: p.name,
+    transport: p.transport,
+    endpoint: p.endpoint,
+    host: p.host,
+    port: p.port,
+    actions: p.actions,
+    updatedAt: new Date(p.updatedAt).toISOString(),
+  };
+}

@@ -1,0 +1,76 @@
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { TransactionEngine } from '../engine/transaction-engine.service.js';
+import { TransactionStore, type LoadedTx } from '../transactions/transaction.store.js';
+
+/**
+ * Runs in every instance. Claims due transactions (expired active ones, decided ones whose
+ * phase 2 is unfinished and whose lease ran out or whose retry time came) and resumes them.
+ * A crash at any instant leaves a row some instance resumes here.
+ */
+@Injectable()
+export class RecoveryService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(RecoveryService.name);
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly store: TransactionStore,
+    private readonly engine: TransactionEngine,
+    private readonly config: CoordinatorConfig,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.schedule(0);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass: claim a batch and resume it. Returns how many transactions it claimed. */
+  async runOnce(): Promise<number> {
+    const { LEASE_MS, RECOVERY_BATCH_SIZE } = this.config.env;
+    const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, RECOVERY_BATCH_SIZE);
+    await Promise.all(claimed.map((loaded) => this.resume(loaded)));
+    return claimed.length;
+  }
+
+  private async resume(loaded: LoadedTx): Promise<void> {
+    const { gid, status } = loaded.tx;
+    try {
+      let current: LoadedTx | null = loaded;
+      if (status === 'active') {
+        // Active rows fall due at their deadline (PROTOCOL.md 3.5).
+        current = await this.engine.decide(loaded, { type: 'deadline_passed' });
+        if (current) this.logger.log(`gid=${gid} timed out: rolling back`);
+      }
+      if (current) await this.engine.deliverPhase2(current);
+    } catch (error) {
+      this.logger.error(`gid=${gid} recovery failed: ${String(error)}`);
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick().finally(() => {
+        this.running = null;
+      });
+    }, delayMs);
+  }
+
+  private async tick(): Promise<void> {
+    let claimed = 0;
+    try {
+      claimed = await this.runOnce();
+    } catch (error) {
+      this.logger.warn(`recovery pass failed: ${String(error)}`);
+    }
+    // A full batch means more is due: go again at once.
+    this.schedule(claimed >= this.config.env.RECOVERY_BATCH_SIZE ? 0 : this.config.env.RECOVERY_INTERVAL_MS);
+  }
+}

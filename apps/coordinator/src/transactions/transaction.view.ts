@@ -1,0 +1,26 @@
+import type { TransactionView } from '@app/protocol';
+import type { LoadedTx } from './transaction.store.js';
+
+/** The API's view of a transaction (PROTOCOL.md 3.4). */
+export function toTransactionView({ tx, branches }: LoadedTx): TransactionView {
+  return {
+    gid: tx.gid,
+    mode: tx.mode,
+    status: tx.status,
+    reason: tx.reason,
+    createdAt: tx.createdAt.toISOString(),
+    updatedAt: tx.updatedAt.toISOString(),
+    deadline: tx.deadline.toISOString(),
+    metadata: tx.metadata,
+    needsAttention: tx.needsAttention,
+    branches: branches.map((b) => ({
+      branchId: b.branchId,
+      participant: b.participant,
+      action: b.action,
+      status: b.status,
+      attempts: b.attempts,
+      lastError: b.lastError,
+      result: b.result,
+    })),
+  };
+}

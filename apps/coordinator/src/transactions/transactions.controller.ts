@@ -1,0 +1,40 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@app/protocol';
+import { GidPipe } from '../common/gid.pipe.js';
+import { TransactionsService } from './transactions.service.js';
+
+/** The client REST API (PROTOCOL.md 3). Each route is one call into the service. */
+@Controller('v1/transactions')
+export class TransactionsController {
+  constructor(private readonly transactions: TransactionsService) {}
+
+  @Post()
+  async begin(@Body() dto: BeginTransactionDto, @Res({ passthrough: true }) res: Response): Promise<TransactionView> {
+    const { created, view } = await this.transactions.begin(dto);
+    res.status(created ? 201 : 200);
+    return view;
+  }
+
+  @Post(':gid/branches')
+  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto): Promise<BranchOutcomeView> {
+    return this.transactions.addBranch(gid, dto);
+  }
+
+  @Post(':gid/commit')
+  @HttpCode(200)
+  commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
+    return this.transactions.commit(gid, dto.wait ?? false);
+  }
+
+  @Post(':gid/rollback')
+  @HttpCode(200)
+  rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
+    return this.transactions.rollback(gid, dto.wait ?? false);
+  }
+
+  @Get(':gid')
+  get(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
+    return this.transactions.get(gid);
+  }
+}

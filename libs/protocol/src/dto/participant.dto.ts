@@ -1,0 +1,65 @@
+import { Type } from 'class-transformer';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsIn,
+  IsInt,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
+import { MODES, NAME_PATTERN, type Mode } from '../states.js';
+
+export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+export class ParticipantActionDto {
+  @IsString()
+  @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
+  name!: string;
+
+  @IsArray()
+  @ArrayMinSize(1)
+  @IsIn(MODES, { each: true })
+  modes!: Mode[];
+}
+
+/** POST /v1/participants (PROTOCOL.md 4). */
+export class RegisterParticipantDto {
+  @IsString()
+  @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
+  name!: string;
+
+  @IsIn(TRANSPORTS)
+  transport!: Transport;
+
+  @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'http')
+  @IsString()
+  @MaxLength(2048)
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
+  endpoint?: string;
+
+  @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
+  @IsString()
+  @MaxLength(255)
+  host?: string;
+
+  @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  port?: number;
+
+  @IsArray()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(200)
+  @ValidateNested({ each: true })
+  @Type(() => ParticipantActionDto)
+  actions!: ParticipantActionDto[];
+}

@@ -1,0 +1,6 @@
+export * from './states.js';
+export * from './error-codes.js';
+export * from './views.js';
+export * from './participant-call.js';
+export * from './dto/transaction.dto.js';
+export * from './dto/participant.dto.js';

@@ -1,0 +1,29 @@
+import type { Mode, Phase } from './states.js';
+import type { Json } from './views.js';
+
+/** Body of every coordinator -> participant call (PROTOCOL.md 5.1; the same data for 5.2). */
+export interface PhaseCallBody {
+  gid: string;
+  branchId: string;
+  mode: Mode;
+  action: string;
+  phase: Phase;
+  payload: Json;
+}
+
+/** Headers the coordinator sends on HTTP participant calls. */
+export const TX_HEADERS = {
+  gid: 'x-tx-gid',
+  branchId: 'x-tx-branch-id',
+} as const;
+
+/** Message pattern of the NestJS microservices transports (PROTOCOL.md 5.2). */
+export const BRANCH_MESSAGE_PATTERN = 'tx.branch';
+
+export type MicroserviceReply = { outcome: 'ok'; result: Json } | { outcome: 'failed'; message: string };
+
+/** What a participant call came to, once mapped from the transport's answer. */
+export type CallOutcome =
+  | { kind: 'ok'; result: Json }
+  | { kind: 'failed'; error: Json }
+  | { kind: 'transient'; error: string };

@@ -1,0 +1,58 @@
+/**
+ * The vocabulary of PROTOCOL.md sections 1 and 2, as values and types.
+ * Every other module imports these instead of spelling the strings again.
+ */
+export const MODES = ['tcc', '2pc', 'saga'] as const;
+export type Mode = (typeof MODES)[number];
+
+export const GLOBAL_STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'] as const;
+export type GlobalStatus = (typeof GLOBAL_STATUSES)[number];
+
+export const TERMINAL_STATUSES: readonly GlobalStatus[] = ['committed', 'rolled_back'];
+export const isTerminal = (status: GlobalStatus): boolean => TERMINAL_STATUSES.includes(status);
+
+export const BRANCH_STATUSES = ['pending', 'prepared', 'failed', 'committed', 'rolled_back'] as const;
+export type BranchStatus = (typeof BRANCH_STATUSES)[number];
+
+export const ROLLBACK_REASONS = ['client', 'timeout', 'branch_failed', 'admin'] as const;
+export type RollbackReason = (typeof ROLLBACK_REASONS)[number];
+
+export const PHASES = ['try', 'confirm', 'cancel', 'prepare', 'commit', 'rollback', 'execute', 'compensate'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** The role a phase plays, whatever the mode calls it. */
+export type PhaseKind = 'phase1' | 'commit' | 'rollback';
+
+export interface ModePhases {
+  phase1: Phase;
+  /** Saga has no commit phase: its forward steps are already committed. */
+  commit: Phase | null;
+  rollback: Phase;
+}
+
+export const MODE_PHASES: Readonly<Record<Mode, ModePhases>> = {
+  tcc: { phase1: 'try', commit: 'confirm', rollback: 'cancel' },
+  '2pc': { phase1: 'prepare', commit: 'commit', rollback: 'rollback' },
+  saga: { phase1: 'execute', commit: null, rollback: 'compensate' },
+};
+
+export function phaseKind(phase: Phase): PhaseKind {
+  switch (phase) {
+    case 'try':
+    case 'prepare':
+    case 'execute':
+      return 'phase1';
+    case 'confirm':
+    case 'commit':
+      return 'commit';
+    case 'cancel':
+    case 'rollback':
+    case 'compensate':
+      return 'rollback';
+  }
+}
+
+/** gid and branchId charset and length (PROTOCOL.md 3.1, 3.2). */
+export const ID_PATTERN = /^[A-Za-z0-9_.:-]{1,128}$/;
+/** Participant and action names: the same charset, shorter. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;

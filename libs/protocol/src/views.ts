@@ -1,0 +1,47 @@
+import type { BranchStatus, GlobalStatus, Mode, RollbackReason } from './states.js';
+
+/** Any JSON value: payloads, results and metadata are opaque to the coordinator. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+/** A branch as the API shows it (PROTOCOL.md 3.4). */
+export interface BranchView {
+  branchId: string;
+  participant: string;
+  action: string;
+  status: BranchStatus;
+  attempts: number;
+  lastError: Json;
+  result: Json;
+}
+
+/** A global transaction as the API shows it (PROTOCOL.md 3.4). */
+export interface TransactionView {
+  gid: string;
+  mode: Mode;
+  status: GlobalStatus;
+  reason: RollbackReason | null;
+  createdAt: string;
+  updatedAt: string;
+  deadline: string;
+  metadata: JsonObject;
+  needsAttention: boolean;
+  branches: BranchView[];
+}
+
+/** The answer to adding a branch (PROTOCOL.md 3.2). */
+export interface BranchOutcomeView {
+  branchId: string;
+  status: BranchStatus;
+  result: Json;
+}
+
+export interface ParticipantView {
+  name: string;
+  transport: string;
+  endpoint: string | null;
+  host: string | null;
+  port: number | null;
+  actions: { name: string; modes: Mode[] }[];
+  updatedAt: string;
+}
