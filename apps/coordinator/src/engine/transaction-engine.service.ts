@@ -199,7 +199,8 @@ export class TransactionEngine {
         branchId: b.branchId,
         status: statusOf(b.branchId),
         calls: 1,
-        lastError: outcomes[i].kind === 'ok' ? null : errorOf(outcomes[i]),
+        // A refusal from phase 1 stays visible after the rollback; a retried phase-2 error is cleared once it succeeds.
+        lastError: outcomes[i].kind !== 'ok' ? errorOf(outcomes[i]) : b.status === 'failed' ? undefined : null,
       })),
       events,
     };

@@ -1,0 +1,112 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { plainToInstance } from 'class-transformer';
+import { validateSync } from 'class-validator';
+import { DataSource } from 'typeorm';
+import type { Json } from '@app/protocol';
+import { BusinessFailure, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
+import { AccountEntity } from './account.entity.js';
+import { MoneyMovePayload, type OpenAccountDto } from './accounts.dto.js';
+
+function parsePayload(payload: Json): MoneyMovePayload {
+  const parsed = plainToInstance(MoneyMovePayload, payload ?? {});
+  const errors = validateSync(parsed);
+  if (errors.length > 0) {
+    // A malformed payload will never succeed: refuse the branch rather than retry it.
+    throw new BusinessFailure(`invalid payload: ${errors.map((e) => e.property).join(', ')}`, { reason: 'invalid_payload' });
+  }
+  return parsed;
+}
+
+export interface AccountsSummary {
+  accounts: AccountEntity[];
+  totalBalance: number;
+  totalFrozen: number;
+  pendingCredits: number;
+}
+
+/**
+ * Accounts with TCC debit and credit. Try reserves, confirm applies, cancel releases; the
+ * SDK's barrier makes each phase idempotent and safe against null compensation and hanging.
+ */
+@Injectable()
+@TransactionParticipant()
+export class AccountsService {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  @TccAction({ name: 'debit', confirm: 'confirmDebit', cancel: 'cancelDebit' })
+  async tryDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    const rows = await queryRows(
+      manager,
+      `UPDATE accounts SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance, frozen`,
+      [accountId, amount],
+    );
+    if (rows.length === 0) {
+      const exists: unknown[] = await manager.query(`SELECT 1 FROM accounts WHERE id = $1`, [accountId]);
+      throw exists.length === 0
+        ? new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' })
+        : new BusinessFailure(`insufficient funds on ${accountId}`, { reason: 'insufficient_funds' });
+    }
+    return { accountId, frozen: amount };
+  }
+
+  async confirmDebit(payload: Json, { manager }: BranchContext): Promise<void> {
+    const { accountId, amount } = parsePayload(payload);
+    await manager.query(`UPDATE accounts SET balance = balance - $2, frozen = frozen - $2 WHERE id = $1`, [accountId, amount]);
+  }
+
+  async cancelDebit(payload: Json, { manager }: BranchContext): Promise<void> {
+    const { accountId, amount } = parsePayload(payload);
+    await manager.query(`UPDATE accounts SET frozen = frozen - $2 WHERE id = $1`, [accountId, amount]);
+  }
+
+  @TccAction({ name: 'credit', confirm: 'confirmCredit', cancel: 'cancelCredit' })
+  async tryCredit(payload: Json, { manager, gid, branchId }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    const exists: unknown[] = await manager.query(`SELECT 1 FROM accounts WHERE id = $1`, [accountId]);
+    if (exists.length === 0) throw new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' });
+    await manager.query(`INSERT INTO pending_credits (gid, branch_id, account_id, amount) VALUES ($1, $2, $3, $4)`, [
+      gid,
+      branchId,
+      accountId,
+      amount,
+    ]);
+    return { accountId, pending: amount };
+  }
+
+  async confirmCredit(_payload: Json, { manager, gid, branchId }: BranchContext): Promise<void> {
+    await manager.query(
+      `WITH p AS (DELETE FROM pending_credits WHERE gid = $1 AND branch_id = $2 RETURNING account_id, amount)
+       UPDATE accounts a SET balance = a.balance + p.amount FROM p WHERE a.id = p.account_id`,
+      [gid, branchId],
+    );
+  }
+
+  async cancelCredit(_payload: Json, { manager, gid, branchId }: BranchContext): Promise<void> {
+    await manager.query(`DELETE FROM pending_credits WHERE gid = $1 AND branch_id = $2`, [gid, branchId]);
+  }
+
+  async open(dto: OpenAccountDto): Promise<AccountEntity> {
+    await this.db.query(`INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance WHERE accounts.frozen = 0`, [
+      dto.id,
+      dto.balance,
+    ]);
+    return this.db.getRepository(AccountEntity).findOneByOrFail({ id: dto.id });
+  }
+
+  async find(id: string): Promise<AccountEntity | null> {
+    return this.db.getRepository(AccountEntity).findOneBy({ id });
+  }
+
+  async summary(): Promise<AccountsSummary> {
+    const accounts = await this.db.getRepository(AccountEntity).find({ order: { id: 'ASC' } });
+    const pending: { total: string | null }[] = await this.db.query(`SELECT sum(amount) AS total FROM pending_credits`);
+    return {
+      accounts,
+      totalBalance: accounts.reduce((sum, a) => sum + a.balance, 0),
+      totalFrozen: accounts.reduce((sum, a) => sum + a.frozen, 0),
+      pendingCredits: Number(pending[0]?.total ?? 0),
+    };
+  }
+}

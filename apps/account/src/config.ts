@@ -1,0 +1,39 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+
+/** Environment of the account service (README "Demo services"). */
+export class AccountEnv {
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  PORT: number = 4001;
+
+  @IsOptional() @IsString()
+  HOST: string = '127.0.0.1';
+
+  @IsString() @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be set to a postgres:// URL' })
+  DATABASE_URL: string = '';
+
+  @IsOptional() @IsString() @Matches(/^https?:\/\//)
+  COORDINATOR_URL: string = 'http://127.0.0.1:7070';
+
+  /** How the coordinator reaches this service; defaults to http://HOST:PORT. */
+  @IsOptional() @IsString() @Matches(/^https?:\/\//)
+  PUBLIC_URL?: string = undefined;
+
+  /** Name registered with the coordinator; two banks run as `bank-a` and `bank-b`. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
+  PARTICIPANT_NAME: string = 'account';
+}
+
+export function loadAccountEnv(source: Record<string, string | undefined> = process.env): AccountEnv {
+  const known = Object.keys(new AccountEnv());
+  const relevant = Object.fromEntries(Object.entries(source).filter(([k, v]) => known.includes(k) && v !== undefined && v !== ''));
+  const env = plainToInstance(AccountEnv, relevant);
+  const errors = validateSync(env);
+  if (errors.length > 0) {
+    throw new Error(`invalid configuration: ${errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`).join('; ')}`);
+  }
+  return env;
+}

@@ -1,0 +1,134 @@
+import type {
+  BranchOutcomeView,
+  ErrorBody,
+  JsonObject,
+  Mode,
+  ParticipantView,
+  TransactionView,
+} from '@app/protocol';
+import { CoordinatorError } from './coordinator-error.js';
+
+export interface TransactionClientOptions {
+  coordinatorUrl: string;
+  apiKey?: string;
+  /** Per-request timeout. Default 60 s (a `wait` may hold the answer up to the coordinator's limit). */
+  timeoutMs?: number;
+}
+
+export interface BranchRequest {
+  branchId?: string;
+  participant: string;
+  action: string;
+  payload?: JsonObject;
+}
+
+export interface BeginRequest {
+  mode: Mode;
+  gid?: string;
+  timeoutMs?: number;
+  metadata?: JsonObject;
+  branches?: BranchRequest[];
+  wait?: boolean;
+}
+
+export interface RegisterParticipantRequest {
+  name: string;
+  transport: 'http' | 'tcp' | 'redis';
+  endpoint?: string;
+  host?: string;
+  port?: number;
+  actions: { name: string; modes: Mode[] }[];
+}
+
+/** An interactive transaction handed to the callback of `TransactionClient.tcc`. */
+export class InteractiveTransaction {
+  constructor(
+    private readonly client: TransactionClient,
+    readonly gid: string,
+  ) {}
+
+  /** Adds a branch; its phase 1 runs now. Throws CoordinatorError BRANCH_FAILED on a refusal. */
+  branch(participant: string, action: string, payload: JsonObject = {}, branchId?: string): Promise<BranchOutcomeView> {
+    return this.client.addBranch(this.gid, { participant, action, payload, branchId });
+  }
+}
+
+/**
+ * Client of the coordinator's REST API for transaction managers. Uses Node's fetch, which
+ * keeps connections alive between calls.
+ */
+export class TransactionClient {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: TransactionClientOptions) {
+    this.baseUrl = options.coordinatorUrl.replace(/\/+$/, '');
+  }
+
+  begin(request: BeginRequest): Promise<TransactionView> {
+    return this.request('POST', '/v1/transactions', request);
+  }
+
+  addBranch(gid: string, branch: BranchRequest): Promise<BranchOutcomeView> {
+    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches`, branch);
+  }
+
+  commit(gid: string, options: { wait?: boolean } = {}): Promise<TransactionView> {
+    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/commit`, options);
+  }
+
+  rollback(gid: string, options: { wait?: boolean } = {}): Promise<TransactionView> {
+    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/rollback`, options);
+  }
+
+  get(gid: string): Promise<TransactionView> {
+    return this.request('GET', `/v1/transactions/${encodeURIComponent(gid)}`);
+  }
+
+  registerParticipant(request: RegisterParticipantRequest): Promise<ParticipantView> {
+    return this.request('POST', '/v1/participants', request);
+  }
+
+  listParticipants(): Promise<ParticipantView[]> {
+    return this.request('GET', '/v1/participants');
+  }
+
+  /**
+   * Runs an interactive TCC transaction: begins it, runs `work`, commits when `work` resolves
+   * and rolls back when it throws (rethrowing the error). Returns the committed transaction.
+   */
+  async tcc(
+    work: (tx: InteractiveTransaction) => Promise<void>,
+    options: { gid?: string; timeoutMs?: number; metadata?: JsonObject; wait?: boolean } = {},
+  ): Promise<TransactionView> {
+    const { wait = true, ...begin } = options;
+    const started = await this.begin({ mode: 'tcc', ...begin });
+    try {
+      await work(new InteractiveTransaction(this, started.gid));
+    } catch (error) {
+      await this.rollback(started.gid, { wait }).catch(() => undefined);
+      throw error;
+    }
+    return this.commit(started.gid, { wait });
+  }
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
+      });
+    } catch (error) {
+      throw new CoordinatorError(0, null, `coordinator unreachable at ${this.baseUrl}: ${String(error)}`);
+    }
+    const text = await response.text();
+    const parsed: unknown = text ? JSON.parse(text) : null;
+    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null);
+    return parsed as T;
+  }
+}

@@ -1,0 +1,57 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@app/protocol';
+import { BranchBarrier } from './barrier.js';
+import { ParticipantExplorer } from './participant.explorer.js';
+
+/** A transport-neutral answer: the HTTP controller and the message handlers map it. */
+export type DispatchAnswer =
+  | { kind: 'ok'; result: Json }
+  | { kind: 'failed'; message: string; details: Json }
+  | { kind: 'invalid'; message: string };
+
+function isPhaseCall(body: unknown): body is PhaseCallBody {
+  if (typeof body !== 'object' || body === null) return false;
+  const b = body as Record<string, unknown>;
+  return (
+    typeof b.gid === 'string' && ID_PATTERN.test(b.gid) &&
+    typeof b.branchId === 'string' && ID_PATTERN.test(b.branchId) &&
+    typeof b.action === 'string' &&
+    MODES.includes(b.mode as never) &&
+    PHASES.includes(b.phase as never)
+  );
+}
+
+/** Runs one phase call through the barrier and the business method the decorators declared. */
+@Injectable()
+export class BranchDispatcher {
+  private readonly logger = new Logger('DtxParticipant');
+
+  constructor(
+    private readonly explorer: ParticipantExplorer,
+    private readonly barrier: BranchBarrier,
+  ) {}
+
+  async dispatch(body: unknown): Promise<DispatchAnswer> {
+    if (!isPhaseCall(body)) return { kind: 'invalid', message: 'not a phase call (PROTOCOL.md 5.1)' };
+    const action = this.explorer.get(body.action, body.mode);
+    if (!action) return { kind: 'invalid', message: `no ${body.mode} action ${body.action}` };
+    const phases = MODE_PHASES[body.mode];
+    if (body.phase !== phases.phase1 && body.phase !== phases.commit && body.phase !== phases.rollback) {
+      return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };
+    }
+    const handler = action.handlers[body.phase];
+    if (!handler) return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
+
+    const outcome = await this.barrier.run(body, async (manager) =>
+      handler(body.payload ?? {}, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager }),
+    );
+    if (outcome.kind === 'failed') {
+      this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} refused: ${outcome.message}`);
+      return outcome;
+    }
+    if (outcome.duplicate || outcome.skipped) {
+      this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} ${outcome.duplicate ? 'duplicate' : 'null compensation'}: skipped`);
+    }
+    return { kind: 'ok', result: outcome.result };
+  }
+}

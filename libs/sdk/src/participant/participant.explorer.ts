@@ -1,0 +1,88 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import type { EntityManager } from 'typeorm';
+import type { Json, Mode, Phase } from '@app/protocol';
+import { ACTION_METADATA, PARTICIPANT_METADATA, type ActionMetadata } from './decorators.js';
+
+/** What a business method receives next to its payload. */
+export interface BranchContext {
+  gid: string;
+  branchId: string;
+  mode: Mode;
+  action: string;
+  phase: Phase;
+  /** The participant's local transaction: write through it so the barrier and the business commit together. */
+  manager: EntityManager;
+}
+
+export type PhaseHandler = (payload: Json, context: BranchContext) => Promise<Json | void> | Json | void;
+
+export interface RegisteredAction {
+  name: string;
+  mode: Mode;
+  handlers: Partial<Record<Phase, PhaseHandler>>;
+}
+
+/**
+ * Finds the actions declared with the SDK's decorators at start-up, the way @nestjs/schedule
+ * finds @Cron methods: DiscoveryService + MetadataScanner + Reflector. A decorator naming a
+ * method that does not exist fails the boot with a clear message.
+ */
+@Injectable()
+export class ParticipantExplorer implements OnModuleInit {
+  private readonly logger = new Logger('DtxParticipant');
+  /** Keyed by `${mode}/${name}`: one action name may serve several modes. */
+  private readonly actions = new Map<string, RegisteredAction>();
+
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly scanner: MetadataScanner,
+    private readonly reflector: Reflector,
+  ) {}
+
+  onModuleInit(): void {
+    this.explore();
+  }
+
+  explore(): Map<string, RegisteredAction> {
+    this.actions.clear();
+    for (const wrapper of this.discovery.getProviders()) {
+      const { instance, metatype } = wrapper;
+      if (!instance || !metatype || typeof instance !== 'object') continue;
+      if (!this.reflector.get<boolean>(PARTICIPANT_METADATA, metatype as object as Function)) continue;
+      const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+      for (const methodName of this.scanner.getAllMethodNames(prototype)) {
+        const metadata = this.reflector.get<ActionMetadata | undefined>(ACTION_METADATA, prototype[methodName] as Function);
+        if (metadata) this.add(instance as Record<string, unknown>, metatype.name, metadata);
+      }
+    }
+    return this.actions;
+  }
+
+  get(action: string, mode: Mode): RegisteredAction | undefined {
+    return this.actions.get(`${mode}/${action}`);
+  }
+
+  list(): RegisteredAction[] {
+    return [...this.actions.values()];
+  }
+
+  private add(instance: Record<string, unknown>, className: string, metadata: ActionMetadata): void {
+    const key = `${metadata.mode}/${metadata.name}`;
+    if (this.actions.has(key)) {
+      throw new Error(`${metadata.mode} action "${metadata.name}" is declared twice (second time in ${className})`);
+    }
+    const handlers: Partial<Record<Phase, PhaseHandler>> = {};
+    for (const [phase, methodName] of Object.entries(metadata.methods) as [Phase, string][]) {
+      const method = instance[methodName];
+      if (typeof method !== 'function') {
+        throw new Error(
+          `${className}: action "${metadata.name}" names ${phase} method "${methodName}", but ${className} has no such method`,
+        );
+      }
+      handlers[phase] = (method as PhaseHandler).bind(instance);
+    }
+    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers });
+    this.logger.log(`action ${metadata.name} (${metadata.mode}): ${Object.keys(handlers).join(', ')}`);
+  }
+}

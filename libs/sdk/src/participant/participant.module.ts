@@ -1,0 +1,46 @@
+import { Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { BranchBarrier } from './barrier.js';
+import { BranchDispatcher } from './branch-dispatcher.js';
+import { createParticipantHttpController } from './participant-http.controller.js';
+import { ParticipantExplorer } from './participant.explorer.js';
+import {
+  PARTICIPANT_OPTIONS,
+  type ParticipantModuleAsyncOptions,
+  type ParticipantModuleOptions,
+} from './participant.options.js';
+import { ParticipantRegistration } from './registration.service.js';
+
+const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, BranchDispatcher, ParticipantRegistration];
+
+/**
+ * Makes a NestJS app a transaction participant: discovers the decorated actions, serves the
+ * participant protocol, runs every phase in the barrier, and registers with the coordinator.
+ * Needs TypeOrmModule.forRoot in the app (the barrier uses its DataSource) and the
+ * `CreateDtxBarrier…` migration in its migrations.
+ */
+@Module({})
+export class DtxParticipantModule {
+  static forRoot(options: ParticipantModuleOptions): DynamicModule {
+    return {
+      module: DtxParticipantModule,
+      imports: [DiscoveryModule],
+      controllers: [createParticipantHttpController(options.path ?? 'tx')],
+      providers: [{ provide: PARTICIPANT_OPTIONS, useValue: options }, ...PROVIDERS],
+      exports: [BranchBarrier],
+    };
+  }
+
+  static forRootAsync(options: ParticipantModuleAsyncOptions): DynamicModule {
+    return {
+      module: DtxParticipantModule,
+      imports: [DiscoveryModule, ...(options.imports ?? [])],
+      controllers: [createParticipantHttpController(options.path ?? 'tx')],
+      providers: [
+        { provide: PARTICIPANT_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory },
+        ...PROVIDERS,
+      ],
+      exports: [BranchBarrier],
+    };
+  }
+}
