@@ -1,0 +1,214 @@
+/**
+ * Starts the real processes of the product (coordinator, account services) for the demo, the
+ * end-to-end tests and the benchmarks, and stops them all. Processes run from the compiled
+ * `dist/` (run `npm run build` first) and speak real HTTP over loopback.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || dir.endsWith('/dist')) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('cannot find the repository root');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const ROOT = findRoot();
+export const LOG_DIR = resolve(ROOT, '.data/logs');
+const ENTRY = {
+  coordinator: resolve(ROOT, 'dist/apps/coordinator/src/main.js'),
+  account: resolve(ROOT, 'dist/apps/account/src/main.js'),
+};
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as T;
+}
+
+export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : null) as T };
+}
+
+const running = new Set<ManagedProcess>();
+process.once('exit', () => {
+  for (const p of running) p.child?.kill('SIGKILL');
+});
+
+/** One child process with its log file; `kill('SIGKILL')` is a real kill -9. */
+export class ManagedProcess {
+  child: ChildProcess | null = null;
+  private log: WriteStream | null = null;
+  private exited: Promise<number | null> = Promise.resolve(null);
+
+  constructor(
+    readonly name: string,
+    private readonly entry: string,
+    readonly env: Record<string, string>,
+  ) {}
+
+  get logFile(): string {
+    return join(LOG_DIR, `${this.name}.log`);
+  }
+
+  get alive(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  start(extraEnv: Record<string, string> = {}): void {
+    if (this.alive) throw new Error(`${this.name} is already running`);
+    mkdirSync(LOG_DIR, { recursive: true });
+    this.log = createWriteStream(this.logFile, { flags: 'a' });
+    const child = spawn(process.execPath, [this.entry], {
+      env: { ...process.env, ...this.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(this.log, { end: false });
+    child.stderr?.pipe(this.log, { end: false });
+    this.child = child;
+    running.add(this);
+    this.exited = new Promise((done) => child.once('exit', (code) => done(code)));
+  }
+
+  /** Resolves with the exit code (null when killed by a signal). */
+  waitExit(): Promise<number | null> {
+    return this.exited;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (!this.child) return;
+    if (this.alive) {
+      this.child.kill(signal);
+      const forced = setTimeout(() => this.child?.kill('SIGKILL'), 10_000);
+      await this.exited;
+      clearTimeout(forced);
+    }
+    running.delete(this);
+    this.log?.end();
+  }
+}
+
+export interface CoordinatorHandle {
+  process: ManagedProcess;
+  url: string;
+  port: number;
+  /** Starts (or restarts) it and waits until it answers. */
+  start(extraEnv?: Record<string, string>): Promise<void>;
+}
+
+export async function coordinator(name: string, databaseUrl: string, env: Record<string, string> = {}): Promise<CoordinatorHandle> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const managed = new ManagedProcess(name, ENTRY.coordinator, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl,
+    INSTANCE_ID: name,
+    LOG_LEVEL: 'log',
+    ...env,
+  });
+  return {
+    process: managed,
+    url,
+    port,
+    async start(extraEnv = {}) {
+      managed.start(extraEnv);
+      await until(`${name} to answer`, async () => {
+        if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
+        return (await fetch(`${url}/v1/participants`)).ok ? true : undefined;
+      });
+    },
+  };
+}
+
+export interface AccountHandle {
+  process: ManagedProcess;
+  url: string;
+  participant: string;
+  start(): Promise<void>;
+}
+
+export async function accountService(participant: string, databaseUrl: string, coordinatorUrl: string): Promise<AccountHandle> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const managed = new ManagedProcess(participant, ENTRY.account, {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl,
+    COORDINATOR_URL: coordinatorUrl,
+    PARTICIPANT_NAME: participant,
+  });
+  return {
+    process: managed,
+    url,
+    participant,
+    async start() {
+      managed.start();
+      await until(`${participant} to register`, async () => {
+        if (!managed.alive) throw new Error(`${participant} exited; see ${managed.logFile}`);
+        const list = await getJson<{ name: string; endpoint: string | null }[]>(`${coordinatorUrl}/v1/participants`);
+        const registered = list.some((p) => p.name === participant && p.endpoint === `${url}/tx`);
+        return registered && (await fetch(`${url}/accounts`)).ok ? true : undefined;
+      });
+    },
+  };
+}
+
+export interface AccountsSummary {
+  accounts: { id: string; balance: number; frozen: number }[];
+  totalBalance: number;
+  totalFrozen: number;
+  pendingCredits: number;
+}
+
+export const accountsOf = (bank: AccountHandle): Promise<AccountsSummary> => getJson<AccountsSummary>(`${bank.url}/accounts`);
+
+export async function openAccount(bank: AccountHandle, id: string, balance: number): Promise<void> {
+  const { status } = await postJson(`${bank.url}/accounts`, { id, balance });
+  if (status !== 201) throw new Error(`opening ${id} on ${bank.participant} failed: ${status}`);
+}
