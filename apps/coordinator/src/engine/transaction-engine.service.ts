@@ -199,8 +199,9 @@ export class TransactionEngine {
         branchId: b.branchId,
         status: statusOf(b.branchId),
         calls: 1,
-        // A refusal from phase 1 stays visible after the rollback; a retried phase-2 error is cleared once it succeeds.
-        lastError: outcomes[i].kind !== 'ok' ? errorOf(outcomes[i]) : b.status === 'failed' ? undefined : null,
+        // Why phase 1 failed (refusal, no answer) stays visible after the rollback; on a branch
+        // whose phase 1 succeeded, the only errors are phase-2 retries, cleared once one succeeds.
+        lastError: outcomes[i].kind !== 'ok' ? errorOf(outcomes[i]) : b.status === 'prepared' ? null : undefined,
       })),
       events,
     };

@@ -1,0 +1,168 @@
+/**
+ * A participant written without the SDK: a bare node:http server that follows PROTOCOL.md 5.1
+ * by hand. Proves the coordinator needs nothing but the documented contract.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TransactionView } from '@app/protocol';
+import { TransactionClient, type BranchRequest } from '@app/sdk';
+import {
+  accountService,
+  accountsOf,
+  coordinator,
+  openAccount,
+  postJson,
+  until,
+  type AccountHandle,
+  type CoordinatorHandle,
+} from '../../scripts/lib/stack.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+interface ReceivedCall {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+/** How the raw participant answers: per phase, a list of answers used in turn (the last one repeats). */
+type Script = Partial<Record<string, { status: number; body?: unknown; delayMs?: number }[]>>;
+
+const calls: ReceivedCall[] = [];
+const scripts = new Map<string, Script>();
+let server: Server;
+let rawUrl = '';
+let databases: TestDatabase[] = [];
+let coord: CoordinatorHandle;
+let bank: AccountHandle;
+let client: TransactionClient;
+
+function startRawParticipant(): Promise<void> {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      calls.push({ path: req.url ?? '', headers: req.headers, body });
+      const script = scripts.get(String(body.gid)) ?? {};
+      const answers = script[String(body.phase)] ?? [{ status: 200, body: { ok: true } }];
+      const done = calls.filter((c) => c.body.gid === body.gid && c.body.phase === body.phase).length;
+      const answer = answers[Math.min(done - 1, answers.length - 1)];
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(answer.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(answer.body ?? null));
+      }, answer.delayMs ?? 0);
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      rawUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+      resolve();
+    });
+  });
+}
+
+const callsFor = (gid: string) => calls.filter((c) => c.body.gid === gid);
+const finished = (gid: string) =>
+  until(`${gid} to finish`, async () => {
+    const view = await client.get(gid);
+    return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
+  }, 30_000, 100);
+
+beforeAll(async () => {
+  await startRawParticipant();
+  databases = await Promise.all(['raw_coord', 'raw_bank'].map((p) => createTestDatabase(p)));
+  coord = await coordinator('raw-coordinator', databases[0].url, {
+    CALL_TIMEOUT_MS: '500',
+    RECOVERY_INTERVAL_MS: '200',
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '300',
+  });
+  await coord.start();
+  bank = await accountService('bank-a', databases[1].url, coord.url);
+  await bank.start();
+  client = new TransactionClient({ coordinatorUrl: coord.url });
+  const registered = await postJson(`${coord.url}/v1/participants`, {
+    name: 'raw',
+    transport: 'http',
+    endpoint: `${rawUrl}/tx`,
+    actions: [{ name: 'reserve', modes: ['tcc'] }],
+  });
+  expect(registered.status).toBe(201);
+});
+
+afterAll(async () => {
+  await Promise.all([bank?.process.kill(), coord?.process.kill()]);
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await Promise.all(databases.map((d) => d.drop()));
+});
+
+const branches = (gid: string, amount: number): BranchRequest[] => [
+  { participant: 'bank-a', action: 'debit', payload: { accountId: `${gid}-acc`, amount } },
+  { branchId: 'r1', participant: 'raw', action: 'reserve', payload: { sku: 'book', qty: 2 } },
+];
+
+describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
+  it('receives try then confirm as documented, and its answer becomes the branch result', async () => {
+    const gid = 'raw-ok';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { try: [{ status: 200, body: { reservation: 'R-1' } }], confirm: [{ status: 204 }] });
+    const view = await client.begin({ mode: 'tcc', gid, wait: true, branches: branches(gid, 100) });
+    expect(view.status).toBe('committed');
+    expect(view.branches.find((b) => b.branchId === 'r1')?.result).toEqual({ reservation: 'R-1' });
+
+    const received = callsFor(gid);
+    expect(received.map((c) => c.path)).toEqual(['/tx/reserve/try', '/tx/reserve/confirm']);
+    const first = received[0];
+    expect(first.headers['content-type']).toBe('application/json');
+    expect(first.headers['x-tx-gid']).toBe(gid);
+    expect(first.headers['x-tx-branch-id']).toBe('r1');
+    expect(first.body).toEqual({ gid, branchId: 'r1', mode: 'tcc', action: 'reserve', phase: 'try', payload: { sku: 'book', qty: 2 } });
+    expect(received[1].body).toMatchObject({ phase: 'confirm', payload: { sku: 'book', qty: 2 } });
+  });
+
+  it('a 409 refuses the branch: the transaction rolls back, every branch gets cancel, and the 409 body is lastError', async () => {
+    const gid = 'raw-refuse';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { try: [{ status: 409, body: { reason: 'out of stock' } }] });
+    const view = await client.begin({ mode: 'tcc', gid, wait: true, branches: branches(gid, 100) });
+    expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(view.branches.find((b) => b.branchId === 'r1')?.lastError).toEqual({ reason: 'out of stock' });
+    expect(callsFor(gid).map((c) => c.body.phase)).toEqual(['try', 'cancel']);
+    expect((await accountsOf(bank)).accounts.find((a) => a.id === `${gid}-acc`)).toMatchObject({ balance: 1_000, frozen: 0 });
+  });
+
+  it('a 5xx to confirm is transient: confirm is retried until it succeeds', async () => {
+    const gid = 'raw-retry';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { confirm: [{ status: 503 }, { status: 500 }, { status: 200 }] });
+    await client.begin({ mode: 'tcc', gid, wait: false, branches: branches(gid, 100) });
+    const view = await finished(gid);
+    expect(view.status).toBe('committed');
+    const raw = view.branches.find((b) => b.branchId === 'r1');
+    expect(raw).toMatchObject({ status: 'committed', attempts: 4, lastError: null });
+    expect(callsFor(gid).map((c) => c.body.phase)).toEqual(['try', 'confirm', 'confirm', 'confirm']);
+  });
+
+  it('no answer within the call timeout is an unknown outcome: the one-shot rolls back and cancel reaches the branch', async () => {
+    const gid = 'raw-slow';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { try: [{ status: 200, delayMs: 1_500 }] });
+    const view = await client.begin({ mode: 'tcc', gid, wait: true, branches: branches(gid, 100) });
+    expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(String(view.branches.find((b) => b.branchId === 'r1')?.lastError)).toContain('no answer within 500 ms');
+    await until('cancel at the slow participant', async () => (callsFor(gid).some((c) => c.body.phase === 'cancel') ? true : undefined));
+  });
+
+  it('a 409 to a phase-2 call is a participant bug: retried and flagged for attention', async () => {
+    const gid = 'raw-bug';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { confirm: [{ status: 409, body: { oops: true } }, { status: 409 }, { status: 200 }] });
+    await postJson<TransactionView>(`${coord.url}/v1/transactions`, { mode: 'tcc', gid, branches: branches(gid, 100) });
+    const view = await finished(gid);
+    expect(view.status).toBe('committed');
+    expect(view.needsAttention).toBe(true);
+    expect(callsFor(gid).filter((c) => c.body.phase === 'confirm')).toHaveLength(3);
+  });
+});
