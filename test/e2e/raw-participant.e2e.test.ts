@@ -78,6 +78,7 @@ beforeAll(async () => {
     RECOVERY_INTERVAL_MS: '200',
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '300',
+    ATTENTION_AFTER_ATTEMPTS: '4',
   });
   await coord.start();
   bank = await accountService('bank-a', databases[1].url, coord.url);
@@ -164,5 +165,17 @@ describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
     expect(view.status).toBe('committed');
     expect(view.needsAttention).toBe(true);
     expect(callsFor(gid).filter((c) => c.body.phase === 'confirm')).toHaveLength(3);
+  });
+
+  it('a transaction whose phase 2 keeps failing past ATTENTION_AFTER_ATTEMPTS is flagged, and still retried to the end', async () => {
+    const gid = 'raw-stubborn';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { confirm: [{ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }, { status: 200 }] });
+    await postJson<TransactionView>(`${coord.url}/v1/transactions`, { mode: 'tcc', gid, branches: branches(gid, 100) });
+    await until('the attention flag', async () => ((await client.get(gid)).needsAttention ? true : undefined));
+    expect((await client.get(gid)).status).toBe('committing');
+    const view = await finished(gid);
+    expect(view).toMatchObject({ status: 'committed', needsAttention: true });
+    expect(callsFor(gid).filter((c) => c.body.phase === 'confirm')).toHaveLength(6);
   });
 });

@@ -6,7 +6,7 @@ import { loadAccountEnv } from './config.js';
 
 async function bootstrap(): Promise<void> {
   const env = loadAccountEnv();
-  const app = await NestFactory.create(AppModule.forEnv(env), { logger: ['error', 'warn', 'log'] });
+  const app = await NestFactory.create(AppModule.forEnv(env), { logger: ['error', 'warn', 'log'], abortOnError: false });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.enableShutdownHooks();
   await app.listen(env.PORT, env.HOST);

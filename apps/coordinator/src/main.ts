@@ -14,6 +14,8 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule, {
     logger: LEVELS.slice(0, LEVELS.indexOf(env.LOG_LEVEL) + 1),
     bodyParser: false,
+    // Let start-up errors reach the catch below, which prints one line and exits non-zero.
+    abortOnError: false,
   });
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalPipes(createValidationPipe());
