@@ -246,8 +246,11 @@ describe('API contract', () => {
       [{ mode: 'tcc', timeoutMs: -1 }, 'VALIDATION_FAILED', 'timeoutMs'],
       [{ mode: 'tcc', branches: [{ participant: 'bank-a' }] }, 'VALIDATION_FAILED', 'branches.0.action'],
       [{ mode: 'tcc', surprise: true }, 'VALIDATION_FAILED', 'surprise'],
-      [{ mode: 'tcc', branches: [{ participant: 'nobody', action: 'debit' }] }, 'UNKNOWN_PARTICIPANT', 'participant'],
-      [{ mode: 'tcc', branches: [{ participant: 'bank-a', action: 'steal' }] }, 'UNKNOWN_ACTION', 'action'],
+      [{ mode: 'tcc', branches: [{ participant: 'nobody', action: 'debit' }] }, 'UNKNOWN_PARTICIPANT', 'branches.0.participant'],
+      [{ mode: 'tcc', branches: [{ participant: 'bank-a', action: 'steal' }] }, 'UNKNOWN_ACTION', 'branches.0.action'],
+      [{ mode: 'saga', branches: [{ participant: 'bank-a', action: 'debit' }] }, 'VALIDATION_FAILED', 'branches'],
+      [{ mode: 'saga' }, 'VALIDATION_FAILED', 'steps'],
+      [{ mode: 'tcc', steps: [{ name: 's', participant: 'bank-a', action: 'debit' }] }, 'VALIDATION_FAILED', 'steps'],
     ];
     for (const [body, code, field] of cases) {
       const { status, body: answer } = await postJson<{ statusCode: number; error: string; field: string }>(`${coord.url}/v1/transactions`, body);
@@ -261,11 +264,4 @@ describe('API contract', () => {
     expect(((await missing.json()) as { error: string }).error).toBe('TX_NOT_FOUND');
   });
 
-  it('answers 400 MODE_NOT_SUPPORTED for modes that have not landed yet', async () => {
-    for (const mode of ['2pc', 'saga']) {
-      const { status, body } = await postJson<{ error: string }>(`${coord.url}/v1/transactions`, { mode });
-      expect(status).toBe(400);
-      expect(body.error).toBe('MODE_NOT_SUPPORTED');
-    }
-  });
 });

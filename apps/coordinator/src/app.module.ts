@@ -6,7 +6,9 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
-import { ModeProcessors, TccProcessor } from './engine/mode-processor.js';
+import { BranchCaller } from './engine/branch-caller.js';
+import { MODE_PROCESSOR_PROVIDERS } from './engine/processors/mode-processors.js';
+import { TransactionWriter } from './engine/transaction-writer.js';
 import { TransactionEngine } from './engine/transaction-engine.service.js';
 import { ParticipantInvoker } from './invoker/participant-invoker.service.js';
 import { ParticipantEntity } from './participants/participant.entity.js';
@@ -31,8 +33,9 @@ import { TransactionsService } from './transactions/transactions.service.js';
     TransactionStore,
     ParticipantsService,
     ParticipantInvoker,
-    TccProcessor,
-    ModeProcessors,
+    BranchCaller,
+    TransactionWriter,
+    ...MODE_PROCESSOR_PROVIDERS,
     TransactionEngine,
     TransactionsService,
     RecoveryService,

@@ -36,7 +36,9 @@ export type MachineEvent =
   | { type: 'commit_requested' }
   | { type: 'rollback_requested'; reason: Extract<RollbackReason, 'client' | 'admin'> }
   | { type: 'deadline_passed' }
-  | { type: 'phase2_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase2Answer }> };
+  | { type: 'phase2_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase2Answer }> }
+  /** Saga: answers of forward steps. The saga commits when every step has committed. */
+  | { type: 'steps_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }> };
 
 export type MachineResult =
   | {
@@ -99,6 +101,7 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     }
 
     case 'phase1_answered': {
+      if (tx.mode === 'saga') return rejected(ErrorCode.WRONG_MODE);
       // Answers only move branches still pending; once a rollback is decided the rollback phase
       // reaches every branch whatever it answered, so late answers change nothing.
       if (tx.status !== 'active') return unchanged(tx);
@@ -164,6 +167,24 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
       }
       const branches = setBranchStatuses(tx, updates);
       if (allBranchesAre(branches, done)) return moved(tx, { branches, status: done });
+      if (updates.size === 0) return unchanged(tx);
+      return moved(tx, { branches });
+    }
+
+    case 'steps_answered': {
+      if (tx.mode !== 'saga') return rejected(ErrorCode.WRONG_MODE);
+      if (tx.status !== 'active') return unchanged(tx);
+      const updates = new Map<string, BranchStatus>();
+      for (const { branchId, answer } of event.answers) {
+        const branch = tx.branches.find((b) => b.branchId === branchId);
+        if (!branch || branch.status !== 'pending' || answer === 'unknown') continue;
+        updates.set(branchId, answer === 'ok' ? 'committed' : 'failed');
+      }
+      const branches = setBranchStatuses(tx, updates);
+      // A forward step refused: compensate everything that may have run.
+      if (branches.some((b) => b.status === 'failed')) return moved(tx, { branches, status: 'rolling_back', reason: 'branch_failed' });
+      // The commit point of a saga: every forward step has committed.
+      if (allBranchesAre(branches, 'committed')) return moved(tx, { branches, status: 'committed' });
       if (updates.size === 0) return unchanged(tx);
       return moved(tx, { branches });
     }

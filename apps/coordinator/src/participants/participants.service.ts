@@ -66,15 +66,16 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** The participant of a branch, checked to expose `action` in `mode`; a 400 otherwise. */
-  async resolve(name: string, action: string, mode: Mode): Promise<ParticipantEntity> {
+  async resolve(name: string, action: string, mode: Mode, fieldPrefix: string): Promise<ParticipantEntity> {
+    const field = (key: string) => (fieldPrefix ? `${fieldPrefix}.${key}` : key);
     const participant = await this.find(name);
     if (!participant) {
-      throw new ApiError(400, ErrorCode.UNKNOWN_PARTICIPANT, `participant ${name} is not registered`, { field: 'participant' });
+      throw new ApiError(400, ErrorCode.UNKNOWN_PARTICIPANT, `participant ${name} is not registered`, { field: field('participant') });
     }
     const declared = participant.actions.find((a) => a.name === action);
     if (!declared || !declared.modes.includes(mode)) {
       throw new ApiError(400, ErrorCode.UNKNOWN_ACTION, `participant ${name} has no action ${action} for mode ${mode}`, {
-        field: 'action',
+        field: field('action'),
       });
     }
     return participant;

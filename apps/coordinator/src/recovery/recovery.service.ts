@@ -40,17 +40,10 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async resume(loaded: LoadedTx): Promise<void> {
-    const { gid, status } = loaded.tx;
     try {
-      let current: LoadedTx | null = loaded;
-      if (status === 'active') {
-        // Active rows fall due at their deadline (PROTOCOL.md 3.5).
-        current = await this.engine.decide(loaded, { type: 'deadline_passed' });
-        if (current) this.logger.log(`gid=${gid} timed out: rolling back`);
-      }
-      if (current) await this.engine.deliverPhase2(current);
+      await this.engine.resume(loaded);
     } catch (error) {
-      this.logger.error(`gid=${gid} recovery failed: ${String(error)}`);
+      this.logger.error(`gid=${loaded.tx.gid} recovery failed: ${String(error)}`);
     }
   }
 

@@ -23,6 +23,10 @@ export class BranchEntity {
   @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })
   payload!: JsonObject;
 
+  /** Saga: names of the steps this one waits for (the effective DAG, order included). */
+  @Column({ name: 'depends_on', type: 'jsonb', default: () => "'[]'::jsonb" })
+  dependsOn!: string[];
+
   @Column({ type: 'varchar', length: 16 })
   status!: BranchStatus;
 

@@ -22,6 +22,10 @@ export class GlobalTransactionEntity {
   @Column({ name: 'one_shot', type: 'boolean', default: false })
   oneShot!: boolean;
 
+  /** Saga: steps follow their `dependsOn` (true) or the listed order (false). */
+  @Column({ type: 'boolean', default: false })
+  concurrent!: boolean;
+
   /** Hash of the begin request, to tell an idempotent repeat from a conflicting reuse of the gid. */
   @Column({ name: 'request_hash', type: 'varchar', length: 64 })
   requestHash!: string;

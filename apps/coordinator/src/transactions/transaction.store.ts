@@ -10,6 +10,7 @@ export interface TxRecord {
   status: GlobalStatus;
   reason: RollbackReason | null;
   oneShot: boolean;
+  concurrent: boolean;
   requestHash: string;
   metadata: JsonObject;
   timeoutMs: number;
@@ -31,6 +32,7 @@ export interface BranchRecord {
   participant: string;
   action: string;
   payload: JsonObject;
+  dependsOn: string[];
   status: BranchStatus;
   attempts: number;
   lastError: Json;
@@ -57,12 +59,15 @@ export interface NewBranch {
   participant: string;
   action: string;
   payload: JsonObject;
+  /** Saga steps only. */
+  dependsOn?: string[];
 }
 
 export interface NewTransaction {
   gid: string;
   mode: Mode;
   oneShot: boolean;
+  concurrent: boolean;
   requestHash: string;
   metadata: JsonObject;
   timeoutMs: number;
@@ -108,6 +113,7 @@ function mapTx(raw: RawRow): TxRecord {
     status: raw.status as GlobalStatus,
     reason: (raw.reason ?? null) as RollbackReason | null,
     oneShot: Boolean(raw.one_shot),
+    concurrent: Boolean(raw.concurrent),
     requestHash: String(raw.request_hash),
     metadata: (raw.metadata ?? {}) as JsonObject,
     timeoutMs: Number(raw.timeout_ms),
@@ -131,6 +137,7 @@ function mapBranch(raw: RawRow): BranchRecord {
     participant: String(raw.participant),
     action: String(raw.action),
     payload: (raw.payload ?? {}) as JsonObject,
+    dependsOn: (raw.depends_on ?? []) as string[],
     status: raw.status as BranchStatus,
     attempts: Number(raw.attempts),
     lastError: (raw.last_error ?? null) as Json,
@@ -179,20 +186,21 @@ export class TransactionStore {
       participant: b.participant,
       action: b.action,
       payload: b.payload,
+      depends_on: b.dependsOn ?? [],
     }));
     const rows: { tx: RawRow; branches: RawRow[] }[] = await this.db.query(
       `WITH g AS (
          INSERT INTO global_transactions
-           (gid, mode, status, one_shot, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until)
-         VALUES ($1, $2, 'active', $3, $4, $5::jsonb, $6::int, now() + $6::int * interval '1 millisecond',
+           (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until)
+         VALUES ($1, $2, 'active', $3, $11, $4, $5::jsonb, $6::int, now() + $6::int * interval '1 millisecond',
                  now() + $6::int * interval '1 millisecond', $7::varchar,
                  CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() + $8::int * interval '1 millisecond' END)
          ON CONFLICT (gid) DO NOTHING
          RETURNING *
        ), b AS (
-         INSERT INTO branches (gid, branch_id, seq, participant, action, payload, status)
-         SELECT g.gid, x.branch_id, x.seq, x.participant, x.action, coalesce(x.payload, '{}'::jsonb), 'pending'
-         FROM g, jsonb_to_recordset($9::jsonb) AS x(branch_id text, seq int, participant text, action text, payload jsonb)
+         INSERT INTO branches (gid, branch_id, seq, participant, action, payload, depends_on, status)
+         SELECT g.gid, x.branch_id, x.seq, x.participant, x.action, coalesce(x.payload, '{}'::jsonb), x.depends_on, 'pending'
+         FROM g, jsonb_to_recordset($9::jsonb) AS x(branch_id text, seq int, participant text, action text, payload jsonb, depends_on jsonb)
          RETURNING *
        ), e AS (${insertEventsSql('$10')})
        SELECT row_to_json(g.*) AS tx,
@@ -209,6 +217,7 @@ export class TransactionStore {
         leaseMs,
         JSON.stringify(branches),
         eventsJson(input.events),
+        input.concurrent,
       ],
     );
     return rows.length === 0 ? null : mapLoaded(rows[0]);

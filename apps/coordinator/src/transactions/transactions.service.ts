@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import {
   ErrorCode,
   LIMITS,
@@ -14,9 +14,12 @@ import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { crashPoint } from '../engine/crash-points.js';
-import { ModeProcessors } from '../engine/mode-processor.js';
+import { ModeProcessors } from '../engine/processors/mode-processors.js';
+import { describeDagProblem, findDagProblem } from '../engine/saga-dag.js';
 import { transition } from '../engine/state-machine.js';
-import { TransactionEngine, machineOf } from '../engine/transaction-engine.service.js';
+import { BranchCaller } from '../engine/branch-caller.js';
+import { TransactionEngine } from '../engine/transaction-engine.service.js';
+import { machineOf } from '../engine/transaction-writer.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import { TransactionStore, type LoadedTx, type NewBranch } from './transaction.store.js';
 import { toTransactionView } from './transaction.view.js';
@@ -43,9 +46,12 @@ export interface BeginResult {
 /** The client API's use cases (PROTOCOL.md 3): thin over the engine and the store. */
 @Injectable()
 export class TransactionsService {
+  private readonly logger = new Logger(TransactionsService.name);
+
   constructor(
     private readonly store: TransactionStore,
     private readonly engine: TransactionEngine,
+    private readonly caller: BranchCaller,
     private readonly processors: ModeProcessors,
     private readonly participants: ParticipantsService,
     private readonly bus: TxEventBus,
@@ -54,24 +60,9 @@ export class TransactionsService {
 
   async begin(dto: BeginTransactionDto): Promise<BeginResult> {
     this.processors.get(dto.mode);
-    if (dto.mode !== 'saga' && dto.steps) {
-      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'steps is only for mode saga', { field: 'steps' });
-    }
-    const branches: NewBranch[] = (dto.branches ?? []).map((b, i) => ({
-      branchId: b.branchId ?? `b${i + 1}`,
-      participant: b.participant,
-      action: b.action,
-      payload: b.payload ?? {},
-    }));
-    const seen = new Set<string>();
+    const branches = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);
     for (const [i, b] of branches.entries()) {
-      if (seen.has(b.branchId)) {
-        throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `branches.${i}.branchId ${b.branchId} is used twice`, {
-          field: `branches.${i}.branchId`,
-        });
-      }
-      seen.add(b.branchId);
-      await this.participants.resolve(b.participant, b.action, dto.mode);
+      await this.participants.resolve(b.participant, b.action, dto.mode, dto.mode === 'saga' ? `steps.${i}` : `branches.${i}`);
     }
 
     const gid = dto.gid ?? randomUUID();
@@ -86,6 +77,7 @@ export class TransactionsService {
         gid,
         mode: dto.mode,
         oneShot,
+        concurrent: dto.concurrent ?? false,
         requestHash,
         metadata,
         timeoutMs,
@@ -107,9 +99,55 @@ export class TransactionsService {
     }
     crashPoint('after_begin', gid);
     if (!oneShot) return { created: true, view: toTransactionView(inserted) };
-
-    const decided = await this.engine.runOneShot(inserted);
+    if (dto.mode === 'saga' && !dto.wait) {
+      // A saga may take long: answer once it is durable and run its steps in the background.
+      this.engine
+        .start(inserted)
+        .then((started) => this.afterDecision(started, false))
+        .catch((error: unknown) => this.logger.error(`gid=${gid} saga run failed: ${String(error)}; recovery will resume it`));
+      return { created: true, view: toTransactionView(inserted) };
+    }
+    const decided = await this.engine.start(inserted);
     return { created: true, view: await this.afterDecision(decided, dto.wait ?? false) };
+  }
+
+  private oneShotBranches(dto: BeginTransactionDto): NewBranch[] {
+    if (dto.steps) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'steps is only for mode saga', { field: 'steps' });
+    const branches = (dto.branches ?? []).map((b, i) => ({
+      branchId: b.branchId ?? `b${i + 1}`,
+      participant: b.participant,
+      action: b.action,
+      payload: b.payload ?? {},
+    }));
+    const seen = new Set<string>();
+    for (const [i, b] of branches.entries()) {
+      if (seen.has(b.branchId)) {
+        throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `branches.${i}.branchId ${b.branchId} is used twice`, {
+          field: `branches.${i}.branchId`,
+        });
+      }
+      seen.add(b.branchId);
+    }
+    return branches;
+  }
+
+  /** Saga steps become branches named after the step, with their effective dependencies. */
+  private sagaSteps(dto: BeginTransactionDto): NewBranch[] {
+    if (dto.branches) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'mode saga takes steps, not branches', { field: 'branches' });
+    const steps = dto.steps;
+    if (!steps) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'steps is required for mode saga', { field: 'steps' });
+    const declared = steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [] }));
+    const problem = findDagProblem(declared);
+    if (problem) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, describeDagProblem(problem), { field: 'steps' });
+    const concurrent = dto.concurrent ?? false;
+    return steps.map((step, i) => ({
+      branchId: step.name,
+      participant: step.participant,
+      action: step.action,
+      payload: step.payload ?? {},
+      // Sequential sagas chain each step to the one listed before it.
+      dependsOn: concurrent ? (step.dependsOn ?? []) : i === 0 ? [] : [steps[i - 1].name],
+    }));
   }
 
   async addBranch(gid: string, dto: AddBranchDto): Promise<BranchOutcomeView> {
@@ -121,7 +159,7 @@ export class TransactionsService {
 
     const allowed = transition(machineOf(loaded), { type: 'branch_added', branchId });
     if (!allowed.ok) throw this.refusal(allowed.error, loaded);
-    await this.participants.resolve(dto.participant, dto.action, loaded.tx.mode);
+    await this.participants.resolve(dto.participant, dto.action, loaded.tx.mode, '');
 
     const branch: NewBranch = { branchId, participant: dto.participant, action: dto.action, payload: dto.payload ?? {} };
     const inserted = await this.store.insertBranch(gid, branch, [
@@ -135,7 +173,7 @@ export class TransactionsService {
     }
 
     const phase = processor.phases.phase1;
-    const outcome = await this.engine.callBranch(loaded, inserted, phase);
+    const outcome = await this.caller.call(loaded, inserted, phase);
     const status = outcome.kind === 'ok' ? 'prepared' : outcome.kind === 'failed' ? 'failed' : 'pending';
     const saved = await this.store.recordPhase1(
       gid,

@@ -1,0 +1,18 @@
+import type { Mode, ModePhases } from '@app/protocol';
+import type { BranchRecord, LoadedTx } from '../../transactions/transaction.store.js';
+
+/**
+ * What one mode means to the engine: its phase names, how a one-shot transaction runs up to its
+ * decision, and which branches phase 2 calls next. The engine, store, invoker and recovery are
+ * shared; each mode plugs in as one processor.
+ */
+export interface ModeProcessor {
+  readonly mode: Mode;
+  readonly phases: ModePhases;
+  /** Runs phase 1 of a one-shot transaction (saga: its forward steps) up to a durable decision or a pause. */
+  start(loaded: LoadedTx): Promise<LoadedTx>;
+  /** Picks up an active transaction recovery claimed before its deadline. */
+  resumeActive(loaded: LoadedTx): Promise<LoadedTx>;
+  /** The branches the next phase-2 call round goes to (all at once, or in dependency order). */
+  phase2Wave(loaded: LoadedTx): BranchRecord[];
+}

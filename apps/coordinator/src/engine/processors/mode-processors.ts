@@ -1,0 +1,25 @@
+import { Injectable } from '@nestjs/common';
+import { ErrorCode, type Mode } from '@app/protocol';
+import { ApiError } from '../../common/api-error.js';
+import type { ModeProcessor } from './mode-processor.js';
+import { SagaProcessor } from './saga.processor.js';
+import { TccProcessor } from './tcc.processor.js';
+import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
+
+/** The processor of each mode. */
+@Injectable()
+export class ModeProcessors {
+  private readonly byMode: Record<Mode, ModeProcessor>;
+
+  constructor(tcc: TccProcessor, twoPhaseCommit: TwoPhaseCommitProcessor, saga: SagaProcessor) {
+    this.byMode = { tcc, '2pc': twoPhaseCommit, saga };
+  }
+
+  get(mode: Mode): ModeProcessor {
+    const processor = this.byMode[mode] as ModeProcessor | undefined;
+    if (!processor) throw new ApiError(400, ErrorCode.MODE_NOT_SUPPORTED, `mode ${mode} is not supported`, { field: 'mode' });
+    return processor;
+  }
+}
+
+export const MODE_PROCESSOR_PROVIDERS = [TccProcessor, TwoPhaseCommitProcessor, SagaProcessor, ModeProcessors];
