@@ -24,7 +24,11 @@ export const LOG_DIR = resolve(ROOT, '.data/logs');
 const ENTRY = {
   coordinator: resolve(ROOT, 'dist/apps/coordinator/src/main.js'),
   account: resolve(ROOT, 'dist/apps/account/src/main.js'),
+  order: resolve(ROOT, 'dist/apps/order/src/main.js'),
+  inventory: resolve(ROOT, 'dist/apps/inventory/src/main.js'),
 };
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -166,37 +170,78 @@ export async function coordinator(name: string, databaseUrl: string, env: Record
   };
 }
 
-export interface AccountHandle {
+export interface ServiceHandle {
   process: ManagedProcess;
+  /** The service's own HTTP API (and its participant routes when it uses HTTP). */
   url: string;
   participant: string;
+  transport: ParticipantTransport;
   start(): Promise<void>;
 }
+/** Kept for the bank demos: an account service is a participant service. */
+export type AccountHandle = ServiceHandle;
 
-export async function accountService(participant: string, databaseUrl: string, coordinatorUrl: string): Promise<AccountHandle> {
+export type ParticipantTransport = 'http' | 'tcp' | 'redis';
+
+interface RegisteredParticipant {
+  name: string;
+  transport: string;
+  endpoint: string | null;
+  host: string | null;
+  port: number | null;
+}
+
+/**
+ * A participant service (account, order or inventory) as a real process, registered under
+ * `participant` and called by the coordinator over `transport`.
+ */
+export async function participantService(
+  app: 'account' | 'order' | 'inventory',
+  participant: string,
+  databaseUrl: string,
+  coordinatorUrl: string,
+  transport: ParticipantTransport = 'http',
+): Promise<ServiceHandle> {
   const port = await freePort();
+  const tcpPort = transport === 'tcp' ? await freePort() : 0;
   const url = `http://127.0.0.1:${port}`;
-  const managed = new ManagedProcess(participant, ENTRY.account, {
+  const managed = new ManagedProcess(participant, ENTRY[app], {
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: databaseUrl,
     COORDINATOR_URL: coordinatorUrl,
     PARTICIPANT_NAME: participant,
+    TRANSPORT: transport,
+    ...(transport === 'tcp' ? { TCP_PORT: String(tcpPort) } : {}),
+    ...(transport === 'redis' ? { REDIS_URL } : {}),
   });
+  const registeredHere = (p: RegisteredParticipant): boolean =>
+    p.name === participant &&
+    p.transport === transport &&
+    (transport === 'http' ? p.endpoint === `${url}/tx` : transport === 'tcp' ? p.port === tcpPort : true);
   return {
     process: managed,
     url,
     participant,
+    transport,
     async start() {
       managed.start();
       await until(`${participant} to register`, async () => {
         if (!managed.alive) throw new Error(`${participant} exited; see ${managed.logFile}`);
-        const list = await getJson<{ name: string; endpoint: string | null }[]>(`${coordinatorUrl}/v1/participants`);
-        const registered = list.some((p) => p.name === participant && p.endpoint === `${url}/tx`);
-        return registered && (await fetch(`${url}/accounts`)).ok ? true : undefined;
+        const list = await getJson<RegisteredParticipant[]>(`${coordinatorUrl}/v1/participants`);
+        return list.some(registeredHere) && (await fetch(url)).status < 500 ? true : undefined;
       });
     },
   };
+}
+
+export function accountService(
+  participant: string,
+  databaseUrl: string,
+  coordinatorUrl: string,
+  transport: ParticipantTransport = 'http',
+): Promise<ServiceHandle> {
+  return participantService('account', participant, databaseUrl, coordinatorUrl, transport);
 }
 
 export interface AccountsSummary {

@@ -3,7 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { CreateDtxBarrier1763800000100, DtxParticipantModule } from '@app/sdk';
 import { AccountEntity, PendingCreditEntity } from './accounts/account.entity.js';
 import { AccountsModule } from './accounts/accounts.module.js';
-import type { AccountEnv } from './config.js';
+import { participantTransport, type AccountEnv } from './config.js';
 import { Accounts1763800000200 } from './migrations/1763800000200-accounts.js';
 
 /** The account service: its own database, its own migrations, and the SDK for the protocol. */
@@ -27,6 +27,7 @@ export class AppModule {
           name: env.PARTICIPANT_NAME,
           coordinatorUrl: env.COORDINATOR_URL,
           publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
+          transport: participantTransport(env),
         }),
         AccountsModule,
       ],

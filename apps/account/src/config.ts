@@ -1,5 +1,6 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import type { ParticipantTransportOptions } from '@app/sdk';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
@@ -25,6 +26,30 @@ export class AccountEnv {
   /** Name registered with the coordinator; two banks run as `bank-a` and `bank-b`. */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
   PARTICIPANT_NAME: string = 'account';
+
+  /** How the coordinator calls this service: http (default), tcp (on TCP_PORT) or redis (through REDIS_URL). */
+  @IsOptional() @IsIn(['http', 'tcp', 'redis'])
+  TRANSPORT: 'http' | 'tcp' | 'redis' = 'http';
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  TCP_PORT?: number = undefined;
+
+  @IsOptional() @IsString() @Matches(/^rediss?:\/\//)
+  REDIS_URL?: string = undefined;
+}
+
+/** The participant transport the environment asks for. */
+export function participantTransport(env: AccountEnv): ParticipantTransportOptions {
+  switch (env.TRANSPORT) {
+    case 'http':
+      return { kind: 'http' };
+    case 'tcp':
+      if (!env.TCP_PORT) throw new Error('invalid configuration: TRANSPORT=tcp needs TCP_PORT');
+      return { kind: 'tcp', host: env.HOST, port: env.TCP_PORT };
+    case 'redis':
+      if (!env.REDIS_URL) throw new Error('invalid configuration: TRANSPORT=redis needs REDIS_URL');
+      return { kind: 'redis', url: env.REDIS_URL };
+  }
 }
 
 export function loadAccountEnv(source: Record<string, string | undefined> = process.env): AccountEnv {

@@ -1,14 +1,16 @@
 import 'reflect-metadata';
 import { ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { connectParticipantTransport } from '@app/sdk';
 import { AppModule } from './app.module.js';
-import { loadAccountEnv } from './config.js';
+import { loadAccountEnv, participantTransport } from './config.js';
 
 async function bootstrap(): Promise<void> {
   const env = loadAccountEnv();
   const app = await NestFactory.create(AppModule.forEnv(env), { logger: ['error', 'warn', 'log'], abortOnError: false });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   app.enableShutdownHooks();
+  await connectParticipantTransport(app, { name: env.PARTICIPANT_NAME, coordinatorUrl: env.COORDINATOR_URL, transport: participantTransport(env) });
   await app.listen(env.PORT, env.HOST);
 }
 

@@ -20,6 +20,16 @@ export const TX_HEADERS = {
 /** Message pattern of the NestJS microservices transports (PROTOCOL.md 5.2). */
 export const BRANCH_MESSAGE_PATTERN = 'tx.branch';
 
+/**
+ * On the Redis transport every participant shares one Redis, and a pattern is a pub/sub
+ * channel: the `tx.branch` pattern is qualified with the participant's name so that each call
+ * reaches only the participant it is for. (TCP participants have their own address and use
+ * the plain pattern.)
+ */
+export function redisBranchPattern(participant: string): { cmd: typeof BRANCH_MESSAGE_PATTERN; participant: string } {
+  return { cmd: BRANCH_MESSAGE_PATTERN, participant };
+}
+
 export type MicroserviceReply = { outcome: 'ok'; result: Json } | { outcome: 'failed'; message: string };
 
 /** What a participant call came to, once mapped from the transport's answer. */

@@ -10,3 +10,4 @@ export * from './client/coordinator-error.js';
 export * from './client/transaction-client.js';
 export * from './client/client.module.js';
 export * from './participant/query-rows.js';
+export * from './participant/participant-transport.js';

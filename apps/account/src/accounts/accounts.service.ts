@@ -4,7 +4,7 @@ import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
 import { DataSource } from 'typeorm';
 import type { Json } from '@app/protocol';
-import { BusinessFailure, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@app/sdk';
 import { AccountEntity } from './account.entity.js';
 import { MoneyMovePayload, type OpenAccountDto } from './accounts.dto.js';
 
@@ -26,8 +26,10 @@ export interface AccountsSummary {
 }
 
 /**
- * Accounts with TCC debit and credit. Try reserves, confirm applies, cancel releases; the
- * SDK's barrier makes each phase idempotent and safe against null compensation and hanging.
+ * Accounts with debit and credit in every mode. TCC: try reserves, confirm applies, cancel
+ * releases. Saga: the step applies at once, its compensation gives it back. 2PC: the change is
+ * made inside a Postgres prepared transaction that the coordinator commits or rolls back.
+ * The SDK makes each phase idempotent and safe against null compensation and hanging.
  */
 @Injectable()
 @TransactionParticipant()
@@ -42,12 +44,7 @@ export class AccountsService {
       `UPDATE accounts SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance, frozen`,
       [accountId, amount],
     );
-    if (rows.length === 0) {
-      const exists: unknown[] = await manager.query(`SELECT 1 FROM accounts WHERE id = $1`, [accountId]);
-      throw exists.length === 0
-        ? new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' })
-        : new BusinessFailure(`insufficient funds on ${accountId}`, { reason: 'insufficient_funds' });
-    }
+    if (rows.length === 0) await this.refuseDebit(manager, accountId);
     return { accountId, frozen: amount };
   }
 
@@ -85,6 +82,67 @@ export class AccountsService {
 
   async cancelCredit(_payload: Json, { manager, gid, branchId }: BranchContext): Promise<void> {
     await manager.query(`DELETE FROM pending_credits WHERE gid = $1 AND branch_id = $2`, [gid, branchId]);
+  }
+
+  @SagaAction({ name: 'debit', compensate: 'compensateDebit' })
+  async executeDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    await this.withdraw(manager, accountId, amount);
+    return { accountId, debited: amount };
+  }
+
+  async compensateDebit(payload: Json, { manager }: BranchContext): Promise<void> {
+    const { accountId, amount } = parsePayload(payload);
+    await manager.query(`UPDATE accounts SET balance = balance + $2 WHERE id = $1`, [accountId, amount]);
+  }
+
+  @SagaAction({ name: 'credit', compensate: 'compensateCredit' })
+  async executeCredit(payload: Json, { manager }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    await this.deposit(manager, accountId, amount);
+    return { accountId, credited: amount };
+  }
+
+  async compensateCredit(payload: Json, { manager }: BranchContext): Promise<void> {
+    const { accountId, amount } = parsePayload(payload);
+    await manager.query(`UPDATE accounts SET balance = balance - $2 WHERE id = $1`, [accountId, amount]);
+  }
+
+  /** 2PC: the withdrawal happens inside a prepared transaction; the SDK commits or rolls it back. */
+  @XaAction({ name: 'debit' })
+  async prepareDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    await this.withdraw(manager, accountId, amount);
+    return { accountId, debited: amount };
+  }
+
+  @XaAction({ name: 'credit' })
+  async prepareCredit(payload: Json, { manager }: BranchContext): Promise<Json> {
+    const { accountId, amount } = parsePayload(payload);
+    await this.deposit(manager, accountId, amount);
+    return { accountId, credited: amount };
+  }
+
+  private async withdraw(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
+    const rows = await queryRows(
+      manager,
+      `UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance`,
+      [accountId, amount],
+    );
+    if (rows.length === 0) await this.refuseDebit(manager, accountId);
+  }
+
+  private async deposit(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
+    const rows = await queryRows(manager, `UPDATE accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance`, [accountId, amount]);
+    if (rows.length === 0) throw new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' });
+  }
+
+  /** Why a debit could not take the money: no such account, or not enough available. */
+  private async refuseDebit(manager: BranchContext['manager'], accountId: string): Promise<never> {
+    const exists: unknown[] = await manager.query(`SELECT 1 FROM accounts WHERE id = $1`, [accountId]);
+    throw exists.length === 0
+      ? new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' })
+      : new BusinessFailure(`insufficient funds on ${accountId}`, { reason: 'insufficient_funds' });
   }
 
   async open(dto: OpenAccountDto): Promise<AccountEntity> {

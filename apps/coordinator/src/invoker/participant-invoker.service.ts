@@ -3,27 +3,34 @@ import type { CallOutcome, PhaseCallBody } from '@app/protocol';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { ParticipantEntity } from '../participants/participant.entity.js';
 import { HttpParticipantTransport } from './http-participant.transport.js';
+import { MicroserviceParticipantTransport } from './microservice-participant.transport.js';
 
 /** Calls a registered participant over its transport and maps the answer to ok / failed / transient. */
 @Injectable()
 export class ParticipantInvoker implements OnModuleDestroy {
   private readonly http = new HttpParticipantTransport();
+  private readonly microservices: MicroserviceParticipantTransport;
 
-  constructor(private readonly config: CoordinatorConfig) {}
+  constructor(private readonly config: CoordinatorConfig) {
+    this.microservices = new MicroserviceParticipantTransport(config.redisUrl);
+  }
 
   async call(participant: ParticipantEntity, body: PhaseCallBody): Promise<CallOutcome> {
     const timeoutMs = this.config.env.CALL_TIMEOUT_MS;
-    switch (participant.transport) {
-      case 'http':
-        if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
-        return this.http.call(participant.endpoint, body, timeoutMs);
-      case 'tcp':
-      case 'redis':
-        return { kind: 'transient', error: `transport ${participant.transport} is not available yet` };
+    if (participant.transport === 'http') {
+      if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
+      return this.http.call(participant.endpoint, body, timeoutMs);
     }
+    return this.microservices.call(participant, body, timeoutMs);
   }
 
-  onModuleDestroy(): void {
+  /** A participant registered again, perhaps at another address: reconnect on next use. */
+  forget(name: string): void {
+    this.microservices.forget(name);
+  }
+
+  async onModuleDestroy(): Promise<void> {
     this.http.close();
+    await this.microservices.close();
   }
 }

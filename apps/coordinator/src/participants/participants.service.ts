@@ -4,6 +4,7 @@ import { Repository } from 'typeorm';
 import { ErrorCode, type Mode, type ParticipantView, type RegisterParticipantDto } from '@app/protocol';
 import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { ParticipantEntity } from './participant.entity.js';
 
 /**
@@ -18,6 +19,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @InjectRepository(ParticipantEntity) private readonly repository: Repository<ParticipantEntity>,
     private readonly bus: TxEventBus,
+    private readonly config: CoordinatorConfig,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -32,17 +34,17 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   }
 
   async register(dto: RegisterParticipantDto): Promise<ParticipantView> {
-    if (dto.transport !== 'http') {
-      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `transport ${dto.transport} is not supported yet; use http`, {
+    if (dto.transport === 'redis' && !this.config.redisUrl) {
+      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'transport redis needs a coordinator started with REDIS_URL', {
         field: 'transport',
       });
     }
     const entity = this.repository.create({
       name: dto.name,
       transport: dto.transport,
-      endpoint: dto.endpoint ?? null,
-      host: null,
-      port: null,
+      endpoint: dto.transport === 'http' ? (dto.endpoint ?? null) : null,
+      host: dto.transport === 'tcp' ? (dto.host ?? null) : null,
+      port: dto.transport === 'tcp' ? (dto.port ?? null) : null,
       actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
     });
     await this.repository.upsert(entity, ['name']);

@@ -22,13 +22,48 @@ export interface BranchRequest {
   payload?: JsonObject;
 }
 
+export interface SagaStepRequest {
+  name: string;
+  participant: string;
+  action: string;
+  payload?: JsonObject;
+  dependsOn?: string[];
+}
+
 export interface BeginRequest {
   mode: Mode;
   gid?: string;
   timeoutMs?: number;
   metadata?: JsonObject;
   branches?: BranchRequest[];
+  steps?: SagaStepRequest[];
+  concurrent?: boolean;
   wait?: boolean;
+}
+
+/**
+ * Builds a saga step by step:
+ * `client.saga().step('debit', 'account', 'debit', {...}).step('ship', 'shipping', 'ship', {...}, ['debit']).submit()`.
+ * Naming a dependency makes the saga concurrent (a DAG); without any, steps run in order.
+ */
+export class SagaBuilder {
+  private readonly steps: SagaStepRequest[] = [];
+
+  constructor(
+    private readonly client: TransactionClient,
+    private readonly options: { gid?: string; timeoutMs?: number; metadata?: JsonObject; concurrent?: boolean },
+  ) {}
+
+  step(name: string, participant: string, action: string, payload: JsonObject = {}, dependsOn?: string[]): this {
+    this.steps.push({ name, participant, action, payload, ...(dependsOn ? { dependsOn } : {}) });
+    return this;
+  }
+
+  /** Submits the saga. With `wait` (default true) resolves once it is committed or rolled back. */
+  submit(options: { wait?: boolean } = {}): Promise<TransactionView> {
+    const concurrent = this.options.concurrent ?? this.steps.some((s) => s.dependsOn !== undefined);
+    return this.client.begin({ ...this.options, mode: 'saga', steps: this.steps, concurrent, wait: options.wait ?? true });
+  }
 }
 
 export interface RegisterParticipantRequest {
@@ -90,6 +125,11 @@ export class TransactionClient {
 
   listParticipants(): Promise<ParticipantView[]> {
     return this.request('GET', '/v1/participants');
+  }
+
+  /** Starts building a saga (see SagaBuilder). */
+  saga(options: { gid?: string; timeoutMs?: number; metadata?: JsonObject; concurrent?: boolean } = {}): SagaBuilder {
+    return new SagaBuilder(this, options);
   }
 
   /**

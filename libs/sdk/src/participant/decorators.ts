@@ -11,6 +11,17 @@ export interface ActionMetadata {
   mode: Mode;
   /** Names of the methods (on the same class) that run each phase. */
   methods: Partial<Record<Phase, string>>;
+  /**
+   * 2PC backed by a real Postgres prepared transaction: the prepare method's work ends in
+   * PREPARE TRANSACTION, and commit/rollback are COMMIT/ROLLBACK PREPARED (no methods needed).
+   */
+  xa?: boolean;
+}
+
+function actionDecorator(build: (methodName: string) => ActionMetadata): MethodDecorator {
+  return (target, propertyKey, descriptor) => {
+    applyDecorators(SetMetadata(ACTION_METADATA, build(String(propertyKey))))(target, propertyKey, descriptor);
+  };
 }
 
 /** Marks a provider as holding transactional actions. The participant's name is set in the module options. */
@@ -30,12 +41,56 @@ export interface TccActionOptions {
  * methods. Every phase runs inside the barrier, in the participant's own database transaction.
  */
 export function TccAction(options: TccActionOptions): MethodDecorator {
-  return (target, propertyKey, descriptor) => {
-    const metadata: ActionMetadata = {
-      name: options.name ?? String(propertyKey),
-      mode: 'tcc',
-      methods: { try: String(propertyKey), confirm: options.confirm, cancel: options.cancel },
-    };
-    applyDecorators(SetMetadata(ACTION_METADATA, metadata))(target, propertyKey, descriptor);
-  };
+  return actionDecorator((method) => ({
+    name: options.name ?? method,
+    mode: 'tcc',
+    methods: { try: method, confirm: options.confirm, cancel: options.cancel },
+  }));
+}
+
+export interface TwoPhaseActionOptions {
+  /** Action name; defaults to the method name. */
+  name?: string;
+  /** Method that makes what prepare did permanent. */
+  commit: string;
+  /** Method that undoes what prepare did. */
+  rollback: string;
+}
+
+/**
+ * Declares a 2PC action whose phases are business methods under the barrier: the decorated
+ * method is `prepare`; `commit` and `rollback` name sibling methods.
+ */
+export function TwoPhaseAction(options: TwoPhaseActionOptions): MethodDecorator {
+  return actionDecorator((method) => ({
+    name: options.name ?? method,
+    mode: '2pc',
+    methods: { prepare: method, commit: options.commit, rollback: options.rollback },
+  }));
+}
+
+/**
+ * Declares a 2PC action backed by a Postgres prepared transaction (XA style): the decorated
+ * method does the work through the EntityManager it receives; the SDK ends that local
+ * transaction with PREPARE TRANSACTION, and finishes it with COMMIT PREPARED or ROLLBACK
+ * PREPARED when the coordinator decides. Needs max_prepared_transactions > 0.
+ */
+export function XaAction(options: { name?: string } = {}): MethodDecorator {
+  return actionDecorator((method) => ({ name: options.name ?? method, mode: '2pc', methods: { prepare: method }, xa: true }));
+}
+
+export interface SagaActionOptions {
+  /** Action name; defaults to the method name. */
+  name?: string;
+  /** Method that semantically undoes the step. */
+  compensate: string;
+}
+
+/** Declares a saga step: the decorated method is the forward action; `compensate` names its undo. */
+export function SagaAction(options: SagaActionOptions): MethodDecorator {
+  return actionDecorator((method) => ({
+    name: options.name ?? method,
+    mode: 'saga',
+    methods: { execute: method, compensate: options.compensate },
+  }));
 }

@@ -21,6 +21,8 @@ export interface RegisteredAction {
   name: string;
   mode: Mode;
   handlers: Partial<Record<Phase, PhaseHandler>>;
+  /** 2PC through a Postgres prepared transaction (see XaAction). */
+  xa: boolean;
 }
 
 /**
@@ -82,7 +84,7 @@ export class ParticipantExplorer implements OnModuleInit {
       }
       handlers[phase] = (method as PhaseHandler).bind(instance);
     }
-    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers });
+    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers, xa: metadata.xa ?? false });
     this.logger.log(`action ${metadata.name} (${metadata.mode}): ${Object.keys(handlers).join(', ')}`);
   }
 }

@@ -3,6 +3,8 @@ import { DiscoveryModule } from '@nestjs/core';
 import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { createParticipantHttpController } from './participant-http.controller.js';
+import { createParticipantMessageController } from './participant-message.controller.js';
+import { branchPatternFor } from './participant-transport.js';
 import { ParticipantExplorer } from './participant.explorer.js';
 import {
   PARTICIPANT_OPTIONS,
@@ -22,10 +24,14 @@ const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, BranchDispatc
 @Module({})
 export class DtxParticipantModule {
   static forRoot(options: ParticipantModuleOptions): DynamicModule {
+    // The HTTP routes always exist; the message handler only for a microservice transport
+    // (connect it with connectParticipantTransport).
+    const controllers = [createParticipantHttpController(options.path ?? 'tx')];
+    if (options.transport && options.transport.kind !== 'http') controllers.push(createParticipantMessageController(branchPatternFor(options)));
     return {
       module: DtxParticipantModule,
       imports: [DiscoveryModule],
-      controllers: [createParticipantHttpController(options.path ?? 'tx')],
+      controllers,
       providers: [{ provide: PARTICIPANT_OPTIONS, useValue: options }, ...PROVIDERS],
       exports: [BranchBarrier],
     };

@@ -1,12 +1,22 @@
 import type { FactoryProvider, ModuleMetadata } from '@nestjs/common';
 
+/** How the coordinator reaches this participant (PROTOCOL.md 4, 5.1, 5.2). */
+export type ParticipantTransportOptions =
+  | { kind: 'http' }
+  /** NestJS microservices TCP: the service listens on host:port for the `tx.branch` pattern. */
+  | { kind: 'tcp'; host: string; port: number }
+  /** NestJS microservices Redis: the coordinator's Redis carries the calls. */
+  | { kind: 'redis'; url: string };
+
 export interface ParticipantModuleOptions {
   /** The participant's name in the coordinator's registry, e.g. `account`. */
   name: string;
   /** Base URL of the coordinator, e.g. `http://127.0.0.1:7070`. */
   coordinatorUrl: string;
-  /** Base URL at which the coordinator reaches this service, e.g. `http://127.0.0.1:4001`. */
-  publicUrl: string;
+  /** Base URL at which the coordinator reaches this service over HTTP, e.g. `http://127.0.0.1:4001`. */
+  publicUrl?: string;
+  /** Transport the coordinator calls this participant with. Default HTTP (needs `publicUrl`). */
+  transport?: ParticipantTransportOptions;
   /** Route prefix of the participant protocol; the endpoint registered is `${publicUrl}/${path}`. Default `tx`. */
   path?: string;
   /** Register with the coordinator at start-up. Default true. */

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type { Mode } from '@app/protocol';
 import { TransactionClient } from '../client/transaction-client.js';
 import { ParticipantExplorer } from './participant.explorer.js';
+import { registrationAddress } from './participant-transport.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -33,8 +34,9 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
     this.stopped = true;
   }
 
-  endpoint(): string {
-    return `${this.options.publicUrl.replace(/\/+$/, '')}/${this.options.path ?? 'tx'}`;
+  private where(): string {
+    const address = registrationAddress(this.options);
+    return address.endpoint ?? (address.host ? `tcp://${address.host}:${address.port}` : address.transport);
   }
 
   private actions(): { name: string; modes: Mode[] }[] {
@@ -51,13 +53,8 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
     const client = new TransactionClient({ coordinatorUrl: this.options.coordinatorUrl, apiKey: this.options.apiKey });
     for (let attempt = 1; !this.stopped; attempt++) {
       try {
-        await client.registerParticipant({
-          name: this.options.name,
-          transport: 'http',
-          endpoint: this.endpoint(),
-          actions: this.actions(),
-        });
-        this.logger.log(`registered as ${this.options.name} at ${this.endpoint()} with ${this.options.coordinatorUrl}`);
+        await client.registerParticipant({ name: this.options.name, ...registrationAddress(this.options), actions: this.actions() });
+        this.logger.log(`registered as ${this.options.name} at ${this.where()} with ${this.options.coordinatorUrl}`);
         return;
       } catch (error) {
         if (attempt === 1 || attempt % 10 === 0) this.logger.warn(`registration attempt ${attempt} failed: ${String(error)}`);

@@ -1,0 +1,88 @@
+import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
+import { firstValueFrom, timeout } from 'rxjs';
+import {
+  BRANCH_MESSAGE_PATTERN,
+  redisBranchPattern,
+  type CallOutcome,
+  type MicroserviceReply,
+  type PhaseCallBody,
+} from '@app/protocol';
+import type { ParticipantEntity } from '../participants/participant.entity.js';
+
+function isReply(value: unknown): value is MicroserviceReply {
+  if (typeof value !== 'object' || value === null) return false;
+  const outcome = (value as { outcome?: unknown }).outcome;
+  return outcome === 'ok' || outcome === 'failed';
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null) return JSON.stringify(error).slice(0, 500);
+  return String(error);
+}
+
+/**
+ * PROTOCOL.md 5.2 over NestJS microservices (TCP, Redis): message pattern `tx.branch`, replies
+ * `{ outcome: 'ok' | 'failed' }`. An error, an unexpected reply or no reply in time is transient.
+ * One ClientProxy per participant address, reused across calls.
+ */
+export class MicroserviceParticipantTransport {
+  private readonly clients = new Map<string, ClientProxy>();
+
+  constructor(private readonly redisUrl: string | undefined) {}
+
+  async call(participant: ParticipantEntity, body: PhaseCallBody, timeoutMs: number): Promise<CallOutcome> {
+    const client = this.clientFor(participant);
+    if (!client) return { kind: 'transient', error: `no client for ${participant.transport} participant ${participant.name}` };
+    const pattern = participant.transport === 'redis' ? redisBranchPattern(participant.name) : BRANCH_MESSAGE_PATTERN;
+    try {
+      const reply: unknown = await firstValueFrom(client.send(pattern, body).pipe(timeout(timeoutMs)));
+      if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describe(reply)}` };
+      return reply.outcome === 'ok' ? { kind: 'ok', result: reply.result ?? null } : { kind: 'failed', error: { message: reply.message } };
+    } catch (error) {
+      const timedOut = error instanceof Error && error.name === 'TimeoutError';
+      return { kind: 'transient', error: timedOut ? `no answer within ${timeoutMs} ms` : describe(error) };
+    }
+  }
+
+  /** Drops the cached client of a participant whose registration changed. */
+  forget(name: string): void {
+    for (const [key, client] of this.clients) {
+      if (key.startsWith(`${name}|`)) {
+        void client.close();
+        this.clients.delete(key);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.clients.values()].map((c) => c.close()));
+    this.clients.clear();
+  }
+
+  private clientFor(participant: ParticipantEntity): ClientProxy | null {
+    const key = `${participant.name}|${participant.transport}|${participant.host ?? ''}|${participant.port ?? ''}`;
+    const cached = this.clients.get(key);
+    if (cached) return cached;
+    let client: ClientProxy;
+    if (participant.transport === 'tcp' && participant.host && participant.port) {
+      client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: participant.host, port: participant.port } });
+    } else if (participant.transport === 'redis' && this.redisUrl) {
+      const url = new URL(this.redisUrl);
+      client = ClientProxyFactory.create({
+        transport: Transport.REDIS,
+        options: {
+          host: url.hostname,
+          port: Number(url.port || 6379),
+          password: url.password ? decodeURIComponent(url.password) : undefined,
+          db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
+        },
+      });
+    } else {
+      return null;
+    }
+    this.forget(participant.name);
+    this.clients.set(key, client);
+    return client;
+  }
+}

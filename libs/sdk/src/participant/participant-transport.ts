@@ -1,0 +1,48 @@
+import type { INestApplication } from '@nestjs/common';
+import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
+import { BRANCH_MESSAGE_PATTERN, redisBranchPattern } from '@app/protocol';
+import type { RegisterParticipantRequest } from '../client/transaction-client.js';
+import type { ParticipantModuleOptions } from './participant.options.js';
+
+/** The message pattern this participant answers on its microservice transport. */
+export function branchPatternFor(options: ParticipantModuleOptions): string | Record<string, string> {
+  return options.transport?.kind === 'redis' ? redisBranchPattern(options.name) : BRANCH_MESSAGE_PATTERN;
+}
+
+/** How the participant describes its address to the coordinator (PROTOCOL.md 4). */
+export function registrationAddress(options: ParticipantModuleOptions): Pick<RegisterParticipantRequest, 'transport' | 'endpoint' | 'host' | 'port'> {
+  const transport = options.transport ?? { kind: 'http' };
+  switch (transport.kind) {
+    case 'http':
+      if (!options.publicUrl) throw new Error(`participant ${options.name}: the http transport needs publicUrl`);
+      return { transport: 'http', endpoint: `${options.publicUrl.replace(/\/+$/, '')}/${options.path ?? 'tx'}` };
+    case 'tcp':
+      return { transport: 'tcp', host: transport.host, port: transport.port };
+    case 'redis':
+      return { transport: 'redis' };
+  }
+}
+
+/**
+ * Connects the microservice transport the options ask for (TCP or Redis) to a NestJS app and
+ * starts it. Call after NestFactory.create and before app.listen; nothing to do for HTTP.
+ */
+export async function connectParticipantTransport(app: INestApplication, options: ParticipantModuleOptions): Promise<void> {
+  const transport = options.transport;
+  if (!transport || transport.kind === 'http') return;
+  if (transport.kind === 'tcp') {
+    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: transport.host, port: transport.port } });
+  } else {
+    const url = new URL(transport.url);
+    app.connectMicroservice<MicroserviceOptions>({
+      transport: Transport.REDIS,
+      options: {
+        host: url.hostname,
+        port: Number(url.port || 6379),
+        password: url.password ? decodeURIComponent(url.password) : undefined,
+        db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
+      },
+    });
+  }
+  await app.startAllMicroservices();
+}

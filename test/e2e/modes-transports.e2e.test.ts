@@ -1,0 +1,213 @@
+/**
+ * Every mode over every participant transport, end to end: a coordinator with Redis, and three
+ * account services (banks) reached over HTTP, NestJS TCP and NestJS Redis respectively.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Mode, TransactionView } from '@app/protocol';
+import { TransactionClient, type BranchRequest } from '@app/sdk';
+import {
+  REDIS_URL,
+  accountService,
+  accountsOf,
+  coordinator,
+  openAccount,
+  until,
+  type CoordinatorHandle,
+  type ParticipantTransport,
+  type ServiceHandle,
+} from '../../scripts/lib/stack.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis'];
+const MODES: Mode[] = ['tcc', '2pc', 'saga'];
+
+let databases: TestDatabase[] = [];
+let coord: CoordinatorHandle;
+const banks = new Map<ParticipantTransport, ServiceHandle>();
+let client: TransactionClient;
+
+const bankName = (t: ParticipantTransport) => `bank-${t}`;
+const balance = async (t: ParticipantTransport, id: string) =>
+  (await accountsOf(banks.get(t)!)).accounts.find((a) => a.id === id)?.balance;
+
+const finished = (gid: string) =>
+  until(`${gid} to finish`, async () => {
+    const view = await client.get(gid);
+    return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
+  }, 30_000, 100);
+
+/** A transfer as a one-shot tcc/2pc transaction or a saga, with or without waiting. */
+function transfer(mode: Mode, gid: string, legs: { bank: ParticipantTransport; action: 'debit' | 'credit'; account: string; amount: number }[], wait = true): Promise<TransactionView> {
+  const branches: BranchRequest[] = legs.map((l) => ({ participant: bankName(l.bank), action: l.action, payload: { accountId: l.account, amount: l.amount } }));
+  if (mode === 'saga') {
+    return client.begin({ mode, gid, wait, steps: branches.map((b, i) => ({ name: `s${i + 1}`, participant: b.participant, action: b.action, payload: b.payload })) });
+  }
+  return client.begin({ mode, gid, wait, branches });
+}
+
+async function eventsOf(gid: string): Promise<{ type: string; branch_id: string | null; detail: { phase?: string; outcome?: string } | null }[]> {
+  const db = new pg.Client({ connectionString: databases[0].url });
+  await db.connect();
+  try {
+    return (await db.query('SELECT type, branch_id, detail FROM transaction_events WHERE gid = $1 ORDER BY id', [gid])).rows;
+  } finally {
+    await db.end();
+  }
+}
+
+beforeAll(async () => {
+  databases = await Promise.all(['modes_coord', 'modes_http', 'modes_tcp', 'modes_redis'].map((p) => createTestDatabase(p)));
+  coord = await coordinator('modes-coordinator', databases[0].url, {
+    REDIS_URL,
+    RECOVERY_INTERVAL_MS: '200',
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '500',
+    LEASE_MS: '1500',
+    CALL_TIMEOUT_MS: '3000',
+  });
+  await coord.start();
+  for (const [i, t] of TRANSPORTS.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
+  await Promise.all([...banks.values()].map((b) => b.start()));
+  client = new TransactionClient({ coordinatorUrl: coord.url });
+});
+
+afterAll(async () => {
+  await Promise.all([...banks.values()].map((b) => b.process.kill()));
+  await coord?.process.kill();
+  // A database still holding prepared transactions cannot be dropped.
+  for (const db of databases.slice(1)) {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    for (const row of (await c.query<{ gid: string }>('SELECT gid FROM pg_prepared_xacts WHERE database = current_database()')).rows) {
+      await c.query(`ROLLBACK PREPARED '${row.gid}'`);
+    }
+    await c.end();
+  }
+  await Promise.all(databases.map((d) => d.drop()));
+});
+
+describe.each(MODES)('mode %s', (mode) => {
+  it.each(TRANSPORTS)('commits a transfer debiting a bank over %s', async (from) => {
+    const to = TRANSPORTS[(TRANSPORTS.indexOf(from) + 1) % TRANSPORTS.length];
+    const payer = `${mode}-${from}-payer`;
+    const payee = `${mode}-${from}-payee`;
+    await openAccount(banks.get(from)!, payer, 1_000);
+    await openAccount(banks.get(to)!, payee, 0);
+    const view = await transfer(mode, `${mode}-${from}-ok`, [
+      { bank: from, action: 'debit', account: payer, amount: 300 },
+      { bank: to, action: 'credit', account: payee, amount: 300 },
+    ]);
+    expect(view.status).toBe('committed');
+    expect(view.branches.every((b) => b.status === 'committed')).toBe(true);
+    expect(await balance(from, payer)).toBe(700);
+    expect(await balance(to, payee)).toBe(300);
+  });
+
+  it.each(TRANSPORTS)('rolls back on a business failure at a bank over %s and leaves balances as they were', async (from) => {
+    const to = TRANSPORTS[(TRANSPORTS.indexOf(from) + 2) % TRANSPORTS.length];
+    const payer = `${mode}-${from}-poor`;
+    const payee = `${mode}-${from}-lucky`;
+    await openAccount(banks.get(from)!, payer, 100);
+    await openAccount(banks.get(to)!, payee, 50);
+    // The credit goes first so that, in a saga, a step has run and must be compensated.
+    const view = await transfer(mode, `${mode}-${from}-refused`, [
+      { bank: to, action: 'credit', account: payee, amount: 500 },
+      { bank: from, action: 'debit', account: payer, amount: 500 },
+    ]);
+    expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(await balance(from, payer)).toBe(100);
+    expect(await balance(to, payee)).toBe(50);
+    const summary = await accountsOf(banks.get(from)!);
+    expect(summary.totalFrozen).toBe(0);
+  });
+});
+
+describe('saga', () => {
+  it('runs independent steps in parallel and compensates in reverse dependency order after a failure in the middle', async () => {
+    await openAccount(banks.get('http')!, 'dag-a', 1_000);
+    await openAccount(banks.get('tcp')!, 'dag-b', 1_000);
+    await openAccount(banks.get('redis')!, 'dag-poor', 10);
+    await openAccount(banks.get('redis')!, 'dag-c', 0);
+    const view = await client.begin({
+      mode: 'saga',
+      gid: 'dag-1',
+      concurrent: true,
+      wait: true,
+      steps: [
+        { name: 'debitA', participant: 'bank-http', action: 'debit', payload: { accountId: 'dag-a', amount: 100 } },
+        { name: 'debitB', participant: 'bank-tcp', action: 'debit', payload: { accountId: 'dag-b', amount: 100 } },
+        { name: 'creditC', participant: 'bank-redis', action: 'credit', payload: { accountId: 'dag-c', amount: 200 }, dependsOn: ['debitA', 'debitB'] },
+        { name: 'debitPoor', participant: 'bank-redis', action: 'debit', payload: { accountId: 'dag-poor', amount: 500 }, dependsOn: ['creditC'] },
+        { name: 'never', participant: 'bank-http', action: 'credit', payload: { accountId: 'dag-a', amount: 1 }, dependsOn: ['debitPoor'] },
+      ],
+    });
+    expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(await balance('http', 'dag-a')).toBe(1_000);
+    expect(await balance('tcp', 'dag-b')).toBe(1_000);
+    expect(await balance('redis', 'dag-c')).toBe(0);
+    expect(await balance('redis', 'dag-poor')).toBe(10);
+
+    const calls = (await eventsOf('dag-1')).filter((e) => e.type === 'call');
+    const forward = calls.filter((e) => e.detail?.phase === 'execute').map((e) => e.branch_id);
+    // debitA and debitB ran in the first wave, before creditC; `never` never ran forward.
+    expect(forward.slice(0, 2).sort()).toEqual(['debitA', 'debitB']);
+    expect(forward).not.toContain('never');
+    const compensated = calls.filter((e) => e.detail?.phase === 'compensate' && e.detail.outcome === 'ok').map((e) => e.branch_id);
+    const at = (step: string) => compensated.indexOf(step);
+    expect(at('creditC')).toBeGreaterThan(at('debitPoor'));
+    expect(at('debitA')).toBeGreaterThan(at('creditC'));
+    expect(at('debitB')).toBeGreaterThan(at('creditC'));
+  });
+
+  it('resumes a saga after the coordinator is killed -9 in the middle, without applying a step twice', async () => {
+    await openAccount(banks.get('http')!, 'mid-a', 1_000);
+    await openAccount(banks.get('tcp')!, 'mid-b', 0);
+    await openAccount(banks.get('redis')!, 'mid-c', 0);
+    await coord.process.kill();
+    await coord.start({ DTX_TEST_CRASH_AT: 'after_phase1_calls', DTX_TEST_CRASH_GID_PREFIX: 'mid-saga' });
+    const answer = await client
+      .begin({
+        mode: 'saga',
+        gid: 'mid-saga-1',
+        wait: true,
+        steps: [
+          { name: 'debit', participant: 'bank-http', action: 'debit', payload: { accountId: 'mid-a', amount: 400 } },
+          { name: 'creditB', participant: 'bank-tcp', action: 'credit', payload: { accountId: 'mid-b', amount: 150 } },
+          { name: 'creditC', participant: 'bank-redis', action: 'credit', payload: { accountId: 'mid-c', amount: 250 } },
+        ],
+      })
+      .then(() => 'answered', () => 'no answer');
+    expect(answer).toBe('no answer');
+    await coord.process.waitExit();
+    // The first step ran at the bank, but the coordinator died before recording it.
+    expect(await balance('http', 'mid-a')).toBe(600);
+    await coord.start();
+    const view = await finished('mid-saga-1');
+    expect(view.status).toBe('committed');
+    expect(await balance('http', 'mid-a')).toBe(600);
+    expect(await balance('tcp', 'mid-b')).toBe(150);
+    expect(await balance('redis', 'mid-c')).toBe(250);
+  });
+});
+
+describe('2pc with prepared transactions', () => {
+  it('commits prepared transactions after the coordinator is killed -9 between decision and commit', async () => {
+    await openAccount(banks.get('http')!, 'xa-a', 1_000);
+    await openAccount(banks.get('redis')!, 'xa-b', 0);
+    await coord.process.kill();
+    await coord.start({ DTX_TEST_CRASH_AT: 'after_decision', DTX_TEST_CRASH_GID_PREFIX: 'xa-crash' });
+    const answer = await transfer('2pc', 'xa-crash-1', [
+      { bank: 'http', action: 'debit', account: 'xa-a', amount: 250 },
+      { bank: 'redis', action: 'credit', account: 'xa-b', amount: 250 },
+    ]).then(() => 'answered', () => 'no answer');
+    expect(answer).toBe('no answer');
+    await coord.process.waitExit();
+    // Prepared but not committed: the change is invisible until COMMIT PREPARED.
+    expect(await balance('http', 'xa-a')).toBe(1_000);
+    await coord.start();
+    expect((await finished('xa-crash-1')).status).toBe('committed');
+    expect(await balance('http', 'xa-a')).toBe(750);
+    expect(await balance('redis', 'xa-b')).toBe(250);
+  });
+});
