@@ -74,6 +74,8 @@ export interface NewTransaction {
   branches: NewBranch[];
   /** Set when this instance drives the transaction right away (one-shot). */
   leaseOwner: string | null;
+  /** When recovery should first look at it: the deadline, or the end of the lease for a saga being driven. */
+  firstAttemptInMs: number;
   events: EventInput[];
 }
 
@@ -193,7 +195,7 @@ export class TransactionStore {
          INSERT INTO global_transactions
            (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until)
          VALUES ($1, $2, 'active', $3, $11, $4, $5::jsonb, $6::int, now() + $6::int * interval '1 millisecond',
-                 now() + $6::int * interval '1 millisecond', $7::varchar,
+                 now() + $12::int * interval '1 millisecond', $7::varchar,
                  CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() + $8::int * interval '1 millisecond' END)
          ON CONFLICT (gid) DO NOTHING
          RETURNING *
@@ -218,6 +220,7 @@ export class TransactionStore {
         JSON.stringify(branches),
         eventsJson(input.events),
         input.concurrent,
+        input.firstAttemptInMs,
       ],
     );
     return rows.length === 0 ? null : mapLoaded(rows[0]);

@@ -83,6 +83,8 @@ export class TransactionsService {
         timeoutMs,
         branches,
         leaseOwner: oneShot ? this.engine.instanceId : null,
+        // A saga is resumed where it was if its driver dies; tcc/2pc are rolled back at their deadline.
+        firstAttemptInMs: dto.mode === 'saga' ? Math.min(this.config.env.LEASE_MS, timeoutMs) : timeoutMs,
         events: [
           { type: 'created', to: 'active', detail: { mode: dto.mode, oneShot, timeoutMs } },
           ...branches.map((b) => ({ type: 'branch_added', branchId: b.branchId, to: 'pending', detail: { participant: b.participant, action: b.action } })),
