@@ -1,5 +1,6 @@
 /**
- * The bank-transfer demo: `npm run demo`. Starts an embedded Postgres, the coordinator and two
+ * The demos. `npm run demo` is the bank transfer; `npm run demo -- purchase` the purchase demo
+ * (scripts/purchase-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
  * account services (bank A and bank B, separate databases), runs transfers from A to B through
  * the coordinator, including a refusal, a participant killed after try and a coordinator killed
  * after the commit decision, then checks that money was conserved. Exits non-zero if not.
@@ -21,6 +22,7 @@ import {
   type AccountHandle,
   type CoordinatorHandle,
 } from './lib/stack.js';
+import { runPurchaseDemo } from './purchase-demo.js';
 
 const money = (cents: number) => (cents / 100).toFixed(2);
 
@@ -54,6 +56,12 @@ async function main(): Promise<number> {
     console.log('Starting the embedded Postgres (first run initialises it)...');
     const db = await startEmbeddedPostgres({ dataDir: `${ROOT}/.data/demo-postgres`, port: await freePort() });
     stoppers.push(() => db.stop());
+    if (process.argv.includes('purchase')) {
+      await recreateDatabases(db, ['demo_coordinator', 'demo_order', 'demo_inventory', 'demo_account']);
+      const ok = await runPurchaseDemo(db, stoppers);
+      console.log(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Process logs: ${LOG_DIR}`);
+      return ok ? 0 : 1;
+    }
     await recreateDatabases(db, ['demo_coordinator', 'demo_bank_a', 'demo_bank_b']);
 
     // Short retry and lease times so recovery is visible within seconds.

@@ -15,7 +15,7 @@ import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { crashPoint } from '../engine/crash-points.js';
 import { ModeProcessors } from '../engine/processors/mode-processors.js';
-import { describeDagProblem, findDagProblem } from '../engine/saga-dag.js';
+import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
 import { transition } from '../engine/state-machine.js';
 import { BranchCaller } from '../engine/branch-caller.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
@@ -141,14 +141,13 @@ export class TransactionsService {
     const declared = steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [] }));
     const problem = findDagProblem(declared);
     if (problem) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, describeDagProblem(problem), { field: 'steps' });
-    const concurrent = dto.concurrent ?? false;
+    const effective = effectiveDependencies(steps, dto.concurrent ?? false);
     return steps.map((step, i) => ({
       branchId: step.name,
       participant: step.participant,
       action: step.action,
       payload: step.payload ?? {},
-      // Sequential sagas chain each step to the one listed before it.
-      dependsOn: concurrent ? (step.dependsOn ?? []) : i === 0 ? [] : [steps[i - 1].name],
+      dependsOn: [...effective[i].dependsOn],
     }));
   }
 
