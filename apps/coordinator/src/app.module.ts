@@ -2,6 +2,9 @@ import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event-bus.js';
+import { AdminController } from './admin/admin.controller.js';
+import { AdminService } from './admin/admin.service.js';
+import { AdminStore } from './admin/admin.store.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
@@ -21,7 +24,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
   imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity])],
-  controllers: [TransactionsController, ParticipantsController],
+  controllers: [TransactionsController, ParticipantsController, AdminController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     {
@@ -39,6 +42,8 @@ import { TransactionsService } from './transactions/transactions.service.js';
     TransactionEngine,
     TransactionsService,
     RecoveryService,
+    AdminStore,
+    AdminService,
   ],
 })
 export class AppModule {}

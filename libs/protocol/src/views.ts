@@ -45,3 +45,29 @@ export interface ParticipantView {
   actions: { name: string; modes: Mode[] }[];
   updatedAt: string;
 }
+
+/** One entry of a transaction's history (PROTOCOL.md 6). */
+export interface TransactionEventView {
+  at: string;
+  type: string;
+  branchId: string | null;
+  from: string | null;
+  to: string | null;
+  detail: Json;
+}
+
+export interface TransactionDetailView extends TransactionView {
+  events: TransactionEventView[];
+}
+
+export interface TransactionPage {
+  items: TransactionView[];
+  nextCursor: string | null;
+}
+
+export interface TransactionCounts {
+  byStatus: Record<string, number>;
+  byMode: Record<string, number>;
+  needsAttention: number;
+  total: number;
+}

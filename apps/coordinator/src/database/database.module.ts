@@ -8,9 +8,10 @@ import { BranchEntity } from '../transactions/branch.entity.js';
 import { GlobalTransactionEntity } from '../transactions/global-transaction.entity.js';
 import { TransactionEventEntity } from '../transactions/transaction-event.entity.js';
 import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema.js';
+import { AdminIndexes1763800000500 } from './migrations/1763800000500-admin-indexes.js';
 
 export const COORDINATOR_ENTITIES = [GlobalTransactionEntity, BranchEntity, TransactionEventEntity, ParticipantEntity];
-export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000];
+export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000, AdminIndexes1763800000500];
 
 @Module({
   imports: [

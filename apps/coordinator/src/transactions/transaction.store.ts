@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason } from '@app/protocol';
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, TransactionEventView } from '@app/protocol';
 
 /** A global transaction as the engine holds it in memory. */
 export interface TxRecord {
@@ -237,6 +237,20 @@ export class TransactionStore {
     return rows.length === 0 ? null : mapLoaded(rows[0]);
   }
 
+  /** Several transactions with their branches, in the order of `gids`. */
+  async loadMany(gids: string[]): Promise<LoadedTx[]> {
+    if (gids.length === 0) return [];
+    const rows: { tx: RawRow; branches: RawRow[] }[] = await this.db.query(
+      `SELECT row_to_json(t.*) AS tx,
+              (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json)
+                 FROM branches b WHERE b.gid = t.gid) AS branches
+       FROM global_transactions t WHERE t.gid = ANY($1)`,
+      [gids],
+    );
+    const byGid = new Map(rows.map((r) => [String(r.tx.gid), mapLoaded(r)]));
+    return gids.flatMap((gid) => byGid.get(gid) ?? []);
+  }
+
   /**
    * Compare-and-set: applies `change` only if the row still has `expectedVersion`.
    * Returns the new global row and the changed branches, or null when another writer won.
@@ -383,17 +397,20 @@ export class TransactionStore {
     return rows.map(mapLoaded);
   }
 
-  async events(gid: string): Promise<EventInput[]> {
+  /** The transaction's history, oldest first (PROTOCOL.md 6). */
+  async events(gid: string): Promise<TransactionEventView[]> {
     const rows: RawRow[] = await this.db.query(
       `SELECT at, type, branch_id, from_status, to_status, detail FROM transaction_events WHERE gid = $1 ORDER BY id`,
       [gid],
     );
     return rows.map((r) => ({
+      at: toDate(r.at).toISOString(),
       type: String(r.type),
       branchId: (r.branch_id ?? null) as string | null,
       from: (r.from_status ?? null) as string | null,
       to: (r.to_status ?? null) as string | null,
-      detail: { at: toDate(r.at).toISOString(), ...((r.detail as JsonObject | null) ?? {}) },
+      detail: (r.detail ?? null) as Json,
     }));
   }
+
 }

@@ -6,6 +6,7 @@ import {
   IsArray,
   IsBoolean,
   IsIn,
+  IsDateString,
   IsInt,
   IsObject,
   IsOptional,
@@ -15,7 +16,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { ID_PATTERN, MODES, NAME_PATTERN, type Mode } from '../states.js';
+import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, type GlobalStatus, type Mode } from '../states.js';
 import type { JsonObject } from '../views.js';
 
 export const LIMITS = {
@@ -132,4 +133,47 @@ export class GidParamDto {
   @IsString()
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   gid!: string;
+}
+
+/** GET /admin/transactions query (PROTOCOL.md 6). */
+export class ListTransactionsQueryDto {
+  @IsOptional()
+  @IsIn(GLOBAL_STATUSES)
+  status?: GlobalStatus;
+
+  @IsOptional()
+  @IsIn(MODES)
+  mode?: Mode;
+
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  participant?: string;
+
+  /** `true`: only transactions flagged for attention; `false`: only the others. */
+  @IsOptional()
+  @IsIn(['true', 'false'])
+  attention?: 'true' | 'false';
+
+  /** Created at or after (ISO-8601). */
+  @IsOptional()
+  @IsDateString()
+  from?: string;
+
+  /** Created before (ISO-8601). */
+  @IsOptional()
+  @IsDateString()
+  to?: string;
+
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  limit?: number;
+
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,400}$/, { message: 'cursor is not a cursor this API returned' })
+  cursor?: string;
 }

@@ -1,0 +1,101 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  ErrorCode,
+  type ListTransactionsQueryDto,
+  type TransactionCounts,
+  type TransactionDetailView,
+  type TransactionPage,
+  type TransactionView,
+} from '@app/protocol';
+import { ApiError } from '../common/api-error.js';
+import { TransactionEngine } from '../engine/transaction-engine.service.js';
+import { transition } from '../engine/state-machine.js';
+import { machineOf } from '../engine/transaction-writer.js';
+import { RecoveryService } from '../recovery/recovery.service.js';
+import { TransactionStore } from '../transactions/transaction.store.js';
+import { toTransactionView } from '../transactions/transaction.view.js';
+import { AdminStore } from './admin.store.js';
+
+const DEFAULT_PAGE = 50;
+
+function encodeCursor(position: { createdAt: string; gid: string }): string {
+  return Buffer.from(`${position.createdAt}|${position.gid}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; gid: string } {
+  const [createdAt, gid] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (!createdAt || !gid || Number.isNaN(Date.parse(createdAt))) {
+    throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'cursor is not a cursor this API returned', { field: 'cursor' });
+  }
+  return { createdAt, gid };
+}
+
+/** The operator's API (PROTOCOL.md 6): inspect and steer transactions. */
+@Injectable()
+export class AdminService {
+  private readonly logger = new Logger(AdminService.name);
+
+  constructor(
+    private readonly admin: AdminStore,
+    private readonly store: TransactionStore,
+    private readonly engine: TransactionEngine,
+    private readonly recovery: RecoveryService,
+  ) {}
+
+  async list(query: ListTransactionsQueryDto): Promise<TransactionPage> {
+    const page = await this.admin.list({
+      status: query.status,
+      mode: query.mode,
+      participant: query.participant,
+      attention: query.attention === undefined ? undefined : query.attention === 'true',
+      from: query.from ? new Date(query.from) : undefined,
+      to: query.to ? new Date(query.to) : undefined,
+      limit: query.limit ?? DEFAULT_PAGE,
+      after: query.cursor ? decodeCursor(query.cursor) : undefined,
+    });
+    return { items: page.rows.map(toTransactionView), nextCursor: page.more && page.last ? encodeCursor(page.last) : null };
+  }
+
+  async detail(gid: string): Promise<TransactionDetailView> {
+    const loaded = await this.store.load(gid);
+    if (!loaded) throw ApiError.notFound(gid);
+    return { ...toTransactionView(loaded), events: await this.store.events(gid) };
+  }
+
+  counts(): Promise<TransactionCounts> {
+    return this.admin.counts();
+  }
+
+  /** Schedules phase-2 delivery (or a waiting saga's next step) now. */
+  async retry(gid: string): Promise<TransactionView> {
+    const loaded = await this.store.load(gid);
+    if (!loaded) throw ApiError.notFound(gid);
+    if (!(await this.admin.makeDue(gid))) {
+      throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is ${loaded.tx.status}: nothing to retry`);
+    }
+    this.logger.log(`gid=${gid} retry requested by an operator`);
+    this.recovery.runOnce().catch((error: unknown) => this.logger.warn(`retry pass failed: ${String(error)}`));
+    return toTransactionView((await this.store.load(gid)) ?? loaded);
+  }
+
+  /** Forces the rollback of an active transaction (reason admin). */
+  async rollback(gid: string): Promise<TransactionView> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const loaded = await this.store.load(gid);
+      if (!loaded) throw ApiError.notFound(gid);
+      const allowed = transition(machineOf(loaded), { type: 'rollback_requested', reason: 'admin' });
+      if (!allowed.ok) {
+        throw new ApiError(409, ErrorCode.TX_ALREADY_DECIDED, `transaction ${gid} is already ${loaded.tx.status}`, {
+          transaction: toTransactionView(loaded),
+        });
+      }
+      if (!allowed.changed) return toTransactionView(loaded);
+      const decided = await this.engine.decide(loaded, { type: 'rollback_requested', reason: 'admin' });
+      if (!decided) continue;
+      this.logger.log(`gid=${gid} rolled back by an operator`);
+      this.engine.deliverInBackground(decided);
+      return toTransactionView(decided);
+    }
+    throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is changing too fast; try again`);
+  }
+}
