@@ -101,10 +101,9 @@ export async function runPurchaseDemo(db: RunningEmbeddedPostgres, stoppers: (()
           : await branches
               .reduce((saga, b) => saga.step(b.action === 'create' ? 'order' : b.participant, b.participant, b.action, b.payload), client.saga({ gid: `purchase-${orderId}` }))
               .submit();
-      const refusal = view.branches.find((b) => b.status === 'failed' || (b.lastError && typeof b.lastError === 'object'));
-      const why = refusal && refusal.lastError && typeof refusal.lastError === 'object' && !Array.isArray(refusal.lastError)
-        ? String((refusal.lastError as { message?: unknown }).message ?? '')
-        : '';
+      const refusal = view.branches.find((b) => b.lastError && typeof b.lastError === 'object' && !Array.isArray(b.lastError));
+      const message = refusal ? (refusal.lastError as { message?: unknown }).message : undefined;
+      const why = typeof message === 'string' ? message : '';
       rows.push([mode, label, view.gid, view.reason ? `${view.status} (${why || view.reason})` : view.status]);
     }
   }

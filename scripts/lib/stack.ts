@@ -49,17 +49,17 @@ export async function freePort(): Promise<number> {
 /** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
 export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let lastError: unknown = null;
+  let lastError: string | null = null;
   while (Date.now() < deadline) {
     try {
       const value = await check();
       if (value !== undefined) return value;
     } catch (error) {
-      lastError = error;
+      lastError = error instanceof Error ? error.message : JSON.stringify(error);
     }
     await sleep(everyMs);
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
 }
 
 export async function getJson<T>(url: string): Promise<T> {

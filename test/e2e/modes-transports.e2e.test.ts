@@ -46,11 +46,17 @@ function transfer(mode: Mode, gid: string, legs: { bank: ParticipantTransport; a
   return client.begin({ mode, gid, wait, branches });
 }
 
-async function eventsOf(gid: string): Promise<{ type: string; branch_id: string | null; detail: { phase?: string; outcome?: string } | null }[]> {
+interface EventRow {
+  type: string;
+  branch_id: string | null;
+  detail: { phase?: string; outcome?: string } | null;
+}
+
+async function eventsOf(gid: string): Promise<EventRow[]> {
   const db = new pg.Client({ connectionString: databases[0].url });
   await db.connect();
   try {
-    return (await db.query('SELECT type, branch_id, detail FROM transaction_events WHERE gid = $1 ORDER BY id', [gid])).rows;
+    return (await db.query<EventRow>('SELECT type, branch_id, detail FROM transaction_events WHERE gid = $1 ORDER BY id', [gid])).rows;
   } finally {
     await db.end();
   }

@@ -152,8 +152,8 @@ describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
     scripts.set(gid, { try: [{ status: 200, delayMs: 1_500 }] });
     const view = await client.begin({ mode: 'tcc', gid, wait: true, branches: branches(gid, 100) });
     expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
-    expect(String(view.branches.find((b) => b.branchId === 'r1')?.lastError)).toContain('no answer within 500 ms');
-    await until('cancel at the slow participant', async () => (callsFor(gid).some((c) => c.body.phase === 'cancel') ? true : undefined));
+    expect(view.branches.find((b) => b.branchId === 'r1')?.lastError).toContain('no answer within 500 ms');
+    await until('cancel at the slow participant', () => Promise.resolve(callsFor(gid).some((c) => c.body.phase === 'cancel') ? true : undefined));
   });
 
   it('a 409 to a phase-2 call is a participant bug: retried and flagged for attention', async () => {

@@ -32,7 +32,7 @@ describe('RedisTxEventBus', () => {
     expect(heardByA.filter((m) => m.kind === 'tx' && m.gid === gid)).toHaveLength(1);
   });
 
-  it('still delivers locally when Redis cannot be reached', async () => {
+  it('still delivers locally when Redis cannot be reached', () => {
     const unreachable = new RedisTxEventBus('redis://127.0.0.1:1');
     buses.push(unreachable);
     const heard: BusMessage[] = [];

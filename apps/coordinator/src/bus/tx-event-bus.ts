@@ -68,6 +68,7 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    await Promise.all([this.publisher.quit(), this.subscriber.quit()]).catch(() => undefined);
     this.publisher.disconnect();
     this.subscriber.disconnect();
   }

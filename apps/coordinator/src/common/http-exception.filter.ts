@@ -15,7 +15,7 @@ function bodyParserError(exception: unknown): ErrorBody | null {
   // Nest wraps them in an HttpException whose `cause` is the parser's error.
   const error = exception instanceof HttpException && exception.cause ? exception.cause : exception;
   if (typeof error !== 'object' || error === null || !('type' in error)) return null;
-  const type = (error as { type: unknown }).type;
+  const type = error.type;
   if (type === 'entity.parse.failed') {
     return { statusCode: 400, error: ErrorCode.INVALID_JSON, message: 'request body is not valid JSON' };
   }
@@ -49,10 +49,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
         const candidate = payload as ErrorBody;
         if (Object.values(ErrorCode).includes(candidate.error)) return candidate;
       }
-      const message =
-        typeof payload === 'string'
-          ? payload
-          : String((payload as { message?: unknown }).message ?? exception.message);
+      const raw = typeof payload === 'string' ? payload : (payload as { message?: unknown }).message;
+      // Nest's own exceptions carry a string or a list of strings.
+      const message = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map(String).join('; ') : exception.message;
       return { statusCode: status, error: CODE_BY_STATUS[status] ?? ErrorCode.INTERNAL, message };
     }
     this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));

@@ -56,7 +56,7 @@ export class MicroserviceParticipantTransport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.clients.values()].map((c) => c.close()));
+    await Promise.all([...this.clients.values()].map(async (c) => { await c.close(); }));
     this.clients.clear();
   }
 

@@ -105,8 +105,9 @@ export interface TxChange {
 
 type RawRow = Record<string, unknown>;
 
-const toDate = (value: unknown): Date => new Date(String(value));
-const toDateOrNull = (value: unknown): Date | null => (value == null ? null : new Date(String(value)));
+/** Timestamps come back from row_to_json as ISO strings. */
+const toDate = (value: unknown): Date => new Date(value as string);
+const toDateOrNull = (value: unknown): Date | null => (value == null ? null : new Date(value as string));
 
 function mapTx(raw: RawRow): TxRecord {
   return {

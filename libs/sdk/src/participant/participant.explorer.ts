@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import type { Json, Mode, Phase } from '@app/protocol';
@@ -49,12 +49,14 @@ export class ParticipantExplorer implements OnModuleInit {
   explore(): Map<string, RegisteredAction> {
     this.actions.clear();
     for (const wrapper of this.discovery.getProviders()) {
-      const { instance, metatype } = wrapper;
+      const instance: unknown = wrapper.instance;
+      const metatype = wrapper.metatype as Type | null;
       if (!instance || !metatype || typeof instance !== 'object') continue;
-      if (!this.reflector.get<boolean>(PARTICIPANT_METADATA, metatype as object as Function)) continue;
+      if (!this.reflector.get<boolean>(PARTICIPANT_METADATA, metatype)) continue;
       const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
       for (const methodName of this.scanner.getAllMethodNames(prototype)) {
-        const metadata = this.reflector.get<ActionMetadata | undefined>(ACTION_METADATA, prototype[methodName] as Function);
+        const method = prototype[methodName] as (...args: never[]) => unknown;
+        const metadata = this.reflector.get<ActionMetadata | undefined>(ACTION_METADATA, method);
         if (metadata) this.add(instance as Record<string, unknown>, metatype.name, metadata);
       }
     }

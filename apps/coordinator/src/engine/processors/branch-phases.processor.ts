@@ -54,8 +54,8 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
   }
 
   /** Active tcc/2pc rows fall due only at their deadline; the engine rolls them back. */
-  async resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
-    return loaded;
+  resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
+    return Promise.resolve(loaded);
   }
 
   phase2Wave(loaded: LoadedTx): BranchRecord[] {
