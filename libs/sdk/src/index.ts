@@ -11,3 +11,4 @@ export * from './client/transaction-client.js';
 export * from './client/client.module.js';
 export * from './participant/query-rows.js';
 export * from './participant/participant-transport.js';
+export * from './participant/prepared-transactions.js';

@@ -1,6 +1,9 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@app/protocol';
-import { BranchBarrier } from './barrier.js';
+import { BranchBarrier, type BarrierOutcome } from './barrier.js';
+import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
+import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantExplorer } from './participant.explorer.js';
 
 /** A transport-neutral answer: the HTTP controller and the message handlers map it. */
@@ -21,15 +24,29 @@ function isPhaseCall(body: unknown): body is PhaseCallBody {
   );
 }
 
-/** Runs one phase call through the barrier and the business method the decorators declared. */
+/**
+ * Runs one phase call through the barrier (or, for XA actions, a Postgres prepared transaction)
+ * and the business method the decorators declared.
+ */
 @Injectable()
-export class BranchDispatcher {
+export class BranchDispatcher implements OnApplicationBootstrap {
   private readonly logger = new Logger('DtxParticipant');
 
   constructor(
     private readonly explorer: ParticipantExplorer,
     private readonly barrier: BranchBarrier,
+    private readonly prepared: PreparedTransactions,
+    @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
   ) {}
+
+  /** After a restart, prepared transactions may be waiting: say so, and leave them to the coordinator. */
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.explorer.list().some((a) => a.xa)) return;
+    const pending = await this.prepared.listOwn(this.options.name);
+    if (pending.length > 0) {
+      this.logger.log(`${pending.length} prepared transaction(s) wait for the coordinator's decision: ${pending.join(', ')}`);
+    }
+  }
 
   async dispatch(body: unknown): Promise<DispatchAnswer> {
     if (!isPhaseCall(body)) return { kind: 'invalid', message: 'not a phase call (PROTOCOL.md 5.1)' };
@@ -39,12 +56,18 @@ export class BranchDispatcher {
     if (body.phase !== phases.phase1 && body.phase !== phases.commit && body.phase !== phases.rollback) {
       return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };
     }
-    const handler = action.handlers[body.phase];
-    if (!handler) return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
+    const handler = action.handlers[body.phase] ?? action.handlers[phases.phase1];
+    if (!handler || (!action.xa && !action.handlers[body.phase])) {
+      return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
+    }
+    const business = async (manager: EntityManager) =>
+      handler(body.payload ?? {}, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager });
 
-    const outcome = await this.barrier.run(body, async (manager) =>
-      handler(body.payload ?? {}, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager }),
-    );
+    let outcome: BarrierOutcome;
+    if (!action.xa) outcome = await this.barrier.run(body, business);
+    else if (body.phase === phases.phase1) outcome = await this.prepared.prepare(this.options.name, body, business);
+    else if (body.phase === phases.commit) outcome = await this.prepared.commit(this.options.name, body);
+    else outcome = await this.prepared.rollback(this.options.name, body);
     if (outcome.kind === 'failed') {
       this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} refused: ${outcome.message}`);
       return outcome;

@@ -11,9 +11,10 @@ import {
   type ParticipantModuleAsyncOptions,
   type ParticipantModuleOptions,
 } from './participant.options.js';
+import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantRegistration } from './registration.service.js';
 
-const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, BranchDispatcher, ParticipantRegistration];
+const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, PreparedTransactions, BranchDispatcher, ParticipantRegistration];
 
 /**
  * Makes a NestJS app a transaction participant: discovers the decorated actions, serves the
@@ -33,7 +34,7 @@ export class DtxParticipantModule {
       imports: [DiscoveryModule],
       controllers,
       providers: [{ provide: PARTICIPANT_OPTIONS, useValue: options }, ...PROVIDERS],
-      exports: [BranchBarrier],
+      exports: [BranchBarrier, PreparedTransactions],
     };
   }
 
@@ -46,7 +47,7 @@ export class DtxParticipantModule {
         { provide: PARTICIPANT_OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory },
         ...PROVIDERS,
       ],
-      exports: [BranchBarrier],
+      exports: [BranchBarrier, PreparedTransactions],
     };
   }
 }
