@@ -5,6 +5,7 @@ import { defineConfig } from 'vitest/config';
 const alias = {
   '@app/protocol': fileURLToPath(new URL('./libs/protocol/src/index.ts', import.meta.url)),
   '@app/sdk': fileURLToPath(new URL('./libs/sdk/src/index.ts', import.meta.url)),
+  '@app/demo-support': fileURLToPath(new URL('./libs/demo-support/src/index.ts', import.meta.url)),
 };
 
 // SWC compiles the tests and the code they import: unlike esbuild it emits the decorator

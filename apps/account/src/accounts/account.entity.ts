@@ -1,7 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { bigintAsNumber } from '@app/demo-support';
 
-/** Postgres bigint arrives as a string; amounts are integers (cents) well within 2^53. */
-export const bigintAsNumber = { to: (value: number) => value, from: (value: string | null) => (value === null ? 0 : Number(value)) };
 
 @Entity({ name: 'accounts' })
 export class AccountEntity {

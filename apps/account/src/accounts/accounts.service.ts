@@ -1,22 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { plainToInstance } from 'class-transformer';
-import { validateSync } from 'class-validator';
 import { DataSource } from 'typeorm';
 import type { Json } from '@app/protocol';
+import { parsePayload } from '@app/demo-support';
 import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@app/sdk';
 import { AccountEntity } from './account.entity.js';
 import { MoneyMovePayload, type OpenAccountDto } from './accounts.dto.js';
 
-function parsePayload(payload: Json): MoneyMovePayload {
-  const parsed = plainToInstance(MoneyMovePayload, payload ?? {});
-  const errors = validateSync(parsed);
-  if (errors.length > 0) {
-    // A malformed payload will never succeed: refuse the branch rather than retry it.
-    throw new BusinessFailure(`invalid payload: ${errors.map((e) => e.property).join(', ')}`, { reason: 'invalid_payload' });
-  }
-  return parsed;
-}
+const parseMove = (payload: Json): MoneyMovePayload => parsePayload(MoneyMovePayload, payload);
 
 export interface AccountsSummary {
   accounts: AccountEntity[];
@@ -38,7 +29,7 @@ export class AccountsService {
 
   @TccAction({ name: 'debit', confirm: 'confirmDebit', cancel: 'cancelDebit' })
   async tryDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     const rows = await queryRows(
       manager,
       `UPDATE accounts SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance, frozen`,
@@ -49,18 +40,18 @@ export class AccountsService {
   }
 
   async confirmDebit(payload: Json, { manager }: BranchContext): Promise<void> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await manager.query(`UPDATE accounts SET balance = balance - $2, frozen = frozen - $2 WHERE id = $1`, [accountId, amount]);
   }
 
   async cancelDebit(payload: Json, { manager }: BranchContext): Promise<void> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await manager.query(`UPDATE accounts SET frozen = frozen - $2 WHERE id = $1`, [accountId, amount]);
   }
 
   @TccAction({ name: 'credit', confirm: 'confirmCredit', cancel: 'cancelCredit' })
   async tryCredit(payload: Json, { manager, gid, branchId }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     const exists: unknown[] = await manager.query(`SELECT 1 FROM accounts WHERE id = $1`, [accountId]);
     if (exists.length === 0) throw new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' });
     await manager.query(`INSERT INTO pending_credits (gid, branch_id, account_id, amount) VALUES ($1, $2, $3, $4)`, [
@@ -86,39 +77,39 @@ export class AccountsService {
 
   @SagaAction({ name: 'debit', compensate: 'compensateDebit' })
   async executeDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await this.withdraw(manager, accountId, amount);
     return { accountId, debited: amount };
   }
 
   async compensateDebit(payload: Json, { manager }: BranchContext): Promise<void> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await manager.query(`UPDATE accounts SET balance = balance + $2 WHERE id = $1`, [accountId, amount]);
   }
 
   @SagaAction({ name: 'credit', compensate: 'compensateCredit' })
   async executeCredit(payload: Json, { manager }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await this.deposit(manager, accountId, amount);
     return { accountId, credited: amount };
   }
 
   async compensateCredit(payload: Json, { manager }: BranchContext): Promise<void> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await manager.query(`UPDATE accounts SET balance = balance - $2 WHERE id = $1`, [accountId, amount]);
   }
 
   /** 2PC: the withdrawal happens inside a prepared transaction; the SDK commits or rolls it back. */
   @XaAction({ name: 'debit' })
   async prepareDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await this.withdraw(manager, accountId, amount);
     return { accountId, debited: amount };
   }
 
   @XaAction({ name: 'credit' })
   async prepareCredit(payload: Json, { manager }: BranchContext): Promise<Json> {
-    const { accountId, amount } = parsePayload(payload);
+    const { accountId, amount } = parseMove(payload);
     await this.deposit(manager, accountId, amount);
     return { accountId, credited: amount };
   }

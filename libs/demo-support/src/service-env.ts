@@ -5,10 +5,13 @@ import type { ParticipantTransportOptions } from '@app/sdk';
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
 
-/** Environment of the account service (README "Demo services"). */
-export class AccountEnv {
+/**
+ * Environment of the demo participant services (account, order, inventory; README
+ * "Configuration"). Each service passes its own defaults (port, participant name).
+ */
+export class ServiceEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
-  PORT: number = 4001;
+  PORT: number = 4003;
 
   @IsOptional() @IsString()
   HOST: string = '127.0.0.1';
@@ -19,15 +22,12 @@ export class AccountEnv {
   @IsOptional() @IsString() @Matches(/^https?:\/\//)
   COORDINATOR_URL: string = 'http://127.0.0.1:7070';
 
-  /** How the coordinator reaches this service; defaults to http://HOST:PORT. */
   @IsOptional() @IsString() @Matches(/^https?:\/\//)
   PUBLIC_URL?: string = undefined;
 
-  /** Name registered with the coordinator; two banks run as `bank-a` and `bank-b`. */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
-  PARTICIPANT_NAME: string = 'account';
+  PARTICIPANT_NAME: string = 'order';
 
-  /** How the coordinator calls this service: http (default), tcp (on TCP_PORT) or redis (through REDIS_URL). */
   @IsOptional() @IsIn(['http', 'tcp', 'redis'])
   TRANSPORT: 'http' | 'tcp' | 'redis' = 'http';
 
@@ -38,8 +38,18 @@ export class AccountEnv {
   REDIS_URL?: string = undefined;
 }
 
-/** The participant transport the environment asks for. */
-export function participantTransport(env: AccountEnv): ParticipantTransportOptions {
+export function loadServiceEnv(defaults: Partial<ServiceEnv>, source: Record<string, string | undefined> = process.env): ServiceEnv {
+  const known = Object.keys(new ServiceEnv());
+  const relevant = Object.fromEntries(Object.entries(source).filter(([k, v]) => known.includes(k) && v !== undefined && v !== ''));
+  const env = plainToInstance(ServiceEnv, { ...defaults, ...relevant });
+  const errors = validateSync(env);
+  if (errors.length > 0) {
+    throw new Error(`invalid configuration: ${errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`).join('; ')}`);
+  }
+  return env;
+}
+
+export function participantTransport(env: ServiceEnv): ParticipantTransportOptions {
   switch (env.TRANSPORT) {
     case 'http':
       return { kind: 'http' };
@@ -50,15 +60,4 @@ export function participantTransport(env: AccountEnv): ParticipantTransportOptio
       if (!env.REDIS_URL) throw new Error('invalid configuration: TRANSPORT=redis needs REDIS_URL');
       return { kind: 'redis', url: env.REDIS_URL };
   }
-}
-
-export function loadAccountEnv(source: Record<string, string | undefined> = process.env): AccountEnv {
-  const known = Object.keys(new AccountEnv());
-  const relevant = Object.fromEntries(Object.entries(source).filter(([k, v]) => known.includes(k) && v !== undefined && v !== ''));
-  const env = plainToInstance(AccountEnv, relevant);
-  const errors = validateSync(env);
-  if (errors.length > 0) {
-    throw new Error(`invalid configuration: ${errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`).join('; ')}`);
-  }
-  return env;
 }

@@ -1,0 +1,20 @@
+import { Controller, Get, NotFoundException, Param } from '@nestjs/common';
+import { OrderEntity } from './order.entity.js';
+import { OrdersService, type OrdersSummary } from './orders.service.js';
+
+@Controller('orders')
+export class OrdersController {
+  constructor(private readonly orders: OrdersService) {}
+
+  @Get()
+  summary(): Promise<OrdersSummary> {
+    return this.orders.summary();
+  }
+
+  @Get(':id')
+  async find(@Param('id') id: string): Promise<OrderEntity> {
+    const order = await this.orders.find(id);
+    if (!order) throw new NotFoundException(`order ${id} not found`);
+    return order;
+  }
+}

@@ -1,0 +1,25 @@
+import 'reflect-metadata';
+import { ValidationPipe, type DynamicModule } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { connectParticipantTransport } from '@app/sdk';
+import { loadServiceEnv, participantTransport, type ServiceEnv } from './service-env.js';
+
+/**
+ * Starts a demo participant service: validated environment, strict validation of its own API,
+ * the participant transport (TCP or Redis when asked), then HTTP. Exits with one line on failure.
+ */
+export function runParticipantService(name: string, defaults: Partial<ServiceEnv>, module: (env: ServiceEnv) => DynamicModule): void {
+  const start = async (): Promise<void> => {
+    const env = loadServiceEnv(defaults);
+    const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false });
+    app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+    app.enableShutdownHooks();
+    await connectParticipantTransport(app, { name: env.PARTICIPANT_NAME, coordinatorUrl: env.COORDINATOR_URL, transport: participantTransport(env) });
+    await app.listen(env.PORT, env.HOST);
+  };
+  start().catch((error: unknown) => {
+    const reason = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`${name} service failed to start: ${reason.split('\n')[0]}\n`);
+    process.exit(1);
+  });
+}

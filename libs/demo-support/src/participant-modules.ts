@@ -1,0 +1,31 @@
+import type { DynamicModule, Type } from '@nestjs/common';
+import type { MigrationInterface } from 'typeorm';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CreateDtxBarrier1763800000100, DtxParticipantModule } from '@app/sdk';
+import { participantTransport, type ServiceEnv } from './service-env.js';
+
+/** The two modules every demo participant imports: its own database (with the barrier) and the SDK. */
+export function participantInfrastructure(
+  env: ServiceEnv,
+  entities: Type[],
+  migrations: (new () => MigrationInterface)[],
+): DynamicModule[] {
+  return [
+    TypeOrmModule.forRoot({
+      type: 'postgres',
+      url: env.DATABASE_URL,
+      entities,
+      migrations: [CreateDtxBarrier1763800000100, ...migrations],
+      migrationsRun: true,
+      synchronize: false,
+      extra: { max: 20 },
+      retryAttempts: 0,
+    }),
+    DtxParticipantModule.forRoot({
+      name: env.PARTICIPANT_NAME,
+      coordinatorUrl: env.COORDINATOR_URL,
+      publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
+      transport: participantTransport(env),
+    }),
+  ];
+}
