@@ -51,19 +51,25 @@ export type MachineResult =
     }
   | { ok: false; error: ErrorCode };
 
-/** Every move of the global status PROTOCOL.md section 2 allows. Nothing else ever happens. */
-const ALLOWED_MOVES: Readonly<Record<GlobalStatus, readonly GlobalStatus[]>> = {
-  active: ['committing', 'rolling_back', 'committed'],
+/** Every move of the global status PROTOCOL.md section 2 allows, per mode. Nothing else ever happens. */
+const TWO_PHASE_MOVES: Readonly<Record<GlobalStatus, readonly GlobalStatus[]>> = {
+  active: ['committing', 'rolling_back'],
   committing: ['committed'],
+  rolling_back: ['rolled_back'],
+  committed: [],
+  rolled_back: [],
+};
+/** A saga's forward steps are already committed: it never passes through `committing`. */
+const SAGA_MOVES: Readonly<Record<GlobalStatus, readonly GlobalStatus[]>> = {
+  active: ['committed', 'rolling_back'],
+  committing: [],
   rolling_back: ['rolled_back'],
   committed: [],
   rolled_back: [],
 };
 
 export function isAllowedMove(mode: Mode, from: GlobalStatus, to: GlobalStatus): boolean {
-  if (from === 'active' && to === 'committed') return mode === 'saga';
-  if (mode === 'saga' && from === 'active' && to === 'committing') return false;
-  return ALLOWED_MOVES[from].includes(to);
+  return (mode === 'saga' ? SAGA_MOVES : TWO_PHASE_MOVES)[from].includes(to);
 }
 
 const unchanged = (tx: MachineTx): MachineResult => ({ ok: true, tx, changed: false });
