@@ -222,11 +222,11 @@ describe('saga transitions', () => {
   });
 
   it.each([
-    [{ type: 'commit_requested' } as MachineEvent],
-    [{ type: 'rollback_requested', reason: 'client' } as MachineEvent],
-    [{ type: 'branch_added', branchId: 'x' } as MachineEvent],
-    [{ type: 'phase1_finished' } as MachineEvent],
-    [{ type: 'phase1_answered', answers: [] } as MachineEvent],
+    [{ type: 'commit_requested' }],
+    [{ type: 'rollback_requested', reason: 'client' }],
+    [{ type: 'branch_added', branchId: 'x' }],
+    [{ type: 'phase1_finished' }],
+    [{ type: 'phase1_answered', answers: [] }],
   ])('refuses the tcc/2pc client event %j with WRONG_MODE', (event) => {
     expect(transition(tx('saga', 'active', { s1: 'pending' }), event)).toEqual({ ok: false, error: ErrorCode.WRONG_MODE });
   });
