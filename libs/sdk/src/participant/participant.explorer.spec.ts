@@ -1,0 +1,100 @@
+import { Injectable } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
+import { describe, expect, it } from 'vitest';
+import type { Json } from '@app/protocol';
+import { SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
+import { ParticipantExplorer, type BranchContext } from './participant.explorer.js';
+
+@Injectable()
+@TransactionParticipant()
+class Wallet {
+  readonly calls: string[] = [];
+
+  @TccAction({ name: 'debit', confirm: 'confirmDebit', cancel: 'cancelDebit' })
+  tryDebit(): Json {
+    this.calls.push('try');
+    return { held: true };
+  }
+
+  confirmDebit(): void {
+    this.calls.push('confirm');
+  }
+
+  cancelDebit(): void {
+    this.calls.push('cancel');
+  }
+
+  @SagaAction({ name: 'debit', compensate: 'refund' })
+  pay(): void {
+    this.calls.push('execute');
+  }
+
+  refund(): void {
+    this.calls.push('compensate');
+  }
+
+  @XaAction()
+  transfer(): void {
+    this.calls.push('prepare');
+  }
+}
+
+/** Decorated methods on a class that is not a participant are not actions. */
+@Injectable()
+class NotAParticipant {
+  @TccAction({ name: 'ghost', confirm: 'c', cancel: 'x' })
+  ghost(): void {}
+}
+
+@Injectable()
+@TransactionParticipant()
+class Broken {
+  @TccAction({ name: 'broken', confirm: 'doesNotExist', cancel: 'cancel' })
+  tryIt(): void {}
+
+  cancel(): void {}
+}
+
+@Injectable()
+@TransactionParticipant()
+class DebitAgain {
+  @TccAction({ name: 'debit', confirm: 'ok', cancel: 'ok' })
+  tryIt(): void {}
+
+  ok(): void {}
+}
+
+async function explorerWith(...providers: (new () => object)[]) {
+  const module = await Test.createTestingModule({ imports: [DiscoveryModule], providers: [ParticipantExplorer, ...providers] }).compile();
+  await module.init();
+  return module;
+}
+
+describe('ParticipantExplorer', () => {
+  it('finds every decorated action with its phase methods, bound to the provider instance', async () => {
+    const module = await explorerWith(Wallet, NotAParticipant);
+    const explorer = module.get(ParticipantExplorer);
+    const wallet = module.get(Wallet);
+
+    const tcc = explorer.get('debit', 'tcc');
+    expect(tcc && Object.keys(tcc.handlers).sort()).toEqual(['cancel', 'confirm', 'try']);
+    expect(await tcc?.handlers.try?.({}, {} as BranchContext)).toEqual({ held: true });
+    await tcc?.handlers.confirm?.({}, {} as BranchContext);
+    await explorer.get('debit', 'saga')?.handlers.compensate?.({}, {} as BranchContext);
+    expect(wallet.calls).toEqual(['try', 'confirm', 'compensate']);
+
+    expect(explorer.get('transfer', '2pc')).toMatchObject({ mode: '2pc', xa: true });
+    expect(explorer.get('ghost', 'tcc')).toBeUndefined();
+    expect(explorer.get('debit', '2pc')).toBeUndefined();
+    expect(explorer.list().map((a) => `${a.mode}/${a.name}`).sort()).toEqual(['2pc/transfer', 'saga/debit', 'tcc/debit']);
+  });
+
+  it('fails the boot with a clear message when a decorator names a method that does not exist', async () => {
+    await expect(explorerWith(Broken)).rejects.toThrow('Broken: action "broken" names confirm method "doesNotExist", but Broken has no such method');
+  });
+
+  it('fails the boot when two providers declare the same action in the same mode', async () => {
+    await expect(explorerWith(Wallet, DebitAgain)).rejects.toThrow('tcc action "debit" is declared twice');
+  });
+});
