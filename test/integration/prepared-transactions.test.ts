@@ -42,7 +42,8 @@ async function withSku(sku: string): Promise<void> {
 
 beforeAll(async () => {
   ({ db, dataSource } = await participantDatabase('xa', [`CREATE TABLE stock (sku text PRIMARY KEY, qty int NOT NULL CHECK (qty >= 0))`]));
-  const [{ max_prepared_transactions: max }] = (await dataSource.query(`SHOW max_prepared_transactions`)) as { max_prepared_transactions: string }[];
+  const settings: { max_prepared_transactions: string }[] = await dataSource.query(`SHOW max_prepared_transactions`);
+  const max = settings[0]?.max_prepared_transactions;
   if (Number(max) === 0) throw new Error('this Postgres has max_prepared_transactions = 0: enable it (see .ci/run) to test 2PC');
   xa = new PreparedTransactions(dataSource);
 });

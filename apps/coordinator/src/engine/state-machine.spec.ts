@@ -221,7 +221,7 @@ describe('saga transitions', () => {
     expect(statusesOf(next)).toEqual({ s1: 'committed', s2: 'failed' });
   });
 
-  it.each([
+  it.each<[MachineEvent]>([
     [{ type: 'commit_requested' }],
     [{ type: 'rollback_requested', reason: 'client' }],
     [{ type: 'branch_added', branchId: 'x' }],

@@ -1,0 +1,188 @@
+/** The coordinator's transaction log against a real Postgres: one-statement writes, compare-and-set, claims. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataSource } from 'typeorm';
+import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
+import { TransactionStore, type NewTransaction, type TxChange } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+let db: TestDatabase;
+const sources: DataSource[] = [];
+
+async function openStore(): Promise<{ store: TransactionStore; dataSource: DataSource }> {
+  const dataSource = new DataSource({ type: 'postgres', url: db.url, entities: COORDINATOR_ENTITIES, migrations: COORDINATOR_MIGRATIONS, extra: { max: 10 } });
+  await dataSource.initialize();
+  sources.push(dataSource);
+  return { store: new TransactionStore(dataSource), dataSource };
+}
+
+const newTx = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction => ({
+  gid,
+  mode: 'tcc',
+  oneShot: true,
+  concurrent: false,
+  requestHash: 'h',
+  metadata: { order: gid },
+  timeoutMs: 60_000,
+  firstAttemptInMs: 60_000,
+  leaseOwner: null,
+  branches: [
+    { branchId: 'b1', participant: 'bank', action: 'debit', payload: { amount: 1 } },
+    { branchId: 'b2', participant: 'bank', action: 'credit', payload: { amount: 1 } },
+  ],
+  events: [{ type: 'created', to: 'active' }],
+  ...over,
+});
+
+const decide = (over: Partial<TxChange> = {}): TxChange => ({
+  status: 'committing',
+  reason: null,
+  nextAttemptInMs: 5_000,
+  lease: { owner: 'me', ms: 5_000 },
+  branches: [
+    { branchId: 'b1', status: 'prepared', calls: 1, result: { ok: 1 } },
+    { branchId: 'b2', status: 'prepared', calls: 1, lastError: 'slow' },
+  ],
+  events: [{ type: 'status', from: 'active', to: 'committing' }],
+  ...over,
+});
+
+let store: TransactionStore;
+let dataSource: DataSource;
+
+beforeAll(async () => {
+  db = await createTestDatabase('store');
+  ({ store, dataSource } = await openStore());
+  await dataSource.runMigrations();
+});
+
+afterAll(async () => {
+  await Promise.all(sources.map((s) => s.destroy()));
+  await db?.drop();
+});
+
+describe('TransactionStore', () => {
+  it('inserts a transaction with its pending branches and history; the same gid again inserts nothing', async () => {
+    const inserted = await store.insert(newTx('ins-1'), 5_000);
+    expect(inserted?.tx).toMatchObject({ gid: 'ins-1', status: 'active', version: 1, metadata: { order: 'ins-1' } });
+    expect(inserted!.tx.deadline.getTime() - inserted!.tx.createdAt.getTime()).toBe(60_000);
+    expect(inserted?.branches.map((b) => [b.branchId, b.status, b.seq])).toEqual([
+      ['b1', 'pending', 1],
+      ['b2', 'pending', 2],
+    ]);
+    expect(await store.insert(newTx('ins-1', { metadata: { other: true } }), 5_000)).toBeNull();
+    expect((await store.load('ins-1'))?.tx.metadata).toEqual({ order: 'ins-1' });
+    expect((await store.events('ins-1')).map((e) => e.type)).toEqual(['created']);
+  });
+
+  it('writes nothing at all when one part of the statement fails (a branchId twice)', async () => {
+    const twice = newTx('atomic-1', { branches: [newTx('x').branches[0], newTx('x').branches[0]] });
+    await expect(store.insert(twice, 5_000)).rejects.toThrow();
+    expect(await store.load('atomic-1')).toBeNull();
+    expect(await store.events('atomic-1')).toEqual([]);
+  });
+
+  it('apply is a compare-and-set: the current version moves the transaction, a stale one changes nothing', async () => {
+    const inserted = (await store.insert(newTx('cas-1'), 5_000))!;
+    const saved = await store.apply('cas-1', 1, decide());
+    expect(saved?.tx).toMatchObject({ status: 'committing', version: 2, leaseOwner: 'me' });
+    expect(saved?.branches.map((b) => [b.branchId, b.status, b.attempts, b.result, b.lastError])).toEqual([
+      ['b1', 'prepared', 1, { ok: 1 }, null],
+      ['b2', 'prepared', 1, null, 'slow'],
+    ]);
+    const eventsBefore = (await store.events('cas-1')).length;
+    expect(await store.apply('cas-1', inserted.tx.version, decide({ status: 'rolling_back', reason: 'client' }))).toBeNull();
+    const after = await store.load('cas-1');
+    expect(after?.tx).toMatchObject({ status: 'committing', version: 2 });
+    expect(await store.events('cas-1')).toHaveLength(eventsBefore);
+  });
+
+  it('a terminal write clears the schedule and the lease', async () => {
+    await store.insert(newTx('term-1'), 5_000);
+    await store.apply('term-1', 1, decide());
+    const done = await store.apply('term-1', 2, decide({ status: 'committed', nextAttemptInMs: null, lease: null, branches: [], events: [] }));
+    expect(done?.tx).toMatchObject({ status: 'committed', nextAttemptAt: null, leaseOwner: null, leaseUntil: null });
+  });
+
+  it('insertBranch adds to an active transaction and bumps its version, so a decision read before it fails', async () => {
+    await store.insert(newTx('add-1', { oneShot: false, branches: [] }), 5_000);
+    const branch = await store.insertBranch('add-1', { branchId: 'x', participant: 'bank', action: 'debit', payload: {} }, []);
+    expect(branch).toMatchObject({ branchId: 'x', status: 'pending', seq: 1 });
+    expect(await store.apply('add-1', 1, decide({ branches: [] }))).toBeNull();
+    expect(await store.insertBranch('add-1', { branchId: 'x', participant: 'bank', action: 'debit', payload: {} }, [])).toBeNull();
+    await store.apply('add-1', 2, decide({ status: 'rolling_back', reason: 'client', branches: [] }));
+    expect(await store.insertBranch('add-1', { branchId: 'y', participant: 'bank', action: 'debit', payload: {} }, [])).toBeNull();
+  });
+
+  it('recordPhase1 moves only a pending branch, and always counts the call', async () => {
+    await store.insert(newTx('p1-1', { oneShot: false, branches: [] }), 5_000);
+    await store.insertBranch('p1-1', { branchId: 'x', participant: 'bank', action: 'debit', payload: {} }, []);
+    expect(await store.recordPhase1('p1-1', 'x', 'prepared', { result: { held: 1 } }, [])).toMatchObject({ status: 'prepared', attempts: 1 });
+    expect(await store.recordPhase1('p1-1', 'x', 'failed', { lastError: 'late' }, [])).toMatchObject({ status: 'prepared', attempts: 2 });
+  });
+
+  it('keeps the history in order, oldest first', async () => {
+    await store.insert(newTx('hist-1', { events: [{ type: 'created' }, { type: 'branch_added', branchId: 'b1' }, { type: 'branch_added', branchId: 'b2' }] }), 5_000);
+    await store.apply('hist-1', 1, decide());
+    expect((await store.events('hist-1')).map((e) => `${e.type}${e.branchId ? `:${e.branchId}` : ''}`)).toEqual([
+      'created',
+      'branch_added:b1',
+      'branch_added:b2',
+      'status',
+    ]);
+  });
+});
+
+describe('recovery claims', () => {
+  const due = async (prefix: string, count: number) => {
+    for (let i = 0; i < count; i++) await store.insert(newTx(`${prefix}-${i}`, { timeoutMs: 60_000, firstAttemptInMs: 60_000 }), 5_000);
+    await dataSource.query(`UPDATE global_transactions SET next_attempt_at = now() - interval '1 second' WHERE gid LIKE $1`, [`${prefix}-%`]);
+  };
+
+  it('two instances racing for 200 due transactions claim disjoint sets that cover them all', async () => {
+    await due('race', 200);
+    const [a, b] = await Promise.all([openStore(), openStore()]);
+    const claims = { a: [] as string[], b: [] as string[] };
+    const drain = async (worker: 'a' | 'b', s: TransactionStore) => {
+      for (;;) {
+        const batch = await s.claimDue(`worker-${worker}`, 30_000, 25);
+        if (batch.length === 0) return;
+        claims[worker].push(...batch.filter((t) => t.tx.gid.startsWith('race-')).map((t) => t.tx.gid));
+      }
+    };
+    await Promise.all([drain('a', a.store), drain('b', b.store)]);
+    const all = [...claims.a, ...claims.b];
+    expect(new Set(all).size).toBe(all.length);
+    expect(new Set(all).size).toBe(200);
+    expect(claims.a.length).toBeGreaterThan(0);
+    expect(claims.b.length).toBeGreaterThan(0);
+    const owners: { lease_owner: string; n: string }[] = await dataSource.query(
+      `SELECT lease_owner, count(*) AS n FROM global_transactions WHERE gid LIKE 'race-%' AND version = 2 GROUP BY 1 ORDER BY 1`,
+    );
+    expect(owners.map((o) => [o.lease_owner, Number(o.n)])).toEqual([
+      ['worker-a', claims.a.length],
+      ['worker-b', claims.b.length],
+    ]);
+  });
+
+  it('a claimed row is not claimed again during its lease; after it, another instance takes it and fences the first', async () => {
+    await due('lease', 1);
+    const [first] = await store.claimDue('first', 300, 10).then((rows) => rows.filter((r) => r.tx.gid === 'lease-0'));
+    expect(first).toBeDefined();
+    expect((await store.claimDue('second', 300, 10)).some((r) => r.tx.gid === 'lease-0')).toBe(false);
+    await new Promise((r) => setTimeout(r, 400));
+    const [second] = (await store.claimDue('second', 300, 10)).filter((r) => r.tx.gid === 'lease-0');
+    expect(second.tx.leaseOwner).toBe('second');
+    expect(await store.apply('lease-0', first.tx.version, decide({ status: 'rolling_back', reason: 'timeout', branches: [] }))).toBeNull();
+    expect(await store.apply('lease-0', second.tx.version, decide({ status: 'rolling_back', reason: 'timeout', branches: [] }))).not.toBeNull();
+  });
+
+  it('never claims terminal transactions or transactions not yet due', async () => {
+    await store.insert(newTx('future-0'), 5_000);
+    await due('terminal', 1);
+    await store.apply('terminal-0', 1, decide({ status: 'committing' }));
+    await store.apply('terminal-0', 2, decide({ status: 'committed', nextAttemptInMs: null, lease: null, branches: [], events: [] }));
+    const claimed = (await store.claimDue('anyone', 1_000, 1_000)).map((r) => r.tx.gid);
+    expect(claimed).not.toContain('future-0');
+    expect(claimed).not.toContain('terminal-0');
+  });
+});
