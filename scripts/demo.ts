@@ -70,6 +70,7 @@ async function main(): Promise<number> {
       RETRY_BASE_MS: '100',
       RETRY_MAX_MS: '1000',
       LEASE_MS: '2000',
+      CALL_TIMEOUT_MS: '1000',
     });
     stoppers.push(() => coord.process.kill());
     console.log(`Starting the coordinator on ${coord.url}...`);

@@ -21,7 +21,7 @@ let bank: ServiceHandle;
 let client: TransactionClient;
 
 // Automatic retries are slow here, so that a prompt finish proves the operator's retry did it.
-const SLOW_RETRIES = { RECOVERY_INTERVAL_MS: '200', RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', LEASE_MS: '1500' };
+const SLOW_RETRIES = { RECOVERY_INTERVAL_MS: '200', RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', LEASE_MS: '1500', CALL_TIMEOUT_MS: '700' };
 
 const debit = (account: string, amount: number) => ({ participant: 'bank', action: 'debit', payload: { accountId: account, amount } });
 

@@ -69,8 +69,8 @@ beforeAll(async () => {
     RECOVERY_INTERVAL_MS: '200',
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '500',
-    LEASE_MS: '1500',
-    CALL_TIMEOUT_MS: '3000',
+    LEASE_MS: '3000',
+    CALL_TIMEOUT_MS: '1500',
   });
   await coord.start();
   for (const [i, t] of TRANSPORTS.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));

@@ -23,7 +23,7 @@ let bankA: AccountHandle;
 let bankB: AccountHandle;
 let client: TransactionClient;
 
-const FAST_RECOVERY = { RECOVERY_INTERVAL_MS: '200', RETRY_BASE_MS: '50', RETRY_MAX_MS: '500', LEASE_MS: '1500' };
+const FAST_RECOVERY = { RECOVERY_INTERVAL_MS: '200', RETRY_BASE_MS: '50', RETRY_MAX_MS: '500', LEASE_MS: '1500', CALL_TIMEOUT_MS: '700' };
 
 const transfer = (from: string, to: string, amount: number) => [
   { participant: 'bank-a', action: 'debit', payload: { accountId: from, amount } },

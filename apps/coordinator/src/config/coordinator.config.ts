@@ -83,5 +83,9 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
     const reasons = errors.map((e) => `${e.property}: ${Object.values(e.constraints ?? {}).join(', ')}`);
     throw new Error(`invalid configuration: ${reasons.join('; ')}`);
   }
+  // Calls go out only while the lease has a call timeout left: a lease must outlast its calls.
+  if (env.LEASE_MS < 2 * env.CALL_TIMEOUT_MS) {
+    throw new Error(`invalid configuration: LEASE_MS (${env.LEASE_MS}) must be at least twice CALL_TIMEOUT_MS (${env.CALL_TIMEOUT_MS})`);
+  }
   return env;
 }

@@ -1,8 +1,17 @@
 import { Injectable } from '@nestjs/common';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { CallOutcome, Phase } from '@app/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx } from '../transactions/transaction.store.js';
+
+/** This instance no longer holds the lease of a transaction it was driving (it was paused, or slow). */
+export class LeaseLostError extends Error {
+  constructor(gid: string) {
+    super(`gid=${gid}: lease expired or not held; leaving the transaction to whoever claims it next`);
+    this.name = 'LeaseLostError';
+  }
+}
 
 /** Calls one phase of one branch on its registered participant. */
 @Injectable()
@@ -10,6 +19,7 @@ export class BranchCaller {
   constructor(
     private readonly participants: ParticipantsService,
     private readonly invoker: ParticipantInvoker,
+    private readonly config: CoordinatorConfig,
   ) {}
 
   /** An unregistered participant is a transient failure: it may register later. */
@@ -26,7 +36,15 @@ export class BranchCaller {
     });
   }
 
+  /**
+   * Calls a round of a transaction this instance drives. Only while it holds the lease, with
+   * time left for the calls to finish: an instance that was paused past its lease sends
+   * nothing, so two instances never call for one transaction in overlapping leases.
+   */
   callAll(loaded: LoadedTx, branches: readonly BranchRecord[], phase: Phase): Promise<CallOutcome[]> {
+    if (loaded.heldUntil === undefined || Date.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
+      return Promise.reject(new LeaseLostError(loaded.tx.gid));
+    }
     return Promise.all(branches.map((b) => this.call(loaded, b, phase)));
   }
 }

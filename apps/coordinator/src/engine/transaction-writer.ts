@@ -64,13 +64,15 @@ export class TransactionWriter {
 
   /** Applies `change` if nobody else moved the transaction; null when fenced off. */
   async write(loaded: LoadedTx, change: TxChange): Promise<LoadedTx | null> {
+    const startedAt = Date.now();
     const saved = await this.store.apply(loaded.tx.gid, loaded.tx.version, change);
     if (!saved) return null;
     if (saved.tx.status !== loaded.tx.status || isTerminal(saved.tx.status)) {
       this.bus.publish({ kind: 'tx', gid: saved.tx.gid, status: saved.tx.status });
     }
     const changed = new Map(saved.branches.map((b) => [b.branchId, b]));
-    return { tx: saved.tx, branches: loaded.branches.map((b) => changed.get(b.branchId) ?? b) };
+    const held = change.lease?.owner === this.instanceId ? { heldUntil: startedAt + change.lease.ms } : {};
+    return { tx: saved.tx, branches: loaded.branches.map((b) => changed.get(b.branchId) ?? b), ...held };
   }
 
   reload(gid: string): Promise<LoadedTx | null> {

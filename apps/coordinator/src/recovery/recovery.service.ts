@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { LeaseLostError } from '../engine/branch-caller.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { TransactionStore, type LoadedTx } from '../transactions/transaction.store.js';
 
@@ -34,8 +35,9 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   /** One pass: claim a batch and resume it. Returns how many transactions it claimed. */
   async runOnce(): Promise<number> {
     const { LEASE_MS, RECOVERY_BATCH_SIZE } = this.config.env;
+    const startedAt = Date.now();
     const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, RECOVERY_BATCH_SIZE);
-    await Promise.all(claimed.map((loaded) => this.resume(loaded)));
+    await Promise.all(claimed.map((loaded) => this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS })));
     return claimed.length;
   }
 
@@ -43,7 +45,8 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     try {
       await this.engine.resume(loaded);
     } catch (error) {
-      this.logger.error(`gid=${loaded.tx.gid} recovery failed: ${String(error)}`);
+      if (error instanceof LeaseLostError) this.logger.warn(error.message);
+      else this.logger.error(`gid=${loaded.tx.gid} recovery failed: ${String(error)}`);
     }
   }
 

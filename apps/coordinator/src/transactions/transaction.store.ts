@@ -44,6 +44,11 @@ export interface BranchRecord {
 export interface LoadedTx {
   tx: TxRecord;
   branches: BranchRecord[];
+  /**
+   * In memory only: until when (this process's clock) this instance holds the transaction's
+   * lease, counted from before the write that took it. Unset when it holds none.
+   */
+  heldUntil?: number;
 }
 
 export interface EventInput {

@@ -17,7 +17,7 @@ import { crashPoint } from '../engine/crash-points.js';
 import { ModeProcessors } from '../engine/processors/mode-processors.js';
 import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
 import { transition } from '../engine/state-machine.js';
-import { BranchCaller } from '../engine/branch-caller.js';
+import { BranchCaller, LeaseLostError } from '../engine/branch-caller.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { machineOf } from '../engine/transaction-writer.js';
 import { ParticipantsService } from '../participants/participants.service.js';
@@ -72,6 +72,7 @@ export class TransactionsService {
     const requestHash = createHash('sha256').update(canonical({ ...request, gid })).digest('hex');
     const oneShot = branches.length > 0;
 
+    const startedAt = Date.now();
     const inserted = await this.store.insert(
       {
         gid,
@@ -101,6 +102,7 @@ export class TransactionsService {
     }
     crashPoint('after_begin', gid);
     if (!oneShot) return { created: true, view: toTransactionView(inserted) };
+    inserted.heldUntil = startedAt + this.config.env.LEASE_MS;
     if (dto.mode === 'saga' && !dto.wait) {
       // A saga may take long: answer once it is durable and run its steps in the background.
       this.engine
@@ -109,7 +111,7 @@ export class TransactionsService {
         .catch((error: unknown) => this.logger.error(`gid=${gid} saga run failed: ${String(error)}; recovery will resume it`));
       return { created: true, view: toTransactionView(inserted) };
     }
-    const decided = await this.engine.start(inserted);
+    const decided = await this.engine.start(inserted).catch((error: unknown) => this.unlessLeaseLost(error, gid));
     return { created: true, view: await this.afterDecision(decided, dto.wait ?? false) };
   }
 
@@ -262,9 +264,18 @@ export class TransactionsService {
       if (ours) this.engine.deliverInBackground(decided);
       return toTransactionView(decided);
     }
-    const delivered = ours ? await this.engine.deliverPhase2(decided) : null;
+    const delivered = ours
+      ? await this.engine.deliverPhase2(decided).catch((error: unknown) => this.unlessLeaseLost(error, decided.tx.gid))
+      : null;
     if (delivered && isTerminal(delivered.tx.status)) return toTransactionView(delivered);
     return this.waitForTerminal(decided.tx.gid);
+  }
+
+  /** A lease lost mid-way is not an error for the client: another instance finishes the work. */
+  private async unlessLeaseLost(error: unknown, gid: string): Promise<LoadedTx> {
+    if (!(error instanceof LeaseLostError)) throw error;
+    this.logger.warn(error.message);
+    return this.requireTx(gid);
   }
 
   private recordedOutcome(branch: { branchId: string; status: BranchOutcomeView['status']; result: BranchOutcomeView['result']; lastError: unknown; participant: string; action: string }, dto: AddBranchDto): BranchOutcomeView {
