@@ -52,6 +52,10 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
   WAIT_MAX_MS: number = 30_000;
 
+  /** A waiting request re-reads the store this often, in case a bus message was lost. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
+  WAIT_POLL_MS: number = 1_000;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   RECOVERY_BATCH_SIZE: number = 100;
 

@@ -225,7 +225,7 @@ export class TransactionsService {
         if (isTerminal(loaded.tx.status) || remaining <= 0) return toTransactionView(loaded);
         await new Promise<void>((resolve) => {
           wake = resolve;
-          void sleep(Math.min(1_000, remaining)).then(resolve);
+          void sleep(Math.min(this.config.env.WAIT_POLL_MS, remaining)).then(resolve);
         });
       }
     } finally {
