@@ -37,3 +37,14 @@ export type CallOutcome =
   | { kind: 'ok'; result: Json }
   | { kind: 'failed'; error: Json }
   | { kind: 'transient'; error: string };
+
+/** Connection options of the NestJS Redis transport (host, port, password, db) from a redis:// URL. */
+export function redisTransportOptions(url: string): { host: string; port: number; password?: string; db?: number } {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 6379),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.pathname.length > 1 ? { db: Number(parsed.pathname.slice(1)) } : {}),
+  };
+}

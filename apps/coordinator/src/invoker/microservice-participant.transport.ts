@@ -3,6 +3,7 @@ import { firstValueFrom, timeout } from 'rxjs';
 import {
   BRANCH_MESSAGE_PATTERN,
   redisBranchPattern,
+  redisTransportOptions,
   type CallOutcome,
   type MicroserviceReply,
   type PhaseCallBody,
@@ -68,16 +69,7 @@ export class MicroserviceParticipantTransport {
     if (participant.transport === 'tcp' && participant.host && participant.port) {
       client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: participant.host, port: participant.port } });
     } else if (participant.transport === 'redis' && this.redisUrl) {
-      const url = new URL(this.redisUrl);
-      client = ClientProxyFactory.create({
-        transport: Transport.REDIS,
-        options: {
-          host: url.hostname,
-          port: Number(url.port || 6379),
-          password: url.password ? decodeURIComponent(url.password) : undefined,
-          db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
-        },
-      });
+      client = ClientProxyFactory.create({ transport: Transport.REDIS, options: redisTransportOptions(this.redisUrl) });
     } else {
       return null;
     }

@@ -29,13 +29,8 @@ export const LIMITS = {
 const ID_MESSAGE = '$property must match [A-Za-z0-9_.:-]{1,128}';
 const NAME_MESSAGE = '$property must match [A-Za-z0-9_.:-]{1,64}';
 
-/** One branch of a one-shot tcc/2pc transaction, or of an interactive add (branchId optional there). */
-export class BranchSpecDto {
-  @IsOptional()
-  @IsString()
-  @Matches(ID_PATTERN, { message: ID_MESSAGE })
-  branchId?: string;
-
+/** What to call: a registered participant's action, and its payload. */
+export class ActionCallDto {
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   participant!: string;
@@ -49,22 +44,19 @@ export class BranchSpecDto {
   payload?: JsonObject;
 }
 
-export class SagaStepDto {
+/** One branch of a one-shot tcc/2pc transaction, or of an interactive add (branchId optional there). */
+export class BranchSpecDto extends ActionCallDto {
+  @IsOptional()
+  @IsString()
+  @Matches(ID_PATTERN, { message: ID_MESSAGE })
+  branchId?: string;
+}
+
+/** One saga step; its name is its branchId. */
+export class SagaStepDto extends ActionCallDto {
   @IsString()
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   name!: string;
-
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
-  participant!: string;
-
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
-  action!: string;
-
-  @IsOptional()
-  @IsObject()
-  payload?: JsonObject;
 
   @IsOptional()
   @IsArray()

@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
-import { BRANCH_MESSAGE_PATTERN, redisBranchPattern } from '@app/protocol';
+import { BRANCH_MESSAGE_PATTERN, redisBranchPattern, redisTransportOptions } from '@app/protocol';
 import type { RegisterParticipantRequest } from '../client/transaction-client.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 
@@ -33,16 +33,7 @@ export async function connectParticipantTransport(app: INestApplication, options
   if (transport.kind === 'tcp') {
     app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: transport.host, port: transport.port } });
   } else {
-    const url = new URL(transport.url);
-    app.connectMicroservice<MicroserviceOptions>({
-      transport: Transport.REDIS,
-      options: {
-        host: url.hostname,
-        port: Number(url.port || 6379),
-        password: url.password ? decodeURIComponent(url.password) : undefined,
-        db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : undefined,
-      },
-    });
+    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.REDIS, options: redisTransportOptions(transport.url) });
   }
   await app.startAllMicroservices();
 }
