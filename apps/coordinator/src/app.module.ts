@@ -1,6 +1,10 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
+import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
 import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event-bus.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
@@ -23,8 +27,8 @@ import { TransactionsController } from './transactions/transactions.controller.j
 import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
-  imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity])],
-  controllers: [TransactionsController, ParticipantsController, AdminController],
+  imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity]), TerminusModule],
+  controllers: [TransactionsController, ParticipantsController, AdminController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     {
@@ -44,6 +48,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
     RecoveryService,
     AdminStore,
     AdminService,
+    MetricsService,
   ],
 })
 export class AppModule {}

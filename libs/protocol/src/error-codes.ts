@@ -18,6 +18,7 @@ export const ErrorCode = {
   BRANCH_CONFLICT: 'BRANCH_CONFLICT',
   UNAUTHORIZED: 'UNAUTHORIZED',
   FORBIDDEN: 'FORBIDDEN',
+  NOT_READY: 'NOT_READY',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

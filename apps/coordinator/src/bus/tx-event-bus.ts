@@ -18,6 +18,9 @@ export abstract class TxEventBus {
 
   abstract publish(message: BusMessage): void;
 
+  /** Resolves when the bus's transport answers (readiness). */
+  abstract ping(): Promise<void>;
+
   subscribe(listener: (message: BusMessage) => void): () => void {
     this.local.on('message', listener);
     return () => this.local.off('message', listener);
@@ -28,6 +31,10 @@ export abstract class TxEventBus {
 export class InProcessTxEventBus extends TxEventBus {
   publish(message: BusMessage): void {
     this.local.emit('message', message);
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
   }
 }
 
@@ -65,6 +72,10 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
     // Other instances hear it through Redis; this one hears it at once, even if Redis is down.
     this.local.emit('message', message);
     this.publisher.publish(CHANNEL, JSON.stringify({ origin: this.origin, message })).catch(() => undefined);
+  }
+
+  async ping(): Promise<void> {
+    await this.publisher.ping();
   }
 
   async onModuleDestroy(): Promise<void> {

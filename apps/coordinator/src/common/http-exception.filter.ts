@@ -49,6 +49,10 @@ export class HttpExceptionFilter implements ExceptionFilter {
         const candidate = payload as ErrorBody;
         if (Object.values(ErrorCode).includes(candidate.error)) return candidate;
       }
+      // Terminus's readiness answer: keep its details for the operator.
+      if (status === 503 && typeof payload === 'object' && payload !== null && 'details' in payload) {
+        return { statusCode: 503, error: ErrorCode.NOT_READY, message: 'not ready', details: (payload).details };
+      }
       const raw = typeof payload === 'string' ? payload : (payload as { message?: unknown }).message;
       // Nest's own exceptions carry a string or a list of strings.
       const message = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map(String).join('; ') : exception.message;

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import type { CallOutcome, Phase } from '@app/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
@@ -20,13 +21,15 @@ export class BranchCaller {
     private readonly participants: ParticipantsService,
     private readonly invoker: ParticipantInvoker,
     private readonly config: CoordinatorConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** An unregistered participant is a transient failure: it may register later. */
   async call(loaded: LoadedTx, branch: BranchRecord, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
-    return this.invoker.call(participant, {
+    const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
+    const outcome = await this.invoker.call(participant, {
       gid: loaded.tx.gid,
       branchId: branch.branchId,
       mode: loaded.tx.mode,
@@ -34,6 +37,8 @@ export class BranchCaller {
       phase,
       payload: branch.payload,
     });
+    stopTimer({ outcome: outcome.kind });
+    return outcome;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { isTerminal, type CallOutcome } from '@app/protocol';
 import type { LoadedTx, TxChange } from '../transactions/transaction.store.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { BranchCaller } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { ModeProcessors } from './processors/mode-processors.js';
@@ -25,6 +26,7 @@ export class TransactionEngine {
     private readonly writer: TransactionWriter,
     private readonly caller: BranchCaller,
     private readonly processors: ModeProcessors,
+    private readonly metrics: MetricsService,
   ) {}
 
   get instanceId(): string {
@@ -115,6 +117,7 @@ export class TransactionEngine {
       }
       current = saved;
       if (!allOk) {
+        this.metrics.retries.inc({ mode: tx.mode });
         this.logger.warn(`gid=${tx.gid} phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`);
         break;
       }

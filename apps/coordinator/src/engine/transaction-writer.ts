@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isTerminal, type CallOutcome, type Json, type Phase } from '@app/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { TransactionStore, type BranchRecord, type EventInput, type LoadedTx, type TxChange } from '../transactions/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
 import type { MachineTx } from './state-machine.js';
@@ -43,6 +44,7 @@ export class TransactionWriter {
     private readonly store: TransactionStore,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   get instanceId(): string {
@@ -69,6 +71,9 @@ export class TransactionWriter {
     if (!saved) return null;
     if (saved.tx.status !== loaded.tx.status || isTerminal(saved.tx.status)) {
       this.bus.publish({ kind: 'tx', gid: saved.tx.gid, status: saved.tx.status });
+    }
+    if (isTerminal(saved.tx.status) && !isTerminal(loaded.tx.status)) {
+      this.metrics.finished.inc({ mode: saved.tx.mode, status: saved.tx.status, reason: saved.tx.reason ?? '' });
     }
     const changed = new Map(saved.branches.map((b) => [b.branchId, b]));
     const held = change.lease?.owner === this.instanceId ? { heldUntil: startedAt + change.lease.ms } : {};

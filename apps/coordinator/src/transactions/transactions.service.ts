@@ -20,6 +20,7 @@ import { transition } from '../engine/state-machine.js';
 import { BranchCaller, LeaseLostError } from '../engine/branch-caller.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { machineOf } from '../engine/transaction-writer.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import { TransactionStore, type LoadedTx, type NewBranch } from './transaction.store.js';
 import { toTransactionView } from './transaction.view.js';
@@ -56,6 +57,7 @@ export class TransactionsService {
     private readonly participants: ParticipantsService,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
+    private readonly metrics: MetricsService,
   ) {}
 
   async begin(dto: BeginTransactionDto): Promise<BeginResult> {
@@ -100,6 +102,7 @@ export class TransactionsService {
       }
       return { created: false, view: dto.wait ? await this.waitForTerminal(gid) : toTransactionView(existing) };
     }
+    this.metrics.begun.inc({ mode: dto.mode });
     crashPoint('after_begin', gid);
     if (!oneShot) return { created: true, view: toTransactionView(inserted) };
     inserted.heldUntil = startedAt + this.config.env.LEASE_MS;

@@ -1,0 +1,39 @@
+import { Controller, Get } from '@nestjs/common';
+import {
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  TypeOrmHealthIndicator,
+  type HealthCheckResult,
+  type HealthIndicatorFunction,
+} from '@nestjs/terminus';
+import { TxEventBus } from '../bus/tx-event-bus.js';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+
+/** Liveness (the process answers) and readiness (Postgres and, when configured, Redis answer). */
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly database: TypeOrmHealthIndicator,
+    private readonly indicators: HealthIndicatorService,
+    private readonly bus: TxEventBus,
+    private readonly config: CoordinatorConfig,
+  ) {}
+
+  @Get('live')
+  @HealthCheck()
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck()
+  ready(): Promise<HealthCheckResult> {
+    const checks: HealthIndicatorFunction[] = [() => this.database.pingCheck('database').withTimeout(1_500)];
+    if (this.config.redisUrl) {
+      checks.push(() => this.indicators.check('redis').attempt(() => this.bus.ping()).withTimeout(1_500));
+    }
+    return this.health.check(checks);
+  }
+}

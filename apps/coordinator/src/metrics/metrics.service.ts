@@ -1,0 +1,91 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DataSource } from 'typeorm';
+
+/**
+ * Prometheus metrics (prom-client). Counters and histograms are fed by the engine as things
+ * happen; the gauges of what is in doubt are read from Postgres at scrape time, so every
+ * instance reports the same truth.
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly begun = new Counter({
+    name: 'dtx_transactions_begun_total',
+    help: 'Global transactions begun, by mode',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+
+  readonly finished = new Counter({
+    name: 'dtx_transactions_finished_total',
+    help: 'Global transactions that reached committed or rolled_back, by mode, status and rollback reason',
+    labelNames: ['mode', 'status', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly calls = new Histogram({
+    name: 'dtx_phase_call_duration_seconds',
+    help: 'Participant calls by participant, phase and outcome (ok, failed, transient)',
+    labelNames: ['participant', 'phase', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly retries = new Counter({
+    name: 'dtx_phase2_retries_total',
+    help: 'Phase-2 delivery rounds that left a branch unanswered and were rescheduled, by mode',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(@InjectDataSource() private readonly db: DataSource) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'dtx_' });
+    // One query per scrape serves all three gauges, whichever prom-client collects first.
+    let pending: Promise<void> | null = null;
+    const refresh = (): Promise<void> =>
+      (pending ??= this.readGauges(inDoubt, attention, lag).finally(() => {
+        pending = null;
+      }));
+    const inDoubt: Gauge<'status'> = new Gauge({
+      name: 'dtx_transactions_in_doubt',
+      help: 'Transactions not yet terminal, by status',
+      labelNames: ['status'] as const,
+      registers: [this.registry],
+      collect: refresh,
+    });
+    const attention: Gauge = new Gauge({
+      name: 'dtx_transactions_needing_attention',
+      help: 'Transactions flagged for attention',
+      registers: [this.registry],
+      collect: refresh,
+    });
+    const lag: Gauge = new Gauge({
+      name: 'dtx_recovery_lag_seconds',
+      help: 'How long the most overdue transaction has been waiting for recovery (0 when none is overdue)',
+      registers: [this.registry],
+      collect: refresh,
+    });
+  }
+
+  private async readGauges(inDoubt: Gauge<'status'>, attention: Gauge, lag: Gauge): Promise<void> {
+    const rows: { status: string; n: string; attention: string; lag: string | null }[] = await this.db.query(
+      `SELECT status, count(*) AS n, count(*) FILTER (WHERE needs_attention) AS attention,
+              extract(epoch FROM now() - min(next_attempt_at) FILTER (WHERE next_attempt_at < now())) AS lag
+       FROM global_transactions WHERE status IN ('active', 'committing', 'rolling_back') GROUP BY status`,
+    );
+    inDoubt.reset();
+    for (const status of ['active', 'committing', 'rolling_back']) inDoubt.set({ status }, 0);
+    let flagged = 0;
+    let maxLag = 0;
+    for (const row of rows) {
+      inDoubt.set({ status: row.status }, Number(row.n));
+      flagged += Number(row.attention);
+      maxLag = Math.max(maxLag, Number(row.lag ?? 0));
+    }
+    attention.set(flagged);
+    lag.set(maxLag);
+  }
+}
