@@ -88,7 +88,7 @@ beforeAll(async () => {
     name: 'raw',
     transport: 'http',
     endpoint: `${rawUrl}/tx`,
-    actions: [{ name: 'reserve', modes: ['tcc'] }],
+    actions: [{ name: 'reserve', modes: ['tcc', 'saga'] }],
   });
   expect(registered.status).toBe(201);
 });
@@ -177,5 +177,28 @@ describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
     const view = await finished(gid);
     expect(view).toMatchObject({ status: 'committed', needsAttention: true });
     expect(callsFor(gid).filter((c) => c.body.phase === 'confirm')).toHaveLength(6);
+  });
+
+  it('a saga step that keeps failing transiently is retried until the deadline, then the saga rolls back (reason timeout)', async () => {
+    const gid = 'raw-saga-timeout';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    scripts.set(gid, { execute: [{ status: 503 }] });
+    const view = await client.begin({
+      mode: 'saga',
+      gid,
+      timeoutMs: 1_500,
+      wait: true,
+      steps: [
+        { name: 'pay', participant: 'bank-a', action: 'debit', payload: { accountId: `${gid}-acc`, amount: 100 } },
+        { name: 'reserve', participant: 'raw', action: 'reserve', payload: { sku: 'book', qty: 1 } },
+      ],
+    });
+    const ended = view.status === 'rolled_back' ? view : await finished(gid);
+    expect(ended).toMatchObject({ status: 'rolled_back', reason: 'timeout' });
+    const executes = callsFor(gid).filter((c) => c.body.phase === 'execute');
+    expect(executes.length).toBeGreaterThanOrEqual(2);
+    expect(callsFor(gid).some((c) => c.body.phase === 'compensate')).toBe(true);
+    // The step that ran was compensated: the money is back.
+    expect((await accountsOf(bank)).accounts.find((a) => a.id === `${gid}-acc`)).toMatchObject({ balance: 1_000 });
   });
 });
