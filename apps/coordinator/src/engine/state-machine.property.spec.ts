@@ -1,0 +1,135 @@
+/**
+ * Property-based check (fast-check) of the state machine against a small reference model of
+ * PROTOCOL.md 2 and 3.3, over random interleavings of client calls, participant answers,
+ * deadlines and crashes (a crash loses whatever was decided but not yet written).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ErrorCode, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@app/protocol';
+import { isAllowedMove, transition, type MachineEvent, type MachineTx } from './state-machine.js';
+
+type Model = { mode: Mode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus> };
+
+const terminal = (s: GlobalStatus) => s === 'committed' || s === 'rolled_back';
+const every = (m: Model, s: BranchStatus) => Object.values(m.branches).every((b) => b === s);
+
+/** The protocol, written again as plainly as possible: the oracle. Returns an error code or the next model. */
+function reference(m: Model, e: MachineEvent): Model | ErrorCode {
+  const next: Model = { ...m, branches: { ...m.branches } };
+  const saga = m.mode === 'saga';
+  switch (e.type) {
+    case 'branch_added':
+      if (saga) return ErrorCode.WRONG_MODE;
+      if (m.status !== 'active') return ErrorCode.TX_NOT_ACTIVE;
+      next.branches[e.branchId] ??= 'pending';
+      return next;
+    case 'phase1_answered':
+      if (saga) return ErrorCode.WRONG_MODE;
+      if (m.status === 'active') {
+        for (const a of e.answers) if (next.branches[a.branchId] === 'pending' && a.answer !== 'unknown') next.branches[a.branchId] = a.answer === 'ok' ? 'prepared' : 'failed';
+      }
+      return next;
+    case 'phase1_finished':
+      if (m.status !== 'active') return next;
+      if (saga) return ErrorCode.WRONG_MODE;
+      return every(m, 'prepared') ? { ...next, status: 'committing' } : { ...next, status: 'rolling_back', reason: 'branch_failed' };
+    case 'commit_requested':
+      if (saga) return ErrorCode.WRONG_MODE;
+      if (m.status === 'rolling_back' || m.status === 'rolled_back') return ErrorCode.TX_ALREADY_DECIDED;
+      if (m.status !== 'active') return next;
+      return every(m, 'prepared') ? { ...next, status: 'committing' } : { ...next, status: 'rolling_back', reason: 'branch_failed' };
+    case 'rollback_requested':
+      if (saga && e.reason === 'client') return ErrorCode.WRONG_MODE;
+      if (m.status === 'committing' || m.status === 'committed') return ErrorCode.TX_ALREADY_DECIDED;
+      return m.status === 'active' ? { ...next, status: 'rolling_back', reason: e.reason } : next;
+    case 'deadline_passed':
+      return m.status === 'active' ? { ...next, status: 'rolling_back', reason: 'timeout' } : next;
+    case 'phase2_answered': {
+      if (m.status !== 'committing' && m.status !== 'rolling_back') return next;
+      const done: BranchStatus = m.status === 'committing' ? 'committed' : 'rolled_back';
+      for (const a of e.answers) if (a.answer === 'ok' && a.branchId in next.branches) next.branches[a.branchId] = done;
+      return every(next, done) ? { ...next, status: done } : next;
+    }
+    case 'steps_answered': {
+      if (!saga) return ErrorCode.WRONG_MODE;
+      if (m.status !== 'active') return next;
+      for (const a of e.answers) if (next.branches[a.branchId] === 'pending' && a.answer !== 'unknown') next.branches[a.branchId] = a.answer === 'ok' ? 'committed' : 'failed';
+      if (Object.values(next.branches).includes('failed')) return { ...next, status: 'rolling_back', reason: 'branch_failed' };
+      return every(next, 'committed') ? { ...next, status: 'committed' } : next;
+    }
+  }
+}
+
+const toMachine = (m: Model): MachineTx => ({
+  mode: m.mode,
+  status: m.status,
+  reason: m.reason,
+  branches: Object.entries(m.branches).map(([branchId, status]) => ({ branchId, status })),
+});
+const fromMachine = (t: MachineTx): Model => ({
+  mode: t.mode,
+  status: t.status,
+  reason: t.reason,
+  branches: Object.fromEntries(t.branches.map((b) => [b.branchId, b.status])),
+});
+
+const branchId = fc.constantFrom('a', 'b', 'c');
+/** One answer per branch in a round, as the engine sends at most one call per branch per round. */
+const answers = <A extends string>(...kinds: A[]) =>
+  fc.uniqueArray(fc.record({ branchId, answer: fc.constantFrom(...kinds) }), { maxLength: 3, selector: (a) => a.branchId });
+const event: fc.Arbitrary<MachineEvent> = fc.oneof(
+  fc.record({ type: fc.constant('branch_added' as const), branchId }),
+  fc.record({ type: fc.constant('phase1_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
+  fc.record({ type: fc.constant('phase1_finished' as const) }),
+  fc.record({ type: fc.constant('commit_requested' as const) }),
+  fc.record({ type: fc.constant('rollback_requested' as const), reason: fc.constantFrom('client' as const, 'admin' as const) }),
+  fc.record({ type: fc.constant('deadline_passed' as const) }),
+  fc.record({ type: fc.constant('phase2_answered' as const), answers: answers('ok', 'transient', 'refused') }),
+  fc.record({ type: fc.constant('steps_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
+);
+/** Each step: an event, and whether the instance crashes before writing what it decided. */
+const step = fc.record({ event, crashBeforeWrite: fc.boolean() });
+const start = fc.record({
+  mode: fc.constantFrom<Mode>('tcc', '2pc', 'saga'),
+  branches: fc.uniqueArray(branchId, { maxLength: 3 }),
+});
+
+describe('state machine vs reference model (fast-check)', () => {
+  it('agrees with the model on every event, and what is durable only ever moves as PROTOCOL.md 2 allows', () => {
+    fc.assert(
+      fc.property(start, fc.array(step, { maxLength: 30 }), ({ mode, branches }, steps) => {
+        let durable: Model = { mode, status: 'active', reason: null, branches: Object.fromEntries(branches.map((b) => [b, 'pending' as const])) };
+        const history: GlobalStatus[] = [durable.status];
+        for (const { event: e, crashBeforeWrite } of steps) {
+          const actual = transition(toMachine(durable), e);
+          const expected = reference(durable, e);
+          if (typeof expected === 'string') {
+            expect(actual).toEqual({ ok: false, error: expected });
+            continue;
+          }
+          expect(actual.ok).toBe(true);
+          if (!actual.ok) continue;
+          expect(fromMachine(actual.tx)).toEqual(expected);
+          if (crashBeforeWrite) continue; // lost: the durable state is what recovery will find
+          const before = durable.status;
+          durable = fromMachine(actual.tx);
+          if (durable.status !== before) {
+            expect(isAllowedMove(mode, before, durable.status)).toBe(true);
+            history.push(durable.status);
+          }
+          // A decision, once durable, is never reversed; a terminal status never changes.
+          if (terminal(before)) expect(durable.status).toBe(before);
+          if (durable.status === 'committing' || durable.status === 'committed') expect(history).not.toContain('rolling_back');
+          if (durable.status === 'rolling_back' || durable.status === 'rolled_back') expect(history).not.toContain('committing');
+          // Atomicity at the end: every branch committed, or every branch rolled back.
+          if (durable.status === 'committed') expect(every(durable, 'committed')).toBe(true);
+          if (durable.status === 'rolled_back') expect(every(durable, 'rolled_back')).toBe(true);
+          if (durable.status === 'committing' && mode !== 'saga') {
+            expect(Object.values(durable.branches).every((b) => b === 'prepared' || b === 'committed')).toBe(true);
+          }
+        }
+      }),
+      { numRuns: 3_000, seed: 20261122 },
+    );
+  });
+});
