@@ -94,6 +94,8 @@ export class ManagedProcess {
     readonly name: string,
     private readonly entry: string,
     readonly env: Record<string, string>,
+    /** Another program than Node (then `entry` is its first argument). */
+    private readonly command: { program: string; args: string[] } | null = null,
   ) {}
 
   get logFile(): string {
@@ -108,7 +110,8 @@ export class ManagedProcess {
     if (this.alive) throw new Error(`${this.name} is already running`);
     mkdirSync(LOG_DIR, { recursive: true });
     this.log = createWriteStream(this.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [this.entry], {
+    const [program, args] = this.command ? [this.command.program, this.command.args] : [process.execPath, [this.entry]];
+    const child = spawn(program, args, {
       env: { ...process.env, ...this.env, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -122,6 +125,11 @@ export class ManagedProcess {
   /** Resolves with the exit code (null when killed by a signal). */
   waitExit(): Promise<number | null> {
     return this.exited;
+  }
+
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT to pause and resume). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.alive) this.child?.kill(signal);
   }
 
   async kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -201,8 +209,11 @@ export async function participantService(
   databaseUrl: string,
   coordinatorUrl: string,
   transport: ParticipantTransport = 'http',
+  /** Where the coordinator should call it (a fault-injecting proxy, say); its own address by default. */
+  publicUrl?: string,
+  port?: number,
 ): Promise<ServiceHandle> {
-  const port = await freePort();
+  port ??= await freePort();
   const tcpPort = transport === 'tcp' ? await freePort() : 0;
   const url = `http://127.0.0.1:${port}`;
   const managed = new ManagedProcess(participant, ENTRY[app], {
@@ -211,6 +222,7 @@ export async function participantService(
     DATABASE_URL: databaseUrl,
     COORDINATOR_URL: coordinatorUrl,
     PARTICIPANT_NAME: participant,
+    ...(publicUrl ? { PUBLIC_URL: publicUrl } : {}),
     TRANSPORT: transport,
     ...(transport === 'tcp' ? { TCP_PORT: String(tcpPort) } : {}),
     ...(transport === 'redis' ? { REDIS_URL } : {}),
@@ -218,7 +230,7 @@ export async function participantService(
   const registeredHere = (p: RegisteredParticipant): boolean =>
     p.name === participant &&
     p.transport === transport &&
-    (transport === 'http' ? p.endpoint === `${url}/tx` : transport === 'tcp' ? p.port === tcpPort : true);
+    (transport === 'http' ? p.endpoint === `${publicUrl ?? url}/tx` : transport === 'tcp' ? p.port === tcpPort : true);
   return {
     process: managed,
     url,
