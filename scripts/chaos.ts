@@ -44,7 +44,7 @@ function prng(seed: number): () => number {
 const PROXY_FAULTS = ['drop_call', 'drop_answer', 'duplicate_call', 'delay_past_timeout', 'answer_503'] as const;
 const PROCESS_FAULTS = ['kill_coordinator', 'crash_point', 'kill_participant', 'pause_coordinator', 'cut_postgres', 'stop_redis'] as const;
 type FaultKind = (typeof PROXY_FAULTS)[number] | (typeof PROCESS_FAULTS)[number];
-const CRASH_POINTS = ['after_begin', 'after_phase1_calls', 'after_decision', 'after_phase2_calls'];
+const CRASH_POINTS = ['after_begin', 'after_branch_recorded', 'after_phase1_calls', 'after_decision', 'after_phase2_calls'];
 
 const CALL_TIMEOUT_MS = 1_000;
 const LEASE_MS = 3_000;
@@ -65,10 +65,28 @@ interface Report {
   faults: Record<string, number>;
   violations: { gid: string; problem: string; history?: unknown }[];
   secondsFromLastFaultToAllEnded: number;
+  phase2Calls: number;
 }
 
-/** An HTTP proxy in front of a bank that loses, duplicates, delays and fails calls. */
-function faultProxy(target: () => number, random: () => number, rate: number, count: (kind: FaultKind) => void, active: () => boolean): Server {
+/** A call as a proxy saw it: which instance sent which phase of which branch, and when. */
+interface SeenCall {
+  gid: string;
+  branchId: string;
+  phase: string;
+  instance: string;
+  at: number;
+}
+const PHASE2 = new Set(['confirm', 'cancel', 'commit', 'rollback', 'compensate']);
+
+/** An HTTP proxy in front of a bank that records every call, and loses, duplicates, delays and fails some. */
+function faultProxy(
+  target: () => number,
+  random: () => number,
+  rate: number,
+  count: (kind: FaultKind) => void,
+  active: () => boolean,
+  seen: SeenCall[],
+): Server {
   let forced = 0;
   const forward = (req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> =>
     new Promise((resolve, reject) => {
@@ -90,6 +108,14 @@ function faultProxy(target: () => number, random: () => number, rate: number, co
     req.on('end', () => {
       void (async () => {
         const body = Buffer.concat(chunks);
+        const call = (() => {
+          try {
+            return JSON.parse(body.toString('utf8')) as { gid: string; branchId: string; phase: string };
+          } catch {
+            return null;
+          }
+        })();
+        if (call) seen.push({ gid: call.gid, branchId: call.branchId, phase: call.phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: Date.now() });
         // The first faults go round every kind, so that a short run still sees each one.
         const fault = active() && random() < rate ? PROXY_FAULTS[forced < PROXY_FAULTS.length ? forced++ : Math.floor(random() * PROXY_FAULTS.length)] : null;
         if (fault) count(fault);
@@ -116,7 +142,7 @@ async function main(): Promise<number> {
   const concurrency = option('concurrency', 8);
   const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-  const report: Report = { seed, transfers, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [], secondsFromLastFaultToAllEnded: 0 };
+  const report: Report = { seed, transfers, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [], secondsFromLastFaultToAllEnded: 0, phase2Calls: 0 };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   console.log(`chaos: ${transfers} transfers, seed ${seed}, ${instances} coordinator instances (rerun: npm run chaos -- --transfers ${transfers} --seed ${seed})`);
 
@@ -130,6 +156,7 @@ async function main(): Promise<number> {
   const coordinators: CoordinatorHandle[] = [];
   const banks: Record<'bank-a' | 'bank-b', ServiceHandle> = {} as never;
   const proxies: Server[] = [];
+  const seen: SeenCall[] = [];
   let faulting = true;
   try {
     redis.start();
@@ -151,7 +178,7 @@ async function main(): Promise<number> {
     for (const [i, name] of (['bank-a', 'bank-b'] as const).entries()) {
       const bankPort = await freePort();
       const proxyPort = await freePort();
-      const proxy = faultProxy(() => bankPort, random, 0.08, count, () => faulting);
+      const proxy = faultProxy(() => bankPort, random, 0.08, count, () => faulting, seen);
       await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
       proxies.push(proxy);
       banks[name] = await participantService('account', name, dbs[i + 1].url, coordinators[0].url, 'http', `http://127.0.0.1:${proxyPort}`, bankPort);
@@ -165,8 +192,9 @@ async function main(): Promise<number> {
     let lastFaultAt = Date.now();
     let forcedProcessFault = 0;
     const alive = () => coordinators.filter((c) => c.process.alive);
+    // Goes on after the transfers until every kind of fault has happened at least once.
     const injectFaults = async (done: () => boolean) => {
-      while (!done()) {
+      while (!done() || forcedProcessFault < PROCESS_FAULTS.length) {
         await sleep(300 + random() * 700);
         const kind = forcedProcessFault < PROCESS_FAULTS.length ? PROCESS_FAULTS[forcedProcessFault++] : pick(PROCESS_FAULTS);
         count(kind);
@@ -231,8 +259,20 @@ async function main(): Promise<number> {
         const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
         const instance = alive().length > 0 ? pick(alive()) : coordinators[0];
         const client = new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000 });
-        const request =
-          mode === 'saga'
+        const interactive = mode !== 'saga' && random() < 0.3;
+        const request = interactive
+          ? (async () => {
+              // Interactive: the client adds the branches and decides; a refused branch means rollback.
+              await client.begin({ mode, gid, timeoutMs: 8_000 });
+              try {
+                for (const [n, c] of calls.entries()) await client.addBranch(gid, { ...c, branchId: `b${n + 1}` });
+              } catch {
+                await client.rollback(gid);
+                return;
+              }
+              await client.commit(gid);
+            })()
+          : mode === 'saga'
             ? client.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((c, n) => ({ name: `s${n + 1}`, ...c })) })
             : client.begin({ mode, gid, timeoutMs: 8_000, branches: calls });
         await request.catch(() => undefined);
@@ -303,6 +343,27 @@ async function main(): Promise<number> {
           if (account.balance !== want) report.violations.push({ gid: '-', problem: `${name}/${account.id}: balance ${account.balance}, expected ${want}` });
         }
       }
+      // Fencing: phase-2 calls for one transaction never come from two holders at once. The calls
+      // sent under one lease (instance/version) span [first, last]; two leases' spans may not overlap.
+      const spans = new Map<string, Map<string, { first: number; last: number }>>();
+      for (const call of seen.filter((c) => PHASE2.has(c.phase))) {
+        const byInstance = spans.get(call.gid) ?? new Map<string, { first: number; last: number }>();
+        const span = byInstance.get(call.instance) ?? { first: call.at, last: call.at };
+        span.first = Math.min(span.first, call.at);
+        span.last = Math.max(span.last, call.at);
+        byInstance.set(call.instance, span);
+        spans.set(call.gid, byInstance);
+      }
+      for (const [gid, byInstance] of spans) {
+        const list = [...byInstance.entries()].sort((x, y) => x[1].first - y[1].first);
+        for (let k = 1; k < list.length; k++) {
+          if (list[k][1].first < list[k - 1][1].last) {
+            report.violations.push({ gid, problem: `phase-2 calls under leases ${list[k - 1][0]} and ${list[k][0]} overlap`, history: seen.filter((c) => c.gid === gid) });
+          }
+        }
+      }
+      report.phase2Calls = seen.filter((c) => PHASE2.has(c.phase)).length;
+
       if (total !== initial) report.violations.push({ gid: '-', problem: `money not conserved: ${initial} before, ${total} after` });
       for (const bankDb of dbs.slice(1)) {
         const client = new pg.Client({ connectionString: bankDb.url });
@@ -333,6 +394,7 @@ async function main(): Promise<number> {
   console.log(`transfers: ${report.transfers} (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
   console.log(`faults injected: ${Object.entries(report.faults).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`from the last fault to every transaction ended: ${report.secondsFromLastFaultToAllEnded.toFixed(1)} s`);
+  console.log(`phase-2 calls checked for overlapping senders: ${report.phase2Calls}`);
   console.log(`violations: ${report.violations.length}`);
   for (const v of report.violations.slice(0, 20)) console.log(`  ${v.gid}: ${v.problem}${v.history ? ` ${JSON.stringify(v.history)}` : ''}`);
   console.log(`CHAOS_REPORT ${JSON.stringify({ ...report, violations: report.violations.length })}`);

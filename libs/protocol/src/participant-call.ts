@@ -15,6 +15,8 @@ export interface PhaseCallBody {
 export const TX_HEADERS = {
   gid: 'x-tx-gid',
   branchId: 'x-tx-branch-id',
+  /** Which coordinator instance sent the call, and under which lease (`instance/version`), for operators and fault-injection checks. */
+  instance: 'x-tx-coordinator',
 } as const;
 
 /** Message pattern of the NestJS microservices transports (PROTOCOL.md 5.2). */

@@ -29,6 +29,7 @@ export class BranchCaller {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
+    const leaseVersion = loaded.heldUntil === undefined ? undefined : loaded.tx.version;
     const outcome = await this.invoker.call(participant, {
       gid: loaded.tx.gid,
       branchId: branch.branchId,
@@ -36,7 +37,7 @@ export class BranchCaller {
       action: branch.action,
       phase,
       payload: branch.payload,
-    });
+    }, leaseVersion);
     stopTimer({ outcome: outcome.kind });
     return outcome;
   }

@@ -6,6 +6,7 @@
  */
 export type CrashPoint =
   | 'after_begin'
+  | 'after_branch_recorded'
   | 'after_phase1_calls'
   | 'after_decision'
   | 'after_phase2_calls';

@@ -8,18 +8,21 @@ import { MicroserviceParticipantTransport } from './microservice-participant.tra
 /** Calls a registered participant over its transport and maps the answer to ok / failed / transient. */
 @Injectable()
 export class ParticipantInvoker implements OnModuleDestroy {
-  private readonly http = new HttpParticipantTransport();
+  private readonly http: HttpParticipantTransport;
   private readonly microservices: MicroserviceParticipantTransport;
 
   constructor(private readonly config: CoordinatorConfig) {
+    this.http = new HttpParticipantTransport();
     this.microservices = new MicroserviceParticipantTransport(config.redisUrl);
   }
 
-  async call(participant: ParticipantEntity, body: PhaseCallBody): Promise<CallOutcome> {
+  /** `leaseVersion`: the transaction version under which this instance holds the lease, when it drives the call. */
+  async call(participant: ParticipantEntity, body: PhaseCallBody, leaseVersion?: number): Promise<CallOutcome> {
     const timeoutMs = this.config.env.CALL_TIMEOUT_MS;
     if (participant.transport === 'http') {
       if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
-      return this.http.call(participant.endpoint, body, timeoutMs);
+      const sender = leaseVersion === undefined ? this.config.instanceId : `${this.config.instanceId}/${leaseVersion}`;
+      return this.http.call(participant.endpoint, body, timeoutMs, sender);
     }
     return this.microservices.call(participant, body, timeoutMs);
   }

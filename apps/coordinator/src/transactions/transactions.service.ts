@@ -178,6 +178,7 @@ export class TransactionsService {
       throw this.refusal(ErrorCode.TX_NOT_ACTIVE, now);
     }
 
+    crashPoint('after_branch_recorded', gid);
     const phase = processor.phases.phase1;
     const outcome = await this.caller.call(loaded, inserted, phase);
     const status = outcome.kind === 'ok' ? 'prepared' : outcome.kind === 'failed' ? 'failed' : 'pending';
