@@ -200,15 +200,23 @@ async function main(): Promise<number> {
         count(kind);
         lastFaultAt = Date.now();
         const target = pick(coordinators);
-        switch (kind) {
+        await inject(kind, target).catch(async (error: unknown) => {
+          console.log(`  (fault ${kind} did not go as planned: ${error instanceof Error ? error.message : String(error)}; restarting what is down)`);
+          if (!target.process.alive) await target.start().catch(() => undefined);
+        });
+      }
+    };
+    const inject = async (kind: (typeof PROCESS_FAULTS)[number], target: CoordinatorHandle): Promise<void> => {
+      switch (kind) {
           case 'kill_coordinator':
             await target.process.kill('SIGKILL');
             await sleep(200 + random() * 500);
             await target.start();
             break;
           case 'crash_point':
+            // Armed, the instance may die at that step at any moment, even while it starts.
             await target.process.kill('SIGKILL');
-            await target.start({ DTX_TEST_CRASH_AT: pick(CRASH_POINTS) });
+            target.process.start({ DTX_TEST_CRASH_AT: pick(CRASH_POINTS) });
             await Promise.race([target.process.waitExit(), sleep(3_000)]);
             await target.process.kill('SIGKILL');
             await target.start();
@@ -237,7 +245,6 @@ async function main(): Promise<number> {
             await sleep(1_000);
             redis.start();
             break;
-        }
       }
     };
 
@@ -294,7 +301,7 @@ async function main(): Promise<number> {
     await db.connect();
     try {
       await until('every transaction to end', async () => {
-        const open = await db.query(`SELECT count(*) AS n FROM global_transactions WHERE status NOT IN ('committed', 'rolled_back')`);
+        const open = await db.query<{ n: string }>(`SELECT count(*) AS n FROM global_transactions WHERE status NOT IN ('committed', 'rolled_back')`);
         return Number(open.rows[0].n) === 0 ? true : undefined;
       }, 180_000, 500).catch(() => undefined);
       report.secondsFromLastFaultToAllEnded = (Date.now() - lastFaultAt) / 1000;
@@ -334,7 +341,7 @@ async function main(): Promise<number> {
       }
       let total = 0;
       for (const [name, bank] of Object.entries(banks)) {
-        const summary = await accountsOf(bank);
+        const summary = await until(`${name} to answer`, () => accountsOf(bank), 60_000, 1_000);
         total += summary.totalBalance;
         if (summary.totalFrozen !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.totalFrozen} left frozen` });
         if (summary.pendingCredits !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.pendingCredits} left as pending credit` });
