@@ -5,6 +5,9 @@ import { phaseKind, type Json, type PhaseCallBody } from '@app/protocol';
 import { BusinessFailure } from './business-failure.js';
 import { queryRows } from './query-rows.js';
 
+/** How long a phase waits for a row lock before giving up (transient failure). */
+export const BARRIER_LOCK_TIMEOUT = '5s';
+
 export type BarrierOutcome =
   | { kind: 'ok'; result: Json; duplicate: boolean; skipped: boolean }
   | { kind: 'failed'; message: string; details: Json };
@@ -29,6 +32,11 @@ export class BranchBarrier {
   async run(call: PhaseCallBody, business: (manager: EntityManager) => Promise<Json | void>): Promise<BarrierOutcome> {
     try {
       return await this.dataSource.transaction(async (manager) => {
+        // A row held by another branch (a prepared 2PC transaction, say) must not pin this
+        // connection forever: fail (a transient 5xx; the coordinator retries) and free it, or
+        // the pool fills with waiters and nothing, not even the COMMIT PREPARED that would
+        // release the row, can get a connection.
+        await manager.query(`SET LOCAL lock_timeout = '${BARRIER_LOCK_TIMEOUT}'`);
         switch (phaseKind(call.phase)) {
           case 'phase1':
             return this.phase1(manager, call, business);
