@@ -123,6 +123,28 @@ describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
     expect(received[1].body).toMatchObject({ phase: 'confirm', payload: { sku: 'book', qty: 2 } });
   });
 
+  it('propagates the W3C traceparent of the begin request to every participant call', async () => {
+    const gid = 'raw-trace';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const response = await fetch(`${coord.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent },
+      body: JSON.stringify({ mode: 'tcc', gid, wait: true, branches: branches(gid, 100) }),
+    });
+    expect(response.status).toBe(201);
+    const received = callsFor(gid);
+    expect(received.map((c) => c.body.phase)).toEqual(['try', 'confirm']);
+    expect(received.map((c) => c.headers.traceparent)).toEqual([traceparent, traceparent]);
+    // A malformed one is ignored, as W3C trace context asks.
+    await fetch(`${coord.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: 'not-a-trace' },
+      body: JSON.stringify({ mode: 'tcc', gid: 'raw-trace-bad', wait: true, branches: branches('raw-trace-bad', 1) }),
+    });
+    expect(callsFor('raw-trace-bad').every((c) => c.headers.traceparent === undefined)).toBe(true);
+  });
+
   it('a 409 refuses the branch: the transaction rolls back, every branch gets cancel, and the 409 body is lastError', async () => {
     const gid = 'raw-refuse';
     await openAccount(bank, `${gid}-acc`, 1_000);

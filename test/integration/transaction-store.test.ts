@@ -25,6 +25,7 @@ const newTx = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction 
   timeoutMs: 60_000,
   firstAttemptInMs: 60_000,
   leaseOwner: null,
+  traceParent: null,
   branches: [
     { branchId: 'b1', participant: 'bank', action: 'debit', payload: { amount: 1 } },
     { branchId: 'b2', participant: 'bank', action: 'credit', payload: { amount: 1 } },

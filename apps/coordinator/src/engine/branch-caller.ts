@@ -37,7 +37,7 @@ export class BranchCaller {
       action: branch.action,
       phase,
       payload: branch.payload,
-    }, leaseVersion);
+    }, leaseVersion, loaded.tx.traceParent ?? undefined);
     stopTimer({ outcome: outcome.kind });
     return outcome;
   }

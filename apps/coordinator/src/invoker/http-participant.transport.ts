@@ -22,7 +22,7 @@ export class HttpParticipantTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
-  call(endpoint: string, body: PhaseCallBody, timeoutMs: number, sender: string): Promise<CallOutcome> {
+  call(endpoint: string, body: PhaseCallBody, timeoutMs: number, sender: string, traceparent?: string): Promise<CallOutcome> {
     const url = new URL(`${endpoint.replace(/\/+$/, '')}/${encodeURIComponent(body.action)}/${body.phase}`);
     const payload = JSON.stringify(body);
     const client = url.protocol === 'https:' ? https : http;
@@ -33,6 +33,7 @@ export class HttpParticipantTransport {
       [TX_HEADERS.branchId]: body.branchId,
       [TX_HEADERS.instance]: sender,
     };
+    if (traceparent) headers.traceparent = traceparent;
 
     return new Promise<CallOutcome>((resolve) => {
       let settled = false;

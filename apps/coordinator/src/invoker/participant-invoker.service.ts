@@ -17,12 +17,12 @@ export class ParticipantInvoker implements OnModuleDestroy {
   }
 
   /** `leaseVersion`: the transaction version under which this instance holds the lease, when it drives the call. */
-  async call(participant: ParticipantEntity, body: PhaseCallBody, leaseVersion?: number): Promise<CallOutcome> {
+  async call(participant: ParticipantEntity, body: PhaseCallBody, leaseVersion?: number, traceparent?: string): Promise<CallOutcome> {
     const timeoutMs = this.config.env.CALL_TIMEOUT_MS;
     if (participant.transport === 'http') {
       if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
       const sender = leaseVersion === undefined ? this.config.instanceId : `${this.config.instanceId}/${leaseVersion}`;
-      return this.http.call(participant.endpoint, body, timeoutMs, sender);
+      return this.http.call(participant.endpoint, body, timeoutMs, sender, traceparent);
     }
     return this.microservices.call(participant, body, timeoutMs);
   }

@@ -53,6 +53,10 @@ export class GlobalTransactionEntity {
   @Column({ name: 'next_attempt_at', type: 'timestamptz', nullable: true })
   nextAttemptAt!: Date | null;
 
+  /** W3C trace context of the client's begin request, propagated to every participant call. */
+  @Column({ name: 'trace_parent', type: 'varchar', length: 55, nullable: true })
+  traceParent!: string | null;
+
   @Column({ name: 'lease_owner', type: 'varchar', length: 128, nullable: true })
   leaseOwner!: string | null;
 

@@ -21,6 +21,7 @@ export interface TxRecord {
   nextAttemptAt: Date | null;
   leaseOwner: string | null;
   leaseUntil: Date | null;
+  traceParent: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -81,6 +82,7 @@ export interface NewTransaction {
   leaseOwner: string | null;
   /** When recovery should first look at it: the deadline, or the end of the lease for a saga being driven. */
   firstAttemptInMs: number;
+  traceParent: string | null;
   events: EventInput[];
 }
 
@@ -132,6 +134,7 @@ function mapTx(raw: RawRow): TxRecord {
     nextAttemptAt: toDateOrNull(raw.next_attempt_at),
     leaseOwner: (raw.lease_owner ?? null) as string | null,
     leaseUntil: toDateOrNull(raw.lease_until),
+    traceParent: (raw.trace_parent ?? null) as string | null,
     createdAt: toDate(raw.created_at),
     updatedAt: toDate(raw.updated_at),
   };
@@ -199,10 +202,10 @@ export class TransactionStore {
     const rows: { tx: RawRow; branches: RawRow[] }[] = await this.db.query(
       `WITH g AS (
          INSERT INTO global_transactions
-           (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until)
+           (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent)
          VALUES ($1, $2, 'active', $3, $11, $4, $5::jsonb, $6::int, now() + $6::int * interval '1 millisecond',
                  now() + $12::int * interval '1 millisecond', $7::varchar,
-                 CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() + $8::int * interval '1 millisecond' END)
+                 CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() + $8::int * interval '1 millisecond' END, $13::varchar)
          ON CONFLICT (gid) DO NOTHING
          RETURNING *
        ), b AS (
@@ -227,6 +230,7 @@ export class TransactionStore {
         eventsJson(input.events),
         input.concurrent,
         input.firstAttemptInMs,
+        input.traceParent,
       ],
     );
     return rows.length === 0 ? null : mapLoaded(rows[0]);

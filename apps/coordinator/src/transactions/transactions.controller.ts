@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
 import type { Response } from 'express';
 import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@app/protocol';
 import { GidPipe } from '../common/gid.pipe.js';
@@ -10,8 +10,12 @@ export class TransactionsController {
   constructor(private readonly transactions: TransactionsService) {}
 
   @Post()
-  async begin(@Body() dto: BeginTransactionDto, @Res({ passthrough: true }) res: Response): Promise<TransactionView> {
-    const { created, view } = await this.transactions.begin(dto);
+  async begin(
+    @Body() dto: BeginTransactionDto,
+    @Headers('traceparent') traceparent: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<TransactionView> {
+    const { created, view } = await this.transactions.begin(dto, traceparent);
     res.status(created ? 201 : 200);
     return view;
   }

@@ -25,6 +25,9 @@ import { ParticipantsService } from '../participants/participants.service.js';
 import { TransactionStore, type LoadedTx, type NewBranch } from './transaction.store.js';
 import { toTransactionView } from './transaction.view.js';
 
+/** W3C trace context, version 00: version-traceid-parentid-flags. */
+const TRACEPARENT = /^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Deterministic JSON (sorted keys), so equal requests hash equally. */
@@ -60,7 +63,8 @@ export class TransactionsService {
     private readonly metrics: MetricsService,
   ) {}
 
-  async begin(dto: BeginTransactionDto): Promise<BeginResult> {
+  /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
+  async begin(dto: BeginTransactionDto, traceparent?: string): Promise<BeginResult> {
     this.processors.get(dto.mode);
     const branches = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);
     for (const [i, b] of branches.entries()) {
@@ -87,6 +91,7 @@ export class TransactionsService {
         branches,
         leaseOwner: oneShot ? this.engine.instanceId : null,
         // A saga is resumed where it was if its driver dies; tcc/2pc are rolled back at their deadline.
+        traceParent: traceparent && TRACEPARENT.test(traceparent) ? traceparent : null,
         firstAttemptInMs: dto.mode === 'saga' ? Math.min(this.config.env.LEASE_MS, timeoutMs) : timeoutMs,
         events: [
           { type: 'created', to: 'active', detail: { mode: dto.mode, oneShot, timeoutMs } },
