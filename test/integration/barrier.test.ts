@@ -1,251 +1,128 @@
 /**
- * BranchBarrier against a real Postgres (PROTOCOL.md 5.4): idempotency, null compensation and
- * anti-hanging, for every phase family, including concurrent calls for one branch. The business
- * callbacks write into a `ledger` table through the EntityManager they receive, so each test can
- * count how many times business logic really took effect.
+ * The SDK's barrier against a real Postgres: idempotency, null compensation and anti-hanging
+ * (PROTOCOL.md 5.4), including concurrent calls for one branch.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataSource, type EntityManager } from 'typeorm';
-import type { Json, Mode, Phase, PhaseCallBody } from '@app/protocol';
-import { BranchBarrier, BusinessFailure, CreateDtxBarrier1763800000100, queryRows, type BarrierOutcome } from '@app/sdk';
-import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import type { DataSource, EntityManager } from 'typeorm';
+import type { Mode, Phase, PhaseCallBody } from '@app/protocol';
+import { BranchBarrier, BusinessFailure } from '@app/sdk';
+import type { TestDatabase } from '../support/databases.js';
+import { participantDatabase } from '../support/participant-db.js';
 
 let db: TestDatabase;
 let dataSource: DataSource;
 let barrier: BranchBarrier;
 
-const BRANCH = 'b1';
+const call = (gid: string, phase: Phase, mode: Mode = 'tcc', branchId = 'b1'): PhaseCallBody => ({ gid, branchId, mode, action: 'pay', phase, payload: {} });
 
-function call(gid: string, phase: Phase, mode: Mode = 'tcc', branchId = BRANCH): PhaseCallBody {
-  return { gid, branchId, mode, action: 'debit', phase, payload: { amount: 10 } };
-}
+/** Business logic that leaves a trace, so tests count how often it took effect. */
+const record = (gid: string, phase: Phase) => async (manager: EntityManager) => {
+  await manager.query(`INSERT INTO ledger (gid, phase) VALUES ($1, $2)`, [gid, phase]);
+  return { recorded: phase };
+};
 
-/** Business logic that leaves one ledger row per run and answers with that row's id. */
-function record(call: PhaseCallBody, amount = 10) {
-  return async (manager: EntityManager): Promise<Json> => {
-    const [row] = await queryRows<{ id: number }>(
-      manager,
-      `INSERT INTO ledger (gid, branch_id, phase, amount) VALUES ($1, $2, $3, $4) RETURNING id`,
-      [call.gid, call.branchId, call.phase, amount],
-    );
-    return { ledgerId: row.id, phase: call.phase, amount, tags: ['a', 'b'], nested: { ok: true } };
-  };
-}
-
-/** Runs one phase through the barrier with the recording business callback. */
-function run(gid: string, phase: Phase, mode: Mode = 'tcc', branchId = BRANCH): Promise<BarrierOutcome> {
-  const body = call(gid, phase, mode, branchId);
-  return barrier.run(body, record(body));
-}
-
-/** Phases whose business took effect for a gid, in the order they did. */
 async function effects(gid: string): Promise<string[]> {
-  const rows = await queryRows<{ phase: string }>(dataSource.manager, `SELECT phase FROM ledger WHERE gid = $1 ORDER BY id`, [gid]);
+  const rows: { phase: string }[] = await dataSource.query(`SELECT phase FROM ledger WHERE gid = $1 ORDER BY id`, [gid]);
   return rows.map((r) => r.phase);
 }
 
-async function count(gid: string, phase: string): Promise<number> {
-  return (await effects(gid)).filter((p) => p === phase).length;
-}
-
-async function barrierRows(gid: string): Promise<{ phase: string; origin: string }[]> {
-  return queryRows(dataSource.manager, `SELECT phase, origin FROM dtx_barrier WHERE gid = $1 ORDER BY phase`, [gid]);
-}
+const run = (gid: string, phase: Phase, mode: Mode = 'tcc') => barrier.run(call(gid, phase, mode), record(gid, phase));
 
 beforeAll(async () => {
-  db = await createTestDatabase('barrier');
-  dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [CreateDtxBarrier1763800000100] });
-  await dataSource.initialize();
-  await dataSource.runMigrations();
-  await dataSource.query(`CREATE TABLE ledger (id serial PRIMARY KEY, gid text NOT NULL, branch_id text NOT NULL, phase text NOT NULL, amount int)`);
+  ({ db, dataSource } = await participantDatabase('barrier', [`CREATE TABLE ledger (id serial PRIMARY KEY, gid text NOT NULL, phase text NOT NULL)`]));
   barrier = new BranchBarrier(dataSource);
 });
 
 afterAll(async () => {
-  if (dataSource?.isInitialized) await dataSource.destroy();
+  await dataSource?.destroy();
   await db?.drop();
 });
 
-describe('BranchBarrier: idempotency', () => {
-  it('try then duplicate try: business applied once, the duplicate answers the first result', async () => {
-    const gid = 'idem-try';
-    const first = await run(gid, 'try');
-    expect(first).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    const second = await run(gid, 'try');
-    expect(second.kind).toBe('ok');
-    if (first.kind !== 'ok' || second.kind !== 'ok') throw new Error('unreachable');
-    expect(second.duplicate).toBe(true);
-    expect(second.result).toEqual(first.result);
-    expect(await effects(gid)).toEqual(['try']);
+describe('BranchBarrier', () => {
+  it('runs a try once; a duplicate try answers ok with the first result and changes nothing', async () => {
+    const first = await run('dup-try', 'try');
+    const second = await run('dup-try', 'try');
+    expect(first).toEqual({ kind: 'ok', result: { recorded: 'try' }, duplicate: false, skipped: false });
+    expect(second).toEqual({ kind: 'ok', result: { recorded: 'try' }, duplicate: true, skipped: true });
+    expect(await effects('dup-try')).toEqual(['try']);
   });
 
-  it('try, confirm, duplicate confirm: confirm applied once', async () => {
-    const gid = 'idem-confirm';
-    expect(await run(gid, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await run(gid, 'confirm')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await run(gid, 'confirm')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(gid)).toEqual(['try', 'confirm']);
+  it('confirms once: a duplicate confirm is skipped', async () => {
+    await run('dup-confirm', 'try');
+    await run('dup-confirm', 'confirm');
+    expect(await run('dup-confirm', 'confirm')).toMatchObject({ kind: 'ok', duplicate: true });
+    expect(await effects('dup-confirm')).toEqual(['try', 'confirm']);
   });
 
-  it('try, cancel, duplicate cancel: cancel applied once', async () => {
-    const gid = 'idem-cancel';
-    expect(await run(gid, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await run(gid, 'cancel')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await run(gid, 'cancel')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(gid)).toEqual(['try', 'cancel']);
+  it('cancels once: a duplicate cancel is skipped', async () => {
+    await run('dup-cancel', 'try');
+    await run('dup-cancel', 'cancel');
+    expect(await run('dup-cancel', 'cancel')).toMatchObject({ kind: 'ok', duplicate: true });
+    expect(await effects('dup-cancel')).toEqual(['try', 'cancel']);
   });
 
-  it('branches of one gid are independent', async () => {
-    const gid = 'idem-branches';
-    await run(gid, 'try', 'tcc', 'b1');
-    expect(await run(gid, 'try', 'tcc', 'b2')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await run(gid, 'cancel', 'tcc', 'b1')).toMatchObject({ kind: 'ok', skipped: false });
-    expect(await run(gid, 'confirm', 'tcc', 'b2')).toMatchObject({ kind: 'ok', skipped: false });
-    expect(await effects(gid)).toEqual(['try', 'try', 'cancel', 'confirm']);
+  it('null compensation: a cancel before its try changes nothing; the late try refuses (anti-hanging)', async () => {
+    expect(await run('early-cancel', 'cancel')).toEqual({ kind: 'ok', result: null, duplicate: false, skipped: true });
+    expect(await run('early-cancel', 'try')).toMatchObject({ kind: 'failed', details: { reason: 'rolled_back' } });
+    expect(await run('early-cancel', 'cancel')).toMatchObject({ kind: 'ok', duplicate: true });
+    expect(await effects('early-cancel')).toEqual([]);
   });
-});
 
-describe('BranchBarrier: null compensation and anti-hanging', () => {
-  it('cancel before try changes nothing; the late try is refused without running; a further cancel is a duplicate', async () => {
-    const gid = 'null-comp';
-    let ran = 0;
-    const cancelBody = call(gid, 'cancel');
-    const cancel = await barrier.run(cancelBody, async (m) => {
-      ran++;
-      return record(cancelBody)(m);
+  it('a business failure in try rolls the local transaction back, barrier row included: a retry can succeed', async () => {
+    const refused = await barrier.run(call('refused', 'try'), async (manager) => {
+      await manager.query(`INSERT INTO ledger (gid, phase) VALUES ('refused', 'try')`);
+      throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
     });
-    expect(cancel).toMatchObject({ kind: 'ok', skipped: true });
-    expect(ran).toBe(0);
-
-    const tryBody = call(gid, 'try');
-    const lateTry = await barrier.run(tryBody, async (m) => {
-      ran++;
-      return record(tryBody)(m);
-    });
-    expect(lateTry.kind).toBe('failed');
-    expect(ran).toBe(0);
-
-    expect(await run(gid, 'cancel')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(gid)).toEqual([]);
-    // The barrier keeps the marker that makes the late try refuse.
-    expect(await barrierRows(gid)).toEqual([
-      { phase: 'phase1', origin: 'rollback' },
-      { phase: 'rollback', origin: 'rollback' },
-    ]);
-  });
-});
-
-describe('BranchBarrier: failures', () => {
-  it('a try throwing BusinessFailure answers failed and rolls back barrier row and business row; a retry can succeed', async () => {
-    const gid = 'fail-business';
-    const body = call(gid, 'try');
-    const refused = await barrier.run(body, async (manager) => {
-      await record(body)(manager);
-      throw new BusinessFailure('insufficient funds', { reason: 'insufficient_funds', balance: 3 });
-    });
-    expect(refused).toEqual({ kind: 'failed', message: 'insufficient funds', details: { reason: 'insufficient_funds', balance: 3 } });
-    expect(await effects(gid)).toEqual([]);
-    expect(await barrierRows(gid)).toEqual([]);
-
-    const retried = await run(gid, 'try');
-    expect(retried).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await effects(gid)).toEqual(['try']);
-    expect(await barrierRows(gid)).toEqual([{ phase: 'phase1', origin: 'phase1' }]);
+    expect(refused).toEqual({ kind: 'failed', message: 'no stock', details: { reason: 'out_of_stock' } });
+    expect(await effects('refused')).toEqual([]);
+    const rows: unknown[] = await dataSource.query(`SELECT 1 FROM dtx_barrier WHERE gid = 'refused'`);
+    expect(rows).toHaveLength(0);
+    expect(await run('refused', 'try')).toMatchObject({ kind: 'ok', duplicate: false });
+    expect(await effects('refused')).toEqual(['try']);
   });
 
-  it('a try throwing a plain Error rejects with that error and leaves nothing behind', async () => {
-    const gid = 'fail-crash';
-    const body = call(gid, 'try');
-    const boom = new Error('disk on fire');
+  it('a plain error propagates (the participant answers 5xx: transient) and leaves nothing behind', async () => {
     await expect(
-      barrier.run(body, async (manager) => {
-        await record(body)(manager);
-        throw boom;
+      barrier.run(call('crash', 'try'), async (manager) => {
+        await manager.query(`INSERT INTO ledger (gid, phase) VALUES ('crash', 'try')`);
+        throw new Error('disk on fire');
       }),
-    ).rejects.toBe(boom);
-    expect(await effects(gid)).toEqual([]);
-    expect(await barrierRows(gid)).toEqual([]);
-
-    // Nothing recorded: the retry runs the business for real.
-    expect(await run(gid, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await effects(gid)).toEqual(['try']);
-  });
-});
-
-describe('BranchBarrier: concurrency', () => {
-  it('10 concurrent identical tries: business applied exactly once, all answers ok with the same result', async () => {
-    const gid = 'conc-try';
-    const answers = await Promise.all(Array.from({ length: 10 }, () => run(gid, 'try')));
-    expect(answers.map((a) => a.kind)).toEqual(Array(10).fill('ok'));
-    const oks = answers.filter((a): a is Extract<BarrierOutcome, { kind: 'ok' }> => a.kind === 'ok');
-    expect(oks.filter((a) => !a.duplicate)).toHaveLength(1);
-    const first = oks.find((a) => !a.duplicate)!;
-    for (const a of oks) expect(a.result).toEqual(first.result);
-    expect(await effects(gid)).toEqual(['try']);
+    ).rejects.toThrow('disk on fire');
+    expect(await effects('crash')).toEqual([]);
+    expect(await dataSource.query(`SELECT 1 FROM dtx_barrier WHERE gid = 'crash'`)).toHaveLength(0);
   });
 
-  it('a try racing a cancel (20 rounds): both applied, or neither and the try refused; never try without cancel', async () => {
-    const tally = { both: 0, neither: 0 };
+  it('ten concurrent identical tries take effect exactly once', async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => run('concurrent-try', 'try')));
+    expect(answers.every((a) => a.kind === 'ok')).toBe(true);
+    expect(answers.filter((a) => a.kind === 'ok' && !a.duplicate)).toHaveLength(1);
+    expect(await effects('concurrent-try')).toEqual(['try']);
+  });
+
+  it('a try racing its cancel ends consistent every time: both applied, or neither and the try refused', async () => {
     for (let i = 0; i < 20; i++) {
       const gid = `race-${i}`;
-      // Alternate which call starts first so both orders get exercised.
-      const [tried, cancelled] =
-        i % 2 === 0
-          ? await Promise.all([run(gid, 'try'), run(gid, 'cancel')])
-          : await Promise.all([run(gid, 'cancel'), run(gid, 'try')]).then(([c, t]) => [t, c] as const);
-      expect(cancelled.kind, `round ${i}: cancel`).toBe('ok');
-      const tryApplied = await count(gid, 'try');
-      const cancelApplied = await count(gid, 'cancel');
-      expect(tryApplied, `round ${i}: try applied at most once`).toBeLessThanOrEqual(1);
-      expect(cancelApplied, `round ${i}: cancel applied at most once`).toBeLessThanOrEqual(1);
-      if (tryApplied === 1) {
-        expect(cancelApplied, `round ${i}: try applied without its cancel`).toBe(1);
-        expect(tried.kind, `round ${i}`).toBe('ok');
-        tally.both++;
-      } else {
-        expect(cancelApplied, `round ${i}: cancel applied without try`).toBe(0);
-        expect(tried.kind, `round ${i}: the try must be refused`).toBe('failed');
-        tally.neither++;
-      }
+      const [tried] = await Promise.all([run(gid, 'try'), run(gid, 'cancel')]);
+      const applied = await effects(gid);
+      if (tried.kind === 'ok') expect([...applied].sort()).toEqual(['cancel', 'try']);
+      else expect(applied).toEqual([]);
     }
-    expect(tally.both + tally.neither).toBe(20);
-  });
-});
-
-describe('BranchBarrier: every phase family (keyed by phase kind)', () => {
-  it('2pc: prepare/commit are idempotent; rollback after prepare applies once; rollback before prepare is null and refuses the late prepare', async () => {
-    const gid = 'fam-2pc';
-    expect(await run(gid, 'prepare', '2pc')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await run(gid, 'prepare', '2pc')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await run(gid, 'commit', '2pc')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await run(gid, 'commit', '2pc')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(gid)).toEqual(['prepare', 'commit']);
-    expect((await barrierRows(gid)).map((r) => r.phase)).toEqual(['commit', 'phase1']);
-
-    const rb = 'fam-2pc-rb';
-    await run(rb, 'prepare', '2pc');
-    expect(await run(rb, 'rollback', '2pc')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await run(rb, 'rollback', '2pc')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(rb)).toEqual(['prepare', 'rollback']);
-
-    const early = 'fam-2pc-early';
-    expect(await run(early, 'rollback', '2pc')).toMatchObject({ kind: 'ok', skipped: true });
-    expect((await run(early, 'prepare', '2pc')).kind).toBe('failed');
-    expect(await effects(early)).toEqual([]);
   });
 
-  it('saga: execute is idempotent; compensate applies once; compensate before execute is null and refuses the late execute', async () => {
-    const gid = 'fam-saga';
-    expect(await run(gid, 'execute', 'saga')).toMatchObject({ kind: 'ok', duplicate: false });
-    expect(await run(gid, 'execute', 'saga')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await run(gid, 'compensate', 'saga')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
-    expect(await run(gid, 'compensate', 'saga')).toMatchObject({ kind: 'ok', duplicate: true });
-    expect(await effects(gid)).toEqual(['execute', 'compensate']);
-    expect((await barrierRows(gid)).map((r) => r.phase)).toEqual(['phase1', 'rollback']);
-
-    const early = 'fam-saga-early';
-    expect(await run(early, 'compensate', 'saga')).toMatchObject({ kind: 'ok', skipped: true });
-    expect((await run(early, 'execute', 'saga')).kind).toBe('failed');
-    expect(await effects(early)).toEqual([]);
+  it.each([
+    ['2pc', 'prepare', 'commit', 'rollback'],
+    ['saga', 'execute', null, 'compensate'],
+  ] as const)('%s phases go through the same barrier', async (mode, phase1, commit, rollback) => {
+    const gid = `mode-${mode}`;
+    await run(gid, phase1, mode);
+    await run(gid, phase1, mode);
+    if (commit) {
+      await run(gid, commit, mode);
+      await run(gid, commit, mode);
+    }
+    await run(`${gid}-rb`, rollback, mode);
+    expect(await run(`${gid}-rb`, phase1, mode)).toMatchObject({ kind: 'failed' });
+    expect(await effects(gid)).toEqual(commit ? [phase1, commit] : [phase1]);
+    expect(await effects(`${gid}-rb`)).toEqual([]);
   });
 });
