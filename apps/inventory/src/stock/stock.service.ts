@@ -7,11 +7,13 @@ import { parsePayload } from '@app/demo-support';
 import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
 import { StockEntity } from './stock.entity.js';
 
+/** Payload of the reserve action (both modes). */
 export class ReservePayload {
   @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/) sku!: string;
   @IsInt() @Min(1) @Max(1_000_000) qty!: number;
 }
 
+/** POST /stock: sets a SKU's available units (refused while some are reserved). */
 export class RestockDto {
   @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/) sku!: string;
   @IsInt() @Min(0) @Max(1_000_000_000) available!: number;

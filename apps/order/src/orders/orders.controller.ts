@@ -2,6 +2,7 @@ import { Controller, Get, NotFoundException, Param } from '@nestjs/common';
 import { OrderEntity } from './order.entity.js';
 import { OrdersService, type OrdersSummary } from './orders.service.js';
 
+/** The shop's own API: read orders and their status (the demo uses it). */
 @Controller('orders')
 export class OrdersController {
   constructor(private readonly orders: OrdersService) {}

@@ -4,11 +4,12 @@ import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
 import { DataSource } from 'typeorm';
 import type { Json } from '@app/protocol';
 import { parsePayload } from '@app/demo-support';
-import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, type BranchContext } from '@app/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
 import { OrderEntity, type OrderStatus } from './order.entity.js';
 
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
+/** Payload of the create action (both modes). */
 export class CreateOrderPayload {
   @IsString() @Matches(NAME) orderId!: string;
   @IsString() @Matches(NAME) customer!: string;
@@ -25,6 +26,8 @@ export interface OrdersSummary {
 /**
  * Orders. TCC: try creates the order `pending`, confirm makes it `confirmed`, cancel
  * `cancelled`. Saga: the step creates it `confirmed` at once; compensation cancels it.
+ * Phase 2 only touches the order its own gid created: an order id taken by another
+ * transaction refuses phase 1, and the SDK turns that branch's rollback into a no-op.
  */
 @Injectable()
 @TransactionParticipant()
@@ -38,14 +41,14 @@ export class OrdersService {
     return { orderId: order.orderId, status: 'pending' };
   }
 
-  async confirmCreate(payload: Json, { manager }: BranchContext): Promise<void> {
+  async confirmCreate(payload: Json, { manager, gid }: BranchContext): Promise<void> {
     const { orderId } = parsePayload(CreateOrderPayload, payload);
-    await manager.query(`UPDATE orders SET status = 'confirmed' WHERE id = $1 AND status = 'pending'`, [orderId]);
+    await manager.query(`UPDATE orders SET status = 'confirmed' WHERE id = $1 AND gid = $2 AND status = 'pending'`, [orderId, gid]);
   }
 
-  async cancelCreate(payload: Json, { manager }: BranchContext): Promise<void> {
+  async cancelCreate(payload: Json, { manager, gid }: BranchContext): Promise<void> {
     const { orderId } = parsePayload(CreateOrderPayload, payload);
-    await manager.query(`UPDATE orders SET status = 'cancelled' WHERE id = $1 AND status = 'pending'`, [orderId]);
+    await manager.query(`UPDATE orders SET status = 'cancelled' WHERE id = $1 AND gid = $2 AND status = 'pending'`, [orderId, gid]);
   }
 
   @SagaAction({ name: 'create', compensate: 'compensateCreate' })
@@ -55,9 +58,9 @@ export class OrdersService {
     return { orderId: order.orderId, status: 'confirmed' };
   }
 
-  async compensateCreate(payload: Json, { manager }: BranchContext): Promise<void> {
+  async compensateCreate(payload: Json, { manager, gid }: BranchContext): Promise<void> {
     const { orderId } = parsePayload(CreateOrderPayload, payload);
-    await manager.query(`UPDATE orders SET status = 'cancelled' WHERE id = $1`, [orderId]);
+    await manager.query(`UPDATE orders SET status = 'cancelled' WHERE id = $1 AND gid = $2`, [orderId, gid]);
   }
 
   async summary(): Promise<OrdersSummary> {
@@ -71,8 +74,10 @@ export class OrdersService {
     return this.db.getRepository(OrderEntity).findOneBy({ id });
   }
 
+  /** Creates the order in `status`; an order id already taken refuses the branch. */
   private async insert(manager: BranchContext['manager'], order: CreateOrderPayload, status: OrderStatus, gid: string): Promise<void> {
-    const rows: unknown[] = await manager.query(
+    const rows = await queryRows(
+      manager,
       `INSERT INTO orders (id, customer, sku, qty, amount, status, gid) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
       [order.orderId, order.customer, order.sku, order.qty, order.amount, status, gid],
