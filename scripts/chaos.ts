@@ -6,11 +6,18 @@
  * invariants. Prints a report; exits non-zero on any violation.
  *
  * Options: --transfers N (300), --seed S (time), --instances K (2), --concurrency C (8).
+ *
+ * Besides the N random transfers, each crash point of the coordinator is armed on one instance
+ * and hit with a transfer made to reach it (counted apart in the report), so that a short run
+ * still crashes the coordinator at every protocol step.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Mode } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import { CoordinatorError, TransactionClient } from '@app/sdk';
+import { CRASH_POINTS, type CrashPoint } from '../apps/coordinator/src/engine/crash-points.js';
+import { PROCESS_FAULTS, PROXY_FAULTS, type FaultKind, type ProxyFault } from './lib/chaos-faults.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import {
   ManagedProcess,
@@ -41,10 +48,8 @@ function prng(seed: number): () => number {
   };
 }
 
-const PROXY_FAULTS = ['drop_call', 'drop_answer', 'duplicate_call', 'delay_past_timeout', 'answer_503'] as const;
-const PROCESS_FAULTS = ['kill_coordinator', 'crash_point', 'kill_participant', 'pause_coordinator', 'cut_postgres', 'stop_redis'] as const;
-type FaultKind = (typeof PROXY_FAULTS)[number] | (typeof PROCESS_FAULTS)[number];
-const CRASH_POINTS = ['after_begin', 'after_branch_recorded', 'after_phase1_calls', 'after_decision', 'after_phase2_calls'];
+const PHASE1 = new Set(['try', 'prepare', 'execute']);
+const ROLLBACK_PHASES = new Set(['cancel', 'rollback', 'compensate']);
 
 const CALL_TIMEOUT_MS = 1_000;
 const LEASE_MS = 3_000;
@@ -59,6 +64,8 @@ interface Leg {
 interface Report {
   seed: number;
   transfers: number;
+  /** Transfers made to reach an armed crash point, on top of `transfers`. */
+  crashPointTransfers: number;
   committed: number;
   rolledBack: number;
   notStarted: number;
@@ -66,6 +73,8 @@ interface Report {
   violations: { gid: string; problem: string; history?: unknown }[];
   secondsFromLastFaultToAllEnded: number;
   phase2Calls: number;
+  /** Why the client's begin (or its interactive calls) failed, by error; their transactions still had to end. */
+  clientErrors: Record<string, number>;
 }
 
 /** A call as a proxy saw it: which instance sent which phase of which branch, and when. */
@@ -78,20 +87,41 @@ interface SeenCall {
 }
 const PHASE2 = new Set(['confirm', 'cancel', 'commit', 'rollback', 'compensate']);
 
-/** An HTTP proxy in front of a bank that records every call, and loses, duplicates, delays and fails some. */
-function faultProxy(
-  target: () => number,
-  random: () => number,
-  rate: number,
-  count: (kind: FaultKind) => void,
-  active: () => boolean,
-  seen: SeenCall[],
-): Server {
-  let forced = 0;
-  const forward = (req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> =>
+interface ProxyOptions {
+  /** The bank's port (it changes nothing across restarts, but is read per call). */
+  target: () => number;
+  random: () => number;
+  /** Share of calls that get a fault while faults are on. */
+  rate: number;
+  count: (kind: FaultKind) => void;
+  active: () => boolean;
+  seen: SeenCall[];
+  /** Whether the bank may be killed now (it is up, and was not killed a moment ago). */
+  mayKillBank: () => boolean;
+  /** Kills the bank with SIGKILL; it comes back by itself a moment later. */
+  killBank: () => Promise<void>;
+}
+
+interface HeldCall {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+  timer: NodeJS.Timeout;
+}
+
+/** An HTTP proxy in front of a bank that records every call, and loses, duplicates, delays, reorders and fails some. */
+function faultProxy(options: ProxyOptions): Server {
+  const { random, rate, count, active, seen } = options;
+  // The first faults go round every kind, so that a short run still sees each one.
+  const unseen = new Set<ProxyFault>(PROXY_FAULTS);
+  /** Phase-1 calls held back until their branch's rollback phase went through (cancel_overtakes_try). */
+  const held = new Map<string, HeldCall>();
+
+  const forward = (path: string, headers: IncomingMessage['headers'], body: Buffer): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> =>
     new Promise((resolve, reject) => {
+      const port = options.target();
       const upstream = httpRequest(
-        { host: '127.0.0.1', port: target(), path: req.url, method: req.method, headers: { ...req.headers, host: `127.0.0.1:${target()}` } },
+        { host: '127.0.0.1', port, path, method: 'POST', headers: { ...headers, host: `127.0.0.1:${port}` } },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -102,12 +132,37 @@ function faultProxy(
       upstream.on('error', reject);
       upstream.end(body);
     });
+
+  const release = (key: string): void => {
+    const call = held.get(key);
+    if (!call) return;
+    held.delete(key);
+    clearTimeout(call.timer);
+    void forward(call.path, call.headers, call.body).catch(() => undefined);
+  };
+
+  const chooseFault = (phase: string): ProxyFault | null => {
+    if (!active() || random() >= rate) return null;
+    const fits = (kind: ProxyFault) =>
+      kind === 'cancel_overtakes_try' ? PHASE1.has(phase) : kind.startsWith('kill_bank') ? options.mayKillBank() : true;
+    const first = [...unseen].find(fits);
+    if (first) {
+      unseen.delete(first);
+      return first;
+    }
+    const choices = PROXY_FAULTS.filter(fits);
+    return choices[Math.floor(random() * choices.length)];
+  };
+
   return createServer((req: IncomingMessage, res: ServerResponse) => {
+    // When the call reached the proxy (its headers), before its body is read.
+    const arrivedAt = Date.now();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void (async () => {
         const body = Buffer.concat(chunks);
+        const path = req.url ?? '/';
         const call = (() => {
           try {
             return JSON.parse(body.toString('utf8')) as { gid: string; branchId: string; phase: string };
@@ -115,17 +170,33 @@ function faultProxy(
             return null;
           }
         })();
-        if (call) seen.push({ gid: call.gid, branchId: call.branchId, phase: call.phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: Date.now() });
-        // The first faults go round every kind, so that a short run still sees each one.
-        const fault = active() && random() < rate ? PROXY_FAULTS[forced < PROXY_FAULTS.length ? forced++ : Math.floor(random() * PROXY_FAULTS.length)] : null;
+        const phase = call?.phase ?? '';
+        const key = call ? `${call.gid}/${call.branchId}` : '';
+        if (call) seen.push({ gid: call.gid, branchId: call.branchId, phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: arrivedAt });
+        const fault = call ? chooseFault(phase) : null;
         if (fault) count(fault);
         try {
           if (fault === 'drop_call') return res.destroy();
           if (fault === 'answer_503') return res.writeHead(503).end('{"injected":true}');
+          if (fault === 'cancel_overtakes_try') {
+            // No answer: the coordinator's call times out and it rolls back. The try goes through
+            // once the cancel has (or after a while, if the transaction took another path).
+            held.set(key, { path, headers: req.headers, body, timer: setTimeout(() => release(key), 6_000) });
+            return;
+          }
+          if (fault === 'kill_bank_before_apply') {
+            await options.killBank();
+            return res.destroy();
+          }
           if (fault === 'delay_past_timeout') await sleep(CALL_TIMEOUT_MS + 300);
-          if (fault === 'duplicate_call') await forward(req, body).catch(() => undefined);
-          const answer = await forward(req, body);
+          if (fault === 'duplicate_call') await forward(path, req.headers, body).catch(() => undefined);
+          const answer = await forward(path, req.headers, body);
+          if (ROLLBACK_PHASES.has(phase) && held.has(key) && answer.status < 300) release(key);
           if (fault === 'drop_answer') return res.destroy();
+          if (fault === 'kill_bank_after_apply') {
+            await options.killBank();
+            return res.destroy();
+          }
           if (!res.destroyed) res.writeHead(answer.status, answer.headers).end(answer.body);
         } catch {
           if (!res.destroyed) res.writeHead(502).end('{"error":"bank unreachable"}');
@@ -135,6 +206,10 @@ function faultProxy(
   });
 }
 
+type Bank = 'bank-a' | 'bank-b';
+const BANKS: readonly Bank[] = ['bank-a', 'bank-b'];
+const OPENING_BALANCE = 100_000;
+
 async function main(): Promise<number> {
   const transfers = option('transfers', 300);
   const seed = option('seed', Date.now() % 1_000_000_007);
@@ -142,8 +217,14 @@ async function main(): Promise<number> {
   const concurrency = option('concurrency', 8);
   const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
-  const report: Report = { seed, transfers, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [], secondsFromLastFaultToAllEnded: 0, phase2Calls: 0 };
+  const report: Report = {
+    seed, transfers, crashPointTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
+    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, clientErrors: {},
+  };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
+  // The proxies live in this process: a busy loop here delays when they see calls.
+  const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+  loopDelay.enable();
   console.log(`chaos: ${transfers} transfers, seed ${seed}, ${instances} coordinator instances (rerun: npm run chaos -- --transfers ${transfers} --seed ${seed})`);
 
   const dbs: TestDatabase[] = await Promise.all(['chaos_coord', 'chaos_bank_a', 'chaos_bank_b'].map((p) => createTestDatabase(p)));
@@ -154,10 +235,11 @@ async function main(): Promise<number> {
   });
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
   const coordinators: CoordinatorHandle[] = [];
-  const banks: Record<'bank-a' | 'bank-b', ServiceHandle> = {} as never;
+  const banks = {} as Record<Bank, ServiceHandle>;
   const proxies: Server[] = [];
   const seen: SeenCall[] = [];
   let faulting = true;
+  let lastFaultAt = Date.now();
   try {
     redis.start();
     await sleep(300);
@@ -175,28 +257,162 @@ async function main(): Promise<number> {
     for (let i = 0; i < instances; i++) coordinators.push(await coordinator(`chaos-coordinator-${i}`, dbs[0].url, { ...env, INSTANCE_ID: `chaos-${i}` }));
     for (const c of coordinators) await c.start();
 
-    for (const [i, name] of (['bank-a', 'bank-b'] as const).entries()) {
+    /** A bank killed by a fault comes back after a short while; at most one kill every 10 s, or a bank would be down most of the run. */
+    let lastBankKillAt = 0;
+    const mayKillBank = (name: Bank) => banks[name].process.alive && Date.now() - lastBankKillAt > 10_000;
+    const killBank = async (name: Bank): Promise<void> => {
+      const bank = banks[name];
+      lastBankKillAt = Date.now();
+      lastFaultAt = Date.now();
+      await bank.process.kill('SIGKILL');
+      setTimeout(() => void bank.start().catch(() => undefined), 300 + random() * 700);
+    };
+    for (const [i, name] of BANKS.entries()) {
       const bankPort = await freePort();
       const proxyPort = await freePort();
-      const proxy = faultProxy(() => bankPort, random, 0.08, count, () => faulting, seen);
+      const proxy = faultProxy({
+        target: () => bankPort,
+        random,
+        rate: 0.08,
+        count: (kind) => {
+          count(kind);
+          lastFaultAt = Date.now();
+        },
+        active: () => faulting,
+        seen,
+        mayKillBank: () => mayKillBank(name),
+        killBank: () => killBank(name),
+      });
       await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
       proxies.push(proxy);
       banks[name] = await participantService('account', name, dbs[i + 1].url, coordinators[0].url, 'http', `http://127.0.0.1:${proxyPort}`, bankPort);
       await banks[name].start();
     }
     const accounts = Array.from({ length: 10 }, (_, i) => `acc-${i}`);
-    for (const bank of Object.values(banks)) for (const id of accounts) await openAccount(bank, id, 100_000);
+    for (const bank of Object.values(banks)) for (const id of accounts) await openAccount(bank, id, OPENING_BALANCE);
     const initial = (await accountsOf(banks['bank-a'])).totalBalance + (await accountsOf(banks['bank-b'])).totalBalance;
 
-    // Faults at random instants while the transfers run.
-    let lastFaultAt = Date.now();
-    let forcedProcessFault = 0;
+    const legsByGid = new Map<string, Leg[]>();
     const alive = () => coordinators.filter((c) => c.process.alive);
-    // Goes on after the transfers until every kind of fault has happened at least once.
+    const clientError = (error: unknown) => {
+      const text = error instanceof Error ? error.message : String(error);
+      const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
+      report.clientErrors[key] = (report.clientErrors[key] ?? 0) + 1;
+    };
+
+    /**
+     * One bank transfer as a client makes it: one-shot tcc/2pc, interactive tcc/2pc (the client
+     * adds the branches and decides; a refused branch means rollback), or a saga.
+     */
+    const transfer = async (gid: string, shape: { mode: Mode; interactive: boolean; amount: number }, target: CoordinatorHandle): Promise<void> => {
+      const [from, to] = random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
+      const legs: Leg[] = [
+        { bank: from, action: 'debit', account: pick(accounts), amount: shape.amount },
+        { bank: to, action: 'credit', account: pick(accounts), amount: shape.amount },
+      ];
+      legsByGid.set(gid, legs);
+      const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
+      // As a careful client does: a request that found no coordinator goes again, same gid and
+      // body (every call is idempotent), to another instance.
+      let instance = target;
+      const send = async <T>(request: (client: TransactionClient) => Promise<T>): Promise<T> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await request(new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000 }));
+          } catch (error) {
+            if (!(error instanceof CoordinatorError) || error.code !== 'NETWORK' || attempt === 4) throw error;
+            await sleep(300);
+            instance = alive().find((c) => c !== instance) ?? instance;
+          }
+        }
+      };
+      const { mode } = shape;
+      try {
+        if (shape.interactive) {
+          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000 }));
+          try {
+            for (const [n, call] of calls.entries()) await send((c) => c.addBranch(gid, { ...call, branchId: `b${n + 1}` }));
+          } catch {
+            await send((c) => c.rollback(gid));
+            return;
+          }
+          await send((c) => c.commit(gid));
+        } else if (mode === 'saga') {
+          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((call, n) => ({ name: `s${n + 1}`, ...call })) }));
+        } else {
+          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000, branches: calls }));
+        }
+      } catch (error) {
+        clientError(error);
+      }
+    };
+
+    /**
+     * Arms one crash point on one instance and sends it a transfer that reaches that step; the
+     * instance dies there (SIGKILL) and is restarted. Other traffic to it may reach the step first.
+     */
+    const crashAt = async (point: CrashPoint, target: CoordinatorHandle): Promise<void> => {
+      await target.process.kill('SIGKILL');
+      target.process.start({ DTX_TEST_CRASH_AT: point });
+      await until(`${target.process.name} to answer`, async () => ((await fetch(`${target.url}/v1/participants`)).ok ? true : undefined), 15_000, 50).catch(() => undefined);
+      const gid = `chaos-${seed}-crash-${report.crashPointTransfers++}`;
+      const shape =
+        point === 'during_compensation'
+          ? { mode: 'saga' as const, interactive: false, amount: 10 * OPENING_BALANCE } // refused debit: compensation in two rounds
+          : { mode: 'tcc' as const, interactive: point === 'after_branch_recorded', amount: 1 + Math.floor(random() * 5_000) };
+      void transfer(gid, shape, target);
+      const died = await Promise.race([target.process.waitExit().then(() => true), sleep(8_000).then(() => false)]);
+      if (died) count(`crash_point:${point}`);
+      else console.log(`  (crash point ${point} armed on ${target.process.name} was not reached in 8 s)`);
+      await target.process.kill('SIGKILL');
+      await target.start();
+    };
+
+    // Process faults at random instants while the transfers run; the first ones go round every
+    // kind, and the crash-point fault round every crash point.
+    let crashPointsDone = 0;
+    const pendingKinds = new Set<(typeof PROCESS_FAULTS)[number]>(PROCESS_FAULTS);
+    const inject = async (kind: (typeof PROCESS_FAULTS)[number], target: CoordinatorHandle): Promise<void> => {
+      switch (kind) {
+        case 'kill_coordinator':
+          await target.process.kill('SIGKILL');
+          await sleep(200 + random() * 500);
+          await target.start();
+          break;
+        case 'crash_point':
+          await crashAt(CRASH_POINTS[crashPointsDone++ % CRASH_POINTS.length], target);
+          break;
+        case 'kill_participant': {
+          const name = pick(BANKS);
+          if (banks[name].process.alive) await killBank(name);
+          break;
+        }
+        case 'pause_coordinator':
+          target.process.signal('SIGSTOP');
+          await sleep(LEASE_MS + 500);
+          target.process.signal('SIGCONT');
+          break;
+        case 'cut_postgres': {
+          const admin = new pg.Client({ connectionString: dbs[0].url });
+          await admin.connect();
+          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'dtx-coordinator%'`, [dbs[0].name]);
+          await admin.end();
+          break;
+        }
+        case 'stop_redis':
+          await redis.kill('SIGKILL');
+          await sleep(1_000);
+          redis.start();
+          break;
+      }
+    };
     const injectFaults = async (done: () => boolean) => {
-      while (!done() || forcedProcessFault < PROCESS_FAULTS.length) {
+      // Goes on after the transfers until every kind of fault and every crash point has happened.
+      while (!done() || pendingKinds.size > 0 || crashPointsDone < CRASH_POINTS.length) {
         await sleep(300 + random() * 700);
-        const kind = forcedProcessFault < PROCESS_FAULTS.length ? PROCESS_FAULTS[forcedProcessFault++] : pick(PROCESS_FAULTS);
+        const first = [...pendingKinds][0];
+        const kind = first ?? (crashPointsDone < CRASH_POINTS.length ? 'crash_point' : pick(PROCESS_FAULTS));
+        pendingKinds.delete(kind);
         count(kind);
         lastFaultAt = Date.now();
         const target = pick(coordinators);
@@ -204,85 +420,20 @@ async function main(): Promise<number> {
           console.log(`  (fault ${kind} did not go as planned: ${error instanceof Error ? error.message : String(error)}; restarting what is down)`);
           if (!target.process.alive) await target.start().catch(() => undefined);
         });
-      }
-    };
-    const inject = async (kind: (typeof PROCESS_FAULTS)[number], target: CoordinatorHandle): Promise<void> => {
-      switch (kind) {
-          case 'kill_coordinator':
-            await target.process.kill('SIGKILL');
-            await sleep(200 + random() * 500);
-            await target.start();
-            break;
-          case 'crash_point':
-            // Armed, the instance may die at that step at any moment, even while it starts.
-            await target.process.kill('SIGKILL');
-            target.process.start({ DTX_TEST_CRASH_AT: pick(CRASH_POINTS) });
-            await Promise.race([target.process.waitExit(), sleep(3_000)]);
-            await target.process.kill('SIGKILL');
-            await target.start();
-            break;
-          case 'kill_participant': {
-            const bank = banks[pick(['bank-a', 'bank-b'] as const)];
-            await bank.process.kill('SIGKILL');
-            await sleep(300 + random() * 700);
-            await bank.start();
-            break;
-          }
-          case 'pause_coordinator':
-            target.process.signal('SIGSTOP');
-            await sleep(LEASE_MS + 500);
-            target.process.signal('SIGCONT');
-            break;
-          case 'cut_postgres': {
-            const admin = new pg.Client({ connectionString: dbs[0].url });
-            await admin.connect();
-            await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'dtx-coordinator%'`, [dbs[0].name]);
-            await admin.end();
-            break;
-          }
-          case 'stop_redis':
-            await redis.kill('SIGKILL');
-            await sleep(1_000);
-            redis.start();
-            break;
+        lastFaultAt = Date.now();
       }
     };
 
-    const legsByGid = new Map<string, Leg[]>();
     let next = 0;
     const runTransfers = async () => {
       while (next < transfers) {
         const i = next++;
-        const gid = `chaos-${seed}-${i}`;
         const mode = pick<Mode>(['tcc', '2pc', 'saga']);
-        const [from, to] = random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
         // Now and then more than an account holds, so that some transfers are refused.
-        const amount = random() < 0.1 ? 200_000 : 1 + Math.floor(random() * 5_000);
-        const legs: Leg[] = [
-          { bank: from, action: 'debit', account: pick(accounts), amount },
-          { bank: to, action: 'credit', account: pick(accounts), amount },
-        ];
-        legsByGid.set(gid, legs);
-        const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
-        const instance = alive().length > 0 ? pick(alive()) : coordinators[0];
-        const client = new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000 });
+        const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
         const interactive = mode !== 'saga' && random() < 0.3;
-        const request = interactive
-          ? (async () => {
-              // Interactive: the client adds the branches and decides; a refused branch means rollback.
-              await client.begin({ mode, gid, timeoutMs: 8_000 });
-              try {
-                for (const [n, c] of calls.entries()) await client.addBranch(gid, { ...c, branchId: `b${n + 1}` });
-              } catch {
-                await client.rollback(gid);
-                return;
-              }
-              await client.commit(gid);
-            })()
-          : mode === 'saga'
-            ? client.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((c, n) => ({ name: `s${n + 1}`, ...c })) })
-            : client.begin({ mode, gid, timeoutMs: 8_000, branches: calls });
-        await request.catch(() => undefined);
+        const target = alive().length > 0 ? pick(alive()) : coordinators[0];
+        await transfer(`chaos-${seed}-${i}`, { mode, interactive, amount }, target);
       }
     };
 
@@ -293,7 +444,8 @@ async function main(): Promise<number> {
     await faults;
     faulting = false;
     for (const c of coordinators) if (!c.process.alive) await c.start();
-    for (const bank of Object.values(banks)) if (!bank.process.alive) await bank.start();
+    await sleep(1_500); // banks killed by the last faults come back by themselves
+    for (const bank of Object.values(banks)) if (!bank.process.alive) await bank.start().catch(() => undefined);
     if (!redis.alive) redis.start();
 
     // Quiescence: every transaction the coordinators know of ends.
@@ -303,40 +455,18 @@ async function main(): Promise<number> {
       await until('every transaction to end', async () => {
         const open = await db.query<{ n: string }>(`SELECT count(*) AS n FROM global_transactions WHERE status NOT IN ('committed', 'rolled_back')`);
         return Number(open.rows[0].n) === 0 ? true : undefined;
-      }, 180_000, 500).catch(() => undefined);
+      }, 180_000, 200).catch(() => undefined);
       report.secondsFromLastFaultToAllEnded = (Date.now() - lastFaultAt) / 1000;
-
-      const rows = (await db.query<{ gid: string; status: string; mode: string }>(`SELECT gid, status, mode FROM global_transactions`)).rows;
-      const status = new Map(rows.map((r) => [r.gid, r.status]));
-      for (const r of rows) {
-        if (r.status === 'committed') report.committed++;
-        else if (r.status === 'rolled_back') report.rolledBack++;
-        else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
-      }
-      report.notStarted = transfers - rows.length;
-
-      // History: the status only ever moved as PROTOCOL.md 2 allows, ending where the row is.
-      const allowed: Record<string, string[]> = { active: ['committing', 'rolling_back', 'committed'], committing: ['committed'], rolling_back: ['rolled_back'] };
-      const events = await db.query<{ gid: string; from_status: string | null; to_status: string; mode: string }>(
-        `SELECT e.gid, e.from_status, e.to_status, t.mode FROM transaction_events e JOIN global_transactions t USING (gid)
-         WHERE e.type IN ('created', 'status') ORDER BY e.id`,
-      );
-      const last = new Map<string, string>();
-      for (const e of events.rows) {
-        const previous = last.get(e.gid);
-        const ok = previous === undefined ? e.to_status === 'active' : e.from_status === previous && (allowed[previous] ?? []).includes(e.to_status) && !(e.mode !== 'saga' && previous === 'active' && e.to_status === 'committed');
-        if (!ok) report.violations.push({ gid: e.gid, problem: `status move ${previous ?? '(none)'} -> ${e.to_status}`, history: events.rows.filter((x) => x.gid === e.gid) });
-        last.set(e.gid, e.to_status);
-      }
-      for (const [gid, final] of last) if (status.get(gid) !== final) report.violations.push({ gid, problem: `history ends ${final}, row says ${status.get(gid)}` });
+      await checkInvariants(db, report, legsByGid, seen);
 
       // Atomicity, exactly once: each account holds its opening balance moved by the committed transfers only.
+      const status = new Map((await db.query<{ gid: string; status: string }>(`SELECT gid, status FROM global_transactions`)).rows.map((r) => [r.gid, r.status]));
       const expected = new Map<string, number>();
       for (const [gid, legs] of legsByGid) {
         if (status.get(gid) !== 'committed') continue;
         for (const leg of legs) {
           const key = `${leg.bank}/${leg.account}`;
-          expected.set(key, (expected.get(key) ?? 100_000) + (leg.action === 'debit' ? -leg.amount : leg.amount));
+          expected.set(key, (expected.get(key) ?? OPENING_BALANCE) + (leg.action === 'debit' ? -leg.amount : leg.amount));
         }
       }
       let total = 0;
@@ -346,31 +476,10 @@ async function main(): Promise<number> {
         if (summary.totalFrozen !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.totalFrozen} left frozen` });
         if (summary.pendingCredits !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.pendingCredits} left as pending credit` });
         for (const account of summary.accounts) {
-          const want = expected.get(`${name}/${account.id}`) ?? 100_000;
+          const want = expected.get(`${name}/${account.id}`) ?? OPENING_BALANCE;
           if (account.balance !== want) report.violations.push({ gid: '-', problem: `${name}/${account.id}: balance ${account.balance}, expected ${want}` });
         }
       }
-      // Fencing: phase-2 calls for one transaction never come from two holders at once. The calls
-      // sent under one lease (instance/version) span [first, last]; two leases' spans may not overlap.
-      const spans = new Map<string, Map<string, { first: number; last: number }>>();
-      for (const call of seen.filter((c) => PHASE2.has(c.phase))) {
-        const byInstance = spans.get(call.gid) ?? new Map<string, { first: number; last: number }>();
-        const span = byInstance.get(call.instance) ?? { first: call.at, last: call.at };
-        span.first = Math.min(span.first, call.at);
-        span.last = Math.max(span.last, call.at);
-        byInstance.set(call.instance, span);
-        spans.set(call.gid, byInstance);
-      }
-      for (const [gid, byInstance] of spans) {
-        const list = [...byInstance.entries()].sort((x, y) => x[1].first - y[1].first);
-        for (let k = 1; k < list.length; k++) {
-          if (list[k][1].first < list[k - 1][1].last) {
-            report.violations.push({ gid, problem: `phase-2 calls under leases ${list[k - 1][0]} and ${list[k][0]} overlap`, history: seen.filter((c) => c.gid === gid) });
-          }
-        }
-      }
-      report.phase2Calls = seen.filter((c) => PHASE2.has(c.phase)).length;
-
       if (total !== initial) report.violations.push({ gid: '-', problem: `money not conserved: ${initial} before, ${total} after` });
       for (const bankDb of dbs.slice(1)) {
         const client = new pg.Client({ connectionString: bankDb.url });
@@ -398,14 +507,105 @@ async function main(): Promise<number> {
     await Promise.all(dbs.map((d) => d.drop()));
   }
 
-  console.log(`transfers: ${report.transfers} (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
-  console.log(`faults injected: ${Object.entries(report.faults).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`transfers: ${report.transfers} + ${report.crashPointTransfers} aimed at crash points (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
+  console.log(`faults injected: ${Object.entries(report.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`client-side errors (the transactions still had to end): ${Object.entries(report.clientErrors).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}`);
   console.log(`from the last fault to every transaction ended: ${report.secondsFromLastFaultToAllEnded.toFixed(1)} s`);
-  console.log(`phase-2 calls checked for overlapping senders: ${report.phase2Calls}`);
+  console.log(`phase-2 calls checked for overlapping senders: ${report.phase2Calls} (the proxies' event loop lagged up to ${Math.round(loopDelay.max / 1e6)} ms)`);
   console.log(`violations: ${report.violations.length}`);
   for (const v of report.violations.slice(0, 20)) console.log(`  ${v.gid}: ${v.problem}${v.history ? ` ${JSON.stringify(v.history)}` : ''}`);
   console.log(`CHAOS_REPORT ${JSON.stringify({ ...report, violations: report.violations.length })}`);
   return report.violations.length === 0 ? 0 : 1;
+}
+
+const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string }> = {
+  tcc: { commit: 'confirm', rollback: 'cancel' },
+  '2pc': { commit: 'commit', rollback: 'rollback' },
+  saga: { commit: null, rollback: 'compensate' },
+};
+
+/**
+ * The coordinator's own record, after every transaction ended: every one terminal; its status
+ * history moved only as PROTOCOL.md 2 allows and ends where the row is; its event history is
+ * complete and in order (every branch ended in the decided state, with a successful call of the
+ * decided phase after the decision); phase-2 calls under two leases never overlap.
+ */
+async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<string, Leg[]>, seen: SeenCall[]): Promise<void> {
+  const rows = (await db.query<{ gid: string; status: string; mode: Mode }>(`SELECT gid, status, mode FROM global_transactions`)).rows;
+  for (const r of rows) {
+    if (r.status === 'committed') report.committed++;
+    else if (r.status === 'rolled_back') report.rolledBack++;
+    else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
+  }
+  report.notStarted = legsByGid.size - rows.length;
+
+  const allowed: Record<string, string[]> = { active: ['committing', 'rolling_back', 'committed'], committing: ['committed'], rolling_back: ['rolled_back'] };
+  const events = (
+    await db.query<{ id: string; gid: string; type: string; branch_id: string | null; from_status: string | null; to_status: string | null; detail: { phase?: string; outcome?: string } | null; at: Date; mode: Mode }>(
+      `SELECT e.id, e.gid, e.type, e.branch_id, e.from_status, e.to_status, e.detail, e.at, t.mode
+       FROM transaction_events e JOIN global_transactions t USING (gid) ORDER BY e.id`,
+    )
+  ).rows;
+  const byGid = new Map<string, typeof events>();
+  for (const e of events) byGid.set(e.gid, [...(byGid.get(e.gid) ?? []), e]);
+  const branches = (await db.query<{ gid: string; branch_id: string; status: string }>(`SELECT gid, branch_id, status FROM branches`)).rows;
+  const branchesByGid = new Map<string, typeof branches>();
+  for (const b of branches) branchesByGid.set(b.gid, [...(branchesByGid.get(b.gid) ?? []), b]);
+
+  for (const { gid, mode, status: final } of rows) {
+    const history = byGid.get(gid) ?? [];
+    const violation = (problem: string) => report.violations.push({ gid, problem, history: history.map((e) => [e.type, e.branch_id, e.from_status, e.to_status, e.detail?.phase, e.detail?.outcome]) });
+    // Status: created active, then only allowed moves, ending where the row is.
+    let current: string | null = null;
+    let decidedAt = -1;
+    for (const [index, e] of history.entries()) {
+      if (e.type !== 'created' && e.type !== 'status') continue;
+      const ok = current === null
+        ? e.type === 'created' && e.to_status === 'active'
+        : e.from_status === current && (allowed[current] ?? []).includes(e.to_status ?? '') && !(mode !== 'saga' && current === 'active' && e.to_status === 'committed');
+      if (!ok) violation(`status move ${current ?? '(none)'} -> ${e.to_status}`);
+      current = e.to_status;
+      if (current !== 'active' && decidedAt < 0) decidedAt = index;
+    }
+    if (current !== final) violation(`history ends ${current}, row says ${final}`);
+    if (history.some((e, i) => i > 0 && e.at.getTime() < history[i - 1].at.getTime())) violation('events out of time order');
+    // Branches: every one in the decided state, with a successful call of the decided phase after the decision.
+    const phase = final === 'committed' ? PHASE2_OF[mode].commit : final === 'rolled_back' ? PHASE2_OF[mode].rollback : null;
+    const wanted = final === 'committed' ? 'committed' : 'rolled_back';
+    for (const b of branchesByGid.get(gid) ?? []) {
+      if (final !== 'committed' && final !== 'rolled_back') continue;
+      if (b.status !== wanted) violation(`branch ${b.branch_id} ended ${b.status} in a ${final} transaction`);
+      if (phase === null) {
+        if (!history.some((e) => e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === 'execute' && e.detail.outcome === 'ok')) {
+          violation(`committed saga step ${b.branch_id} has no successful execute in its history`);
+        }
+        continue;
+      }
+      const delivered = history.findIndex((e, i) => i > decidedAt && e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === phase && e.detail.outcome === 'ok');
+      if (decidedAt < 0 || delivered < 0) violation(`branch ${b.branch_id}: no successful ${phase} recorded after the decision`);
+    }
+  }
+
+  // Fencing: phase-2 calls for one transaction never come from two holders at once. The calls
+  // sent under one lease (instance/version) span [first, last]; two leases' spans may not overlap.
+  const spans = new Map<string, Map<string, { first: number; last: number }>>();
+  for (const call of seen.filter((c) => PHASE2.has(c.phase))) {
+    const byInstance = spans.get(call.gid) ?? new Map<string, { first: number; last: number }>();
+    const span = byInstance.get(call.instance) ?? { first: call.at, last: call.at };
+    span.first = Math.min(span.first, call.at);
+    span.last = Math.max(span.last, call.at);
+    byInstance.set(call.instance, span);
+    spans.set(call.gid, byInstance);
+  }
+  for (const [gid, byInstance] of spans) {
+    const list = [...byInstance.entries()].sort((x, y) => x[1].first - y[1].first);
+    for (let k = 1; k < list.length; k++) {
+      if (list[k][1].first < list[k - 1][1].last) {
+        report.violations.push({ gid, problem: `phase-2 calls under leases ${list[k - 1][0]} and ${list[k][0]} overlap`, history: seen.filter((c) => c.gid === gid) });
+      }
+    }
+  }
+  report.phase2Calls = seen.filter((c) => PHASE2.has(c.phase)).length;
 }
 
 main().then(

@@ -47,10 +47,17 @@ export class BranchCaller {
    * time left for the calls to finish: an instance that was paused past its lease sends
    * nothing, so two instances never call for one transaction in overlapping leases.
    */
-  callAll(loaded: LoadedTx, branches: readonly BranchRecord[], phase: Phase): Promise<CallOutcome[]> {
+  callAll(loaded: LoadedTx, branches: readonly BranchRecord[], phase: Phase, onFirstAnswer?: () => void): Promise<CallOutcome[]> {
     if (loaded.heldUntil === undefined || Date.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
       return Promise.reject(new LeaseLostError(loaded.tx.gid));
     }
-    return Promise.all(branches.map((b) => this.call(loaded, b, phase)));
+    let answered = 0;
+    return Promise.all(
+      branches.map(async (b) => {
+        const outcome = await this.call(loaded, b, phase);
+        if (answered++ === 0) onFirstAnswer?.();
+        return outcome;
+      }),
+    );
   }
 }

@@ -9,7 +9,22 @@ export type CrashPoint =
   | 'after_branch_recorded'
   | 'after_phase1_calls'
   | 'after_decision'
-  | 'after_phase2_calls';
+  /** A phase-2 round under way: one call answered, the others possibly still in flight. */
+  | 'mid_phase2'
+  | 'after_phase2_calls'
+  /** A saga's compensation between two rounds: some steps compensated and recorded, others not yet. */
+  | 'during_compensation';
+
+/** Every point, for the fault-injection runner. */
+export const CRASH_POINTS: readonly CrashPoint[] = [
+  'after_begin',
+  'after_branch_recorded',
+  'after_phase1_calls',
+  'after_decision',
+  'mid_phase2',
+  'after_phase2_calls',
+  'during_compensation',
+];
 
 export function crashPoint(point: CrashPoint, gid: string): void {
   const armed = process.env.DTX_TEST_CRASH_AT;

@@ -72,7 +72,7 @@ export class TransactionEngine {
       if (!phase) throw new Error(`mode ${tx.mode} has no phase for ${tx.status}`);
 
       const wave = processor.phase2Wave(current);
-      const outcomes = await this.caller.callAll(current, wave, phase);
+      const outcomes = await this.caller.callAll(current, wave, phase, () => crashPoint('mid_phase2', tx.gid));
       crashPoint('after_phase2_calls', tx.gid);
 
       const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: toPhase2Answer(outcomes[i]) }));
@@ -116,6 +116,7 @@ export class TransactionEngine {
         return null;
       }
       current = saved;
+      if (current.tx.status === 'rolling_back' && tx.mode === 'saga') crashPoint('during_compensation', tx.gid);
       if (!allOk) {
         this.metrics.retries.inc({ mode: tx.mode });
         this.logger.warn(`gid=${tx.gid} phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`);

@@ -1,0 +1,30 @@
+/** The kinds of fault `npm run chaos` injects; the CI test checks that each one happened. */
+import { CRASH_POINTS, type CrashPoint } from '../../apps/coordinator/src/engine/crash-points.js';
+
+/**
+ * Faults the proxy in front of a bank injects into one call. `cancel_overtakes_try` holds a
+ * phase-1 call until the branch's rollback phase has been delivered, then delivers it (the bank
+ * must refuse it); the `kill_bank_*` faults kill the bank with SIGKILL before it sees the call,
+ * or after it applied the call but before its answer reaches the coordinator.
+ */
+export const PROXY_FAULTS = [
+  'drop_call',
+  'drop_answer',
+  'duplicate_call',
+  'delay_past_timeout',
+  'answer_503',
+  'cancel_overtakes_try',
+  'kill_bank_before_apply',
+  'kill_bank_after_apply',
+] as const;
+export type ProxyFault = (typeof PROXY_FAULTS)[number];
+export const PROCESS_FAULTS = ['kill_coordinator', 'crash_point', 'kill_participant', 'pause_coordinator', 'cut_postgres', 'stop_redis'] as const;
+export type FaultKind = ProxyFault | (typeof PROCESS_FAULTS)[number] | `crash_point:${CrashPoint}`;
+
+/** Every kind, each crash point apart: what a run that exercised everything has counted. */
+export const EVERY_FAULT: readonly FaultKind[] = [
+  ...PROXY_FAULTS,
+  ...PROCESS_FAULTS,
+  ...CRASH_POINTS.map((point): FaultKind => `crash_point:${point}`),
+];
+
