@@ -73,6 +73,8 @@ interface Report {
   violations: { gid: string; problem: string; history?: unknown }[];
   secondsFromLastFaultToAllEnded: number;
   phase2Calls: number;
+  /** Rolled-back transactions by reason (client, timeout, branch_failed, admin). */
+  rollbackReasons: Record<string, number>;
   /** Why the client's begin (or its interactive calls) failed, by error; their transactions still had to end. */
   clientErrors: Record<string, number>;
 }
@@ -219,7 +221,7 @@ async function main(): Promise<number> {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const report: Report = {
     seed, transfers, crashPointTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
-    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, clientErrors: {},
+    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, clientErrors: {},
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -508,6 +510,7 @@ async function main(): Promise<number> {
   }
 
   console.log(`transfers: ${report.transfers} + ${report.crashPointTransfers} aimed at crash points (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
+  console.log(`rolled back by reason: ${Object.entries(report.rollbackReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`faults injected: ${Object.entries(report.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`client-side errors (the transactions still had to end): ${Object.entries(report.clientErrors).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}`);
   console.log(`from the last fault to every transaction ended: ${report.secondsFromLastFaultToAllEnded.toFixed(1)} s`);
@@ -531,11 +534,13 @@ const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string }> = {
  * decided phase after the decision); phase-2 calls under two leases never overlap.
  */
 async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<string, Leg[]>, seen: SeenCall[]): Promise<void> {
-  const rows = (await db.query<{ gid: string; status: string; mode: Mode }>(`SELECT gid, status, mode FROM global_transactions`)).rows;
+  const rows = (await db.query<{ gid: string; status: string; mode: Mode; reason: string | null }>(`SELECT gid, status, mode, reason FROM global_transactions`)).rows;
   for (const r of rows) {
     if (r.status === 'committed') report.committed++;
-    else if (r.status === 'rolled_back') report.rolledBack++;
-    else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
+    else if (r.status === 'rolled_back') {
+      report.rolledBack++;
+      report.rollbackReasons[r.reason ?? '?'] = (report.rollbackReasons[r.reason ?? '?'] ?? 0) + 1;
+    } else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
   }
   report.notStarted = legsByGid.size - rows.length;
 
