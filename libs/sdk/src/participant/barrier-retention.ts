@@ -7,6 +7,8 @@ import { BARRIER_RETENTION_DEFAULTS, PARTICIPANT_OPTIONS, type ParticipantModule
 
 /** Pause between two batches of one pass, leaving the database to the business traffic. */
 const PAUSE_BETWEEN_BATCHES_MS = 100;
+/** Below this, barrier rows likely go while transactions can still be in doubt. */
+const MIN_SENSIBLE_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Deletes old barrier rows (table dtx_barrier) in small batches, so the table does not grow
@@ -48,6 +50,12 @@ export class BarrierRetention implements OnApplicationBootstrap, OnApplicationSh
 
   onApplicationBootstrap(): void {
     if (this.retentionMs <= 0) return;
+    // Not refused (tests and short-lived set-ups may want it), but almost surely a mistake.
+    if (this.retentionMs < MIN_SENSIBLE_RETENTION_MS) {
+      this.logger.warn(
+        `barrierRetentionMs=${this.retentionMs} is under a day: a cancel or a late try arriving after its branch's rows are deleted is no longer protected`,
+      );
+    }
     this.schedule();
   }
 
