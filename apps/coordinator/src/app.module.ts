@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
+import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
@@ -22,12 +23,20 @@ import { ParticipantEntity } from './participants/participant.entity.js';
 import { ParticipantsController } from './participants/participants.controller.js';
 import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
+import { RetentionModule } from './retention/retention.module.js';
 import { TransactionStore } from './transactions/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
 import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
-  imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity]), TerminusModule],
+  imports: [
+    CoordinatorConfigModule,
+    DatabaseModule,
+    TypeOrmModule.forFeature([ParticipantEntity]),
+    TerminusModule,
+    ScheduleModule.forRoot(),
+    RetentionModule,
+  ],
   controllers: [TransactionsController, ParticipantsController, AdminController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },

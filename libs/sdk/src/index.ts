@@ -2,6 +2,7 @@ export * from './participant/decorators.js';
 export * from './participant/business-failure.js';
 export * from './participant/barrier.js';
 export * from './participant/barrier.migration.js';
+export * from './participant/barrier-retention.js';
 export * from './participant/participant.explorer.js';
 export * from './participant/branch-dispatcher.js';
 export * from './participant/participant.options.js';

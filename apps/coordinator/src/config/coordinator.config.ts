@@ -59,6 +59,26 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   RECOVERY_BATCH_SIZE: number = 100;
 
+  /**
+   * Finished (committed, rolled_back) transactions are deleted this many days after they
+   * finished; 0 keeps them forever. Must exceed any client's retry window for a begin with a
+   * client-chosen gid: once deleted, the same gid begins a new transaction.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(36_500)
+  RETENTION_DAYS: number = 7;
+
+  /** Transactions deleted per statement: small, so each delete holds its locks briefly. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  RETENTION_BATCH_SIZE: number = 500;
+
+  /** How often the retention job looks for expired transactions. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(86_400_000)
+  RETENTION_INTERVAL_MS: number = 300_000;
+
+  /** Pause between two batches of one pass, leaving Postgres to the hot path. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  RETENTION_BATCH_PAUSE_MS: number = 100;
+
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,128}$/)
   INSTANCE_ID: string = `${hostname()}-${process.pid}`;
 

@@ -10,9 +10,10 @@ import { TransactionEventEntity } from '../transactions/transaction-event.entity
 import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema.js';
 import { AdminIndexes1763800000500 } from './migrations/1763800000500-admin-indexes.js';
 import { TraceParent1763800000600 } from './migrations/1763800000600-trace-parent.js';
+import { RetentionIndex1763800000700 } from './migrations/1763800000700-retention-index.js';
 
 export const COORDINATOR_ENTITIES = [GlobalTransactionEntity, BranchEntity, TransactionEventEntity, ParticipantEntity];
-export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000, AdminIndexes1763800000500, TraceParent1763800000600];
+export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000, AdminIndexes1763800000500, TraceParent1763800000600, RetentionIndex1763800000700];
 
 @Module({
   imports: [

@@ -4,6 +4,7 @@ import type { GlobalStatus, JsonObject, Mode, RollbackReason } from '@app/protoc
 /** One row per global transaction: the durable record of its status and of who drives it. */
 @Entity({ name: 'global_transactions' })
 @Index('global_transactions_due_idx', ['nextAttemptAt'], { where: 'next_attempt_at IS NOT NULL' })
+@Index('global_transactions_finished_idx', ['updatedAt', 'gid'], { where: "status IN ('committed', 'rolled_back')" })
 export class GlobalTransactionEntity {
   @PrimaryColumn({ type: 'varchar', length: 128 })
   gid!: string;

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BranchBarrier } from './barrier.js';
+import { BarrierRetention } from './barrier-retention.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { createParticipantHttpController } from './participant-http.controller.js';
 import { createParticipantMessageController } from './participant-message.controller.js';
@@ -14,13 +15,14 @@ import {
 import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantRegistration } from './registration.service.js';
 
-const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, PreparedTransactions, BranchDispatcher, ParticipantRegistration];
+const PROVIDERS: Provider[] = [ParticipantExplorer, BranchBarrier, PreparedTransactions, BranchDispatcher, ParticipantRegistration, BarrierRetention];
 
 /**
  * Makes a NestJS app a transaction participant: discovers the decorated actions, serves the
  * participant protocol, runs every phase in the barrier, and registers with the coordinator.
  * Needs TypeOrmModule.forRoot in the app (the barrier uses its DataSource) and the
- * `CreateDtxBarrier…` migration in its migrations.
+ * `CreateDtxBarrier…` migration in its migrations. Old barrier rows are deleted in the
+ * background past `barrierRetentionMs` (BarrierRetention).
  */
 @Module({})
 export class DtxParticipantModule {

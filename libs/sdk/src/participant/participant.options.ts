@@ -25,7 +25,27 @@ export interface ParticipantModuleOptions {
   registerWaitMs?: number;
   /** Bearer key sent to the coordinator, when it requires one. */
   apiKey?: string;
+  /**
+   * Age after which a branch's barrier rows (table dtx_barrier) are deleted by a background job;
+   * 0 keeps them forever. Default 7 days. A branch's rows go only once every row of that branch
+   * is older than this. Must exceed the longest time a transaction can stay in doubt (its
+   * timeout, plus how long the coordinator may keep retrying phase 2, plus a call timeout):
+   * a cancel that arrives after the try's row is gone is taken for a null compensation and
+   * undoes nothing, and a try that arrives after its rollback marker is gone runs (hanging).
+   */
+  barrierRetentionMs?: number;
+  /** Barrier rows deleted per statement. Default 500. */
+  barrierRetentionBatchSize?: number;
+  /** How often the barrier retention job runs. Default 10 minutes. */
+  barrierRetentionIntervalMs?: number;
 }
+
+/** Defaults of the barrier retention options. */
+export const BARRIER_RETENTION_DEFAULTS = {
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  batchSize: 500,
+  intervalMs: 10 * 60 * 1000,
+} as const;
 
 export const PARTICIPANT_OPTIONS = Symbol('dtx:participant-options');
 
