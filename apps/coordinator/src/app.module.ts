@@ -9,6 +9,9 @@ import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
 import { AdminStore } from './admin/admin.store.js';
+import { ConsoleAssets } from './console/console-assets.service.js';
+import { ConsoleController } from './console/console.controller.js';
+import { TransactionFeed } from './console/transaction-feed.service.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
@@ -28,7 +31,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
   imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity]), TerminusModule],
-  controllers: [TransactionsController, ParticipantsController, AdminController, HealthController, MetricsController],
+  controllers: [TransactionsController, ParticipantsController, AdminController, ConsoleController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     {
@@ -48,6 +51,8 @@ import { TransactionsService } from './transactions/transactions.service.js';
     RecoveryService,
     AdminStore,
     AdminService,
+    ConsoleAssets,
+    TransactionFeed,
     MetricsService,
   ],
 })
