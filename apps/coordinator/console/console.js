@@ -143,7 +143,8 @@ class ListPage {
         this.filterBar(),
         h(
           'table',
-          { class: 'tx-table', 'data-testid': 'tx-table' },
+          // data-state/data-query tell a reader (and the browser test) which filters the rows answer.
+          { class: 'tx-table', 'data-testid': 'tx-table', 'data-state': 'loading', 'data-query': listHash(this.filters).replace(/^#\/\??/, '') },
           h('thead', {}, h('tr', {}, h('th', {}, 'Transaction'), h('th', {}, 'Mode'), h('th', {}, 'Status'), h('th', {}, 'Branches'), h('th', {}, 'Created'), h('th', {}, 'Updated'))),
           this.tbody,
         ),
@@ -318,6 +319,7 @@ class ListPage {
       rows.push(h('tr', { class: 'empty' }, h('td', { colspan: 6 }, 'No transactions match these filters.')));
     }
     replaceChildren(this.tbody, rows);
+    this.tbody.parentElement.dataset.state = 'ready';
     this.summary.textContent = `${this.rows.size} shown${this.nextCursor ? ', more below' : ''}`;
     this.loadMoreButton.hidden = !this.nextCursor;
   }
