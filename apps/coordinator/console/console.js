@@ -110,6 +110,7 @@ function listHash(filters) {
 let current = null;
 
 function route() {
+  document.getElementById('toast').hidden = true;
   const next = parseRoute();
   current = next.name === 'tx' ? new TransactionPage(next.gid) : new ListPage(next.filters);
   current.mount();
@@ -456,7 +457,11 @@ class TransactionPage {
     return h(
       'table',
       { class: 'branch-table', 'data-testid': 'branches' },
-      h('thead', {}, h('tr', {}, ['Branch', 'Participant', 'Action', 'Status', 'Attempts', 'Last error', 'Result'].map((t) => h('th', {}, t)))),
+      h(
+        'thead',
+        {},
+        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num' }, 'Attempts'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
+      ),
       h(
         'tbody',
         {},
@@ -469,8 +474,8 @@ class TransactionPage {
             h('td', {}, b.action),
             h('td', {}, statusBadge(b.status)),
             h('td', { class: 'num' }, String(b.attempts)),
-            h('td', { class: 'error-text' }, describeJson(b.lastError) || '—'),
-            h('td', { class: 'mono small' }, b.result === null || b.result === undefined ? '—' : JSON.stringify(b.result)),
+            b.lastError === null ? h('td', { class: 'none' }, '—') : h('td', { class: 'error-text' }, describeJson(b.lastError)),
+            b.result === null || b.result === undefined ? h('td', { class: 'none' }, '—') : h('td', { class: 'mono small' }, JSON.stringify(b.result)),
           ),
         ),
       ),

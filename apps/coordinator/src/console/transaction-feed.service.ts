@@ -44,8 +44,12 @@ export class TransactionFeed implements OnModuleDestroy {
     return merge(changes, keepAlive).pipe(startWith(ready), takeUntil(this.closing));
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     this.closing.next();
     this.closing.complete();
+    // The ended responses finish on a later turn of the event loop; the HTTP server closes
+    // after this hook and only drops connections idle by then (a busy one keeps it up to
+    // its keep-alive timeout). Let them finish first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
