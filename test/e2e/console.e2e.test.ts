@@ -290,6 +290,18 @@ describe('force rollback', () => {
   });
 });
 
+describe('escaping', () => {
+  it('shows markup in data as text, never as elements', async () => {
+    const markup = '<img src=x onerror="window.consolePwned=1"><b>bold</b>';
+    await client.begin({ mode: 'tcc', gid: 'con-markup', wait: true, metadata: { note: markup }, branches: transfer('alice', 'bob', 100) });
+    await openConsole('#/tx/con-markup');
+    await page.locator('[data-testid="tx-header"][data-gid="con-markup"]').waitFor();
+    expect(await page.locator('[data-testid="tx-header"] .meta').innerText()).toContain(markup.replaceAll('"', '\\"'));
+    expect(await page.locator('main img, main b').count()).toBe(0);
+    expect(await page.evaluate('window.consolePwned === undefined')).toBe(true);
+  });
+});
+
 describe('serving the console', () => {
   it('serves only its own files, with a content security policy on the page', async () => {
     const html = await fetch(`${coord.url}/admin`);
