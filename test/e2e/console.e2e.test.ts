@@ -184,6 +184,18 @@ describe('the list of transactions', () => {
     await listReady('attention=true');
     expect(await shownGids()).toEqual(['con-attn']);
   });
+
+  it('pages with the cursor: "Load more" appends the next page', async () => {
+    await openConsole('#/?limit=4');
+    await listReady('limit=4');
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3']);
+    const loadMore = page.locator('button', { hasText: 'Load more' });
+    expect(await loadMore.isVisible()).toBe(true);
+    await loadMore.click();
+    await row('con-1').waitFor();
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3', 'con-2', 'con-1']);
+    await loadMore.waitFor({ state: 'hidden' });
+  });
 });
 
 describe("a transaction's page", () => {

@@ -14,7 +14,9 @@ import { describeJson, formatDateTime, formatTime, h, replaceChildren } from './
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
 const MODES = ['tcc', '2pc', 'saga'];
-const PAGE_SIZE = 50;
+/** Rows per page unless the hash says otherwise (#/?limit=…, up to the API's 200). */
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 200;
 /** Past this many changed transactions at once, reloading the first page is cheaper than one fetch each. */
 const BURST_RELOAD_THRESHOLD = 20;
 
@@ -92,8 +94,14 @@ function parseRoute() {
       mode: MODES.includes(query.get('mode')) ? query.get('mode') : '',
       participant: query.get('participant') ?? '',
       attention: query.get('attention') === 'true',
+      limit: pageSize(query.get('limit')),
     },
   };
+}
+
+function pageSize(text) {
+  const size = Number(text);
+  return Number.isInteger(size) && size >= 1 && size <= MAX_PAGE_SIZE ? size : DEFAULT_PAGE_SIZE;
 }
 
 function listHash(filters) {
@@ -102,6 +110,7 @@ function listHash(filters) {
   if (filters.mode) query.set('mode', filters.mode);
   if (filters.participant) query.set('participant', filters.participant);
   if (filters.attention) query.set('attention', 'true');
+  if (filters.limit && filters.limit !== DEFAULT_PAGE_SIZE) query.set('limit', String(filters.limit));
   const text = query.toString();
   return text ? `#/?${text}` : '#/';
 }
@@ -206,7 +215,7 @@ class ListPage {
 
   async loadFirstPage(generation) {
     try {
-      const page = await listTransactions(this.filters, null, PAGE_SIZE);
+      const page = await listTransactions(this.filters, null, this.filters.limit);
       if (generation !== this.generation || current !== this) return;
       this.rows = new Map(page.items.map((tx) => [tx.gid, tx]));
       this.nextCursor = page.nextCursor;
@@ -221,7 +230,7 @@ class ListPage {
     const generation = this.generation;
     this.loadMoreButton.disabled = true;
     try {
-      const page = await listTransactions(this.filters, this.nextCursor, PAGE_SIZE);
+      const page = await listTransactions(this.filters, this.nextCursor, this.filters.limit);
       if (generation !== this.generation || current !== this) return;
       for (const tx of page.items) if (!this.rows.has(tx.gid)) this.rows.set(tx.gid, tx);
       this.nextCursor = page.nextCursor;
