@@ -16,6 +16,8 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules node_modules
 COPY --from=build --chown=node:node /app/dist dist
+# The web console's static files (GET /admin): not TypeScript, so not in dist/.
+COPY --from=build --chown=node:node /app/apps/coordinator/console apps/coordinator/console
 USER node
 EXPOSE 7070
 CMD ["node", "dist/apps/coordinator/src/main.js"]

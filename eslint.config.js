@@ -23,6 +23,20 @@ export default tseslint.config(
     },
   },
   {
+    // The web console's browser scripts: plain JavaScript served as is (no build step), so
+    // outside the TypeScript project; linted with the JavaScript rules only.
+    files: ['apps/coordinator/console/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'fetch', 'EventSource', 'URLSearchParams', 'Node', 'HTMLAnchorElement', 'setTimeout', 'clearTimeout']
+          .map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     // Tests read loosely typed JSON answers.
     files: ['test/**/*.ts', '**/*.spec.ts'],
     rules: {

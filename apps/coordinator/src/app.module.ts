@@ -10,6 +10,9 @@ import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
 import { AdminStore } from './admin/admin.store.js';
+import { ConsoleAssets } from './console/console-assets.service.js';
+import { ConsoleController } from './console/console.controller.js';
+import { TransactionFeed } from './console/transaction-feed.service.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
@@ -37,7 +40,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
     ScheduleModule.forRoot(),
     RetentionModule,
   ],
-  controllers: [TransactionsController, ParticipantsController, AdminController, HealthController, MetricsController],
+  controllers: [TransactionsController, ParticipantsController, AdminController, ConsoleController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     {
@@ -57,6 +60,8 @@ import { TransactionsService } from './transactions/transactions.service.js';
     RecoveryService,
     AdminStore,
     AdminService,
+    ConsoleAssets,
+    TransactionFeed,
     MetricsService,
   ],
 })

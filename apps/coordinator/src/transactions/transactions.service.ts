@@ -108,6 +108,8 @@ export class TransactionsService {
       return { created: false, view: dto.wait ? await this.waitForTerminal(gid) : toTransactionView(existing) };
     }
     this.metrics.begun.inc({ mode: dto.mode });
+    // Later moves are published by the engine's writer; this one lets the console show the new row at once.
+    this.bus.publish({ kind: 'tx', gid, status: 'active' });
     crashPoint('after_begin', gid);
     if (!oneShot) return { created: true, view: toTransactionView(inserted) };
     inserted.heldUntil = startedAt + this.config.env.LEASE_MS;

@@ -1,0 +1,623 @@
+// The operator's console: a list of transactions and a page per transaction, kept current by
+// the coordinator's server-sent events (GET /admin/stream), which only say "gid X is now Y";
+// the page then refetches what it shows from the admin API. Routes live in the hash:
+// #/?status=…&mode=…&participant=…&attention=true for the list, #/tx/<gid> for one transaction.
+import {
+  getStats,
+  getTransaction,
+  listTransactions,
+  openChangeStream,
+  retryTransaction,
+  rollbackTransaction,
+} from './api.js';
+import { describeJson, formatDateTime, formatTime, h, replaceChildren } from './dom.js';
+
+const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
+const MODES = ['tcc', '2pc', 'saga'];
+/** Rows per page unless the hash says otherwise (#/?limit=…, up to the API's 200). */
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 200;
+/** Past this many changed transactions at once, reloading the first page is cheaper than one fetch each. */
+const BURST_RELOAD_THRESHOLD = 20;
+
+const statusLabel = (status) => status.replace('_', ' ');
+
+const view = document.getElementById('view');
+const liveIndicator = document.getElementById('live');
+
+// ---------------------------------------------------------------------------------- small parts
+
+function statusBadge(status, extraClass = '') {
+  return h('span', { class: `badge status-${status} ${extraClass}`.trim(), dataset: { status } }, statusLabel(status));
+}
+
+function attentionBadge() {
+  return h('span', { class: 'badge attention', title: 'Phase 2 keeps failing or was refused: look at the branches' }, 'needs attention');
+}
+
+function txLink(gid) {
+  return h('a', { class: 'gid', href: `#/tx/${encodeURIComponent(gid)}` }, gid);
+}
+
+let toastTimer = null;
+function toast(message, kind = 'info') {
+  const element = document.getElementById('toast');
+  element.textContent = message;
+  element.dataset.kind = kind;
+  element.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (element.hidden = true), 6000);
+}
+
+/** A modal confirmation; resolves true only when the operator presses the confirm button. */
+function confirmAction({ title, text, confirmLabel }) {
+  const dialog = document.getElementById('confirm-dialog');
+  document.getElementById('confirm-title').textContent = title;
+  document.getElementById('confirm-text').textContent = text;
+  const ok = document.getElementById('confirm-ok');
+  const cancel = document.getElementById('confirm-cancel');
+  ok.textContent = confirmLabel;
+  return new Promise((resolve) => {
+    const finish = (answer) => {
+      ok.removeEventListener('click', onOk);
+      cancel.removeEventListener('click', onCancel);
+      dialog.removeEventListener('close', onClose);
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    const onOk = () => finish(true);
+    const onCancel = () => finish(false);
+    const onClose = () => finish(false); // Escape key
+    ok.addEventListener('click', onOk);
+    cancel.addEventListener('click', onCancel);
+    dialog.addEventListener('close', onClose);
+    dialog.showModal();
+    cancel.focus();
+  });
+}
+
+function errorPanel(error) {
+  return h('div', { class: 'panel error-panel' }, h('strong', {}, 'Could not load: '), error.message ?? String(error));
+}
+
+// ---------------------------------------------------------------------------------- routing
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const tx = /^\/tx\/(.+)$/.exec(hash);
+  if (tx) return { name: 'tx', gid: decodeURIComponent(tx[1]) };
+  const query = new URLSearchParams(hash.split('?')[1] ?? '');
+  return {
+    name: 'list',
+    filters: {
+      status: STATUSES.includes(query.get('status')) ? query.get('status') : '',
+      mode: MODES.includes(query.get('mode')) ? query.get('mode') : '',
+      participant: query.get('participant') ?? '',
+      attention: query.get('attention') === 'true',
+      limit: pageSize(query.get('limit')),
+    },
+  };
+}
+
+function pageSize(text) {
+  const size = Number(text);
+  return Number.isInteger(size) && size >= 1 && size <= MAX_PAGE_SIZE ? size : DEFAULT_PAGE_SIZE;
+}
+
+function listHash(filters) {
+  const query = new URLSearchParams();
+  if (filters.status) query.set('status', filters.status);
+  if (filters.mode) query.set('mode', filters.mode);
+  if (filters.participant) query.set('participant', filters.participant);
+  if (filters.attention) query.set('attention', 'true');
+  if (filters.limit && filters.limit !== DEFAULT_PAGE_SIZE) query.set('limit', String(filters.limit));
+  const text = query.toString();
+  return text ? `#/?${text}` : '#/';
+}
+
+/** The page on screen; each knows how to reload itself and how to take a change event. */
+let current = null;
+
+function route() {
+  document.getElementById('toast').hidden = true;
+  const next = parseRoute();
+  current = next.name === 'tx' ? new TransactionPage(next.gid) : new ListPage(next.filters);
+  current.mount();
+}
+
+// ---------------------------------------------------------------------------------- the list
+
+class ListPage {
+  constructor(filters) {
+    this.filters = filters;
+    /** gid -> view, for the rows on screen, newest first. */
+    this.rows = new Map();
+    this.nextCursor = null;
+    /** Drops answers to requests that a newer reload has overtaken. */
+    this.generation = 0;
+  }
+
+  mount() {
+    this.statsSection = h('section', { class: 'stats', 'aria-label': 'Counts' });
+    this.attentionSection = h('section', { class: 'panel attention-panel', hidden: true, 'data-testid': 'attention-panel' });
+    this.tbody = h('tbody');
+    this.summary = h('span', { class: 'muted', 'data-testid': 'list-summary' });
+    this.loadMoreButton = h('button', { type: 'button', class: 'button', hidden: true, onclick: () => this.loadMore() }, 'Load more');
+    replaceChildren(
+      view,
+      this.statsSection,
+      this.attentionSection,
+      h(
+        'section',
+        { class: 'panel' },
+        this.filterBar(),
+        h(
+          'table',
+          // data-state/data-query tell a reader (and the browser test) which filters the rows answer.
+          { class: 'tx-table', 'data-testid': 'tx-table', 'data-state': 'loading', 'data-query': listHash(this.filters).replace(/^#\/\??/, '') },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Transaction'), h('th', {}, 'Mode'), h('th', {}, 'Status'), h('th', {}, 'Branches'), h('th', {}, 'Created'), h('th', {}, 'Updated'))),
+          this.tbody,
+        ),
+        h('div', { class: 'list-footer' }, this.summary, this.loadMoreButton),
+      ),
+    );
+    return this.reload();
+  }
+
+  filterBar() {
+    const status = h(
+      'select',
+      { name: 'status', 'aria-label': 'Status', onchange: (e) => this.applyFilters({ status: e.target.value }) },
+      h('option', { value: '' }, 'Any status'),
+      STATUSES.map((s) => h('option', { value: s, selected: s === this.filters.status }, statusLabel(s))),
+    );
+    const mode = h(
+      'select',
+      { name: 'mode', 'aria-label': 'Mode', onchange: (e) => this.applyFilters({ mode: e.target.value }) },
+      h('option', { value: '' }, 'Any mode'),
+      MODES.map((m) => h('option', { value: m, selected: m === this.filters.mode }, m)),
+    );
+    const participant = h('input', {
+      name: 'participant',
+      type: 'search',
+      placeholder: 'Participant',
+      'aria-label': 'Participant',
+      value: this.filters.participant,
+      onchange: (e) => this.applyFilters({ participant: e.target.value.trim() }),
+    });
+    const attention = h('input', {
+      name: 'attention',
+      type: 'checkbox',
+      checked: this.filters.attention,
+      onchange: (e) => this.applyFilters({ attention: e.target.checked }),
+    });
+    const active = this.filters.status || this.filters.mode || this.filters.participant || this.filters.attention;
+    return h(
+      'form',
+      { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
+      status,
+      mode,
+      participant,
+      h('label', { class: 'checkbox' }, attention, 'Needs attention only'),
+      active ? h('a', { class: 'clear-filters', href: '#/' }, 'Clear filters') : null,
+    );
+  }
+
+  applyFilters(change) {
+    location.hash = listHash({ ...this.filters, ...change });
+  }
+
+  /** The first page, the counts and the attention panel, from scratch. */
+  async reload() {
+    const generation = ++this.generation;
+    await Promise.all([this.loadFirstPage(generation), this.refreshSideData()]);
+  }
+
+  async loadFirstPage(generation) {
+    try {
+      const page = await listTransactions(this.filters, null, this.filters.limit);
+      if (generation !== this.generation || current !== this) return;
+      this.rows = new Map(page.items.map((tx) => [tx.gid, tx]));
+      this.nextCursor = page.nextCursor;
+      this.renderRows();
+    } catch (error) {
+      replaceChildren(this.tbody, h('tr', {}, h('td', { colspan: 6 }, errorPanel(error))));
+    }
+  }
+
+  async loadMore() {
+    if (!this.nextCursor) return;
+    const generation = this.generation;
+    this.loadMoreButton.disabled = true;
+    try {
+      const page = await listTransactions(this.filters, this.nextCursor, this.filters.limit);
+      if (generation !== this.generation || current !== this) return;
+      for (const tx of page.items) if (!this.rows.has(tx.gid)) this.rows.set(tx.gid, tx);
+      this.nextCursor = page.nextCursor;
+      this.renderRows();
+    } catch (error) {
+      toast(`Could not load more: ${error.message}`, 'error');
+    } finally {
+      this.loadMoreButton.disabled = false;
+    }
+  }
+
+  async refreshSideData() {
+    const [stats, attention] = await Promise.allSettled([getStats(), listTransactions({ attention: true }, null, 20)]);
+    if (current !== this) return;
+    if (stats.status === 'fulfilled') this.renderStats(stats.value);
+    if (attention.status === 'fulfilled') this.renderAttention(attention.value);
+  }
+
+  renderStats(stats) {
+    const card = (label, count, attributes) =>
+      h('a', { class: 'stat', ...attributes }, h('span', { class: 'stat-count' }, String(count)), h('span', { class: 'stat-label' }, label));
+    replaceChildren(
+      this.statsSection,
+      card('total', stats.total, { href: '#/', 'data-testid': 'count-total' }),
+      STATUSES.map((s) =>
+        card(statusLabel(s), stats.byStatus[s] ?? 0, { href: listHash({ status: s }), class: `stat stat-${s}`, 'data-testid': `count-${s}` }),
+      ),
+      card('needs attention', stats.needsAttention, {
+        href: listHash({ attention: true }),
+        class: `stat stat-attention${stats.needsAttention > 0 ? ' alarming' : ''}`,
+        'data-testid': 'count-attention',
+      }),
+      h(
+        'div',
+        { class: 'modes', 'data-testid': 'count-modes' },
+        MODES.map((m) =>
+          h('a', { class: 'mode-count', href: listHash({ mode: m }), dataset: { mode: m } }, h('span', { class: 'chip' }, m), ` ${stats.byMode[m] ?? 0}`),
+        ),
+      ),
+    );
+  }
+
+  renderAttention(page) {
+    this.attentionSection.hidden = page.items.length === 0;
+    replaceChildren(
+      this.attentionSection,
+      h('h2', {}, '⚠ Needs attention', h('span', { class: 'muted' }, ` (${page.items.length}${page.nextCursor ? '+' : ''})`)),
+      h('p', { class: 'muted' }, 'Phase 2 keeps failing or a participant refused it. Check the participant, then retry.'),
+      h(
+        'ul',
+        { class: 'attention-list' },
+        page.items.map((tx) => {
+          const failing = tx.branches.filter((b) => b.lastError !== null);
+          return h(
+            'li',
+            { dataset: { gid: tx.gid } },
+            txLink(tx.gid),
+            statusBadge(tx.status),
+            h('span', { class: 'chip' }, tx.mode),
+            h('span', { class: 'muted' }, failing.map((b) => `${b.participant}: ${describeJson(b.lastError)} (${b.attempts} attempts)`).join('; ') || 'no error recorded'),
+          );
+        }),
+      ),
+    );
+  }
+
+  /** Whether a transaction belongs to the list under the current filters. */
+  matches(tx) {
+    const f = this.filters;
+    return (
+      (!f.status || tx.status === f.status) &&
+      (!f.mode || tx.mode === f.mode) &&
+      (!f.participant || tx.branches.some((b) => b.participant === f.participant)) &&
+      (!f.attention || tx.needsAttention)
+    );
+  }
+
+  /** Puts a changed transaction where it belongs (or takes it out); flashes its row. */
+  upsert(tx) {
+    if (!this.matches(tx)) {
+      if (this.rows.delete(tx.gid)) this.renderRows();
+      return;
+    }
+    const known = this.rows.has(tx.gid);
+    // Older than everything loaded while more pages remain: it will come with "Load more".
+    const oldest = [...this.rows.values()].at(-1);
+    if (!known && this.nextCursor && oldest && compareNewestFirst(tx, oldest) > 0) return;
+    this.rows.set(tx.gid, tx);
+    this.rows = new Map([...this.rows.entries()].sort(([, a], [, b]) => compareNewestFirst(a, b)));
+    this.renderRows(tx.gid);
+  }
+
+  renderRows(flashGid = null) {
+    const rows = [...this.rows.values()].map((tx) => this.row(tx, tx.gid === flashGid));
+    if (rows.length === 0) {
+      rows.push(h('tr', { class: 'empty' }, h('td', { colspan: 6 }, 'No transactions match these filters.')));
+    }
+    replaceChildren(this.tbody, rows);
+    this.tbody.parentElement.dataset.state = 'ready';
+    this.summary.textContent = `${this.rows.size} shown${this.nextCursor ? ', more below' : ''}`;
+    this.loadMoreButton.hidden = !this.nextCursor;
+  }
+
+  row(tx, flash) {
+    const participants = [...new Set(tx.branches.map((b) => b.participant))];
+    return h(
+      'tr',
+      {
+        class: [tx.needsAttention ? 'needs-attention' : '', flash ? 'flash' : ''].join(' ').trim() || null,
+        dataset: { gid: tx.gid, status: tx.status, mode: tx.mode },
+        onclick: (e) => {
+          if (!(e.target instanceof HTMLAnchorElement)) location.hash = `#/tx/${encodeURIComponent(tx.gid)}`;
+        },
+      },
+      h('td', {}, txLink(tx.gid), tx.needsAttention ? attentionBadge() : null),
+      h('td', {}, h('span', { class: 'chip' }, tx.mode)),
+      h('td', {}, statusBadge(tx.status), tx.reason ? h('span', { class: 'reason' }, tx.reason.replace('_', ' ')) : null),
+      h('td', { class: 'branches-cell' }, `${tx.branches.length} · `, h('span', { class: 'muted' }, participants.join(', ') || '—')),
+      h('td', { class: 'time', title: tx.createdAt }, formatDateTime(tx.createdAt)),
+      h('td', { class: 'time', title: tx.updatedAt }, formatDateTime(tx.updatedAt)),
+    );
+  }
+
+  /** Changed transactions, coalesced: refetch each one (or the page after a burst) and the counts. */
+  async onChanges(gids) {
+    if (gids.length > BURST_RELOAD_THRESHOLD) return this.reload();
+    const views = await Promise.allSettled(gids.map((gid) => getTransaction(gid)));
+    if (current !== this) return;
+    for (const result of views) if (result.status === 'fulfilled') this.upsert(result.value);
+    await this.refreshSideData();
+  }
+}
+
+/** Newest first, as the API pages: createdAt descending, then gid descending. */
+function compareNewestFirst(a, b) {
+  if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? 1 : -1;
+  return a.gid < b.gid ? 1 : a.gid > b.gid ? -1 : 0;
+}
+
+// ---------------------------------------------------------------------------------- one transaction
+
+class TransactionPage {
+  constructor(gid) {
+    this.gid = gid;
+    this.generation = 0;
+  }
+
+  mount() {
+    replaceChildren(view, h('p', { class: 'muted' }, 'Loading…'));
+    return this.reload();
+  }
+
+  async reload() {
+    const generation = ++this.generation;
+    try {
+      const tx = await getTransaction(this.gid);
+      if (generation === this.generation && current === this) this.render(tx);
+    } catch (error) {
+      if (current !== this) return;
+      replaceChildren(view, h('a', { class: 'back', href: '#/' }, '← All transactions'), errorPanel(error));
+    }
+  }
+
+  onChanges(gids) {
+    if (gids.includes(this.gid)) return this.reload();
+  }
+
+  render(tx) {
+    const canRetry = tx.status === 'committing' || tx.status === 'rolling_back' || (tx.mode === 'saga' && tx.status === 'active');
+    const canRollback = tx.status === 'active';
+    replaceChildren(
+      view,
+      h('a', { class: 'back', href: '#/' }, '← All transactions'),
+      h(
+        'section',
+        { class: 'panel tx-header', 'data-testid': 'tx-header', dataset: { gid: tx.gid, status: tx.status } },
+        h(
+          'div',
+          { class: 'tx-title' },
+          h('h1', { class: 'gid' }, tx.gid),
+          statusBadge(tx.status, 'large'),
+          h('span', { class: 'chip' }, tx.mode),
+          tx.reason ? h('span', { class: 'reason', 'data-testid': 'tx-reason' }, `reason: ${tx.reason.replace('_', ' ')}`) : null,
+          tx.needsAttention ? attentionBadge() : null,
+        ),
+        h(
+          'dl',
+          { class: 'meta' },
+          h('dt', {}, 'Created'),
+          h('dd', { title: tx.createdAt }, formatDateTime(tx.createdAt)),
+          h('dt', {}, 'Updated'),
+          h('dd', { title: tx.updatedAt }, formatDateTime(tx.updatedAt)),
+          h('dt', {}, 'Deadline'),
+          h('dd', { title: tx.deadline }, formatDateTime(tx.deadline)),
+          Object.keys(tx.metadata ?? {}).length ? [h('dt', {}, 'Metadata'), h('dd', {}, h('code', {}, JSON.stringify(tx.metadata)))] : null,
+        ),
+        h(
+          'div',
+          { class: 'actions' },
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'button',
+              'data-action': 'retry',
+              disabled: !canRetry,
+              title: canRetry ? 'Deliver phase 2 (or the next saga step) now' : 'Only a transaction in phase 2 (or a running saga) can be retried',
+              onclick: () => this.retry(),
+            },
+            '↻ Retry now',
+          ),
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'button danger',
+              'data-action': 'rollback',
+              disabled: !canRollback,
+              title: canRollback ? 'Roll back every branch (reason admin)' : 'Only an active transaction can be rolled back',
+              onclick: () => this.rollback(),
+            },
+            '⤺ Force rollback',
+          ),
+        ),
+      ),
+      h('section', { class: 'panel' }, h('h2', {}, `Branches (${tx.branches.length})`), this.branchesTable(tx)),
+      h('section', { class: 'panel' }, h('h2', {}, `Timeline (${tx.events.length} events)`), this.timeline(tx)),
+    );
+  }
+
+  branchesTable(tx) {
+    if (tx.branches.length === 0) return h('p', { class: 'muted' }, 'No branch yet.');
+    return h(
+      'table',
+      { class: 'branch-table', 'data-testid': 'branches' },
+      h(
+        'thead',
+        {},
+        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num' }, 'Attempts'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
+      ),
+      h(
+        'tbody',
+        {},
+        tx.branches.map((b) =>
+          h(
+            'tr',
+            { dataset: { branch: b.branchId, status: b.status } },
+            h('td', { class: 'mono' }, b.branchId),
+            h('td', {}, b.participant),
+            h('td', {}, b.action),
+            h('td', {}, statusBadge(b.status)),
+            h('td', { class: 'num' }, String(b.attempts)),
+            b.lastError === null ? h('td', { class: 'none' }, '—') : h('td', { class: 'error-text' }, describeJson(b.lastError)),
+            b.result === null || b.result === undefined ? h('td', { class: 'none' }, '—') : h('td', { class: 'mono small' }, JSON.stringify(b.result)),
+          ),
+        ),
+      ),
+    );
+  }
+
+  timeline(tx) {
+    const participantOf = new Map(tx.branches.map((b) => [b.branchId, `${b.participant} / ${b.action}`]));
+    return h(
+      'ol',
+      { class: 'timeline', 'data-testid': 'timeline' },
+      tx.events.map((event) => {
+        const { title, details, tone } = describeEvent(event, participantOf);
+        return h(
+          'li',
+          { class: `event tone-${tone}`, dataset: { type: event.type, ...(event.detail?.phase ? { phase: event.detail.phase } : {}) } },
+          h('time', { datetime: event.at, title: event.at }, formatTime(event.at)),
+          h('div', { class: 'event-body' }, h('div', { class: 'event-title' }, title), details.length ? h('div', { class: 'event-details' }, details) : null),
+        );
+      }),
+    );
+  }
+
+  async retry() {
+    const yes = await confirmAction({
+      title: `Retry ${this.gid}?`,
+      text: 'Phase 2 (or the next saga step) is delivered now instead of at its next scheduled attempt. Participants must be reachable for it to succeed.',
+      confirmLabel: 'Retry now',
+    });
+    if (yes) await this.act(() => retryTransaction(this.gid), 'Retry scheduled');
+  }
+
+  async rollback() {
+    const yes = await confirmAction({
+      title: `Force rollback of ${this.gid}?`,
+      text: 'Every branch is cancelled or rolled back (reason admin). The client that started this transaction can no longer commit it. This cannot be undone.',
+      confirmLabel: 'Force rollback',
+    });
+    if (yes) await this.act(() => rollbackTransaction(this.gid), 'Rollback decided');
+  }
+
+  async act(call, done) {
+    try {
+      const tx = await call();
+      toast(`${done}: ${this.gid} is ${statusLabel(tx.status)}`, 'ok');
+    } catch (error) {
+      toast(`Refused: ${error.message}`, 'error');
+    }
+    // Events that change no status (an operator's retry) reach no stream: show them now.
+    await this.reload();
+  }
+}
+
+/** Turns one history event into a line of the timeline: who was called, with what answer. */
+function describeEvent(event, participantOf) {
+  const d = event.detail ?? {};
+  const who = event.branchId ? participantOf.get(event.branchId) ?? event.branchId : null;
+  const move = event.from || event.to ? `${event.from ?? '∅'} → ${event.to ?? '∅'}` : null;
+  switch (event.type) {
+    case 'created':
+      return {
+        title: 'Transaction created',
+        details: [`${d.mode ?? ''}${d.oneShot ? ', one-shot' : d.oneShot === false ? ', interactive' : ''}`, d.timeoutMs ? `timeout ${Math.round(d.timeoutMs / 1000)} s` : null].filter(Boolean).map(detail),
+        tone: 'neutral',
+      };
+    case 'branch_added':
+      return { title: `Branch ${event.branchId} added`, details: [detail(`${d.participant} / ${d.action}`)], tone: 'neutral' };
+    case 'call': {
+      const outcome = d.outcome ?? 'unknown';
+      return {
+        title: `${who ?? d.participant} ← ${d.phase}: ${outcome}`,
+        details: [
+          detail(`branch ${event.branchId}`),
+          detail(`attempt ${d.attempt ?? '?'}`),
+          move ? detail(`branch ${move}`) : null,
+          d.error !== undefined ? h('span', { class: 'event-error' }, describeJson(d.error)) : null,
+        ].filter(Boolean),
+        tone: outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn',
+      };
+    }
+    case 'status':
+      return {
+        title: `Status ${move ?? ''}`,
+        details: [d.reason ? detail(`reason ${d.reason}`) : null, d.cause ? detail(`after ${String(d.cause).replaceAll('_', ' ')}`) : null].filter(Boolean),
+        tone: event.to === 'committed' ? 'ok' : event.to === 'rolled_back' || event.to === 'rolling_back' ? 'failed' : 'info',
+      };
+    case 'attention':
+      return { title: 'Flagged for attention', details: [detail(`${d.attempts ?? '?'} failed rounds${d.refused ? ', refused by a participant' : ''}`)], tone: 'warn' };
+    case 'admin_retry':
+      return { title: 'Retry requested by an operator', details: [], tone: 'info' };
+    default:
+      return { title: event.type, details: [move ? detail(move) : null, Object.keys(d).length ? detail(JSON.stringify(d)) : null].filter(Boolean), tone: 'neutral' };
+  }
+}
+
+const detail = (text) => h('span', { class: 'event-detail' }, text);
+
+// ---------------------------------------------------------------------------------- live updates
+
+/**
+ * Changes are batched for a moment so a burst (a busy coordinator) costs one round of fetches;
+ * the stream's `ready` event (at connect and every reconnect) reloads the page, since changes
+ * made while disconnected were never sent.
+ */
+function listenForChanges() {
+  const pending = new Set();
+  let flushScheduled = false;
+  const flush = async () => {
+    flushScheduled = false;
+    const gids = [...pending];
+    pending.clear();
+    await current?.onChanges(gids);
+  };
+  const stream = openChangeStream();
+  stream.addEventListener('ready', () => {
+    liveIndicator.dataset.state = 'live';
+    liveIndicator.textContent = 'Live';
+    void current?.reload();
+  });
+  stream.addEventListener('tx', (event) => {
+    const { gid } = JSON.parse(event.data);
+    pending.add(gid);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setTimeout(() => void flush(), 150);
+    }
+  });
+  stream.addEventListener('error', () => {
+    liveIndicator.dataset.state = stream.readyState === EventSource.CLOSED ? 'closed' : 'connecting';
+    liveIndicator.textContent = stream.readyState === EventSource.CLOSED ? 'Disconnected — reload the page' : 'Reconnecting…';
+  });
+}
+
+window.addEventListener('hashchange', route);
+route();
+listenForChanges();

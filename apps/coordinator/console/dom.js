@@ -1,0 +1,56 @@
+// Builds DOM nodes from data without ever parsing it as HTML: text goes in as text nodes and
+// attributes through setAttribute, so a gid or an error message cannot inject markup.
+
+/**
+ * h('a', { href: '#/', class: 'x', dataset: { gid } , onclick }, 'text', child, [more]) -> element.
+ * Children may be strings, numbers, nodes, arrays of them, or null/false (skipped).
+ */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === 'dataset') Object.assign(element.dataset, value);
+    else if (name.startsWith('on') && typeof value === 'function') element.addEventListener(name.slice(2), value);
+    else if (value === true) element.setAttribute(name, '');
+    else element.setAttribute(name, String(value));
+  }
+  append(element, children);
+  return element;
+}
+
+function append(parent, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(parent, child);
+    else parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces everything inside `parent`. */
+export function replaceChildren(parent, ...children) {
+  parent.replaceChildren();
+  append(parent, children);
+}
+
+const pad = (n, width = 2) => String(n).padStart(width, '0');
+
+/** Local date and time, to the second: 2026-11-23 08:22:31. */
+export function formatDateTime(iso) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+/** Local time with milliseconds, for the timeline: 08:22:31.042. */
+export function formatTime(iso) {
+  const d = new Date(iso);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** A JSON value as short readable text (strings as they are). */
+export function describeJson(value) {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && typeof value.message === 'string') return value.message;
+  return JSON.stringify(value);
+}

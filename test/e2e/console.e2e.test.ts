@@ -1,0 +1,329 @@
+/**
+ * The web console (GET /admin) in a real browser (Debian's chromium through playwright-core)
+ * against a real coordinator and two real banks, with real transfers between them.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TransactionCounts, TransactionDetailView, TransactionView } from '@app/protocol';
+import { TransactionClient } from '@app/sdk';
+import {
+  ROOT,
+  accountService,
+  accountsOf,
+  coordinator,
+  getJson,
+  openAccount,
+  until,
+  type CoordinatorHandle,
+  type ServiceHandle,
+} from '../../scripts/lib/stack.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+const SCREENSHOTS = join(ROOT, '.data/screenshots');
+
+let databases: TestDatabase[] = [];
+let coord: CoordinatorHandle;
+let bankA: ServiceHandle;
+let bankB: ServiceHandle;
+let client: TransactionClient;
+let browser: Browser;
+let page: Page;
+
+// Automatic phase-2 retries are far apart, so what the page shows about the transaction left
+// in phase 2 comes from the operator's retry; one failed round is enough to need attention.
+const COORDINATOR_ENV = { RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', ATTENTION_AFTER_ATTEMPTS: '1', CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' };
+const LONG_TIMEOUT_MS = 600_000;
+
+const transfer = (from: string, to: string, amount: number) => [
+  { participant: 'bank-a', action: 'debit', payload: { accountId: from, amount } },
+  { participant: 'bank-b', action: 'credit', payload: { accountId: to, amount } },
+];
+
+const row = (gid: string, status?: string) => page.locator(`.tx-table tbody tr[data-gid="${gid}"]${status ? `[data-status="${status}"]` : ''}`);
+/** Reads data attributes and text of every element a selector matches (the test has no DOM types). */
+interface ReadElement {
+  text: string;
+  [attribute: string]: string | null;
+}
+async function readAll(selector: string, attributes: string[]): Promise<ReadElement[]> {
+  const found = await page.locator(selector).all();
+  return Promise.all(
+    found.map(async (element) => {
+      const read: ReadElement = { text: await element.innerText() };
+      for (const name of attributes) read[name] = await element.getAttribute(`data-${name}`);
+      return read;
+    }),
+  );
+}
+const shownGids = async () => (await readAll('.tx-table tbody tr[data-gid]', ['gid'])).map((r) => r.gid);
+const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+
+/** Waits until the list shows the rows for these filters (`status=rolled_back`, '' for none). */
+const listReady = (query: string) => page.locator(`.tx-table[data-state="ready"][data-query="${query}"]`).waitFor();
+
+/** Waits until the page has its live stream open: from then on no change is missed. */
+async function openConsole(hash = '#/'): Promise<void> {
+  await page.goto(`${coord.url}/admin${hash}`);
+  await page.locator('#live[data-state="live"]').waitFor();
+}
+
+beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  databases = await Promise.all(['console_coord', 'console_bank_a', 'console_bank_b'].map((p) => createTestDatabase(p)));
+  coord = await coordinator('console-coordinator', databases[0].url, COORDINATOR_ENV);
+  await coord.start();
+  bankA = await accountService('bank-a', databases[1].url, coord.url);
+  bankB = await accountService('bank-b', databases[2].url, coord.url);
+  await Promise.all([bankA.start(), bankB.start()]);
+  await openAccount(bankA, 'alice', 100_000);
+  await openAccount(bankA, 'carol', 5_000);
+  await openAccount(bankB, 'bob', 0);
+  await openAccount(bankB, 'dave', 0);
+  client = new TransactionClient({ coordinatorUrl: coord.url });
+
+  // The demo's transfers: two that commit, one refused for insufficient funds, a saga.
+  await client.begin({ mode: 'tcc', gid: 'con-1', wait: true, branches: transfer('alice', 'bob', 25_000) });
+  await client.tcc(
+    async (tx) => {
+      await tx.branch('bank-a', 'debit', { accountId: 'alice', amount: 10_000 });
+      await tx.branch('bank-b', 'credit', { accountId: 'dave', amount: 10_000 });
+    },
+    { gid: 'con-2' },
+  );
+  await client.begin({ mode: 'tcc', gid: 'con-3', wait: true, branches: transfer('carol', 'bob', 99_900) });
+  await client.begin({
+    mode: 'saga',
+    gid: 'con-saga',
+    wait: true,
+    steps: transfer('alice', 'dave', 1_000).map((step, i) => ({ name: `s${i + 1}`, ...step })),
+  });
+  // An interactive transfer its client never decides: active until its deadline.
+  await client.begin({ mode: 'tcc', gid: 'con-stuck', timeoutMs: LONG_TIMEOUT_MS });
+  await client.addBranch('con-stuck', transfer('alice', 'bob', 500)[0]);
+  // Committed while bank B is down: confirm fails, so it stays committing and needs attention.
+  await client.begin({ mode: 'tcc', gid: 'con-attn', timeoutMs: LONG_TIMEOUT_MS });
+  for (const branch of transfer('alice', 'bob', 700)) await client.addBranch('con-attn', branch);
+  await bankB.process.kill('SIGKILL');
+  await client.commit('con-attn');
+  await until('con-attn to need attention', async () => ((await client.get('con-attn')).needsAttention ? true : undefined));
+
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await Promise.all([bankA?.process.kill(), bankB?.process.kill(), coord?.process.kill()]);
+  await Promise.all(databases.map((d) => d.drop()));
+});
+
+describe('the list of transactions', () => {
+  it('shows every transaction newest first with its status, and the counts of GET /admin/stats', async () => {
+    await openConsole();
+    await listReady('');
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3', 'con-2', 'con-1']);
+    for (const [gid, status] of [['con-1', 'committed'], ['con-2', 'committed'], ['con-3', 'rolled_back'], ['con-saga', 'committed'], ['con-stuck', 'active']]) {
+      expect(await row(gid).getAttribute('data-status')).toBe(status);
+    }
+    expect(await row('con-3').innerText()).toContain('branch failed');
+
+    const stats = await getJson<TransactionCounts>(`${coord.url}/admin/stats`);
+    expect(stats).toMatchObject({ total: 6, needsAttention: 1, byStatus: { committed: 3, rolled_back: 1, active: 1, committing: 1 } });
+    const count = async (id: string) => Number(await page.locator(`[data-testid="count-${id}"] .stat-count`).innerText());
+    await page.locator('[data-testid="count-total"] .stat-count', { hasText: '6' }).waitFor();
+    expect(await count('committed')).toBe(3);
+    expect(await count('rolled_back')).toBe(1);
+    expect(await count('active')).toBe(1);
+    expect(await count('committing')).toBe(1);
+    expect(await count('attention')).toBe(1);
+    expect(await page.locator('[data-testid="count-modes"]').innerText()).toMatch(/tcc\s*5.*saga\s*1/s);
+    await screenshot('list');
+  });
+
+  it('puts the transaction that needs attention first, with why', async () => {
+    const panel = page.locator('[data-testid="attention-panel"]');
+    await panel.waitFor();
+    const items = (await readAll('[data-testid="attention-panel"] li', ['gid'])).map((li) => li.gid);
+    expect(items).toEqual(['con-attn']);
+    expect(await panel.innerText()).toContain('bank-b');
+    expect(await row('con-attn').getAttribute('class')).toContain('needs-attention');
+  });
+
+  it('narrows the list with the filters (status, mode, participant, needs attention)', async () => {
+    await page.locator('select[name="status"]').selectOption('rolled_back');
+    await listReady('status=rolled_back');
+    expect(page.url()).toContain('#/?status=rolled_back');
+    expect(await shownGids()).toEqual(['con-3']);
+    await screenshot('filtered');
+
+    await page.locator('select[name="mode"]').selectOption('saga');
+    await listReady('status=rolled_back&mode=saga');
+    expect(await page.locator('.tx-table tbody tr.empty').innerText()).toContain('No transactions match');
+
+    await openConsole('#/?mode=saga');
+    await listReady('mode=saga');
+    expect(await shownGids()).toEqual(['con-saga']);
+
+    await openConsole('#/');
+    await listReady('');
+    await page.locator('input[name="participant"]').fill('bank-b');
+    await page.locator('input[name="participant"]').press('Enter');
+    await listReady('participant=bank-b');
+    // con-stuck has only a bank-a branch.
+    expect(await shownGids()).toEqual(['con-attn', 'con-saga', 'con-3', 'con-2', 'con-1']);
+
+    await openConsole('#/');
+    await listReady('');
+    await page.locator('input[name="attention"]').check();
+    await listReady('attention=true');
+    expect(await shownGids()).toEqual(['con-attn']);
+  });
+
+  it('pages with the cursor: "Load more" appends the next page', async () => {
+    await openConsole('#/?limit=4');
+    await listReady('limit=4');
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3']);
+    const loadMore = page.locator('button', { hasText: 'Load more' });
+    expect(await loadMore.isVisible()).toBe(true);
+    await loadMore.click();
+    await row('con-1').waitFor();
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3', 'con-2', 'con-1']);
+    await loadMore.waitFor({ state: 'hidden' });
+  });
+});
+
+describe("a transaction's page", () => {
+  it('shows the branches and a timeline of who was called, when, with what answer', async () => {
+    await openConsole('#/');
+    await listReady('');
+    await row('con-3').locator('a.gid').click();
+    const header = page.locator('[data-testid="tx-header"][data-gid="con-3"]');
+    await header.waitFor();
+    expect(await header.getAttribute('data-status')).toBe('rolled_back');
+    expect(await page.locator('[data-testid="tx-reason"]').innerText()).toContain('branch failed');
+
+    expect(page.url()).toContain('#/tx/con-3');
+    const branches = await readAll('[data-testid="branches"] tbody tr', ['branch', 'status']);
+    const detail = await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/con-3`);
+    expect(branches.map((b) => [b.branch, b.status])).toEqual(detail.branches.map((b) => [b.branchId, b.status]));
+    expect(branches.map((b) => b.branch)).toEqual(['b1', 'b2']);
+    expect(branches[0].text).toContain('bank-a');
+    expect(branches[0].text).toContain('insufficient funds');
+    expect(branches[1].text).toContain('bank-b');
+
+    const timeline = page.locator('[data-testid="timeline"] li');
+    expect(await timeline.count()).toBe(detail.events.length);
+    const shown = await readAll('[data-testid="timeline"] li', ['type', 'phase']);
+    expect(shown.map((e) => e.type)).toEqual(detail.events.map((e) => e.type));
+    const calls = shown.filter((e) => e.type === 'call');
+    expect(calls.map((c) => c.phase)).toEqual(detail.events.filter((e) => e.type === 'call').map((e) => (e.detail as { phase: string }).phase));
+    const failedTry = calls.find((c) => c.phase === 'try' && c.text.includes('bank-a'));
+    expect(failedTry?.text).toContain('failed');
+    expect(failedTry?.text).toContain('insufficient funds');
+    expect(failedTry?.text).toContain('attempt 1');
+    expect(calls.some((c) => c.phase === 'cancel' && c.text.includes('bank-b') && c.text.includes('ok'))).toBe(true);
+    expect(shown.at(-1)?.text).toContain('rolling_back → rolled_back');
+    await screenshot('transaction');
+  });
+
+  it('retries phase 2 after a confirmation, and shows the operator retry in the timeline', async () => {
+    await openConsole('#/tx/con-attn');
+    const header = page.locator('[data-testid="tx-header"][data-gid="con-attn"][data-status="committing"]');
+    await header.waitFor();
+    expect(await page.locator('button[data-action="rollback"]').isDisabled()).toBe(true);
+
+    // Cancelling the dialog does nothing.
+    await page.locator('button[data-action="retry"]').click();
+    await page.locator('#confirm-dialog[open]').waitFor();
+    await page.locator('#confirm-cancel').click();
+    await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
+    expect((await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/con-attn`)).events.map((e) => e.type)).not.toContain('admin_retry');
+
+    await page.locator('button[data-action="retry"]').click();
+    await page.locator('#confirm-ok').click();
+    await page.locator('#toast', { hasText: 'Retry scheduled' }).waitFor();
+    await page.locator('[data-testid="timeline"] li[data-type="admin_retry"]').waitFor();
+    const detail = await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/con-attn`);
+    expect(detail.events.map((e) => e.type)).toContain('admin_retry');
+    await screenshot('attention');
+  });
+});
+
+describe('live updates', () => {
+  it('adds new transactions and moves their status on the open page, without reloading it', async () => {
+    await bankB.start(); // back for the transfers below (con-attn may now finish too)
+    await openConsole('#/');
+    await listReady('');
+    // A reload would lose this mark.
+    await page.evaluate('window.consoleNotReloaded = true');
+
+    await client.begin({ mode: 'tcc', gid: 'con-live-1', wait: true, branches: transfer('alice', 'bob', 300) });
+    await row('con-live-1', 'committed').waitFor();
+
+    await client.begin({ mode: 'tcc', gid: 'con-live-2', timeoutMs: LONG_TIMEOUT_MS });
+    await row('con-live-2', 'active').waitFor();
+    for (const branch of transfer('alice', 'dave', 200)) await client.addBranch('con-live-2', branch);
+    await client.commit('con-live-2', { wait: true });
+    await row('con-live-2', 'committed').waitFor();
+    expect((await shownGids()).slice(0, 2)).toEqual(['con-live-2', 'con-live-1']);
+    await page.locator('[data-testid="count-total"] .stat-count', { hasText: '8' }).waitFor();
+
+    expect(await page.evaluate('window.consoleNotReloaded === true')).toBe(true);
+    await screenshot('live');
+  });
+});
+
+describe('force rollback', () => {
+  it('rolls an active transaction back after a confirmation; the page and the API show rolled_back (admin)', async () => {
+    expect((await accountsOf(bankA)).totalFrozen).toBe(500);
+    await openConsole('#/tx/con-stuck');
+    await page.locator('[data-testid="tx-header"][data-gid="con-stuck"][data-status="active"]').waitFor();
+    expect(await page.locator('button[data-action="retry"]').isDisabled()).toBe(true);
+
+    await page.locator('button[data-action="rollback"]').click();
+    await page.locator('#confirm-dialog[open]').waitFor();
+    expect(await page.locator('#confirm-title').innerText()).toContain('con-stuck');
+    await screenshot('confirm-rollback');
+    await page.locator('#confirm-ok').click();
+
+    await page.locator('[data-testid="tx-header"][data-gid="con-stuck"][data-status="rolled_back"]').waitFor();
+    expect(await page.locator('[data-testid="tx-reason"]').innerText()).toContain('admin');
+    await page.locator('[data-testid="timeline"] li[data-type="call"][data-phase="cancel"]').waitFor();
+    const view = await getJson<TransactionView>(`${coord.url}/admin/transactions/con-stuck`);
+    expect(view).toMatchObject({ status: 'rolled_back', reason: 'admin' });
+    expect((await accountsOf(bankA)).totalFrozen).toBe(0);
+    await screenshot('rolled-back');
+  });
+});
+
+describe('escaping', () => {
+  it('shows markup in data as text, never as elements', async () => {
+    const markup = '<img src=x onerror="window.consolePwned=1"><b>bold</b>';
+    await client.begin({ mode: 'tcc', gid: 'con-markup', wait: true, metadata: { note: markup }, branches: transfer('alice', 'bob', 100) });
+    await openConsole('#/tx/con-markup');
+    await page.locator('[data-testid="tx-header"][data-gid="con-markup"]').waitFor();
+    expect(await page.locator('[data-testid="tx-header"] .meta').innerText()).toContain(markup.replaceAll('"', '\\"'));
+    expect(await page.locator('main img, main b').count()).toBe(0);
+    expect(await page.evaluate('window.consolePwned === undefined')).toBe(true);
+  });
+});
+
+describe('serving the console', () => {
+  it('serves only its own files, with a content security policy on the page', async () => {
+    const html = await fetch(`${coord.url}/admin`);
+    expect(html.status).toBe(200);
+    expect(html.headers.get('content-type')).toContain('text/html');
+    expect(html.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const script = await fetch(`${coord.url}/admin/assets/console.js`);
+    expect(script.headers.get('content-type')).toContain('text/javascript');
+    for (const path of ['/admin/assets/nothing.js', '/admin/assets/..%2Fsrc%2Fmain.ts', '/admin/assets/..%2F..%2F..%2Fpackage.json']) {
+      expect((await fetch(`${coord.url}${path}`)).status).toBe(404);
+    }
+  });
+});
