@@ -356,16 +356,22 @@ async function main(): Promise<number> {
     const crashAt = async (point: CrashPoint, target: CoordinatorHandle): Promise<void> => {
       await target.process.kill('SIGKILL');
       target.process.start({ DTX_TEST_CRASH_AT: point });
-      await until(`${target.process.name} to answer`, async () => ((await fetch(`${target.url}/v1/participants`)).ok ? true : undefined), 15_000, 50).catch(() => undefined);
-      const gid = `chaos-${seed}-crash-${report.crashPointTransfers++}`;
+      const exited = target.process.waitExit().then(() => true);
+      await until(`${target.process.name} to answer`, async () => ((await fetch(`${target.url}/health/live`)).ok ? true : undefined), 15_000, 50).catch(() => undefined);
       const shape =
         point === 'during_compensation'
           ? { mode: 'saga' as const, interactive: false, amount: 10 * OPENING_BALANCE } // refused debit: compensation in two rounds
           : { mode: 'tcc' as const, interactive: point === 'after_branch_recorded', amount: 1 + Math.floor(random() * 5_000) };
-      void transfer(gid, shape, target);
-      const died = await Promise.race([target.process.waitExit().then(() => true), sleep(8_000).then(() => false)]);
-      if (died) count(`crash_point:${point}`);
-      else console.log(`  (crash point ${point} armed on ${target.process.name} was not reached in 8 s)`);
+      // A faulted call can send the transfer down another path (a retry by the other instance,
+      // say): then another one is sent, up to three.
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
+        if (await Promise.race([exited, sleep(8_000).then(() => false)])) {
+          count(`crash_point:${point}`);
+          break;
+        }
+        console.log(`  (crash point ${point} armed on ${target.process.name} not reached by transfer ${attempt} in 8 s)`);
+      }
       await target.process.kill('SIGKILL');
       await target.start();
     };
