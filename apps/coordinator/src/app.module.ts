@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { HealthController } from './health/health.controller.js';
@@ -9,6 +9,8 @@ import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
 import { AdminStore } from './admin/admin.store.js';
+import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { clientRateLimitModule } from './auth/client-rate-limit.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
@@ -27,10 +29,18 @@ import { TransactionsController } from './transactions/transactions.controller.j
 import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
-  imports: [CoordinatorConfigModule, DatabaseModule, TypeOrmModule.forFeature([ParticipantEntity]), TerminusModule],
+  imports: [
+    CoordinatorConfigModule,
+    DatabaseModule,
+    TypeOrmModule.forFeature([ParticipantEntity]),
+    TerminusModule,
+    clientRateLimitModule(),
+  ],
   controllers: [TransactionsController, ParticipantsController, AdminController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
+    // Every route needs an API key with the right role when API_KEYS is set (auth/roles.decorator.ts).
+    { provide: APP_GUARD, useClass: ApiKeyGuard },
     {
       provide: TxEventBus,
       inject: [CoordinatorConfig],
