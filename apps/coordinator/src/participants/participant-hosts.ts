@@ -4,8 +4,8 @@
  * so a leaked participant key cannot point the coordinator at an arbitrary machine.
  */
 
-/** A DNS name (labels of letters, digits and inner hyphens), an IPv4 or a bracket-free IPv6 address. */
-const HOST_PATTERN = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*|[0-9a-f:.]*:[0-9a-f:.]*)$/;
+/** A DNS name (labels of letters, digits, underscores as Docker allows, inner hyphens), an IPv4 or a bracket-free IPv6 address. */
+const HOST_PATTERN = /^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*|[0-9a-f:.]*:[0-9a-f:.]*)$/;
 
 /** Lower-case, IPv6 brackets removed: the form both the list and registrations are compared in. */
 export function normaliseHost(host: string): string {

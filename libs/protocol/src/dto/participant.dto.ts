@@ -17,7 +17,7 @@ import {
 import { MODES, NAME_PATTERN, type Mode } from '../states.js';
 
 /** A DNS name, an IPv4 address or an IPv6 address (without brackets). */
-const HOST_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
+const HOST_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
 
 export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
