@@ -31,6 +31,7 @@ let bank: ServiceHandle;
 let keys: StackApiKeys;
 
 type Role = 'admin' | 'client' | 'participant';
+type ErrorAnswer = { error?: string; message?: string; field?: string; statusCode?: number };
 
 const basic = (password: string, user = 'operator') => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -42,9 +43,9 @@ async function call(method: 'GET' | 'POST', path: string, authorization?: string
     signal: AbortSignal.timeout(30_000),
   });
   const text = await response.text();
-  let json: { error?: string; message?: string; field?: string; statusCode?: number } | null = null;
+  let json: ErrorAnswer | null;
   try {
-    json = JSON.parse(text) as typeof json;
+    json = JSON.parse(text) as ErrorAnswer;
   } catch {
     json = null;
   }
