@@ -24,6 +24,7 @@ export class ApiKeyGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const ring = this.config.apiKeys;
+    // The coordinator serves only HTTP (its TCP and Redis clients call out), so only HTTP is guarded.
     if (!ring.enabled || context.getType() !== 'http') return true;
     const targets = [context.getHandler(), context.getClass()];
     if (this.reflector.getAllAndOverride(PublicRoute, targets)) return true;
