@@ -16,6 +16,7 @@ import {
   accountsOf,
   coordinator,
   freePort,
+  generateApiKeys,
   openAccount,
   sleep,
   until,
@@ -64,8 +65,12 @@ async function main(): Promise<number> {
     }
     await recreateDatabases(db, ['demo_coordinator', 'demo_bank_a', 'demo_bank_b']);
 
+    // Run as a deployment should: API keys per role (fresh each run), the banks register with
+    // the participant key and the transfers go out with the client key.
+    const keys = generateApiKeys();
     // Short retry and lease times so recovery is visible within seconds.
     const coord: CoordinatorHandle = await coordinator('demo-coordinator', db.urlFor('demo_coordinator'), {
+      API_KEYS: keys.API_KEYS,
       RECOVERY_INTERVAL_MS: '250',
       RETRY_BASE_MS: '100',
       RETRY_MAX_MS: '1000',
@@ -76,8 +81,8 @@ async function main(): Promise<number> {
     console.log(`Starting the coordinator on ${coord.url}...`);
     await coord.start();
 
-    const bankA: AccountHandle = await accountService('bank-a', db.urlFor('demo_bank_a'), coord.url);
-    const bankB: AccountHandle = await accountService('bank-b', db.urlFor('demo_bank_b'), coord.url);
+    const bankA: AccountHandle = await accountService('bank-a', db.urlFor('demo_bank_a'), coord.url, 'http', keys.participant);
+    const bankB: AccountHandle = await accountService('bank-b', db.urlFor('demo_bank_b'), coord.url, 'http', keys.participant);
     stoppers.push(() => bankA.process.kill(), () => bankB.process.kill());
     console.log('Starting bank A and bank B...');
     await Promise.all([bankA.start(), bankB.start()]);
@@ -87,7 +92,7 @@ async function main(): Promise<number> {
     await openAccount(bankB, 'bob', 0);
     await openAccount(bankB, 'dave', 0);
 
-    const client = new TransactionClient({ coordinatorUrl: coord.url });
+    const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
     const rows: Row[] = [];
     const initialTotal = (await accountsOf(bankA)).totalBalance + (await accountsOf(bankB)).totalBalance;
 

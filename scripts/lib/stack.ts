@@ -4,6 +4,7 @@
  * `dist/` (run `npm run build` first) and speak real HTTP over loopback.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -62,16 +63,34 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
   throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
 }
 
-export async function getJson<T>(url: string): Promise<T> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+/** One key per role for a coordinator started with keys; `API_KEYS` is the variable to give it. */
+export interface StackApiKeys {
+  admin: string;
+  client: string;
+  participant: string;
+  API_KEYS: string;
+}
+
+/** Fresh random keys, one per role. */
+export function generateApiKeys(): StackApiKeys {
+  const key = () => randomBytes(24).toString('base64url');
+  const keys = { admin: key(), client: key(), participant: key() };
+  return { ...keys, API_KEYS: `admin:${keys.admin},client:${keys.client},participant:${keys.participant}` };
+}
+
+/** The Authorization header for `apiKey`, or none. */
+export const authHeaders = (apiKey?: string): Record<string, string> => (apiKey ? { authorization: `Bearer ${apiKey}` } : {});
+
+export async function getJson<T>(url: string, apiKey?: string): Promise<T> {
+  const response = await fetch(url, { headers: authHeaders(apiKey), signal: AbortSignal.timeout(10_000) });
   if (!response.ok) throw new Error(`GET ${url}: ${response.status} ${await response.text()}`);
   return (await response.json()) as T;
 }
 
-export async function postJson<T>(url: string, body: unknown): Promise<{ status: number; body: T }> {
+export async function postJson<T>(url: string, body: unknown, apiKey?: string): Promise<{ status: number; body: T }> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...authHeaders(apiKey) },
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });
@@ -172,7 +191,8 @@ export async function coordinator(name: string, databaseUrl: string, env: Record
       managed.start(extraEnv);
       await until(`${name} to answer`, async () => {
         if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
-        return (await fetch(`${url}/v1/participants`)).ok ? true : undefined;
+        // Open even when the coordinator requires API keys; it listens only once its database is ready.
+        return (await fetch(`${url}/health/live`)).ok ? true : undefined;
       });
     },
   };
@@ -212,6 +232,8 @@ export async function participantService(
   /** Where the coordinator should call it (a fault-injecting proxy, say); its own address by default. */
   publicUrl?: string,
   port?: number,
+  /** Key with the participant role, when the coordinator was started with API_KEYS. */
+  apiKey?: string,
 ): Promise<ServiceHandle> {
   port ??= await freePort();
   const tcpPort = transport === 'tcp' ? await freePort() : 0;
@@ -224,6 +246,7 @@ export async function participantService(
     PARTICIPANT_NAME: participant,
     ...(publicUrl ? { PUBLIC_URL: publicUrl } : {}),
     TRANSPORT: transport,
+    ...(apiKey ? { COORDINATOR_API_KEY: apiKey } : {}),
     ...(transport === 'tcp' ? { TCP_PORT: String(tcpPort) } : {}),
     ...(transport === 'redis' ? { REDIS_URL } : {}),
   });
@@ -240,7 +263,7 @@ export async function participantService(
       managed.start();
       await until(`${participant} to register`, async () => {
         if (!managed.alive) throw new Error(`${participant} exited; see ${managed.logFile}`);
-        const list = await getJson<RegisteredParticipant[]>(`${coordinatorUrl}/v1/participants`);
+        const list = await getJson<RegisteredParticipant[]>(`${coordinatorUrl}/v1/participants`, apiKey);
         return list.some(registeredHere) && (await fetch(url)).status < 500 ? true : undefined;
       });
     },
@@ -252,8 +275,10 @@ export function accountService(
   databaseUrl: string,
   coordinatorUrl: string,
   transport: ParticipantTransport = 'http',
+  /** Key with the participant role, when the coordinator was started with API_KEYS. */
+  apiKey?: string,
 ): Promise<ServiceHandle> {
-  return participantService('account', participant, databaseUrl, coordinatorUrl, transport);
+  return participantService('account', participant, databaseUrl, coordinatorUrl, transport, undefined, undefined, apiKey);
 }
 
 export interface AccountsSummary {

@@ -1,23 +1,44 @@
 /**
  * Hostile and malformed requests to every route: each must get a 4xx with a stable error code,
- * never a 500, and none may change a stored transaction.
+ * never a 500, and none may change a stored transaction. Run twice: against a coordinator
+ * without API keys, and against one with keys, where the same probes go out with the right
+ * role's key (validation must hold behind the guard) and every route also receives forged,
+ * missing and wrong-role credentials on otherwise valid requests.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, ID_PATTERN, MODES, NAME_PATTERN } from '@app/protocol';
 import { TransactionClient } from '@app/sdk';
-import { accountService, coordinator, openAccount, type CoordinatorHandle, type ServiceHandle } from '../../scripts/lib/stack.js';
+import {
+  accountService,
+  coordinator,
+  generateApiKeys,
+  getJson,
+  openAccount,
+  postJson,
+  type CoordinatorHandle,
+  type ServiceHandle,
+  type StackApiKeys,
+} from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
 let bank: ServiceHandle;
+/** The coordinator with API_KEYS; it calls the same bank, registered by hand with the participant key. */
+let keyed: CoordinatorHandle;
+let keys: StackApiKeys;
+
+type Role = 'client' | 'participant' | 'admin';
 
 interface Probe {
   method: 'GET' | 'POST';
   path: string;
   body?: string;
   contentType?: string;
+  authorization?: string;
+  /** The exact status expected (auth refusals); any 4xx otherwise. */
+  expectStatus?: number;
 }
 
 const HOSTILE_STRINGS = [
@@ -156,13 +177,113 @@ function probes(existingGid: string): Probe[] {
     }
   }
   post('/v1/transactions', '{"mode":"tcc"}', 'application/json; charset=utf-16');
-  for (const path of ['/no/such/route', '/v1', '/admin', '/v1/participants/x', '/admin/transactions/x/y']) list.push({ method: 'GET', path });
+  for (const path of ['/no/such/route', '/v1', '/admin/no-such-page', '/v1/participants/x', '/admin/transactions/x/y']) list.push({ method: 'GET', path });
   list.push({ method: 'POST', path: '/v1/transactions/x/y/z', body: '{}', contentType: 'application/json' });
   return list;
 }
 
-async function snapshot(): Promise<string> {
-  const client = new pg.Client({ connectionString: databases[0].url });
+/** The role whose key a (well-authenticated) probe of `path` carries. */
+function roleFor(probe: Probe): Role {
+  if (probe.path.startsWith('/v1/transactions')) return 'client';
+  if (probe.path.startsWith('/v1/participants')) return probe.method === 'POST' ? 'participant' : 'client';
+  return 'admin';
+}
+
+const basic = (password: string) => `Basic ${Buffer.from(`someone:${password}`).toString('base64')}`;
+
+/**
+ * Every route with a request that would change something (or read something) if it got
+ * through, sent with credentials that must not get it through: 401 for missing, unknown or
+ * malformed ones, 403 for a real key of a role the route does not accept.
+ */
+function forgedCredentialProbes(k: StackApiKeys, existingGid: string, openGid: string): Probe[] {
+  const actions = [{ name: 'debit', modes: ['tcc', 'saga'] }];
+  const routes: { method: 'GET' | 'POST'; path: string; body?: unknown; roles: Role[] }[] = [
+    { method: 'POST', path: '/v1/transactions', body: { mode: 'tcc', wait: true, branches: [BASE_BRANCH] }, roles: ['client'] },
+    { method: 'POST', path: '/v1/transactions', body: { mode: 'saga', wait: true, steps: [{ name: 's1', ...BASE_BRANCH }] }, roles: ['client'] },
+    { method: 'POST', path: `/v1/transactions/${openGid}/branches`, body: BASE_BRANCH, roles: ['client'] },
+    { method: 'POST', path: `/v1/transactions/${openGid}/commit`, body: {}, roles: ['client'] },
+    { method: 'POST', path: `/v1/transactions/${openGid}/rollback`, body: {}, roles: ['client'] },
+    { method: 'GET', path: `/v1/transactions/${existingGid}`, roles: ['client'] },
+    { method: 'POST', path: '/v1/participants', body: { name: 'forged', transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions }, roles: ['participant'] },
+    { method: 'POST', path: '/v1/participants', body: { name: 'bank', transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions }, roles: ['participant'] },
+    { method: 'GET', path: '/v1/participants', roles: ['client', 'participant'] },
+    { method: 'GET', path: '/admin/transactions', roles: [] },
+    { method: 'GET', path: `/admin/transactions/${existingGid}`, roles: [] },
+    { method: 'POST', path: `/admin/transactions/${openGid}/rollback`, body: {}, roles: [] },
+    { method: 'POST', path: `/admin/transactions/${existingGid}/retry`, body: {}, roles: [] },
+    { method: 'GET', path: '/admin/stats', roles: [] },
+    { method: 'GET', path: '/admin', roles: [] },
+    { method: 'GET', path: '/admin/stream', roles: [] },
+    { method: 'GET', path: '/admin/assets/console.js', roles: [] },
+    { method: 'GET', path: '/ADMIN/stats', roles: [] },
+    { method: 'GET', path: '/metrics', roles: [] },
+    { method: 'GET', path: '/docs', roles: [] },
+    { method: 'GET', path: '/docs-json', roles: [] },
+  ];
+  const unauthenticated: (string | undefined)[] = [
+    undefined,
+    'Bearer not-a-configured-key-0123456789',
+    `Bearer ${k.admin}x`,
+    `Bearer ${k.admin.slice(0, -1)}`,
+    `Bearer ${k.admin.toUpperCase()}`,
+    'Bearer ',
+    'Bearer',
+    `bearer ${k.client}${k.client}`,
+    basic('wrong-password-0123456789'),
+    basic(`${k.admin}x`),
+    `Basic ${Buffer.from(k.admin).toString('base64')}`,
+    'Basic !!not-base64!!',
+    `Digest ${k.admin}`,
+    k.admin,
+    `Bearer ${'A'.repeat(8_000)}`,
+  ];
+  const list: Probe[] = [];
+  for (const route of routes) {
+    const request = { method: route.method, path: route.path, ...(route.body === undefined ? {} : { body: JSON.stringify(route.body), contentType: 'application/json' }) };
+    for (const authorization of unauthenticated) list.push({ ...request, authorization, expectStatus: 401 });
+    for (const role of (['client', 'participant'] as const).filter((r) => !route.roles.includes(r))) {
+      list.push({ ...request, authorization: `Bearer ${k[role]}`, expectStatus: 403 });
+      list.push({ ...request, authorization: basic(k[role]), expectStatus: 403 });
+    }
+  }
+  return list;
+}
+
+/** Sends the probes 20 at a time; the ones not answered as they should be, described. */
+async function sendProbes(baseUrl: string, all: Probe[]): Promise<{ sent: number; failures: string[] }> {
+  const codes = new Set<string>(Object.values(ErrorCode));
+  const failures: string[] = [];
+  let sent = 0;
+  for (let i = 0; i < all.length; i += 20) {
+    await Promise.all(
+      all.slice(i, i + 20).map(async (probe) => {
+        const headers: Record<string, string> = {};
+        if (probe.contentType) headers['content-type'] = probe.contentType;
+        if (probe.authorization !== undefined) headers.authorization = probe.authorization;
+        const response = await fetch(`${baseUrl}${probe.path}`, { method: probe.method, headers, body: probe.body });
+        sent++;
+        const text = await response.text();
+        let code: unknown;
+        try {
+          code = (JSON.parse(text) as { error?: unknown }).error;
+        } catch {
+          code = undefined;
+        }
+        const statusOk = probe.expectStatus === undefined ? response.status >= 400 && response.status < 500 : response.status === probe.expectStatus;
+        const ok = statusOk && typeof code === 'string' && codes.has(code);
+        if (!ok) {
+          const auth = probe.authorization === undefined ? 'no key' : probe.authorization.slice(0, 30);
+          failures.push(`${probe.method} ${probe.path.slice(0, 80)} [${auth}] ${probe.body?.slice(0, 80) ?? ''} -> ${response.status} ${text.slice(0, 120)}`);
+        }
+      }),
+    );
+  }
+  return { sent, failures };
+}
+
+async function snapshot(databaseUrl = databases[0].url): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
     const tx = await client.query('SELECT gid, status, reason, version, metadata FROM global_transactions ORDER BY gid');
@@ -175,7 +296,7 @@ async function snapshot(): Promise<string> {
 }
 
 beforeAll(async () => {
-  databases = await Promise.all(['bad_coord', 'bad_bank'].map((p) => createTestDatabase(p)));
+  databases = await Promise.all(['bad_coord', 'bad_bank', 'bad_keyed'].map((p) => createTestDatabase(p)));
   coord = await coordinator('bad-input-coordinator', databases[0].url, { LOG_LEVEL: 'warn' });
   await coord.start();
   bank = await accountService('bank', databases[1].url, coord.url);
@@ -184,10 +305,20 @@ beforeAll(async () => {
   const client = new TransactionClient({ coordinatorUrl: coord.url });
   await client.begin({ mode: 'tcc', gid: 'existing', branches: [{ ...BASE_BRANCH }], wait: true });
   await client.begin({ mode: 'tcc', gid: 'open-one' });
+
+  keys = generateApiKeys();
+  keyed = await coordinator('bad-input-keyed-coordinator', databases[2].url, { API_KEYS: keys.API_KEYS, LOG_LEVEL: 'warn' });
+  await keyed.start();
+  const registered = (await getJson<{ name: string; endpoint: string; actions: unknown }[]>(`${coord.url}/v1/participants`)).find((p) => p.name === 'bank')!;
+  const registration = await postJson(`${keyed.url}/v1/participants`, { name: 'bank', transport: 'http', endpoint: registered.endpoint, actions: registered.actions }, keys.participant);
+  expect(registration.status).toBe(201);
+  const keyedClient = new TransactionClient({ coordinatorUrl: keyed.url, apiKey: keys.client });
+  await keyedClient.begin({ mode: 'tcc', gid: 'existing', branches: [{ ...BASE_BRANCH }], wait: true });
+  await keyedClient.begin({ mode: 'tcc', gid: 'open-one' });
 });
 
 afterAll(async () => {
-  await Promise.all([bank?.process.kill(), coord?.process.kill()]);
+  await Promise.all([bank?.process.kill(), coord?.process.kill(), keyed?.process.kill()]);
   await Promise.all(databases.map((d) => d.drop()));
 });
 
@@ -195,34 +326,29 @@ describe('bad input', () => {
   it('answers every malformed, oversized, wrongly typed or hostile request with a 4xx and a stable code, and changes nothing', async () => {
     const before = await snapshot();
     const all = [...probes('existing'), ...probes('open-one').filter((p) => p.path.includes('open-one'))];
-    const codes = new Set<string>(Object.values(ErrorCode));
-    const failures: string[] = [];
-    let sent = 0;
-    for (let i = 0; i < all.length; i += 20) {
-      await Promise.all(
-        all.slice(i, i + 20).map(async (probe) => {
-          const response = await fetch(`${coord.url}${probe.path}`, {
-            method: probe.method,
-            headers: probe.contentType ? { 'content-type': probe.contentType } : {},
-            body: probe.body,
-          });
-          sent++;
-          const text = await response.text();
-          let code: unknown;
-          try {
-            code = (JSON.parse(text) as { error?: unknown }).error;
-          } catch {
-            code = undefined;
-          }
-          const ok = response.status >= 400 && response.status < 500 && typeof code === 'string' && codes.has(code);
-          if (!ok) failures.push(`${probe.method} ${probe.path.slice(0, 80)} ${probe.body?.slice(0, 80) ?? ''} -> ${response.status} ${text.slice(0, 120)}`);
-        }),
-      );
-    }
+    const { sent, failures } = await sendProbes(coord.url, all);
     console.log(`bad-input suite: ${sent} requests sent, ${failures.length} without a 4xx and a stable code`);
     for (const failure of failures) console.log(`  ${failure}`);
     expect(sent).toBeGreaterThanOrEqual(1_000);
     expect(failures).toEqual([]);
     expect(await snapshot()).toBe(before);
+  });
+
+  it('with API keys: holds validation behind the guard, and refuses forged, missing and wrong-role credentials on every route; changes nothing', async () => {
+    const before = await snapshot(databases[2].url);
+    const withRightKey = [...probes('existing'), ...probes('open-one').filter((p) => p.path.includes('open-one'))].map((probe) => ({
+      ...probe,
+      authorization: `Bearer ${keys[roleFor(probe)]}`,
+    }));
+    const forged = forgedCredentialProbes(keys, 'existing', 'open-one');
+    const { sent, failures } = await sendProbes(keyed.url, [...withRightKey, ...forged]);
+    console.log(
+      `bad-input suite (with API keys): ${sent} requests sent (${forged.length} with forged, missing or wrong-role credentials), ${failures.length} without the expected 4xx and a stable code`,
+    );
+    for (const failure of failures) console.log(`  ${failure}`);
+    expect(forged.length).toBeGreaterThanOrEqual(300);
+    expect(sent).toBeGreaterThanOrEqual(1_000);
+    expect(failures).toEqual([]);
+    expect(await snapshot(databases[2].url)).toBe(before);
   });
 });

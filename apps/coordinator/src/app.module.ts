@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -10,6 +10,8 @@ import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
 import { AdminStore } from './admin/admin.store.js';
+import { ApiKeyGuard } from './auth/api-key.guard.js';
+import { clientRateLimitModule } from './auth/client-rate-limit.js';
 import { ConsoleAssets } from './console/console-assets.service.js';
 import { ConsoleController } from './console/console.controller.js';
 import { TransactionFeed } from './console/transaction-feed.service.js';
@@ -39,10 +41,13 @@ import { TransactionsService } from './transactions/transactions.service.js';
     TerminusModule,
     ScheduleModule.forRoot(),
     RetentionModule,
+    clientRateLimitModule(),
   ],
   controllers: [TransactionsController, ParticipantsController, AdminController, ConsoleController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
+    // Every route needs an API key with the right role when API_KEYS is set (auth/roles.decorator.ts).
+    { provide: APP_GUARD, useClass: ApiKeyGuard },
     {
       provide: TxEventBus,
       inject: [CoordinatorConfig],

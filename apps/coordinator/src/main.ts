@@ -3,7 +3,8 @@ import { Logger, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
-import { createValidationPipe } from './common/validation.js';
+import { adminSurfaceAuth } from './auth/admin-surface.middleware.js';
+import { BodyDepthPipe, createValidationPipe } from './common/validation.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
 
 const LEVELS: LogLevel[] = ['error', 'warn', 'log', 'debug', 'verbose'];
@@ -17,17 +18,26 @@ async function bootstrap(): Promise<void> {
     // Let start-up errors reach the catch below, which prints one line and exits non-zero.
     abortOnError: false,
   });
+  const config = app.get(CoordinatorConfig);
+  // First of all handlers, so admin pages served outside Nest's router (static files, API docs)
+  // are behind the admin key too, and unauthenticated admin requests are refused before parsing.
+  app.use(adminSurfaceAuth(config.apiKeys));
   app.useBodyParser('json', { limit: '1mb' });
-  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalPipes(new BodyDepthPipe(), createValidationPipe());
   app.enableShutdownHooks();
   app.set('etag', false);
   app.disable('x-powered-by');
-  const config = app.get(CoordinatorConfig);
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   Logger.log(
     `coordinator ${config.instanceId} listening on http://${config.host}:${port} (${config.redisUrl ? 'Redis bus' : 'in-process bus, single instance'})`,
+    'Bootstrap',
+  );
+  Logger.log(
+    config.apiKeys.enabled
+      ? `API keys: ${config.apiKeys.size} configured; every route but /health/live and /health/ready needs one`
+      : `API keys: none configured, so no authentication; listening on loopback (${config.host}) only`,
     'Bootstrap',
   );
 }

@@ -26,6 +26,7 @@ export function participantInfrastructure(
       coordinatorUrl: env.COORDINATOR_URL,
       publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
       transport: participantTransport(env),
+      apiKey: env.COORDINATOR_API_KEY,
     }),
   ];
 }

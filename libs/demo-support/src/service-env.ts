@@ -25,6 +25,10 @@ export class ServiceEnv {
   @IsOptional() @IsString() @Matches(/^https?:\/\//)
   PUBLIC_URL?: string = undefined;
 
+  /** Key (participant role) the service registers with, when the coordinator has API_KEYS. */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._~+/=-]{16,256}$/, { message: 'COORDINATOR_API_KEY must be 16 to 256 token characters' })
+  COORDINATOR_API_KEY?: string = undefined;
+
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
   PARTICIPANT_NAME: string = 'order';
 

@@ -16,8 +16,14 @@ export const ErrorCode = {
   BRANCH_FAILED: 'BRANCH_FAILED',
   BRANCH_UNKNOWN: 'BRANCH_UNKNOWN',
   BRANCH_CONFLICT: 'BRANCH_CONFLICT',
-  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** No API key, an unknown key, or a malformed Authorization header (401). */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** A valid API key without the role the route requires (403). */
   FORBIDDEN: 'FORBIDDEN',
+  /** Too many client API requests for this key (or address) in the current minute (429, Retry-After). */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** A participant registration names an endpoint or host outside PARTICIPANT_HOSTS (403). */
+  PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
   NOT_READY: 'NOT_READY',
   INTERNAL: 'INTERNAL',
 } as const;

@@ -6,11 +6,13 @@ import {
   type TransactionPage,
   type TransactionView,
 } from '@app/protocol';
+import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/gid.pipe.js';
 import { AdminService } from './admin.service.js';
 
 /** The admin API (PROTOCOL.md 6). */
 @Controller('admin')
+@RequireRole('admin')
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 

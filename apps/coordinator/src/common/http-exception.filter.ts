@@ -4,10 +4,11 @@ import { ErrorCode, type ErrorBody } from '@app/protocol';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: ErrorCode.VALIDATION_FAILED,
-  401: ErrorCode.UNAUTHORIZED,
+  401: ErrorCode.UNAUTHENTICATED,
   403: ErrorCode.FORBIDDEN,
   404: ErrorCode.NOT_FOUND,
   413: ErrorCode.PAYLOAD_TOO_LARGE,
+  429: ErrorCode.RATE_LIMITED,
 };
 
 /** Errors of the JSON body parser (express), recognised by their `type`. */

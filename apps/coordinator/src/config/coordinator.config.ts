@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { ApiKeyRing, isLoopbackHost, parseApiKeys } from '../auth/api-keys.js';
+import { parseParticipantHosts } from '../participants/participant-hosts.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -84,16 +86,37 @@ export class CoordinatorEnv {
 
   @IsOptional() @IsIn(['error', 'warn', 'log', 'debug', 'verbose'])
   LOG_LEVEL: 'error' | 'warn' | 'log' | 'debug' | 'verbose' = 'log';
+
+  /** `role[+role]:key,...` (roles client, participant, admin); unset: no authentication, loopback only. */
+  @IsOptional() @IsString()
+  API_KEYS?: string = undefined;
+
+  /** Comma-separated host names or IP addresses participants may register; unset: any host. */
+  @IsOptional() @IsString()
+  PARTICIPANT_HOSTS?: string = undefined;
+
+  /** Client API requests per key (or address) per minute and instance; 0: unlimited. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
+  RATE_LIMIT_PER_MINUTE: number = 60_000;
 }
 
 /** The typed, validated configuration every coordinator service injects. */
 export class CoordinatorConfig {
-  constructor(readonly env: CoordinatorEnv) {}
+  /** The configured API keys (empty when API_KEYS is unset: authentication off). */
+  readonly apiKeys: ApiKeyRing;
+  /** Hosts participants may register, lower-case; null: any host. */
+  readonly participantHosts: ReadonlySet<string> | null;
+
+  constructor(readonly env: CoordinatorEnv) {
+    this.apiKeys = new ApiKeyRing(env.API_KEYS ? parseApiKeys(env.API_KEYS) : []);
+    this.participantHosts = env.PARTICIPANT_HOSTS ? parseParticipantHosts(env.PARTICIPANT_HOSTS) : null;
+  }
   get port(): number { return this.env.PORT; }
   get host(): string { return this.env.HOST; }
   get databaseUrl(): string | undefined { return this.env.DATABASE_URL; }
   get redisUrl(): string | undefined { return this.env.REDIS_URL; }
   get instanceId(): string { return this.env.INSTANCE_ID; }
+  get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
 }
 
 /** Validates the environment; throws one line naming every bad variable. */
@@ -111,5 +134,22 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   if (env.LEASE_MS < 2 * env.CALL_TIMEOUT_MS) {
     throw new Error(`invalid configuration: LEASE_MS (${env.LEASE_MS}) must be at least twice CALL_TIMEOUT_MS (${env.CALL_TIMEOUT_MS})`);
   }
+  const keys = parseOrExplain('API_KEYS', env.API_KEYS, parseApiKeys);
+  parseOrExplain('PARTICIPANT_HOSTS', env.PARTICIPANT_HOSTS, parseParticipantHosts);
+  // Without keys anyone who reaches the port may commit, roll back and register: refuse to
+  // listen where others can reach it rather than silently narrow HOST to loopback.
+  if ((keys?.length ?? 0) === 0 && !isLoopbackHost(env.HOST)) {
+    throw new Error(`invalid configuration: HOST ${env.HOST} is reachable from other machines; set API_KEYS, or listen on 127.0.0.1`);
+  }
   return env;
+}
+
+/** Runs a parser on an optional variable, turning its error into the one-line configuration error. */
+function parseOrExplain<T>(name: string, value: string | undefined, parse: (value: string) => T): T | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parse(value);
+  } catch (error) {
+    throw new Error(`invalid configuration: ${name}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }

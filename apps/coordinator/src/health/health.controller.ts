@@ -7,11 +7,14 @@ import {
   type HealthCheckResult,
   type HealthIndicatorFunction,
 } from '@nestjs/terminus';
+import { Public } from '../auth/roles.decorator.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 
 /** Liveness (the process answers) and readiness (Postgres and, when configured, Redis answer). */
 @Controller('health')
+// Orchestrators probe these without credentials; they reveal only up/down and dependency status.
+@Public()
 export class HealthController {
   constructor(
     private readonly health: HealthCheckService,

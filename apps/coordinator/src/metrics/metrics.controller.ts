@@ -1,7 +1,9 @@
 import { Controller, Get, Header } from '@nestjs/common';
+import { RequireRole } from '../auth/roles.decorator.js';
 import { MetricsService } from './metrics.service.js';
 
 @Controller('metrics')
+@RequireRole('admin')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 

@@ -6,6 +6,7 @@ import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { ParticipantEntity } from './participant.entity.js';
+import { hostOutsideAllowList } from './participant-hosts.js';
 
 /**
  * The participant registry. Kept in memory (reads on the hot path cost no Postgres round trip)
@@ -37,6 +38,12 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     if (dto.transport === 'redis' && !this.config.redisUrl) {
       throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'transport redis needs a coordinator started with REDIS_URL', {
         field: 'transport',
+      });
+    }
+    const refused = hostOutsideAllowList(this.config.participantHosts, dto);
+    if (refused) {
+      throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names host ${refused.host}, which PARTICIPANT_HOSTS does not allow`, {
+        field: refused.field,
       });
     }
     const entity = this.repository.create({

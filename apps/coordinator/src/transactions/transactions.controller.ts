@@ -1,11 +1,16 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Response } from 'express';
 import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@app/protocol';
+import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/gid.pipe.js';
 import { TransactionsService } from './transactions.service.js';
 
 /** The client REST API (PROTOCOL.md 3). Each route is one call into the service. */
 @Controller('v1/transactions')
+@RequireRole('client')
+// Rate limited per key or address (RATE_LIMIT_PER_MINUTE); runs after the global ApiKeyGuard.
+@UseGuards(ThrottlerGuard)
 export class TransactionsController {
   constructor(private readonly transactions: TransactionsService) {}
 

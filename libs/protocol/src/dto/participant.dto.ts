@@ -16,6 +16,9 @@ import {
 } from 'class-validator';
 import { MODES, NAME_PATTERN, type Mode } from '../states.js';
 
+/** A DNS name, an IPv4 address or an IPv6 address (without brackets). */
+const HOST_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
+
 export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
@@ -26,6 +29,7 @@ export class ParticipantActionDto {
 
   @IsArray()
   @ArrayMinSize(1)
+  @ArrayMaxSize(MODES.length)
   @IsIn(MODES, { each: true })
   modes!: Mode[];
 }
@@ -42,12 +46,16 @@ export class RegisterParticipantDto {
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'http')
   @IsString()
   @MaxLength(2048)
-  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true })
+  // No user:password@ (secrets would be stored and listed), no query or fragment (the
+  // coordinator appends /{action}/{phase} to the endpoint).
+  @IsUrl({ protocols: ['http', 'https'], require_tld: false, require_protocol: true, disallow_auth: true })
+  @Matches(/^[^?#]*$/, { message: '$property must not carry a query or a fragment' })
   endpoint?: string;
 
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsString()
-  @MaxLength(255)
+  @MaxLength(253)
+  @Matches(HOST_PATTERN, { message: '$property must be a host name or an IP address' })
   host?: string;
 
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')

@@ -63,6 +63,7 @@ export class SagaStepDto extends ActionCallDto {
   @ArrayMaxSize(LIMITS.maxBranches)
   @ArrayUnique()
   @IsString({ each: true })
+  @Matches(ID_PATTERN, { each: true, message: 'each of $property must match [A-Za-z0-9_.:-]{1,128}' })
   dependsOn?: string[];
 }
 

@@ -1,0 +1,43 @@
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Response } from 'express';
+import { ApiError } from '../common/api-error.js';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+import type { ApiRole } from './api-keys.js';
+import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
+import { PublicRoute, RequiredRoles } from './roles.decorator.js';
+
+/** Routes that declare nothing are admin-only: a forgotten decorator fails closed. */
+const DEFAULT_ROLES: readonly ApiRole[] = ['admin'];
+
+/**
+ * The global guard (APP_GUARD): with API_KEYS configured, every route but those marked
+ * @Public() needs a key with a role from @RequireRole(...). Without keys it lets everything
+ * through (the coordinator then only listens on loopback; see loadCoordinatorEnv).
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly config: CoordinatorConfig,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    const ring = this.config.apiKeys;
+    // The coordinator serves only HTTP (its TCP and Redis clients call out), so only HTTP is guarded.
+    if (!ring.enabled || context.getType() !== 'http') return true;
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride(PublicRoute, targets)) return true;
+    const required = this.reflector.getAllAndOverride(RequiredRoles, targets) ?? DEFAULT_ROLES;
+    const http = context.switchToHttp();
+    const request = http.getRequest<AuthenticatedRequest>();
+    const decision = decideAccess(ring, request.headers.authorization, required);
+    if (!decision.allowed) {
+      const { body, challenge } = decision.refusal;
+      if (challenge) http.getResponse<Response>().setHeader('WWW-Authenticate', challenge);
+      throw new ApiError(body.statusCode, body.error, body.message);
+    }
+    request.apiKey = decision.key;
+    return true;
+  }
+}

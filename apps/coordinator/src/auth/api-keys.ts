@@ -1,0 +1,116 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/** What a key may do: `client` drives transactions, `participant` registers, `admin` does everything. */
+export const API_ROLES = ['client', 'participant', 'admin'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/**
+ * Keys are bearer tokens (RFC 6750 token68 characters) of 16 to 256 characters: long enough
+ * not to be guessed, and free of `,` and `:` so the API_KEYS list parses without escaping.
+ */
+const KEY_PATTERN = /^[A-Za-z0-9._~+/=-]{16,256}$/;
+/** Longest credential worth hashing; anything longer cannot be a configured key. */
+const MAX_PRESENTED_LENGTH = 1024;
+
+/** One configured key. Only its digest is kept, so the secret itself is never logged or compared. */
+export interface ApiKey {
+  /** `key#<position in API_KEYS>`: names the key in logs and rate-limit buckets without revealing it. */
+  readonly id: string;
+  readonly roles: ReadonlySet<ApiRole>;
+  readonly digest: Buffer;
+}
+
+const sha256 = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Parses `API_KEYS`: comma-separated `role[+role…]:key` entries, e.g.
+ * `admin:k1,client:k2,client+participant:k3`. Throws one line naming the bad entry by its
+ * position (never the key itself, which would then land in logs).
+ */
+export function parseApiKeys(spec: string): ApiKey[] {
+  const entries = spec.split(',').map((entry) => entry.trim());
+  const seen = new Set<string>();
+  return entries.map((entry, index) => {
+    const where = `entry ${index + 1}`;
+    const colon = entry.indexOf(':');
+    if (colon <= 0) throw new Error(`${where} must look like role[+role]:key`);
+    const roleNames = entry.slice(0, colon).split('+');
+    const key = entry.slice(colon + 1);
+    const unknown = roleNames.filter((role) => !(API_ROLES as readonly string[]).includes(role));
+    if (unknown.length > 0) throw new Error(`${where} has unknown role(s) ${unknown.join(', ')} (roles: ${API_ROLES.join(', ')})`);
+    if (!KEY_PATTERN.test(key)) throw new Error(`${where}: a key must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -`);
+    if (seen.has(key)) throw new Error(`${where} repeats a key given earlier`);
+    seen.add(key);
+    return { id: `key#${index + 1}`, roles: new Set(roleNames as ApiRole[]), digest: sha256(key) };
+  });
+}
+
+/** The configured keys, matched in constant time. Empty: authentication is off. */
+export class ApiKeyRing {
+  constructor(private readonly keys: readonly ApiKey[]) {}
+
+  get enabled(): boolean {
+    return this.keys.length > 0;
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /**
+   * The key equal to `presented`, or null. Both sides are hashed to equal-length digests so
+   * timingSafeEqual applies, and every key is compared (no early exit): the time taken says
+   * neither which key matched nor how much of one did.
+   */
+  match(presented: string): ApiKey | null {
+    if (presented.length === 0 || presented.length > MAX_PRESENTED_LENGTH) return null;
+    const digest = sha256(presented);
+    let found: ApiKey | null = null;
+    for (const key of this.keys) {
+      const equal = timingSafeEqual(digest, key.digest);
+      if (equal && found === null) found = key;
+    }
+    return found;
+  }
+}
+
+/** What an Authorization header carries: a key, nothing, or something we cannot read. */
+export type PresentedCredential = { kind: 'none' } | { kind: 'malformed'; reason: string } | { kind: 'key'; key: string };
+
+/**
+ * Reads `Authorization: Bearer <key>` or `Authorization: Basic base64(user:key)` (any user
+ * name; the password is the key, so a browser's own login prompt works for the web console).
+ */
+export function readAuthorization(header: string | string[] | undefined): PresentedCredential {
+  if (header === undefined) return { kind: 'none' };
+  if (Array.isArray(header)) return { kind: 'malformed', reason: 'more than one Authorization header' };
+  const value = header.trim();
+  if (value === '') return { kind: 'none' };
+  if (value.length > MAX_PRESENTED_LENGTH * 2) return { kind: 'malformed', reason: 'Authorization header is too long' };
+  const space = value.indexOf(' ');
+  const scheme = (space < 0 ? value : value.slice(0, space)).toLowerCase();
+  const rest = space < 0 ? '' : value.slice(space + 1).trim();
+  if (scheme === 'bearer') {
+    return rest === '' ? { kind: 'malformed', reason: 'Bearer without a key' } : { kind: 'key', key: rest };
+  }
+  if (scheme === 'basic') {
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(rest)) return { kind: 'malformed', reason: 'Basic credentials are not base64' };
+    const decoded = Buffer.from(rest, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return { kind: 'malformed', reason: 'Basic credentials must be user:key' };
+    const key = decoded.slice(colon + 1);
+    return key === '' ? { kind: 'malformed', reason: 'Basic credentials without a key' } : { kind: 'key', key };
+  }
+  return { kind: 'malformed', reason: 'Authorization must use the Bearer or Basic scheme' };
+}
+
+/** Whether a key may use a route that requires one of `required` (admin may use every route). */
+export function keyMayUse(key: ApiKey, required: readonly ApiRole[]): boolean {
+  return key.roles.has('admin') || required.some((role) => key.roles.has(role));
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const normalised = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return normalised === 'localhost' || normalised === '::1' || /^127(\.\d{1,3}){3}$/.test(normalised) || /^::ffff:127(\.\d{1,3}){3}$/.test(normalised);
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { CoordinatorConfig, loadCoordinatorEnv } from './coordinator.config.js';
+
+const KEYS = 'admin:admin-key-0123456789,client:client-key-0123456789';
+
+describe('security configuration', () => {
+  it('defaults: no keys, loopback, 60000 client requests a minute, any participant host', () => {
+    const config = new CoordinatorConfig(loadCoordinatorEnv({}));
+    expect(config.apiKeys.enabled).toBe(false);
+    expect(config.rateLimitPerMinute).toBe(60_000);
+    expect(config.participantHosts).toBeNull();
+  });
+
+  it('refuses a non-loopback HOST without keys, and allows it with keys', () => {
+    expect(() => loadCoordinatorEnv({ HOST: '0.0.0.0' })).toThrow(/^invalid configuration: HOST 0\.0\.0\.0 is reachable from other machines; set API_KEYS/);
+    expect(loadCoordinatorEnv({ HOST: '0.0.0.0', API_KEYS: KEYS }).HOST).toBe('0.0.0.0');
+    expect(loadCoordinatorEnv({ HOST: 'localhost' }).HOST).toBe('localhost');
+  });
+
+  it('explains bad API_KEYS, PARTICIPANT_HOSTS and RATE_LIMIT_PER_MINUTE in one line', () => {
+    expect(() => loadCoordinatorEnv({ API_KEYS: 'admin:short' })).toThrow(/^invalid configuration: API_KEYS: entry 1: a key must be/);
+    expect(() => loadCoordinatorEnv({ PARTICIPANT_HOSTS: 'bank a' })).toThrow(/^invalid configuration: PARTICIPANT_HOSTS: entry 1/);
+    expect(() => loadCoordinatorEnv({ RATE_LIMIT_PER_MINUTE: '-1' })).toThrow(/^invalid configuration: RATE_LIMIT_PER_MINUTE/);
+  });
+
+  it('reads keys, hosts and the rate limit', () => {
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_HOSTS: 'Bank-A,127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' }));
+    expect(config.apiKeys.size).toBe(2);
+    expect([...(config.participantHosts ?? [])]).toEqual(['bank-a', '127.0.0.1']);
+    expect(config.rateLimitPerMinute).toBe(0);
+  });
+});

@@ -1,0 +1,310 @@
+/**
+ * The secure front door against a real coordinator started with API_KEYS and PARTICIPANT_HOSTS:
+ * who may call what (README "Security"), the participant allow-list, the SDK and a demo account
+ * service working with keys, the client API's rate limit, and the refusal to listen publicly
+ * without keys.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ErrorCode, type ParticipantView } from '@app/protocol';
+import { CoordinatorError, TransactionClient } from '@app/sdk';
+import {
+  ManagedProcess,
+  ROOT,
+  accountService,
+  accountsOf,
+  coordinator,
+  freePort,
+  generateApiKeys,
+  getJson,
+  openAccount,
+  type CoordinatorHandle,
+  type ServiceHandle,
+  type StackApiKeys,
+} from '../../scripts/lib/stack.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+let databases: TestDatabase[] = [];
+let coord: CoordinatorHandle;
+let bank: ServiceHandle;
+let keys: StackApiKeys;
+
+type Role = 'admin' | 'client' | 'participant';
+type ErrorAnswer = { error?: string; message?: string; field?: string; statusCode?: number };
+
+const basic = (password: string, user = 'operator') => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+async function call(method: 'GET' | 'POST', path: string, authorization?: string, body?: unknown) {
+  const response = await fetch(`${coord.url}${path}`, {
+    method,
+    headers: { ...(authorization ? { authorization } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await response.text();
+  let json: ErrorAnswer | null;
+  try {
+    json = JSON.parse(text) as ErrorAnswer;
+  } catch {
+    json = null;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}
+
+const bearer = (role: Role) => `Bearer ${keys[role]}`;
+
+/** One route of each group, with the roles that may use it (admin may use all). */
+const ROUTE_GROUPS: { name: string; method: 'GET' | 'POST'; path: string; body?: unknown; roles: Role[] }[] = [
+  { name: 'begin', method: 'POST', path: '/v1/transactions', body: { mode: 'tcc' }, roles: ['client'] },
+  { name: 'read a transaction', method: 'GET', path: '/v1/transactions/auth-existing', roles: ['client'] },
+  { name: 'commit', method: 'POST', path: '/v1/transactions/auth-existing/commit', body: {}, roles: ['client'] },
+  {
+    name: 'register a participant',
+    method: 'POST',
+    path: '/v1/participants',
+    body: { name: 'auth-probe', transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions: [{ name: 'a', modes: ['tcc'] }] },
+    roles: ['participant'],
+  },
+  { name: 'list participants', method: 'GET', path: '/v1/participants', roles: ['client', 'participant'] },
+  { name: 'admin list', method: 'GET', path: '/admin/transactions', roles: [] },
+  { name: 'admin stats', method: 'GET', path: '/admin/stats', roles: [] },
+  { name: 'admin retry', method: 'POST', path: '/admin/transactions/auth-existing/retry', body: {}, roles: [] },
+  { name: 'admin console', method: 'GET', path: '/admin', roles: [] },
+  { name: 'admin stream', method: 'GET', path: '/admin/stream', roles: [] },
+  { name: 'metrics', method: 'GET', path: '/metrics', roles: [] },
+  { name: 'OpenAPI document', method: 'GET', path: '/docs', roles: [] },
+];
+
+beforeAll(async () => {
+  keys = generateApiKeys();
+  databases = await Promise.all(['auth_coord', 'auth_bank'].map((p) => createTestDatabase(p)));
+  coord = await coordinator('auth-coordinator', databases[0].url, {
+    API_KEYS: keys.API_KEYS,
+    PARTICIPANT_HOSTS: '127.0.0.1,localhost',
+    LOG_LEVEL: 'log',
+  });
+  await coord.start();
+  bank = await accountService('bank', databases[1].url, coord.url, 'http', keys.participant);
+  await bank.start();
+  await openAccount(bank, 'alice', 1_000);
+  await openAccount(bank, 'bob', 0);
+  const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+  await client.begin({ mode: 'tcc', gid: 'auth-existing' });
+});
+
+afterAll(async () => {
+  await Promise.all([bank?.process.kill(), coord?.process.kill()]);
+  await Promise.all(databases.map((d) => d.drop()));
+});
+
+describe('start-up', () => {
+  it('says in one log line that keys are required', () => {
+    const log = readFileSync(coord.process.logFile, 'utf8');
+    expect(log).toContain('API keys: 3 configured; every route but /health/live and /health/ready needs one');
+  });
+
+  it('refuses to listen on a public address without keys, in one line, exit code 1', async () => {
+    const port = await freePort();
+    const open = new ManagedProcess('auth-public-without-keys', resolve(ROOT, 'dist/apps/coordinator/src/main.js'), {
+      PORT: String(port),
+      HOST: '0.0.0.0',
+      DATABASE_URL: databases[0].url,
+      API_KEYS: '',
+    });
+    open.start();
+    expect(await open.waitExit()).toBe(1);
+    await open.kill();
+    const lines = readFileSync(open.logFile, 'utf8').trim().split('\n');
+    expect(lines.at(-1)).toBe(
+      'coordinator failed to start: invalid configuration: HOST 0.0.0.0 is reachable from other machines; set API_KEYS, or listen on 127.0.0.1',
+    );
+  });
+});
+
+describe('health', () => {
+  it('stays open without a key', async () => {
+    expect((await call('GET', '/health/live')).status).toBe(200);
+    expect((await call('GET', '/health/ready')).status).toBe(200);
+  });
+});
+
+describe('authentication', () => {
+  const badCredentials: [string, () => string | undefined][] = [
+    ['no key', () => undefined],
+    ['an unknown key', () => 'Bearer an-unknown-key-0123456789'],
+    ['a key with an extra character', () => `Bearer ${keys.admin}x`],
+    ['an empty Bearer', () => 'Bearer '],
+    ['a malformed header', () => `Token ${keys.admin}`],
+    ['Basic with a wrong password', () => basic('wrong-password-0123456789')],
+  ];
+
+  for (const group of ROUTE_GROUPS) {
+    it(`answers 401 UNAUTHENTICATED on ${group.name} (${group.method} ${group.path}) without a valid key`, async () => {
+      for (const [what, header] of badCredentials) {
+        const answer = await call(group.method, group.path, header(), group.body);
+        expect({ what, status: answer.status, error: answer.json?.error }).toEqual({ what, status: 401, error: ErrorCode.UNAUTHENTICATED });
+        expect(answer.json?.statusCode).toBe(401);
+        expect(typeof answer.json?.message).toBe('string');
+      }
+    });
+  }
+
+  it('challenges with Basic under /admin, so a browser prompts for the key, and with Bearer on the API', async () => {
+    for (const path of ['/admin', '/admin/transactions', '/admin/stream', '/admin/assets/app.js']) {
+      const answer = await call('GET', path);
+      expect(answer.status).toBe(401);
+      expect(answer.headers.get('www-authenticate')).toBe('Basic realm="nest-dtx admin", charset="UTF-8"');
+    }
+    expect((await call('GET', '/v1/participants')).headers.get('www-authenticate')).toBe('Bearer realm="nest-dtx"');
+  });
+});
+
+describe('authorization', () => {
+  for (const group of ROUTE_GROUPS) {
+    const refused = (['client', 'participant'] as const).filter((role) => !group.roles.includes(role));
+    if (refused.length === 0) continue;
+    it(`answers 403 FORBIDDEN on ${group.name} to ${refused.join(' and ')} keys`, async () => {
+      for (const role of refused) {
+        const answer = await call(group.method, group.path, bearer(role), group.body);
+        expect({ role, status: answer.status, error: answer.json?.error }).toEqual({ role, status: 403, error: ErrorCode.FORBIDDEN });
+        expect(answer.headers.get('www-authenticate')).toBeNull();
+      }
+    });
+  }
+
+  it('lets each role through its routes, and admin through all of them', async () => {
+    expect((await call('POST', '/v1/transactions', bearer('client'), { mode: 'tcc' })).status).toBe(201);
+    expect((await call('GET', '/v1/transactions/auth-existing', bearer('client'))).status).toBe(200);
+    expect((await call('GET', '/v1/transactions/auth-existing', bearer('admin'))).status).toBe(200);
+    expect((await call('POST', '/v1/transactions', bearer('admin'), { mode: 'tcc' })).status).toBe(201);
+    for (const role of ['client', 'participant', 'admin'] as const) {
+      expect((await call('GET', '/v1/participants', bearer(role))).status).toBe(200);
+    }
+    const registration = ROUTE_GROUPS.find((g) => g.name === 'register a participant')!;
+    expect((await call('POST', '/v1/participants', bearer('participant'), registration.body)).status).toBe(201);
+    expect((await call('POST', '/v1/participants', bearer('admin'), registration.body)).status).toBe(201);
+    expect((await call('GET', '/admin/transactions', bearer('admin'))).status).toBe(200);
+    expect((await call('GET', '/admin/stats', bearer('admin'))).status).toBe(200);
+    const metrics = await call('GET', '/metrics', bearer('admin'));
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toContain('dtx_transactions_begun_total');
+  });
+
+  it('accepts the key as the password of HTTP Basic, whatever the user name', async () => {
+    expect((await call('GET', '/admin/stats', basic(keys.admin))).status).toBe(200);
+    expect((await call('GET', '/admin/stats', basic(keys.admin, ''))).status).toBe(200);
+    expect((await call('GET', '/v1/transactions/auth-existing', basic(keys.client, 'app'))).status).toBe(200);
+    expect((await call('GET', '/admin/stats', basic(keys.client))).status).toBe(403);
+  });
+});
+
+describe('participant registration', () => {
+  it('refuses an endpoint or TCP host outside PARTICIPANT_HOSTS, naming the field, and stores nothing', async () => {
+    const actions = [{ name: 'debit', modes: ['tcc'] }];
+    const attempts = [
+      { body: { name: 'intruder', transport: 'http', endpoint: 'http://169.254.169.254/latest', actions }, field: 'endpoint' },
+      { body: { name: 'intruder', transport: 'http', endpoint: 'https://127.0.0.1.evil.example/tx', actions }, field: 'endpoint' },
+      { body: { name: 'intruder', transport: 'tcp', host: 'bank-z', port: 5001, actions }, field: 'host' },
+      // Overwriting a registered participant with an outside address is refused the same way.
+      { body: { name: 'bank', transport: 'http', endpoint: 'http://10.0.0.7:4001/tx', actions }, field: 'endpoint' },
+    ];
+    for (const { body, field } of attempts) {
+      const answer = await call('POST', '/v1/participants', bearer('participant'), body);
+      expect({ status: answer.status, error: answer.json?.error, field: answer.json?.field }).toEqual({
+        status: 403,
+        error: ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED,
+        field,
+      });
+    }
+    const listed = await getJson<ParticipantView[]>(`${coord.url}/v1/participants`, keys.admin);
+    expect(listed.map((p) => p.name)).not.toContain('intruder');
+    expect(listed.find((p) => p.name === 'bank')?.endpoint).toBe(`${bank.url}/tx`);
+  });
+
+  it('refuses endpoints with credentials, a query, or another scheme as bad input', async () => {
+    const actions = [{ name: 'debit', modes: ['tcc'] }];
+    for (const endpoint of ['http://user:secret@127.0.0.1:4001/tx', 'http://127.0.0.1:4001/tx?next=1', 'http://127.0.0.1:4001/tx#x', 'ftp://127.0.0.1/tx']) {
+      const answer = await call('POST', '/v1/participants', bearer('participant'), { name: 'odd', transport: 'http', endpoint, actions });
+      expect({ endpoint, status: answer.status, error: answer.json?.error, field: answer.json?.field }).toEqual({
+        endpoint,
+        status: 400,
+        error: ErrorCode.VALIDATION_FAILED,
+        field: 'endpoint',
+      });
+    }
+  });
+});
+
+describe('the SDK and a demo service with keys', () => {
+  it('registered the account service with its participant key, and a transfer commits with the client key', async () => {
+    const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+    const view = await client.begin({
+      mode: 'tcc',
+      wait: true,
+      branches: [
+        { participant: 'bank', action: 'debit', payload: { accountId: 'alice', amount: 250 } },
+        { participant: 'bank', action: 'credit', payload: { accountId: 'bob', amount: 250 } },
+      ],
+    });
+    expect(view.status).toBe('committed');
+    const interactive = await client.tcc(async (tx) => {
+      await tx.branch('bank', 'debit', { accountId: 'alice', amount: 50 });
+      await tx.branch('bank', 'credit', { accountId: 'bob', amount: 50 });
+    });
+    expect(interactive.status).toBe('committed');
+    const summary = await accountsOf(bank);
+    expect(summary.accounts.find((a) => a.id === 'alice')?.balance).toBe(700);
+    expect(summary.accounts.find((a) => a.id === 'bob')?.balance).toBe(300);
+  });
+
+  it('gets 401 UNAUTHENTICATED through the SDK without a key, and 403 FORBIDDEN with the wrong role', async () => {
+    const anonymous = new TransactionClient({ coordinatorUrl: coord.url });
+    await expect(anonymous.get('auth-existing')).rejects.toMatchObject({ statusCode: 401, code: ErrorCode.UNAUTHENTICATED });
+    const participantOnly = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.participant });
+    const refused = await participantOnly.begin({ mode: 'tcc' }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(CoordinatorError);
+    expect(refused).toMatchObject({ statusCode: 403, code: ErrorCode.FORBIDDEN });
+  });
+});
+
+describe('rate limit', () => {
+  let limited: CoordinatorHandle;
+  let limitedDb: TestDatabase;
+  const otherClientKey = 'second-client-key-0123456789';
+
+  beforeAll(async () => {
+    limitedDb = await createTestDatabase('auth_limited');
+    limited = await coordinator('auth-limited-coordinator', limitedDb.url, {
+      API_KEYS: `${keys.API_KEYS},client:${otherClientKey}`,
+      RATE_LIMIT_PER_MINUTE: '5',
+      LOG_LEVEL: 'warn',
+    });
+    await limited.start();
+  });
+
+  afterAll(async () => {
+    await limited?.process.kill();
+    await limitedDb?.drop();
+  });
+
+  it('answers 429 RATE_LIMITED with Retry-After once a key used up its minute, counting every client route, per key', async () => {
+    const get = (path: string, key: string) => fetch(`${limited.url}${path}`, { headers: { authorization: `Bearer ${key}` } });
+    const statuses: number[] = [];
+    // Five requests spread over two routes share one budget.
+    for (const path of ['/v1/transactions/a', '/v1/transactions/b', '/v1/transactions/c', '/v1/transactions/d']) statuses.push((await get(path, keys.client)).status);
+    statuses.push((await fetch(`${limited.url}/v1/transactions`, { method: 'POST', headers: { authorization: `Bearer ${keys.client}`, 'content-type': 'application/json' }, body: '{"mode":"tcc"}' })).status);
+    expect(statuses).toEqual([404, 404, 404, 404, 201]);
+
+    const over = await get('/v1/transactions/e', keys.client);
+    expect(over.status).toBe(429);
+    expect(((await over.json()) as { error: string }).error).toBe(ErrorCode.RATE_LIMITED);
+    const retryAfter = Number(over.headers.get('retry-after'));
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
+
+    // Another key has its own budget; routes outside the client API are not limited.
+    expect((await get('/v1/transactions/e', otherClientKey)).status).toBe(404);
+    expect((await get('/v1/participants', keys.client)).status).toBe(200);
+    expect((await fetch(`${limited.url}/health/live`)).status).toBe(200);
+  });
+});
