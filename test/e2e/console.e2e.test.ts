@@ -13,6 +13,7 @@ import {
   accountService,
   accountsOf,
   coordinator,
+  generateApiKeys,
   getJson,
   openAccount,
   until,
@@ -324,6 +325,47 @@ describe('serving the console', () => {
     expect(script.headers.get('content-type')).toContain('text/javascript');
     for (const path of ['/admin/assets/nothing.js', '/admin/assets/..%2Fsrc%2Fmain.ts', '/admin/assets/..%2F..%2F..%2Fpackage.json']) {
       expect((await fetch(`${coord.url}${path}`)).status).toBe(404);
+    }
+  });
+});
+
+describe('behind API keys', () => {
+  it("takes the browser's own login (Basic, the admin key as password): a challenge without, 403 with a client key, the console with the admin key", async () => {
+    const keys = generateApiKeys();
+    const database = await createTestDatabase('console_keys');
+    const keyed = await coordinator('console-keyed-coordinator', database.url, { ...COORDINATOR_ENV, API_KEYS: keys.API_KEYS });
+    try {
+      await keyed.start();
+      await new TransactionClient({ coordinatorUrl: keyed.url, apiKey: keys.client }).begin({ mode: 'tcc', gid: 'con-keyed', timeoutMs: LONG_TIMEOUT_MS });
+
+      const visit = async (credentials?: { username: string; password: string }) => {
+        const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, ...(credentials ? { httpCredentials: credentials } : {}) });
+        const keyedPage = await context.newPage();
+        const response = await keyedPage.goto(`${keyed.url}/admin#/`);
+        return { context, keyedPage, status: response?.status() };
+      };
+
+      // Without a login the coordinator asks for one (Basic challenge); a headless browser has
+      // nobody to type it, so the navigation fails on the challenge.
+      const challenge = await fetch(`${keyed.url}/admin`);
+      expect(challenge.status).toBe(401);
+      expect(challenge.headers.get('www-authenticate')).toMatch(/^Basic /);
+      await expect(visit()).rejects.toThrow(/ERR_INVALID_AUTH_CREDENTIALS/);
+
+      const wrongRole = await visit({ username: 'operator', password: keys.client });
+      expect(wrongRole.status).toBe(403);
+      await wrongRole.context.close();
+
+      const operator = await visit({ username: 'operator', password: keys.admin });
+      expect(operator.status).toBe(200);
+      // The page's own requests (list, counts, live stream) go through with the same login.
+      await operator.keyedPage.locator('#live[data-state="live"]').waitFor();
+      await operator.keyedPage.locator('.tx-table tbody tr[data-gid="con-keyed"][data-status="active"]').waitFor();
+      await operator.keyedPage.screenshot({ path: join(SCREENSHOTS, 'console-with-api-keys.png'), fullPage: true });
+      await operator.context.close();
+    } finally {
+      await keyed.process.kill();
+      await database.drop();
     }
   });
 });
