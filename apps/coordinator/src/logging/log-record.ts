@@ -65,9 +65,10 @@ const textOf = (value: unknown): string => {
   if (value instanceof Error) return value.message;
   if (value === undefined) return '';
   try {
-    return JSON.stringify(value) ?? String(value);
+    // undefined for a function or a symbol: name its type rather than print nothing.
+    return JSON.stringify(value) ?? `[${typeof value}]`;
   } catch {
-    return String(value);
+    return `[unserialisable ${typeof value}]`; // a cycle, or a BigInt
   }
 };
 
