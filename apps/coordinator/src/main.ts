@@ -7,6 +7,7 @@ import { createValidationPipe } from './common/validation.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
 import { setUpApiDocs } from './docs/api-docs.js';
 import { JsonLogger } from './logging/json-logger.js';
+import { requestLogging } from './logging/request-log.js';
 
 async function bootstrap(): Promise<void> {
   // Validate first so bad configuration fails with one clear line before anything starts.
@@ -18,6 +19,8 @@ async function bootstrap(): Promise<void> {
     // Let start-up errors reach the catch below, which prints one line and exits non-zero.
     abortOnError: false,
   });
+  // Requests are logged at verbose only; below it they cost nothing, not even a listener.
+  if (env.LOG_LEVEL === 'verbose') app.use(requestLogging());
   app.useBodyParser('json', { limit: '1mb' });
   app.useGlobalPipes(createValidationPipe());
   app.enableShutdownHooks();
