@@ -37,6 +37,10 @@ describe('toLogRecord (Nest calling conventions)', () => {
     expect(record).toEqual({ msg: 'lease lost', context: 'TransactionEngine', fields: { gid: 'g1', branchId: 'b2' }, stack: undefined });
   });
 
+  it('renames a field that would clash with what every line has (level, time, context…)', () => {
+    expect(toLogRecord('log', { msg: 'm', level: 'high', gid: 'g1' }, ['Ctx']).fields).toEqual({ field_level: 'high', gid: 'g1' });
+  });
+
   it('reads error(message, stack, context), and error(message) from a contextual Logger', () => {
     const stack = 'Error: boom\n    at somewhere (file.js:1:1)';
     expect(toLogRecord('error', 'boom', [stack, 'HttpExceptionFilter'])).toMatchObject({ msg: 'boom', context: 'HttpExceptionFilter', stack });

@@ -58,6 +58,9 @@ export interface LogRecord {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Error);
 
+/** Keys the logger itself writes on every line: a field of the same name would repeat or hide them. */
+const RESERVED_KEYS = new Set(['level', 'time', 'pid', 'instance', 'context', 'msg', 'stack']);
+
 const looksLikeStack = (value: string): boolean => /\n\s+at /.test(value);
 
 const textOf = (value: unknown): string => {
@@ -101,7 +104,7 @@ export function toLogRecord(level: NestLevel, message: unknown, params: readonly
   if (isPlainObject(message)) {
     const { msg: text, message: altText, ...others } = message;
     msg = textOf(text ?? altText ?? '');
-    Object.assign(fields, others);
+    for (const [key, value] of Object.entries(others)) fields[RESERVED_KEYS.has(key) ? `field_${key}` : key] = value;
   } else {
     msg = textOf(message);
     if (message instanceof Error) stack ??= message.stack;
