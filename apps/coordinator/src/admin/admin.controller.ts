@@ -1,6 +1,11 @@
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   ListTransactionsQueryDto,
+  TransactionCountsSchema,
+  TransactionDetailViewSchema,
+  TransactionPageSchema,
+  TransactionViewSchema,
   type TransactionCounts,
   type TransactionDetailView,
   type TransactionPage,
@@ -8,37 +13,57 @@ import {
 } from '@app/protocol';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/gid.pipe.js';
+import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { AdminService } from './admin.service.js';
 
 /** The admin API (PROTOCOL.md 6). */
+@ApiTags('admin')
+@ApiKeyProtected()
 @Controller('admin')
 @RequireRole('admin')
 export class AdminController {
   constructor(private readonly admin: AdminService) {}
 
   @Get('transactions')
+  @ApiOperation({ summary: 'List transactions, newest first', description: 'Keyset pages: pass `nextCursor` back as `cursor`. PROTOCOL.md 6.' })
+  @ApiAnswer(200, TransactionPageSchema, 'One page.')
+  @ApiErrors(BAD_INPUT)
   list(@Query() query: ListTransactionsQueryDto): Promise<TransactionPage> {
     return this.admin.list(query);
   }
 
   @Get('stats')
+  @ApiOperation({ summary: 'Count transactions by status and mode' })
+  @ApiAnswer(200, TransactionCountsSchema, 'The counts.')
   counts(): Promise<TransactionCounts> {
     return this.admin.counts();
   }
 
   @Get('transactions/:gid')
+  @ApiOperation({ summary: 'A transaction and its full event history', description: 'Events oldest first. PROTOCOL.md 6.' })
+  @ApiGidParam()
+  @ApiAnswer(200, TransactionDetailViewSchema, 'The transaction with `events`.')
+  @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
   detail(@Param('gid', GidPipe) gid: string): Promise<TransactionDetailView> {
     return this.admin.detail(gid);
   }
 
   @Post('transactions/:gid/retry')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Deliver phase 2 (or a waiting saga step) now', description: 'PROTOCOL.md 6.' })
+  @ApiGidParam()
+  @ApiAnswer(200, TransactionViewSchema, 'Scheduled; the view as it is now.')
+  @ApiErrors(BAD_INPUT, TX_NOT_FOUND, { status: 409, codes: ['TX_NOT_ACTIVE'], why: 'terminal: nothing to retry' })
   retry(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.admin.retry(gid);
   }
 
   @Post('transactions/:gid/rollback')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Force the rollback of an active transaction (reason admin)', description: 'PROTOCOL.md 6.' })
+  @ApiGidParam()
+  @ApiAnswer(200, TransactionViewSchema, '`rolling_back` (or already rolling back / rolled back).')
+  @ApiErrors(BAD_INPUT, TX_NOT_FOUND, { status: 409, codes: ['TX_ALREADY_DECIDED', 'TX_NOT_ACTIVE'], why: 'already committing or committed' })
   rollback(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.admin.rollback(gid);
   }

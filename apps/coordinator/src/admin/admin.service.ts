@@ -11,6 +11,7 @@ import { ApiError } from '../common/api-error.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { transition } from '../engine/state-machine.js';
 import { machineOf } from '../engine/transaction-writer.js';
+import { forTransaction } from '../logging/transaction-logger.js';
 import { RecoveryService } from '../recovery/recovery.service.js';
 import { TransactionStore } from '../transactions/transaction.store.js';
 import { toTransactionView } from '../transactions/transaction.view.js';
@@ -73,7 +74,7 @@ export class AdminService {
     if (!(await this.admin.makeDue(gid))) {
       throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is ${loaded.tx.status}: nothing to retry`);
     }
-    this.logger.log(`gid=${gid} retry requested by an operator`);
+    forTransaction(this.logger, gid).log('retry requested by an operator');
     this.recovery.runOnce().catch((error: unknown) => this.logger.warn(`retry pass failed: ${String(error)}`));
     return toTransactionView((await this.store.load(gid)) ?? loaded);
   }
@@ -92,7 +93,7 @@ export class AdminService {
       if (!allowed.changed) return toTransactionView(loaded);
       const decided = await this.engine.decide(loaded, { type: 'rollback_requested', reason: 'admin' });
       if (!decided) continue;
-      this.logger.log(`gid=${gid} rolled back by an operator`);
+      forTransaction(this.logger, gid).log('rolled back by an operator');
       this.engine.deliverInBackground(decided);
       return toTransactionView(decided);
     }

@@ -59,7 +59,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
       const message = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map(String).join('; ') : exception.message;
       return { statusCode: status, error: CODE_BY_STATUS[status] ?? ErrorCode.INTERNAL, message };
     }
-    this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
+    // The stack goes in its own field, so the line stays one JSON object.
+    if (exception instanceof Error) this.logger.error(exception.message, exception.stack);
+    else this.logger.error(String(exception));
     return { statusCode: 500, error: ErrorCode.INTERNAL, message: 'internal error' };
   }
 }

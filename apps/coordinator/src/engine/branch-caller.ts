@@ -1,15 +1,16 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { CallOutcome, Phase } from '@app/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
+import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx } from '../transactions/transaction.store.js';
 
 /** This instance no longer holds the lease of a transaction it was driving (it was paused, or slow). */
 export class LeaseLostError extends Error {
-  constructor(gid: string) {
-    super(`gid=${gid}: lease expired or not held; leaving the transaction to whoever claims it next`);
+  constructor(readonly gid: string) {
+    super(`transaction ${gid}: lease expired or not held; leaving the transaction to whoever claims it next`);
     this.name = 'LeaseLostError';
   }
 }
@@ -17,6 +18,8 @@ export class LeaseLostError extends Error {
 /** Calls one phase of one branch on its registered participant. */
 @Injectable()
 export class BranchCaller {
+  private readonly logger = new Logger(BranchCaller.name);
+
   constructor(
     private readonly participants: ParticipantsService,
     private readonly invoker: ParticipantInvoker,
@@ -28,6 +31,7 @@ export class BranchCaller {
   async call(loaded: LoadedTx, branch: BranchRecord, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
+    const startedAt = Date.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
     const leaseVersion = loaded.heldUntil === undefined ? undefined : loaded.tx.version;
     const outcome = await this.invoker.call(participant, {
@@ -39,6 +43,14 @@ export class BranchCaller {
       payload: branch.payload,
     }, leaseVersion, loaded.tx.traceParent ?? undefined);
     stopTimer({ outcome: outcome.kind });
+    // Debug only: one line per participant call would cost throughput at the default level.
+    forTransaction(this.logger, loaded.tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
+      participant: branch.participant,
+      phase,
+      outcome: outcome.kind,
+      durationMs: Date.now() - startedAt,
+      error: outcome.kind === 'ok' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
+    });
     return outcome;
   }
 

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { isTerminal, type CallOutcome } from '@app/protocol';
 import type { LoadedTx, TxChange } from '../transactions/transaction.store.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { forTransaction } from '../logging/transaction-logger.js';
 import { BranchCaller } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { ModeProcessors } from './processors/mode-processors.js';
@@ -53,7 +54,14 @@ export class TransactionEngine {
       branches: [],
       events: [{ type: 'status', from: loaded.tx.status, to: result.tx.status, detail: { reason: result.tx.reason, cause: event.type } }],
     });
-    if (saved) crashPoint('after_decision', loaded.tx.gid);
+    if (saved) {
+      crashPoint('after_decision', loaded.tx.gid);
+      forTransaction(this.logger, loaded.tx.gid).debug(`decided: ${saved.tx.status}`, {
+        status: saved.tx.status,
+        reason: saved.tx.reason,
+        cause: event.type,
+      });
+    }
     return saved;
   }
 
@@ -112,14 +120,25 @@ export class TransactionEngine {
         events,
       });
       if (!saved) {
-        this.logger.warn(`gid=${tx.gid} phase-2 result not written: another instance holds the transaction`);
+        forTransaction(this.logger, tx.gid).warn('phase-2 result not written: another instance holds the transaction');
         return null;
       }
       current = saved;
       if (current.tx.status === 'rolling_back' && tx.mode === 'saga') crashPoint('during_compensation', tx.gid);
+      if (terminal) forTransaction(this.logger, tx.gid).debug(`finished: ${next.status}`, { status: next.status, reason: next.reason });
       if (!allOk) {
         this.metrics.retries.inc({ mode: tx.mode });
-        this.logger.warn(`gid=${tx.gid} phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`);
+        const txLogger = forTransaction(this.logger, tx.gid);
+        // One line per branch still owed its phase 2, so each can be followed by its branchId.
+        wave.forEach((branch, i) => {
+          const outcome = outcomes[i];
+          if (outcome.kind === 'ok') return;
+          txLogger.branch(branch.branchId).warn(`phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`, {
+            phase,
+            attempts,
+            outcome: outcome.kind,
+          });
+        });
         break;
       }
     }
@@ -129,7 +148,7 @@ export class TransactionEngine {
   /** Phase 2 in the background, after the decision was answered to the client. */
   deliverInBackground(loaded: LoadedTx): void {
     this.deliverPhase2(loaded).catch((error: unknown) =>
-      this.logger.error(`gid=${loaded.tx.gid} phase-2 delivery failed: ${String(error)}; recovery will resume it`),
+      forTransaction(this.logger, loaded.tx.gid).error(`phase-2 delivery failed: ${String(error)}; recovery will resume it`),
     );
   }
 
@@ -141,7 +160,7 @@ export class TransactionEngine {
       // tcc/2pc rows fall due at their deadline; a saga also between retries of its steps.
       const expired = loaded.tx.mode !== 'saga' || loaded.tx.deadline.getTime() <= Date.now();
       current = expired ? await this.decide(loaded, { type: 'deadline_passed' }) : await processor.resumeActive(loaded);
-      if (expired && current) this.logger.log(`gid=${loaded.tx.gid} timed out: rolling back`);
+      if (expired && current) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
     }
     if (current) await this.deliverPhase2(current);
   }

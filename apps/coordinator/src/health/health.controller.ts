@@ -1,4 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
+import { ApiTags } from '@nestjs/swagger';
 import {
   HealthCheck,
   HealthCheckService,
@@ -12,6 +13,7 @@ import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 
 /** Liveness (the process answers) and readiness (Postgres and, when configured, Redis answer). */
+@ApiTags('operations')
 @Controller('health')
 // Orchestrators probe these without credentials; they reveal only up/down and dependency status.
 @Public()

@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
+import { forTransaction } from '../logging/transaction-logger.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { TransactionStore, type LoadedTx } from '../transactions/transaction.store.js';
 
@@ -45,8 +46,8 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     try {
       await this.engine.resume(loaded);
     } catch (error) {
-      if (error instanceof LeaseLostError) this.logger.warn(error.message);
-      else this.logger.error(`gid=${loaded.tx.gid} recovery failed: ${String(error)}`);
+      if (error instanceof LeaseLostError) forTransaction(this.logger, error.gid).warn(error.message);
+      else forTransaction(this.logger, loaded.tx.gid).error(`recovery failed: ${String(error)}`);
     }
   }
 

@@ -1,12 +1,24 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ThrottlerGuard } from '@nestjs/throttler';
 import type { Response } from 'express';
-import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@app/protocol';
+import {
+  AddBranchDto,
+  BeginTransactionDto,
+  BranchOutcomeViewSchema,
+  DecideDto,
+  TransactionViewSchema,
+  type BranchOutcomeView,
+  type TransactionView,
+} from '@app/protocol';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/gid.pipe.js';
+import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { TransactionsService } from './transactions.service.js';
 
 /** The client REST API (PROTOCOL.md 3). Each route is one call into the service. */
+@ApiTags('transactions')
+@ApiKeyProtected()
 @Controller('v1/transactions')
 @RequireRole('client')
 // Rate limited per key or address (RATE_LIMIT_PER_MINUTE); runs after the global ApiKeyGuard.
@@ -15,6 +27,20 @@ export class TransactionsController {
   constructor(private readonly transactions: TransactionsService) {}
 
   @Post()
+  @ApiOperation({
+    summary: 'Begin a transaction',
+    description:
+      'tcc/2pc without `branches`: interactive (add branches, then commit or roll back). With `branches`: one-shot. ' +
+      'saga: `steps`, sequential or, with `concurrent`, a DAG. PROTOCOL.md 3.1.',
+  })
+  @ApiHeader({ name: 'traceparent', required: false, description: 'W3C trace context, kept with the transaction and sent on every participant call.' })
+  @ApiAnswer(201, TransactionViewSchema, 'Created and durable (with `wait`: terminal, or its status when the limit passed).')
+  @ApiAnswer(200, TransactionViewSchema, 'The same gid and body were sent before: the existing transaction.')
+  @ApiErrors(
+    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'UNKNOWN_PARTICIPANT', 'UNKNOWN_ACTION'] },
+    { status: 409, codes: ['GID_CONFLICT'], why: 'the gid names a transaction with a different body' },
+    { status: 413, codes: ['PAYLOAD_TOO_LARGE'] },
+  )
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
@@ -26,23 +52,61 @@ export class TransactionsController {
   }
 
   @Post(':gid/branches')
+  @ApiOperation({
+    summary: 'Add a branch to an interactive tcc/2pc transaction',
+    description: 'Records the branch, runs its phase 1 (try / prepare) and answers its outcome. The same branchId again returns the recorded outcome. PROTOCOL.md 3.2.',
+  })
+  @ApiGidParam()
+  @ApiAnswer(201, BranchOutcomeViewSchema, 'Phase 1 succeeded: status `prepared`.')
+  @ApiErrors(
+    BAD_INPUT,
+    TX_NOT_FOUND,
+    { status: 409, codes: ['BRANCH_FAILED', 'TX_NOT_ACTIVE', 'BRANCH_CONFLICT'], why: 'BRANCH_FAILED carries branchId, status `failed` and lastError' },
+    { status: 502, codes: ['BRANCH_UNKNOWN'], why: 'no usable answer: outcome unknown, the client should roll back' },
+    { status: 504, codes: ['BRANCH_UNKNOWN'], why: 'no answer in time: outcome unknown, the client should roll back' },
+  )
   addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto): Promise<BranchOutcomeView> {
     return this.transactions.addBranch(gid, dto);
   }
 
   @Post(':gid/commit')
   @HttpCode(200)
+  @ApiOperation({
+    summary: 'Commit an interactive tcc/2pc transaction',
+    description: 'Allowed when every branch is prepared; otherwise the transaction is rolled back (reason branch_failed) and the answer is 409 CANNOT_COMMIT. Idempotent. PROTOCOL.md 3.3.',
+  })
+  @ApiGidParam()
+  @ApiBody({ type: DecideDto, required: false })
+  @ApiAnswer(200, TransactionViewSchema, '`committing` (with `wait`: `committed`).')
+  @ApiErrors(
+    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'WRONG_MODE'], why: 'bad input, or a saga (not decided by the client)' },
+    TX_NOT_FOUND,
+    { status: 409, codes: ['CANNOT_COMMIT', 'TX_ALREADY_DECIDED'], why: 'the body carries the transaction view' },
+  )
   commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
     return this.transactions.commit(gid, dto.wait ?? false);
   }
 
   @Post(':gid/rollback')
   @HttpCode(200)
+  @ApiOperation({ summary: 'Roll back an interactive tcc/2pc transaction', description: 'Idempotent. PROTOCOL.md 3.3.' })
+  @ApiGidParam()
+  @ApiBody({ type: DecideDto, required: false })
+  @ApiAnswer(200, TransactionViewSchema, '`rolling_back` (with `wait`: `rolled_back`).')
+  @ApiErrors(
+    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'WRONG_MODE'], why: 'bad input, or a saga (not decided by the client)' },
+    TX_NOT_FOUND,
+    { status: 409, codes: ['TX_ALREADY_DECIDED'], why: 'already committing or committed; the body carries the transaction view' },
+  )
   rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
     return this.transactions.rollback(gid, dto.wait ?? false);
   }
 
   @Get(':gid')
+  @ApiOperation({ summary: 'Read a transaction and its branches', description: 'PROTOCOL.md 3.4.' })
+  @ApiGidParam()
+  @ApiAnswer(200, TransactionViewSchema, 'The transaction.')
+  @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
   get(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.transactions.get(gid);
   }

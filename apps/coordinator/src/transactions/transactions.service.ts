@@ -21,6 +21,7 @@ import { BranchCaller, LeaseLostError } from '../engine/branch-caller.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { machineOf } from '../engine/transaction-writer.js';
 import { MetricsService } from '../metrics/metrics.service.js';
+import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import { TransactionStore, type LoadedTx, type NewBranch } from './transaction.store.js';
 import { toTransactionView } from './transaction.view.js';
@@ -111,6 +112,10 @@ export class TransactionsService {
     // Later moves are published by the engine's writer; this one lets the console show the new row at once.
     this.bus.publish({ kind: 'tx', gid, status: 'active' });
     crashPoint('after_begin', gid);
+    forTransaction(this.logger, gid).debug(`begun: ${dto.mode}, ${oneShot ? `${branches.length} branch(es)` : 'interactive'}`, {
+      mode: dto.mode,
+      branches: branches.length,
+    });
     if (!oneShot) return { created: true, view: toTransactionView(inserted) };
     inserted.heldUntil = startedAt + this.config.env.LEASE_MS;
     if (dto.mode === 'saga' && !dto.wait) {
@@ -118,7 +123,7 @@ export class TransactionsService {
       this.engine
         .start(inserted)
         .then((started) => this.afterDecision(started, false))
-        .catch((error: unknown) => this.logger.error(`gid=${gid} saga run failed: ${String(error)}; recovery will resume it`));
+        .catch((error: unknown) => forTransaction(this.logger, gid).error(`saga run failed: ${String(error)}; recovery will resume it`));
       return { created: true, view: toTransactionView(inserted) };
     }
     const decided = await this.engine.start(inserted).catch((error: unknown) => this.unlessLeaseLost(error, gid));
@@ -285,7 +290,7 @@ export class TransactionsService {
   /** A lease lost mid-way is not an error for the client: another instance finishes the work. */
   private async unlessLeaseLost(error: unknown, gid: string): Promise<LoadedTx> {
     if (!(error instanceof LeaseLostError)) throw error;
-    this.logger.warn(error.message);
+    forTransaction(this.logger, error.gid).warn(error.message);
     return this.requireTx(gid);
   }
 

@@ -1,3 +1,4 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -23,10 +24,12 @@ export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export class ParticipantActionDto {
+  @ApiProperty({ pattern: NAME_PATTERN.source, example: 'debit' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
 
+  @ApiProperty({ enum: MODES, enumName: 'Mode', isArray: true, description: 'The modes this action takes part in.', example: ['tcc', 'saga'] })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MODES.length)
@@ -36,13 +39,25 @@ export class ParticipantActionDto {
 
 /** POST /v1/participants (PROTOCOL.md 4). */
 export class RegisterParticipantDto {
+  @ApiProperty({ description: 'The name clients use in branches and steps.', pattern: NAME_PATTERN.source, example: 'account' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
 
+  @ApiProperty({
+    enum: TRANSPORTS,
+    enumName: 'Transport',
+    description: 'http: `endpoint`; tcp (NestJS microservices TCP): `host` and `port`; redis (NestJS Redis transport): no address.',
+    example: 'http',
+  })
   @IsIn(TRANSPORTS)
   transport!: Transport;
 
+  @ApiPropertyOptional({
+    description: 'http: the base URL; the coordinator POSTs `{endpoint}/{action}/{phase}`.',
+    maxLength: 2048,
+    example: 'http://127.0.0.1:4001/tx',
+  })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'http')
   @IsString()
   @MaxLength(2048)
@@ -52,18 +67,21 @@ export class RegisterParticipantDto {
   @Matches(/^[^?#]*$/, { message: '$property must not carry a query or a fragment' })
   endpoint?: string;
 
+  @ApiPropertyOptional({ description: 'tcp: host of the NestJS TCP microservice.', maxLength: 255, example: '127.0.0.1' })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsString()
   @MaxLength(253)
   @Matches(HOST_PATTERN, { message: '$property must be a host name or an IP address' })
   host?: string;
 
+  @ApiPropertyOptional({ type: 'integer', description: 'tcp: its port.', minimum: 1, maximum: 65535, example: 5001 })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsInt()
   @Min(1)
   @Max(65535)
   port?: number;
 
+  @ApiProperty({ type: [ParticipantActionDto], minItems: 1, maxItems: 200 })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(200)

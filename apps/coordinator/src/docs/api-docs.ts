@@ -1,0 +1,30 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+
+/** Where the API documentation is served: the UI at /docs, the OpenAPI document at /docs-json. */
+export const DOCS_PATH = 'docs';
+
+/**
+ * The OpenAPI document of the client and admin APIs, generated from the DTOs of libs/protocol
+ * and the controllers' decorators; PROTOCOL.md stays the normative text.
+ */
+export function setUpApiDocs(app: INestApplication): void {
+  const config = new DocumentBuilder()
+    .setTitle('nest-dtx coordinator')
+    .setDescription(
+      'Distributed transactions (TCC, 2PC, Saga). The normative contract is PROTOCOL.md; every error body is ' +
+        '`{ statusCode, error: CODE, message }`. When API keys are configured, every request carries `Authorization: Bearer <key>`.',
+    )
+    .setVersion('1')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'API key', description: 'An API key, when the coordinator is configured with keys.' })
+    .addTag('transactions', 'The client API (PROTOCOL.md 3)')
+    .addTag('participants', 'The participant registry (PROTOCOL.md 4)')
+    .addTag('admin', 'The operator API (PROTOCOL.md 6)')
+    .build();
+  // A factory: the document is built on the first request, not at every start-up.
+  SwaggerModule.setup(DOCS_PATH, app, () => SwaggerModule.createDocument(app, config), {
+    jsonDocumentUrl: `${DOCS_PATH}-json`,
+    // The UI's assets come from the swagger-ui-dist package, served by this process: no CDN.
+    customSiteTitle: 'nest-dtx API',
+  });
+}

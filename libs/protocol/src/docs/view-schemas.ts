@@ -1,0 +1,192 @@
+/**
+ * The answers of the REST API as classes, for the OpenAPI document only: views.ts declares them
+ * as interfaces (no runtime trace), and OpenAPI needs something to read decorators from. Each
+ * class `implements` its interface, so the compiler keeps the two in step.
+ */
+import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
+import { ErrorCode } from '../error-codes.js';
+import { TRANSPORTS } from '../dto/participant.dto.js';
+import { BRANCH_STATUSES, GLOBAL_STATUSES, MODES, ROLLBACK_REASONS, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '../states.js';
+import type {
+  BranchOutcomeView,
+  BranchView,
+  Json,
+  JsonObject,
+  ParticipantView,
+  TransactionCounts,
+  TransactionDetailView,
+  TransactionEventView,
+  TransactionPage,
+  TransactionView,
+} from '../views.js';
+
+const ANY_JSON = 'Any JSON value (null when there is none).';
+
+@ApiSchema({ name: 'BranchView' })
+export class BranchViewSchema implements BranchView {
+  @ApiProperty({ example: 'b1' })
+  branchId!: string;
+
+  @ApiProperty({ example: 'account' })
+  participant!: string;
+
+  @ApiProperty({ example: 'debit' })
+  action!: string;
+
+  @ApiProperty({ enum: BRANCH_STATUSES, enumName: 'BranchStatus', example: 'committed' })
+  status!: BranchStatus;
+
+  @ApiProperty({ type: 'integer', description: 'Calls made to the participant for this branch, all phases.', example: 2 })
+  attempts!: number;
+
+  @ApiProperty({ nullable: true, description: `Why phase 1 failed, or the last phase-2 error still unresolved. ${ANY_JSON}`, example: null })
+  lastError!: Json;
+
+  @ApiProperty({ nullable: true, description: `The participant's answer to phase 1. ${ANY_JSON}`, example: {} })
+  result!: Json;
+}
+
+@ApiSchema({ name: 'TransactionView' })
+export class TransactionViewSchema implements TransactionView {
+  @ApiProperty({ example: 'order-4711' })
+  gid!: string;
+
+  @ApiProperty({ enum: MODES, enumName: 'Mode', example: 'tcc' })
+  mode!: Mode;
+
+  @ApiProperty({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus', example: 'committing' })
+  status!: GlobalStatus;
+
+  @ApiProperty({ enum: ROLLBACK_REASONS, enumName: 'RollbackReason', nullable: true, description: 'Set on rollback.', example: null })
+  reason!: RollbackReason | null;
+
+  @ApiProperty({ format: 'date-time' })
+  createdAt!: string;
+
+  @ApiProperty({ format: 'date-time' })
+  updatedAt!: string;
+
+  @ApiProperty({ format: 'date-time', description: 'createdAt + timeoutMs.' })
+  deadline!: string;
+
+  @ApiProperty({ type: 'object', additionalProperties: true, example: {} })
+  metadata!: JsonObject;
+
+  @ApiProperty({ description: 'Phase 2 was refused, or retried more than the configured count; still retried.', example: false })
+  needsAttention!: boolean;
+
+  @ApiProperty({ type: [BranchViewSchema] })
+  branches!: BranchView[];
+}
+
+@ApiSchema({ name: 'BranchOutcomeView' })
+export class BranchOutcomeViewSchema implements BranchOutcomeView {
+  @ApiProperty({ example: 'b1' })
+  branchId!: string;
+
+  @ApiProperty({ enum: BRANCH_STATUSES, enumName: 'BranchStatus', example: 'prepared' })
+  status!: BranchStatus;
+
+  @ApiProperty({ nullable: true, description: `The participant's JSON body. ${ANY_JSON}`, example: null })
+  result!: Json;
+}
+
+@ApiSchema({ name: 'ParticipantActionView' })
+export class ParticipantActionViewSchema {
+  @ApiProperty({ example: 'debit' })
+  name!: string;
+
+  @ApiProperty({ enum: MODES, enumName: 'Mode', isArray: true, example: ['tcc', 'saga'] })
+  modes!: Mode[];
+}
+
+@ApiSchema({ name: 'ParticipantView' })
+export class ParticipantViewSchema implements ParticipantView {
+  @ApiProperty({ example: 'account' })
+  name!: string;
+
+  @ApiProperty({ enum: TRANSPORTS, enumName: 'Transport', example: 'http' })
+  transport!: string;
+
+  @ApiProperty({ type: String, nullable: true, example: 'http://127.0.0.1:4001/tx' })
+  endpoint!: string | null;
+
+  @ApiProperty({ type: String, nullable: true, example: null })
+  host!: string | null;
+
+  @ApiProperty({ type: 'integer', nullable: true, example: null })
+  port!: number | null;
+
+  @ApiProperty({ type: [ParticipantActionViewSchema] })
+  actions!: { name: string; modes: Mode[] }[];
+
+  @ApiProperty({ format: 'date-time' })
+  updatedAt!: string;
+}
+
+@ApiSchema({ name: 'TransactionEventView' })
+export class TransactionEventViewSchema implements TransactionEventView {
+  @ApiProperty({ format: 'date-time' })
+  at!: string;
+
+  @ApiProperty({ description: 'created, branch_added, call, status, attention, …', example: 'status' })
+  type!: string;
+
+  @ApiProperty({ type: String, nullable: true, example: null })
+  branchId!: string | null;
+
+  @ApiProperty({ type: String, nullable: true, example: 'active' })
+  from!: string | null;
+
+  @ApiProperty({ type: String, nullable: true, example: 'committing' })
+  to!: string | null;
+
+  @ApiProperty({ nullable: true, description: ANY_JSON, example: { reason: null } })
+  detail!: Json;
+}
+
+@ApiSchema({ name: 'TransactionDetailView' })
+export class TransactionDetailViewSchema extends TransactionViewSchema implements TransactionDetailView {
+  @ApiProperty({ type: [TransactionEventViewSchema], description: 'The full history, oldest first.' })
+  events!: TransactionEventView[];
+}
+
+@ApiSchema({ name: 'TransactionPage' })
+export class TransactionPageSchema implements TransactionPage {
+  @ApiProperty({ type: [TransactionViewSchema], description: 'Newest first.' })
+  items!: TransactionView[];
+
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last one.' })
+  nextCursor!: string | null;
+}
+
+@ApiSchema({ name: 'TransactionCounts' })
+export class TransactionCountsSchema implements TransactionCounts {
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, example: { committed: 12, active: 1 } })
+  byStatus!: Record<string, number>;
+
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, example: { tcc: 10, saga: 3 } })
+  byMode!: Record<string, number>;
+
+  @ApiProperty({ type: 'integer', example: 0 })
+  needsAttention!: number;
+
+  @ApiProperty({ type: 'integer', example: 13 })
+  total!: number;
+}
+
+/** Every error answer (PROTOCOL.md 3); some carry more fields (branchId, status, transaction, details). */
+@ApiSchema({ name: 'ErrorBody', description: 'Every error answer: `{ statusCode, error: CODE, message }`, plus `field` for bad input.' })
+export class ErrorBodySchema {
+  @ApiProperty({ type: 'integer', example: 404 })
+  statusCode!: number;
+
+  @ApiProperty({ enum: Object.values(ErrorCode), enumName: 'ErrorCode', example: ErrorCode.TX_NOT_FOUND })
+  error!: ErrorCode;
+
+  @ApiProperty({ example: 'transaction order-4711 not found' })
+  message!: string;
+
+  @ApiPropertyOptional({ description: 'The field at fault, for bad input.', example: 'branches.0.participant' })
+  field?: string;
+}
