@@ -66,6 +66,8 @@ interface Report {
   transfers: number;
   /** Transfers made to reach an armed crash point, on top of `transfers`. */
   crashPointTransfers: number;
+  /** Transfers past `transfers` made because some proxy fault had not happened yet (at most 200). */
+  extraTransfers: number;
   committed: number;
   rolledBack: number;
   notStarted: number;
@@ -75,6 +77,8 @@ interface Report {
   phase2Calls: number;
   /** Rolled-back transactions by reason (client, timeout, branch_failed, admin). */
   rollbackReasons: Record<string, number>;
+  /** Phase-1 calls that did not succeed, by outcome and error (what sent transactions to rollback). */
+  phase1Failures: Record<string, number>;
   /** Why the client's begin (or its interactive calls) failed, by error; their transactions still had to end. */
   clientErrors: Record<string, number>;
 }
@@ -98,6 +102,8 @@ interface ProxyOptions {
   count: (kind: FaultKind) => void;
   active: () => boolean;
   seen: SeenCall[];
+  /** Fault kinds no proxy has injected yet: the first faults go round them, so a short run sees each. */
+  unseen: Set<ProxyFault>;
   /** Whether the bank may be killed now (it is up, and was not killed a moment ago). */
   mayKillBank: () => boolean;
   /** Kills the bank with SIGKILL; it comes back by itself a moment later. */
@@ -113,9 +119,7 @@ interface HeldCall {
 
 /** An HTTP proxy in front of a bank that records every call, and loses, duplicates, delays, reorders and fails some. */
 function faultProxy(options: ProxyOptions): Server {
-  const { random, rate, count, active, seen } = options;
-  // The first faults go round every kind, so that a short run still sees each one.
-  const unseen = new Set<ProxyFault>(PROXY_FAULTS);
+  const { random, rate, count, active, seen, unseen } = options;
   /** Phase-1 calls held back until their branch's rollback phase went through (cancel_overtakes_try). */
   const held = new Map<string, HeldCall>();
 
@@ -220,8 +224,8 @@ async function main(): Promise<number> {
   const random = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const report: Report = {
-    seed, transfers, crashPointTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
-    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, clientErrors: {},
+    seed, transfers, crashPointTransfers: 0, extraTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
+    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {},
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -259,9 +263,9 @@ async function main(): Promise<number> {
     for (let i = 0; i < instances; i++) coordinators.push(await coordinator(`chaos-coordinator-${i}`, dbs[0].url, { ...env, INSTANCE_ID: `chaos-${i}` }));
     for (const c of coordinators) await c.start();
 
-    /** A bank killed by a fault comes back after a short while; at most one kill every 10 s, or a bank would be down most of the run. */
+    /** A bank killed by a fault comes back after a short while; at most one kill every 5 s, or a bank would be down most of the run. */
     let lastBankKillAt = 0;
-    const mayKillBank = (name: Bank) => banks[name].process.alive && Date.now() - lastBankKillAt > 10_000;
+    const mayKillBank = (name: Bank) => banks[name].process.alive && Date.now() - lastBankKillAt > 5_000;
     const killBank = async (name: Bank): Promise<void> => {
       const bank = banks[name];
       lastBankKillAt = Date.now();
@@ -269,6 +273,7 @@ async function main(): Promise<number> {
       await bank.process.kill('SIGKILL');
       setTimeout(() => void bank.start().catch(() => undefined), 300 + random() * 700);
     };
+    const unseenProxyFaults = new Set<ProxyFault>(PROXY_FAULTS);
     for (const [i, name] of BANKS.entries()) {
       const bankPort = await freePort();
       const proxyPort = await freePort();
@@ -282,6 +287,7 @@ async function main(): Promise<number> {
         },
         active: () => faulting,
         seen,
+        unseen: unseenProxyFaults,
         mayKillBank: () => mayKillBank(name),
         killBank: () => killBank(name),
       });
@@ -433,9 +439,12 @@ async function main(): Promise<number> {
     };
 
     let next = 0;
+    // A short run may end before every proxy fault happened: then a few more transfers go.
+    const wanted = () => next < transfers || (unseenProxyFaults.size > 0 && next < transfers + 200);
     const runTransfers = async () => {
-      while (next < transfers) {
+      while (wanted()) {
         const i = next++;
+        if (i >= transfers) report.extraTransfers++;
         const mode = pick<Mode>(['tcc', '2pc', 'saga']);
         // Now and then more than an account holds, so that some transfers are refused.
         const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
@@ -515,8 +524,9 @@ async function main(): Promise<number> {
     await Promise.all(dbs.map((d) => d.drop()));
   }
 
-  console.log(`transfers: ${report.transfers} + ${report.crashPointTransfers} aimed at crash points (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
+  console.log(`transfers: ${report.transfers} + ${report.crashPointTransfers} aimed at crash points + ${report.extraTransfers} until every proxy fault happened (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
   console.log(`rolled back by reason: ${Object.entries(report.rollbackReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`phase-1 calls that failed, by cause: ${Object.entries(report.phase1Failures).map(([k, v]) => `${v}x ${k}`).join('; ')}`);
   console.log(`faults injected: ${Object.entries(report.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`client-side errors (the transactions still had to end): ${Object.entries(report.clientErrors).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}`);
   console.log(`from the last fault to every transaction ended: ${report.secondsFromLastFaultToAllEnded.toFixed(1)} s`);
@@ -549,6 +559,13 @@ async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<str
     } else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
   }
   report.notStarted = legsByGid.size - rows.length;
+
+  const failures = await db.query<{ cause: string; n: string }>(
+    `SELECT (detail->>'outcome') || ': ' || regexp_replace(left(coalesce(detail->>'error', ''), 60), '[0-9]+', 'N', 'g') AS cause, count(*) AS n
+     FROM transaction_events WHERE type = 'call' AND detail->>'phase' IN ('try', 'prepare', 'execute') AND detail->>'outcome' <> 'ok'
+     GROUP BY 1 ORDER BY 2 DESC LIMIT 8`,
+  );
+  for (const f of failures.rows) report.phase1Failures[f.cause] = Number(f.n);
 
   const allowed: Record<string, string[]> = { active: ['committing', 'rolling_back', 'committed'], committing: ['committed'], rolling_back: ['rolled_back'] };
   const events = (
