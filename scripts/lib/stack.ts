@@ -294,3 +294,14 @@ export async function openAccount(bank: AccountHandle, id: string, balance: numb
   const { status } = await postJson(`${bank.url}/accounts`, { id, balance });
   if (status !== 201) throw new Error(`opening ${id} on ${bank.participant} failed: ${status}`);
 }
+
+/** Runs one of the compiled scripts (`dist/scripts/<name>.js`) to its end, as a newcomer runs it, with its whole output. */
+export function runScript(name: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [resolve(ROOT, `dist/scripts/${name}.js`), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => done({ code, output }));
+  });
+}

@@ -3,11 +3,9 @@
  * banks, Postgres and Redis, with every kind of fault at least once. The runner checks the
  * invariants itself; this test holds it to zero violations and to having injected every fault.
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EVERY_FAULT } from '../../scripts/lib/chaos-faults.js';
-import { ROOT } from '../../scripts/lib/stack.js';
+import { runScript } from '../../scripts/lib/stack.js';
 
 interface ChaosReport {
   seed: number;
@@ -18,23 +16,13 @@ interface ChaosReport {
   violations: number;
 }
 
-function runChaos(...args: string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [resolve(ROOT, 'dist/scripts/chaos.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.on('exit', (code) => done({ code, output }));
-  });
-}
-
 // A new seed each run, printed (and in the report) so that a failure can be rerun as it happened.
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 1_000_000_007);
 const TRANSFERS = 250;
 
 describe('fault injection (bounded run of npm run chaos)', () => {
   it(`ends every transfer committed or rolled back everywhere under every kind of fault (seed ${SEED})`, async () => {
-    const { code, output } = await runChaos('--transfers', String(TRANSFERS), '--seed', String(SEED));
+    const { code, output } = await runScript('chaos', '--transfers', String(TRANSFERS), '--seed', String(SEED));
     console.log(output.split('\n').filter((line) => !line.startsWith('CHAOS_REPORT')).join('\n'));
     const line = output.split('\n').find((l) => l.startsWith('CHAOS_REPORT '));
     expect(line, 'the runner printed no report').toBeDefined();
