@@ -263,9 +263,9 @@ async function main(): Promise<number> {
     for (let i = 0; i < instances; i++) coordinators.push(await coordinator(`chaos-coordinator-${i}`, dbs[0].url, { ...env, INSTANCE_ID: `chaos-${i}` }));
     for (const c of coordinators) await c.start();
 
-    /** A bank killed by a fault comes back after a short while; at most one kill every 5 s, or a bank would be down most of the run. */
+    /** A bank killed by a fault comes back after a short while; at most one kill every 10 s, or a bank would be down most of the run. */
     let lastBankKillAt = 0;
-    const mayKillBank = (name: Bank) => banks[name].process.alive && Date.now() - lastBankKillAt > 5_000;
+    const mayKillBank = (name: Bank) => banks[name].process.alive && Date.now() - lastBankKillAt > 10_000;
     const killBank = async (name: Bank): Promise<void> => {
       const bank = banks[name];
       lastBankKillAt = Date.now();
@@ -296,7 +296,8 @@ async function main(): Promise<number> {
       banks[name] = await participantService('account', name, dbs[i + 1].url, coordinators[0].url, 'http', `http://127.0.0.1:${proxyPort}`, bankPort);
       await banks[name].start();
     }
-    const accounts = Array.from({ length: 10 }, (_, i) => `acc-${i}`);
+    // Enough accounts that transfers rarely wait on each other's row locks (a prepared 2PC branch holds its lock until phase 2).
+    const accounts = Array.from({ length: 50 }, (_, i) => `acc-${i}`);
     for (const bank of Object.values(banks)) for (const id of accounts) await openAccount(bank, id, OPENING_BALANCE);
     const initial = (await accountsOf(banks['bank-a'])).totalBalance + (await accountsOf(banks['bank-b'])).totalBalance;
 
@@ -320,15 +321,16 @@ async function main(): Promise<number> {
       ];
       legsByGid.set(gid, legs);
       const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
-      // As a careful client does: a request that found no coordinator goes again, same gid and
-      // body (every call is idempotent), to another instance.
+      // As a careful client does: a request that found no coordinator, or one that lost its
+      // database, goes again, same gid and body (every call is idempotent), to another instance.
       let instance = target;
       const send = async <T>(request: (client: TransactionClient) => Promise<T>): Promise<T> => {
         for (let attempt = 1; ; attempt++) {
           try {
             return await request(new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000 }));
           } catch (error) {
-            if (!(error instanceof CoordinatorError) || error.code !== 'NETWORK' || attempt === 4) throw error;
+            const retryable = error instanceof CoordinatorError && (error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE');
+            if (!retryable || attempt === 4) throw error;
             await sleep(300);
             instance = alive().find((c) => c !== instance) ?? instance;
           }

@@ -25,6 +25,11 @@ export const ErrorCode = {
   /** A participant registration names an endpoint or host outside PARTICIPANT_HOSTS (403). */
   PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
   NOT_READY: 'NOT_READY',
+  /**
+   * The coordinator lost its Postgres connection while answering (503, Retry-After). Nothing was
+   * decided that is not durable: send the same request again (begin with the same gid).
+   */
+  STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
 import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { isStoreUnavailable } from './store-unavailable.js';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
   400: ErrorCode.VALIDATION_FAILED,
@@ -37,6 +38,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
     const body = this.toBody(exception);
+    if (body.error === ErrorCode.STORE_UNAVAILABLE) response.setHeader('Retry-After', '1');
     response.status(body.statusCode).json(body);
   }
 
@@ -58,6 +60,11 @@ export class HttpExceptionFilter implements ExceptionFilter {
       // Nest's own exceptions carry a string or a list of strings.
       const message = typeof raw === 'string' ? raw : Array.isArray(raw) ? raw.map(String).join('; ') : exception.message;
       return { statusCode: status, error: CODE_BY_STATUS[status] ?? ErrorCode.INTERNAL, message };
+    }
+    if (isStoreUnavailable(exception)) {
+      // Not a bug: Postgres went away mid-request. What is durable stands; the client sends again.
+      this.logger.warn(`database unavailable: ${exception instanceof Error ? exception.message : String(exception)}`);
+      return { statusCode: 503, error: ErrorCode.STORE_UNAVAILABLE, message: 'the transaction log is unavailable; send the same request again' };
     }
     // The stack goes in its own field, so the line stays one JSON object.
     if (exception instanceof Error) this.logger.error(exception.message, exception.stack);
