@@ -61,6 +61,10 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   RECOVERY_BATCH_SIZE: number = 100;
 
+  /** Transactions one instance's recovery resumes at once; the rest of a batch waits its turn. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  RECOVERY_CONCURRENCY: number = 16;
+
   /**
    * Finished (committed, rolled_back) transactions are deleted this many days after they
    * finished; 0 keeps them forever. Must exceed any client's retry window for a begin with a

@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
 import { forTransaction } from '../logging/transaction-logger.js';
@@ -16,12 +17,20 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /**
+   * Resumes in flight at once. A claimed batch is worked through this many at a time, so
+   * recovery after a crash with thousands in doubt leaves database connections and the event
+   * loop to new transactions instead of queueing them behind the whole batch.
+   */
+  private readonly inFlight: LimitFunction;
 
   constructor(
     private readonly store: TransactionStore,
     private readonly engine: TransactionEngine,
     private readonly config: CoordinatorConfig,
-  ) {}
+  ) {
+    this.inFlight = pLimit(config.env.RECOVERY_CONCURRENCY);
+  }
 
   onApplicationBootstrap(): void {
     this.schedule(0);
@@ -38,7 +47,7 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     const { LEASE_MS, RECOVERY_BATCH_SIZE } = this.config.env;
     const startedAt = Date.now();
     const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, RECOVERY_BATCH_SIZE);
-    await Promise.all(claimed.map((loaded) => this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS })));
+    await Promise.all(claimed.map((loaded) => this.inFlight(() => this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS }))));
     return claimed.length;
   }
 
