@@ -1,5 +1,5 @@
 /**
- * `npm run bench:recovery -- --in-doubt 5000 --instances 2`: recovery speed. Leaves N two-branch
+ * `npm run bench:recovery -- --in-doubt 5000 --instances 2 [--recovery-concurrency 16]`: recovery speed. Leaves N two-branch
  * TCC transactions decided (`committing`) with their lease run out, as a crash of every instance
  * would, then starts coordinator instances and measures how fast they finish them, while new
  * transactions keep arriving (their latency shows whether recovery starves them). The
@@ -19,6 +19,7 @@ function option(name: string, fallback: number): number {
 async function main(): Promise<void> {
   const inDoubt = option('in-doubt', 5_000);
   const instances = option('instances', 2);
+  const recoveryConcurrency = option('recovery-concurrency', 16);
   const db = await createTestDatabase('recovery_bench');
   const participantPort = await freePort();
   const participant = createServer((req, res) => {
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
 
     const started = Date.now();
     for (let i = 0; i < instances; i++) {
-      const c = await coordinator(`recovery-${i}`, db.url, { RECOVERY_INTERVAL_MS: '100', RECOVERY_BATCH_SIZE: '200', LOG_LEVEL: 'warn' });
+      const c = await coordinator(`recovery-${i}`, db.url, { RECOVERY_INTERVAL_MS: '100', RECOVERY_CONCURRENCY: String(recoveryConcurrency), LOG_LEVEL: 'warn' });
       coordinators.push(c);
     }
     await Promise.all(coordinators.map((c) => c.start()));
@@ -85,7 +86,7 @@ async function main(): Promise<void> {
     await client.end();
     latencies.sort((a, b) => a - b);
     const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-    console.log(`recovered ${inDoubt} in-doubt transactions in ${seconds.toFixed(1)} s with ${instances} instance(s): ${(inDoubt / seconds).toFixed(0)} tx/s (start-up included)`);
+    console.log(`recovered ${inDoubt} in-doubt transactions in ${seconds.toFixed(1)} s with ${instances} instance(s), RECOVERY_CONCURRENCY ${recoveryConcurrency}: ${(inDoubt / seconds).toFixed(0)} tx/s (start-up included)`);
     console.log(`meanwhile ${latencies.length} new transactions committed, latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`);
   } finally {
     await Promise.all(coordinators.map((c) => c.process.kill()));

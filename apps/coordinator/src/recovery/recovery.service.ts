@@ -1,5 +1,4 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import pLimit, { type LimitFunction } from 'p-limit';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
 import { forTransaction } from '../logging/transaction-logger.js';
@@ -10,6 +9,10 @@ import { TransactionStore, type LoadedTx } from '../transactions/transaction.sto
  * Runs in every instance. Claims due transactions (expired active ones, decided ones whose
  * phase 2 is unfinished and whose lease ran out or whose retry time came) and resumes them.
  * A crash at any instant leaves a row some instance resumes here.
+ *
+ * At most RECOVERY_CONCURRENCY resumes run at once, and the worker claims only as many rows as
+ * it has free slots: a claimed row never waits in a queue while its lease runs out, and after a
+ * crash with thousands in doubt, new transactions keep database connections and the event loop.
  */
 @Injectable()
 export class RecoveryService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -17,20 +20,16 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private stopped = false;
-  /**
-   * Resumes in flight at once. A claimed batch is worked through this many at a time, so
-   * recovery after a crash with thousands in doubt leaves database connections and the event
-   * loop to new transactions instead of queueing them behind the whole batch.
-   */
-  private readonly inFlight: LimitFunction;
+  /** Resumes under way. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Every slot was busy at the last tick: the next resume to finish starts the next tick. */
+  private waitingForSlots = false;
 
   constructor(
     private readonly store: TransactionStore,
     private readonly engine: TransactionEngine,
     private readonly config: CoordinatorConfig,
-  ) {
-    this.inFlight = pLimit(config.env.RECOVERY_CONCURRENCY);
-  }
+  ) {}
 
   onApplicationBootstrap(): void {
     this.schedule(0);
@@ -40,15 +39,27 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
+    await Promise.all(this.inFlight);
   }
 
-  /** One pass: claim a batch and resume it. Returns how many transactions it claimed. */
-  async runOnce(): Promise<number> {
-    const { LEASE_MS, RECOVERY_BATCH_SIZE } = this.config.env;
+  /**
+   * One claim: as many due transactions as there are free slots (at most a batch), each resumed
+   * at once, in the background. Returns how many rows it asked for and how many it got.
+   */
+  async runOnce(): Promise<{ asked: number; claimed: number }> {
+    const { LEASE_MS, RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY } = this.config.env;
+    const asked = Math.min(RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY - this.inFlight.size);
+    if (asked <= 0) return { asked: 0, claimed: 0 };
     const startedAt = Date.now();
-    const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, RECOVERY_BATCH_SIZE);
-    await Promise.all(claimed.map((loaded) => this.inFlight(() => this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS }))));
-    return claimed.length;
+    const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, asked);
+    for (const loaded of claimed) {
+      const resumed: Promise<void> = this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS }).finally(() => {
+        this.inFlight.delete(resumed);
+        this.slotFreed();
+      });
+      this.inFlight.add(resumed);
+    }
+    return { asked, claimed: claimed.length };
   }
 
   private async resume(loaded: LoadedTx): Promise<void> {
@@ -70,13 +81,27 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async tick(): Promise<void> {
-    let claimed = 0;
+    const { RECOVERY_CONCURRENCY, RECOVERY_INTERVAL_MS } = this.config.env;
+    // Claim in chunks, not one row per finished resume: wait until half the slots are free.
+    if (RECOVERY_CONCURRENCY - this.inFlight.size < Math.ceil(RECOVERY_CONCURRENCY / 2)) {
+      this.waitingForSlots = true;
+      return;
+    }
+    let result = { asked: 0, claimed: 0 };
     try {
-      claimed = await this.runOnce();
+      result = await this.runOnce();
     } catch (error) {
       this.logger.warn(`recovery pass failed: ${String(error)}`);
     }
-    // A full batch means more is due: go again at once.
-    this.schedule(claimed >= this.config.env.RECOVERY_BATCH_SIZE ? 0 : this.config.env.RECOVERY_INTERVAL_MS);
+    // Got all it asked for: more is probably due, go again as soon as slots free up.
+    if (result.asked > 0 && result.claimed >= result.asked) this.schedule(0);
+    else this.schedule(RECOVERY_INTERVAL_MS);
+  }
+
+  private slotFreed(): void {
+    if (!this.waitingForSlots || this.stopped) return;
+    if (this.config.env.RECOVERY_CONCURRENCY - this.inFlight.size < Math.ceil(this.config.env.RECOVERY_CONCURRENCY / 2)) return;
+    this.waitingForSlots = false;
+    this.schedule(0);
   }
 }
