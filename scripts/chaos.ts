@@ -231,7 +231,7 @@ async function main(): Promise<number> {
   // The proxies live in this process: a busy loop here delays when they see calls.
   const loopDelay = monitorEventLoopDelay({ resolution: 20 });
   loopDelay.enable();
-  console.log(`chaos: ${transfers} transfers, seed ${seed}, ${instances} coordinator instances (rerun: npm run chaos -- --transfers ${transfers} --seed ${seed})`);
+  console.log(`chaos: ${transfers} transfers, seed ${seed}, ${instances} coordinator instances (rerun: npm run chaos -- --transfers ${transfers} --seed ${seed} --instances ${instances} --concurrency ${concurrency})`);
 
   const dbs: TestDatabase[] = await Promise.all(['chaos_coord', 'chaos_bank_a', 'chaos_bank_b'].map((p) => createTestDatabase(p)));
   const redisPort = await freePort();
