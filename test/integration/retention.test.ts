@@ -13,7 +13,8 @@ import { CoordinatorConfig, loadCoordinatorEnv } from '../../apps/coordinator/sr
 import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
 import { RetentionService } from '../../apps/coordinator/src/retention/retention.service.js';
 import { RetentionStore } from '../../apps/coordinator/src/retention/retention.store.js';
-import { TransactionStore, type NewTransaction } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { TransactionStore } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 
@@ -65,23 +66,7 @@ describe('RetentionService (coordinator)', () => {
     return { service: new RetentionService(store, scheduler, config), store, scheduler };
   }
 
-  const newTx = (gid: string): NewTransaction => ({
-    gid,
-    mode: 'tcc',
-    oneShot: true,
-    concurrent: false,
-    requestHash: 'h',
-    metadata: {},
-    timeoutMs: 60_000,
-    firstAttemptInMs: 60_000,
-    leaseOwner: null,
-    traceParent: null,
-    branches: [
-      { branchId: 'b1', participant: 'bank', action: 'debit', payload: { amount: 1 } },
-      { branchId: 'b2', participant: 'bank', action: 'credit', payload: { amount: 1 } },
-    ],
-    events: [{ type: 'created', to: 'active' }],
-  });
+  const newTx = newTransferInput;
 
   /** A transaction begun through the real store, then put in `status` since `ageDays` days. */
   async function transactionIn(gid: string, status: GlobalStatus, ageDays: number): Promise<void> {

@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
-import { TransactionStore, type NewTransaction, type TxChange } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { TransactionStore, type TxChange } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
 let db: TestDatabase;
@@ -15,24 +16,7 @@ async function openStore(): Promise<{ store: TransactionStore; dataSource: DataS
   return { store: new TransactionStore(dataSource), dataSource };
 }
 
-const newTx = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction => ({
-  gid,
-  mode: 'tcc',
-  oneShot: true,
-  concurrent: false,
-  requestHash: 'h',
-  metadata: { order: gid },
-  timeoutMs: 60_000,
-  firstAttemptInMs: 60_000,
-  leaseOwner: null,
-  traceParent: null,
-  branches: [
-    { branchId: 'b1', participant: 'bank', action: 'debit', payload: { amount: 1 } },
-    { branchId: 'b2', participant: 'bank', action: 'credit', payload: { amount: 1 } },
-  ],
-  events: [{ type: 'created', to: 'active' }],
-  ...over,
-});
+const newTx = newTransferInput;
 
 const decide = (over: Partial<TxChange> = {}): TxChange => ({
   status: 'committing',
