@@ -327,7 +327,7 @@ async function main(): Promise<number> {
       const send = async <T>(request: (client: TransactionClient) => Promise<T>): Promise<T> => {
         for (let attempt = 1; ; attempt++) {
           try {
-            return await request(new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000 }));
+            return await request(new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000, retries: 0 }));
           } catch (error) {
             const retryable = error instanceof CoordinatorError && (error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE');
             if (!retryable || attempt === 4) throw error;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type {
   BranchOutcomeView,
   ErrorBody,
@@ -8,11 +9,21 @@ import type {
 } from '@app/protocol';
 import { CoordinatorError } from './coordinator-error.js';
 
+/** What is worth sending again: no answer at all, or a coordinator that lost its database mid-request. */
+const isRetryable = (error: CoordinatorError): boolean => error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE';
+
 export interface TransactionClientOptions {
   coordinatorUrl: string;
   apiKey?: string;
   /** Per-request timeout. Default 60 s (a `wait` may hold the answer up to the coordinator's limit). */
   timeoutMs?: number;
+  /**
+   * How many times a request that got no answer, or `503 STORE_UNAVAILABLE`, is sent again
+   * (default 2), after 200 ms, 400 ms, ... Safe because every request is idempotent: the client
+   * names each transaction (`gid`) and each added branch (`branchId`) itself when the caller
+   * does not, so a resent begin or branch finds the first one instead of making a second.
+   */
+  retries?: number;
 }
 
 export interface BranchRequest {
@@ -100,11 +111,11 @@ export class TransactionClient {
   }
 
   begin(request: BeginRequest): Promise<TransactionView> {
-    return this.request('POST', '/v1/transactions', request);
+    return this.request('POST', '/v1/transactions', { ...request, gid: request.gid ?? randomUUID() });
   }
 
   addBranch(gid: string, branch: BranchRequest): Promise<BranchOutcomeView> {
-    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches`, branch);
+    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches`, { ...branch, branchId: branch.branchId ?? `b-${randomUUID()}` });
   }
 
   commit(gid: string, options: { wait?: boolean } = {}): Promise<TransactionView> {
@@ -152,6 +163,18 @@ export class TransactionClient {
   }
 
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const retries = this.options.retries ?? 2;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.send<T>(method, path, body);
+      } catch (error) {
+        if (!(error instanceof CoordinatorError) || !isRetryable(error) || attempt >= retries) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async send<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
