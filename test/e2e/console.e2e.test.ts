@@ -156,7 +156,7 @@ describe('the list of transactions', () => {
     expect(await row('con-attn').getAttribute('class')).toContain('needs-attention');
   });
 
-  it('narrows the list with the filters (status, mode, participant, needs attention)', async () => {
+  it('narrows the list with the filters (status, mode, participant, needs attention, time range)', async () => {
     await page.locator('select[name="status"]').selectOption('rolled_back');
     await listReady('status=rolled_back');
     expect(page.url()).toContain('#/?status=rolled_back');
@@ -184,6 +184,21 @@ describe('the list of transactions', () => {
     await page.locator('input[name="attention"]').check();
     await listReady('attention=true');
     expect(await shownGids()).toEqual(['con-attn']);
+
+    // Time range: created before con-3 (the API's `to` is exclusive), then from con-3 on.
+    const con3 = await client.get('con-3');
+    const before = new URLSearchParams({ to: con3.createdAt }).toString();
+    await openConsole(`#/?${before}`);
+    await listReady(before);
+    expect(await shownGids()).toEqual(['con-2', 'con-1']);
+    const api = await getJson<{ items: TransactionView[] }>(`${coord.url}/admin/transactions?${before}`);
+    expect(api.items.map((t) => t.gid)).toEqual(['con-2', 'con-1']);
+    // The range shows in the inputs, in local time.
+    expect(await page.locator('input[name="to"]').inputValue()).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d$/);
+    const since = new URLSearchParams({ from: con3.createdAt }).toString();
+    await openConsole(`#/?${since}`);
+    await listReady(since);
+    expect(await shownGids()).toEqual(['con-attn', 'con-stuck', 'con-saga', 'con-3']);
   });
 
   it('pages with the cursor: "Load more" appends the next page', async () => {

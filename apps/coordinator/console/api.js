@@ -31,13 +31,15 @@ async function request(method, path) {
 
 const transactionPath = (gid) => `/admin/transactions/${encodeURIComponent(gid)}`;
 
-/** filters: { status, mode, participant, attention } (empty ones left out). */
+/** filters: { status, mode, participant, attention, from, to } (empty ones left out). */
 export function listTransactions(filters, cursor, limit = 50) {
   const query = new URLSearchParams();
   if (filters.status) query.set('status', filters.status);
   if (filters.mode) query.set('mode', filters.mode);
   if (filters.participant) query.set('participant', filters.participant);
   if (filters.attention) query.set('attention', 'true');
+  if (filters.from) query.set('from', filters.from);
+  if (filters.to) query.set('to', filters.to);
   query.set('limit', String(limit));
   if (cursor) query.set('cursor', cursor);
   return request('GET', `/admin/transactions?${query}`);

@@ -1,7 +1,8 @@
 // The operator's console: a list of transactions and a page per transaction, kept current by
 // the coordinator's server-sent events (GET /admin/stream), which only say "gid X is now Y";
 // the page then refetches what it shows from the admin API. Routes live in the hash:
-// #/?status=…&mode=…&participant=…&attention=true for the list, #/tx/<gid> for one transaction.
+// #/?status=…&mode=…&participant=…&attention=true&from=<ISO>&to=<ISO> for the list (created in
+// [from, to)), #/tx/<gid> for one transaction.
 import {
   getStats,
   getTransaction,
@@ -96,10 +97,26 @@ function parseRoute() {
       mode: MODES.includes(query.get('mode')) ? query.get('mode') : '',
       participant: query.get('participant') ?? '',
       attention: query.get('attention') === 'true',
+      from: isoOrEmpty(query.get('from')),
+      to: isoOrEmpty(query.get('to')),
       limit: pageSize(query.get('limit')),
     },
   };
 }
+
+/** An instant the admin API takes (ISO-8601), or '' for none. */
+function isoOrEmpty(text) {
+  const time = text ? Date.parse(text) : NaN;
+  return Number.isNaN(time) ? '' : new Date(time).toISOString();
+}
+
+/** ISO instant -> the local "YYYY-MM-DDTHH:MM" a datetime-local input shows, and back. */
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  return new Date(date.getTime() - date.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+const fromLocalInput = (value) => (value ? new Date(value).toISOString() : '');
 
 function pageSize(text) {
   const size = Number(text);
@@ -112,6 +129,8 @@ function listHash(filters) {
   if (filters.mode) query.set('mode', filters.mode);
   if (filters.participant) query.set('participant', filters.participant);
   if (filters.attention) query.set('attention', 'true');
+  if (filters.from) query.set('from', filters.from);
+  if (filters.to) query.set('to', filters.to);
   if (filters.limit && filters.limit !== DEFAULT_PAGE_SIZE) query.set('limit', String(filters.limit));
   const text = query.toString();
   return text ? `#/?${text}` : '#/';
@@ -193,13 +212,32 @@ class ListPage {
       checked: this.filters.attention,
       onchange: (e) => this.applyFilters({ attention: e.target.checked }),
     });
-    const active = this.filters.status || this.filters.mode || this.filters.participant || this.filters.attention;
+    // Created from / before, in the operator's local time (minute steps; the hash takes any instant).
+    const from = h('input', {
+      name: 'from',
+      type: 'datetime-local',
+      'aria-label': 'Created from',
+      title: 'Created from',
+      value: toLocalInput(this.filters.from),
+      onchange: (e) => this.applyFilters({ from: fromLocalInput(e.target.value) }),
+    });
+    const to = h('input', {
+      name: 'to',
+      type: 'datetime-local',
+      'aria-label': 'Created before',
+      title: 'Created before',
+      value: toLocalInput(this.filters.to),
+      onchange: (e) => this.applyFilters({ to: fromLocalInput(e.target.value) }),
+    });
+    const f = this.filters;
+    const active = f.status || f.mode || f.participant || f.attention || f.from || f.to;
     return h(
       'form',
       { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
       status,
       mode,
       participant,
+      h('label', { class: 'range' }, 'Created', from, '–', to),
       h('label', { class: 'checkbox' }, attention, 'Needs attention only'),
       active ? h('a', { class: 'clear-filters', href: '#/' }, 'Clear filters') : null,
     );
@@ -306,7 +344,9 @@ class ListPage {
       (!f.status || tx.status === f.status) &&
       (!f.mode || tx.mode === f.mode) &&
       (!f.participant || tx.branches.some((b) => b.participant === f.participant)) &&
-      (!f.attention || tx.needsAttention)
+      (!f.attention || tx.needsAttention) &&
+      (!f.from || Date.parse(tx.createdAt) >= Date.parse(f.from)) &&
+      (!f.to || Date.parse(tx.createdAt) < Date.parse(f.to))
     );
   }
 
