@@ -38,7 +38,8 @@ export class InProcessTxEventBus extends TxEventBus {
   }
 }
 
-const CHANNEL = 'dtx:events';
+/** The pub/sub channel every instance publishes its changes on and listens to. */
+export const TX_EVENTS_CHANNEL = 'dtx:events';
 
 /** Several instances: Redis pub/sub carries every change to every instance. */
 export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
@@ -57,7 +58,7 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
       client.on('error', (error: Error) => this.logger.warn(`redis ${name}: ${error.message}`));
       client.on('reconnecting', () => this.logger.warn(`redis ${name}: reconnecting`));
     }
-    this.subscriber.subscribe(CHANNEL).catch((error: Error) => this.logger.warn(`subscribe failed: ${error.message}`));
+    this.subscriber.subscribe(TX_EVENTS_CHANNEL).catch((error: Error) => this.logger.warn(`subscribe failed: ${error.message}`));
     this.subscriber.on('message', (_channel: string, raw: string) => {
       try {
         const envelope = JSON.parse(raw) as { origin: string; message: BusMessage };
@@ -71,7 +72,7 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
   publish(message: BusMessage): void {
     // Other instances hear it through Redis; this one hears it at once, even if Redis is down.
     this.local.emit('message', message);
-    this.publisher.publish(CHANNEL, JSON.stringify({ origin: this.origin, message })).catch(() => undefined);
+    this.publisher.publish(TX_EVENTS_CHANNEL, JSON.stringify({ origin: this.origin, message })).catch(() => undefined);
   }
 
   async ping(): Promise<void> {
