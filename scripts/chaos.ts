@@ -15,7 +15,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Mode } from '@app/protocol';
-import { CoordinatorError, TransactionClient } from '@app/sdk';
+import { TransactionClient } from '@app/sdk';
 import { CRASH_POINTS, type CrashPoint } from '../apps/coordinator/src/engine/crash-points.js';
 import { PROCESS_FAULTS, PROXY_FAULTS, type FaultKind, type ProxyFault } from './lib/chaos-faults.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
@@ -322,35 +322,23 @@ async function main(): Promise<number> {
       legsByGid.set(gid, legs);
       const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
       // As a careful client does: a request that found no coordinator, or one that lost its
-      // database, goes again, same gid and body (every call is idempotent), to another instance.
-      let instance = target;
-      const send = async <T>(request: (client: TransactionClient) => Promise<T>): Promise<T> => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await request(new TransactionClient({ coordinatorUrl: instance.url, timeoutMs: 8_000, retries: 0 }));
-          } catch (error) {
-            const retryable = error instanceof CoordinatorError && (error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE');
-            if (!retryable || attempt === 4) throw error;
-            await sleep(300);
-            instance = alive().find((c) => c !== instance) ?? instance;
-          }
-        }
-      };
+      // database, goes again, same gid and body (every call is idempotent), to the next instance.
+      const client = new TransactionClient({ coordinatorUrl: [target.url, ...coordinators.filter((c) => c !== target).map((c) => c.url)], timeoutMs: 8_000, retries: 3 });
       const { mode } = shape;
       try {
         if (shape.interactive) {
-          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000 }));
+          await client.begin({ mode, gid, timeoutMs: 8_000 });
           try {
-            for (const [n, call] of calls.entries()) await send((c) => c.addBranch(gid, { ...call, branchId: `b${n + 1}` }));
+            for (const [n, call] of calls.entries()) await client.addBranch(gid, { ...call, branchId: `b${n + 1}` });
           } catch {
-            await send((c) => c.rollback(gid));
+            await client.rollback(gid);
             return;
           }
-          await send((c) => c.commit(gid));
+          await client.commit(gid);
         } else if (mode === 'saga') {
-          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((call, n) => ({ name: `s${n + 1}`, ...call })) }));
+          await client.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((call, n) => ({ name: `s${n + 1}`, ...call })) });
         } else {
-          await send((c) => c.begin({ mode, gid, timeoutMs: 8_000, branches: calls }));
+          await client.begin({ mode, gid, timeoutMs: 8_000, branches: calls });
         }
       } catch (error) {
         clientError(error);

@@ -1,7 +1,8 @@
 /**
  * The SDK's TransactionClient against a real HTTP server on loopback that loses answers and
  * fails the way a coordinator can: it sends a lost request again with the same gid / branchId
- * (so the coordinator finds the first one), and never resends what got a real answer.
+ * (so the coordinator finds the first one), to the next instance when it knows several, and
+ * never resends what got a real answer.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -85,6 +86,21 @@ describe('TransactionClient resends what got no answer, idempotently', () => {
       expect((failure as CoordinatorError).code).toBe(code);
       expect(coordinator.received).toHaveLength(1);
     }
+  });
+
+  it('moves on to the next coordinator instance when one does not answer, with the same gid', async () => {
+    const down = await fakeCoordinator((_n, res) => res.destroy());
+    const up = await fakeCoordinator((_n, res, body) => json(res, 201, { gid: body.gid, mode: 'tcc', status: 'active', branches: [] }));
+    const client = new TransactionClient({ coordinatorUrl: [down.url, up.url] });
+    const view = await client.begin({ mode: 'tcc' });
+    expect(down.received).toHaveLength(1);
+    expect(up.received).toHaveLength(1);
+    expect(up.received[0].body.gid).toBe(down.received[0].body.gid);
+    expect(view.gid).toBe(down.received[0].body.gid);
+    // It stays with the instance that answered.
+    await client.begin({ mode: 'tcc', gid: 'next' });
+    expect(down.received).toHaveLength(1);
+    expect(up.received.map((r) => r.body.gid)).toEqual([view.gid, 'next']);
   });
 
   it('gives up after `retries` resends with the network error', async () => {

@@ -13,13 +13,17 @@ import { CoordinatorError } from './coordinator-error.js';
 const isRetryable = (error: CoordinatorError): boolean => error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE';
 
 export interface TransactionClientOptions {
-  coordinatorUrl: string;
+  /**
+   * The coordinator, or several instances of it: a request that gets no answer from one (or
+   * `STORE_UNAVAILABLE`) is sent again to the next one in the list.
+   */
+  coordinatorUrl: string | readonly string[];
   apiKey?: string;
   /** Per-request timeout. Default 60 s (a `wait` may hold the answer up to the coordinator's limit). */
   timeoutMs?: number;
   /**
    * How many times a request that got no answer, or `503 STORE_UNAVAILABLE`, is sent again
-   * (default 2), after 200 ms, 400 ms, ... Safe because every request is idempotent: the client
+   * (default 2, or the number of coordinator URLs if more), after 200 ms, 400 ms, ... Safe because every request is idempotent: the client
    * names each transaction (`gid`) and each added branch (`branchId`) itself when the caller
    * does not, so a resent begin or branch finds the first one instead of making a second.
    */
@@ -104,10 +108,14 @@ export class InteractiveTransaction {
  * keeps connections alive between calls.
  */
 export class TransactionClient {
-  private readonly baseUrl: string;
+  private readonly baseUrls: readonly string[];
+  /** The instance requests go to; moves on to the next one when it does not answer. */
+  private current = 0;
 
   constructor(private readonly options: TransactionClientOptions) {
-    this.baseUrl = options.coordinatorUrl.replace(/\/+$/, '');
+    const urls = typeof options.coordinatorUrl === 'string' ? [options.coordinatorUrl] : options.coordinatorUrl;
+    if (urls.length === 0) throw new Error('TransactionClient needs at least one coordinatorUrl');
+    this.baseUrls = urls.map((url) => url.replace(/\/+$/, ''));
   }
 
   begin(request: BeginRequest): Promise<TransactionView> {
@@ -163,31 +171,33 @@ export class TransactionClient {
   }
 
   private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const retries = this.options.retries ?? 2;
+    const retries = this.options.retries ?? Math.max(2, this.baseUrls.length);
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.send<T>(method, path, body);
       } catch (error) {
         if (!(error instanceof CoordinatorError) || !isRetryable(error) || attempt >= retries) throw error;
+        this.current = (this.current + 1) % this.baseUrls.length;
         await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
       }
     }
   }
 
   private async send<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const baseUrl = this.baseUrls[this.current];
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
     let response: Response;
     try {
-      response = await fetch(`${this.baseUrl}${path}`, {
+      response = await fetch(`${baseUrl}${path}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
       });
     } catch (error) {
-      throw new CoordinatorError(0, null, `coordinator unreachable at ${this.baseUrl}: ${String(error)}`);
+      throw new CoordinatorError(0, null, `coordinator unreachable at ${baseUrl}: ${String(error)}`);
     }
     const text = await response.text();
     const parsed: unknown = text ? JSON.parse(text) : null;
