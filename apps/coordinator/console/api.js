@@ -31,8 +31,8 @@ async function request(method, path) {
 
 const transactionPath = (gid) => `/admin/transactions/${encodeURIComponent(gid)}`;
 
-/** filters: { status, mode, participant, attention, from, to } (empty ones left out). */
-export function listTransactions(filters, cursor, limit = 50) {
+/** filters: { status, mode, participant, attention, from, to } as query parameters (empty ones left out). */
+export function filterQuery(filters) {
   const query = new URLSearchParams();
   if (filters.status) query.set('status', filters.status);
   if (filters.mode) query.set('mode', filters.mode);
@@ -40,6 +40,11 @@ export function listTransactions(filters, cursor, limit = 50) {
   if (filters.attention) query.set('attention', 'true');
   if (filters.from) query.set('from', filters.from);
   if (filters.to) query.set('to', filters.to);
+  return query;
+}
+
+export function listTransactions(filters, cursor, limit = 50) {
+  const query = filterQuery(filters);
   query.set('limit', String(limit));
   if (cursor) query.set('cursor', cursor);
   return request('GET', `/admin/transactions?${query}`);

@@ -4,6 +4,7 @@
 // #/?status=…&mode=…&participant=…&attention=true&from=<ISO>&to=<ISO> for the list (created in
 // [from, to)), #/tx/<gid> for one transaction.
 import {
+  filterQuery,
   getStats,
   getTransaction,
   listTransactions,
@@ -124,13 +125,7 @@ function pageSize(text) {
 }
 
 function listHash(filters) {
-  const query = new URLSearchParams();
-  if (filters.status) query.set('status', filters.status);
-  if (filters.mode) query.set('mode', filters.mode);
-  if (filters.participant) query.set('participant', filters.participant);
-  if (filters.attention) query.set('attention', 'true');
-  if (filters.from) query.set('from', filters.from);
-  if (filters.to) query.set('to', filters.to);
+  const query = filterQuery(filters);
   if (filters.limit && filters.limit !== DEFAULT_PAGE_SIZE) query.set('limit', String(filters.limit));
   const text = query.toString();
   return text ? `#/?${text}` : '#/';
