@@ -12,8 +12,8 @@ import { BarrierRetention, BranchBarrier, type ParticipantModuleOptions } from '
 import { CoordinatorConfig, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
 import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
 import { RetentionService } from '../../apps/coordinator/src/retention/retention.service.js';
-import { RetentionStore } from '../../apps/coordinator/src/retention/retention.store.js';
-import { TransactionStore } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { RetentionStore } from '../../apps/coordinator/src/store/retention.store.js';
+import { TransactionStore } from '../../apps/coordinator/src/store/transaction.store.js';
 import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';

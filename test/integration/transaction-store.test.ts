@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
-import { TransactionStore, type TxChange } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import { TransactionStore, type TxChange } from '../../apps/coordinator/src/store/transaction.store.js';
 import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
@@ -114,6 +114,56 @@ describe('TransactionStore', () => {
       'branch_added:b2',
       'status',
     ]);
+  });
+});
+
+/** Write transactions Postgres began (its transaction-id counter, which a read does not move). */
+async function writeCommits<T>(work: () => Promise<T>): Promise<{ result: T; commits: number }> {
+  const xmax = async () => Number((await dataSource.query(`SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS x`))[0].x);
+  const before = await xmax();
+  const result = await work();
+  return { result, commits: (await xmax()) - before };
+}
+
+describe('group commit', () => {
+  it('concurrent writes of different transactions share statements and commits; each caller learns its own outcome', async () => {
+    const gids = Array.from({ length: 60 }, (_, i) => `group-${i}`);
+    const inserted = await writeCommits(() => Promise.all(gids.map((gid) => store.insert(newTx(gid), 5_000))));
+    expect(inserted.result.every((r) => r !== null)).toBe(true);
+    // 60 inserts in at most a few batches (2 may run at once): far fewer commits than writes.
+    expect(inserted.commits).toBeLessThanOrEqual(10);
+
+    // Every even one sends its current version, every odd one a stale one: same batches, separate answers.
+    const applied = await writeCommits(() => Promise.all(gids.map((gid, i) => store.apply(gid, i % 2 === 0 ? 1 : 7, decide()))));
+    expect(applied.result.map((r) => r !== null)).toEqual(gids.map((_, i) => i % 2 === 0));
+    expect(applied.commits).toBeLessThanOrEqual(10);
+    const loaded = await store.loadMany(gids);
+    expect(loaded.map((l) => l.tx.status)).toEqual(gids.map((_, i) => (i % 2 === 0 ? 'committing' : 'active')));
+    expect(loaded.filter((l) => l.tx.status === 'committing').every((l) => l.branches.every((b) => b.status === 'prepared'))).toBe(true);
+    expect((await store.events('group-1')).map((e) => e.type)).toEqual(['created']);
+    expect((await store.events('group-0')).map((e) => e.type)).toEqual(['created', 'status']);
+  });
+
+  it('two writes of one transaction never share a batch: the second sees the first', async () => {
+    await store.insert(newTx('same-1'), 5_000);
+    const [first, second] = await Promise.all([store.apply('same-1', 1, decide()), store.apply('same-1', 1, decide({ status: 'rolling_back', reason: 'client' }))]);
+    expect(first?.tx.status).toBe('committing');
+    expect(second).toBeNull();
+    expect((await store.load('same-1'))?.tx).toMatchObject({ status: 'committing', version: 2 });
+  });
+
+  it('a write that fails in a shared batch fails alone', async () => {
+    const twice = newTx('bad-in-batch', { branches: [newTx('x').branches[0], newTx('x').branches[0]] });
+    const [good, bad, alsoGood] = await Promise.allSettled([
+      store.insert(newTx('good-in-batch-1'), 5_000),
+      store.insert(twice, 5_000),
+      store.insert(newTx('good-in-batch-2'), 5_000),
+    ]);
+    expect(good.status).toBe('fulfilled');
+    expect(bad.status).toBe('rejected');
+    expect(alsoGood.status).toBe('fulfilled');
+    expect(await store.load('bad-in-batch')).toBeNull();
+    expect((await store.loadMany(['good-in-batch-1', 'good-in-batch-2'])).map((l) => l.tx.gid)).toEqual(['good-in-batch-1', 'good-in-batch-2']);
   });
 });
 

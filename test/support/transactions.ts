@@ -1,4 +1,4 @@
-import type { NewTransaction } from '../../apps/coordinator/src/transactions/transaction.store.js';
+import type { NewTransaction } from '../../apps/coordinator/src/store/transaction.store.js';
 
 /** A one-shot two-branch TCC transfer as the store receives it, for tests that write the log directly. */
 export const newTransferInput = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction => ({

@@ -9,7 +9,6 @@ import { MetricsService } from './metrics/metrics.service.js';
 import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event-bus.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
-import { AdminStore } from './admin/admin.store.js';
 import { ApiKeyGuard } from './auth/api-key.guard.js';
 import { clientRateLimitModule } from './auth/client-rate-limit.js';
 import { ConsoleAssets } from './console/console-assets.service.js';
@@ -29,7 +28,8 @@ import { ParticipantsController } from './participants/participants.controller.j
 import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
 import { RetentionModule } from './retention/retention.module.js';
-import { TransactionStore } from './transactions/transaction.store.js';
+import { AdminStore } from './store/admin.store.js';
+import { TransactionStore } from './store/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
 import { TransactionsService } from './transactions/transactions.service.js';
 

@@ -9,13 +9,12 @@ import {
 } from '@app/protocol';
 import { ApiError } from '../common/api-error.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
-import { transition } from '../engine/state-machine.js';
-import { machineOf } from '../engine/transaction-writer.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { RecoveryService } from '../recovery/recovery.service.js';
-import { TransactionStore } from '../transactions/transaction.store.js';
-import { toTransactionView } from '../transactions/transaction.view.js';
-import { AdminStore } from './admin.store.js';
+import { AdminStore } from '../store/admin.store.js';
+import { TransactionStore } from '../store/transaction.store.js';
+import { asApiError } from '../api/engine-errors.js';
+import { toTransactionView } from '../api/transaction.view.js';
 
 const DEFAULT_PAGE = 50;
 
@@ -79,24 +78,12 @@ export class AdminService {
     return toTransactionView((await this.store.load(gid)) ?? loaded);
   }
 
-  /** Forces the rollback of an active transaction (reason admin). */
+  /** Forces the rollback of an active transaction (reason admin); phase 2 follows in the background. */
   async rollback(gid: string): Promise<TransactionView> {
-    for (let attempt = 0; attempt < 10; attempt++) {
-      const loaded = await this.store.load(gid);
-      if (!loaded) throw ApiError.notFound(gid);
-      const allowed = transition(machineOf(loaded), { type: 'rollback_requested', reason: 'admin' });
-      if (!allowed.ok) {
-        throw new ApiError(409, ErrorCode.TX_ALREADY_DECIDED, `transaction ${gid} is already ${loaded.tx.status}`, {
-          transaction: toTransactionView(loaded),
-        });
-      }
-      if (!allowed.changed) return toTransactionView(loaded);
-      const decided = await this.engine.decide(loaded, { type: 'rollback_requested', reason: 'admin' });
-      if (!decided) continue;
-      forTransaction(this.logger, gid).log('rolled back by an operator');
-      this.engine.deliverInBackground(decided);
-      return toTransactionView(decided);
-    }
-    throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is changing too fast; try again`);
+    const { loaded } = await this.engine.decide(gid, { type: 'rollback_requested', reason: 'admin' }, false).catch((error: unknown) => {
+      throw asApiError(error);
+    });
+    forTransaction(this.logger, gid).log('rolled back by an operator');
+    return toTransactionView(loaded);
   }
 }

@@ -4,15 +4,16 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { CoordinatorConfigModule } from '../config/config.module.js';
 import { EmbeddedDatabase } from './embedded-database.provider.js';
 import { ParticipantEntity } from '../participants/participant.entity.js';
-import { BranchEntity } from '../transactions/branch.entity.js';
-import { GlobalTransactionEntity } from '../transactions/global-transaction.entity.js';
-import { TransactionEventEntity } from '../transactions/transaction-event.entity.js';
 import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema.js';
 import { AdminIndexes1763800000500 } from './migrations/1763800000500-admin-indexes.js';
 import { TraceParent1763800000600 } from './migrations/1763800000600-trace-parent.js';
 import { RetentionIndex1763800000700 } from './migrations/1763800000700-retention-index.js';
 
-export const COORDINATOR_ENTITIES = [GlobalTransactionEntity, BranchEntity, TransactionEventEntity, ParticipantEntity];
+/**
+ * The participant registry is the only table read through TypeORM's repository; the transaction
+ * log's tables are the migrations' (store/ writes them with its own SQL).
+ */
+export const COORDINATOR_ENTITIES = [ParticipantEntity];
 export const COORDINATOR_MIGRATIONS = [InitialSchema1763800000000, AdminIndexes1763800000500, TraceParent1763800000600, RetentionIndex1763800000700];
 
 @Module({

@@ -5,7 +5,7 @@ import type { CallOutcome, Phase } from '@app/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchRecord, LoadedTx } from '../transactions/transaction.store.js';
+import type { BranchRecord, LoadedTx } from '../store/records.js';
 
 /** This instance no longer holds the lease of a transaction it was driving (it was paused, or slow). */
 export class LeaseLostError extends Error {

@@ -1,23 +1,46 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { isTerminal, type CallOutcome } from '@app/protocol';
-import type { LoadedTx, TxChange } from '../transactions/transaction.store.js';
+import { ErrorCode, isTerminal } from '@app/protocol';
+import { TxEventBus } from '../bus/tx-event-bus.js';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
-import { BranchCaller } from './branch-caller.js';
+import { ParticipantsService } from '../participants/participants.service.js';
+import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
+import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { branchStatusIn, callEvent, errorOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
 import { ModeProcessors } from './processors/mode-processors.js';
-import { transition, type MachineEvent, type Phase2Answer } from './state-machine.js';
-import { TransactionWriter, callEvent, errorOf, machineOf } from './transaction-writer.js';
-
-const toPhase2Answer = (outcome: CallOutcome): Phase2Answer =>
-  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : 'transient';
+import { transition, type MachineEvent } from './state-machine.js';
+import { TransactionWriter } from './transaction-writer.js';
 
 type DecisionEvent = Extract<MachineEvent, { type: 'commit_requested' | 'rollback_requested' | 'deadline_passed' }>;
 
+/** A client's or an operator's decision. */
+export type RequestedDecision = Extract<DecisionEvent, { type: 'commit_requested' | 'rollback_requested' }>;
+
+export interface Created {
+  /** False when the gid already named a transaction: `loaded` is that one, untouched. */
+  created: boolean;
+  loaded: LoadedTx;
+}
+
+export interface Decided {
+  loaded: LoadedTx;
+  /** A commit was asked of a transaction with a failed or pending branch: it was rolled back instead. */
+  cannotCommit: boolean;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How often a decision retries its compare-and-set when other writers keep moving the transaction. */
+const DECIDE_ATTEMPTS = 10;
+
 /**
- * The engine shared by every mode: starts one-shot transactions through their mode's
- * processor, persists decisions, delivers phase 2 until every branch has answered, and
- * resumes whatever recovery hands it.
+ * The only conductor of transactions and, through its writer, the only writer of the log:
+ * creates them, adds branches, decides, delivers phase 2 until every branch has answered, waits
+ * for the end, and resumes whatever recovery claims. Each mode plugs in as a processor.
+ * Refusals are TransactionRefusedError / TransactionNotFoundError; the API layer words them.
  */
 @Injectable()
 export class TransactionEngine {
@@ -27,6 +50,9 @@ export class TransactionEngine {
     private readonly writer: TransactionWriter,
     private readonly caller: BranchCaller,
     private readonly processors: ModeProcessors,
+    private readonly participants: ParticipantsService,
+    private readonly bus: TxEventBus,
+    private readonly config: CoordinatorConfig,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -34,16 +60,157 @@ export class TransactionEngine {
     return this.writer.instanceId;
   }
 
-  /** One-shot transactions: phase 1 (saga: the forward steps) up to a durable decision. */
-  start(loaded: LoadedTx): Promise<LoadedTx> {
-    return this.processors.get(loaded.tx.mode).start(loaded);
+  /**
+   * Makes the transaction durable; a one-shot one is then driven to its decision (a saga
+   * without `wait`: in the background) and, with `wait`, to its end.
+   */
+  async create(input: NewTransaction, wait: boolean): Promise<Created> {
+    const inserted = await this.writer.create(input);
+    if (!inserted) return { created: false, loaded: await this.require(input.gid) };
+    crashPoint('after_begin', input.gid);
+    forTransaction(this.logger, input.gid).debug(`begun: ${input.mode}, ${input.oneShot ? `${input.branches.length} branch(es)` : 'interactive'}`, {
+      mode: input.mode,
+      branches: input.branches.length,
+    });
+    if (!input.oneShot) return { created: true, loaded: inserted };
+    if (input.mode === 'saga' && !wait) {
+      // A saga may take long: answer once it is durable and run its steps in the background.
+      this.processors
+        .get(input.mode)
+        .start(inserted)
+        .then((started) => this.finish(started, false))
+        .catch((error: unknown) => forTransaction(this.logger, input.gid).error(`saga run failed: ${String(error)}; recovery will resume it`));
+      return { created: true, loaded: inserted };
+    }
+    const decided = await this.processors
+      .get(input.mode)
+      .start(inserted)
+      .catch((error: unknown) => this.unlessLeaseLost(error, input.gid));
+    return { created: true, loaded: await this.finish(decided, wait) };
   }
 
   /**
-   * Applies a decision (commit, rollback, deadline) with compare-and-set and takes the lease
-   * for phase 2. Returns the saved transaction, or null when another writer won the race.
+   * Adds a branch to an active interactive transaction and runs its phase 1, once: the same
+   * branchId again returns the branch as recorded, with no second call.
    */
-  async decide(loaded: LoadedTx, event: DecisionEvent): Promise<LoadedTx | null> {
+  async addBranch(gid: string, branch: NewBranch): Promise<BranchRecord> {
+    const loaded = await this.require(gid);
+    const recorded = loaded.branches.find((b) => b.branchId === branch.branchId);
+    if (recorded) return recorded;
+    const added = transition(machineOf(loaded), { type: 'branch_added', branchId: branch.branchId });
+    if (!added.ok) throw new TransactionRefusedError(added.error, loaded);
+    await this.participants.resolve(branch.participant, branch.action, loaded.tx.mode, '');
+
+    const inserted = await this.writer.addBranch(gid, branch, [
+      { type: 'branch_added', branchId: branch.branchId, to: 'pending', detail: { participant: branch.participant, action: branch.action } },
+    ]);
+    if (!inserted) {
+      const now = await this.require(gid);
+      const raced = now.branches.find((b) => b.branchId === branch.branchId);
+      if (raced) return raced;
+      throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, now);
+    }
+    crashPoint('after_branch_recorded', gid);
+
+    const phase = this.processors.get(loaded.tx.mode).phases.phase1;
+    const outcome = await this.caller.call(loaded, inserted, phase);
+    const answered = transition(added.tx, { type: 'phase1_answered', answers: [{ branchId: branch.branchId, answer: phase1AnswerOf(outcome) }] });
+    const status = answered.ok ? branchStatusIn(answered.tx)(inserted) : inserted.status;
+    const saved = await this.writer.recordPhase1(
+      gid,
+      branch.branchId,
+      status,
+      outcome.kind === 'ok' ? { result: outcome.result } : { lastError: outcome.error },
+      [callEvent(inserted, phase, outcome, status)],
+    );
+    return saved ?? { ...inserted, status };
+  }
+
+  /**
+   * A client's or operator's decision, written with compare-and-set and retried on a fresh read
+   * while other writers (a branch being added, a timeout) move the transaction; then phase 2
+   * (inline with `wait`).
+   */
+  async decide(gid: string, event: RequestedDecision, wait: boolean): Promise<Decided> {
+    let loaded = await this.require(gid);
+    for (let attempt = 1; attempt <= DECIDE_ATTEMPTS; attempt++) {
+      const result = transition(machineOf(loaded), event);
+      if (!result.ok) throw new TransactionRefusedError(result.error, loaded);
+      if (!result.changed) return { loaded: wait ? await this.waitForTerminal(gid) : loaded, cannotCommit: false };
+      const decided = await this.applyDecision(loaded, event);
+      if (decided) return { loaded: await this.finish(decided, wait), cannotCommit: result.error === ErrorCode.CANNOT_COMMIT };
+      loaded = await this.require(gid);
+    }
+    throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, loaded, `transaction ${gid} is changing too fast; try again`);
+  }
+
+  async get(gid: string): Promise<LoadedTx> {
+    return this.require(gid);
+  }
+
+  /**
+   * Resolves when the transaction is terminal or `WAIT_MAX_MS` passed. Woken by the bus (this or
+   * another instance finishing it) and, should a message be lost, by polling the store.
+   */
+  async waitForTerminal(gid: string): Promise<LoadedTx> {
+    const deadline = Date.now() + this.config.env.WAIT_MAX_MS;
+    let wake: (() => void) | null = null;
+    const unsubscribe = this.bus.subscribe((message) => {
+      if (message.kind === 'tx' && message.gid === gid && isTerminal(message.status)) wake?.();
+    });
+    try {
+      for (;;) {
+        const loaded = await this.require(gid);
+        const remaining = deadline - Date.now();
+        if (isTerminal(loaded.tx.status) || remaining <= 0) return loaded;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          void sleep(Math.min(this.config.env.WAIT_POLL_MS, remaining)).then(resolve);
+        });
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  /** Claims due transactions for recovery, each with this instance's lease. */
+  claimDue(limit: number): Promise<LoadedTx[]> {
+    return this.writer.claimDue(limit);
+  }
+
+  /** What recovery does with a transaction it claimed. */
+  async resume(loaded: LoadedTx): Promise<void> {
+    let current: LoadedTx | null = loaded;
+    if (loaded.tx.status === 'active') {
+      const processor = this.processors.get(loaded.tx.mode);
+      // tcc/2pc rows fall due at their deadline; a saga also between retries of its steps.
+      const expired = loaded.tx.mode !== 'saga' || loaded.tx.deadline.getTime() <= Date.now();
+      current = expired ? await this.applyDecision(loaded, { type: 'deadline_passed' }) : await processor.resumeActive(loaded);
+      if (expired && current) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
+    }
+    if (current) await this.deliverPhase2(current);
+  }
+
+  /**
+   * Phase 2 after a durable decision: inline when the caller waits (then to the end, whoever
+   * delivers it), in the background otherwise. Only the lease holder delivers.
+   */
+  private async finish(decided: LoadedTx, wait: boolean): Promise<LoadedTx> {
+    const ours = decided.tx.leaseOwner === this.instanceId;
+    if (!wait) {
+      if (ours) this.deliverInBackground(decided);
+      return decided;
+    }
+    const delivered = ours ? await this.deliverPhase2(decided).catch((error: unknown) => this.unlessLeaseLost(error, decided.tx.gid)) : null;
+    if (delivered && isTerminal(delivered.tx.status)) return delivered;
+    return this.waitForTerminal(decided.tx.gid);
+  }
+
+  /**
+   * Writes a decision (commit, rollback, deadline) with compare-and-set and takes the lease for
+   * phase 2. Returns the saved transaction, or null when another writer won the race.
+   */
+  private async applyDecision(loaded: LoadedTx, event: DecisionEvent): Promise<LoadedTx | null> {
     const result = transition(machineOf(loaded), event);
     if (!result.ok || !result.changed) return loaded;
     const saved = await this.writer.write(loaded, {
@@ -71,7 +238,7 @@ export class TransactionEngine {
    * answered, are written in one commit; a round with failures schedules the next attempt with
    * capped exponential backoff and jitter. Returns null when fenced off by another instance.
    */
-  async deliverPhase2(loaded: LoadedTx): Promise<LoadedTx | null> {
+  private async deliverPhase2(loaded: LoadedTx): Promise<LoadedTx | null> {
     let current = loaded;
     while (current.tx.status === 'committing' || current.tx.status === 'rolling_back') {
       const { tx } = current;
@@ -83,7 +250,7 @@ export class TransactionEngine {
       const outcomes = await this.caller.callAll(current, wave, phase, () => crashPoint('mid_phase2', tx.gid));
       crashPoint('after_phase2_calls', tx.gid);
 
-      const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: toPhase2Answer(outcomes[i]) }));
+      const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: phase2AnswerOf(outcomes[i]) }));
       const result = transition(machineOf(current), { type: 'phase2_answered', answers });
       if (!result.ok) throw new Error(`phase-2 answers refused: ${result.error}`);
       const next = result.tx;
@@ -92,9 +259,9 @@ export class TransactionEngine {
       const attempts = allOk ? tx.attempts : tx.attempts + 1;
       const refused = outcomes.some((o) => o.kind === 'failed');
       const needsAttention = !terminal && (refused || attempts >= this.writer.attentionAfterAttempts);
-      const statusOf = (branchId: string) => next.branches.find((b) => b.branchId === branchId)?.status;
+      const statusOf = branchStatusIn(next);
 
-      const events = wave.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b.branchId) ?? b.status));
+      const events = wave.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b)));
       if (terminal) events.push({ type: 'status', from: tx.status, to: next.status, detail: { reason: next.reason } });
       if (needsAttention && !tx.needsAttention) events.push({ type: 'attention', detail: { attempts, refused } });
       const schedule: Pick<TxChange, 'lease' | 'nextAttemptInMs'> = terminal
@@ -111,7 +278,7 @@ export class TransactionEngine {
         ...schedule,
         branches: wave.map((b, i) => ({
           branchId: b.branchId,
-          status: statusOf(b.branchId),
+          status: statusOf(b),
           calls: 1,
           // Why phase 1 failed (refusal, no answer) stays visible after the rollback; on a branch
           // whose phase 1 succeeded the only errors are phase-2 retries, cleared once one succeeds.
@@ -145,23 +312,23 @@ export class TransactionEngine {
     return current;
   }
 
-  /** Phase 2 in the background, after the decision was answered to the client. */
-  deliverInBackground(loaded: LoadedTx): void {
+  /** Phase 2 in the background, after the decision was answered. */
+  private deliverInBackground(loaded: LoadedTx): void {
     this.deliverPhase2(loaded).catch((error: unknown) =>
       forTransaction(this.logger, loaded.tx.gid).error(`phase-2 delivery failed: ${String(error)}; recovery will resume it`),
     );
   }
 
-  /** What recovery does with a transaction it claimed. */
-  async resume(loaded: LoadedTx): Promise<void> {
-    let current: LoadedTx | null = loaded;
-    if (loaded.tx.status === 'active') {
-      const processor = this.processors.get(loaded.tx.mode);
-      // tcc/2pc rows fall due at their deadline; a saga also between retries of its steps.
-      const expired = loaded.tx.mode !== 'saga' || loaded.tx.deadline.getTime() <= Date.now();
-      current = expired ? await this.decide(loaded, { type: 'deadline_passed' }) : await processor.resumeActive(loaded);
-      if (expired && current) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
-    }
-    if (current) await this.deliverPhase2(current);
+  /** A lease lost mid-way is not an error for the caller: another instance finishes the work. */
+  private async unlessLeaseLost(error: unknown, gid: string): Promise<LoadedTx> {
+    if (!(error instanceof LeaseLostError)) throw error;
+    forTransaction(this.logger, error.gid).warn(error.message);
+    return this.require(gid);
+  }
+
+  private async require(gid: string): Promise<LoadedTx> {
+    const loaded = await this.writer.load(gid);
+    if (!loaded) throw new TransactionNotFoundError(gid);
+    return loaded;
   }
 }

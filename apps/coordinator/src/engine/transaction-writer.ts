@@ -1,42 +1,17 @@
 import { Injectable } from '@nestjs/common';
-import { isTerminal, type CallOutcome, type Json, type Phase } from '@app/protocol';
+import { isTerminal, type BranchStatus, type Json } from '@app/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { TransactionStore, type BranchRecord, type EventInput, type LoadedTx, type TxChange } from '../transactions/transaction.store.js';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
-import type { MachineTx } from './state-machine.js';
-
-export const machineOf = (loaded: LoadedTx): MachineTx => ({
-  mode: loaded.tx.mode,
-  status: loaded.tx.status,
-  reason: loaded.tx.reason,
-  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
-});
-
-export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' ? null : outcome.error);
-
-/** The history event of one participant call. */
-export function callEvent(branch: BranchRecord, phase: Phase, outcome: CallOutcome, to: string): EventInput {
-  return {
-    type: 'call',
-    branchId: branch.branchId,
-    from: branch.status,
-    to,
-    detail: {
-      participant: branch.participant,
-      action: branch.action,
-      phase,
-      outcome: outcome.kind,
-      attempt: branch.attempts + 1,
-      ...(outcome.kind === 'ok' ? {} : { error: errorOf(outcome) }),
-    },
-  };
-}
 
 /**
- * Writes engine decisions: the compare-and-set through the store, the state-change
- * notification on the bus, and the in-memory merge. Shared by every processor.
+ * The engine's only way to the store. Every write passes here: the compare-and-set, the
+ * state-change notification on the bus, the finished-transaction metric, the in-memory merge,
+ * and the lease rule (this instance holds a lease it took from just before the write that
+ * took it, for LEASE_MS: `heldUntil`), in one place.
  */
 @Injectable()
 export class TransactionWriter {
@@ -64,6 +39,16 @@ export class TransactionWriter {
     return this.config.env.ATTENTION_AFTER_ATTEMPTS;
   }
 
+  /** Inserts a new transaction (with this instance's lease when `leaseOwner` is set); null when the gid exists. */
+  async create(input: NewTransaction): Promise<LoadedTx | null> {
+    const startedAt = Date.now();
+    const inserted = await this.store.insert(input, this.config.env.LEASE_MS);
+    if (!inserted) return null;
+    this.metrics.begun.inc({ mode: input.mode });
+    this.bus.publish({ kind: 'tx', gid: input.gid, status: 'active' });
+    return input.leaseOwner === this.instanceId ? this.held(inserted, startedAt) : inserted;
+  }
+
   /** Applies `change` if nobody else moved the transaction; null when fenced off. */
   async write(loaded: LoadedTx, change: TxChange): Promise<LoadedTx | null> {
     const startedAt = Date.now();
@@ -76,11 +61,32 @@ export class TransactionWriter {
       this.metrics.finished.inc({ mode: saved.tx.mode, status: saved.tx.status, reason: saved.tx.reason ?? '' });
     }
     const changed = new Map(saved.branches.map((b) => [b.branchId, b]));
-    const held = change.lease?.owner === this.instanceId ? { heldUntil: startedAt + change.lease.ms } : {};
-    return { tx: saved.tx, branches: loaded.branches.map((b) => changed.get(b.branchId) ?? b), ...held };
+    const merged: LoadedTx = { tx: saved.tx, branches: loaded.branches.map((b) => changed.get(b.branchId) ?? b) };
+    return change.lease?.owner === this.instanceId ? this.held(merged, startedAt) : merged;
   }
 
-  reload(gid: string): Promise<LoadedTx | null> {
+  /** Records a branch added to an active interactive transaction; null when it is not active or the branch exists. */
+  addBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
+    return this.store.insertBranch(gid, branch, events);
+  }
+
+  /** Records the phase-1 answer of an interactive branch. */
+  recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: { result?: Json; lastError?: Json }, events: EventInput[]): Promise<BranchRecord | null> {
+    return this.store.recordPhase1(gid, branchId, status, outcome, events);
+  }
+
+  /** Claims up to `limit` due transactions for this instance, each with its lease. */
+  async claimDue(limit: number): Promise<LoadedTx[]> {
+    const startedAt = Date.now();
+    const claimed = await this.store.claimDue(this.instanceId, this.config.env.LEASE_MS, limit);
+    return claimed.map((loaded) => this.held(loaded, startedAt));
+  }
+
+  load(gid: string): Promise<LoadedTx | null> {
     return this.store.load(gid);
+  }
+
+  private held(loaded: LoadedTx, startedAt: number): LoadedTx {
+    return { ...loaded, heldUntil: startedAt + this.config.env.LEASE_MS };
   }
 }

@@ -3,7 +3,7 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
-import { TransactionStore, type LoadedTx } from '../transactions/transaction.store.js';
+import type { LoadedTx } from '../store/records.js';
 
 /**
  * Runs in every instance. Claims due transactions (expired active ones, decided ones whose
@@ -26,7 +26,6 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   private waitingForSlots = false;
 
   constructor(
-    private readonly store: TransactionStore,
     private readonly engine: TransactionEngine,
     private readonly config: CoordinatorConfig,
   ) {}
@@ -47,13 +46,12 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
    * at once, in the background. Returns how many rows it asked for and how many it got.
    */
   async runOnce(): Promise<{ asked: number; claimed: number }> {
-    const { LEASE_MS, RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY } = this.config.env;
+    const { RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY } = this.config.env;
     const asked = Math.min(RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY - this.inFlight.size);
     if (asked <= 0) return { asked: 0, claimed: 0 };
-    const startedAt = Date.now();
-    const claimed = await this.store.claimDue(this.engine.instanceId, LEASE_MS, asked);
+    const claimed = await this.engine.claimDue(asked);
     for (const loaded of claimed) {
-      const resumed: Promise<void> = this.resume({ ...loaded, heldUntil: startedAt + LEASE_MS }).finally(() => {
+      const resumed: Promise<void> = this.resume(loaded).finally(() => {
         this.inFlight.delete(resumed);
         this.slotFreed();
       });

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { RetentionService } from './retention.service.js';
-import { RetentionStore } from './retention.store.js';
+import { RetentionStore } from '../store/retention.store.js';
 
 /**
  * Deletes finished transactions past RETENTION_DAYS. Needs ScheduleModule.forRoot() (global)

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { RetentionStore } from './retention.store.js';
+import { RetentionStore } from '../store/retention.store.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

@@ -1,13 +1,11 @@
-import type { CallOutcome, Mode, ModePhases } from '@app/protocol';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx } from '../../transactions/transaction.store.js';
+import type { Mode, ModePhases } from '@app/protocol';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx } from '../../store/records.js';
 import type { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';
-import { branchesAwaitingPhase2, transition, type Phase1Answer } from '../state-machine.js';
-import { callEvent, errorOf, machineOf, type TransactionWriter } from '../transaction-writer.js';
+import { branchStatusIn, callEvent, errorOf, machineOf, phase1AnswerOf } from '../machine.js';
+import { branchesAwaitingPhase2, transition } from '../state-machine.js';
+import type { TransactionWriter } from '../transaction-writer.js';
 import type { ModeProcessor } from './mode-processor.js';
-
-const toPhase1Answer = (outcome: CallOutcome): Phase1Answer =>
-  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'failed' : 'unknown';
 
 /**
  * TCC and 2PC share their shape: phase 1 on every branch in parallel, a decision, phase 2 on
@@ -31,13 +29,13 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
     const outcomes = await this.caller.callAll(loaded, loaded.branches, phase);
     crashPoint('after_phase1_calls', loaded.tx.gid);
 
-    const answers = loaded.branches.map((b, i) => ({ branchId: b.branchId, answer: toPhase1Answer(outcomes[i]) }));
+    const answers = loaded.branches.map((b, i) => ({ branchId: b.branchId, answer: phase1AnswerOf(outcomes[i]) }));
     const answered = transition(machineOf(loaded), { type: 'phase1_answered', answers });
     const decided = answered.ok ? transition(answered.tx, { type: 'phase1_finished' }) : answered;
     if (!decided.ok) throw new Error(`one-shot decision refused: ${decided.error}`);
 
     const next = decided.tx;
-    const statusOf = (branch: BranchRecord) => next.branches.find((b) => b.branchId === branch.branchId)?.status ?? branch.status;
+    const statusOf = branchStatusIn(next);
     const branches: BranchChange[] = loaded.branches.map((b, i) => {
       const outcome = outcomes[i];
       return outcome.kind === 'ok'
@@ -48,7 +46,7 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
     events.push({ type: 'status', from: loaded.tx.status, to: next.status, detail: { reason: next.reason, cause: 'phase1_finished' } });
 
     const saved = await this.writer.write(loaded, { status: next.status, reason: next.reason, ...this.writer.ownLease(), branches, events });
-    if (!saved) return (await this.writer.reload(loaded.tx.gid)) ?? loaded;
+    if (!saved) return (await this.writer.load(loaded.tx.gid)) ?? loaded;
     crashPoint('after_decision', loaded.tx.gid);
     return saved;
   }

@@ -1,5 +1,5 @@
 import type { Mode, ModePhases } from '@app/protocol';
-import type { BranchRecord, LoadedTx } from '../../transactions/transaction.store.js';
+import type { BranchRecord, LoadedTx } from '../../store/records.js';
 
 /**
  * What one mode means to the engine: its phase names, how a one-shot transaction runs up to its

@@ -1,22 +1,21 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES, isTerminal, type BranchStatus, type CallOutcome } from '@app/protocol';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange } from '../../transactions/transaction.store.js';
+import { MODE_PHASES, isTerminal, type BranchStatus } from '@app/protocol';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange } from '../../store/records.js';
 import { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';
 import { compensableSteps, runnableSteps, type SagaStep } from '../saga-dag.js';
-import { transition, type Phase1Answer } from '../state-machine.js';
-import { TransactionWriter, callEvent, errorOf, machineOf } from '../transaction-writer.js';
+import { branchStatusIn, branchStatuses, callEvent, errorOf, machineOf, phase1AnswerOf } from '../machine.js';
+import { transition } from '../state-machine.js';
+import { TransactionWriter } from '../transaction-writer.js';
 import type { ModeProcessor } from './mode-processor.js';
 
 const stepsOf = (loaded: LoadedTx): SagaStep[] => loaded.branches.map((b) => ({ name: b.branchId, dependsOn: b.dependsOn }));
 
+/** A step's status by name; a step not recorded has not run. */
 const statusLookup = (loaded: LoadedTx) => {
-  const byName = new Map(loaded.branches.map((b) => [b.branchId, b.status]));
-  return (name: string): BranchStatus => byName.get(name) ?? 'pending';
+  const statusOf = branchStatuses(loaded.branches);
+  return (name: string): BranchStatus => statusOf(name) ?? 'pending';
 };
-
-const toAnswer = (outcome: CallOutcome): Phase1Answer =>
-  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'failed' : 'unknown';
 
 /**
  * Saga: forward steps in dependency order (the listed order, or a DAG run in parallel waves),
@@ -58,11 +57,11 @@ export class SagaProcessor implements ModeProcessor {
 
       const outcomes = await this.caller.callAll(current, wave, this.phases.phase1);
       crashPoint('after_phase1_calls', current.tx.gid);
-      const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: toAnswer(outcomes[i]) }));
+      const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: phase1AnswerOf(outcomes[i]) }));
       const result = transition(machineOf(current), { type: 'steps_answered', answers });
       if (!result.ok) throw new Error(`saga step answers refused: ${result.error}`);
       const next = result.tx;
-      const statusOf = (branch: BranchRecord) => next.branches.find((b) => b.branchId === branch.branchId)?.status ?? branch.status;
+      const statusOf = branchStatusIn(next);
 
       const transient = outcomes.some((o) => o.kind === 'transient');
       const moved = next.status !== current.tx.status;
@@ -85,7 +84,7 @@ export class SagaProcessor implements ModeProcessor {
       if (moved) events.push({ type: 'status', from: current.tx.status, to: next.status, detail: { reason: next.reason } });
 
       const saved = await this.writer.write(current, { status: next.status, reason: next.reason, attempts, ...schedule, branches, events });
-      if (!saved) return (await this.writer.reload(current.tx.gid)) ?? current;
+      if (!saved) return (await this.writer.load(current.tx.gid)) ?? current;
       current = saved;
       if (moved) crashPoint('after_decision', current.tx.gid);
       if (transient && current.tx.status === 'active') return current;

@@ -2,7 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { GlobalStatus, Mode, TransactionCounts } from '@app/protocol';
-import { TransactionStore, type LoadedTx } from '../transactions/transaction.store.js';
+import type { LoadedTx } from './records.js';
+import { TransactionStore } from './transaction.store.js';
 
 export interface TransactionFilter {
   status?: GlobalStatus;

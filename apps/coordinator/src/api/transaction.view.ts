@@ -1,5 +1,5 @@
 import type { TransactionView } from '@app/protocol';
-import type { LoadedTx } from './transaction.store.js';
+import type { LoadedTx } from '../store/records.js';
 
 /** The API's view of a transaction (PROTOCOL.md 3.4). */
 export function toTransactionView({ tx, branches }: LoadedTx): TransactionView {

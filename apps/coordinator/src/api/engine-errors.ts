@@ -1,0 +1,27 @@
+import { ErrorCode } from '@app/protocol';
+import { ApiError } from '../common/api-error.js';
+import { TransactionNotFoundError, TransactionRefusedError } from '../engine/errors.js';
+import { toTransactionView } from './transaction.view.js';
+
+/** The API's answer to an engine refusal (PROTOCOL.md 3). */
+export function refusalToApiError(error: TransactionRefusedError): ApiError {
+  const { code, loaded } = error;
+  const view = toTransactionView(loaded);
+  switch (code) {
+    case ErrorCode.WRONG_MODE:
+      return new ApiError(400, code, `not allowed on a ${loaded.tx.mode} transaction`);
+    case ErrorCode.TX_NOT_ACTIVE:
+      return new ApiError(409, code, error.explanation ?? `transaction ${loaded.tx.gid} is ${loaded.tx.status}`, { transaction: view });
+    case ErrorCode.TX_ALREADY_DECIDED:
+      return new ApiError(409, code, `transaction ${loaded.tx.gid} is already ${loaded.tx.status}`, { transaction: view });
+    default:
+      return new ApiError(409, code, error.message, { transaction: view });
+  }
+}
+
+/** Engine errors in the API's words; anything else passes unchanged. */
+export function asApiError(error: unknown): unknown {
+  if (error instanceof TransactionNotFoundError) return ApiError.notFound(error.gid);
+  if (error instanceof TransactionRefusedError) return refusalToApiError(error);
+  return error;
+}

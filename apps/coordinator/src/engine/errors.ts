@@ -1,0 +1,23 @@
+import type { ErrorCode } from '@app/protocol';
+import type { LoadedTx } from '../store/records.js';
+
+/** No transaction has this gid. */
+export class TransactionNotFoundError extends Error {
+  constructor(readonly gid: string) {
+    super(`transaction ${gid} not found`);
+    this.name = 'TransactionNotFoundError';
+  }
+}
+
+/** The state machine refused the move (PROTOCOL.md 2); `loaded` is the transaction as it was when refused. */
+export class TransactionRefusedError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly loaded: LoadedTx,
+    /** Why, when it is more than the code says. */
+    readonly explanation?: string,
+  ) {
+    super(explanation ?? `refused: ${code}`);
+    this.name = 'TransactionRefusedError';
+  }
+}

@@ -1,0 +1,52 @@
+import type { BranchStatus, CallOutcome, Json, Phase } from '@app/protocol';
+import type { BranchRecord, EventInput, LoadedTx } from '../store/records.js';
+import type { MachineTx, Phase1Answer, Phase2Answer } from './state-machine.js';
+
+/** Helpers of the state machine: what the store holds, as the machine sees it, and back. */
+
+export const machineOf = (loaded: LoadedTx): MachineTx => ({
+  mode: loaded.tx.mode,
+  status: loaded.tx.status,
+  reason: loaded.tx.reason,
+  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
+});
+
+/** What a participant's answer to a phase-1 call (saga: a forward step) means to the machine. */
+export const phase1AnswerOf = (outcome: CallOutcome): Phase1Answer =>
+  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'failed' : 'unknown';
+
+/** What a participant's answer to a phase-2 call means to the machine; a 409 there is a refusal (a participant bug). */
+export const phase2AnswerOf = (outcome: CallOutcome): Phase2Answer =>
+  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : 'transient';
+
+export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' ? null : outcome.error);
+
+/** The one branch-status lookup: a branch's status by its id, undefined for an id not there. */
+export function branchStatuses(branches: readonly { branchId: string; status: BranchStatus }[]): (branchId: string) => BranchStatus | undefined {
+  const byId = new Map(branches.map((b) => [b.branchId, b.status]));
+  return (branchId) => byId.get(branchId);
+}
+
+/** The status of each branch in `next`, falling back to the branch's own where `next` does not name it. */
+export function branchStatusIn(next: MachineTx): (branch: BranchRecord) => BranchStatus {
+  const statusOf = branchStatuses(next.branches);
+  return (branch) => statusOf(branch.branchId) ?? branch.status;
+}
+
+/** The history event of one participant call. */
+export function callEvent(branch: BranchRecord, phase: Phase, outcome: CallOutcome, to: string): EventInput {
+  return {
+    type: 'call',
+    branchId: branch.branchId,
+    from: branch.status,
+    to,
+    detail: {
+      participant: branch.participant,
+      action: branch.action,
+      phase,
+      outcome: outcome.kind,
+      attempt: branch.attempts + 1,
+      ...(outcome.kind === 'ok' ? {} : { error: errorOf(outcome) }),
+    },
+  };
+}

@@ -1,0 +1,108 @@
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason } from '@app/protocol';
+
+/** A global transaction as the engine holds it in memory. */
+export interface TxRecord {
+  gid: string;
+  mode: Mode;
+  status: GlobalStatus;
+  reason: RollbackReason | null;
+  oneShot: boolean;
+  concurrent: boolean;
+  requestHash: string;
+  metadata: JsonObject;
+  timeoutMs: number;
+  deadline: Date;
+  version: number;
+  attempts: number;
+  needsAttention: boolean;
+  nextAttemptAt: Date | null;
+  leaseOwner: string | null;
+  leaseUntil: Date | null;
+  traceParent: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface BranchRecord {
+  gid: string;
+  branchId: string;
+  seq: number;
+  participant: string;
+  action: string;
+  payload: JsonObject;
+  dependsOn: string[];
+  status: BranchStatus;
+  attempts: number;
+  lastError: Json;
+  result: Json;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface LoadedTx {
+  tx: TxRecord;
+  branches: BranchRecord[];
+  /**
+   * In memory only: until when (this process's clock) this instance holds the transaction's
+   * lease, counted from before the write that took it. Unset when it holds none.
+   */
+  heldUntil?: number;
+}
+
+export interface EventInput {
+  type: string;
+  branchId?: string | null;
+  from?: string | null;
+  to?: string | null;
+  detail?: Json;
+}
+
+export interface NewBranch {
+  branchId: string;
+  participant: string;
+  action: string;
+  payload: JsonObject;
+  /** Saga steps only. */
+  dependsOn?: string[];
+}
+
+export interface NewTransaction {
+  gid: string;
+  mode: Mode;
+  oneShot: boolean;
+  concurrent: boolean;
+  requestHash: string;
+  metadata: JsonObject;
+  timeoutMs: number;
+  branches: NewBranch[];
+  /** Set when this instance drives the transaction right away (one-shot). */
+  leaseOwner: string | null;
+  /** When recovery should first look at it: the deadline, or the end of the lease for a saga being driven. */
+  firstAttemptInMs: number;
+  traceParent: string | null;
+  events: EventInput[];
+}
+
+/** A branch change written together with its global row. */
+export interface BranchChange {
+  branchId: string;
+  status?: BranchStatus;
+  /** Calls made to the participant since the last write. */
+  calls: number;
+  result?: Json;
+  lastError?: Json;
+}
+
+/** A compare-and-set move of a global transaction, with its branches and events, in one commit. */
+export interface TxChange {
+  status: GlobalStatus;
+  reason: RollbackReason | null;
+  attempts?: number;
+  needsAttention?: boolean;
+  /** Milliseconds from now until recovery should look again; null when terminal. */
+  nextAttemptInMs: number | null;
+  /** Owner of the lease this write takes (null releases it) and its length. */
+  lease: { owner: string; ms: number } | null;
+  branches: BranchChange[];
+  events: EventInput[];
+}

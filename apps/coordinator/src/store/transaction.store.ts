@@ -1,0 +1,395 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type pg from 'pg';
+import { DataSource } from 'typeorm';
+import type { BranchStatus, Json, TransactionEventView } from '@app/protocol';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from './records.js';
+import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
+import { WriteBatcher, type BatchedOp } from './write-batcher.js';
+
+export type * from './records.js';
+
+/** What one compare-and-set returns: the new global row and the branches it changed. */
+export type AppliedChange = { tx: TxRecord; branches: BranchRecord[] };
+
+type WriteOp =
+  | (BatchedOp<LoadedTx | null> & { kind: 'insert'; row: Record<string, unknown> })
+  | (BatchedOp<AppliedChange | null> & { kind: 'apply'; row: Record<string, unknown> })
+  | (BatchedOp<BranchRecord | null> & { kind: 'branch'; row: Record<string, unknown> })
+  | (BatchedOp<BranchRecord | null> & { kind: 'phase1'; row: Record<string, unknown> });
+
+type ReadOp = BatchedOp<LoadedTx | null> & { gid: string };
+
+/** How the store batches: set by the app (config), defaults for tests that build a store by hand. */
+export interface StoreOptions {
+  /** Write batches running at once; what arrives meanwhile waits for the next batch. */
+  writeConcurrency?: number;
+  /** Operations in one batch at most. */
+  maxBatch?: number;
+}
+export const STORE_OPTIONS = Symbol('STORE_OPTIONS');
+
+/** Batches that ran, and the operations they carried (for `npm run bench` and the tests). */
+export interface WriteBatchStats {
+  batches: number;
+  operations: number;
+}
+
+/**
+ * Every write of the hot path, for any mix of transactions, in ONE statement and so one commit:
+ * new transactions with their branches ($1), compare-and-set moves with their branches ($2),
+ * branches added to interactive transactions ($3), and phase-1 answers of those ($4), each with
+ * its history events. Each element carries `k`, its place in the batch, so every caller gets
+ * back its own row, or none when its compare-and-set lost. A batch holds at most one operation
+ * per gid (WriteBatcher), so no two parts of the statement touch the same row.
+ */
+const WRITE_BATCH_SQL = `
+WITH ins_in AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+    k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
+    timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, branches jsonb, events jsonb)
+), ins AS (
+  INSERT INTO global_transactions
+    (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent)
+  SELECT gid, mode, 'active', one_shot, concurrent, request_hash, metadata, timeout_ms,
+         now() + timeout_ms * interval '1 millisecond', now() + first_attempt_ms * interval '1 millisecond', lease_owner,
+         CASE WHEN lease_owner IS NULL THEN NULL ELSE now() + lease_ms * interval '1 millisecond' END, trace_parent
+  FROM ins_in ORDER BY gid
+  ON CONFLICT (gid) DO NOTHING
+  RETURNING *
+), ins_b AS (
+  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, depends_on, status)
+  SELECT g.gid, b.branch_id, b.seq, b.participant, b.action, coalesce(b.payload, '{}'::jsonb), coalesce(b.depends_on, '[]'::jsonb), 'pending'
+  FROM ins g JOIN ins_in i ON i.gid = g.gid,
+       jsonb_to_recordset(i.branches) AS b(branch_id text, seq int, participant text, action text, payload jsonb, depends_on jsonb)
+  RETURNING *
+), app_in AS (
+  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
+    k int, gid text, expected int, status text, reason text, attempts int, needs_attention boolean,
+    next_ms int, lease_owner text, lease_ms int, branches jsonb, events jsonb)
+), app AS (
+  UPDATE global_transactions t SET
+    status = a.status, reason = a.reason, version = t.version + 1, updated_at = now(),
+    attempts = coalesce(a.attempts, t.attempts),
+    needs_attention = t.needs_attention OR a.needs_attention,
+    next_attempt_at = CASE WHEN a.next_ms IS NULL THEN NULL ELSE now() + a.next_ms * interval '1 millisecond' END,
+    lease_owner = a.lease_owner,
+    lease_until = CASE WHEN a.lease_owner IS NULL THEN NULL ELSE now() + a.lease_ms * interval '1 millisecond' END
+  FROM app_in a
+  WHERE t.gid = a.gid AND t.version = a.expected
+  RETURNING t.*
+), app_b AS (
+  UPDATE branches br SET
+    status = coalesce(x.status, br.status),
+    attempts = br.attempts + x.calls,
+    result = CASE WHEN x.set_result THEN x.result ELSE br.result END,
+    last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
+    updated_at = now()
+  FROM app g JOIN app_in a ON a.gid = g.gid,
+       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
+  WHERE br.gid = g.gid AND br.branch_id = x.branch_id
+  RETURNING br.*
+), nb_in AS (
+  SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, events jsonb)
+), nb_g AS (
+  -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
+  UPDATE global_transactions t SET version = t.version + 1, updated_at = now()
+  FROM nb_in x
+  WHERE t.gid = x.gid AND t.status = 'active'
+    AND NOT EXISTS (SELECT 1 FROM branches b WHERE b.gid = x.gid AND b.branch_id = x.branch_id)
+  RETURNING t.gid
+), nb AS (
+  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, status)
+  SELECT x.gid, x.branch_id, (SELECT coalesce(max(b.seq), 0) + 1 FROM branches b WHERE b.gid = x.gid), x.participant, x.action,
+         coalesce(x.payload, '{}'::jsonb), 'pending'
+  FROM nb_g g JOIN nb_in x ON x.gid = g.gid
+  ON CONFLICT (gid, branch_id) DO NOTHING
+  RETURNING *
+), p1_in AS (
+  SELECT * FROM jsonb_to_recordset($4::jsonb) AS x(
+    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, events jsonb)
+), p1 AS (
+  -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
+  UPDATE branches br SET
+    status = CASE WHEN br.status = 'pending' THEN x.status ELSE br.status END,
+    attempts = br.attempts + 1,
+    result = CASE WHEN x.set_result THEN x.result ELSE br.result END,
+    last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
+    updated_at = now()
+  FROM p1_in x
+  WHERE br.gid = x.gid AND br.branch_id = x.branch_id
+  RETURNING br.*
+), ev AS (
+  INSERT INTO transaction_events (gid, type, branch_id, from_status, to_status, detail)
+  SELECT w.gid, e->>'type', e->>'branch_id', e->>'from_status', e->>'to_status', nullif(e->'detail', 'null'::jsonb)
+  FROM (
+    SELECT i.gid, i.events FROM ins g JOIN ins_in i ON i.gid = g.gid
+    UNION ALL SELECT a.gid, a.events FROM app g JOIN app_in a ON a.gid = g.gid
+    UNION ALL SELECT x.gid, x.events FROM nb b JOIN nb_in x ON x.gid = b.gid
+    UNION ALL SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
+  ) w, jsonb_array_elements(w.events) WITH ORDINALITY AS el(e, n)
+  ORDER BY w.gid, el.n
+)
+SELECT 'insert' AS kind, i.k, row_to_json(g.*) AS tx,
+       (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM ins_b b WHERE b.gid = g.gid) AS branches
+FROM ins g JOIN ins_in i ON i.gid = g.gid
+UNION ALL
+SELECT 'apply', a.k, row_to_json(g.*),
+       (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM app_b b WHERE b.gid = g.gid)
+FROM app g JOIN app_in a ON a.gid = g.gid
+UNION ALL
+SELECT 'branch', x.k, NULL, json_build_array(row_to_json(b.*)) FROM nb b JOIN nb_in x ON x.gid = b.gid
+UNION ALL
+SELECT 'phase1', x.k, NULL, json_build_array(row_to_json(b.*)) FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`;
+
+const LOAD_SQL = `
+SELECT row_to_json(t.*) AS tx,
+       (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS branches
+FROM global_transactions t WHERE t.gid = ANY($1)`;
+
+/** SQLSTATEs after which the whole statement rolled back and may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+const sqlState = (error: unknown): string | undefined =>
+  typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+
+/** Postgres answered with an error of the statement itself (not of the connection): it rolled back, nothing was written. */
+const statementRolledBack = (error: unknown): boolean => {
+  const code = sqlState(error);
+  return code !== undefined && !/^(08|57)/.test(code);
+};
+
+type LoadedRow = { tx: RawRow; branches: RawRow[] | null };
+
+/**
+ * The transaction log in Postgres. Writes go through a group-commit batcher: the writes of
+ * concurrent transactions share one statement, hence one round trip and one commit, while each
+ * stays a compare-and-set on its own row (`version`, fencing a second instance) whose caller
+ * learns whether it won. A promise settles only after the commit, so nothing is answered and no
+ * participant called before the write it depends on is durable. Reads of single transactions
+ * are batched the same way. The statements are named, so each connection plans them once.
+ */
+@Injectable()
+export class TransactionStore {
+  private readonly pool: pg.Pool;
+  private readonly writes: WriteBatcher<WriteOp>;
+  private readonly reads: WriteBatcher<ReadOp>;
+  private readSeq = 0;
+  readonly stats: WriteBatchStats = { batches: 0, operations: 0 };
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Optional() @Inject(STORE_OPTIONS) options: StoreOptions = {},
+  ) {
+    // TypeORM's Postgres driver keeps its node-postgres pool as `master`; named statements need it directly.
+    this.pool = (db.driver as unknown as { master: pg.Pool }).master;
+    const maxBatch = options.maxBatch ?? 200;
+    this.writes = new WriteBatcher((batch) => this.flushWrites(batch), { maxInFlight: options.writeConcurrency ?? 2, maxBatch });
+    this.reads = new WriteBatcher((batch) => this.flushReads(batch), { maxInFlight: 2, maxBatch });
+  }
+
+  /** Creates the transaction with its known branches; null when the gid already exists. */
+  insert(input: NewTransaction, leaseMs: number): Promise<LoadedTx | null> {
+    return this.write<LoadedTx | null>('insert', input.gid, {
+      gid: input.gid,
+      mode: input.mode,
+      one_shot: input.oneShot,
+      concurrent: input.concurrent,
+      request_hash: input.requestHash,
+      metadata: input.metadata,
+      timeout_ms: input.timeoutMs,
+      first_attempt_ms: input.firstAttemptInMs,
+      lease_owner: input.leaseOwner,
+      lease_ms: leaseMs,
+      trace_parent: input.traceParent,
+      branches: input.branches.map((b, i) => ({
+        branch_id: b.branchId,
+        seq: i + 1,
+        participant: b.participant,
+        action: b.action,
+        payload: b.payload,
+        depends_on: b.dependsOn ?? [],
+      })),
+      events: eventRows(input.events),
+    });
+  }
+
+  /**
+   * Compare-and-set: applies `change` only if the row still has `expectedVersion`.
+   * Returns the new global row and the changed branches, or null when another writer won.
+   */
+  apply(gid: string, expectedVersion: number, change: TxChange): Promise<AppliedChange | null> {
+    return this.write<AppliedChange | null>('apply', gid, {
+      gid,
+      expected: expectedVersion,
+      status: change.status,
+      reason: change.reason,
+      attempts: change.attempts ?? null,
+      needs_attention: change.needsAttention ?? false,
+      next_ms: change.nextAttemptInMs,
+      lease_owner: change.lease?.owner ?? null,
+      lease_ms: change.lease?.ms ?? 0,
+      branches: change.branches.map((b) => ({
+        branch_id: b.branchId,
+        status: b.status ?? null,
+        calls: b.calls,
+        set_result: b.result !== undefined,
+        result: b.result ?? null,
+        set_error: b.lastError !== undefined,
+        last_error: b.lastError ?? null,
+      })),
+      events: eventRows(change.events),
+    });
+  }
+
+  /**
+   * Records a new branch of an active interactive transaction, bumping the global version.
+   * Returns null when the transaction is not active or the branch already exists.
+   */
+  insertBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
+    return this.write<BranchRecord | null>('branch', gid, {
+      gid,
+      branch_id: branch.branchId,
+      participant: branch.participant,
+      action: branch.action,
+      payload: branch.payload,
+      events: eventRows(events),
+    });
+  }
+
+  /** Records a phase-1 answer of an interactive branch; only a pending branch changes status. */
+  recordPhase1(
+    gid: string,
+    branchId: string,
+    status: BranchStatus,
+    outcome: { result?: Json; lastError?: Json },
+    events: EventInput[],
+  ): Promise<BranchRecord | null> {
+    return this.write<BranchRecord | null>('phase1', gid, {
+      gid,
+      branch_id: branchId,
+      status,
+      set_result: outcome.result !== undefined,
+      result: outcome.result ?? null,
+      set_error: outcome.lastError !== undefined,
+      last_error: outcome.lastError ?? null,
+      events: eventRows(events),
+    });
+  }
+
+  load(gid: string): Promise<LoadedTx | null> {
+    return new Promise((resolve, reject) => this.reads.submit({ key: `${this.readSeq++}`, gid, resolve, reject }));
+  }
+
+  /** Several transactions with their branches, in the order of `gids`. */
+  async loadMany(gids: string[]): Promise<LoadedTx[]> {
+    if (gids.length === 0) return [];
+    const byGid = await this.loadRows(gids);
+    return gids.flatMap((gid) => byGid.get(gid) ?? []);
+  }
+
+  /**
+   * Claims up to `limit` transactions due for recovery: `FOR UPDATE SKIP LOCKED` so concurrent
+   * instances never claim the same row, a lease so nobody else takes it while we work, and a
+   * version bump that fences off the previous holder.
+   */
+  async claimDue(owner: string, leaseMs: number, limit: number): Promise<LoadedTx[]> {
+    const { rows } = await this.pool.query<LoadedRow>({
+      name: 'dtx_claim_due',
+      text: `WITH claimed AS (
+         UPDATE global_transactions t SET
+           lease_owner = $1, lease_until = now() + $2::int * interval '1 millisecond',
+           next_attempt_at = now() + $2::int * interval '1 millisecond', version = t.version + 1
+         WHERE t.gid IN (
+           SELECT gid FROM global_transactions
+           WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= now()
+           ORDER BY next_attempt_at
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED)
+         RETURNING t.*
+       )
+       SELECT row_to_json(c.*) AS tx,
+              (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json)
+                 FROM branches b WHERE b.gid = c.gid) AS branches
+       FROM claimed c`,
+      values: [owner, leaseMs, limit],
+    });
+    return rows.map(mapLoaded);
+  }
+
+  /** The transaction's history, oldest first (PROTOCOL.md 6). */
+  async events(gid: string): Promise<TransactionEventView[]> {
+    const rows: RawRow[] = await this.db.query(
+      `SELECT at, type, branch_id, from_status, to_status, detail FROM transaction_events WHERE gid = $1 ORDER BY id`,
+      [gid],
+    );
+    return rows.map(mapEvent);
+  }
+
+  private write<T>(kind: WriteOp['kind'], gid: string, row: Record<string, unknown>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.writes.submit({ kind, key: gid, row, resolve: resolve as (value: never) => void, reject });
+    });
+  }
+
+  private async flushWrites(batch: WriteOp[]): Promise<void> {
+    let rows: (LoadedRow & { kind: WriteOp['kind']; k: number })[];
+    try {
+      rows = await this.runWriteBatch(batch);
+    } catch (error) {
+      if (batch.length === 1 || !statementRolledBack(error)) {
+        // A lost connection leaves the outcome unknown: every caller hears of it, none is run again.
+        for (const op of batch) op.reject(error);
+        return;
+      }
+      // The statement failed whole (bad data in one operation, say): run each alone, so only its own caller sees the error.
+      await Promise.all(batch.map((op) => this.flushWrites([op])));
+      return;
+    }
+    this.stats.batches++;
+    this.stats.operations += batch.length;
+    const found = new Map(rows.map((r) => [`${r.kind}:${r.k}`, r]));
+    batch.forEach((op, k) => {
+      const row = found.get(`${op.kind}:${k}`);
+      if (!row) return op.resolve(null);
+      switch (op.kind) {
+        case 'insert':
+          return op.resolve(mapLoaded(row));
+        case 'apply':
+          return op.resolve({ tx: mapTx(row.tx), branches: (row.branches ?? []).map(mapBranch) });
+        case 'branch':
+        case 'phase1':
+          return op.resolve(mapBranch((row.branches ?? [])[0]));
+      }
+    });
+  }
+
+  private async runWriteBatch(batch: WriteOp[]): Promise<(LoadedRow & { kind: WriteOp['kind']; k: number })[]> {
+    const parts: Record<WriteOp['kind'], Record<string, unknown>[]> = { insert: [], apply: [], branch: [], phase1: [] };
+    batch.forEach((op, k) => parts[op.kind].push({ ...op.row, k }));
+    const values = [parts.insert, parts.apply, parts.branch, parts.phase1].map((p) => JSON.stringify(p));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.pool.query<LoadedRow & { kind: WriteOp['kind']; k: number }>({ name: 'dtx_write_batch', text: WRITE_BATCH_SQL, values });
+        return result.rows;
+      } catch (error) {
+        // A deadlock with another instance's batch or claim: the statement rolled back whole; run it again.
+        const code = sqlState(error);
+        if (attempt >= 5 || code === undefined || !RETRYABLE.has(code)) throw error;
+      }
+    }
+  }
+
+  private async flushReads(batch: ReadOp[]): Promise<void> {
+    try {
+      const byGid = await this.loadRows([...new Set(batch.map((op) => op.gid))]);
+      for (const op of batch) op.resolve(byGid.get(op.gid) ?? null);
+    } catch (error) {
+      for (const op of batch) op.reject(error);
+    }
+  }
+
+  private async loadRows(gids: string[]): Promise<Map<string, LoadedTx>> {
+    const { rows } = await this.pool.query<LoadedRow>({ name: 'dtx_load', text: LOAD_SQL, values: [gids] });
+    return new Map(rows.map((r) => [String(r.tx.gid), mapLoaded(r)]));
+  }
+}
