@@ -1,9 +1,11 @@
 /**
- * `npm run bench:recovery -- --in-doubt 5000 --instances 2 [--recovery-concurrency 16]`: recovery speed. Leaves N two-branch
- * TCC transactions decided (`committing`) with their lease run out, as a crash of every instance
- * would, then starts coordinator instances and measures how fast they finish them, while new
- * transactions keep arriving (their latency shows whether recovery starves them). The
- * participant is a bare HTTP server that confirms at once, so the figure is the coordinator's.
+ * `npm run bench:recovery -- --in-doubt 5000 --instances 2 [--recovery-concurrency N]`: recovery
+ * speed. Leaves N two-branch TCC transactions decided (`committing`) with their lease run out, as
+ * a crash of every instance would, starts coordinator instances, measures the latency of new
+ * transactions while nothing is in doubt (idle), then makes the N due at once and measures how
+ * fast the instances finish them, and the latency of new transactions meanwhile (whether
+ * recovery starves them). The participant is a bare HTTP server that confirms at once, so the
+ * figure is the coordinator's.
  */
 import { createServer } from 'node:http';
 import pg from 'pg';
@@ -19,7 +21,8 @@ function option(name: string, fallback: number): number {
 async function main(): Promise<void> {
   const inDoubt = option('in-doubt', 5_000);
   const instances = option('instances', 2);
-  const recoveryConcurrency = option('recovery-concurrency', 16);
+  /** 0: the coordinator's default. */
+  const recoveryConcurrency = option('recovery-concurrency', 0);
   const db = await createTestDatabase('recovery_bench');
   const participantPort = await freePort();
   const participant = createServer((req, res) => {
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
     await client.connect();
     await client.query(
       `INSERT INTO global_transactions (gid, mode, status, one_shot, request_hash, timeout_ms, deadline, next_attempt_at, version)
-       SELECT 'doubt-' || n, 'tcc', 'committing', true, 'bench', 60000, now() + interval '1 minute', now() - interval '1 second', 2
+       SELECT 'doubt-' || n, 'tcc', 'committing', true, 'bench', 60000, now() + interval '1 minute', now() + interval '1 hour', 2
        FROM generate_series(1, $1) AS n`,
       [inDoubt],
     );
@@ -54,40 +57,58 @@ async function main(): Promise<void> {
        FROM generate_series(1, $1) AS n, generate_series(1, 2) AS b`,
       [inDoubt],
     );
-    console.log(`${inDoubt} transactions left committing, due for recovery; starting ${instances} instance(s)`);
+    console.log(`${inDoubt} transactions left committing; starting ${instances} instance(s)`);
 
-    const started = Date.now();
+    const startedAt = Date.now();
     for (let i = 0; i < instances; i++) {
-      const c = await coordinator(`recovery-${i}`, db.url, { RECOVERY_INTERVAL_MS: '100', RECOVERY_CONCURRENCY: String(recoveryConcurrency), LOG_LEVEL: 'warn' });
+      const env: Record<string, string> = { RECOVERY_INTERVAL_MS: '100', LOG_LEVEL: 'warn' };
+      if (recoveryConcurrency) env.RECOVERY_CONCURRENCY = String(recoveryConcurrency);
+      const c = await coordinator(`recovery-${i}`, db.url, env);
       coordinators.push(c);
     }
     await Promise.all(coordinators.map((c) => c.start()));
+    console.log(`instances up in ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
 
-    // New work keeps arriving while recovery runs.
-    const latencies: number[] = [];
-    let remaining = inDoubt;
+    // New work, one transaction after another with a short pause, on the first instance.
     const fresh = new TransactionClient({ coordinatorUrl: coordinators[0].url });
-    const newWork = (async () => {
-      for (let i = 0; remaining > 0; i++) {
-        const t0 = Date.now();
-        await fresh.begin({ mode: 'tcc', gid: `fresh-${i}`, wait: true, branches: [{ participant: 'fast', action: 'work' }] });
-        latencies.push(Date.now() - t0);
-        await sleep(50);
+    let freshCount = 0;
+    const newWork = async (latencies: number[], until: () => boolean): Promise<void> => {
+      while (!until()) {
+        const t0 = performance.now();
+        await fresh.begin({ mode: 'tcc', gid: `fresh-${freshCount++}`, wait: true, branches: [{ participant: 'fast', action: 'work' }] });
+        latencies.push(performance.now() - t0);
+        await sleep(20);
       }
-    })();
+    };
+    const idle: number[] = [];
+    const idleUntil = Date.now() + 3_000;
+    await newWork(idle, () => Date.now() >= idleUntil);
+
+    // Now every in-doubt transaction falls due at once.
+    let remaining = inDoubt;
+    const during: number[] = [];
+    const dueAt = Date.now();
+    await client.query(`UPDATE global_transactions SET next_attempt_at = now() - interval '1 second' WHERE gid LIKE 'doubt-%'`);
+    const work = newWork(during, () => remaining === 0);
     for (;;) {
       const open = await client.query<{ n: string }>(`SELECT count(*) AS n FROM global_transactions WHERE gid LIKE 'doubt-%' AND status <> 'committed'`);
       remaining = Number(open.rows[0].n);
       if (remaining === 0) break;
-      await sleep(100);
+      await sleep(20);
     }
-    const seconds = (Date.now() - started) / 1000;
-    await newWork;
+    const seconds = (Date.now() - dueAt) / 1000;
+    await work;
     await client.end();
-    latencies.sort((a, b) => a - b);
-    const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
-    console.log(`recovered ${inDoubt} in-doubt transactions in ${seconds.toFixed(1)} s with ${instances} instance(s), RECOVERY_CONCURRENCY ${recoveryConcurrency}: ${(inDoubt / seconds).toFixed(0)} tx/s (start-up included)`);
-    console.log(`meanwhile ${latencies.length} new transactions committed, latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`);
+    const p = (values: number[], q: number) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]?.toFixed(1) ?? '-';
+    };
+    console.log(
+      `recovered ${inDoubt} in-doubt transactions in ${seconds.toFixed(2)} s from the moment they fell due, with ${instances} instance(s)` +
+        `${recoveryConcurrency ? `, RECOVERY_CONCURRENCY ${recoveryConcurrency}` : ''}: ${(inDoubt / seconds).toFixed(0)} tx/s`,
+    );
+    console.log(`new transactions while idle:    ${idle.length}, latency p50 ${p(idle, 0.5)} ms, p99 ${p(idle, 0.99)} ms`);
+    console.log(`new transactions during recovery: ${during.length}, latency p50 ${p(during, 0.5)} ms, p99 ${p(during, 0.99)} ms`);
   } finally {
     await Promise.all(coordinators.map((c) => c.process.kill()));
     participant.close();

@@ -3,6 +3,7 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { CallOutcome, Phase } from '@app/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
+import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
@@ -43,14 +44,16 @@ export class BranchCaller {
       payload: branch.payload,
     }, leaseVersion, loaded.tx.traceParent ?? undefined);
     stopTimer({ outcome: outcome.kind });
-    // Debug only: one line per participant call would cost throughput at the default level.
-    forTransaction(this.logger, loaded.tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
-      participant: branch.participant,
-      phase,
-      outcome: outcome.kind,
-      durationMs: Date.now() - startedAt,
-      error: outcome.kind === 'ok' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
-    });
+    // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
+    if (debugLogged()) {
+      forTransaction(this.logger, loaded.tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
+        participant: branch.participant,
+        phase,
+        outcome: outcome.kind,
+        durationMs: Date.now() - startedAt,
+        error: outcome.kind === 'ok' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
+      });
+    }
     return outcome;
   }
 

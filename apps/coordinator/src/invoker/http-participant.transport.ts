@@ -19,13 +19,15 @@ function parseJson(text: string): Json {
  * failure, anything else (or no answer in time) transient.
  */
 export class HttpParticipantTransport {
+  /** Endpoints parsed once: a URL parse per call showed in the profile. */
+  private readonly endpoints = new Map<string, { secure: boolean; hostname: string; port: string; path: string }>();
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
   call(endpoint: string, body: PhaseCallBody, timeoutMs: number, sender: string, traceparent?: string): Promise<CallOutcome> {
-    const url = new URL(`${endpoint.replace(/\/+$/, '')}/${encodeURIComponent(body.action)}/${body.phase}`);
+    const target = this.parsed(endpoint);
     const payload = JSON.stringify(body);
-    const client = url.protocol === 'https:' ? https : http;
+    const client = target.secure ? https : http;
     const headers: http.OutgoingHttpHeaders = {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(payload),
@@ -44,8 +46,14 @@ export class HttpParticipantTransport {
         resolve(outcome);
       };
       const request = client.request(
-        url,
-        { method: 'POST', headers, agent: url.protocol === 'https:' ? this.httpsAgent : this.httpAgent },
+        {
+          method: 'POST',
+          hostname: target.hostname,
+          port: target.port,
+          path: `${target.path}/${encodeURIComponent(body.action)}/${body.phase}`,
+          headers,
+          agent: target.secure ? this.httpsAgent : this.httpAgent,
+        },
         (response) => {
           const chunks: Buffer[] = [];
           let size = 0;
@@ -70,6 +78,19 @@ export class HttpParticipantTransport {
       request.on('error', (error) => settle({ kind: 'transient', error: error.message }));
       request.end(payload);
     });
+  }
+
+  private parsed(endpoint: string): { secure: boolean; hostname: string; port: string; path: string } {
+    let target = this.endpoints.get(endpoint);
+    if (!target) {
+      const url = new URL(endpoint);
+      const secure = url.protocol === 'https:';
+      // IPv6 literals come bracketed from URL; http.request wants them bare.
+      const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      target = { secure, hostname, port: url.port || (secure ? '443' : '80'), path: url.pathname.replace(/\/+$/, '') };
+      this.endpoints.set(endpoint, target);
+    }
+    return target;
   }
 
   close(): void {

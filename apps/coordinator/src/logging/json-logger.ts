@@ -10,6 +10,10 @@ export interface JsonLoggerOptions {
   destination?: DestinationStream;
 }
 
+/** Whether the process's JsonLogger writes debug lines; true until one says otherwise (tests with Nest's own logger). */
+let debugWritten = true;
+export const debugLogged = (): boolean => debugWritten;
+
 /**
  * Nest's LoggerService on pino: one JSON object per line on stdout with `level` (a name),
  * `time` (ISO-8601), `instance`, `context`, `msg`, and the fields of structured messages
@@ -29,6 +33,7 @@ export class JsonLogger implements LoggerService {
       },
       options.destination ?? pino.destination({ fd: 1, sync: true }),
     );
+    debugWritten = this.pino.isLevelEnabled('debug');
   }
 
   log(message: unknown, ...params: unknown[]): void {
@@ -60,6 +65,7 @@ export class JsonLogger implements LoggerService {
     const order: NestLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
     const lowest = order.find((level) => levels.includes(level));
     this.pino.level = lowest ? pinoLevelOf(lowest) : 'silent';
+    debugWritten = this.pino.isLevelEnabled('debug');
   }
 
   private write(level: NestLevel, message: unknown, params: unknown[]): void {

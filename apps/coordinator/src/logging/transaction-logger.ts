@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { debugLogged } from './json-logger.js';
 import { structuredMessage, type LogFields, type TransactionLogFields } from './log-record.js';
 
 /**
@@ -28,7 +29,9 @@ export class TransactionLogger {
     this.logger.error(structuredMessage(msg, { ...this.fields, ...extra }));
   }
 
+  /** Debug lines sit on the hot path: below the level, not even the record is built. */
   debug(msg: string, extra: LogFields = {}): void {
+    if (!debugLogged()) return;
     this.logger.debug(structuredMessage(msg, { ...this.fields, ...extra }));
   }
 }
