@@ -1,0 +1,236 @@
+/**
+ * The engine with a fake store and fake participants: the real writer, processors and state
+ * machine, no Postgres and no sockets. What it must do is PROTOCOL.md's: phase 2 only after a
+ * durable decision, one phase-1 call per branch, decisions retried on a fresh read when another
+ * writer moved the transaction, refusals as the machine words them.
+ */
+import { Logger } from '@nestjs/common';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DataSource } from 'typeorm';
+import type { CallOutcome, PhaseCallBody } from '@app/protocol';
+import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
+import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
+import type { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import type { ParticipantEntity } from '../participants/participant.entity.js';
+import type { ParticipantsService } from '../participants/participants.service.js';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
+import { BranchCaller } from './branch-caller.js';
+import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { ModeProcessors } from './processors/mode-processors.js';
+import { SagaProcessor } from './processors/saga.processor.js';
+import { TccProcessor } from './processors/tcc.processor.js';
+import { TwoPhaseCommitProcessor } from './processors/two-phase-commit.processor.js';
+import { TransactionEngine } from './transaction-engine.service.js';
+import { TransactionWriter } from './transaction-writer.js';
+
+/** The transaction log in memory, with the store's compare-and-set rules; it records every write. */
+class FakeStore {
+  readonly txs = new Map<string, LoadedTx>();
+  readonly writes: string[] = [];
+  /** Called before each compare-and-set: lets a test move the row under the engine's feet. */
+  beforeApply: ((gid: string) => void) | null = null;
+
+  insert(input: NewTransaction, leaseMs: number): Promise<LoadedTx | null> {
+    if (this.txs.has(input.gid)) return Promise.resolve(null);
+    const now = new Date();
+    const loaded: LoadedTx = {
+      tx: {
+        gid: input.gid, mode: input.mode, status: 'active', reason: null, oneShot: input.oneShot, concurrent: input.concurrent,
+        requestHash: input.requestHash, metadata: input.metadata, timeoutMs: input.timeoutMs, deadline: new Date(now.getTime() + input.timeoutMs),
+        version: 1, attempts: 0, needsAttention: false, nextAttemptAt: now, leaseOwner: input.leaseOwner,
+        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, createdAt: now, updatedAt: now,
+      },
+      branches: input.branches.map((b, i) => this.branch(input.gid, b, i + 1)),
+    };
+    this.txs.set(input.gid, loaded);
+    this.writes.push(`insert ${input.gid}`);
+    return Promise.resolve(structuredClone(loaded));
+  }
+
+  apply(gid: string, expectedVersion: number, change: TxChange): Promise<AppliedChange | null> {
+    this.beforeApply?.(gid);
+    const current = this.txs.get(gid);
+    if (!current || current.tx.version !== expectedVersion) return Promise.resolve(null);
+    current.tx = {
+      ...current.tx, status: change.status, reason: change.reason, version: current.tx.version + 1,
+      attempts: change.attempts ?? current.tx.attempts, leaseOwner: change.lease?.owner ?? null,
+    };
+    const changed: BranchRecord[] = [];
+    for (const c of change.branches) {
+      const b = current.branches.find((x) => x.branchId === c.branchId);
+      if (!b) continue;
+      Object.assign(b, { status: c.status ?? b.status, attempts: b.attempts + c.calls });
+      changed.push({ ...b });
+    }
+    this.writes.push(`apply ${gid} -> ${change.status}`);
+    return Promise.resolve({ tx: { ...current.tx }, branches: changed });
+  }
+
+  insertBranch(gid: string, branch: NewBranch, _events: EventInput[]): Promise<BranchRecord | null> {
+    const current = this.txs.get(gid);
+    if (!current || current.tx.status !== 'active' || current.branches.some((b) => b.branchId === branch.branchId)) return Promise.resolve(null);
+    const record = this.branch(gid, branch, current.branches.length + 1);
+    current.branches.push(record);
+    current.tx.version++;
+    this.writes.push(`branch ${gid}/${branch.branchId}`);
+    return Promise.resolve({ ...record });
+  }
+
+  recordPhase1(gid: string, branchId: string, status: BranchRecord['status']): Promise<BranchRecord | null> {
+    const b = this.txs.get(gid)?.branches.find((x) => x.branchId === branchId);
+    if (!b) return Promise.resolve(null);
+    if (b.status === 'pending') b.status = status;
+    b.attempts++;
+    this.writes.push(`phase1 ${gid}/${branchId} -> ${b.status}`);
+    return Promise.resolve({ ...b });
+  }
+
+  load(gid: string): Promise<LoadedTx | null> {
+    const current = this.txs.get(gid);
+    return Promise.resolve(current ? structuredClone(current) : null);
+  }
+
+  private branch(gid: string, b: NewBranch, seq: number): BranchRecord {
+    const now = new Date();
+    return { gid, branchId: b.branchId, seq, participant: b.participant, action: b.action, payload: b.payload, dependsOn: b.dependsOn ?? [],
+      status: 'pending', attempts: 0, lastError: null, result: null, createdAt: now, updatedAt: now };
+  }
+}
+
+/** Participants that answer from a script, and remember every call in order. */
+class FakeParticipants {
+  readonly calls: string[] = [];
+  answers: Record<string, CallOutcome> = {};
+
+  find(name: string): Promise<ParticipantEntity | null> {
+    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as ParticipantEntity);
+  }
+
+  resolve(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  call(participant: ParticipantEntity, body: PhaseCallBody): Promise<CallOutcome> {
+    this.calls.push(`${participant.name} ${body.phase}`);
+    return Promise.resolve(this.answers[`${participant.name} ${body.phase}`] ?? { kind: 'ok', result: {} });
+  }
+}
+
+function engineWith() {
+  const store = new FakeStore();
+  const participants = new FakeParticipants();
+  const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance' }));
+  const metrics = new MetricsService({} as DataSource);
+  const bus = new InProcessTxEventBus();
+  const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
+  const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics);
+  const processors = new ModeProcessors(new TccProcessor(writer, caller), new TwoPhaseCommitProcessor(writer, caller), new SagaProcessor(writer, caller));
+  const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics);
+  return { engine, store, participants };
+}
+
+const oneShot = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction => ({
+  gid, mode: 'tcc', oneShot: true, concurrent: false, requestHash: 'h', metadata: {}, timeoutMs: 60_000, firstAttemptInMs: 60_000,
+  leaseOwner: 'test-instance', traceParent: null, events: [],
+  branches: [
+    { branchId: 'b1', participant: 'bank-a', action: 'debit', payload: {} },
+    { branchId: 'b2', participant: 'bank-b', action: 'credit', payload: {} },
+  ],
+  ...over,
+});
+
+describe('TransactionEngine', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  it('one-shot: every try, then the durable decision, then every confirm, then the terminal write', async () => {
+    const { engine, store, participants } = engineWith();
+    const { created, loaded } = await engine.create(oneShot('os-1'), true);
+    expect(created).toBe(true);
+    expect(loaded.tx.status).toBe('committed');
+    expect(participants.calls.slice(0, 2).sort()).toEqual(['bank-a try', 'bank-b try']);
+    expect(participants.calls.slice(2).sort()).toEqual(['bank-a confirm', 'bank-b confirm']);
+    expect(store.writes).toEqual(['insert os-1', 'apply os-1 -> committing', 'apply os-1 -> committed']);
+  });
+
+  it('one-shot: a refused try rolls back, and cancel reaches every branch', async () => {
+    const { engine, participants } = engineWith();
+    participants.answers['bank-b try'] = { kind: 'failed', error: { message: 'insufficient funds' } };
+    const { loaded } = await engine.create(oneShot('os-2'), true);
+    expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(participants.calls.filter((c) => c.endsWith('cancel')).sort()).toEqual(['bank-a cancel', 'bank-b cancel']);
+    expect(participants.calls.some((c) => c.endsWith('confirm'))).toBe(false);
+  });
+
+  it('the same gid again creates nothing and calls nobody', async () => {
+    const { engine, participants } = engineWith();
+    await engine.create(oneShot('os-3'), true);
+    const calls = participants.calls.length;
+    const again = await engine.create(oneShot('os-3'), true);
+    expect(again.created).toBe(false);
+    expect(participants.calls).toHaveLength(calls);
+  });
+
+  it('interactive: a branch is called once however often it is added; commit decides and delivers', async () => {
+    const { engine, store, participants } = engineWith();
+    await engine.create(oneShot('it-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    const branch = { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} };
+    expect((await engine.addBranch('it-1', branch)).status).toBe('prepared');
+    expect((await engine.addBranch('it-1', branch)).status).toBe('prepared');
+    expect(participants.calls).toEqual(['bank-a try']);
+    const { loaded, cannotCommit } = await engine.decide('it-1', { type: 'commit_requested' }, true);
+    expect(cannotCommit).toBe(false);
+    expect(loaded.tx.status).toBe('committed');
+    expect(participants.calls).toEqual(['bank-a try', 'bank-a confirm']);
+    expect(store.writes.indexOf('apply it-1 -> committing')).toBeLessThan(store.writes.indexOf('apply it-1 -> committed'));
+  });
+
+  it('a decision whose compare-and-set lost reads again and decides on what it finds', async () => {
+    const { engine, store, participants } = engineWith();
+    await engine.create(oneShot('race-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await engine.addBranch('race-1', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} });
+    // Another writer (a branch added elsewhere, a timeout) bumps the version once, right before our write.
+    let moved = false;
+    store.beforeApply = (gid) => {
+      if (moved) return;
+      moved = true;
+      store.txs.get(gid)!.tx.version++;
+    };
+    const { loaded } = await engine.decide('race-1', { type: 'commit_requested' }, false);
+    expect(loaded.tx.status).toBe('committing');
+    expect(store.writes.filter((w) => w === 'apply race-1 -> committing')).toHaveLength(1);
+    expect(participants.calls[0]).toBe('bank-a try');
+  });
+
+  it('commit of a transaction with a failed branch rolls it back and says so', async () => {
+    const { engine, participants } = engineWith();
+    participants.answers['bank-a try'] = { kind: 'failed', error: 'no' };
+    await engine.create(oneShot('cc-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    expect((await engine.addBranch('cc-1', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} })).status).toBe('failed');
+    const { loaded, cannotCommit } = await engine.decide('cc-1', { type: 'commit_requested' }, true);
+    expect(cannotCommit).toBe(true);
+    expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+  });
+
+  it('refuses what the state machine refuses, and an unknown gid', async () => {
+    const { engine } = engineWith();
+    await engine.create(oneShot('ref-1'), true);
+    await expect(engine.decide('ref-1', { type: 'rollback_requested', reason: 'client' }, false)).rejects.toMatchObject({
+      constructor: TransactionRefusedError,
+      code: 'TX_ALREADY_DECIDED',
+    });
+    await expect(engine.addBranch('ref-1', { branchId: 'late', participant: 'bank-a', action: 'debit', payload: {} })).rejects.toBeInstanceOf(
+      TransactionRefusedError,
+    );
+    await expect(engine.decide('nobody', { type: 'commit_requested' }, false)).rejects.toBeInstanceOf(TransactionNotFoundError);
+  });
+
+  it('sends nothing for a transaction whose lease it no longer holds', async () => {
+    const { engine, participants } = engineWith();
+    // Created by another instance: this one holds no lease, so it must not drive phase 1.
+    const { loaded } = await engine.create(oneShot('lease-1', { leaseOwner: 'other-instance' }), false);
+    expect(loaded.tx.status).toBe('active');
+    expect(participants.calls).toEqual([]);
+  });
+});
