@@ -35,8 +35,9 @@
  *                             (bank-a debit, bank-b credit, each on its own fresh database)
  *   --modes a,b,...           modes to run (default: all of the above that the participants have)
  *   --concurrency 1,32        concurrencies to sweep (default 1,8,32,128)
- *   --transactions N          transactions per run (default 300 at concurrency 1, 1500 above)
- *   --warmup N                unmeasured transactions per mode before its runs (default 100)
+ *   --transactions N          transactions per run (default 400 at concurrency 1, 2000 above)
+ *   --warmup N                unmeasured transactions per mode before its runs (default 100;
+ *                             the direct baseline warms up with five times as many)
  *   --xact-commits            measure xact_commit in every run (default: tcc at concurrency 1 and 32)
  *   --instances 1,2,4         horizontal runs instead of the sweep: the chosen modes (default tcc
  *                             and saga, at concurrency 32 unless --concurrency) against 1, then
@@ -80,10 +81,12 @@ const xactRun = (options: BenchOptions, mode: ModeName, concurrency: number): bo
 function progress(r: RunResult): string {
   const xact = r.xactCommitsPerTx === null ? '' : `, ${r.xactCommitsPerTx.toFixed(2)} xact_commit/tx`;
   const failed = r.failed + r.direct.failed > 0 ? `, FAILED ${r.failed} (direct ${r.direct.failed})` : '';
+  const undrained = r.undrained > 0 ? `, ${r.undrained} NOT TERMINAL` : '';
+  const foreign = r.foreignDatabases.length > 0 ? ` (other databases busy: ${r.foreignDatabases.join(', ')})` : '';
   return (
     `  ${r.mode} c=${r.concurrency}${r.instances > 1 ? ` x${r.instances}` : ''}: ${r.txPerSecond.toFixed(0)} tx/s ` +
     `(direct ${r.direct.txPerSecond.toFixed(0)}), p99 ${r.p99Ms.toFixed(1)} ms, ${r.coordinatorCpuMsPerTx.toFixed(2)} CPU ms/tx, ` +
-    `${r.writeCommitsPerTx.toFixed(2)} write commits/tx${xact}${failed} [${r.seconds.toFixed(1)} s]`
+    `${r.writeCommitsPerTx.toFixed(2)} write commits/tx${foreign}${xact}${failed}${undrained} [${r.seconds.toFixed(1)} s]`
   );
 }
 
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
     await database?.drop().catch(() => undefined);
     closeAgent();
   };
-  process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
 
   try {
     database = await createTestDatabase('bench_coord');
@@ -118,7 +121,7 @@ async function main(): Promise<void> {
       await handle.start();
     };
     await startInstance();
-    parts = await startParticipants(options.participants, coordinators[0].url);
+    parts = await startParticipants(options.participants, coordinators[0].url, Math.max(64, 4 * maxConcurrency));
     probe = await PostgresProbe.open();
 
     console.log(
@@ -137,6 +140,7 @@ async function main(): Promise<void> {
         urls: running.map((c) => c.url),
         pids: running.map((c) => c.process.child?.pid ?? 0),
         database: coordDb.name,
+        ownDatabases: [coordDb.name, ...parts.databases.map((db) => db.name)],
         parts,
         probe,
       };

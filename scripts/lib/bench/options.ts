@@ -28,7 +28,7 @@ export const DEFAULT_XACT_RUNS: { mode: ModeName; concurrency: number }[] = [
 ];
 
 export const transactionsFor = (options: BenchOptions, concurrency: number): number =>
-  options.transactions ?? (concurrency === 1 ? 300 : 1500);
+  options.transactions ?? (concurrency === 1 ? 400 : 2000);
 
 function value(argv: string[], name: string): string | null {
   const index = argv.indexOf(`--${name}`);

@@ -16,7 +16,8 @@ export interface BenchSide {
   /** `{endpoint}/{action}/{phase}` is the participant call of PROTOCOL.md 5.1. */
   endpoint: string;
   action: string;
-  payload: Json;
+  /** The payload of transaction number `i` of a run. */
+  payload(i: number): Json;
 }
 
 export interface BenchParticipants {
@@ -54,8 +55,11 @@ async function register(coordinatorUrl: string, name: string, endpoint: string):
   if (answer.status !== 200 && answer.status !== 201) throw new Error(`registering ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
 }
 
-/** Starts the participants; they register with the coordinator at `coordinatorUrl`. */
-export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string): Promise<BenchParticipants> {
+/**
+ * Starts the participants; they register with the coordinator at `coordinatorUrl`. The banks get
+ * `accounts` payers and payees; transaction i moves money from payer i mod accounts.
+ */
+export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, accounts = 64): Promise<BenchParticipants> {
   if (kind === 'plain') {
     const [a, b] = await Promise.all([startPlain('bench-a'), startPlain('bench-b')]);
     const processes = [a.process, b.process];
@@ -68,8 +72,8 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     }
     return {
       kind,
-      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: {} },
-      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: {} },
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
       databases: [],
       processes,
       stop: () => Promise.all(processes.map((p) => p.kill())).then(() => undefined),
@@ -86,16 +90,19 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     banks.push(await accountService('bank-a', databases[0].url, coordinatorUrl));
     banks.push(await accountService('bank-b', databases[1].url, coordinatorUrl));
     await Promise.all(banks.map((bank) => bank.start()));
-    await openAccount(banks[0], 'payer', 1_000_000_000_000);
-    await openAccount(banks[1], 'payee', 0);
+    // One hot account would serialise every debit on its row lock (and XA holds it until commit):
+    // transactions take turns over many accounts instead.
+    for (let k = 0; k < accounts; k++) {
+      await Promise.all([openAccount(banks[0], `payer-${k}`, 1_000_000_000_000), openAccount(banks[1], `payee-${k}`, 0)]);
+    }
   } catch (error) {
     await stop();
     throw error;
   }
   return {
     kind,
-    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: { accountId: 'payer', amount: 1 } },
-    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: { accountId: 'payee', amount: 1 } },
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }) },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }) },
     databases,
     processes: banks.map((bank) => bank.process),
     stop,

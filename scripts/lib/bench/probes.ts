@@ -60,6 +60,21 @@ export class PostgresProbe {
     return Number(rows.rows[0]?.n ?? 0);
   }
 
+  /**
+   * Databases, other than `own`, with a client session other than this one that was active at
+   * some point since `since` (a session idle since before that did nothing meanwhile).
+   */
+  async busyDatabasesSince(since: Date, own: string[]): Promise<string[]> {
+    const rows = await this.client.query<{ datname: string }>(
+      `SELECT DISTINCT datname FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND datname IS NOT NULL
+          AND NOT (datname = ANY($1)) AND (state <> 'idle' OR state_change >= $2)
+        ORDER BY 1`,
+      [own, since.toISOString()],
+    );
+    return rows.rows.map((row) => row.datname);
+  }
+
   async close(): Promise<void> {
     await this.client.end();
   }
@@ -82,13 +97,22 @@ export async function statusCounts(coordinatorUrl: string): Promise<StatusCounts
 
 /**
  * Polls the counts until no more transactions are non-terminal than `allowed` (those left over
- * from earlier runs), or `timeoutMs` passes. Returns the last counts.
+ * from earlier runs). Gives up when the count has not gone down for `stallMs` (a transaction
+ * waiting for a retry that only recovery, made rare for the bench, would deliver), or after
+ * `timeoutMs` in all. Returns the last counts.
  */
-export async function drain(coordinatorUrl: string, allowed: number, timeoutMs = 300_000, everyMs = 50): Promise<StatusCounts> {
+export async function drain(coordinatorUrl: string, allowed: number, stallMs = 60_000, timeoutMs = 900_000, everyMs = 50): Promise<StatusCounts> {
   const deadline = Date.now() + timeoutMs;
+  let lowest = Number.POSITIVE_INFINITY;
+  let progressAt = Date.now();
   for (;;) {
     const counts = await statusCounts(coordinatorUrl);
-    if (counts.nonTerminal <= allowed || Date.now() > deadline) return counts;
+    if (counts.nonTerminal <= allowed) return counts;
+    if (counts.nonTerminal < lowest) {
+      lowest = counts.nonTerminal;
+      progressAt = Date.now();
+    }
+    if (Date.now() - progressAt > stallMs || Date.now() > deadline) return counts;
     await sleep(everyMs);
   }
 }

@@ -34,7 +34,7 @@ export function table(results: RunResult[], withInstances: boolean): string {
     fixed(r.p50Ms, 1),
     fixed(r.p99Ms, 1),
     fixed(r.coordinatorCpuMsPerTx, 2),
-    fixed(r.writeCommitsPerTx, 2),
+    `${r.foreignDatabases.length > 0 ? '*' : ''}${fixed(r.writeCommitsPerTx, 2)}`,
     ...(withXact ? [r.xactCommitsPerTx === null ? '' : fixed(r.xactCommitsPerTx, 2)] : []),
     r.failed + r.direct.failed === 0 ? '0' : `${r.failed}${r.direct.failed ? ` (direct ${r.direct.failed})` : ''}`,
   ]);
@@ -50,6 +50,7 @@ export function remarks(results: RunResult[]): string[] {
     const where = `${r.mode} c=${r.concurrency}${r.instances > 1 ? ` ${r.instances} instances` : ''}`;
     if (r.failed > 0 || r.direct.failed > 0) lines.push(`${where}: ${r.failed} failed through the coordinator, ${r.direct.failed} direct; first error: ${r.firstError}`);
     if (r.rolledBack > 0) lines.push(`${where}: ${r.rolledBack} transactions ended rolled back`);
+    if (r.foreignDatabases.length > 0) lines.push(`${where}: * other databases were busy on the cluster during the run (${r.foreignDatabases.join(', ')}): write commits/tx includes their writes`);
     if (r.undrained > 0) lines.push(`${where}: ${r.undrained} transactions were still not terminal when the drain gave up`);
   }
   return lines;

@@ -4,7 +4,7 @@
  * drain probes around the coordinator part.
  */
 import { sleep } from '../stack.js';
-import { MODES } from './modes.js';
+import { MODES, type Failure } from './modes.js';
 import type { ModeName } from './options.js';
 import type { BenchParticipants } from './participants.js';
 import { drain, statusCounts, ticksToMs, totalCpuTicks, type PostgresProbe } from './probes.js';
@@ -14,6 +14,8 @@ export interface BenchTarget {
   urls: string[];
   pids: number[];
   database: string;
+  /** Every database of the bench (the coordinator's and the participants'). */
+  ownDatabases: string[];
   parts: BenchParticipants;
   probe: PostgresProbe;
 }
@@ -39,6 +41,11 @@ export interface RunResult {
   xactCommitsPerTx: number | null;
   /** Transactions the run left rolled back (counted from the coordinator's stats). */
   rolledBack: number;
+  /**
+   * Databases other than the bench's whose sessions were busy during the run: their writes are
+   * in the cluster-wide write commits too (and they took CPU from the machine).
+   */
+  foreignDatabases: string[];
   /** Transactions still not terminal when the drain gave up (0 normally). */
   undrained: number;
   firstError: string | null;
@@ -53,7 +60,7 @@ interface Batch {
 }
 
 /** Runs `total` transactions, `concurrency` at a time, each transaction i being `one(i)`. */
-export async function runBatch(total: number, concurrency: number, one: (i: number) => Promise<boolean>): Promise<Batch> {
+export async function runBatch(total: number, concurrency: number, one: (i: number) => Promise<Failure>): Promise<Batch> {
   const latencies: number[] = [];
   let next = 0;
   let succeeded = 0;
@@ -67,8 +74,9 @@ export async function runBatch(total: number, concurrency: number, one: (i: numb
         const t0 = process.hrtime.bigint();
         let done = false;
         try {
-          done = await one(i);
-          if (!done) firstError ??= 'error status or rollback';
+          const failure = await one(i);
+          done = failure === null;
+          firstError ??= failure;
         } catch (error) {
           firstError ??= error instanceof Error ? error.message : String(error);
         }
@@ -93,7 +101,7 @@ const runTag = () => `${Date.now().toString(36)}-${(runCounter++).toString(36)}`
 /** The direct baseline of `mode`: the same participant calls, straight from the bench. */
 export function runDirect(target: BenchTarget, mode: ModeName, total: number, concurrency: number): Promise<Batch> {
   const tag = `direct-${mode}-c${concurrency}-${runTag()}`;
-  return runBatch(total, concurrency, (i) => MODES[mode].direct(`${tag}-${i}`, target.parts));
+  return runBatch(total, concurrency, (i) => MODES[mode].direct(`${tag}-${i}`, i, target.parts));
 }
 
 /** Transactions through the coordinator, until every one of them is terminal. */
@@ -101,7 +109,7 @@ async function runCoordinator(target: BenchTarget, mode: ModeName, total: number
   const tag = `${mode}-c${concurrency}-i${target.urls.length}-${runTag()}`;
   const before = await statusCounts(target.urls[0]);
   const started = process.hrtime.bigint();
-  const batch = await runBatch(total, concurrency, (i) => MODES[mode].viaCoordinator(target.urls[i % target.urls.length], `${tag}-${i}`, target.parts));
+  const batch = await runBatch(total, concurrency, (i) => MODES[mode].viaCoordinator(target.urls[i % target.urls.length], `${tag}-${i}`, i, target.parts));
   const after = await drain(target.urls[0], before.nonTerminal);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return {
@@ -115,7 +123,7 @@ async function runCoordinator(target: BenchTarget, mode: ModeName, total: number
 /** A short unmeasured run of both sides, so that JIT, pools and sockets are warm. */
 export async function warmUp(target: BenchTarget, mode: ModeName, total: number, concurrency: number): Promise<void> {
   if (total <= 0) return;
-  await runDirect(target, mode, total, concurrency);
+  await runDirect(target, mode, 5 * total, concurrency);
   await runCoordinator(target, mode, total, concurrency);
 }
 
@@ -130,11 +138,13 @@ export async function measure(target: BenchTarget, mode: ModeName, total: number
     await sleep(STATS_FLUSH_MS);
     xactBefore = await target.probe.xactCommits(target.database);
   }
+  const startedAt = new Date();
   const xidBefore = await target.probe.nextXid();
   const cpuBefore = totalCpuTicks(target.pids);
   const run = await runCoordinator(target, mode, total, concurrency);
   const cpuAfter = totalCpuTicks(target.pids);
   const xidAfter = await target.probe.nextXid();
+  const foreignDatabases = await target.probe.busyDatabasesSince(startedAt, target.ownDatabases);
   let xactCommitsPerTx: number | null = null;
   if (xactCommits) {
     await sleep(STATS_FLUSH_MS);
@@ -161,6 +171,7 @@ export async function measure(target: BenchTarget, mode: ModeName, total: number
     writeCommitsPerTx: (xidAfter - xidBefore) / total,
     xactCommitsPerTx,
     rolledBack: run.rolledBack,
+    foreignDatabases,
     undrained: run.undrained,
     firstError: run.batch.firstError ?? direct.firstError,
   };
