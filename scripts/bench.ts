@@ -157,6 +157,14 @@ async function main(): Promise<void> {
     console.log('');
     console.log(table(results, options.instances !== null));
     for (const line of remarks(results)) console.log(line);
+    if (options.instances) {
+      for (const mode of options.modes) {
+        for (const concurrency of options.concurrencies) {
+          const line = results.filter((r) => r.mode === mode && r.concurrency === concurrency).map((r) => `${r.instances} instance(s) ${r.txPerSecond.toFixed(0)} tx/s`);
+          console.log(`${mode} c=${concurrency}: ${line.join(', ')}`);
+        }
+      }
+    }
     if (options.participants === 'sdk') console.log("write commits/tx counts the banks' write transactions too (sdk participants write to Postgres).");
     const paths = writeJson({
       startedAt,

@@ -37,9 +37,23 @@ function niceTicks(max: number): number[] {
   return ticks;
 }
 
+/** 1-2-5 ticks spanning `min`..`max` (both > 0), for a log axis. */
+function logTicks(min: number, max: number): number[] {
+  const ticks: number[] = [];
+  for (let decade = 10 ** Math.floor(Math.log10(min)); decade <= max * 10; decade *= 10) {
+    for (const m of [1, 2, 5]) ticks.push(Number((m * decade).toPrecision(6)));
+  }
+  const lo = ticks.filter((t) => t <= min).pop() ?? ticks[0];
+  const hi = ticks.find((t) => t >= max) ?? ticks[ticks.length - 1];
+  return ticks.filter((t) => t >= lo && t <= hi);
+}
+
 const formatTick = (v: number) => (v >= 10_000 ? `${v / 1000}k` : Number.isInteger(v) ? String(v) : v.toFixed(1));
 
+/** A log y axis when the values span more than ten times (the direct baseline is often far above). */
 function panel(x0: number, width: number, title: string, xLabel: string, yLabel: string, xs: number[], series: Series[]): string {
+  const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((y) => y > 0);
+  const logY = ys.length > 0 && Math.max(...ys) / Math.min(...ys) > 10;
   const plotW = width - PANEL.left - PANEL.right;
   const plotH = HEIGHT - PANEL.top - PANEL.bottom;
   const left = x0 + PANEL.left;
@@ -47,9 +61,13 @@ function panel(x0: number, width: number, title: string, xLabel: string, yLabel:
   const maxX = Math.log(Math.max(...xs));
   const pad = maxX - minX > 0 ? (maxX - minX) * 0.06 : 0.7;
   const sx = (x: number) => left + ((Math.log(x) - (minX - pad)) / (maxX - minX + 2 * pad)) * plotW;
-  const yTicks = niceTicks(Math.max(0, ...series.flatMap((s) => s.points.map((p) => p.y))));
+  const yTicks = logY ? logTicks(Math.min(...ys), Math.max(...ys)) : niceTicks(Math.max(0, ...ys));
+  const yMin = logY ? yTicks[0] : 0;
   const yMax = yTicks[yTicks.length - 1];
-  const sy = (y: number) => PANEL.top + plotH - (y / yMax) * plotH;
+  const sy = (y: number) =>
+    logY
+      ? PANEL.top + plotH - ((Math.log(Math.max(y, yMin)) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin))) * plotH
+      : PANEL.top + plotH - (y / yMax) * plotH;
   const parts: string[] = [];
   parts.push(`<text x="${left + plotW / 2}" y="${PANEL.top - 22}" text-anchor="middle" font-size="18" font-weight="bold">${escape(title)}</text>`);
   for (const y of yTicks) {
@@ -64,7 +82,7 @@ function panel(x0: number, width: number, title: string, xLabel: string, yLabel:
   parts.push(`<rect x="${left}" y="${PANEL.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${left + plotW / 2}" y="${PANEL.top + plotH + 44}" text-anchor="middle" font-size="14">${escape(xLabel)}</text>`);
   const yMid = PANEL.top + plotH / 2;
-  parts.push(`<text x="${x0 + 20}" y="${yMid}" text-anchor="middle" font-size="14" transform="rotate(-90 ${x0 + 20} ${yMid})">${escape(yLabel)}</text>`);
+  parts.push(`<text x="${x0 + 20}" y="${yMid}" text-anchor="middle" font-size="14" transform="rotate(-90 ${x0 + 20} ${yMid})">${escape(logY ? `${yLabel} (log scale)` : yLabel)}</text>`);
   for (const s of series) {
     const points = [...s.points].sort((a, b) => a.x - b.x);
     const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ');
