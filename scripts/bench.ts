@@ -92,7 +92,13 @@ function progress(r: RunResult): string {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--help')) return printHelp();
-  const options = parseOptions(process.argv.slice(2));
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)} (see --help)`);
+    process.exit(2);
+  }
   const startedAt = new Date().toISOString();
   const instanceCounts = options.instances ?? [1];
   const maxConcurrency = Math.max(...options.concurrencies);
