@@ -1,96 +1,196 @@
 /**
- * `npm run bench`: figures, not assertions. Starts the coordinator and two account services as
- * real processes on the machine's Postgres (TEST_DATABASE_URL or postgres://postgres@127.0.0.1:5432),
- * runs one-shot two-branch TCC transfers, and prints throughput, latency and the number of
- * Postgres commits the coordinator makes per global transaction (xact_commit of
- * pg_stat_database for its database, read before and after the batch).
+ * `npm run bench`: THE benchmark of the coordinator. Figures, never assertions; only 127.0.0.1
+ * traffic. It starts one coordinator (the compiled dist/apps/coordinator, as a real process,
+ * LOG_LEVEL=warn, RECOVERY_INTERVAL_MS=600000 so recovery polls stay out of the figures, no rate
+ * limit) on a fresh database of the machine's Postgres (TEST_DATABASE_URL or
+ * postgres://postgres@127.0.0.1:5432), two participants, and measures every mode at several
+ * concurrencies in one run:
  *
- * Options: --transactions N (default 1000), --concurrency C (default 16).
+ *   saga             saga of two steps (bench-a then bench-b), answered once durable, wait: false
+ *   saga-wait        the same with wait: true
+ *   tcc              one-shot tcc of two branches, wait: false (answered at the commit point)
+ *   tcc-interactive  begin, add branch a, add branch b, commit: four requests
+ *   2pc-interactive  the same in mode 2pc
+ *   xa               (--participants sdk only) one-shot 2pc on the banks' XA actions
+ *
+ * A run is over when every one of its transactions is terminal (GET /admin/stats polled after the
+ * last answer), so background phase 2 and saga steps count in its duration. Right before each
+ * coordinator run, the same concurrency runs the "direct" baseline: the participant calls the
+ * coordinator would make for that mode (saga: execute a then b; tcc: try a||b then confirm
+ * a||b; 2pc: prepare a||b then commit a||b), made by the bench client itself with the same
+ * node:http keep-alive client. Per run it prints tx/s (committed transactions / duration),
+ * direct tx/s, their ratio, p50/p99 of a client's whole transaction, coordinator CPU ms per
+ * transaction (/proc utime+stime), "write commits/tx" (delta of the cluster's next transaction
+ * id: every write transaction anyone made on the Postgres cluster, so keep it otherwise idle;
+ * with sdk participants it includes the banks' own), xact_commit/tx of the coordinator's
+ * database where measured (reads included; needs an 11 s stats flush before and after), and the
+ * number of failed transactions (error status, network error, or rolled back).
+ * Results go to .data/bench/results-<timestamp>.json and latest.json, a chart to
+ * .data/bench/bench.svg, and to bench.png when /usr/bin/chromium is installed.
+ *
+ * Options:
+ *   --participants plain|sdk  plain (default): two bare node:http servers (bench-a, bench-b,
+ *                             scripts/lib/bench/plain-participant.ts) that answer 200 {} at once,
+ *                             so only the coordinator costs; sdk: the demo account services
+ *                             (bank-a debit, bank-b credit, each on its own fresh database)
+ *   --modes a,b,...           modes to run (default: all of the above that the participants have)
+ *   --concurrency 1,32        concurrencies to sweep (default 1,8,32,128)
+ *   --transactions N          transactions per run (default 400 at concurrency 1, 2000 above)
+ *   --warmup N                unmeasured transactions per mode before its runs (default 100;
+ *                             the direct baseline warms up with five times as many)
+ *   --xact-commits            measure xact_commit in every run (default: tcc at concurrency 1 and 32)
+ *   --instances 1,2,4         horizontal runs instead of the sweep: the chosen modes (default tcc
+ *                             and saga, at concurrency 32 unless --concurrency) against 1, then
+ *                             2, then 4 coordinator instances on one database, sharing Redis
+ *                             (REDIS_URL), requests spread round-robin over them (all four of an
+ *                             interactive transaction to one instance), CPU summed over them
+ *   --help                    print this text
  */
-import pg from 'pg';
-import { TransactionClient } from '@app/sdk';
-import { createTestDatabase } from '../test/support/databases.js';
-import { accountService, coordinator, openAccount, sleep } from './lib/stack.js';
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
+import { REDIS_URL, coordinator, type CoordinatorHandle } from './lib/stack.js';
+import { writeCharts } from './lib/bench/chart.js';
+import { closeAgent, configureAgent } from './lib/bench/http-client.js';
+import { MODES } from './lib/bench/modes.js';
+import { DEFAULT_XACT_RUNS, parseOptions, transactionsFor, type BenchOptions, type ModeName } from './lib/bench/options.js';
+import { startParticipants, type BenchParticipants } from './lib/bench/participants.js';
+import { CLOCK_TICKS_PER_SECOND, PostgresProbe } from './lib/bench/probes.js';
+import { remarks, table, writeJson } from './lib/bench/report.js';
+import { measure, warmUp, type BenchTarget, type RunResult } from './lib/bench/runner.js';
 
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? Number(process.argv[index + 1]) : fallback;
+const COORDINATOR_ENV = {
+  LOG_LEVEL: 'warn',
+  // Recovery polls and retention passes are Postgres work of their own: keep them out of the runs.
+  RECOVERY_INTERVAL_MS: '600000',
+  RETENTION_INTERVAL_MS: '86400000',
+  // The bench is one client address sending thousands of requests a second.
+  RATE_LIMIT_PER_MINUTE: '0',
+};
+
+function printHelp(): void {
+  const source = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const header = /\/\*\*([\s\S]*?)\*\//.exec(source)?.[1] ?? '';
+  console.log(header.replace(/^ \* ?/gm, '').trim());
 }
 
-async function xactCommits(url: string, database: string): Promise<number> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const rows = await client.query<{ n: string }>('SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1', [database]);
-    return Number(rows.rows[0]?.n ?? 0);
-  } finally {
-    await client.end();
-  }
-}
+const xactRun = (options: BenchOptions, mode: ModeName, concurrency: number): boolean =>
+  options.xactCommits || (options.instances === null && DEFAULT_XACT_RUNS.some((r) => r.mode === mode && r.concurrency === concurrency));
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+function progress(r: RunResult): string {
+  const xact = r.xactCommitsPerTx === null ? '' : `, ${r.xactCommitsPerTx.toFixed(2)} xact_commit/tx`;
+  const failed = r.failed + r.direct.failed > 0 ? `, FAILED ${r.failed} (direct ${r.direct.failed})` : '';
+  const undrained = r.undrained > 0 ? `, ${r.undrained} NOT TERMINAL` : '';
+  const foreign = r.foreignDatabases.length > 0 ? ` (other databases busy: ${r.foreignDatabases.join(', ')})` : '';
+  return (
+    `  ${r.mode} c=${r.concurrency}${r.instances > 1 ? ` x${r.instances}` : ''}: ${r.txPerSecond.toFixed(0)} tx/s ` +
+    `(direct ${r.direct.txPerSecond.toFixed(0)}), p99 ${r.p99Ms.toFixed(1)} ms, ${r.coordinatorCpuMsPerTx.toFixed(2)} CPU ms/tx, ` +
+    `${r.writeCommitsPerTx.toFixed(2)} write commits/tx${foreign}${xact}${failed}${undrained} [${r.seconds.toFixed(1)} s]`
+  );
+}
 
 async function main(): Promise<void> {
-  const total = option('transactions', 1_000);
-  const concurrency = option('concurrency', 16);
-  const dbs = await Promise.all(['bench_coord', 'bench_bank_a', 'bench_bank_b'].map((p) => createTestDatabase(p)));
-  // Recovery polls are commits too: make them rare so the figure is the transactions' own.
-  const coord = await coordinator('bench-coordinator', dbs[0].url, { RECOVERY_INTERVAL_MS: '600000', LOG_LEVEL: 'warn' });
-  await coord.start();
-  const bankA = await accountService('bank-a', dbs[1].url, coord.url);
-  const bankB = await accountService('bank-b', dbs[2].url, coord.url);
+  if (process.argv.includes('--help')) return printHelp();
+  let options: BenchOptions;
   try {
-    await Promise.all([bankA.start(), bankB.start()]);
-    await openAccount(bankA, 'payer', 1_000_000_000);
-    await openAccount(bankB, 'payee', 0);
-    const client = new TransactionClient({ coordinatorUrl: coord.url });
-    const one = (gid: string) =>
-      client.begin({
-        mode: 'tcc',
-        gid,
-        wait: true,
-        branches: [
-          { participant: 'bank-a', action: 'debit', payload: { accountId: 'payer', amount: 1 } },
-          { participant: 'bank-b', action: 'credit', payload: { accountId: 'payee', amount: 1 } },
-        ],
-      });
-    for (let i = 0; i < 50; i++) await one(`warmup-${i}`);
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)} (see --help)`);
+    process.exit(2);
+  }
+  const startedAt = new Date().toISOString();
+  const instanceCounts = options.instances ?? [1];
+  const maxConcurrency = Math.max(...options.concurrencies);
+  configureAgent(Math.max(64, 2 * maxConcurrency));
 
-    // Postgres flushes a backend's statistics when it goes idle (at most ~10 s later).
-    await sleep(11_000);
-    const before = await xactCommits(dbs[0].url, dbs[0].name);
-    const latencies: number[] = [];
-    let next = 0;
-    let failed = 0;
-    const started = process.hrtime.bigint();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < total) {
-          const gid = `bench-${next++}`;
-          const t0 = process.hrtime.bigint();
-          const view = await one(gid);
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          if (view.status !== 'committed') failed++;
-        }
-      }),
+  const coordinators: CoordinatorHandle[] = [];
+  let database: TestDatabase | null = null;
+  let parts: BenchParticipants | null = null;
+  let probe: PostgresProbe | null = null;
+  const cleanup = async () => {
+    await Promise.allSettled([parts?.stop(), ...coordinators.map((c) => c.process.kill())]);
+    await probe?.close().catch(() => undefined);
+    await database?.drop().catch(() => undefined);
+    closeAgent();
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+
+  try {
+    database = await createTestDatabase('bench_coord');
+    const coordDb = database;
+    // One after another, each answering /health/live before the next starts: no migration races.
+    const startInstance = async () => {
+      const name = `bench-coordinator-${coordinators.length + 1}`;
+      const handle = await coordinator(name, coordDb.url, { ...COORDINATOR_ENV, INSTANCE_ID: name, ...(options.instances ? { REDIS_URL } : {}) });
+      coordinators.push(handle);
+      await handle.start();
+    };
+    await startInstance();
+    parts = await startParticipants(options.participants, coordinators[0].url, Math.max(64, 4 * maxConcurrency));
+    probe = await PostgresProbe.open();
+
+    console.log(
+      `nest-dtx bench: ${availableParallelism()} cores, node ${process.version}; coordinator dist/apps/coordinator on Postgres ` +
+        `${options.instances ? `with ${instanceCounts.join(', then ')} instances sharing Redis` : '(one instance)'}; ` +
+        `participants ${options.participants === 'plain' ? 'plain (bench-a, bench-b: bare HTTP servers answering 200 at once)' : 'sdk (bank-a debit, bank-b credit: the demo account services)'}; ` +
+        `every figure from the bench client's side over 127.0.0.1.`,
     );
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    await sleep(11_000);
-    const after = await xactCommits(dbs[0].url, dbs[0].name);
-    latencies.sort((a, b) => a - b);
+    for (const mode of options.modes) console.log(`  ${mode}: ${MODES[mode].description}`);
 
-    console.log(`one-shot two-branch TCC transfers, wait: true, ${total} transactions, concurrency ${concurrency}`);
-    console.log(`  throughput          ${(total / seconds).toFixed(0)} tx/s (${seconds.toFixed(1)} s)`);
-    console.log(`  latency p50/p95/p99 ${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 95).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)} ms`);
-    console.log(`  not committed       ${failed}`);
-    console.log(`  coordinator Postgres commits: ${after - before} for ${total} transactions = ${((after - before) / total).toFixed(2)} per transaction`);
+    const results: RunResult[] = [];
+    for (const count of instanceCounts) {
+      while (coordinators.length < count) await startInstance();
+      const running = coordinators.slice(0, count);
+      const target: BenchTarget = {
+        urls: running.map((c) => c.url),
+        pids: running.map((c) => c.process.child?.pid ?? 0),
+        database: coordDb.name,
+        ownDatabases: [coordDb.name, ...parts.databases.map((db) => db.name)],
+        parts,
+        probe,
+      };
+      for (const mode of options.modes) {
+        await warmUp(target, mode, options.warmup, Math.min(8, maxConcurrency));
+        for (const concurrency of options.concurrencies) {
+          const result = await measure(target, mode, transactionsFor(options, concurrency), concurrency, xactRun(options, mode, concurrency));
+          results.push(result);
+          console.log(progress(result));
+        }
+      }
+    }
+
+    console.log('');
+    console.log(table(results, options.instances !== null));
+    for (const line of remarks(results)) console.log(line);
+    if (options.instances) {
+      for (const mode of options.modes) {
+        for (const concurrency of options.concurrencies) {
+          const line = results.filter((r) => r.mode === mode && r.concurrency === concurrency).map((r) => `${r.instances} instance(s) ${r.txPerSecond.toFixed(0)} tx/s`);
+          console.log(`${mode} c=${concurrency}: ${line.join(', ')}`);
+        }
+      }
+    }
+    if (options.participants === 'sdk') console.log("write commits/tx counts the banks' write transactions too (sdk participants write to Postgres).");
+    const paths = writeJson({
+      startedAt,
+      machine: { cores: availableParallelism(), node: process.version, clockTicksPerSecond: CLOCK_TICKS_PER_SECOND },
+      participants: options.participants,
+      options,
+      results,
+    });
+    console.log('');
+    console.log(`results: ${paths.join(' and ')}`);
+    for (const line of await writeCharts(results, options.instances !== null)) console.log(line);
   } finally {
-    await Promise.all([bankA.process.kill(), bankB.process.kill(), coord.process.kill()]);
-    await Promise.all(dbs.map((d) => d.drop()));
+    await cleanup();
   }
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

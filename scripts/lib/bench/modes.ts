@@ -1,0 +1,146 @@
+/**
+ * What one transaction of each bench mode is: the client requests to the coordinator, and the
+ * "direct" baseline, the same participant calls the coordinator makes for that mode, made by the
+ * bench client itself (PROTOCOL.md 5.1 bodies). Each resolves with null when the transaction
+ * succeeded, else with why not: an error status or a transaction seen rolling back (a network
+ * error rejects).
+ */
+import type { ModeName } from './options.js';
+import { postJson, type HttpAnswer } from './http-client.js';
+import type { BenchParticipants, BenchSide } from './participants.js';
+
+export interface ModeSpec {
+  name: ModeName;
+  description: string;
+  /** Client requests per transaction. */
+  requests: number;
+  /** Transaction number `i` of a run, with its unique gid. */
+  viaCoordinator(coordinatorUrl: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
+  direct(gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
+}
+
+/** Null: success; else what went wrong. */
+export type Failure = string | null;
+
+const ok = (answer: HttpAnswer): boolean => answer.status >= 200 && answer.status < 300;
+const codeOf = (answer: HttpAnswer): string => {
+  const body = answer.body as { error?: unknown; message?: unknown } | null;
+  return body && typeof body.error === 'string' ? ` ${body.error}${typeof body.message === 'string' ? `: ${body.message}` : ''}` : '';
+};
+/** Null when `good`, else the request, its status and error code. */
+const check = (what: string, answer: HttpAnswer, good = ok(answer)): Failure =>
+  good ? null : `${what}: ${answer.status}${codeOf(answer)}${ok(answer) ? ` (status ${statusOf(answer)})` : ''}`;
+const firstOf = (...failures: Failure[]): Failure => failures.find((f) => f !== null) ?? null;
+const statusOf = (answer: HttpAnswer): string | null => {
+  const body = answer.body as { status?: unknown } | null;
+  return body && typeof body.status === 'string' ? body.status : null;
+};
+const decidedCommit = (what: string, answer: HttpAnswer): Failure =>
+  check(what, answer, ok(answer) && statusOf(answer) !== 'rolling_back' && statusOf(answer) !== 'rolled_back');
+
+/** One participant call as the coordinator makes it (PROTOCOL.md 5.1). */
+function call(side: BenchSide, gid: string, i: number, branchId: string, mode: string, phase: string): Promise<HttpAnswer> {
+  return postJson(
+    `${side.endpoint}/${side.action}/${phase}`,
+    { gid, branchId, mode, action: side.action, phase, payload: side.payload(i) },
+    { 'x-tx-gid': gid, 'x-tx-branch-id': branchId },
+  );
+}
+
+async function directSaga(gid: string, i: number, parts: BenchParticipants): Promise<Failure> {
+  const a = check('execute a', await call(parts.a, gid, i, 's1', 'saga', 'execute'));
+  return a ?? check('execute b', await call(parts.b, gid, i, 's2', 'saga', 'execute'));
+}
+
+/** Phase 1 on both in parallel, then phase 2 on both in parallel. */
+async function directTwoPhase(gid: string, i: number, parts: BenchParticipants, mode: 'tcc' | '2pc'): Promise<Failure> {
+  const [first, second] = mode === 'tcc' ? ['try', 'confirm'] : ['prepare', 'commit'];
+  const phase1 = await Promise.all([call(parts.a, gid, i, 'a', mode, first), call(parts.b, gid, i, 'b', mode, first)]);
+  const failed1 = firstOf(...phase1.map((answer) => check(first, answer)));
+  if (failed1) return failed1;
+  const phase2 = await Promise.all([call(parts.a, gid, i, 'a', mode, second), call(parts.b, gid, i, 'b', mode, second)]);
+  return firstOf(...phase2.map((answer) => check(second, answer)));
+}
+
+const branch = (side: BenchSide, i: number, branchId: string) => ({ branchId, participant: side.participant, action: side.action, payload: side.payload(i) });
+
+function saga(wait: boolean) {
+  return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> => {
+    const answer = await postJson(`${url}/v1/transactions`, {
+      mode: 'saga',
+      gid,
+      wait,
+      steps: [
+        { name: 's1', participant: parts.a.participant, action: parts.a.action, payload: parts.a.payload(i) },
+        { name: 's2', participant: parts.b.participant, action: parts.b.action, payload: parts.b.payload(i) },
+      ],
+    });
+    return wait ? check('begin saga', answer, ok(answer) && statusOf(answer) === 'committed') : decidedCommit('begin saga', answer);
+  };
+}
+
+function oneShot(mode: 'tcc' | '2pc') {
+  return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> =>
+    decidedCommit(`begin ${mode}`, await postJson(`${url}/v1/transactions`, { mode, gid, wait: false, branches: [branch(parts.a, i, 'a'), branch(parts.b, i, 'b')] }));
+}
+
+/** Begin, add branch a, add branch b, commit: four requests, all to the same instance. */
+function interactive(mode: 'tcc' | '2pc') {
+  return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> => {
+    const begun = check(`begin ${mode}`, await postJson(`${url}/v1/transactions`, { mode, gid }));
+    if (begun) return begun;
+    const tx = `${url}/v1/transactions/${gid}`;
+    const failure =
+      check('add branch a', await postJson(`${tx}/branches`, branch(parts.a, i, 'a'))) ??
+      check('add branch b', await postJson(`${tx}/branches`, branch(parts.b, i, 'b'))) ??
+      decidedCommit('commit', await postJson(`${tx}/commit`, { wait: false }));
+    // Leave nothing active behind a failure (the run drains until every transaction is terminal).
+    if (failure) await postJson(`${tx}/rollback`, {}).catch(() => undefined);
+    return failure;
+  };
+}
+
+export const MODES: Record<ModeName, ModeSpec> = {
+  saga: {
+    name: 'saga',
+    description: 'saga of two steps, answered once durable (wait: false), steps run in the background',
+    requests: 1,
+    viaCoordinator: saga(false),
+    direct: directSaga,
+  },
+  'saga-wait': {
+    name: 'saga-wait',
+    description: 'saga of two steps, wait: true (answered when committed)',
+    requests: 1,
+    viaCoordinator: saga(true),
+    direct: directSaga,
+  },
+  tcc: {
+    name: 'tcc',
+    description: 'one-shot tcc of two branches, wait: false (answered at the decision; confirm in the background)',
+    requests: 1,
+    viaCoordinator: oneShot('tcc'),
+    direct: (gid, i, parts) => directTwoPhase(gid, i, parts, 'tcc'),
+  },
+  'tcc-interactive': {
+    name: 'tcc-interactive',
+    description: 'interactive tcc: begin, add branch a, add branch b, commit (four requests)',
+    requests: 4,
+    viaCoordinator: interactive('tcc'),
+    direct: (gid, i, parts) => directTwoPhase(gid, i, parts, 'tcc'),
+  },
+  '2pc-interactive': {
+    name: '2pc-interactive',
+    description: 'interactive 2pc: begin, add branch a, add branch b, commit (four requests)',
+    requests: 4,
+    viaCoordinator: interactive('2pc'),
+    direct: (gid, i, parts) => directTwoPhase(gid, i, parts, '2pc'),
+  },
+  xa: {
+    name: 'xa',
+    description: "one-shot 2pc of two branches on the banks' XA actions (Postgres prepared transactions), wait: false",
+    requests: 1,
+    viaCoordinator: oneShot('2pc'),
+    direct: (gid, i, parts) => directTwoPhase(gid, i, parts, '2pc'),
+  },
+};

@@ -1,0 +1,110 @@
+/**
+ * The two participants of every bench transaction: two "plain" participants (bare HTTP servers
+ * answering 200 at once, plain-participant.ts) by default, or the demo account services
+ * (bank-a pays, bank-b receives, each on its own fresh database) with `--participants sdk`.
+ */
+import { resolve } from 'node:path';
+import type { Json } from '@app/protocol';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/databases.js';
+import { ManagedProcess, ROOT, accountService, freePort, openAccount, until, type ServiceHandle } from '../stack.js';
+import { getJson, postJson } from './http-client.js';
+import type { ParticipantKind } from './options.js';
+
+/** One side of a transaction: whom the coordinator (or the direct baseline) calls, with what. */
+export interface BenchSide {
+  participant: string;
+  /** `{endpoint}/{action}/{phase}` is the participant call of PROTOCOL.md 5.1. */
+  endpoint: string;
+  action: string;
+  /** The payload of transaction number `i` of a run. */
+  payload(i: number): Json;
+}
+
+export interface BenchParticipants {
+  kind: ParticipantKind;
+  a: BenchSide;
+  b: BenchSide;
+  /** The Postgres databases the participants write to (none for plain ones). */
+  databases: TestDatabase[];
+  processes: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+const PLAIN_ENTRY = resolve(ROOT, 'dist/scripts/lib/bench/plain-participant.js');
+const PLAIN_ACTION = 'work';
+
+async function startPlain(name: string): Promise<{ process: ManagedProcess; endpoint: string }> {
+  const port = await freePort();
+  const managed = new ManagedProcess(name, PLAIN_ENTRY, { PORT: String(port) });
+  managed.start();
+  const url = `http://127.0.0.1:${port}`;
+  await until(`${name} to answer`, async () => {
+    if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
+    return (await getJson(`${url}/health`)).status === 200 ? true : undefined;
+  });
+  return { process: managed, endpoint: `${url}/tx` };
+}
+
+async function register(coordinatorUrl: string, name: string, endpoint: string): Promise<void> {
+  const answer = await postJson(`${coordinatorUrl}/v1/participants`, {
+    name,
+    transport: 'http',
+    endpoint,
+    actions: [{ name: PLAIN_ACTION, modes: ['tcc', '2pc', 'saga'] }],
+  });
+  if (answer.status !== 200 && answer.status !== 201) throw new Error(`registering ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+}
+
+/**
+ * Starts the participants; they register with the coordinator at `coordinatorUrl`. The banks get
+ * `accounts` payers and payees; transaction i moves money from payer i mod accounts.
+ */
+export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, accounts = 64): Promise<BenchParticipants> {
+  if (kind === 'plain') {
+    const [a, b] = await Promise.all([startPlain('bench-a'), startPlain('bench-b')]);
+    const processes = [a.process, b.process];
+    try {
+      await register(coordinatorUrl, 'bench-a', a.endpoint);
+      await register(coordinatorUrl, 'bench-b', b.endpoint);
+    } catch (error) {
+      await Promise.all(processes.map((p) => p.kill()));
+      throw error;
+    }
+    return {
+      kind,
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
+      databases: [],
+      processes,
+      stop: () => Promise.all(processes.map((p) => p.kill())).then(() => undefined),
+    };
+  }
+
+  const databases = await Promise.all(['bench_bank_a', 'bench_bank_b'].map((prefix) => createTestDatabase(prefix)));
+  const banks: ServiceHandle[] = [];
+  const stop = async () => {
+    await Promise.all(banks.map((bank) => bank.process.kill()));
+    await Promise.all(databases.map((db) => db.drop()));
+  };
+  try {
+    banks.push(await accountService('bank-a', databases[0].url, coordinatorUrl));
+    banks.push(await accountService('bank-b', databases[1].url, coordinatorUrl));
+    await Promise.all(banks.map((bank) => bank.start()));
+    // One hot account would serialise every debit on its row lock (and XA holds it until commit):
+    // transactions take turns over many accounts instead.
+    for (let k = 0; k < accounts; k++) {
+      await Promise.all([openAccount(banks[0], `payer-${k}`, 1_000_000_000_000), openAccount(banks[1], `payee-${k}`, 0)]);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    kind,
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }) },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }) },
+    databases,
+    processes: banks.map((bank) => bank.process),
+    stop,
+  };
+}
