@@ -8,9 +8,11 @@
  * figure is the coordinator's.
  */
 import { createServer } from 'node:http';
+import os from 'node:os';
 import pg from 'pg';
 import { TransactionClient } from '@app/sdk';
 import { createTestDatabase } from '../test/support/databases.js';
+import { cpuTicks, postgresCpuTicks, ticksToMs } from './lib/bench/probes.js';
 import { coordinator, freePort, postJson, sleep, type CoordinatorHandle } from './lib/stack.js';
 
 function option(name: string, fallback: number): number {
@@ -87,6 +89,9 @@ async function main(): Promise<void> {
     // Now every in-doubt transaction falls due at once.
     let remaining = inDoubt;
     const during: number[] = [];
+    const coordinatorPids = coordinators.map((c) => c.process.child?.pid ?? 0);
+    const coordinatorTicks = () => coordinatorPids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
+    const cpuBefore = { coordinators: coordinatorTicks(), postgres: postgresCpuTicks(), bench: process.cpuUsage() };
     const dueAt = Date.now();
     await client.query(`UPDATE global_transactions SET next_attempt_at = now() - interval '1 second' WHERE gid LIKE 'doubt-%'`);
     const work = newWork(during, () => remaining === 0);
@@ -97,6 +102,12 @@ async function main(): Promise<void> {
       await sleep(20);
     }
     const seconds = (Date.now() - dueAt) / 1000;
+    const benchCpu = process.cpuUsage(cpuBefore.bench);
+    const cpuMs = {
+      coordinators: ticksToMs(coordinatorTicks() - cpuBefore.coordinators),
+      postgres: ticksToMs(postgresCpuTicks() - cpuBefore.postgres),
+      bench: (benchCpu.user + benchCpu.system) / 1000,
+    };
     await work;
     await client.end();
     const p = (values: number[], q: number) => {
@@ -106,6 +117,13 @@ async function main(): Promise<void> {
     console.log(
       `recovered ${inDoubt} in-doubt transactions in ${seconds.toFixed(2)} s from the moment they fell due, with ${instances} instance(s)` +
         `${recoveryConcurrency ? `, RECOVERY_CONCURRENCY ${recoveryConcurrency}` : ''}: ${(inDoubt / seconds).toFixed(0)} tx/s`,
+    );
+    const perTx = (ms: number) => (ms / inDoubt).toFixed(3);
+    const totalPerTx = (cpuMs.coordinators + cpuMs.postgres + cpuMs.bench) / inDoubt;
+    console.log(
+      `CPU per recovered transaction: coordinators ${perTx(cpuMs.coordinators)} ms, Postgres ${perTx(cpuMs.postgres)} ms, ` +
+        `this process (participant, new transactions, polling) ${perTx(cpuMs.bench)} ms; ` +
+        `${totalPerTx.toFixed(3)} ms in all, so ${os.availableParallelism()} cores bound recovery at about ${((os.availableParallelism() * 1000) / totalPerTx).toFixed(0)} tx/s`,
     );
     console.log(`new transactions while idle:    ${idle.length}, latency p50 ${p(idle, 0.5)} ms, p99 ${p(idle, 0.99)} ms`);
     console.log(`new transactions during recovery: ${during.length}, latency p50 ${p(during, 0.5)} ms, p99 ${p(during, 0.99)} ms`);

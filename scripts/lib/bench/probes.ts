@@ -4,7 +4,7 @@
  * status (GET /admin/stats) to wait until every transaction of a run is terminal.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
 import type { TransactionCounts } from '@app/protocol';
 import { PG_ADMIN_URL } from '../../../test/support/databases.js';
@@ -32,6 +32,35 @@ export function cpuTicks(pid: number): number {
 export const totalCpuTicks = (pids: number[]): number => pids.reduce((sum, pid) => sum + cpuTicks(pid), 0);
 
 export const ticksToMs = (ticks: number): number => (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
+
+/** Every Postgres server process on this machine (postmaster and backends), for its CPU time. */
+export function postgresPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** CPU time of every Postgres process, counting those that ended meanwhile through their parent's cutime/cstime. */
+export function postgresCpuTicks(): number {
+  let ticks = 0;
+  for (const pid of postgresPids()) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(rest[14 - 3]) + Number(rest[15 - 3]) + Number(rest[16 - 3]) + Number(rest[17 - 3]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks;
+}
 
 /** One connection to the cluster's admin database, for the counters. */
 export class PostgresProbe {

@@ -42,6 +42,11 @@ export interface WriteBatchStats {
  * its history events. Each element carries `k`, its place in the batch, so every caller gets
  * back its own row, or none when its compare-and-set lost. A batch holds at most one operation
  * per gid (WriteBatcher), so no two parts of the statement touch the same row.
+ *
+ * The statement is prepared once and then runs on a generic plan, which knows nothing of how
+ * many rows the jsonb arrays hold: `gid = ANY (ARRAY(SELECT gid FROM …))` keeps every update on
+ * the primary keys (without it the plan scanned the whole table for every batch, a cost that
+ * grew with the log).
  */
 const WRITE_BATCH_SQL = `
 WITH ins_in AS (
@@ -76,7 +81,7 @@ WITH ins_in AS (
     lease_owner = a.lease_owner,
     lease_until = CASE WHEN a.lease_owner IS NULL THEN NULL ELSE now() + a.lease_ms * interval '1 millisecond' END
   FROM app_in a
-  WHERE t.gid = a.gid AND t.version = a.expected
+  WHERE t.gid = a.gid AND t.version = a.expected AND t.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING t.*
 ), app_b AS (
   UPDATE branches br SET
@@ -87,7 +92,7 @@ WITH ins_in AS (
     updated_at = now()
   FROM app g JOIN app_in a ON a.gid = g.gid,
        jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
-  WHERE br.gid = g.gid AND br.branch_id = x.branch_id
+  WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
 ), nb_in AS (
   SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, events jsonb)
@@ -95,7 +100,8 @@ WITH ins_in AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
   UPDATE global_transactions t SET version = t.version + 1, updated_at = now()
   FROM nb_in x
-  WHERE t.gid = x.gid AND t.status = 'active'
+  -- status || '' is no index condition, so the plan looks the rows up by gid, not among every active one.
+  WHERE t.gid = x.gid AND t.gid = ANY (ARRAY(SELECT gid FROM nb_in)) AND t.status || '' = 'active'
     AND NOT EXISTS (SELECT 1 FROM branches b WHERE b.gid = x.gid AND b.branch_id = x.branch_id)
   RETURNING t.gid
 ), nb AS (
@@ -117,7 +123,7 @@ WITH ins_in AS (
     last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
     updated_at = now()
   FROM p1_in x
-  WHERE br.gid = x.gid AND br.branch_id = x.branch_id
+  WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
 ), ev AS (
   INSERT INTO transaction_events (gid, type, branch_id, from_status, to_status, detail)
@@ -129,14 +135,16 @@ WITH ins_in AS (
     UNION ALL SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
   ) w, jsonb_array_elements(w.events) WITH ORDINALITY AS el(e, n)
   ORDER BY w.gid, el.n
+), ins_b_by_gid AS (
+  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM ins_b b GROUP BY b.gid
+), app_b_by_gid AS (
+  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM app_b b GROUP BY b.gid
 )
-SELECT 'insert' AS kind, i.k, row_to_json(g.*) AS tx,
-       (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM ins_b b WHERE b.gid = g.gid) AS branches
-FROM ins g JOIN ins_in i ON i.gid = g.gid
+SELECT 'insert' AS kind, i.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
+FROM ins g JOIN ins_in i ON i.gid = g.gid LEFT JOIN ins_b_by_gid bb ON bb.gid = g.gid
 UNION ALL
-SELECT 'apply', a.k, row_to_json(g.*),
-       (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM app_b b WHERE b.gid = g.gid)
-FROM app g JOIN app_in a ON a.gid = g.gid
+SELECT 'apply', a.k, row_to_json(g.*), coalesce(bb.branches, '[]'::json)
+FROM app g JOIN app_in a ON a.gid = g.gid LEFT JOIN app_b_by_gid bb ON bb.gid = g.gid
 UNION ALL
 SELECT 'branch', x.k, NULL, json_build_array(row_to_json(b.*)) FROM nb b JOIN nb_in x ON x.gid = b.gid
 UNION ALL
