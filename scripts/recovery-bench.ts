@@ -1,5 +1,5 @@
 /**
- * `npm run bench:recovery -- --in-doubt 5000 --instances 2 [--recovery-concurrency N]`: recovery
+ * `npm run bench:recovery -- --in-doubt 5000 --instances 2 [--recovery-concurrency N] [--write-concurrency N]`: recovery
  * speed. Leaves N two-branch TCC transactions decided (`committing`) with their lease run out, as
  * a crash of every instance would, starts coordinator instances, measures the latency of new
  * transactions while nothing is in doubt (idle), then makes the N due at once and measures how
@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const instances = option('instances', 2);
   /** 0: the coordinator's default. */
   const recoveryConcurrency = option('recovery-concurrency', 0);
+  const writeConcurrency = option('write-concurrency', 0);
   const db = await createTestDatabase('recovery_bench');
   const participantPort = await freePort();
   const participant = createServer((req, res) => {
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < instances; i++) {
       const env: Record<string, string> = { RECOVERY_INTERVAL_MS: '100', LOG_LEVEL: 'warn' };
       if (recoveryConcurrency) env.RECOVERY_CONCURRENCY = String(recoveryConcurrency);
+      if (writeConcurrency) env.DB_WRITE_CONCURRENCY = String(writeConcurrency);
       const c = await coordinator(`recovery-${i}`, db.url, env);
       coordinators.push(c);
     }

@@ -29,7 +29,7 @@ import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
 import { RetentionModule } from './retention/retention.module.js';
 import { AdminStore } from './store/admin.store.js';
-import { TransactionStore } from './store/transaction.store.js';
+import { STORE_OPTIONS, TransactionStore, type StoreOptions } from './store/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
 import { TransactionsService } from './transactions/transactions.service.js';
 
@@ -53,6 +53,11 @@ import { TransactionsService } from './transactions/transactions.service.js';
       inject: [CoordinatorConfig],
       useFactory: (config: CoordinatorConfig): TxEventBus =>
         config.redisUrl ? new RedisTxEventBus(config.redisUrl) : new InProcessTxEventBus(),
+    },
+    {
+      provide: STORE_OPTIONS,
+      inject: [CoordinatorConfig],
+      useFactory: (config: CoordinatorConfig): StoreOptions => ({ writeConcurrency: config.env.DB_WRITE_CONCURRENCY }),
     },
     TransactionStore,
     ParticipantsService,

@@ -33,6 +33,13 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(500)
   DB_POOL_SIZE: number = 20;
 
+  /**
+   * Group commit: write statements one instance runs at once. Writes that arrive meanwhile
+   * share the next statement and its commit, so fewer means bigger batches and fewer commits.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(64)
+  DB_WRITE_CONCURRENCY: number = 2;
+
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
   CALL_TIMEOUT_MS: number = 5_000;
 
