@@ -1,6 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
 import {
   AddBranchDto,
   BeginTransactionDto,
@@ -44,7 +43,7 @@ export class TransactionsController {
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: { status(code: number): unknown },
   ): Promise<TransactionView> {
     const { created, view } = await this.transactions.begin(dto, traceparent);
     res.status(created ? 201 : 200);
