@@ -1,30 +1,35 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import type { ApiKeyRing } from './api-keys.js';
 import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
 
 /**
  * Paths whose content is for operators only: the admin API and web console (with its static
- * assets), the metrics, and the OpenAPI documents. Matched case-insensitively, like Express
- * routes, and on a segment boundary (`/docs-json` belongs to `/docs`, `/administrator` is no
- * admin path).
+ * assets), the metrics, and the OpenAPI documents. Matched case-insensitively, like the routes,
+ * and on a segment boundary (`/docs-json` belongs to `/docs`, `/administrator` is no admin path).
  */
-const ADMIN_SURFACE = /^\/(admin|metrics|docs)(?=$|[/.-])/i;
+const ADMIN_SURFACE = /^\/(admin|metrics|docs)(?=$|[/.?-])/i;
+
+/** Whether a request URL (path and query) is on the admin surface. */
+export function isAdminSurface(url: string): boolean {
+  return ADMIN_SURFACE.test(url);
+}
 
 /**
- * Express middleware installed before anything else in main.ts. Guards only see Nest
- * controllers; pages mounted straight on Express (static files, Swagger UI) would escape them.
- * This applies the same rule, admin role required, to those paths whoever serves them.
+ * A Fastify onRequest hook, installed in common/http-app.ts when keys are configured. Guards
+ * only see Nest controllers; pages served by Fastify plugins (Swagger UI's files) would escape
+ * them. This applies the same rule, admin role required, to those paths whoever serves them,
+ * before the body is read.
  */
-export function adminSurfaceAuth(ring: ApiKeyRing): RequestHandler {
-  return (request: Request, response: Response, next: NextFunction): void => {
-    if (!ring.enabled || !ADMIN_SURFACE.test(request.path)) return next();
+export function adminSurfaceAuth(ring: ApiKeyRing): (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void {
+  return (request, reply, done) => {
+    if (!ring.enabled || !ADMIN_SURFACE.test(request.url)) return done();
     const decision = decideAccess(ring, request.headers.authorization, ['admin']);
     if (decision.allowed) {
-      (request as AuthenticatedRequest).apiKey = decision.key;
-      return next();
+      (request as unknown as AuthenticatedRequest).apiKey = decision.key;
+      return done();
     }
     const { body, challenge } = decision.refusal;
-    if (challenge) response.setHeader('WWW-Authenticate', challenge);
-    response.status(body.statusCode).json(body);
+    if (challenge) void reply.header('WWW-Authenticate', challenge);
+    void reply.code(body.statusCode).send(body);
   };
 }

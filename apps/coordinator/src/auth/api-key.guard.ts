@@ -1,6 +1,5 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Response } from 'express';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { ApiRole } from './api-keys.js';
@@ -34,7 +33,7 @@ export class ApiKeyGuard implements CanActivate {
     const decision = decideAccess(ring, request.headers.authorization, required);
     if (!decision.allowed) {
       const { body, challenge } = decision.refusal;
-      if (challenge) http.getResponse<Response>().setHeader('WWW-Authenticate', challenge);
+      if (challenge) http.getResponse<{ header(name: string, value: string): unknown }>().header('WWW-Authenticate', challenge);
       throw new ApiError(body.statusCode, body.error, body.message);
     }
     request.apiKey = decision.key;

@@ -1,9 +1,11 @@
-import type { Request } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import { ErrorCode, type ErrorBody } from '@app/protocol';
 import { keyMayUse, readAuthorization, type ApiKey, type ApiKeyRing, type ApiRole } from './api-keys.js';
 
 /** A request that passed ApiKeyGuard carries the key it used (the rate limiter buckets by it). */
-export interface AuthenticatedRequest extends Request {
+export interface AuthenticatedRequest {
+  headers: IncomingHttpHeaders;
+  ip?: string;
   apiKey?: ApiKey;
 }
 

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { fastifyErrorBody } from './http-body.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
 const CODE_BY_STATUS: Record<number, ErrorCode> = {
@@ -12,10 +13,16 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   429: ErrorCode.RATE_LIMITED,
 };
 
-/** Errors of the JSON body parser (express), recognised by their `type`. */
+/**
+ * Errors of the HTTP server before a route runs: Fastify's (reading the body, see
+ * common/http-body.ts) by their `code`, and Express's body-parser (Nest apps built on Express,
+ * as in some tests) by their `type`.
+ */
 function bodyParserError(exception: unknown): ErrorBody | null {
-  // Nest wraps them in an HttpException whose `cause` is the parser's error.
+  // Nest wraps them in an HttpException whose `cause` is the server's error.
   const error = exception instanceof HttpException && exception.cause ? exception.cause : exception;
+  const fastify = fastifyErrorBody(error);
+  if (fastify) return fastify;
   if (typeof error !== 'object' || error === null || !('type' in error)) return null;
   const type = error.type;
   if (type === 'entity.parse.failed') {
@@ -35,11 +42,14 @@ function bodyParserError(exception: unknown): ErrorBody | null {
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('HttpExceptionFilter');
 
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
+    const response: unknown = host.switchToHttp().getResponse();
     const body = this.toBody(exception);
-    if (body.error === ErrorCode.STORE_UNAVAILABLE) response.setHeader('Retry-After', '1');
-    response.status(body.statusCode).json(body);
+    const adapter = this.adapterHost.httpAdapter;
+    if (body.error === ErrorCode.STORE_UNAVAILABLE) adapter.setHeader(response, 'Retry-After', '1');
+    adapter.reply(response, body, body.statusCode);
   }
 
   private toBody(exception: unknown): ErrorBody {

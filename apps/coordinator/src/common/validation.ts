@@ -1,5 +1,5 @@
 import { ValidationPipe, type ArgumentMetadata, type PipeTransform, type ValidationError } from '@nestjs/common';
-import { ErrorCode } from '@app/protocol';
+import { AddBranchDto, BeginTransactionDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@app/protocol';
 import { ApiError } from './api-error.js';
 
 /** The first failing constraint, with its full path (e.g. `branches.0.participant`). */
@@ -16,8 +16,82 @@ function firstFailure(errors: ValidationError[], prefix = ''): { field: string; 
   return null;
 }
 
+type Check = (value: unknown) => boolean;
+
+/** class-validator's IsObject: a non-null object that is not an array. */
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const absentOr = (check: Check): Check => (value) => value === undefined || check(value);
+const matches = (pattern: RegExp): Check => (value) => typeof value === 'string' && pattern.test(value);
+const isBoolean: Check = (value) => typeof value === 'boolean';
+
+/** An object with only these fields, each passing its check (absent fields are undefined). */
+function exactObject(fields: Record<string, Check>): Check {
+  const names = Object.keys(fields);
+  return (value) => {
+    if (!isObject(value)) return false;
+    for (const key of Object.keys(value)) if (!Object.hasOwn(fields, key)) return false;
+    for (const name of names) if (!fields[name](value[name])) return false;
+    return true;
+  };
+}
+
+/** BranchSpecDto / AddBranchDto's rules (libs/protocol/src/dto/transaction.dto.ts). */
+const isBranchSpec = exactObject({
+  participant: matches(NAME_PATTERN),
+  action: matches(NAME_PATTERN),
+  payload: absentOr(isObject),
+  branchId: absentOr(matches(ID_PATTERN)),
+});
+
+/** BeginTransactionDto's rules for tcc/2pc bodies; saga steps always take the full path. */
+const isBeginWithoutSteps = exactObject({
+  mode: (value) => (MODES as readonly unknown[]).includes(value),
+  gid: absentOr(matches(ID_PATTERN)),
+  timeoutMs: absentOr((value) => Number.isInteger(value) && (value as number) >= LIMITS.minTimeoutMs && (value as number) <= LIMITS.maxTimeoutMs),
+  metadata: absentOr(isObject),
+  branches: absentOr((value) => Array.isArray(value) && value.length >= 1 && value.length <= LIMITS.maxBranches && value.every(isBranchSpec)),
+  steps: (value) => value === undefined,
+  concurrent: absentOr(isBoolean),
+  wait: absentOr(isBoolean),
+});
+
+const isDecide = exactObject({ wait: absentOr(isBoolean) });
+
+/**
+ * The hot bodies (begin, add a branch, commit / roll back), checked by hand with the same rules
+ * as their DTO's decorators. A body that passes goes to the route as it was parsed, skipping
+ * class-transformer and class-validator (most of the CPU of a small request); any other body,
+ * valid or not, takes the full ValidationPipe, so every 400 is the one it always was. Each check
+ * may only be stricter than the decorators (null, which @IsOptional lets through, goes the long
+ * way), never looser: validation.spec.ts compares both on many bodies.
+ */
+const FAST_CHECKS = new Map<unknown, Check>([
+  [BeginTransactionDto, isBeginWithoutSteps],
+  [AddBranchDto, isBranchSpec],
+  [DecideDto, isDecide],
+]);
+
+/** ValidationPipe with the fast path above in front of it. */
+export class FastValidationPipe implements PipeTransform<unknown, unknown> {
+  constructor(private readonly full: ValidationPipe) {}
+
+  transform(value: unknown, metadata: ArgumentMetadata): unknown {
+    if (metadata.type === 'body') {
+      const check = FAST_CHECKS.get(metadata.metatype);
+      // An absent body is {} for ValidationPipe too (commit and rollback need none).
+      if (check?.(value ?? {})) return value ?? {};
+    }
+    return this.full.transform(value, metadata);
+  }
+}
+
 /** Strict validation: unknown fields are refused, and the 400 names the field at fault. */
-export function createValidationPipe(): ValidationPipe {
+export function createValidationPipe(): FastValidationPipe {
+  return new FastValidationPipe(createFullValidationPipe());
+}
+
+/** class-validator over class-transformer, driven by the DTOs' decorators. */
+export function createFullValidationPipe(): ValidationPipe {
   return new ValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
@@ -31,6 +105,18 @@ export function createValidationPipe(): ValidationPipe {
 
 /** Deepest JSON nesting a request body may have; the API's own bodies need 4, payloads get the rest. */
 export const MAX_BODY_DEPTH = 64;
+
+/** Whether a parsed JSON value nests deeper than `limit`; recursion stops at the limit, so no body can overflow the stack. */
+export function deeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (limit <= 0) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (deeperThan(item, limit - 1)) return true;
+  } else {
+    for (const key in value) if (Object.hasOwn(value, key) && deeperThan((value as Record<string, unknown>)[key], limit - 1)) return true;
+  }
+  return false;
+}
 
 /** Nesting depth of a parsed JSON value, measured without recursion (so no depth can overflow the stack). */
 export function jsonDepth(value: unknown): number {
@@ -52,7 +138,7 @@ export function jsonDepth(value: unknown): number {
  */
 export class BodyDepthPipe implements PipeTransform<unknown, unknown> {
   transform(value: unknown, metadata: ArgumentMetadata): unknown {
-    if (metadata.type === 'body' && jsonDepth(value) > MAX_BODY_DEPTH) {
+    if (metadata.type === 'body' && deeperThan(value, MAX_BODY_DEPTH)) {
       throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `body is nested deeper than ${MAX_BODY_DEPTH} levels`, { field: 'body' });
     }
     return value;

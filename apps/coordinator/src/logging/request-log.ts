@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance } from 'fastify';
 import { structuredMessage } from './log-record.js';
 
 /** `/v1/transactions/{gid}…` and `/admin/transactions/{gid}…`: the routes about one transaction. */
@@ -16,27 +16,30 @@ export function gidOfRequestPath(path: string): string | undefined {
   }
 }
 
+/** The path of a request URL, without its query. */
+const pathOf = (url: string): string => {
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+};
+
 /**
- * One line per HTTP request, at verbose only: at the default level a line per request would
- * cost more than the transaction itself at high throughput (main.ts mounts it only when
- * LOG_LEVEL=verbose).
+ * One line per HTTP request, once its answer is sent, at verbose only: at the default level a
+ * line per request would cost more than the transaction itself at high throughput (common/http-app.ts
+ * adds the hook only when LOG_LEVEL=verbose).
  */
-export function requestLogging(): (req: Request, res: Response, next: NextFunction) => void {
+export function requestLogging(fastify: FastifyInstance): void {
   const logger = new Logger('HttpRequest');
-  return (req, res, next) => {
-    const startedAt = process.hrtime.bigint();
-    res.once('finish', () => {
-      const durationMs = Number(process.hrtime.bigint() - startedAt) / 1e6;
-      logger.verbose(
-        structuredMessage(`${req.method} ${req.path} ${res.statusCode}`, {
-          method: req.method,
-          path: req.path,
-          statusCode: res.statusCode,
-          durationMs: Math.round(durationMs * 10) / 10,
-          gid: gidOfRequestPath(req.path),
-        }),
-      );
-    });
-    next();
-  };
+  fastify.addHook('onResponse', (request, reply, done) => {
+    const path = pathOf(request.url);
+    logger.verbose(
+      structuredMessage(`${request.method} ${path} ${reply.statusCode}`, {
+        method: request.method,
+        path,
+        statusCode: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        gid: gidOfRequestPath(path),
+      }),
+    );
+    done();
+  });
 }

@@ -1,7 +1,5 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ThrottlerGuard } from '@nestjs/throttler';
-import type { Response } from 'express';
 import {
   AddBranchDto,
   BeginTransactionDto,
@@ -11,6 +9,7 @@ import {
   type BranchOutcomeView,
   type TransactionView,
 } from '@app/protocol';
+import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/gid.pipe.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
@@ -22,7 +21,7 @@ import { TransactionsService } from './transactions.service.js';
 @Controller('v1/transactions')
 @RequireRole('client')
 // Rate limited per key or address (RATE_LIMIT_PER_MINUTE); runs after the global ApiKeyGuard.
-@UseGuards(ThrottlerGuard)
+@UseGuards(ClientRateLimitGuard)
 export class TransactionsController {
   constructor(private readonly transactions: TransactionsService) {}
 
@@ -44,7 +43,7 @@ export class TransactionsController {
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
-    @Res({ passthrough: true }) res: Response,
+    @Res({ passthrough: true }) res: { status(code: number): unknown },
   ): Promise<TransactionView> {
     const { created, view } = await this.transactions.begin(dto, traceparent);
     res.status(created ? 201 : 200);

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '@app/protocol';
+import { ApiError } from './api-error.js';
+import { fastifyErrorBody, parseJsonBody } from './http-body.js';
+
+const JSON_TYPE = 'application/json';
+const codeOf = (run: () => unknown): unknown => {
+  try {
+    run();
+  } catch (error) {
+    return error instanceof ApiError ? [error.getStatus(), (error.getResponse() as { error: string }).error] : error;
+  }
+  return 'no error';
+};
+
+describe('parseJsonBody', () => {
+  it('parses objects and arrays, and takes an empty body for {}', () => {
+    expect(parseJsonBody('{"mode":"tcc"}', JSON_TYPE, undefined)).toEqual({ mode: 'tcc' });
+    expect(parseJsonBody(' [1]', 'application/json; charset=UTF-8', 'identity')).toEqual([1]);
+    expect(parseJsonBody('', JSON_TYPE, undefined)).toEqual({});
+    expect(parseJsonBody(' \n', JSON_TYPE, undefined)).toEqual({});
+  });
+
+  it('answers 400 INVALID_JSON for broken JSON and for a top level that is no object or array', () => {
+    for (const text of ['{', '{"mode":', 'null', '"tcc"', '1', '{"a":1,}', '\u0000']) {
+      expect(codeOf(() => parseJsonBody(text, JSON_TYPE, undefined))).toEqual([400, ErrorCode.INVALID_JSON]);
+    }
+  });
+
+  it('answers 415 for another charset or a compressed body', () => {
+    expect(codeOf(() => parseJsonBody('{}', 'application/json; charset=utf-16', undefined))).toEqual([415, ErrorCode.VALIDATION_FAILED]);
+    expect(codeOf(() => parseJsonBody('{}', 'application/json; charset=latin1', undefined))).toEqual([415, ErrorCode.VALIDATION_FAILED]);
+    expect(codeOf(() => parseJsonBody('{}', JSON_TYPE, 'gzip'))).toEqual([415, ErrorCode.VALIDATION_FAILED]);
+  });
+});
+
+describe('fastifyErrorBody', () => {
+  it("maps Fastify's body and URL errors to the API's codes, and leaves other errors alone", () => {
+    expect(fastifyErrorBody({ code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 })).toMatchObject({ statusCode: 413, error: ErrorCode.PAYLOAD_TOO_LARGE });
+    expect(fastifyErrorBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE', statusCode: 415 })).toMatchObject({ statusCode: 415, error: ErrorCode.VALIDATION_FAILED });
+    expect(fastifyErrorBody({ code: 'FST_ERR_BAD_URL', statusCode: 400 })).toMatchObject({ statusCode: 400, error: ErrorCode.VALIDATION_FAILED });
+    expect(fastifyErrorBody({ code: 'FST_ERR_SOMETHING_NEW', statusCode: 400 })).toMatchObject({ statusCode: 400, error: ErrorCode.VALIDATION_FAILED });
+    expect(fastifyErrorBody({ code: 'FST_ERR_HANDLER_TIMEOUT', statusCode: 503 })).toBeNull();
+    expect(fastifyErrorBody(new Error('boom'))).toBeNull();
+    expect(fastifyErrorBody({ code: '23505' })).toBeNull();
+  });
+});
