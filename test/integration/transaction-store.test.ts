@@ -2,18 +2,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
-import { TransactionStore, type TxChange } from '../../apps/coordinator/src/store/transaction.store.js';
+import { TransactionStore, type StoreOptions, type TxChange } from '../../apps/coordinator/src/store/transaction.store.js';
 import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
 let db: TestDatabase;
 const sources: DataSource[] = [];
 
-async function openStore(): Promise<{ store: TransactionStore; dataSource: DataSource }> {
+async function openStore(options: StoreOptions = {}): Promise<{ store: TransactionStore; dataSource: DataSource }> {
   const dataSource = new DataSource({ type: 'postgres', url: db.url, entities: COORDINATOR_ENTITIES, migrations: COORDINATOR_MIGRATIONS, extra: { max: 10 } });
   await dataSource.initialize();
   sources.push(dataSource);
-  return { store: new TransactionStore(dataSource), dataSource };
+  return { store: new TransactionStore(dataSource, options), dataSource };
 }
 
 const newTx = newTransferInput;
@@ -142,6 +142,35 @@ describe('group commit', () => {
     expect(loaded.filter((l) => l.tx.status === 'committing').every((l) => l.branches.every((b) => b.status === 'prepared'))).toBe(true);
     expect((await store.events('group-1')).map((e) => e.type)).toEqual(['created']);
     expect((await store.events('group-0')).map((e) => e.type)).toEqual(['created', 'status']);
+  });
+
+  it('a batch of every kind of write at once gives each caller its own row', async () => {
+    await store.insert(newTx('mix-apply'), 5_000);
+    await store.insert(newTx('mix-branch', { oneShot: false, branches: [] }), 5_000);
+    await store.insert(newTx('mix-p1', { oneShot: false, branches: [] }), 5_000);
+    await store.insertBranch('mix-p1', { branchId: 'x', participant: 'bank', action: 'debit', payload: {} }, []);
+    // One statement at a time: the first write goes alone, the four that arrive meanwhile share the next.
+    const { store: serial } = await openStore({ writeConcurrency: 1 });
+    const { result, commits } = await writeCommits(() =>
+      Promise.all([
+        serial.insert(newTx('mix-insert'), 5_000),
+        serial.apply('mix-apply', 1, decide()),
+        serial.insertBranch('mix-branch', { branchId: 'y', participant: 'bank', action: 'credit', payload: { n: 1 } }, [{ type: 'branch_added', branchId: 'y' }]),
+        serial.recordPhase1('mix-p1', 'x', 'prepared', { result: { held: 2 } }, [{ type: 'call', branchId: 'x' }]),
+        serial.insert(newTx('mix-insert-2'), 5_000),
+      ]),
+    );
+    expect(serial.stats).toEqual({ batches: 2, operations: 5 });
+    const [inserted, applied, branch, phase1, inserted2] = result;
+    expect(inserted?.tx.gid).toBe('mix-insert');
+    expect(inserted?.branches.map((b) => b.branchId)).toEqual(['b1', 'b2']);
+    expect(applied?.tx).toMatchObject({ gid: 'mix-apply', status: 'committing', version: 2 });
+    expect(branch).toMatchObject({ gid: 'mix-branch', branchId: 'y', status: 'pending', payload: { n: 1 } });
+    expect(phase1).toMatchObject({ gid: 'mix-p1', branchId: 'x', status: 'prepared', result: { held: 2 } });
+    expect(inserted2?.tx.gid).toBe('mix-insert-2');
+    expect(commits).toBeLessThanOrEqual(2);
+    expect((await store.events('mix-branch')).map((e) => e.type)).toEqual(['created', 'branch_added']);
+    expect((await store.events('mix-p1')).map((e) => e.type)).toEqual(['created', 'call']);
   });
 
   it('two writes of one transaction never share a batch: the second sees the first', async () => {

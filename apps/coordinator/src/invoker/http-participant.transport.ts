@@ -76,7 +76,25 @@ export class HttpParticipantTransport {
         request.destroy();
       }, timeoutMs);
       request.on('error', (error) => settle({ kind: 'transient', error: error.message }));
-      request.end(payload);
+      // The body goes out only once the request has its connected socket, and only while the
+      // call's own deadline (within the lease it was sent under) has not passed. A process paused
+      // (SIGSTOP, a stall) between creating the call and writing it could otherwise wake up and
+      // write it after its lease ran out, while another instance drives the transaction: on
+      // resume, a pending socket assignment can run before the expired timer (seen on Node 24).
+      const deadline = Date.now() + timeoutMs;
+      const send = (): void => {
+        if (settled) return;
+        if (Date.now() >= deadline) {
+          settle({ kind: 'transient', error: `not sent: its ${timeoutMs} ms ran out before it had a connection` });
+          request.destroy();
+          return;
+        }
+        request.end(payload);
+      };
+      request.once('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', send);
+        else send();
+      });
     });
   }
 

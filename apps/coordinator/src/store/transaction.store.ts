@@ -12,6 +12,8 @@ export type * from './records.js';
 /** What one compare-and-set returns: the new global row and the branches it changed. */
 export type AppliedChange = { tx: TxRecord; branches: BranchRecord[] };
 
+type WriteKind = 'insert' | 'apply' | 'branch' | 'phase1';
+
 type WriteOp =
   | (BatchedOp<LoadedTx | null> & { kind: 'insert'; row: Record<string, unknown> })
   | (BatchedOp<AppliedChange | null> & { kind: 'apply'; row: Record<string, unknown> })
@@ -35,22 +37,34 @@ export interface WriteBatchStats {
   operations: number;
 }
 
+/** One kind of write as SQL: its CTEs (reading its jsonb array, $P), its events, its answer rows. */
+interface WritePart {
+  ctes: string;
+  /** (gid, events) of each of its writes that took effect. */
+  events: string;
+  /** (kind, k, tx, branches) of each of its writes that took effect. */
+  results: string;
+}
+
 /**
- * Every write of the hot path, for any mix of transactions, in ONE statement and so one commit:
- * new transactions with their branches ($1), compare-and-set moves with their branches ($2),
- * branches added to interactive transactions ($3), and phase-1 answers of those ($4), each with
- * its history events. Each element carries `k`, its place in the batch, so every caller gets
- * back its own row, or none when its compare-and-set lost. A batch holds at most one operation
- * per gid (WriteBatcher), so no two parts of the statement touch the same row.
+ * Every write of the hot path, for any mix of transactions: new transactions with their
+ * branches, compare-and-set moves with their branches, branches added to interactive
+ * transactions, and phase-1 answers of those, each with its history events. A batch's
+ * statement holds the parts of the kinds it carries, one jsonb array of rows for each, so one
+ * statement and one commit write them all. Each row carries `k`, its place in the batch, so
+ * every caller gets back its own row, or none when its compare-and-set lost. A batch holds at
+ * most one operation per gid (WriteBatcher), so no two parts of the statement touch the same row.
  *
- * The statement is prepared once and then runs on a generic plan, which knows nothing of how
- * many rows the jsonb arrays hold: `gid = ANY (ARRAY(SELECT gid FROM …))` keeps every update on
- * the primary keys (without it the plan scanned the whole table for every batch, a cost that
- * grew with the log).
+ * Each composition is prepared once (a named statement) and then runs on a generic plan, which
+ * knows nothing of how many rows the arrays hold: `gid = ANY (ARRAY(SELECT gid FROM …))` keeps
+ * every update on the primary keys (without it the plan scanned the whole table for every
+ * batch, a cost that grew with the log).
  */
-const WRITE_BATCH_SQL = `
-WITH ins_in AS (
-  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+const WRITE_PARTS: Record<WriteKind, WritePart> = {
+  insert: {
+    ctes: `
+ins_in AS (
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
     timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, branches jsonb, events jsonb)
 ), ins AS (
@@ -68,8 +82,18 @@ WITH ins_in AS (
   FROM ins g JOIN ins_in i ON i.gid = g.gid,
        jsonb_to_recordset(i.branches) AS b(branch_id text, seq int, participant text, action text, payload jsonb, depends_on jsonb)
   RETURNING *
-), app_in AS (
-  SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(
+),
+ins_b_by_gid AS (
+  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM ins_b b GROUP BY b.gid
+)`,
+    events: `SELECT i.gid, i.events FROM ins g JOIN ins_in i ON i.gid = g.gid`,
+    results: `SELECT 'insert'::text AS kind, i.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
+FROM ins g JOIN ins_in i ON i.gid = g.gid LEFT JOIN ins_b_by_gid bb ON bb.gid = g.gid`,
+  },
+  apply: {
+    ctes: `
+app_in AS (
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, expected int, status text, reason text, attempts int, needs_attention boolean,
     next_ms int, lease_owner text, lease_ms int, branches jsonb, events jsonb)
 ), app AS (
@@ -94,8 +118,18 @@ WITH ins_in AS (
        jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
   WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
-), nb_in AS (
-  SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, events jsonb)
+),
+app_b_by_gid AS (
+  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM app_b b GROUP BY b.gid
+)`,
+    events: `SELECT a.gid, a.events FROM app g JOIN app_in a ON a.gid = g.gid`,
+    results: `SELECT 'apply'::text AS kind, a.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
+FROM app g JOIN app_in a ON a.gid = g.gid LEFT JOIN app_b_by_gid bb ON bb.gid = g.gid`,
+  },
+  branch: {
+    ctes: `
+nb_in AS (
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, events jsonb)
 ), nb_g AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
   UPDATE global_transactions t SET version = t.version + 1, updated_at = now()
@@ -111,8 +145,14 @@ WITH ins_in AS (
   FROM nb_g g JOIN nb_in x ON x.gid = g.gid
   ON CONFLICT (gid, branch_id) DO NOTHING
   RETURNING *
-), p1_in AS (
-  SELECT * FROM jsonb_to_recordset($4::jsonb) AS x(
+)`,
+    events: `SELECT x.gid, x.events FROM nb b JOIN nb_in x ON x.gid = b.gid`,
+    results: `SELECT 'branch'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches FROM nb b JOIN nb_in x ON x.gid = b.gid`,
+  },
+  phase1: {
+    ctes: `
+p1_in AS (
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
@@ -125,30 +165,40 @@ WITH ins_in AS (
   FROM p1_in x
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
-), ev AS (
+)`,
+    events: `SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
+    results: `SELECT 'phase1'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches
+FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
+  },
+};
+
+const WRITE_KINDS: readonly WriteKind[] = ['insert', 'apply', 'branch', 'phase1'];
+
+/** The statement for a batch carrying `kinds` (in WRITE_KINDS order), its parameters numbered in that order. */
+function writeBatchSql(kinds: readonly WriteKind[]): string {
+  const parts = kinds.map((kind, i) => ({ ...WRITE_PARTS[kind], ctes: WRITE_PARTS[kind].ctes.replaceAll('$P', `$${i + 1}`) }));
+  return `WITH ${parts.map((p) => p.ctes.trim()).join(',\n')},
+ev AS (
   INSERT INTO transaction_events (gid, type, branch_id, from_status, to_status, detail)
   SELECT w.gid, e->>'type', e->>'branch_id', e->>'from_status', e->>'to_status', nullif(e->'detail', 'null'::jsonb)
-  FROM (
-    SELECT i.gid, i.events FROM ins g JOIN ins_in i ON i.gid = g.gid
-    UNION ALL SELECT a.gid, a.events FROM app g JOIN app_in a ON a.gid = g.gid
-    UNION ALL SELECT x.gid, x.events FROM nb b JOIN nb_in x ON x.gid = b.gid
-    UNION ALL SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
-  ) w, jsonb_array_elements(w.events) WITH ORDINALITY AS el(e, n)
+  FROM (${parts.map((p) => p.events).join('\n    UNION ALL ')}) w,
+       jsonb_array_elements(w.events) WITH ORDINALITY AS el(e, n)
   ORDER BY w.gid, el.n
-), ins_b_by_gid AS (
-  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM ins_b b GROUP BY b.gid
-), app_b_by_gid AS (
-  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM app_b b GROUP BY b.gid
 )
-SELECT 'insert' AS kind, i.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
-FROM ins g JOIN ins_in i ON i.gid = g.gid LEFT JOIN ins_b_by_gid bb ON bb.gid = g.gid
-UNION ALL
-SELECT 'apply', a.k, row_to_json(g.*), coalesce(bb.branches, '[]'::json)
-FROM app g JOIN app_in a ON a.gid = g.gid LEFT JOIN app_b_by_gid bb ON bb.gid = g.gid
-UNION ALL
-SELECT 'branch', x.k, NULL, json_build_array(row_to_json(b.*)) FROM nb b JOIN nb_in x ON x.gid = b.gid
-UNION ALL
-SELECT 'phase1', x.k, NULL, json_build_array(row_to_json(b.*)) FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`;
+${parts.map((p) => p.results).join('\nUNION ALL\n')}`;
+}
+
+/** Each composition's text, built once. */
+const writeStatements = new Map<string, { name: string; text: string }>();
+function writeStatement(kinds: readonly WriteKind[]): { name: string; text: string } {
+  const key = kinds.join('+');
+  let statement = writeStatements.get(key);
+  if (!statement) {
+    statement = { name: `dtx_write_${kinds.join('_')}`, text: writeBatchSql(kinds) };
+    writeStatements.set(key, statement);
+  }
+  return statement;
+}
 
 const LOAD_SQL = `
 SELECT row_to_json(t.*) AS tx,
@@ -333,14 +383,14 @@ export class TransactionStore {
     return rows.map(mapEvent);
   }
 
-  private write<T>(kind: WriteOp['kind'], gid: string, row: Record<string, unknown>): Promise<T> {
+  private write<T>(kind: WriteKind, gid: string, row: Record<string, unknown>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.writes.submit({ kind, key: gid, row, resolve: resolve as (value: never) => void, reject });
     });
   }
 
   private async flushWrites(batch: WriteOp[]): Promise<void> {
-    let rows: (LoadedRow & { kind: WriteOp['kind']; k: number })[];
+    let rows: (LoadedRow & { kind: WriteKind; k: number })[];
     try {
       rows = await this.runWriteBatch(batch);
     } catch (error) {
@@ -371,13 +421,15 @@ export class TransactionStore {
     });
   }
 
-  private async runWriteBatch(batch: WriteOp[]): Promise<(LoadedRow & { kind: WriteOp['kind']; k: number })[]> {
-    const parts: Record<WriteOp['kind'], Record<string, unknown>[]> = { insert: [], apply: [], branch: [], phase1: [] };
-    batch.forEach((op, k) => parts[op.kind].push({ ...op.row, k }));
-    const values = [parts.insert, parts.apply, parts.branch, parts.phase1].map((p) => JSON.stringify(p));
+  private async runWriteBatch(batch: WriteOp[]): Promise<(LoadedRow & { kind: WriteKind; k: number })[]> {
+    const rows: Record<WriteKind, Record<string, unknown>[]> = { insert: [], apply: [], branch: [], phase1: [] };
+    batch.forEach((op, k) => rows[op.kind].push({ ...op.row, k }));
+    const kinds = WRITE_KINDS.filter((kind) => rows[kind].length > 0);
+    const { name, text } = writeStatement(kinds);
+    const values = kinds.map((kind) => JSON.stringify(rows[kind]));
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await this.pool.query<LoadedRow & { kind: WriteOp['kind']; k: number }>({ name: 'dtx_write_batch', text: WRITE_BATCH_SQL, values });
+        const result = await this.pool.query<LoadedRow & { kind: WriteKind; k: number }>({ name, text, values });
         return result.rows;
       } catch (error) {
         // A deadlock with another instance's batch or claim: the statement rolled back whole; run it again.
