@@ -60,9 +60,24 @@ interface WritePart {
  * every update on the primary keys (without it the plan scanned the whole table for every
  * batch, a cost that grew with the log).
  */
+/**
+ * The two kinds that write a global row with its branches share their tail: `<g>` is the CTE
+ * of the global rows written, `<g>_in` its input, `<g>_b` its branches.
+ */
+function globalRowPart(kind: 'insert' | 'apply', g: 'ins' | 'app', ctes: string): WritePart {
+  return {
+    ctes: `${ctes},
+${g}_b_by_gid AS (
+  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM ${g}_b b GROUP BY b.gid
+)`,
+    events: `SELECT i.gid, i.events FROM ${g} g JOIN ${g}_in i ON i.gid = g.gid`,
+    results: `SELECT '${kind}'::text AS kind, i.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
+FROM ${g} g JOIN ${g}_in i ON i.gid = g.gid LEFT JOIN ${g}_b_by_gid bb ON bb.gid = g.gid`,
+  };
+}
+
 const WRITE_PARTS: Record<WriteKind, WritePart> = {
-  insert: {
-    ctes: `
+  insert: globalRowPart('insert', 'ins', `
 ins_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
@@ -82,16 +97,8 @@ ins_in AS (
   FROM ins g JOIN ins_in i ON i.gid = g.gid,
        jsonb_to_recordset(i.branches) AS b(branch_id text, seq int, participant text, action text, payload jsonb, depends_on jsonb)
   RETURNING *
-),
-ins_b_by_gid AS (
-  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM ins_b b GROUP BY b.gid
-)`,
-    events: `SELECT i.gid, i.events FROM ins g JOIN ins_in i ON i.gid = g.gid`,
-    results: `SELECT 'insert'::text AS kind, i.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
-FROM ins g JOIN ins_in i ON i.gid = g.gid LEFT JOIN ins_b_by_gid bb ON bb.gid = g.gid`,
-  },
-  apply: {
-    ctes: `
+)`),
+  apply: globalRowPart('apply', 'app', `
 app_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, expected int, status text, reason text, attempts int, needs_attention boolean,
@@ -118,14 +125,7 @@ app_in AS (
        jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
   WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
-),
-app_b_by_gid AS (
-  SELECT b.gid, json_agg(row_to_json(b.*) ORDER BY b.seq) AS branches FROM app_b b GROUP BY b.gid
-)`,
-    events: `SELECT a.gid, a.events FROM app g JOIN app_in a ON a.gid = g.gid`,
-    results: `SELECT 'apply'::text AS kind, a.k, row_to_json(g.*) AS tx, coalesce(bb.branches, '[]'::json) AS branches
-FROM app g JOIN app_in a ON a.gid = g.gid LEFT JOIN app_b_by_gid bb ON bb.gid = g.gid`,
-  },
+)`),
   branch: {
     ctes: `
 nb_in AS (
