@@ -36,7 +36,7 @@
  *   --modes a,b,...           modes to run (default: all of the above that the participants have)
  *   --concurrency 1,32        concurrencies to sweep (default 1,8,32,128)
  *   --transactions N          transactions per run (default 400 at concurrency 1, 2000 above)
- *   --warmup N                unmeasured transactions per mode before its runs (default 100;
+ *   --warmup N                unmeasured transactions per mode before its runs, at the highest concurrency (default 1000;
  *                             the direct baseline warms up with five times as many)
  *   --xact-commits            measure xact_commit in every run (default: tcc at concurrency 1 and 32)
  *   --instances 1,2,4         horizontal runs instead of the sweep: the chosen modes (default tcc
@@ -151,7 +151,8 @@ async function main(): Promise<void> {
         probe,
       };
       for (const mode of options.modes) {
-        await warmUp(target, mode, options.warmup, Math.min(8, maxConcurrency));
+        // At the sweep's highest concurrency, so that JIT, connection pools and keep-alive sockets are as the runs need them.
+        await warmUp(target, mode, options.warmup, maxConcurrency);
         for (const concurrency of options.concurrencies) {
           const result = await measure(target, mode, transactionsFor(options, concurrency), concurrency, xactRun(options, mode, concurrency));
           results.push(result);

@@ -74,7 +74,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     modes: modes as ModeName[],
     concurrencies: [...new Set(concurrencies)].sort((a, b) => a - b),
     transactions: transactionsText === null ? null : positiveInts('transactions', transactionsText)[0],
-    warmup: warmupText === null ? 100 : Number(warmupText),
+    warmup: warmupText === null ? 1000 : Number(warmupText),
     xactCommits: argv.includes('--xact-commits'),
     instances,
   };
