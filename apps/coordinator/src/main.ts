@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { createCoordinatorApp } from './common/http-app.js';
+import { createCoordinatorApp } from './http-app.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
 
 async function bootstrap(): Promise<void> {

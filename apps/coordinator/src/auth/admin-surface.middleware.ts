@@ -15,7 +15,7 @@ export function isAdminSurface(url: string): boolean {
 }
 
 /**
- * A Fastify onRequest hook, installed in common/http-app.ts when keys are configured. Guards
+ * A Fastify onRequest hook, installed in http-app.ts when keys are configured. Guards
  * only see Nest controllers; pages served by Fastify plugins (Swagger UI's files) would escape
  * them. This applies the same rule, admin role required, to those paths whoever serves them,
  * before the body is read.

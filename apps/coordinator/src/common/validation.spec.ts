@@ -2,7 +2,20 @@ import type { ArgumentMetadata } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
 import { AddBranchDto, BeginTransactionDto, DecideDto } from '@app/protocol';
 import { ApiError } from './api-error.js';
-import { BodyDepthPipe, createFullValidationPipe, createValidationPipe, deeperThan, jsonDepth, MAX_BODY_DEPTH } from './validation.js';
+import { BodyDepthPipe, createFullValidationPipe, createValidationPipe, deeperThan, MAX_BODY_DEPTH } from './validation.js';
+
+/** Reference model of the depth check: the nesting depth of a JSON value, without recursion. */
+function jsonDepth(value: unknown): number {
+  let deepest = 0;
+  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    if (typeof item.value !== 'object' || item.value === null) continue;
+    const depth = item.depth + 1;
+    deepest = Math.max(deepest, depth);
+    for (const child of Object.values(item.value)) pending.push({ value: child, depth });
+  }
+  return deepest;
+}
 
 const nested = (depth: number): unknown => {
   let value: unknown = 1;
@@ -11,12 +24,13 @@ const nested = (depth: number): unknown => {
 };
 
 describe('body depth', () => {
-  it('measures objects and arrays, scalars being depth 0', () => {
-    expect(jsonDepth(1)).toBe(0);
-    expect(jsonDepth(null)).toBe(0);
-    expect(jsonDepth({})).toBe(1);
-    expect(jsonDepth({ a: [1, { b: 2 }], c: 'x' })).toBe(3);
-    expect(jsonDepth(nested(200_000))).toBe(200_000);
+  it('counts objects and arrays as levels, scalars as none, and never recurses past the limit', () => {
+    expect(deeperThan(1, 0)).toBe(false);
+    expect(deeperThan(null, 0)).toBe(false);
+    expect(deeperThan({}, 0)).toBe(true);
+    expect(deeperThan({}, 1)).toBe(false);
+    // 200,000 levels: a check that recursed all the way down would overflow the stack.
+    expect(deeperThan(nested(200_000), MAX_BODY_DEPTH)).toBe(true);
   });
 
   it('refuses bodies deeper than the limit with 400 naming the body, and passes the rest untouched', () => {

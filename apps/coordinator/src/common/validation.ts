@@ -118,19 +118,6 @@ export function deeperThan(value: unknown, limit: number): boolean {
   return false;
 }
 
-/** Nesting depth of a parsed JSON value, measured without recursion (so no depth can overflow the stack). */
-export function jsonDepth(value: unknown): number {
-  let deepest = 0;
-  const pending: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
-  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
-    if (typeof item.value !== 'object' || item.value === null) continue;
-    const depth = item.depth + 1;
-    deepest = Math.max(deepest, depth);
-    for (const child of Object.values(item.value)) pending.push({ value: child, depth });
-  }
-  return deepest;
-}
-
 /**
  * Refuses request bodies nested deeper than MAX_BODY_DEPTH before the validation pipe runs:
  * class-transformer copies bodies recursively and a deep enough one (a 1 MB body can nest

@@ -29,6 +29,8 @@ import { TransactionWriter } from './transaction-writer.js';
 class FakeStore {
   readonly txs = new Map<string, LoadedTx>();
   readonly writes: string[] = [];
+  /** The status each compare-and-set tried to write, won or lost. */
+  readonly applyAttempts: string[] = [];
   /** Called before each compare-and-set: lets a test move the row under the engine's feet. */
   beforeApply: ((gid: string) => void) | null = null;
 
@@ -50,6 +52,7 @@ class FakeStore {
   }
 
   apply(gid: string, expectedVersion: number, change: TxChange): Promise<AppliedChange | null> {
+    this.applyAttempts.push(`${gid} -> ${change.status}`);
     this.beforeApply?.(gid);
     const current = this.txs.get(gid);
     if (!current || current.tx.version !== expectedVersion) return Promise.resolve(null);
@@ -199,6 +202,8 @@ describe('TransactionEngine', () => {
     };
     const { loaded } = await engine.decide('race-1', { type: 'commit_requested' }, false);
     expect(loaded.tx.status).toBe('committing');
+    // The first compare-and-set lost; the second, on a fresh read, won.
+    expect(store.applyAttempts.filter((a) => a === 'race-1 -> committing')).toHaveLength(2);
     expect(store.writes.filter((w) => w === 'apply race-1 -> committing')).toHaveLength(1);
     expect(participants.calls[0]).toBe('bank-a try');
   });

@@ -24,7 +24,7 @@ const pathOf = (url: string): string => {
 
 /**
  * One line per HTTP request, once its answer is sent, at verbose only: at the default level a
- * line per request would cost more than the transaction itself at high throughput (common/http-app.ts
+ * line per request would cost more than the transaction itself at high throughput (http-app.ts
  * adds the hook only when LOG_LEVEL=verbose).
  */
 export function requestLogging(fastify: FastifyInstance): void {

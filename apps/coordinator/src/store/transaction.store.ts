@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import type { BranchStatus, Json, TransactionEventView } from '@app/protocol';
 import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
-import { WriteBatcher, type BatchedOp } from './write-batcher.js';
+import { Batcher, type BatchedOp } from './batcher.js';
 
 export type * from './records.js';
 
@@ -53,7 +53,7 @@ interface WritePart {
  * statement holds the parts of the kinds it carries, one jsonb array of rows for each, so one
  * statement and one commit write them all. Each row carries `k`, its place in the batch, so
  * every caller gets back its own row, or none when its compare-and-set lost. A batch holds at
- * most one operation per gid (WriteBatcher), so no two parts of the statement touch the same row.
+ * most one operation per gid (Batcher), so no two parts of the statement touch the same row.
  *
  * Each composition is prepared once (a named statement) and then runs on a generic plan, which
  * knows nothing of how many rows the arrays hold: `gid = ANY (ARRAY(SELECT gid FROM …))` keeps
@@ -229,8 +229,8 @@ type LoadedRow = { tx: RawRow; branches: RawRow[] | null };
 @Injectable()
 export class TransactionStore {
   private readonly pool: pg.Pool;
-  private readonly writes: WriteBatcher<WriteOp>;
-  private readonly reads: WriteBatcher<ReadOp>;
+  private readonly writes: Batcher<WriteOp>;
+  private readonly reads: Batcher<ReadOp>;
   private readSeq = 0;
   readonly stats: WriteBatchStats = { batches: 0, operations: 0 };
 
@@ -241,8 +241,8 @@ export class TransactionStore {
     // TypeORM's Postgres driver keeps its node-postgres pool as `master`; named statements need it directly.
     this.pool = (db.driver as unknown as { master: pg.Pool }).master;
     const maxBatch = options.maxBatch ?? 200;
-    this.writes = new WriteBatcher((batch) => this.flushWrites(batch), { maxInFlight: options.writeConcurrency ?? 2, maxBatch });
-    this.reads = new WriteBatcher((batch) => this.flushReads(batch), { maxInFlight: 2, maxBatch });
+    this.writes = new Batcher((batch) => this.flushWrites(batch), { maxInFlight: options.writeConcurrency ?? 2, maxBatch });
+    this.reads = new Batcher((batch) => this.flushReads(batch), { maxInFlight: 2, maxBatch });
   }
 
   /** Creates the transaction with its known branches; null when the gid already exists. */

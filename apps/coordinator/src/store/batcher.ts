@@ -9,6 +9,9 @@
  *   waits for the first to be done, so each one stays a compare-and-set of its own that sees
  *   the result of the one before it.
  * - Each caller learns only its own outcome: `flush` settles every operation of its batch.
+ *
+ * The store uses one for its writes (group commit) and one for single-transaction reads, whose
+ * keys are unique so that reads of one gid may share a batch.
  */
 export interface BatchedOp<T> {
   readonly key: string;
@@ -16,7 +19,7 @@ export interface BatchedOp<T> {
   reject(error: unknown): void;
 }
 
-export class WriteBatcher<Op extends BatchedOp<never>> {
+export class Batcher<Op extends BatchedOp<never>> {
   private readonly queue: Op[] = [];
   private readonly busyKeys = new Set<string>();
   private inFlight = 0;

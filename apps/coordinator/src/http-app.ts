@@ -1,14 +1,14 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyInstance } from 'fastify';
-import { AppModule } from '../app.module.js';
-import { adminSurfaceAuth } from '../auth/admin-surface.middleware.js';
-import { CoordinatorConfig, type CoordinatorEnv } from '../config/coordinator.config.js';
-import { setUpApiDocs } from '../docs/api-docs.js';
-import { JsonLogger } from '../logging/json-logger.js';
-import { requestLogging } from '../logging/request-log.js';
-import { BODY_LIMIT_BYTES, frameworkErrorAnswer, registerBodyParsers } from './http-body.js';
-import { BodyDepthPipe, createValidationPipe } from './validation.js';
+import { AppModule } from './app.module.js';
+import { adminSurfaceAuth } from './auth/admin-surface.middleware.js';
+import { CoordinatorConfig, type CoordinatorEnv } from './config/coordinator.config.js';
+import { setUpApiDocs } from './docs/api-docs.js';
+import { JsonLogger } from './logging/json-logger.js';
+import { requestLogging } from './logging/request-log.js';
+import { BODY_LIMIT_BYTES, frameworkErrorAnswer, registerBodyParsers } from './common/http-body.js';
+import { BodyDepthPipe, createValidationPipe } from './common/validation.js';
 
 /**
  * The coordinator's Nest application with its whole inbound HTTP pipeline (logging, the admin

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WriteBatcher, type BatchedOp } from './write-batcher.js';
+import { Batcher, type BatchedOp } from './batcher.js';
 
 type Op = BatchedOp<string> & { name: string };
 
@@ -7,7 +7,7 @@ type Op = BatchedOp<string> & { name: string };
 function harness(options: { maxInFlight: number; maxBatch: number }) {
   const batches: string[][] = [];
   const release: (() => void)[] = [];
-  const batcher = new WriteBatcher<Op>(
+  const batcher = new Batcher<Op>(
     (batch) =>
       new Promise<void>((done) => {
         batches.push(batch.map((op) => op.name));
@@ -24,7 +24,7 @@ function harness(options: { maxInFlight: number; maxBatch: number }) {
   return { batcher, batches, release, submit, tick };
 }
 
-describe('WriteBatcher (group commit)', () => {
+describe('Batcher (group commit)', () => {
   it('flushes at once when a slot is free, and gathers what arrives meanwhile into the next batch', async () => {
     const h = harness({ maxInFlight: 1, maxBatch: 100 });
     const first = h.submit('a');
@@ -67,7 +67,7 @@ describe('WriteBatcher (group commit)', () => {
 
   it('rejects every operation of a batch whose flush throws, and goes on with the next', async () => {
     let calls = 0;
-    const batcher = new WriteBatcher<Op>((batch) => {
+    const batcher = new Batcher<Op>((batch) => {
       calls++;
       if (calls === 1) return Promise.reject(new Error('connection lost'));
       for (const op of batch) op.resolve('ok');
