@@ -5,3 +5,4 @@ export * from './participant-call.js';
 export * from './dto/transaction.dto.js';
 export * from './dto/participant.dto.js';
 export * from './docs/view-schemas.js';
+export * from './signing.js';

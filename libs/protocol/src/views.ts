@@ -46,6 +46,14 @@ export interface ParticipantView {
   updatedAt: string;
 }
 
+/**
+ * The answer to a registration (PROTOCOL.md 4): the participant as listed, plus its own secret
+ * for verifying the coordinator's calls (5.5), which no listing ever shows.
+ */
+export interface ParticipantRegistrationView extends ParticipantView {
+  signingSecret: string;
+}
+
 /** One entry of a transaction's history (PROTOCOL.md 6). */
 export interface TransactionEventView {
   at: string;
