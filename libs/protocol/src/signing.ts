@@ -41,8 +41,8 @@ export type SignedCallHeaders = {
 
 export type SignatureCheck = { ok: true } | { ok: false; code: SignatureError; reason: string };
 
-/** Headers as any transport hands them over: missing, one value, or repeated. */
-export type PresentedSignatureHeaders = Partial<Record<(typeof SIGNATURE_HEADERS)[keyof typeof SIGNATURE_HEADERS], string | string[] | undefined>>;
+/** Headers as any transport hands them over (Node's IncomingHttpHeaders fits): missing, one value, or repeated. */
+export type PresentedSignatureHeaders = { readonly [name: string]: string | string[] | undefined };
 
 /** A signature header longer than this is refused unread: ten signatures fit with room to spare. */
 const MAX_SIGNATURE_HEADER = 1024;
@@ -147,7 +147,7 @@ export type SignedPhaseCallMessage = PhaseCallBody & { [MESSAGE_SIGNATURE_MEMBER
 export function splitSignedMessage(data: unknown): { body: string; headers: PresentedSignatureHeaders } | null {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return null;
   const { [MESSAGE_SIGNATURE_MEMBER]: headers, ...rest } = data as Record<string, unknown>;
-  const presented: PresentedSignatureHeaders = {};
+  const presented: Record<string, string> = {};
   if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
     for (const name of Object.values(SIGNATURE_HEADERS)) {
       const value = (headers as Record<string, unknown>)[name];
