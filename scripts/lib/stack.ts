@@ -68,14 +68,15 @@ export interface StackApiKeys {
   admin: string;
   client: string;
   participant: string;
+  metrics: string;
   API_KEYS: string;
 }
 
 /** Fresh random keys, one per role. */
 export function generateApiKeys(): StackApiKeys {
   const key = () => randomBytes(24).toString('base64url');
-  const keys = { admin: key(), client: key(), participant: key() };
-  return { ...keys, API_KEYS: `admin:${keys.admin},client:${keys.client},participant:${keys.participant}` };
+  const keys = { admin: key(), client: key(), participant: key(), metrics: key() };
+  return { ...keys, API_KEYS: `admin:${keys.admin},client:${keys.client},participant:${keys.participant},metrics:${keys.metrics}` };
 }
 
 /** The Authorization header for `apiKey`, or none. */

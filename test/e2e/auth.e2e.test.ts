@@ -4,10 +4,21 @@
  * service working with keys, the client API's rate limit, and the refusal to listen publicly
  * without keys.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, type ParticipantView } from '@app/protocol';
+import {
+  ErrorCode,
+  parseSigningSecret,
+  verifyCall,
+  type ParticipantAdminView,
+  type ParticipantRegistrationView,
+  type ParticipantView,
+  type SecretRotationView,
+} from '@app/protocol';
 import { CoordinatorError, TransactionClient } from '@app/sdk';
 import {
   ManagedProcess,
@@ -19,6 +30,7 @@ import {
   generateApiKeys,
   getJson,
   openAccount,
+  postJson,
   type CoordinatorHandle,
   type ServiceHandle,
   type StackApiKeys,
@@ -30,7 +42,9 @@ let coord: CoordinatorHandle;
 let bank: ServiceHandle;
 let keys: StackApiKeys;
 
-type Role = 'admin' | 'client' | 'participant';
+type Role = 'admin' | 'client' | 'participant' | 'metrics';
+/** A second participant key: names registered by the first belong to the first (PROTOCOL.md 4). */
+const secondParticipantKey = `second-participant-${'k'.repeat(24)}`;
 type ErrorAnswer = { error?: string; message?: string; field?: string; statusCode?: number };
 
 const basic = (password: string, user = 'operator') => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -67,12 +81,14 @@ const ROUTE_GROUPS: { name: string; method: 'GET' | 'POST'; path: string; body?:
     roles: ['participant'],
   },
   { name: 'list participants', method: 'GET', path: '/v1/participants', roles: ['client', 'participant'] },
+  { name: 'admin participants', method: 'GET', path: '/admin/participants', roles: [] },
+  { name: 'admin release a name', method: 'POST', path: '/admin/participants/nobody/release', body: {}, roles: [] },
   { name: 'admin list', method: 'GET', path: '/admin/transactions', roles: [] },
   { name: 'admin stats', method: 'GET', path: '/admin/stats', roles: [] },
   { name: 'admin retry', method: 'POST', path: '/admin/transactions/auth-existing/retry', body: {}, roles: [] },
   { name: 'admin console', method: 'GET', path: '/admin', roles: [] },
   { name: 'admin stream', method: 'GET', path: '/admin/stream', roles: [] },
-  { name: 'metrics', method: 'GET', path: '/metrics', roles: [] },
+  { name: 'metrics', method: 'GET', path: '/metrics', roles: ['metrics'] },
   { name: 'OpenAPI document', method: 'GET', path: '/docs', roles: [] },
 ];
 
@@ -80,7 +96,7 @@ beforeAll(async () => {
   keys = generateApiKeys();
   databases = await Promise.all(['auth_coord', 'auth_bank'].map((p) => createTestDatabase(p)));
   coord = await coordinator('auth-coordinator', databases[0].url, {
-    API_KEYS: keys.API_KEYS,
+    API_KEYS: `${keys.API_KEYS},participant:${secondParticipantKey}`,
     PARTICIPANT_HOSTS: '127.0.0.1,localhost',
     LOG_LEVEL: 'log',
   });
@@ -101,7 +117,7 @@ afterAll(async () => {
 describe('start-up', () => {
   it('says in one log line that keys are required', () => {
     const log = readFileSync(coord.process.logFile, 'utf8');
-    expect(log).toContain('API keys: 3 configured; every route but /health/live and /health/ready needs one');
+    expect(log).toContain('API keys: 5 configured; every route but /health/live and /health/ready needs one');
   });
 
   it('refuses to listen on a public address without keys, in one line, exit code 1', async () => {
@@ -162,7 +178,7 @@ describe('authentication', () => {
 
 describe('authorization', () => {
   for (const group of ROUTE_GROUPS) {
-    const refused = (['client', 'participant'] as const).filter((role) => !group.roles.includes(role));
+    const refused = (['client', 'participant', 'metrics'] as const).filter((role) => !group.roles.includes(role));
     if (refused.length === 0) continue;
     it(`answers 403 FORBIDDEN on ${group.name} to ${refused.join(' and ')} keys`, async () => {
       for (const role of refused) {
@@ -183,12 +199,23 @@ describe('authorization', () => {
     }
     const registration = ROUTE_GROUPS.find((g) => g.name === 'register a participant')!;
     expect((await call('POST', '/v1/participants', bearer('participant'), registration.body)).status).toBe(201);
-    expect((await call('POST', '/v1/participants', bearer('admin'), registration.body)).status).toBe(201);
+    expect((await call('POST', '/v1/participants', bearer('admin'), { ...(registration.body as object), name: 'auth-probe-admin' })).status).toBe(201);
     expect((await call('GET', '/admin/transactions', bearer('admin'))).status).toBe(200);
     expect((await call('GET', '/admin/stats', bearer('admin'))).status).toBe(200);
     const metrics = await call('GET', '/metrics', bearer('admin'));
     expect(metrics.status).toBe(200);
     expect(metrics.text).toContain('dtx_transactions_begun_total');
+  });
+
+  it('lets a metrics key read /metrics and the health probes, and nothing else', async () => {
+    const metrics = await call('GET', '/metrics', bearer('metrics'));
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toContain('dtx_transactions_in_doubt');
+    expect((await call('GET', '/health/ready', bearer('metrics'))).status).toBe(200);
+    // Every other group is refused (the loop above covers them one by one; this is the summary).
+    const others = ROUTE_GROUPS.filter((g) => !g.roles.includes('metrics'));
+    const statuses = await Promise.all(others.map(async (g) => (await call(g.method, g.path, bearer('metrics'), g.body)).status));
+    expect(new Set(statuses)).toEqual(new Set([403]));
   });
 
   it('accepts the key as the password of HTTP Basic, whatever the user name', async () => {
@@ -265,6 +292,195 @@ describe('the SDK and a demo service with keys', () => {
     const refused = await participantOnly.begin({ mode: 'tcc' }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(CoordinatorError);
     expect(refused).toMatchObject({ statusCode: 403, code: ErrorCode.FORBIDDEN });
+  });
+});
+
+/** A participant written in the test, over a real socket: answers 200 to every call and keeps what arrived. */
+class RecordingParticipant {
+  readonly calls: { url: string; headers: IncomingHttpHeaders; body: string }[] = [];
+  private server: Server | null = null;
+  endpoint = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        this.calls.push({ url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((done) => this.server!.listen(0, '127.0.0.1', done));
+    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/tx`;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((done) => (this.server ? this.server.close(() => done()) : done()));
+  }
+}
+
+const sagaOf = (participant: string, gid: string) => ({
+  mode: 'saga' as const,
+  gid,
+  wait: true,
+  steps: [{ name: 'only', participant, action: 'ship', payload: { gid } }],
+});
+const shipAction = [{ name: 'ship', modes: ['saga'] }];
+const keyOf = (secret: string) => parseSigningSecret(secret);
+const verifies = (secret: string, c: { headers: IncomingHttpHeaders; body: string }) => verifyCall([keyOf(secret)], c.headers, c.body, Date.now() / 1000).ok;
+
+describe('participant names belong to the key that first registered them', () => {
+  const register = (key: string, name: string, endpoint = 'http://127.0.0.1:9/tx') =>
+    call('POST', '/v1/participants', `Bearer ${key}`, { name, transport: 'http', endpoint, actions: shipAction });
+
+  it('answers 403 FORBIDDEN to another participant key taking over the demo bank, and nothing changes', async () => {
+    const before = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin);
+    const answer = await register(secondParticipantKey, 'bank', 'http://127.0.0.1:9/stolen');
+    expect({ status: answer.status, error: answer.json?.error, field: answer.json?.field }).toEqual({ status: 403, error: ErrorCode.FORBIDDEN, field: 'name' });
+    expect(answer.text).not.toContain('whsec_');
+    const after = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin);
+    expect(after.find((p) => p.name === 'bank')).toEqual(before.find((p) => p.name === 'bank'));
+    expect(after.find((p) => p.name === 'bank')).toMatchObject({ endpoint: `${bank.url}/tx`, owner: 'key#3' });
+    // The bank still gets its calls: a transfer commits.
+    const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+    const view = await client.begin({ mode: 'tcc', wait: true, branches: [
+      { participant: 'bank', action: 'debit', payload: { accountId: 'alice', amount: 1 } },
+      { participant: 'bank', action: 'credit', payload: { accountId: 'bob', amount: 1 } },
+    ] });
+    expect(view.status).toBe('committed');
+  });
+
+  it('lets the owner register again, and an operator release the name to another key, with a secret the first owner never saw', async () => {
+    const first = await register(keys.participant, 'auth-owned');
+    expect(first.status).toBe(201);
+    const firstSecret = (first.json as unknown as ParticipantRegistrationView).signingSecret;
+    expect((await register(keys.participant, 'auth-owned')).status).toBe(201);
+    expect((await register(secondParticipantKey, 'auth-owned')).status).toBe(403);
+    // Releasing needs the admin role.
+    expect((await call('POST', '/admin/participants/auth-owned/release', bearer('participant'), {})).status).toBe(403);
+    const released = await call('POST', '/admin/participants/auth-owned/release', bearer('admin'), {});
+    expect(released.status).toBe(200);
+    expect(released.json).toMatchObject({ name: 'auth-owned', owner: null, secretGeneration: 2 });
+    const second = await register(secondParticipantKey, 'auth-owned');
+    expect(second.status).toBe(201);
+    expect((second.json as unknown as ParticipantRegistrationView).signingSecret).not.toBe(firstSecret);
+    expect((await register(keys.participant, 'auth-owned')).status).toBe(403);
+    const listed = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin);
+    expect(listed.find((p) => p.name === 'auth-owned')?.owner).toBe('key#5');
+    expect((await call('POST', '/admin/participants/no-such-name/release', bearer('admin'), {})).status).toBe(404);
+  });
+});
+
+describe('signed calls and their secrets', () => {
+  const recorder = new RecordingParticipant();
+  const client = () => new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+  let secret = '';
+
+  beforeAll(async () => {
+    await recorder.start();
+    const answer = await call('POST', '/v1/participants', bearer('participant'), {
+      name: 'auth-recorder',
+      transport: 'http',
+      endpoint: recorder.endpoint,
+      actions: shipAction,
+      headers: { 'X-Gateway-Key': 'gw-secret-value-1', authorization: 'Bearer gateway-token-2' },
+    });
+    expect(answer.status).toBe(201);
+    secret = (answer.json as unknown as ParticipantRegistrationView).signingSecret;
+  });
+
+  afterAll(() => recorder.stop());
+
+  it('hands the secret out only in the registration answer, and never lists it or a header value', async () => {
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    expect(keyOf(secret)).toHaveLength(32);
+    for (const [path, key] of [['/v1/participants', keys.client], ['/admin/participants', keys.admin]] as const) {
+      const text = (await call('GET', path, `Bearer ${key}`)).text;
+      expect(text).toContain('auth-recorder');
+      for (const hidden of ['whsec_', 'gw-secret-value-1', 'gateway-token-2']) expect(text).not.toContain(hidden);
+    }
+    const listed = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin);
+    expect(listed.find((p) => p.name === 'auth-recorder')?.callHeaderNames).toEqual(['authorization', 'x-gateway-key']);
+  });
+
+  it('signs each call with the participant\'s secret and sends its registered headers', async () => {
+    expect((await client().begin(sagaOf('auth-recorder', 'auth-signed-1'))).status).toBe('committed');
+    const received = recorder.calls.at(-1)!;
+    expect(received.url).toBe('/tx/ship/execute');
+    expect(received.headers['webhook-id']).toBe('auth-signed-1/only/execute');
+    expect(verifies(secret, received)).toBe(true);
+    expect(received.headers['x-gateway-key']).toBe('gw-secret-value-1');
+    expect(received.headers.authorization).toBe('Bearer gateway-token-2');
+    // Registering again (the SDK does at every start) hands out the same secret.
+    const again = await call('POST', '/v1/participants', bearer('participant'), { name: 'auth-recorder', transport: 'http', endpoint: recorder.endpoint, actions: shipAction });
+    expect((again.json as unknown as ParticipantRegistrationView).signingSecret).toBe(secret);
+  });
+
+  it('signs with the old and the new secret side by side while a rotation overlaps, and only the new one after a revocation', async () => {
+    const rotated = await call('POST', '/admin/participants/auth-recorder/rotate-secret', bearer('admin'), { overlapSeconds: 600 });
+    expect(rotated.status).toBe(200);
+    const next = (rotated.json as unknown as SecretRotationView).signingSecret;
+    expect(next).not.toBe(secret);
+    expect(rotated.json).toMatchObject({ secretGeneration: 2 });
+    expect(typeof (rotated.json as unknown as SecretRotationView).previousSecretValidUntil).toBe('string');
+    await client().begin(sagaOf('auth-recorder', 'auth-rotating-1'));
+    const during = recorder.calls.at(-1)!;
+    expect(String(during.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect([verifies(next, during), verifies(secret, during)]).toEqual([true, true]);
+
+    const revoked = await call('POST', '/admin/participants/auth-recorder/rotate-secret', bearer('admin'), { overlapSeconds: 0 });
+    const last = (revoked.json as unknown as SecretRotationView).signingSecret;
+    expect(revoked.json).toMatchObject({ secretGeneration: 3, previousSecretValidUntil: null });
+    await client().begin(sagaOf('auth-recorder', 'auth-revoked-1'));
+    const after = recorder.calls.at(-1)!;
+    expect(String(after.headers['webhook-signature']).split(' ')).toHaveLength(1);
+    expect([verifies(last, after), verifies(next, after), verifies(secret, after)]).toEqual([true, false, false]);
+  });
+
+  it('refuses registered headers that are hop-by-hop, protocol or malformed, naming the header, and stores nothing', async () => {
+    const before = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ connection: 'close' }, 'headers.connection'],
+      [{ 'Transfer-Encoding': 'chunked' }, 'headers.Transfer-Encoding'],
+      [{ 'webhook-signature': 'v1,forged' }, 'headers.webhook-signature'],
+      [{ 'x-tx-gid': 'other' }, 'headers.x-tx-gid'],
+      [{ 'x-ok': 'line\r\nInjected: yes' }, 'headers.x-ok'],
+      [{ 'bad name': 'v' }, 'headers.bad name'],
+      [{ 'x-number': 5 }, 'headers.x-number'],
+      [Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`x-h${i}`, 'v'])), 'headers'],
+    ];
+    for (const [headers, field] of cases) {
+      const answer = await call('POST', '/v1/participants', bearer('participant'), { name: 'auth-recorder', transport: 'http', endpoint: recorder.endpoint, actions: shipAction, headers });
+      expect({ field, status: answer.status, error: answer.json?.error, named: answer.json?.field }).toEqual({ field, status: 400, error: ErrorCode.VALIDATION_FAILED, named: field });
+    }
+    const tcp = await call('POST', '/v1/participants', bearer('participant'), { name: 'auth-tcp', transport: 'tcp', host: '127.0.0.1', port: 5999, actions: shipAction, headers: { 'x-a': 'b' } });
+    expect({ status: tcp.status, field: tcp.json?.field }).toEqual({ status: 400, field: 'headers' });
+    expect(await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin)).toEqual(before);
+  });
+});
+
+describe('secrets every instance and restart agree on', () => {
+  it('hands out the same secret after a restart, and two coordinators with one SIGNING_SECRET derive the same secret', async () => {
+    const registration = { name: 'auth-stable', transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions: shipAction };
+    const secretAt = async (url: string, key: string) =>
+      (await postJson<ParticipantRegistrationView>(`${url}/v1/participants`, registration, key)).body.signingSecret;
+    const before = await secretAt(coord.url, keys.participant);
+    await coord.process.kill();
+    await coord.start();
+    expect(await secretAt(coord.url, keys.participant)).toBe(before);
+
+    const signingSecret = randomBytes(32).toString('base64');
+    const pair = await Promise.all(['auth_signing_a', 'auth_signing_b'].map((p) => createTestDatabase(p)));
+    databases.push(...pair);
+    const twins = await Promise.all(pair.map((db, i) => coordinator(`auth-signing-${i}`, db.url, { API_KEYS: keys.API_KEYS, SIGNING_SECRET: signingSecret, LOG_LEVEL: 'warn' })));
+    try {
+      await Promise.all(twins.map((t) => t.start()));
+      const [a, b] = await Promise.all(twins.map((t) => secretAt(t.url, keys.participant)));
+      expect(a).toBe(b);
+      expect(a).not.toBe(before);
+    } finally {
+      await Promise.all(twins.map((t) => t.process.kill()));
+    }
   });
 });
 

@@ -5,6 +5,7 @@
  * role's key (validation must hold behind the guard) and every route also receives forged,
  * missing and wrong-role credentials on otherwise valid requests.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, ID_PATTERN, MODES, NAME_PATTERN } from '@app/protocol';
@@ -29,7 +30,8 @@ let bank: ServiceHandle;
 let keyed: CoordinatorHandle;
 let keys: StackApiKeys;
 
-type Role = 'client' | 'participant' | 'admin';
+type Role = 'client' | 'participant' | 'metrics' | 'admin';
+const SIGNING_SECRET = randomBytes(32).toString('base64');
 
 interface Probe {
   method: 'GET' | 'POST';
@@ -156,6 +158,23 @@ function probes(existingGid: string): Probe[] {
   for (const endpoint of ['file:///etc/passwd', 'ftp://x', 'javascript:alert(1)', 'http://', 'not a url']) post('/v1/participants', JSON.stringify({ ...participant, endpoint }));
   post('/v1/participants', JSON.stringify({ ...participant, actions: [{ name: 'a', modes: ['xa'] }] }));
   post('/v1/participants', JSON.stringify({ ...participant, transport: 'tcp', port: 70_000, host: 'x' }));
+  // Registered call headers (README "Security"): none of these may be stored.
+  const manyHeaders = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`x-h${i}`, 'v']));
+  for (const headers of ['text', [], ['x-a', 'b'], 5, { connection: 'close' }, { Upgrade: 'h2c' }, { 'x-a': 5 }, { 'x a': 'v' }, { 'x-a': 'a\r\nInjected: 1' },
+    { 'x-a': 'x'.repeat(5_000) }, { 'webhook-signature': 'v1,x' }, { 'x-tx-gid': 'g' }, { traceparent: '00-x' }, manyHeaders, { 'x-ok': 'v', host: 'elsewhere' }]) {
+    post('/v1/participants', JSON.stringify({ ...participant, headers }));
+  }
+  post('/v1/participants', JSON.stringify({ ...participant, transport: 'redis', endpoint: undefined, headers: { 'x-a': 'b' } }));
+
+  // Operators' participant routes: bad names, bad rotation windows, unknown names.
+  for (const hostile of [...HOSTILE_STRINGS.filter((h) => h.trim() !== ''), 'x'.repeat(65)]) {
+    post(`/admin/participants/${encodeURIComponent(hostile)}/rotate-secret`, '{}');
+    post(`/admin/participants/${encodeURIComponent(hostile)}/release`, '{}');
+  }
+  for (const overlapSeconds of [-1, 1.5, 'an hour', 1e12, 30 * 24 * 3600 + 1, true, [], {}]) post('/admin/participants/bank/rotate-secret', JSON.stringify({ overlapSeconds }));
+  post('/admin/participants/bank/rotate-secret', JSON.stringify({ overlapSeconds: 60, surprise: true }));
+  post('/admin/participants/no-such-participant/rotate-secret', '{}');
+  post('/admin/participants/no-such-participant/release', '{}');
 
   // Admin list: every filter wrong.
   for (const [key, values] of Object.entries({
@@ -213,11 +232,14 @@ function forgedCredentialProbes(k: StackApiKeys, existingGid: string, openGid: s
     { method: 'POST', path: `/admin/transactions/${openGid}/rollback`, body: {}, roles: [] },
     { method: 'POST', path: `/admin/transactions/${existingGid}/retry`, body: {}, roles: [] },
     { method: 'GET', path: '/admin/stats', roles: [] },
+    { method: 'GET', path: '/admin/participants', roles: [] },
+    { method: 'POST', path: '/admin/participants/bank/rotate-secret', body: { overlapSeconds: 0 }, roles: [] },
+    { method: 'POST', path: '/admin/participants/bank/release', body: {}, roles: [] },
     { method: 'GET', path: '/admin', roles: [] },
     { method: 'GET', path: '/admin/stream', roles: [] },
     { method: 'GET', path: '/admin/assets/console.js', roles: [] },
     { method: 'GET', path: '/ADMIN/stats', roles: [] },
-    { method: 'GET', path: '/metrics', roles: [] },
+    { method: 'GET', path: '/metrics', roles: ['metrics'] },
     { method: 'GET', path: '/docs', roles: [] },
     { method: 'GET', path: '/docs-json', roles: [] },
   ];
@@ -242,7 +264,7 @@ function forgedCredentialProbes(k: StackApiKeys, existingGid: string, openGid: s
   for (const route of routes) {
     const request = { method: route.method, path: route.path, ...(route.body === undefined ? {} : { body: JSON.stringify(route.body), contentType: 'application/json' }) };
     for (const authorization of unauthenticated) list.push({ ...request, authorization, expectStatus: 401 });
-    for (const role of (['client', 'participant'] as const).filter((r) => !route.roles.includes(r))) {
+    for (const role of (['client', 'participant', 'metrics'] as const).filter((r) => !route.roles.includes(r))) {
       list.push({ ...request, authorization: `Bearer ${k[role]}`, expectStatus: 403 });
       list.push({ ...request, authorization: basic(k[role]), expectStatus: 403 });
     }
@@ -288,7 +310,9 @@ async function snapshot(databaseUrl = databases[0].url): Promise<string> {
   try {
     const tx = await client.query('SELECT gid, status, reason, version, metadata FROM global_transactions ORDER BY gid');
     const branches = await client.query('SELECT gid, branch_id, status, attempts FROM branches ORDER BY gid, branch_id');
-    const participants = await client.query('SELECT name, endpoint, actions FROM participants ORDER BY name');
+    const participants = await client.query(
+      'SELECT name, transport, endpoint, host, port, actions, owner_key_digest, secret_generation, previous_secret_generation, call_headers FROM participants ORDER BY name',
+    );
     return JSON.stringify([tx.rows, branches.rows, participants.rows]);
   } finally {
     await client.end();
@@ -297,7 +321,9 @@ async function snapshot(databaseUrl = databases[0].url): Promise<string> {
 
 beforeAll(async () => {
   databases = await Promise.all(['bad_coord', 'bad_bank', 'bad_keyed'].map((p) => createTestDatabase(p)));
-  coord = await coordinator('bad-input-coordinator', databases[0].url, { LOG_LEVEL: 'warn' });
+  // Both coordinators call the same bank, which verifies with the secret its registration got:
+  // one SIGNING_SECRET makes both derive that secret (README "Security").
+  coord = await coordinator('bad-input-coordinator', databases[0].url, { LOG_LEVEL: 'warn', SIGNING_SECRET });
   await coord.start();
   bank = await accountService('bank', databases[1].url, coord.url);
   await bank.start();
@@ -307,7 +333,7 @@ beforeAll(async () => {
   await client.begin({ mode: 'tcc', gid: 'open-one' });
 
   keys = generateApiKeys();
-  keyed = await coordinator('bad-input-keyed-coordinator', databases[2].url, { API_KEYS: keys.API_KEYS, LOG_LEVEL: 'warn' });
+  keyed = await coordinator('bad-input-keyed-coordinator', databases[2].url, { API_KEYS: keys.API_KEYS, LOG_LEVEL: 'warn', SIGNING_SECRET });
   await keyed.start();
   const registered = (await getJson<{ name: string; endpoint: string; actions: unknown }[]>(`${coord.url}/v1/participants`)).find((p) => p.name === 'bank')!;
   const registration = await postJson(`${keyed.url}/v1/participants`, { name: 'bank', transport: 'http', endpoint: registered.endpoint, actions: registered.actions }, keys.participant);

@@ -1,22 +1,33 @@
 /**
- * The coordinator's HTTP participant transport over a real socket: a call never goes out after
- * its own deadline, even when the process stalled (a pause, a long GC) between creating the call
- * and writing it, so a paused instance cannot send a call after its lease ran out.
+ * The coordinator's HTTP participant transport over a real socket: every call is signed
+ * (PROTOCOL.md 5.5) and carries the participant's registered headers, and a call never goes out
+ * after its own deadline, even when the process stalled (a pause, a long GC) between creating
+ * the call and writing it, so a paused instance cannot send a call after its lease ran out.
  */
-import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HttpParticipantTransport } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
+import { verifyCall } from '@app/protocol';
+import { HttpParticipantTransport, type HttpCallOptions } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
 
 let server: Server;
 let endpoint: string;
 const received: string[] = [];
+const seen: { headers: IncomingHttpHeaders; body: string }[] = [];
+const key = randomBytes(32);
+const previous = randomBytes(32);
+const options = (extra: Partial<HttpCallOptions> = {}): HttpCallOptions => ({ sender: 'test', keys: [key], headers: {}, ...extra });
 
 beforeAll(async () => {
   server = createServer((req, res) => {
     received.push(req.url ?? '');
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}'));
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      seen.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/tx`;
@@ -39,23 +50,38 @@ function stall(ms: number): void {
 describe('HttpParticipantTransport', () => {
   it('sends a call and maps 2xx to ok', async () => {
     const transport = new HttpParticipantTransport();
-    expect(await transport.call(endpoint, body('t-1'), 1_000, 'test')).toEqual({ kind: 'ok', result: { ok: true } });
+    expect(await transport.call(endpoint, body('t-1'), 1_000, options())).toEqual({ kind: 'ok', result: { ok: true } });
+    transport.close();
+  });
+
+  it('signs every call over the bytes it sends, with both keys during a rotation, and adds the registered headers', async () => {
+    const transport = new HttpParticipantTransport();
+    await transport.call(endpoint, body('signed-1'), 1_000, options({ keys: [key, previous], headers: { 'x-gateway-key': 'gw-1' } }));
+    const call = seen.at(-1)!;
+    const now = Date.now() / 1000;
+    expect(call.headers['webhook-id']).toBe('signed-1/b1/confirm');
+    expect(Math.abs(Number(call.headers['webhook-timestamp']) - now)).toBeLessThan(5);
+    expect(String(call.headers['webhook-signature']).split(' ')).toHaveLength(2);
+    expect(verifyCall([key], call.headers, call.body, now)).toEqual({ ok: true });
+    expect(verifyCall([previous], call.headers, call.body, now)).toEqual({ ok: true });
+    expect(verifyCall([randomBytes(32)], call.headers, call.body, now)).toMatchObject({ ok: false, code: 'SIGNATURE_INVALID' });
+    expect(call.headers['x-gateway-key']).toBe('gw-1');
     transport.close();
   });
 
   it('does not send a call whose deadline passed while the process was stalled before writing it', async () => {
     const transport = new HttpParticipantTransport();
     // A first call leaves a kept-alive socket, so the next one gets it without connecting.
-    await transport.call(endpoint, body('warm'), 1_000, 'test');
+    await transport.call(endpoint, body('warm'), 1_000, options());
     const before = received.length;
-    const late = transport.call(endpoint, body('stalled'), 100, 'test');
+    const late = transport.call(endpoint, body('stalled'), 100, options());
     stall(250);
     const outcome = await late;
     expect(outcome.kind).toBe('transient');
     await new Promise((r) => setTimeout(r, 100));
     expect(received.slice(before)).toEqual([]);
     // The transport still works afterwards.
-    expect((await transport.call(endpoint, body('after'), 1_000, 'test')).kind).toBe('ok');
+    expect((await transport.call(endpoint, body('after'), 1_000, options())).kind).toBe('ok');
     transport.close();
   });
 });

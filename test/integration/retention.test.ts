@@ -10,7 +10,7 @@ import { DataSource } from 'typeorm';
 import type { GlobalStatus, Phase, PhaseCallBody } from '@app/protocol';
 import { BarrierRetention, BranchBarrier, type ParticipantModuleOptions } from '@app/sdk';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
-import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
+import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
 import { RetentionService } from '../../apps/coordinator/src/retention/retention.service.js';
 import { RetentionStore } from '../../apps/coordinator/src/store/retention.store.js';
 import { TransactionStore } from '../../apps/coordinator/src/store/transaction.store.js';
@@ -51,7 +51,7 @@ describe('RetentionService (coordinator)', () => {
   const sources: DataSource[] = [];
 
   async function openDataSource(): Promise<DataSource> {
-    const source = new DataSource({ type: 'postgres', url: db.url, entities: COORDINATOR_ENTITIES, migrations: COORDINATOR_MIGRATIONS, extra: { max: 4 } });
+    const source = new DataSource({ type: 'postgres', url: db.url, migrations: COORDINATOR_MIGRATIONS, extra: { max: 4 } });
     await source.initialize();
     sources.push(source);
     return source;

@@ -1,7 +1,7 @@
 /** The coordinator's transaction log against a real Postgres: one-statement writes, compare-and-set, claims. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
-import { COORDINATOR_ENTITIES, COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
+import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
 import { TransactionStore, type StoreOptions, type TxChange } from '../../apps/coordinator/src/store/transaction.store.js';
 import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
@@ -10,7 +10,7 @@ let db: TestDatabase;
 const sources: DataSource[] = [];
 
 async function openStore(options: StoreOptions = {}): Promise<{ store: TransactionStore; dataSource: DataSource }> {
-  const dataSource = new DataSource({ type: 'postgres', url: db.url, entities: COORDINATOR_ENTITIES, migrations: COORDINATOR_MIGRATIONS, extra: { max: 10 } });
+  const dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: COORDINATOR_MIGRATIONS, extra: { max: 10 } });
   await dataSource.initialize();
   sources.push(dataSource);
   return { store: new TransactionStore(dataSource, options), dataSource };

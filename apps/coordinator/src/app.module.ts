@@ -2,7 +2,6 @@ import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
 import { ScheduleModule } from '@nestjs/schedule';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -23,12 +22,12 @@ import { MODE_PROCESSOR_PROVIDERS } from './engine/processors/mode-processors.js
 import { TransactionWriter } from './engine/transaction-writer.js';
 import { TransactionEngine } from './engine/transaction-engine.service.js';
 import { ParticipantInvoker } from './invoker/participant-invoker.service.js';
-import { ParticipantEntity } from './participants/participant.entity.js';
-import { ParticipantsController } from './participants/participants.controller.js';
+import { ParticipantsAdminController, ParticipantsController } from './participants/participants.controller.js';
 import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
 import { RetentionModule } from './retention/retention.module.js';
 import { AdminStore } from './store/admin.store.js';
+import { ParticipantStore } from './store/participant.store.js';
 import { STORE_OPTIONS, TransactionStore, type StoreOptions } from './store/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
 import { TransactionsService } from './transactions/transactions.service.js';
@@ -37,13 +36,12 @@ import { TransactionsService } from './transactions/transactions.service.js';
   imports: [
     CoordinatorConfigModule,
     DatabaseModule,
-    TypeOrmModule.forFeature([ParticipantEntity]),
     TerminusModule,
     ScheduleModule.forRoot(),
     RetentionModule,
     clientRateLimitModule(),
   ],
-  controllers: [TransactionsController, ParticipantsController, AdminController, ConsoleController, HealthController, MetricsController],
+  controllers: [TransactionsController, ParticipantsController, ParticipantsAdminController, AdminController, ConsoleController, HealthController, MetricsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     // Every route needs an API key with the right role when API_KEYS is set (auth/roles.decorator.ts).
@@ -60,6 +58,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
       useFactory: (config: CoordinatorConfig): StoreOptions => ({ writeConcurrency: config.env.DB_WRITE_CONCURRENCY }),
     },
     TransactionStore,
+    ParticipantStore,
     ParticipantsService,
     ParticipantInvoker,
     BranchCaller,

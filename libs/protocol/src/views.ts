@@ -54,6 +54,23 @@ export interface ParticipantRegistrationView extends ParticipantView {
   signingSecret: string;
 }
 
+/** A participant as operators see it (GET /admin/participants): who owns it and where its secret stands, never the secret. */
+export interface ParticipantAdminView extends ParticipantView {
+  /** `key#<n>` (position in API_KEYS) of the owning key, `unconfigured key` when that key is gone, null when unowned. */
+  owner: string | null;
+  /** Generation of its signing secret; a rotation or a release adds one. */
+  secretGeneration: number;
+  /** During a rotation: until when the previous secret is still signed with, side by side. */
+  previousSecretValidUntil: string | null;
+  /** Names of the headers sent on its calls; their values are never shown. */
+  callHeaderNames: string[];
+}
+
+/** The answer to a rotation: the new secret, for a participant that does not register to learn it. */
+export interface SecretRotationView extends ParticipantAdminView {
+  signingSecret: string;
+}
+
 /** One entry of a transaction's history (PROTOCOL.md 6). */
 export interface TransactionEventView {
   at: string;

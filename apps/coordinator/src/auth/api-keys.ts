@@ -1,7 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-/** What a key may do: `client` drives transactions, `participant` registers, `admin` does everything. */
-export const API_ROLES = ['client', 'participant', 'admin'] as const;
+/**
+ * What a key may do: `client` drives transactions, `participant` registers, `metrics` reads
+ * /metrics (a Prometheus server's key, which can change nothing), `admin` does everything.
+ */
+export const API_ROLES = ['client', 'participant', 'metrics', 'admin'] as const;
 export type ApiRole = (typeof API_ROLES)[number];
 
 /**
@@ -55,6 +58,11 @@ export class ApiKeyRing {
 
   get size(): number {
     return this.keys.length;
+  }
+
+  /** `key#<n>` of the configured key with this digest (the owner of a participant name), or null. */
+  idOfDigest(digest: Buffer): string | null {
+    return this.keys.find((key) => key.digest.length === digest.length && timingSafeEqual(key.digest, digest))?.id ?? null;
   }
 
   /**

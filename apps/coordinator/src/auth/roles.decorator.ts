@@ -1,5 +1,5 @@
 import { Reflector } from '@nestjs/core';
-import { API_ROLES, type ApiRole } from './api-keys.js';
+import type { ApiRole } from './api-keys.js';
 
 /** Metadata read by ApiKeyGuard: the roles a route accepts (admin is always accepted). */
 export const RequiredRoles = Reflector.createDecorator<readonly ApiRole[]>();
@@ -14,8 +14,8 @@ export const PublicRoute = Reflector.createDecorator<true>();
  */
 export const RequireRole = (...roles: ApiRole[]): ClassDecorator & MethodDecorator => RequiredRoles(roles);
 
-/** Any configured key, whatever its role. */
-export const RequireAnyRole = (): ClassDecorator & MethodDecorator => RequiredRoles(API_ROLES);
+/** Any key that takes part in transactions (not a metrics-only key, which reads /metrics and nothing else). */
+export const RequireAnyRole = (): ClassDecorator & MethodDecorator => RequiredRoles(['client', 'participant', 'admin']);
 
 /** Open without a key even when keys are configured (health probes of orchestrators). */
 export const Public = (): ClassDecorator & MethodDecorator => PublicRoute(true);

@@ -106,6 +106,14 @@ export class CoordinatorEnv {
   @IsOptional() @IsString()
   PARTICIPANT_HOSTS?: string = undefined;
 
+  /**
+   * The coordinator's signing secret, from which every participant's secret is derived
+   * (participants/participant-signing.ts). The same on every instance; unset: one is generated
+   * and kept in Postgres (table coordinator_secrets), which every instance then shares.
+   */
+  @IsOptional() @IsString() @Matches(/^[\x21-\x7e]{32,512}$/, { message: 'SIGNING_SECRET must be 32 to 512 visible ASCII characters (e.g. openssl rand -base64 32)' })
+  SIGNING_SECRET?: string = undefined;
+
   /** Client API requests per key (or address) per minute and instance; 0: unlimited. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
   RATE_LIMIT_PER_MINUTE: number = 60_000;
@@ -128,6 +136,8 @@ export class CoordinatorConfig {
   get redisUrl(): string | undefined { return this.env.REDIS_URL; }
   get instanceId(): string { return this.env.INSTANCE_ID; }
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
+  /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
+  get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }
 }
 
 /** Validates the environment; throws one line naming every bad variable. */

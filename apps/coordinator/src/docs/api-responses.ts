@@ -28,7 +28,7 @@ export function ApiAnswer(status: number, type: Type | [Type], description: stri
 export const BAD_INPUT: DocumentedError = { status: 400, codes: ['VALIDATION_FAILED', 'INVALID_JSON'], why: 'bad input; `field` names it' };
 export const TX_NOT_FOUND: DocumentedError = { status: 404, codes: ['TX_NOT_FOUND'] };
 export const AUTH_ERRORS: DocumentedError[] = [
-  { status: 401, codes: ['UNAUTHORIZED'], why: 'API keys are configured and the Bearer key is missing or wrong' },
+  { status: 401, codes: ['UNAUTHENTICATED'], why: 'API keys are configured and the Bearer key is missing or wrong' },
   { status: 403, codes: ['FORBIDDEN'], why: 'the key lacks the role this route needs' },
 ];
 

@@ -12,7 +12,7 @@ import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import type { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { ParticipantEntity } from '../participants/participant.entity.js';
+import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
@@ -107,15 +107,15 @@ class FakeParticipants {
   readonly calls: string[] = [];
   answers: Record<string, CallOutcome> = {};
 
-  find(name: string): Promise<ParticipantEntity | null> {
-    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as ParticipantEntity);
+  find(name: string): Promise<RegisteredParticipant | null> {
+    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
   }
 
   resolve(): Promise<void> {
     return Promise.resolve();
   }
 
-  call(participant: ParticipantEntity, body: PhaseCallBody): Promise<CallOutcome> {
+  call(participant: RegisteredParticipant, body: PhaseCallBody): Promise<CallOutcome> {
     this.calls.push(`${participant.name} ${body.phase}`);
     return Promise.resolve(this.answers[`${participant.name} ${body.phase}`] ?? { kind: 'ok', result: {} });
   }

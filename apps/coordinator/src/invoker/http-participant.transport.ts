@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@app/protocol';
+import { callId, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@app/protocol';
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
@@ -11,6 +11,17 @@ function parseJson(text: string): Json {
   } catch {
     return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
   }
+}
+
+/** What goes on one call besides its body. */
+export interface HttpCallOptions {
+  /** `instance/leaseVersion` of the sender (x-tx-coordinator). */
+  sender: string;
+  traceparent?: string;
+  /** The participant's signing keys, current first (PROTOCOL.md 5.5). */
+  keys: readonly Buffer[];
+  /** Headers the participant registered (an API gateway's credentials). */
+  headers: Readonly<Record<string, string>>;
 }
 
 /**
@@ -24,18 +35,22 @@ export class HttpParticipantTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
   private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
 
-  call(endpoint: string, body: PhaseCallBody, timeoutMs: number, sender: string, traceparent?: string): Promise<CallOutcome> {
+  call(endpoint: string, body: PhaseCallBody, timeoutMs: number, options: HttpCallOptions): Promise<CallOutcome> {
     const target = this.parsed(endpoint);
     const payload = JSON.stringify(body);
     const client = target.secure ? https : http;
+    // Registered headers first: the protocol's own come after and could not be overridden
+    // (registration refuses those names anyway).
     const headers: http.OutgoingHttpHeaders = {
+      ...options.headers,
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(payload),
       [TX_HEADERS.gid]: body.gid,
       [TX_HEADERS.branchId]: body.branchId,
-      [TX_HEADERS.instance]: sender,
+      [TX_HEADERS.instance]: options.sender,
     };
-    if (traceparent) headers.traceparent = traceparent;
+    if (options.traceparent) headers.traceparent = options.traceparent;
+    const id = callId(body);
 
     return new Promise<CallOutcome>((resolve) => {
       let settled = false;
@@ -89,6 +104,10 @@ export class HttpParticipantTransport {
           request.destroy();
           return;
         }
+        // Signed when it is sent, not when it was created: the timestamp the participant checks
+        // against its clock is the moment the call leaves.
+        const signed = signCall(options.keys, id, Date.now() / 1000, payload);
+        for (const [name, value] of Object.entries(signed)) request.setHeader(name, value);
         request.end(payload);
       };
       request.once('socket', (socket) => {

@@ -2,13 +2,17 @@ import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microse
 import { firstValueFrom, timeout } from 'rxjs';
 import {
   BRANCH_MESSAGE_PATTERN,
+  callId,
+  MESSAGE_SIGNATURE_MEMBER,
+  signCall,
+  type SignedPhaseCallMessage,
   redisBranchPattern,
   redisTransportOptions,
   type CallOutcome,
   type MicroserviceReply,
   type PhaseCallBody,
 } from '@app/protocol';
-import type { ParticipantEntity } from '../participants/participant.entity.js';
+import type { ParticipantRecord } from '../store/records.js';
 
 function isReply(value: unknown): value is MicroserviceReply {
   if (typeof value !== 'object' || value === null) return false;
@@ -32,12 +36,17 @@ export class MicroserviceParticipantTransport {
 
   constructor(private readonly redisUrl: string | undefined) {}
 
-  async call(participant: ParticipantEntity, body: PhaseCallBody, timeoutMs: number): Promise<CallOutcome> {
+  /**
+   * The data is the 5.1 body plus `headers` with the three signature values, signed over the
+   * body as JSON.stringify writes it (PROTOCOL.md 5.5; README "Security").
+   */
+  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
     const client = this.clientFor(participant);
     if (!client) return { kind: 'transient', error: `no client for ${participant.transport} participant ${participant.name}` };
     const pattern = participant.transport === 'redis' ? redisBranchPattern(participant.name) : BRANCH_MESSAGE_PATTERN;
+    const message: SignedPhaseCallMessage = { ...body, [MESSAGE_SIGNATURE_MEMBER]: signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body)) };
     try {
-      const reply: unknown = await firstValueFrom(client.send(pattern, body).pipe(timeout(timeoutMs)));
+      const reply: unknown = await firstValueFrom(client.send(pattern, message).pipe(timeout(timeoutMs)));
       if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describe(reply)}` };
       return reply.outcome === 'ok' ? { kind: 'ok', result: reply.result ?? null } : { kind: 'failed', error: { message: reply.message } };
     } catch (error) {
@@ -61,7 +70,7 @@ export class MicroserviceParticipantTransport {
     this.clients.clear();
   }
 
-  private clientFor(participant: ParticipantEntity): ClientProxy | null {
+  private clientFor(participant: ParticipantRecord): ClientProxy | null {
     const key = `${participant.name}|${participant.transport}|${participant.host ?? ''}|${participant.port ?? ''}`;
     const cached = this.clients.get(key);
     if (cached) return cached;

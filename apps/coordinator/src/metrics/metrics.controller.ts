@@ -6,7 +6,8 @@ import { MetricsService } from './metrics.service.js';
 /** Prometheus scrape endpoint (README "For operators"). */
 @ApiTags('operations')
 @Controller('metrics')
-@RequireRole('admin')
+// A Prometheus server's key needs only the metrics role (admin may too).
+@RequireRole('metrics')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 

@@ -1,9 +1,26 @@
-import { Body, Controller, Get, Post } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ParticipantViewSchema, RegisterParticipantDto, type ParticipantView } from '@app/protocol';
+import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import {
+  NAME_PATTERN,
+  ParticipantAdminViewSchema,
+  ParticipantRegistrationViewSchema,
+  ParticipantViewSchema,
+  RegisterParticipantDto,
+  RotateSecretDto,
+  SecretRotationViewSchema,
+  type ParticipantAdminView,
+  type ParticipantRegistrationView,
+  type ParticipantView,
+  type SecretRotationView,
+} from '@app/protocol';
+import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
 import { ApiAnswer, ApiErrors, ApiKeyProtected, BAD_INPUT } from '../docs/api-responses.js';
+import { ParticipantNamePipe } from './participant-name.pipe.js';
 import { ParticipantsService } from './participants.service.js';
+
+/** How long a rotated-out secret is still signed with when the operator does not say. */
+const DEFAULT_OVERLAP_SECONDS = 3600;
 
 /** The participant registry (PROTOCOL.md 4). */
 @ApiTags('participants')
@@ -14,19 +31,66 @@ export class ParticipantsController {
 
   @Post()
   @RequireRole('participant')
-  @ApiOperation({ summary: 'Register or update a participant', description: 'The SDK does it at start-up. PROTOCOL.md 4.' })
-  @ApiAnswer(201, ParticipantViewSchema, 'Registered.')
-  @ApiErrors(BAD_INPUT)
-  register(@Body() dto: RegisterParticipantDto): Promise<ParticipantView> {
-    return this.participants.register(dto);
+  @ApiOperation({
+    summary: 'Register or update a participant',
+    description: 'The SDK does it at start-up. The answer carries the participant\'s signing secret. With API keys, a name belongs to the key that first registered it. PROTOCOL.md 4.',
+  })
+  @ApiAnswer(201, ParticipantRegistrationViewSchema, 'Registered; `signingSecret` verifies the coordinator\'s calls.')
+  @ApiErrors(BAD_INPUT, { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED'], why: 'the name belongs to another key, or the host is not allowed' })
+  register(@Body() dto: RegisterParticipantDto, @Req() request: AuthenticatedRequest): Promise<ParticipantRegistrationView> {
+    return this.participants.register(dto, request.apiKey);
   }
 
   /** Clients look up what they may call, participants what is registered: any key may read. */
   @Get()
   @RequireAnyRole()
   @ApiOperation({ summary: 'List the registered participants' })
-  @ApiAnswer(200, [ParticipantViewSchema], 'Every registered participant.')
+  @ApiAnswer(200, [ParticipantViewSchema], 'Every registered participant (never a secret or a header value).')
   list(): Promise<ParticipantView[]> {
     return this.participants.list();
+  }
+}
+
+/** Operators' side of the registry: ownership, secret rotation, releasing a name. */
+@ApiTags('admin')
+@ApiKeyProtected()
+@Controller('admin/participants')
+@RequireRole('admin')
+export class ParticipantsAdminController {
+  constructor(private readonly participants: ParticipantsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'Participants with their owner key and secret generation' })
+  @ApiAnswer(200, [ParticipantAdminViewSchema], 'Every registered participant.')
+  list(): Promise<ParticipantAdminView[]> {
+    return this.participants.listForAdmin();
+  }
+
+  @Post(':name/rotate-secret')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Rotate a participant\'s signing secret',
+    description:
+      'Calls are signed with the new and the previous secret side by side for `overlapSeconds` (default 3600), then with the new one only; ' +
+      '0 revokes the previous one at once. SDK participants pick the new secret up by registering again (periodically, and after a call fails to verify).',
+  })
+  @ApiParam({ name: 'name', schema: { type: 'string', pattern: NAME_PATTERN.source } })
+  @ApiAnswer(200, SecretRotationViewSchema, 'Rotated; `signingSecret` is the new secret.')
+  @ApiErrors(BAD_INPUT, { status: 404, codes: ['NOT_FOUND'], why: 'no participant of that name' })
+  rotate(@Param('name', ParticipantNamePipe) name: string, @Body() dto: RotateSecretDto): Promise<SecretRotationView> {
+    return this.participants.rotateSecret(name, (dto.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS) * 1000);
+  }
+
+  @Post(':name/release')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Release a participant name from its API key',
+    description: 'The next key to register the name owns it. The name\'s signing secret is revoked at once, so the next owner gets one the previous owner never saw.',
+  })
+  @ApiParam({ name: 'name', schema: { type: 'string', pattern: NAME_PATTERN.source } })
+  @ApiAnswer(200, ParticipantAdminViewSchema, 'Released.')
+  @ApiErrors(BAD_INPUT, { status: 404, codes: ['NOT_FOUND'], why: 'no participant of that name' })
+  release(@Param('name', ParticipantNamePipe) name: string): Promise<ParticipantAdminView> {
+    return this.participants.release(name);
   }
 }

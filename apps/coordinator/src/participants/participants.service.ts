@@ -1,30 +1,51 @@
-import { Injectable, type OnModuleInit, type OnModuleDestroy } from '@nestjs/common';
-import { InjectRepository } from '@nestjs/typeorm';
-import { Repository } from 'typeorm';
-import { ErrorCode, type Mode, type ParticipantView, type RegisterParticipantDto } from '@app/protocol';
+import { randomBytes } from 'node:crypto';
+import { Injectable, Logger, type OnModuleInit, type OnModuleDestroy } from '@nestjs/common';
+import {
+  ErrorCode,
+  type Mode,
+  type ParticipantAdminView,
+  type ParticipantRegistrationView,
+  type ParticipantView,
+  type RegisterParticipantDto,
+  type SecretRotationView,
+} from '@app/protocol';
+import type { ApiKey } from '../auth/api-keys.js';
 import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { ParticipantEntity } from './participant.entity.js';
+import type { ParticipantRecord } from '../store/records.js';
+import { ParticipantStore } from '../store/participant.store.js';
+import { checkCallHeaders } from './call-headers.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
+import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
 
 /**
  * The participant registry. Kept in memory (reads on the hot path cost no Postgres round trip)
- * and refreshed from Postgres when another instance announces a change on the bus.
+ * and refreshed from Postgres when another instance announces a change on the bus. Each entry
+ * carries the keys its calls are signed with, derived from the coordinator's signing secret.
  */
 @Injectable()
 export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
-  private readonly cache = new Map<string, ParticipantEntity>();
+  private readonly logger = new Logger('Participants');
+  private readonly cache = new Map<string, RegisteredParticipant>();
   private unsubscribe: (() => void) | null = null;
+  private coordinatorSecret: Buffer | null = null;
 
   constructor(
-    @InjectRepository(ParticipantEntity) private readonly repository: Repository<ParticipantEntity>,
+    private readonly store: ParticipantStore,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    for (const participant of await this.repository.find()) this.cache.set(participant.name, participant);
+    const configured = this.config.signingSecret;
+    this.coordinatorSecret = configured ?? (await this.store.storedSigningSecret(randomBytes(32)));
+    this.logger.log(
+      configured
+        ? 'signing participant calls with secrets derived from SIGNING_SECRET'
+        : 'signing participant calls with secrets derived from the coordinator secret kept in Postgres (SIGNING_SECRET unset)',
+    );
+    for (const record of await this.store.list()) this.remember(record);
     this.unsubscribe = this.bus.subscribe((message) => {
       if (message.kind === 'participant') this.cache.delete(message.name);
     });
@@ -34,48 +55,83 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     this.unsubscribe?.();
   }
 
-  async register(dto: RegisterParticipantDto): Promise<ParticipantView> {
+  /**
+   * Registers (or updates) a participant and answers with its signing secret. With API keys,
+   * the name belongs to the key that first registered it: another key is refused (403) and
+   * nothing changes.
+   */
+  async register(dto: RegisterParticipantDto, key: ApiKey | undefined): Promise<ParticipantRegistrationView> {
     if (dto.transport === 'redis' && !this.config.redisUrl) {
       throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'transport redis needs a coordinator started with REDIS_URL', {
         field: 'transport',
       });
     }
+    const headers = checkCallHeaders(dto.headers, dto.transport);
+    if (!headers.ok) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, headers.message, { field: headers.field });
     const refused = hostOutsideAllowList(this.config.participantHosts, dto);
     if (refused) {
       throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names host ${refused.host}, which PARTICIPANT_HOSTS does not allow`, {
         field: refused.field,
       });
     }
-    const entity = this.repository.create({
-      name: dto.name,
-      transport: dto.transport,
-      endpoint: dto.transport === 'http' ? (dto.endpoint ?? null) : null,
-      host: dto.transport === 'tcp' ? (dto.host ?? null) : null,
-      port: dto.transport === 'tcp' ? (dto.port ?? null) : null,
-      actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
-    });
-    await this.repository.upsert(entity, ['name']);
-    const saved = await this.repository.findOneByOrFail({ name: dto.name });
-    this.cache.set(saved.name, saved);
-    this.bus.publish({ kind: 'participant', name: saved.name });
-    return toView(saved);
+    const bindToKeys = this.config.apiKeys.enabled;
+    const saved = await this.store.register(
+      {
+        name: dto.name,
+        transport: dto.transport,
+        endpoint: dto.transport === 'http' ? (dto.endpoint ?? null) : null,
+        host: dto.transport === 'tcp' ? (dto.host ?? null) : null,
+        port: dto.transport === 'tcp' ? (dto.port ?? null) : null,
+        actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
+        callHeaders: headers.headers,
+        ownerKeyDigest: bindToKeys ? (key?.digest ?? null) : null,
+      },
+      bindToKeys,
+    );
+    if (!saved) {
+      throw new ApiError(403, ErrorCode.FORBIDDEN, `participant name ${dto.name} belongs to another API key; an operator can release it (POST /admin/participants/${dto.name}/release)`, {
+        field: 'name',
+      });
+    }
+    const registered = this.changed(saved);
+    return { ...toView(registered), signingSecret: registered.signing.secret };
   }
 
   async list(): Promise<ParticipantView[]> {
-    const all = await this.repository.find({ order: { name: 'ASC' } });
-    return all.map(toView);
+    return (await this.store.list()).map(toView);
   }
 
-  async find(name: string): Promise<ParticipantEntity | null> {
+  async listForAdmin(): Promise<ParticipantAdminView[]> {
+    return (await this.store.list()).map((record) => this.adminView(record));
+  }
+
+  /** A new secret for one participant; the old one is still signed with for `overlapMs` (0: revoked now). */
+  async rotateSecret(name: string, overlapMs: number): Promise<SecretRotationView> {
+    const saved = await this.store.rotateSecret(name, overlapMs);
+    if (!saved) throw notRegistered(name);
+    const registered = this.changed(saved);
+    this.logger.log(`signing secret of ${name} rotated to generation ${saved.secretGeneration}${overlapMs > 0 ? `; the previous one is signed with for ${overlapMs} ms more` : '; the previous one is revoked'}`);
+    return { ...this.adminView(saved), signingSecret: registered.signing.secret };
+  }
+
+  /** Frees a name from its key (and revokes its secret), so another key may register it. */
+  async release(name: string): Promise<ParticipantAdminView> {
+    const saved = await this.store.release(name);
+    if (!saved) throw notRegistered(name);
+    this.changed(saved);
+    this.logger.log(`participant name ${name} released: the next key to register it owns it`);
+    return this.adminView(saved);
+  }
+
+  async find(name: string): Promise<RegisteredParticipant | null> {
     const cached = this.cache.get(name);
     if (cached) return cached;
-    const found = await this.repository.findOneBy({ name });
-    if (found) this.cache.set(name, found);
-    return found;
+    const found = await this.store.find(name);
+    return found ? this.remember(found) : null;
   }
 
   /** The participant of a branch, checked to expose `action` in `mode`; a 400 otherwise. */
-  async resolve(name: string, action: string, mode: Mode, fieldPrefix: string): Promise<ParticipantEntity> {
+  async resolve(name: string, action: string, mode: Mode, fieldPrefix: string): Promise<RegisteredParticipant> {
     const field = (key: string) => (fieldPrefix ? `${fieldPrefix}.${key}` : key);
     const participant = await this.find(name);
     if (!participant) {
@@ -89,9 +145,38 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     }
     return participant;
   }
+
+  /** Caches a record just written here and tells the other instances to re-read it. */
+  private changed(record: ParticipantRecord): RegisteredParticipant {
+    const registered = this.remember(record);
+    this.bus.publish({ kind: 'participant', name: record.name });
+    return registered;
+  }
+
+  private remember(record: ParticipantRecord): RegisteredParticipant {
+    if (!this.coordinatorSecret) throw new Error('the participant registry is used before its signing secret is loaded');
+    const registered: RegisteredParticipant = { ...record, signing: ParticipantSigning.of(this.coordinatorSecret, record) };
+    this.cache.set(record.name, registered);
+    return registered;
+  }
+
+  private adminView(record: ParticipantRecord): ParticipantAdminView {
+    const stillSigned = record.previousSecretUntil !== null && record.previousSecretUntil.getTime() > Date.now();
+    return {
+      ...toView(record),
+      owner: record.ownerKeyDigest ? (this.config.apiKeys.idOfDigest(record.ownerKeyDigest) ?? 'unconfigured key') : null,
+      secretGeneration: record.secretGeneration,
+      previousSecretValidUntil: stillSigned ? record.previousSecretUntil!.toISOString() : null,
+      callHeaderNames: Object.keys(record.callHeaders).sort(),
+    };
+  }
 }
 
-function toView(p: ParticipantEntity): ParticipantView {
+function notRegistered(name: string): ApiError {
+  return new ApiError(404, ErrorCode.NOT_FOUND, `participant ${name} is not registered`);
+}
+
+function toView(p: ParticipantRecord): ParticipantView {
   return {
     name: p.name,
     transport: p.transport,

@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason } from '@app/protocol';
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@app/protocol';
 
 /** A global transaction as the engine holds it in memory. */
 export interface TxRecord {
@@ -105,4 +105,37 @@ export interface TxChange {
   lease: { owner: string; ms: number } | null;
   branches: BranchChange[];
   events: EventInput[];
+}
+
+/** A registered participant as the registry stores it (PROTOCOL.md 4). */
+export interface ParticipantRecord {
+  name: string;
+  transport: Transport;
+  endpoint: string | null;
+  host: string | null;
+  port: number | null;
+  actions: { name: string; modes: Mode[] }[];
+  /** SHA-256 of the API key that owns the name; null when no key owns it. */
+  ownerKeyDigest: Buffer | null;
+  /** The generation of its derived signing secret (bumped by a rotation or a release). */
+  secretGeneration: number;
+  /** During a rotation: the generation still signed with, side by side, until `previousSecretUntil`. */
+  previousSecretGeneration: number | null;
+  previousSecretUntil: Date | null;
+  /** Headers sent on every call to it (HTTP), e.g. an API gateway's credentials. */
+  callHeaders: Record<string, string>;
+  updatedAt: Date;
+}
+
+/** What a registration writes. */
+export interface ParticipantRegistrationRecord {
+  name: string;
+  transport: Transport;
+  endpoint: string | null;
+  host: string | null;
+  port: number | null;
+  actions: { name: string; modes: Mode[] }[];
+  callHeaders: Record<string, string>;
+  /** The registering key's digest; null without API keys (names are then bound to no one). */
+  ownerKeyDigest: Buffer | null;
 }

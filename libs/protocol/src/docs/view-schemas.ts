@@ -8,6 +8,9 @@ import { ErrorCode } from '../error-codes.js';
 import { TRANSPORTS } from '../dto/participant.dto.js';
 import { BRANCH_STATUSES, GLOBAL_STATUSES, MODES, ROLLBACK_REASONS, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '../states.js';
 import type {
+  ParticipantAdminView,
+  ParticipantRegistrationView,
+  SecretRotationView,
   BranchOutcomeView,
   BranchView,
   Json,
@@ -122,6 +125,33 @@ export class ParticipantViewSchema implements ParticipantView {
 
   @ApiProperty({ format: 'date-time' })
   updatedAt!: string;
+}
+
+@ApiSchema({ name: 'ParticipantRegistrationView' })
+export class ParticipantRegistrationViewSchema extends ParticipantViewSchema implements ParticipantRegistrationView {
+  @ApiProperty({ description: 'This participant\'s own secret for verifying the coordinator\'s calls (PROTOCOL.md 5.5); never listed.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
+  signingSecret!: string;
+}
+
+@ApiSchema({ name: 'ParticipantAdminView' })
+export class ParticipantAdminViewSchema extends ParticipantViewSchema implements ParticipantAdminView {
+  @ApiProperty({ type: String, nullable: true, description: '`key#<n>` of the API key that owns the name; null when unowned.', example: 'key#3' })
+  owner!: string | null;
+
+  @ApiProperty({ type: 'integer', example: 1 })
+  secretGeneration!: number;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'During a rotation: until when the previous secret is signed with too.' })
+  previousSecretValidUntil!: string | null;
+
+  @ApiProperty({ type: [String], description: 'Names of the headers sent on its calls (values never shown).', example: ['x-gateway-key'] })
+  callHeaderNames!: string[];
+}
+
+@ApiSchema({ name: 'SecretRotationView' })
+export class SecretRotationViewSchema extends ParticipantAdminViewSchema implements SecretRotationView {
+  @ApiProperty({ description: 'The new secret.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
+  signingSecret!: string;
 }
 
 @ApiSchema({ name: 'TransactionEventView' })

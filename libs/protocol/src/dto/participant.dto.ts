@@ -6,6 +6,8 @@ import {
   IsArray,
   IsIn,
   IsInt,
+  IsObject,
+  IsOptional,
   IsString,
   IsUrl,
   Matches,
@@ -88,4 +90,32 @@ export class RegisterParticipantDto {
   @ValidateNested({ each: true })
   @Type(() => ParticipantActionDto)
   actions!: ParticipantActionDto[];
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description:
+      'http only: headers the coordinator sends on every call to this participant (an API gateway\'s credentials, or a header a guard of the host app checks). ' +
+      'At most 16; no hop-by-hop, framing, signature (webhook-*), trace or x-tx-* headers. Stored, never listed.',
+    example: { 'x-gateway-key': 'k-123' },
+  })
+  @IsOptional()
+  @IsObject()
+  headers?: Record<string, string>;
+}
+
+/** POST /admin/participants/{name}/rotate-secret. */
+export class RotateSecretDto {
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: 30 * 24 * 3600,
+    default: 3600,
+    description: 'How long the previous secret is still signed with, side by side with the new one; 0 revokes it at once.',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(30 * 24 * 3600)
+  overlapSeconds?: number;
 }
