@@ -1,7 +1,9 @@
 /**
  * A participant written without the SDK: a bare node:http server that follows PROTOCOL.md 5.1
- * by hand. Proves the coordinator needs nothing but the documented contract.
+ * by hand, and verifies every call's signature (5.5) with node:crypto from the page alone (none
+ * of the project's signing code). Proves the coordinator needs nothing but the documented contract.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionView } from '@app/protocol';
@@ -28,7 +30,32 @@ interface ReceivedCall {
 type Script = Partial<Record<string, { status: number; body?: unknown; delayMs?: number }[]>>;
 
 const calls: ReceivedCall[] = [];
+/** Calls refused with 401 because their signature did not verify, and why. */
+const refused: { path: string; why: string }[] = [];
 const scripts = new Map<string, Script>();
+/** The raw participant's signing secret, from its registration answer (PROTOCOL.md 4). */
+let signingSecret = '';
+
+/**
+ * PROTOCOL.md 5.5, as a participant in any language would write it: the three headers, a
+ * timestamp within 5 minutes, and one of the space-separated `v1,` signatures equal to
+ * base64(HMAC-SHA256(secret bytes, "{id}.{timestamp}.{raw body}")). Null when it verifies.
+ */
+function signatureProblem(headers: IncomingHttpHeaders, rawBody: Buffer): string | null {
+  const id = headers['webhook-id'];
+  const timestamp = headers['webhook-timestamp'];
+  const signatures = headers['webhook-signature'];
+  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return 'missing signature headers';
+  if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return 'timestamp outside 5 minutes';
+  const key = Buffer.from(signingSecret.replace(/^whsec_/, ''), 'base64');
+  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(rawBody).digest();
+  const matches = signatures.split(' ').some((entry) => {
+    const [version, encoded] = entry.split(',');
+    const candidate = Buffer.from(encoded ?? '', 'base64');
+    return version === 'v1' && candidate.length === expected.length && timingSafeEqual(candidate, expected);
+  });
+  return matches ? null : 'no signature matches';
+}
 let server: Server;
 let rawUrl = '';
 let databases: TestDatabase[] = [];
@@ -41,7 +68,15 @@ function startRawParticipant(): Promise<void> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      const raw = Buffer.concat(chunks);
+      // Verify before anything else: an unverified call changes nothing and is not counted.
+      const problem = signatureProblem(req.headers, raw);
+      if (problem) {
+        refused.push({ path: req.url ?? '', why: problem });
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'SIGNATURE_INVALID', message: problem }));
+        return;
+      }
+      const body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
       calls.push({ path: req.url ?? '', headers: req.headers, body });
       const script = scripts.get(String(body.gid)) ?? {};
       const answers = script[String(body.phase)] ?? [{ status: 200, body: { ok: true } }];
@@ -84,16 +119,23 @@ beforeAll(async () => {
   bank = await accountService('bank-a', databases[1].url, coord.url);
   await bank.start();
   client = new TransactionClient({ coordinatorUrl: coord.url });
-  const registered = await postJson(`${coord.url}/v1/participants`, {
+  await registerRaw();
+});
+
+async function registerRaw(): Promise<void> {
+  const registered = await postJson<{ signingSecret: string }>(`${coord.url}/v1/participants`, {
     name: 'raw',
     transport: 'http',
     endpoint: `${rawUrl}/tx`,
     actions: [{ name: 'reserve', modes: ['tcc', 'saga'] }],
   });
   expect(registered.status).toBe(201);
-});
+  signingSecret = registered.body.signingSecret;
+}
 
 afterAll(async () => {
+  // Every call the coordinator made in the tests after this file's own refusals verified.
+  expect(refused).toEqual([]);
   await Promise.all([bank?.process.kill(), coord?.process.kill()]);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   await Promise.all(databases.map((d) => d.drop()));
@@ -105,6 +147,46 @@ const branches = (gid: string, amount: number): BranchRequest[] => [
 ];
 
 describe('a participant without the SDK (PROTOCOL.md 5.1)', () => {
+  it('verifies the signature of every call the coordinator sent it, from PROTOCOL.md 5.5 alone', async () => {
+    const gid = 'raw-signed';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    const view = await client.begin({ mode: 'tcc', gid, wait: true, branches: branches(gid, 10) });
+    expect(view.status).toBe('committed');
+    const received = callsFor(gid);
+    expect(received.map((c) => c.headers['webhook-id'])).toEqual([`${gid}/r1/try`, `${gid}/r1/confirm`]);
+    expect(refused).toEqual([]);
+  });
+
+  it('refuses a forged call with 401 and changes nothing', async () => {
+    const body = JSON.stringify({ gid: 'raw-forged', branchId: 'r1', mode: 'tcc', action: 'reserve', phase: 'confirm', payload: {} });
+    const now = String(Math.floor(Date.now() / 1000));
+    const forgedKey = Buffer.alloc(32, 7);
+    const forged = `v1,${createHmac('sha256', forgedKey).update(`raw-forged/r1/confirm.${now}.${body}`).digest('base64')}`;
+    const attempts: Record<string, string>[] = [{}, { 'webhook-id': 'raw-forged/r1/confirm', 'webhook-timestamp': now, 'webhook-signature': forged }];
+    for (const headers of attempts) {
+      const answer = await fetch(`${rawUrl}/tx/reserve/confirm`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+      expect(answer.status).toBe(401);
+    }
+    expect(callsFor('raw-forged')).toEqual([]);
+    expect(refused.splice(0)).toHaveLength(2);
+  });
+
+  it('a 401 is transient: after a revocation the coordinator retries until the participant has registered again for the new secret', async () => {
+    const gid = 'raw-revoked';
+    await openAccount(bank, `${gid}-acc`, 1_000);
+    const revoked = await postJson(`${coord.url}/admin/participants/raw/rotate-secret`, { overlapSeconds: 0 });
+    expect(revoked.status).toBe(200);
+    await client.begin({ mode: 'tcc', gid, wait: false, branches: branches(gid, 10) });
+    await until('a call refused with the old secret', () => Promise.resolve(refused.length > 0 ? true : undefined));
+    await registerRaw();
+    const view = await finished(gid);
+    expect(view.status).toBe('rolled_back');
+    expect(refused.some((r) => r.why === 'no signature matches')).toBe(true);
+    // Once registered again, every call verified: cancel reached the branch.
+    expect(callsFor(gid).map((c) => c.body.phase)).toContain('cancel');
+    refused.splice(0);
+  });
+
   it('receives try then confirm as documented, and its answer becomes the branch result', async () => {
     const gid = 'raw-ok';
     await openAccount(bank, `${gid}-acc`, 1_000);
