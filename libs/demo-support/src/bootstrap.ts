@@ -11,7 +11,8 @@ import { loadServiceEnv, participantTransport, type ServiceEnv } from './service
 export function runParticipantService(name: string, defaults: Partial<ServiceEnv>, module: (env: ServiceEnv) => DynamicModule): void {
   const start = async (): Promise<void> => {
     const env = loadServiceEnv(defaults);
-    const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false });
+    // rawBody: the SDK verifies each call's signature over the bytes that arrived (PROTOCOL.md 5.5).
+    const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false, rawBody: true });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.enableShutdownHooks();
     await connectParticipantTransport(app, { name: env.PARTICIPANT_NAME, coordinatorUrl: env.COORDINATOR_URL, transport: participantTransport(env) });

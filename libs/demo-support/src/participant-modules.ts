@@ -27,6 +27,8 @@ export function participantInfrastructure(
       publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
       transport: participantTransport(env),
       apiKey: env.COORDINATOR_API_KEY,
+      register: env.REGISTER === 'true',
+      signingSecret: env.SIGNING_SECRET,
     }),
   ];
 }

@@ -29,6 +29,17 @@ export class ServiceEnv {
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9._~+/=-]{16,256}$/, { message: 'COORDINATOR_API_KEY must be 16 to 256 token characters' })
   COORDINATOR_API_KEY?: string = undefined;
 
+  /**
+   * `whsec_…`: verifies the coordinator's calls before the first registration answer, or
+   * always with REGISTER=false (validated by the SDK, which never echoes it).
+   */
+  @IsOptional() @IsString()
+  SIGNING_SECRET?: string = undefined;
+
+  /** `false`: do not register with the coordinator (an operator did; needs SIGNING_SECRET). */
+  @IsOptional() @IsIn(['true', 'false'])
+  REGISTER: 'true' | 'false' = 'true';
+
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
   PARTICIPANT_NAME: string = 'order';
 

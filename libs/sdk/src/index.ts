@@ -7,6 +7,8 @@ export * from './participant/participant.explorer.js';
 export * from './participant/branch-dispatcher.js';
 export * from './participant/participant.options.js';
 export * from './participant/participant.module.js';
+export * from './participant/participant-errors.js';
+export * from './participant/signing-keys.js';
 export * from './client/coordinator-error.js';
 export * from './client/transaction-client.js';
 export * from './client/client.module.js';

@@ -4,6 +4,7 @@ import type {
   ErrorBody,
   JsonObject,
   Mode,
+  ParticipantRegistrationView,
   ParticipantView,
   TransactionView,
 } from '@app/protocol';
@@ -138,7 +139,8 @@ export class TransactionClient {
     return this.request('GET', `/v1/transactions/${encodeURIComponent(gid)}`);
   }
 
-  registerParticipant(request: RegisterParticipantRequest): Promise<ParticipantView> {
+  /** Registers (or updates) a participant; the answer carries its signing secret (PROTOCOL.md 4). */
+  registerParticipant(request: RegisterParticipantRequest): Promise<ParticipantRegistrationView> {
     return this.request('POST', '/v1/participants', request);
   }
 

@@ -1,40 +1,86 @@
-import { Body, Controller, HttpCode, Param, Post, Res, type Type } from '@nestjs/common';
-import type { Response } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Controller, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@app/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
+import { CallVerifier } from './call-verifier.js';
+import { isJsonContentType, participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
+import { ParticipantHttpExceptionFilter, replyJson } from './participant-http-errors.js';
+
+/** What the route reads of a request, on Express and Fastify alike (`rawBody` with the app's `rawBody: true`). */
+interface ParticipantHttpRequest {
+  headers: IncomingHttpHeaders;
+  body?: unknown;
+  rawBody?: Buffer;
+}
+
+type HttpAnswer = { status: number; body: Json | ParticipantErrorBody };
+
+const refuse = (error: ParticipantErrorBody): HttpAnswer => ({ status: error.statusCode, body: error });
+
+function signatureHeaders(headers: IncomingHttpHeaders): PresentedSignatureHeaders {
+  const { id, timestamp, signature } = SIGNATURE_HEADERS;
+  return { [id]: headers[id], [timestamp]: headers[timestamp], [signature]: headers[signature] };
+}
 
 /**
- * The HTTP side of PROTOCOL.md 5.1: `POST {path}/{action}/{phase}`. 2xx success, 409 business
- * failure (refusal, or anti-hanging), 400 a malformed call, 5xx anything unexpected (transient).
+ * The content the signature must cover. `rawBody` is exactly the bytes that arrived (Nest sets
+ * it, on Express and Fastify, when the app was created with `rawBody: true`). Without it,
+ * JSON.stringify of the parsed body. That is sound because the coordinator signs what
+ * JSON.stringify wrote, and JSON.stringify(JSON.parse(s)) gives back such an s exactly, so a
+ * genuine call verifies; any other bytes (re-spaced, re-ordered, duplicate members) do not.
+ * Either way, what runs is parsed from the very content that was verified (CallVerifier),
+ * never the body some parser made of something else.
+ */
+function signedContent(request: ParticipantHttpRequest): Buffer | string {
+  if (Buffer.isBuffer(request.rawBody)) return request.rawBody;
+  return request.body === undefined ? '' : JSON.stringify(request.body);
+}
+
+/**
+ * The HTTP side of PROTOCOL.md 5.1: `POST {path}/{action}/{phase}`. Nothing runs before the
+ * call's signature is verified (5.5). 2xx success, 409 business failure (refusal, or
+ * anti-hanging), 401 a refused signature, 4xx other bad input, 500 anything unexpected
+ * (transient); every error body is `{ statusCode, error: <ParticipantErrorCode>, message }`.
  * Built per module so the route prefix comes from the options.
  */
 export function createParticipantHttpController(path: string): Type<unknown> {
   @Controller(path)
+  @UseFilters(ParticipantHttpExceptionFilter)
   class ParticipantHttpController {
-    constructor(private readonly dispatcher: BranchDispatcher) {}
+    constructor(
+      private readonly verifier: CallVerifier,
+      private readonly dispatcher: BranchDispatcher,
+      private readonly adapterHost: HttpAdapterHost,
+    ) {}
 
     @Post(':action/:phase')
-    @HttpCode(200)
-    async handle(
-      @Param('action') action: string,
-      @Param('phase') phase: string,
-      @Body() body: unknown,
-      @Res() res: Response,
-    ): Promise<void> {
-      const call = body as { action?: unknown; phase?: unknown } | null;
-      const answer =
-        call?.action === action && call?.phase === phase
-          ? await this.dispatcher.dispatch(body)
-          : ({ kind: 'invalid', message: 'the path and the body name different actions or phases' } as const);
-      switch (answer.kind) {
+    async handle(@Param('action') action: string, @Param('phase') phase: string, @Req() request: ParticipantHttpRequest, @Res() response: unknown): Promise<void> {
+      const answer = await this.answer(action, phase, request);
+      replyJson(this.adapterHost.httpAdapter, response, answer.status, answer.body);
+    }
+
+    private async answer(action: string, phase: string, request: ParticipantHttpRequest): Promise<HttpAnswer> {
+      // Before the signature: without a JSON body there are no bytes the signature could cover
+      // (the parser did not read them), and a charset other than UTF-8 would let the same signed
+      // bytes parse into something else.
+      if (!isJsonContentType(request.headers['content-type'])) {
+        return refuse(participantError(ParticipantErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a phase call is application/json in UTF-8 (PROTOCOL.md 5.1)'));
+      }
+      const check = this.verifier.check(signatureHeaders(request.headers), signedContent(request));
+      if (!check.ok) return refuse(check.error);
+      const call = check.body as { action?: unknown; phase?: unknown } | null;
+      if (call?.action !== action || call?.phase !== phase) {
+        return refuse(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));
+      }
+      const outcome = await this.dispatcher.dispatch(check.body);
+      switch (outcome.kind) {
         case 'ok':
-          res.status(200).json(answer.result ?? null);
-          return;
+          return { status: 200, body: outcome.result ?? null };
         case 'failed':
-          res.status(409).json({ error: 'BUSINESS_FAILURE', message: answer.message, details: answer.details });
-          return;
+          return refuse(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
         case 'invalid':
-          res.status(400).json({ error: 'INVALID_PHASE_CALL', message: answer.message });
-          return;
+          return refuse(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
       }
     }
   }

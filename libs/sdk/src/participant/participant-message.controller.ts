@@ -1,28 +1,40 @@
 import { Controller, type Type } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import type { MicroserviceReply } from '@app/protocol';
+import { splitSignedMessage, type MicroserviceReply } from '@app/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
+import { CallVerifier } from './call-verifier.js';
+import { participantError, ParticipantErrorCode } from './participant-errors.js';
 
 /**
  * The NestJS microservices side of the participant protocol (PROTOCOL.md 5.2): the same
- * dispatcher as HTTP, replying `{ outcome: 'ok', result }` or `{ outcome: 'failed', message }`.
- * A malformed call is an error, which the coordinator treats as transient.
+ * verification and dispatcher as HTTP, replying `{ outcome: 'ok', result }` or
+ * `{ outcome: 'failed', message }`. The call's data carries the three signature values in a
+ * `headers` member; what is signed is the data without it (5.5). A refused signature or a
+ * malformed call is an error `{ statusCode, error: <ParticipantErrorCode>, message }` (401 for
+ * signatures), which the coordinator treats as transient; nothing runs.
  */
 export function createParticipantMessageController(pattern: string | Record<string, string>): Type<unknown> {
   @Controller()
   class ParticipantMessageController {
-    constructor(private readonly dispatcher: BranchDispatcher) {}
+    constructor(
+      private readonly verifier: CallVerifier,
+      private readonly dispatcher: BranchDispatcher,
+    ) {}
 
     @MessagePattern(pattern)
-    async handle(@Payload() body: unknown): Promise<MicroserviceReply> {
-      const answer = await this.dispatcher.dispatch(body);
+    async handle(@Payload() data: unknown): Promise<MicroserviceReply> {
+      // Data that is no object carries no headers: it is checked (and refused) as unsigned.
+      const signed = splitSignedMessage(data) ?? { headers: {}, body: JSON.stringify(data) ?? '' };
+      const check = this.verifier.check(signed.headers, signed.body);
+      if (!check.ok) throw new RpcException(check.error);
+      const answer = await this.dispatcher.dispatch(check.body);
       switch (answer.kind) {
         case 'ok':
           return { outcome: 'ok', result: answer.result };
         case 'failed':
           return { outcome: 'failed', message: answer.message };
         case 'invalid':
-          throw new RpcException(answer.message);
+          throw new RpcException(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, answer.message));
       }
     }
   }

@@ -4,9 +4,9 @@ import { BRANCH_MESSAGE_PATTERN, redisBranchPattern, redisTransportOptions } fro
 import type { RegisterParticipantRequest } from '../client/transaction-client.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 
-/** The message pattern this participant answers on its microservice transport. */
-export function branchPatternFor(options: ParticipantModuleOptions): string | Record<string, string> {
-  return options.transport?.kind === 'redis' ? redisBranchPattern(options.name) : BRANCH_MESSAGE_PATTERN;
+/** The message pattern a participant answers on its microservice transport (given apart, as forRootAsync knows them before its options). */
+export function branchPatternFor(transport: 'tcp' | 'redis', name: string): string | Record<string, string> {
+  return transport === 'redis' ? redisBranchPattern(name) : BRANCH_MESSAGE_PATTERN;
 }
 
 /** How the participant describes its address to the coordinator (PROTOCOL.md 4). */

@@ -26,6 +26,23 @@ export interface ParticipantModuleOptions {
   /** Bearer key sent to the coordinator, when it requires one. */
   apiKey?: string;
   /**
+   * Verify the coordinator's signature on every call (PROTOCOL.md 5.5) before anything runs.
+   * Default true. Off is refused at start-up unless every address the participant is reachable
+   * at (publicUrl, TCP host, Redis URL) is loopback.
+   */
+  verifySignatures?: boolean;
+  /**
+   * `whsec_<base64>`: the secret calls are verified with until the coordinator has answered a
+   * registration (from then on only the coordinator's, so a rotated-out secret stops working
+   * at once). Required with `register: false`, where it is the only one.
+   */
+  signingSecret?: string;
+  /**
+   * How often the participant registers again, which is how it picks up a rotated signing
+   * secret. Default 5 minutes; 0 never (a refused call still triggers one, at most every 10 s).
+   */
+  registrationRefreshMs?: number;
+  /**
    * Age after which a branch's barrier rows (table dtx_barrier) are deleted by a background job;
    * 0 keeps them forever. Default 7 days. A branch's rows go only once every row of that branch
    * is older than this. Must exceed the longest time a transaction can stay in doubt (its
@@ -47,11 +64,26 @@ export const BARRIER_RETENTION_DEFAULTS = {
   intervalMs: 10 * 60 * 1000,
 } as const;
 
+/** Defaults of the registration options. */
+export const REGISTRATION_DEFAULTS = {
+  waitMs: 15_000,
+  refreshMs: 5 * 60 * 1000,
+} as const;
+
 export const PARTICIPANT_OPTIONS = Symbol('dtx:participant-options');
 
+/**
+ * What forRootAsync must know when the module is defined, before the factory runs: the routes
+ * and the message handler are declared then. The factory's options must say the same (checked
+ * at start-up).
+ */
 export interface ParticipantModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  /** Route prefix, needed when the module is defined (before the factory runs). Default `tx`. */
+  /** Route prefix. Default `tx`. */
   path?: string;
+  /** The transport kind the factory's `transport` will have. Default `http`. */
+  transport?: ParticipantTransportOptions['kind'];
+  /** The participant's name; required with `transport: 'redis'`, whose message pattern holds it. */
+  name?: string;
   inject?: FactoryProvider['inject'];
   useFactory: (...args: never[]) => ParticipantModuleOptions | Promise<ParticipantModuleOptions>;
 }

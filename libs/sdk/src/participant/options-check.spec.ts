@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { formatSigningSecret } from '@app/protocol';
+import { checkAsyncOptions, checkParticipantOptions, isLoopbackHost } from './options-check.js';
+import type { ParticipantModuleOptions } from './participant.options.js';
+
+const secret = formatSigningSecret(randomBytes(32));
+const base: ParticipantModuleOptions = { name: 'account', coordinatorUrl: 'http://127.0.0.1:7070', publicUrl: 'http://127.0.0.1:4001' };
+const check = (over: Partial<ParticipantModuleOptions>) => () => checkParticipantOptions({ ...base, ...over });
+
+describe('isLoopbackHost', () => {
+  it('knows the loopback addresses, and nothing else', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', 'localhost.', '::1', '[::1]', '::ffff:127.0.0.1']) expect(isLoopbackHost(host)).toBe(true);
+    for (const host of ['0.0.0.0', '::', '10.0.0.5', 'example.com', '128.0.0.1', '127.0.0.1.example.com', 'localhost.example.com']) expect(isLoopbackHost(host)).toBe(false);
+  });
+});
+
+describe('checkParticipantOptions', () => {
+  it('accepts the defaults: verification on, registering with the coordinator', () => {
+    expect(check({})).not.toThrow();
+    expect(check({ signingSecret: secret, registrationRefreshMs: 0 })).not.toThrow();
+  });
+
+  it('refuses verification off when the participant is reachable from other machines, naming where', () => {
+    expect(check({ verifySignatures: false, publicUrl: 'http://10.0.0.5:4001' })).toThrow(
+      'participant account: verifySignatures is off but it is reachable at http://10.0.0.5:4001/tx; anyone who reaches it could run its branches',
+    );
+    expect(check({ verifySignatures: false, transport: { kind: 'tcp', host: '0.0.0.0', port: 5001 } })).toThrow('reachable at tcp://0.0.0.0:5001;');
+    // The Redis URL's password is not shown.
+    expect(check({ verifySignatures: false, transport: { kind: 'redis', url: 'redis://:hunter2@redis.internal:6379' } })).toThrow(/reachable at redis:\/\/redis\.internal:6379;/);
+    expect(check({ verifySignatures: false, transport: { kind: 'redis', url: 'redis://:hunter2@redis.internal:6379' } })).not.toThrow(/hunter2/);
+  });
+
+  it('allows verification off on loopback only', () => {
+    expect(check({ verifySignatures: false })).not.toThrow();
+    expect(check({ verifySignatures: false, publicUrl: 'http://localhost:4001', transport: { kind: 'tcp', host: '127.0.0.1', port: 5001 } })).not.toThrow();
+    expect(check({ verifySignatures: false, publicUrl: undefined, register: false, transport: { kind: 'redis', url: 'redis://[::1]:6379' } })).not.toThrow();
+  });
+
+  it('refuses register: false with verification on and no signingSecret: it could never accept a call', () => {
+    expect(check({ register: false })).toThrow('participant account: register is false and verifySignatures is on, but there is no signingSecret: it could never accept a call');
+    expect(check({ register: false, signingSecret: secret })).not.toThrow();
+  });
+
+  it('refuses a signingSecret that is not one, in one line that does not quote it', () => {
+    const bad = 'whsec_c2hvcnQ=';
+    let message = '';
+    try {
+      checkParticipantOptions({ ...base, signingSecret: bad });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe('participant account: signingSecret is not valid (a signing secret holds 24 to 64 bytes)');
+    expect(check({ signingSecret: secret.slice(6) })).toThrow(/starts with whsec_/);
+  });
+
+  it('refuses a refresh interval that would hammer the coordinator, and a missing address to register', () => {
+    expect(check({ registrationRefreshMs: 10 })).toThrow('registrationRefreshMs must be 0 (never) or at least 1000');
+    expect(check({ registrationRefreshMs: -1 })).toThrow(/registrationRefreshMs/);
+    expect(check({ publicUrl: undefined })).toThrow('participant account: the http transport needs publicUrl');
+  });
+});
+
+describe('checkAsyncOptions', () => {
+  it('needs the factory to agree with what forRootAsync declared', () => {
+    expect(() => checkAsyncOptions({ useFactory: () => base }, base)).not.toThrow();
+    expect(() => checkAsyncOptions({ transport: 'tcp', useFactory: () => base }, { ...base, transport: { kind: 'tcp', host: '127.0.0.1', port: 1 } })).not.toThrow();
+    expect(() => checkAsyncOptions({ useFactory: () => base }, { ...base, transport: { kind: 'tcp', host: '127.0.0.1', port: 1 } })).toThrow(
+      'participant account: forRootAsync declared transport http but the factory returned tcp',
+    );
+    expect(() => checkAsyncOptions({ path: 'dtx', useFactory: () => base }, base)).toThrow('declared path dtx but the factory returned tx');
+    expect(() => checkAsyncOptions({ transport: 'redis', name: 'order', useFactory: () => base }, { ...base, transport: { kind: 'redis', url: 'redis://127.0.0.1' } })).toThrow(
+      'declared name order for its Redis pattern but the factory returned account',
+    );
+  });
+});

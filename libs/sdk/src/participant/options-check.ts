@@ -1,0 +1,81 @@
+import { parseSigningSecret } from '@app/protocol';
+import { registrationAddress } from './participant-transport.js';
+import type { ParticipantModuleAsyncOptions, ParticipantModuleOptions } from './participant.options.js';
+
+/** 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const normalised = host.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  return normalised === 'localhost' || normalised === '::1' || /^127(\.\d{1,3}){3}$/.test(normalised) || /^::ffff:127(\.\d{1,3}){3}$/.test(normalised);
+}
+
+/** An address the participant is reachable at: how to show it, and its host (null when it cannot be read). */
+interface Reachable {
+  shown: string;
+  host: string | null;
+}
+
+/** A URL as shown in an error line: scheme, host, port and path, never credentials. */
+function withoutCredentials(url: string): Reachable {
+  try {
+    const parsed = new URL(url);
+    return { shown: `${parsed.protocol}//${parsed.host}${parsed.pathname === '/' ? '' : parsed.pathname}`, host: parsed.hostname };
+  } catch {
+    return { shown: 'an address that is not a URL', host: null };
+  }
+}
+
+/** Every address a call could come in at: the HTTP routes (which always exist) and the message transport. */
+function reachableAt(options: ParticipantModuleOptions): Reachable[] {
+  const addresses: Reachable[] = [];
+  if (options.publicUrl) addresses.push(withoutCredentials(`${options.publicUrl.replace(/\/+$/, '')}/${options.path ?? 'tx'}`));
+  const transport = options.transport;
+  if (transport?.kind === 'tcp') addresses.push({ shown: `tcp://${transport.host}:${transport.port}`, host: transport.host });
+  if (transport?.kind === 'redis') addresses.push(withoutCredentials(transport.url));
+  return addresses;
+}
+
+/**
+ * The start-up rules of signed calls (PROTOCOL.md 5.5): throws one line, never quoting the
+ * secret, when the options could not work or would leave the participant open to anyone.
+ */
+export function checkParticipantOptions(options: ParticipantModuleOptions): void {
+  const who = `participant ${options.name}`;
+  if (options.signingSecret !== undefined) {
+    try {
+      parseSigningSecret(options.signingSecret);
+    } catch (error) {
+      throw new Error(`${who}: signingSecret is not valid (${(error as Error).message})`);
+    }
+  }
+  // Throws its own line when the transport lacks an address to register (http without publicUrl).
+  if (options.register !== false) registrationAddress(options);
+  const refresh = options.registrationRefreshMs;
+  if (refresh !== undefined && !(refresh === 0 || (Number.isInteger(refresh) && refresh >= 1000))) {
+    throw new Error(`${who}: registrationRefreshMs must be 0 (never) or at least 1000`);
+  }
+  if (options.verifySignatures === false) {
+    // Unsigned calls are only safe where nobody else can send them.
+    const open = reachableAt(options).find((address) => address.host === null || !isLoopbackHost(address.host));
+    if (open) throw new Error(`${who}: verifySignatures is off but it is reachable at ${open.shown}; anyone who reaches it could run its branches`);
+    return;
+  }
+  if (options.register === false && options.signingSecret === undefined) {
+    throw new Error(`${who}: register is false and verifySignatures is on, but there is no signingSecret: it could never accept a call`);
+  }
+}
+
+/** forRootAsync declared routes and a message handler before its factory ran: the options must agree. */
+export function checkAsyncOptions(declared: ParticipantModuleAsyncOptions, options: ParticipantModuleOptions): void {
+  const who = `participant ${options.name}`;
+  const path = options.path ?? 'tx';
+  if ((declared.path ?? 'tx') !== path) {
+    throw new Error(`${who}: forRootAsync declared path ${declared.path ?? 'tx'} but the factory returned ${path}`);
+  }
+  const kind = options.transport?.kind ?? 'http';
+  if ((declared.transport ?? 'http') !== kind) {
+    throw new Error(`${who}: forRootAsync declared transport ${declared.transport ?? 'http'} but the factory returned ${kind}`);
+  }
+  if (kind === 'redis' && declared.name !== options.name) {
+    throw new Error(`${who}: forRootAsync declared name ${declared.name ?? '(none)'} for its Redis pattern but the factory returned ${options.name}`);
+  }
+}

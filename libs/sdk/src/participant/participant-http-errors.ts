@@ -1,0 +1,86 @@
+import {
+  Catch,
+  HttpException,
+  Inject,
+  Injectable,
+  Logger,
+  type ArgumentsHost,
+  type ExceptionFilter,
+  type HttpServer,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { HttpAdapterHost, type AbstractHttpAdapter } from '@nestjs/core';
+import type { NextFunction, Request, Response } from 'express';
+import type { Json } from '@app/protocol';
+import { participantError, ParticipantErrorCode, participantRoutePattern, requestErrorBody, type ParticipantErrorBody } from './participant-errors.js';
+import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
+
+/**
+ * Writes a JSON answer through Nest's HTTP adapter, so the SDK's routes work on Express and
+ * Fastify alike. The body is serialised here: adapters send a bare string or number as text,
+ * which would make the result `"42"` come back as the number 42.
+ */
+export function replyJson(adapter: HttpServer, response: unknown, status: number, body: Json | ParticipantErrorBody): void {
+  adapter.setHeader(response, 'content-type', 'application/json; charset=utf-8');
+  adapter.reply(response, JSON.stringify(body), status);
+}
+
+/**
+ * Errors thrown while the SDK's route runs, as `{ statusCode, error, message }`. The route
+ * answers bad input itself, so what reaches here is unexpected (the database went away):
+ * 500 INTERNAL, transient for the coordinator, logged like Nest's own filter does.
+ */
+@Catch()
+@Injectable()
+export class ParticipantHttpExceptionFilter implements ExceptionFilter {
+  private readonly logger = new Logger('DtxParticipant');
+
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const response: unknown = host.switchToHttp().getResponse();
+    let body: ParticipantErrorBody;
+    if (exception instanceof HttpException && exception.getStatus() < 500) {
+      body = { ...participantError(ParticipantErrorCode.BAD_REQUEST, exception.message), statusCode: exception.getStatus() };
+    } else {
+      this.logger.error(exception instanceof Error ? exception.message : String(exception), exception instanceof Error ? exception.stack : undefined);
+      body = participantError(ParticipantErrorCode.INTERNAL, 'internal error');
+    }
+    replyJson(this.adapterHost.httpAdapter, response, body.statusCode, body);
+  }
+}
+
+/**
+ * Refusals of the HTTP server before the SDK's route runs (body-parser: malformed JSON, a body
+ * over the limit, an unknown charset or encoding; the router: bad percent-encoding) answered
+ * with the SDK's codes instead of Nest's `{ error: 'Bad Request' }`. Nest hands those errors
+ * to global filters only (a filter on the controller never sees them: routing has not
+ * happened), and a global filter would take over the app's own error answers. So this adds an
+ * Express error handler for the SDK's route paths, after Nest's routes and before Nest's own
+ * error handler: at onModuleInit, which Nest runs after it registered the body parser and the
+ * routes and before its error handler (NestApplication.init). Express only: on Fastify these
+ * stay Nest's answers, `{ statusCode, message }` with the same 4xx but no `error` code.
+ */
+@Injectable()
+export class ParticipantRequestErrors implements OnModuleInit {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
+  ) {}
+
+  onModuleInit(): void {
+    // Undefined in an app without HTTP (a microservice or a testing module).
+    const adapter = this.adapterHost.httpAdapter as AbstractHttpAdapter | undefined;
+    if (!adapter || adapter.getType() !== 'express') return;
+    const route = participantRoutePattern(this.options.path ?? 'tx');
+    const app = adapter.getInstance<{ use(handler: (error: unknown, req: Request, res: Response, next: NextFunction) => void): void }>();
+    app.use((error: unknown, req: Request, res: Response, next: NextFunction): void => {
+      const body = req.method === 'POST' && route.test(req.path) && !res.headersSent ? requestErrorBody(error) : null;
+      if (!body) {
+        next(error);
+        return;
+      }
+      res.status(body.statusCode).json(body);
+    });
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Signed calls at the participant (PROTOCOL.md 5.4, 5.5): a real NestJS participant app (the
+ * SDK's DtxParticipantModule, `register: false` with a `signingSecret`, a real Postgres) over
+ * real sockets, on HTTP (with and without the app's `rawBody`), TCP and Redis. A correctly
+ * signed call runs once; every forged, tampered, stale or malformed one is refused with its
+ * stable code (401 for signatures) before anything runs: no barrier row, no business call.
+ */
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
+import { firstValueFrom, timeout } from 'rxjs';
+import type { DataSource } from 'typeorm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatSigningSecret, redisBranchPattern, redisTransportOptions, BRANCH_MESSAGE_PATTERN } from '@app/protocol';
+import type { TestDatabase } from '../support/databases.js';
+import { participantDatabase } from '../support/participant-db.js';
+import { creditCall, freePort, LEDGER_DDL, nowSeconds, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const key = randomBytes(32);
+const otherKey = randomBytes(32);
+const signingSecret = formatSigningSecret(key);
+const run = randomBytes(3).toString('hex');
+
+let db: TestDatabase;
+let dataSource: DataSource;
+
+beforeAll(async () => {
+  ({ db, dataSource } = await participantDatabase('signatures', [LEDGER_DDL]));
+});
+
+afterAll(async () => {
+  await dataSource?.destroy();
+  await db?.drop();
+});
+
+/** What the business and the barrier hold for gids starting with `prefix`. */
+async function effects(prefix: string): Promise<{ ledger: string[]; barrier: string[] }> {
+  const ledger: { gid: string; phase: string }[] = await dataSource.query(`SELECT gid, phase FROM ledger WHERE starts_with(gid, $1) ORDER BY id`, [prefix]);
+  const barrier: { gid: string; phase: string }[] = await dataSource.query(`SELECT gid, phase FROM dtx_barrier WHERE starts_with(gid, $1) ORDER BY gid, phase`, [prefix]);
+  return { ledger: ledger.map((r) => `${r.gid}/${r.phase}`), barrier: barrier.map((r) => `${r.gid}/${r.phase}`) };
+}
+
+interface HttpAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** POSTs raw bytes with exactly the headers given (node:http adds only host and content-length). */
+function post(url: string, path: string, body: string | Buffer, headers: Record<string, string>): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${path}`, { method: 'POST', headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed: unknown = text;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          // kept as text
+        }
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+/** Every refusal has the same shape: its HTTP status, a stable code, a message. */
+function expectRefused(answer: HttpAnswer, status: number, error: string): void {
+  expect({ status: answer.status, body: answer.body }).toEqual({ status, body: { statusCode: status, error, message: expect.any(String) } });
+}
+
+describe.each([
+  { rawBody: true, label: 'rawBody: true (the bytes that arrived)' },
+  { rawBody: false, label: 'no rawBody (JSON.stringify of the parsed body)' },
+])('HTTP participant, $label', ({ rawBody }) => {
+  let participant: StartedParticipant;
+  const prefix = `http-${rawBody ? 'raw' : 'parsed'}-${run}-`;
+  const gid = (name: string) => `${prefix}${name}`;
+  const send = (body: string | Buffer, headers: Record<string, string>, path = '/tx/credit/execute') => post(participant.url, path, body, headers);
+  /** A call signed as the coordinator signs it, sent as it sends it. */
+  const sendSigned = (call: object, signWith = key, options: { at?: number; id?: string } = {}, path?: string) =>
+    send(JSON.stringify(call), { ...JSON_TYPE, ...sign(signWith, call, options) }, path);
+
+  beforeAll(async () => {
+    participant = await startParticipant(db.url, { name: `sig-http-${run}`, coordinatorUrl: 'http://127.0.0.1:1', register: false, signingSecret }, { rawBody });
+  });
+
+  afterAll(async () => {
+    await participant?.app.close();
+  });
+
+  it('runs a correctly signed call once; the same signed call again is a duplicate the barrier skips', async () => {
+    const call = creditCall(gid('legit'));
+    const first = await sendSigned(call);
+    expect(first).toEqual({ status: 200, body: { credited: 5 } });
+    expect(await sendSigned(call)).toEqual({ status: 200, body: { credited: 5 } });
+    expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`]);
+  });
+
+  it('refuses a call without the signature headers: 401 SIGNATURE_MISSING', async () => {
+    expectRefused(await send(JSON.stringify(creditCall(gid('unsigned'))), JSON_TYPE), 401, 'SIGNATURE_MISSING');
+  });
+
+  it('refuses a made-up signature, and one made with another secret: 401 SIGNATURE_INVALID', async () => {
+    const call = creditCall(gid('forged'));
+    const headers = { ...sign(key, call), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` };
+    expectRefused(await send(JSON.stringify(call), { ...JSON_TYPE, ...headers }), 401, 'SIGNATURE_INVALID');
+    expectRefused(await sendSigned(creditCall(gid('other-secret')), otherKey), 401, 'SIGNATURE_INVALID');
+  });
+
+  it('refuses a body changed after signing: 401 SIGNATURE_INVALID', async () => {
+    const call = creditCall(gid('tampered'), 5);
+    const tampered = JSON.stringify(call).replace('"amount":5', '"amount":500');
+    expectRefused(await send(tampered, { ...JSON_TYPE, ...sign(key, call) }), 401, 'SIGNATURE_INVALID');
+  });
+
+  it('refuses timestamps more than 5 minutes old or ahead, and unreadable ones', async () => {
+    expectRefused(await sendSigned(creditCall(gid('stale')), key, { at: nowSeconds() - 301 }), 401, 'SIGNATURE_EXPIRED');
+    expectRefused(await sendSigned(creditCall(gid('future')), key, { at: nowSeconds() + 301 }), 401, 'SIGNATURE_EXPIRED');
+    const call = creditCall(gid('bad-timestamp'));
+    expectRefused(await send(JSON.stringify(call), { ...JSON_TYPE, ...sign(key, call), 'webhook-timestamp': 'soon' }), 401, 'SIGNATURE_MALFORMED');
+  });
+
+  it('refuses a signed call whose webhook-id names another branch, or whose path names another action: 400 INVALID_PHASE_CALL', async () => {
+    const call = creditCall(gid('other-id'));
+    expectRefused(await sendSigned(call, key, { id: `${gid('other-id')}/b2/execute` }), 400, 'INVALID_PHASE_CALL');
+    expectRefused(await sendSigned(creditCall(gid('other-path')), key, {}, '/tx/debit/execute'), 400, 'INVALID_PHASE_CALL');
+    expectRefused(await sendSigned({ ...creditCall(gid('unknown-action')), action: 'debit' }, key, {}, '/tx/debit/execute'), 400, 'INVALID_PHASE_CALL');
+  });
+
+  it('answers malformed JSON 400 INVALID_JSON, before the route runs', async () => {
+    expectRefused(await send('{"gid": "x", ', JSON_TYPE), 400, 'INVALID_JSON');
+  });
+
+  it('answers a content type other than application/json in UTF-8 415 UNSUPPORTED_MEDIA_TYPE, even when signed', async () => {
+    const call = creditCall(gid('text-plain'));
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'text/plain', ...sign(key, call) }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectRefused(await send('gid=x&amount=500', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    // The parser reads UTF-16 and hands the route a body; the route still refuses it.
+    const utf16 = Buffer.from(JSON.stringify(call), 'utf16le');
+    expectRefused(await send(utf16, { 'content-type': 'application/json; charset=utf-16le', ...sign(key, call) }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'application/json; charset=latin1' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('answers a body over the parser limit 413 PAYLOAD_TOO_LARGE, and a path that is no percent-encoding 400 BAD_REQUEST', async () => {
+    const call = { ...creditCall(gid('huge')), payload: { amount: 5, padding: 'x'.repeat(200 * 1024) } };
+    expectRefused(await sendSigned(call), 413, 'PAYLOAD_TOO_LARGE');
+    expectRefused(await send('{}', JSON_TYPE, '/tx/cr%E0%A4%A/execute'), 400, 'BAD_REQUEST');
+  });
+
+  it('answers an unexpected error of the business 500 INTERNAL (transient), and keeps none of its effects', async () => {
+    const call = { ...creditCall(gid('explodes')), payload: { amount: 5, explode: true } };
+    expectRefused(await sendSigned(call), 500, 'INTERNAL');
+  });
+
+  it(
+    rawBody
+      ? 'verifies the bytes that arrived: the signed JSON re-spaced is refused'
+      : 'verifies JSON.stringify of the parsed body: the signed JSON re-spaced is the same call and runs',
+    async () => {
+      const call = creditCall(gid('respaced'));
+      const answer = await send(JSON.stringify(call, null, 2), { ...JSON_TYPE, ...sign(key, call) });
+      if (rawBody) expectRefused(answer, 401, 'SIGNATURE_INVALID');
+      else expect(answer).toEqual({ status: 200, body: { credited: 5 } });
+    },
+  );
+
+  it('after all of them, the business and the barrier hold only the legitimate calls, and the refusals took one log line', async () => {
+    const legit = rawBody ? [gid('legit')] : [gid('legit'), gid('respaced')];
+    expect(await effects(prefix)).toEqual({ ledger: legit.map((g) => `${g}/execute`), barrier: legit.map((g) => `${g}/phase1`) });
+    // The business ran for the legitimate calls, and began for the one that exploded (rolled back).
+    expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`, `${gid('explodes')}/execute`, ...legit.slice(1).map((g) => `${g}/execute`)]);
+    const refusalLines = participant.logger.lines.filter((line) => line.message.includes('refused'));
+    expect(refusalLines).toHaveLength(1);
+    expect(refusalLines[0]).toMatchObject({ level: 'warn' });
+    expect(participant.logger.lines.filter((line) => line.level === 'error').map((line) => line.message)).toEqual(['the ledger exploded']);
+  });
+});
+
+describe.each([{ transport: 'tcp' as const }, { transport: 'redis' as const }])('$transport participant', ({ transport }) => {
+  let participant: StartedParticipant;
+  let client: ClientProxy;
+  let pattern: string | Record<string, string>;
+  const prefix = `${transport}-${run}-`;
+  const gid = (name: string) => `${prefix}${name}`;
+  const send = (data: unknown) => firstValueFrom(client.send<unknown>(pattern, data).pipe(timeout(5_000)));
+  /** The 5.1 body plus a `headers` member holding the three signature values (5.2, 5.5). */
+  const signed = (call: object, signWith = key, options: { at?: number; id?: string } = {}) => ({ ...call, headers: sign(signWith, call, options) });
+  const refused = (statusCode: number, error: string) => ({ statusCode, error, message: expect.any(String) });
+
+  beforeAll(async () => {
+    const name = `sig-${transport}-${run}`;
+    const options =
+      transport === 'tcp'
+        ? { name, coordinatorUrl: 'http://127.0.0.1:1', register: false, signingSecret, transport: { kind: 'tcp' as const, host: '127.0.0.1', port: await freePort() } }
+        : { name, coordinatorUrl: 'http://127.0.0.1:1', register: false, signingSecret, transport: { kind: 'redis' as const, url: REDIS_URL } };
+    participant = await startParticipant(db.url, options);
+    if (options.transport.kind === 'tcp') {
+      client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: '127.0.0.1', port: options.transport.port } });
+      pattern = BRANCH_MESSAGE_PATTERN;
+    } else {
+      client = ClientProxyFactory.create({ transport: Transport.REDIS, options: redisTransportOptions(REDIS_URL) });
+      pattern = redisBranchPattern(name);
+    }
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await participant?.app.close();
+  });
+
+  it('runs a correctly signed call once', async () => {
+    expect(await send(signed(creditCall(gid('legit'))))).toEqual({ outcome: 'ok', result: { credited: 5 } });
+    expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`]);
+  });
+
+  it('refuses an unsigned call, and data that is no object: 401 SIGNATURE_MISSING', async () => {
+    await expect(send(creditCall(gid('unsigned')))).rejects.toEqual(refused(401, 'SIGNATURE_MISSING'));
+    await expect(send('gid')).rejects.toEqual(refused(401, 'SIGNATURE_MISSING'));
+  });
+
+  it('refuses forged signatures and calls signed with another secret: 401 SIGNATURE_INVALID', async () => {
+    const call = creditCall(gid('forged'));
+    const forged = { ...call, headers: { ...sign(key, call), 'webhook-signature': `v1,${randomBytes(32).toString('base64')}` } };
+    await expect(send(forged)).rejects.toEqual(refused(401, 'SIGNATURE_INVALID'));
+    await expect(send(signed(creditCall(gid('other-secret')), otherKey))).rejects.toEqual(refused(401, 'SIGNATURE_INVALID'));
+  });
+
+  it('refuses a call changed after signing: 401 SIGNATURE_INVALID', async () => {
+    const call = signed(creditCall(gid('tampered'), 5));
+    await expect(send({ ...call, payload: { amount: 500 } })).rejects.toEqual(refused(401, 'SIGNATURE_INVALID'));
+  });
+
+  it('refuses stale and future timestamps: 401 SIGNATURE_EXPIRED', async () => {
+    await expect(send(signed(creditCall(gid('stale')), key, { at: nowSeconds() - 301 }))).rejects.toEqual(refused(401, 'SIGNATURE_EXPIRED'));
+    await expect(send(signed(creditCall(gid('future')), key, { at: nowSeconds() + 301 }))).rejects.toEqual(refused(401, 'SIGNATURE_EXPIRED'));
+  });
+
+  it('refuses a signed call whose id names another branch: 400 INVALID_PHASE_CALL', async () => {
+    await expect(send(signed(creditCall(gid('other-id')), key, { id: `${gid('other-id')}/b2/execute` }))).rejects.toEqual(refused(400, 'INVALID_PHASE_CALL'));
+  });
+
+  it('after all of them, the business and the barrier hold only the legitimate call', async () => {
+    expect(await effects(prefix)).toEqual({ ledger: [`${gid('legit')}/execute`], barrier: [`${gid('legit')}/phase1`] });
+    expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`]);
+  });
+});
+
+describe('HTTP participant with verifySignatures: false (allowed on loopback only)', () => {
+  it('runs an unsigned call', async () => {
+    const participant = await startParticipant(db.url, { name: `sig-off-${run}`, coordinatorUrl: 'http://127.0.0.1:1', register: false, verifySignatures: false });
+    try {
+      const gid = `off-${run}-unsigned`;
+      expect(await post(participant.url, '/tx/credit/execute', JSON.stringify(creditCall(gid)), JSON_TYPE)).toEqual({ status: 200, body: { credited: 5 } });
+      expect(participant.ledger.calls).toEqual([`${gid}/execute`]);
+    } finally {
+      await participant.app.close();
+    }
+  });
+});

@@ -1,0 +1,107 @@
+import { createServer, type AddressInfo } from 'node:net';
+import { Injectable, Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { callId, signCall, type Json, type PhaseCallBody, type SignedCallHeaders } from '@app/protocol';
+import {
+  connectParticipantTransport,
+  DtxParticipantModule,
+  SagaAction,
+  TransactionParticipant,
+  type BranchContext,
+  type ParticipantModuleOptions,
+} from '@app/sdk';
+
+/** The business table of the test participant: one row per business call that took effect. */
+export const LEDGER_DDL = `CREATE TABLE ledger (id serial PRIMARY KEY, gid text NOT NULL, phase text NOT NULL, amount int NOT NULL)`;
+
+/** A participant whose business records every call, in memory and (with the barrier) in its database. */
+@Injectable()
+@TransactionParticipant()
+export class RecordingLedger {
+  readonly calls: string[] = [];
+
+  @SagaAction({ name: 'credit', compensate: 'undoCredit' })
+  async credit(payload: Json, context: BranchContext): Promise<Json> {
+    return this.record(payload, context);
+  }
+
+  async undoCredit(payload: Json, context: BranchContext): Promise<Json> {
+    return this.record(payload, context);
+  }
+
+  private async record(payload: Json, { gid, phase, manager }: BranchContext): Promise<Json> {
+    const fields = typeof payload === 'object' && payload !== null && !Array.isArray(payload) ? payload : {};
+    const amount = typeof fields.amount === 'number' ? fields.amount : 0;
+    this.calls.push(`${gid}/${phase}`);
+    // An unexpected failure (not a BusinessFailure), after the business began: transient.
+    if (fields.explode === true) throw new Error('the ledger exploded');
+    await manager.query(`INSERT INTO ledger (gid, phase, amount) VALUES ($1, $2, $3)`, [gid, phase, amount]);
+    return { credited: amount };
+  }
+}
+
+/** Nest's log lines, kept for assertions. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: { level: string; message: string }[] = [];
+  log(message: unknown): void {
+    this.lines.push({ level: 'log', message: String(message) });
+  }
+  warn(message: unknown): void {
+    this.lines.push({ level: 'warn', message: String(message) });
+  }
+  error(message: unknown): void {
+    this.lines.push({ level: 'error', message: String(message) });
+  }
+}
+
+@Module({})
+class ParticipantTestApp {
+  static with(databaseUrl: string, options: ParticipantModuleOptions): DynamicModule {
+    return {
+      module: ParticipantTestApp,
+      imports: [TypeOrmModule.forRoot({ type: 'postgres', url: databaseUrl, synchronize: false, retryAttempts: 0 }), DtxParticipantModule.forRoot(options)],
+      providers: [RecordingLedger],
+    };
+  }
+}
+
+export interface StartedParticipant {
+  app: INestApplication;
+  /** `http://127.0.0.1:<port>`: the participant's routes are under `/tx`. */
+  url: string;
+  ledger: RecordingLedger;
+  logger: CapturingLogger;
+}
+
+/**
+ * A real participant app: DtxParticipantModule on a real Postgres, HTTP on a random loopback
+ * port, plus the TCP or Redis microservice its options name. Created with `rawBody: true`
+ * unless told otherwise, as the demo bootstrap does.
+ */
+export async function startParticipant(databaseUrl: string, options: ParticipantModuleOptions, { rawBody = true } = {}): Promise<StartedParticipant> {
+  const logger = new CapturingLogger();
+  const app = await NestFactory.create(ParticipantTestApp.with(databaseUrl, options), { logger, rawBody, abortOnError: false });
+  await connectParticipantTransport(app, options);
+  await app.listen(0, '127.0.0.1');
+  const port = (app.getHttpServer() as { address(): AddressInfo }).address().port;
+  return { app, url: `http://127.0.0.1:${port}`, ledger: app.get(RecordingLedger), logger };
+}
+
+/** A port free right now on 127.0.0.1 (for a TCP microservice, which must be given one). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+export const creditCall = (gid: string, amount = 5): PhaseCallBody => ({ gid, branchId: 'b1', mode: 'saga', action: 'credit', phase: 'execute', payload: { amount } });
+
+/** The headers the coordinator sends with `body` (PROTOCOL.md 5.5), signed with `key` over JSON.stringify(body). */
+export function sign(key: Buffer, body: unknown, { at = nowSeconds(), id }: { at?: number; id?: string } = {}): SignedCallHeaders {
+  return signCall([key], id ?? callId(body as PhaseCallBody), at, JSON.stringify(body));
+}
