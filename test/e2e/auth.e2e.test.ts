@@ -35,7 +35,10 @@ import {
   type ServiceHandle,
   type StackApiKeys,
 } from '../../scripts/lib/stack.js';
+import { DataSource } from 'typeorm';
+import { CreateDtxBarrier1763800000100 } from '@app/sdk';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { LEDGER_DDL, startParticipant } from '../support/signed-participant.js';
 
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
@@ -480,6 +483,38 @@ describe('secrets every instance and restart agree on', () => {
       expect(a).not.toBe(before);
     } finally {
       await Promise.all(twins.map((t) => t.process.kill()));
+    }
+  });
+});
+
+describe('an SDK participant behind a guard of its host app', () => {
+  it('registers the header the guard wants, and the coordinator\'s signed calls pass the guard and run', async () => {
+    const db = await createTestDatabase('auth_guarded');
+    databases.push(db);
+    const barrier = new DataSource({ type: 'postgres', url: db.url, migrations: [CreateDtxBarrier1763800000100] });
+    await barrier.initialize();
+    await barrier.runMigrations();
+    await barrier.query(LEDGER_DDL);
+    await barrier.destroy();
+    const port = await freePort();
+    const guard = { name: 'x-internal-token', value: 'host-app-token-123' };
+    const participant = await startParticipant(
+      db.url,
+      { name: 'guarded', coordinatorUrl: coord.url, publicUrl: `http://127.0.0.1:${port}`, apiKey: keys.participant, callHeaders: { [guard.name]: guard.value } },
+      { port, requiredHeader: guard },
+    );
+    try {
+      const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+      const view = await client.begin({ mode: 'saga', gid: 'auth-guarded-1', wait: true, steps: [{ name: 'c', participant: 'guarded', action: 'credit', payload: { amount: 7 } }] });
+      expect(view.status).toBe('committed');
+      expect(participant.ledger.calls).toEqual(['auth-guarded-1/execute']);
+      // Without the header the host app's guard refuses, before the SDK sees the call.
+      const direct = await fetch(`${participant.url}/tx/credit/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(direct.status).toBe(403);
+      const listed = await call('GET', '/admin/participants', bearer('admin'));
+      expect(listed.text).not.toContain(guard.value);
+    } finally {
+      await participant.app.close();
     }
   });
 });

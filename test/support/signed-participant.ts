@@ -1,6 +1,16 @@
 import { createServer, type AddressInfo } from 'node:net';
-import { Injectable, Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import {
+  ForbiddenException,
+  Injectable,
+  Module,
+  type CanActivate,
+  type DynamicModule,
+  type ExecutionContext,
+  type INestApplication,
+  type LoggerService,
+  type Provider,
+} from '@nestjs/common';
+import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { callId, signCall, type Json, type PhaseCallBody, type SignedCallHeaders } from '@app/protocol';
 import {
@@ -55,13 +65,25 @@ export class CapturingLogger implements LoggerService {
   }
 }
 
+/** A guard of the host app, as a team may put in front of every route (the SDK's included). */
+function headerGuard(name: string, value: string): Provider {
+  class RequiredHeaderGuard implements CanActivate {
+    canActivate(context: ExecutionContext): boolean {
+      const headers = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined> }>().headers;
+      if (headers[name] !== value) throw new ForbiddenException(`${name} required`);
+      return true;
+    }
+  }
+  return { provide: APP_GUARD, useClass: RequiredHeaderGuard };
+}
+
 @Module({})
 class ParticipantTestApp {
-  static with(databaseUrl: string, options: ParticipantModuleOptions): DynamicModule {
+  static with(databaseUrl: string, options: ParticipantModuleOptions, requiredHeader?: { name: string; value: string }): DynamicModule {
     return {
       module: ParticipantTestApp,
       imports: [TypeOrmModule.forRoot({ type: 'postgres', url: databaseUrl, synchronize: false, retryAttempts: 0 }), DtxParticipantModule.forRoot(options)],
-      providers: [RecordingLedger],
+      providers: [RecordingLedger, ...(requiredHeader ? [headerGuard(requiredHeader.name, requiredHeader.value)] : [])],
     };
   }
 }
@@ -75,17 +97,22 @@ export interface StartedParticipant {
 }
 
 /**
- * A real participant app: DtxParticipantModule on a real Postgres, HTTP on a random loopback
- * port, plus the TCP or Redis microservice its options name. Created with `rawBody: true`
+ * A real participant app: DtxParticipantModule on a real Postgres, HTTP on a loopback port
+ * (random unless given: one that registers must know its publicUrl first), plus the TCP or
+ * Redis microservice its options name, and optionally a global guard requiring a header. Created with `rawBody: true`
  * unless told otherwise, as the demo bootstrap does.
  */
-export async function startParticipant(databaseUrl: string, options: ParticipantModuleOptions, { rawBody = true } = {}): Promise<StartedParticipant> {
+export async function startParticipant(
+  databaseUrl: string,
+  options: ParticipantModuleOptions,
+  { rawBody = true, port = 0, requiredHeader }: { rawBody?: boolean; port?: number; requiredHeader?: { name: string; value: string } } = {},
+): Promise<StartedParticipant> {
   const logger = new CapturingLogger();
-  const app = await NestFactory.create(ParticipantTestApp.with(databaseUrl, options), { logger, rawBody, abortOnError: false });
+  const app = await NestFactory.create(ParticipantTestApp.with(databaseUrl, options, requiredHeader), { logger, rawBody, abortOnError: false });
   await connectParticipantTransport(app, options);
-  await app.listen(0, '127.0.0.1');
-  const port = (app.getHttpServer() as { address(): AddressInfo }).address().port;
-  return { app, url: `http://127.0.0.1:${port}`, ledger: app.get(RecordingLedger), logger };
+  await app.listen(port, '127.0.0.1');
+  const listening = (app.getHttpServer() as { address(): AddressInfo }).address().port;
+  return { app, url: `http://127.0.0.1:${listening}`, ledger: app.get(RecordingLedger), logger };
 }
 
 /** A port free right now on 127.0.0.1 (for a TCP microservice, which must be given one). */

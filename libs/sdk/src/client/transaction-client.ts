@@ -89,6 +89,8 @@ export interface RegisterParticipantRequest {
   host?: string;
   port?: number;
   actions: { name: string; modes: Mode[] }[];
+  /** http only: headers the coordinator sends on every call (an API gateway's credentials). */
+  headers?: Record<string, string>;
 }
 
 /** An interactive transaction handed to the callback of `TransactionClient.tcc`. */

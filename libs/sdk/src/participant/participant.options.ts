@@ -23,6 +23,12 @@ export interface ParticipantModuleOptions {
   register?: boolean;
   /** How long start-up waits for the first successful registration before going on in the background. Default 15 s. */
   registerWaitMs?: number;
+  /**
+   * HTTP transport only: headers the coordinator sends on every call to this participant, e.g.
+   * the credentials of an API gateway in front of it, or a header a guard of the host app
+   * checks. No hop-by-hop, framing, signature or x-tx-* headers (the coordinator refuses them).
+   */
+  callHeaders?: Record<string, string>;
   /** Bearer key sent to the coordinator, when it requires one. */
   apiKey?: string;
   /**

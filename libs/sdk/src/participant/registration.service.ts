@@ -132,7 +132,12 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
   private async attempt(attempt: number): Promise<Attempt> {
     let answer: ParticipantRegistrationView;
     try {
-      const request = { name: this.options.name, ...registrationAddress(this.options), actions: this.actions() };
+      const request = {
+        name: this.options.name,
+        ...registrationAddress(this.options),
+        actions: this.actions(),
+        ...(this.options.callHeaders ? { headers: this.options.callHeaders } : {}),
+      };
       answer = await this.client.registerParticipant(request);
     } catch (error) {
       const failure = classifyRegistrationFailure(error, this.options.name);
