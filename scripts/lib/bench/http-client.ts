@@ -73,6 +73,11 @@ export function postJson(url: string, body: unknown, headers: Record<string, str
   return send('POST', url, JSON.stringify(body), headers);
 }
 
+/** POST of a body already serialised: the direct baseline signs the very bytes it sends. */
+export function postSerialised(url: string, payload: string, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  return send('POST', url, payload, headers);
+}
+
 export function getJson(url: string): Promise<HttpAnswer> {
   return send('GET', url, null, {});
 }

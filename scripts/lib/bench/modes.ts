@@ -5,8 +5,9 @@
  * succeeded, else with why not: an error status or a transaction seen rolling back (a network
  * error rejects).
  */
+import { callId, signCall, type Phase, type PhaseCallBody } from '@app/protocol';
 import type { ModeName } from './options.js';
-import { postJson, type HttpAnswer } from './http-client.js';
+import { postJson, postSerialised, type HttpAnswer } from './http-client.js';
 import type { BenchParticipants, BenchSide } from './participants.js';
 
 export interface ModeSpec {
@@ -38,13 +39,18 @@ const statusOf = (answer: HttpAnswer): string | null => {
 const decidedCommit = (what: string, answer: HttpAnswer): Failure =>
   check(what, answer, ok(answer) && statusOf(answer) !== 'rolling_back' && statusOf(answer) !== 'rolled_back');
 
-/** One participant call as the coordinator makes it (PROTOCOL.md 5.1). */
-function call(side: BenchSide, gid: string, i: number, branchId: string, mode: string, phase: string): Promise<HttpAnswer> {
-  return postJson(
-    `${side.endpoint}/${side.action}/${phase}`,
-    { gid, branchId, mode, action: side.action, phase, payload: side.payload(i) },
-    { 'x-tx-gid': gid, 'x-tx-branch-id': branchId },
-  );
+/**
+ * One participant call as the coordinator makes it (PROTOCOL.md 5.1), signed as it signs it
+ * (5.5): the SDK participants refuse unsigned calls, and the baseline pays what the coordinator pays.
+ */
+function call(side: BenchSide, gid: string, i: number, branchId: string, mode: PhaseCallBody['mode'], phase: Phase): Promise<HttpAnswer> {
+  const body: PhaseCallBody = { gid, branchId, mode, action: side.action, phase, payload: side.payload(i) };
+  const payload = JSON.stringify(body);
+  return postSerialised(`${side.endpoint}/${side.action}/${phase}`, payload, {
+    'x-tx-gid': gid,
+    'x-tx-branch-id': branchId,
+    ...signCall(side.keys, callId(body), Date.now() / 1000, payload),
+  });
 }
 
 async function directSaga(gid: string, i: number, parts: BenchParticipants): Promise<Failure> {
@@ -54,7 +60,7 @@ async function directSaga(gid: string, i: number, parts: BenchParticipants): Pro
 
 /** Phase 1 on both in parallel, then phase 2 on both in parallel. */
 async function directTwoPhase(gid: string, i: number, parts: BenchParticipants, mode: 'tcc' | '2pc'): Promise<Failure> {
-  const [first, second] = mode === 'tcc' ? ['try', 'confirm'] : ['prepare', 'commit'];
+  const [first, second]: [Phase, Phase] = mode === 'tcc' ? ['try', 'confirm'] : ['prepare', 'commit'];
   const phase1 = await Promise.all([call(parts.a, gid, i, 'a', mode, first), call(parts.b, gid, i, 'b', mode, first)]);
   const failed1 = firstOf(...phase1.map((answer) => check(first, answer)));
   if (failed1) return failed1;

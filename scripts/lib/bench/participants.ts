@@ -4,7 +4,7 @@
  * (bank-a pays, bank-b receives, each on its own fresh database) with `--participants sdk`.
  */
 import { resolve } from 'node:path';
-import type { Json } from '@app/protocol';
+import { parseSigningSecret, type Json, type ParticipantRegistrationView, type ParticipantView } from '@app/protocol';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/databases.js';
 import { ManagedProcess, ROOT, accountService, freePort, openAccount, until, type ServiceHandle } from '../stack.js';
 import { getJson, postJson } from './http-client.js';
@@ -18,6 +18,8 @@ export interface BenchSide {
   action: string;
   /** The payload of transaction number `i` of a run. */
   payload(i: number): Json;
+  /** Its signing key (from its registration answer): the direct baseline signs as the coordinator does. */
+  keys: readonly Buffer[];
 }
 
 export interface BenchParticipants {
@@ -45,14 +47,26 @@ async function startPlain(name: string): Promise<{ process: ManagedProcess; endp
   return { process: managed, endpoint: `${url}/tx` };
 }
 
-async function register(coordinatorUrl: string, name: string, endpoint: string): Promise<void> {
-  const answer = await postJson(`${coordinatorUrl}/v1/participants`, {
-    name,
-    transport: 'http',
-    endpoint,
-    actions: [{ name: PLAIN_ACTION, modes: ['tcc', '2pc', 'saga'] }],
-  });
-  if (answer.status !== 200 && answer.status !== 201) throw new Error(`registering ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+/** Registers a participant (the bench's coordinator has no API keys) and returns its signing key. */
+async function register(coordinatorUrl: string, registration: Pick<ParticipantView, 'name' | 'transport' | 'endpoint' | 'actions'>): Promise<Buffer[]> {
+  const answer = await postJson(`${coordinatorUrl}/v1/participants`, registration);
+  if (answer.status !== 200 && answer.status !== 201) throw new Error(`registering ${registration.name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return [parseSigningSecret((answer.body as ParticipantRegistrationView).signingSecret)];
+}
+
+const plainRegistration = (name: string, endpoint: string) => ({
+  name,
+  transport: 'http',
+  endpoint,
+  actions: [{ name: PLAIN_ACTION, modes: ['tcc' as const, '2pc' as const, 'saga' as const] }],
+});
+
+/** The key of a participant that registered itself: the same registration sent again hands out the same secret. */
+async function keyOf(coordinatorUrl: string, name: string): Promise<Buffer[]> {
+  const listed = await getJson(`${coordinatorUrl}/v1/participants`);
+  const own = (listed.body as ParticipantView[]).find((p) => p.name === name);
+  if (!own) throw new Error(`${name} is not registered`);
+  return register(coordinatorUrl, { name: own.name, transport: own.transport, endpoint: own.endpoint, actions: own.actions });
 }
 
 /**
@@ -63,17 +77,17 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
   if (kind === 'plain') {
     const [a, b] = await Promise.all([startPlain('bench-a'), startPlain('bench-b')]);
     const processes = [a.process, b.process];
+    let keys: [Buffer[], Buffer[]];
     try {
-      await register(coordinatorUrl, 'bench-a', a.endpoint);
-      await register(coordinatorUrl, 'bench-b', b.endpoint);
+      keys = [await register(coordinatorUrl, plainRegistration('bench-a', a.endpoint)), await register(coordinatorUrl, plainRegistration('bench-b', b.endpoint))];
     } catch (error) {
       await Promise.all(processes.map((p) => p.kill()));
       throw error;
     }
     return {
       kind,
-      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
-      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: () => ({}) },
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
       databases: [],
       processes,
       stop: () => Promise.all(processes.map((p) => p.kill())).then(() => undefined),
@@ -99,10 +113,11 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     await stop();
     throw error;
   }
+  const [keysA, keysB] = [await keyOf(coordinatorUrl, 'bank-a'), await keyOf(coordinatorUrl, 'bank-b')];
   return {
     kind,
-    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }) },
-    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }) },
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
     databases,
     processes: banks.map((bank) => bank.process),
     stop,
