@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
-import { ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
 import {
   NAME_PATTERN,
   ParticipantAdminViewSchema,
@@ -75,6 +75,7 @@ export class ParticipantsAdminController {
       '0 revokes the previous one at once. SDK participants pick the new secret up by registering again (periodically, and after a call fails to verify).',
   })
   @ApiParam({ name: 'name', schema: { type: 'string', pattern: NAME_PATTERN.source } })
+  @ApiBody({ type: RotateSecretDto, required: false })
   @ApiAnswer(200, SecretRotationViewSchema, 'Rotated; `signingSecret` is the new secret.')
   @ApiErrors(BAD_INPUT, { status: 404, codes: ['NOT_FOUND'], why: 'no participant of that name' })
   rotate(@Param('name', ParticipantNamePipe) name: string, @Body() dto: RotateSecretDto): Promise<SecretRotationView> {
