@@ -58,8 +58,8 @@ describe('ParticipantStore', () => {
     const winners = answers.filter((a) => a !== null);
     expect(winners).toHaveLength(1);
     const stored = await store.find('contested');
-    expect(stored?.endpoint).toBe(winners[0]!.endpoint);
-    expect(stored?.ownerKeyDigest?.equals(winners[0]!.ownerKeyDigest!)).toBe(true);
+    expect(stored?.endpoint).toBe(winners[0].endpoint);
+    expect(stored?.ownerKeyDigest?.equals(winners[0].ownerKeyDigest!)).toBe(true);
   });
 
   it('without keys binds nothing, and an unowned name is claimed by the first key that registers it', async () => {
