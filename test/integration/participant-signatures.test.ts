@@ -7,7 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
+import { Redis } from 'ioredis';
 import { firstValueFrom, timeout } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,6 +156,25 @@ describe.each([
     expectRefused(await send('{}', JSON_TYPE, '/tx/cr%E0%A4%A/execute'), 400, 'BAD_REQUEST');
   });
 
+  it('refuses a signed call whose payload is no JSON object (or missing) 400 INVALID_PHASE_CALL, before the barrier and the business', async () => {
+    for (const [i, payload] of ['5', 5, null, [5], undefined].entries()) {
+      for (const phase of ['execute', 'compensate'] as const) {
+        const call = { ...creditCall(gid(`payload-${i}-${phase}`)), phase, payload };
+        expectRefused(await sendSigned(call, key, {}, `/tx/credit/${phase}`), 400, 'INVALID_PHASE_CALL');
+      }
+    }
+  });
+
+  it(
+    rawBody
+      ? 'refuses a body nested deeper than JSON.stringify can write back, unsigned: 401 SIGNATURE_MISSING (the bytes are verified as they are)'
+      : 'refuses a body nested deeper than JSON.stringify can write back 400 BAD_REQUEST, not 500 (there is nothing to verify)',
+    async () => {
+      const deep = '['.repeat(40_000) + ']'.repeat(40_000);
+      expectRefused(await send(deep, JSON_TYPE), rawBody ? 401 : 400, rawBody ? 'SIGNATURE_MISSING' : 'BAD_REQUEST');
+    },
+  );
+
   it('answers an unexpected error of the business 500 INTERNAL (transient), and keeps none of its effects', async () => {
     const call = { ...creditCall(gid('explodes')), payload: { amount: 5, explode: true } };
     expectRefused(await sendSigned(call), 500, 'INTERNAL');
@@ -182,6 +203,52 @@ describe.each([
     expect(participant.logger.lines.filter((line) => line.level === 'error').map((line) => line.message)).toEqual(['the ledger exploded']);
   });
 });
+
+/**
+ * One request packet written by hand (`data` is its data's JSON text), as Nest's TCP client
+ * frames it or its Redis client publishes it; resolves with the reply packet's `err` or `response`.
+ */
+async function sendRaw(transport: 'tcp' | 'redis', participant: StartedParticipant, pattern: string | Record<string, string>, data: string): Promise<{ err?: unknown; response?: unknown }> {
+  const id = randomBytes(8).toString('hex');
+  const packet = `{"pattern":${JSON.stringify(pattern)},"data":${data},"id":"${id}"}`;
+  const pick = (reply: { err?: unknown; response?: unknown }) => (reply.err !== undefined ? { err: reply.err } : { response: reply.response });
+  if (transport === 'tcp') {
+    const port = (participant.app.getMicroservices()[0].unwrap<Server>().address() as AddressInfo).port;
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let buffer = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        buffer += chunk;
+        const hash = buffer.indexOf('#');
+        if (hash >= 0 && buffer.length - hash - 1 >= Number(buffer.slice(0, hash))) {
+          socket.destroy();
+          resolve(pick(JSON.parse(buffer.slice(hash + 1)) as { err?: unknown; response?: unknown }));
+        }
+      });
+      socket.on('error', reject);
+      socket.write(`${packet.length}#${packet}`);
+    });
+  }
+  const { cmd, participant: name } = pattern as Record<string, string>;
+  const channel = `{"cmd":"${cmd}","participant":"${name}"}`;
+  const pub = new Redis(REDIS_URL);
+  const sub = new Redis(REDIS_URL);
+  try {
+    const reply = new Promise<{ err?: unknown; response?: unknown }>((resolve) =>
+      sub.on('message', (_channel: string, message: string) => {
+        const parsed = JSON.parse(message) as { id?: string; err?: unknown; response?: unknown };
+        if (parsed.id === id) resolve(pick(parsed));
+      }),
+    );
+    await sub.subscribe(`${channel}.reply`);
+    await pub.publish(channel, packet);
+    return await reply;
+  } finally {
+    pub.disconnect();
+    sub.disconnect();
+  }
+}
 
 describe.each([{ transport: 'tcp' as const }, { transport: 'redis' as const }])('$transport participant', ({ transport }) => {
   let participant: StartedParticipant;
@@ -245,6 +312,24 @@ describe.each([{ transport: 'tcp' as const }, { transport: 'redis' as const }])(
 
   it('refuses a signed call whose id names another branch: 400 INVALID_PHASE_CALL', async () => {
     await expect(send(signed(creditCall(gid('other-id')), key, { id: `${gid('other-id')}/b2/execute` }))).rejects.toEqual(refused(400, 'INVALID_PHASE_CALL'));
+  });
+
+  it('refuses a signed call whose payload is no JSON object (or missing): 400 INVALID_PHASE_CALL, before the barrier and the business', async () => {
+    for (const [i, payload] of ['5', 5, null, [5]].entries()) {
+      for (const phase of ['execute', 'compensate'] as const) {
+        await expect(send(signed({ ...creditCall(gid(`payload-${i}-${phase}`)), phase, payload }))).rejects.toEqual(refused(400, 'INVALID_PHASE_CALL'));
+      }
+    }
+    const { payload: _, ...withoutPayload } = creditCall(gid('no-payload'));
+    await expect(send(signed(withoutPayload))).rejects.toEqual(refused(400, 'INVALID_PHASE_CALL'));
+  });
+
+  it('refuses data nested deeper than JSON.stringify can write back: 400 BAD_REQUEST, not an internal error', async () => {
+    // Written by hand: a ClientProxy would not serialise it either.
+    const call = JSON.stringify(creditCall(gid('deep')));
+    for (const data of ['['.repeat(40_000) + ']'.repeat(40_000), `${call.slice(0, -1)},"deep":${'['.repeat(40_000)}${']'.repeat(40_000)}}`]) {
+      expect(await sendRaw(transport, participant, pattern, data)).toEqual({ err: refused(400, 'BAD_REQUEST') });
+    }
   });
 
   it('after all of them, the business and the barrier hold only the legitimate call', async () => {

@@ -20,7 +20,12 @@ function isPhaseCall(body: unknown): body is PhaseCallBody {
     typeof b.branchId === 'string' && ID_PATTERN.test(b.branchId) &&
     typeof b.action === 'string' &&
     MODES.includes(b.mode as never) &&
-    PHASES.includes(b.phase as never)
+    PHASES.includes(b.phase as never) &&
+    // The payload is a JSON object on every call the coordinator sends (it stores `{}` when a
+    // branch has none; PROTOCOL.md 5.1). Anything else is no phase call: without this check a
+    // signed call with `"payload": "x"`, or none, reached the barrier and the business (a
+    // rollback phase left its null-compensation marker and answered 2xx).
+    typeof b.payload === 'object' && b.payload !== null && !Array.isArray(b.payload)
   );
 }
 
@@ -61,7 +66,7 @@ export class BranchDispatcher implements OnApplicationBootstrap {
       return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
     }
     const business = async (manager: EntityManager) =>
-      handler(body.payload ?? {}, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager });
+      handler(body.payload, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager });
 
     let outcome: BarrierOutcome;
     if (!action.xa) outcome = await this.barrier.run(body, business);

@@ -15,7 +15,10 @@ export const ParticipantErrorCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** Not `application/json` in UTF-8, or a content encoding the parser does not know. */
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  /** Any other request the HTTP server refused before the SDK's route ran (aborted, bad percent-encoding). */
+  /**
+   * Any other request the HTTP server refused before the SDK's route ran (aborted, bad
+   * percent-encoding), and a call nested too deeply to serialise for verification.
+   */
   BAD_REQUEST: 'BAD_REQUEST',
   /** The business refused phase 1 (PROTOCOL.md 5.1: 409). */
   BUSINESS_FAILURE: 'BUSINESS_FAILURE',

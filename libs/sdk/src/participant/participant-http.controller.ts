@@ -32,9 +32,15 @@ function signatureHeaders(headers: IncomingHttpHeaders): PresentedSignatureHeade
  * Either way, what runs is parsed from the very content that was verified (CallVerifier),
  * never the body some parser made of something else.
  */
-function signedContent(request: ParticipantHttpRequest): Buffer | string {
+function signedContent(request: ParticipantHttpRequest): Buffer | string | null {
   if (Buffer.isBuffer(request.rawBody)) return request.rawBody;
-  return request.body === undefined ? '' : JSON.stringify(request.body);
+  try {
+    return request.body === undefined ? '' : JSON.stringify(request.body);
+  } catch {
+    // A body nested deeper than JSON.stringify's stack (the parser took it): never signed, so
+    // not verifiable. Null, refused as bad input rather than thrown as a 500.
+    return null;
+  }
 }
 
 /**
@@ -67,7 +73,9 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       if (!isJsonContentType(request.headers['content-type'])) {
         return refuse(participantError(ParticipantErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a phase call is application/json in UTF-8 (PROTOCOL.md 5.1)'));
       }
-      const check = this.verifier.check(signatureHeaders(request.headers), signedContent(request));
+      const content = signedContent(request);
+      if (content === null) return refuse(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its body is nested too deeply'));
+      const check = this.verifier.check(signatureHeaders(request.headers), content);
       if (!check.ok) return refuse(check.error);
       const call = check.body as { action?: unknown; phase?: unknown } | null;
       if (call?.action !== action || call?.phase !== phase) {

@@ -1,6 +1,6 @@
 import { Controller, type Type } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { splitSignedMessage, type MicroserviceReply } from '@app/protocol';
+import { splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@app/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { participantError, ParticipantErrorCode } from './participant-errors.js';
@@ -23,8 +23,16 @@ export function createParticipantMessageController(pattern: string | Record<stri
 
     @MessagePattern(pattern)
     async handle(@Payload() data: unknown): Promise<MicroserviceReply> {
-      // Data that is no object carries no headers: it is checked (and refused) as unsigned.
-      const signed = splitSignedMessage(data) ?? { headers: {}, body: JSON.stringify(data) ?? '' };
+      let signed: { headers: PresentedSignatureHeaders; body: string };
+      try {
+        // Data that is no object carries no headers: it is checked (and refused) as unsigned.
+        signed = splitSignedMessage(data) ?? { headers: {}, body: JSON.stringify(data) ?? '' };
+      } catch {
+        // JSON.stringify throws (RangeError) on data nested deeper than the stack allows, which
+        // the transport's JSON.parse accepted. Such data was never signed (the coordinator signs
+        // what JSON.stringify wrote): refuse it as bad input, not as a 500-like internal error.
+        throw new RpcException(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its data is nested too deeply'));
+      }
       const check = this.verifier.check(signed.headers, signed.body);
       if (!check.ok) throw new RpcException(check.error);
       const answer = await this.dispatcher.dispatch(check.body);
