@@ -6,3 +6,4 @@ export * from './dto/transaction.dto.js';
 export * from './dto/participant.dto.js';
 export * from './docs/view-schemas.js';
 export * from './signing.js';
+export * from './hosts.js';

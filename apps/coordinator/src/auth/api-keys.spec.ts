@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@app/protocol';
-import { ApiKeyRing, isLoopbackHost, keyMayUse, parseApiKeys, readAuthorization } from './api-keys.js';
+import { isLoopbackHost } from '@app/protocol';
+import { ApiKeyRing, keyMayUse, parseApiKeys, readAuthorization } from './api-keys.js';
 import { ADMIN_CHALLENGE, decideAccess } from './authenticate.js';
 
 const ADMIN = 'admin-key-0123456789';

@@ -116,9 +116,3 @@ export function readAuthorization(header: string | string[] | undefined): Presen
 export function keyMayUse(key: ApiKey, required: readonly ApiRole[]): boolean {
   return key.roles.has('admin') || required.some((role) => key.roles.has(role));
 }
-
-/** 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const normalised = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
-  return normalised === 'localhost' || normalised === '::1' || /^127(\.\d{1,3}){3}$/.test(normalised) || /^::ffff:127(\.\d{1,3}){3}$/.test(normalised);
-}

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
-import { ApiKeyRing, isLoopbackHost, parseApiKeys } from '../auth/api-keys.js';
+import { isLoopbackHost } from '@app/protocol';
+import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
 import { parseParticipantHosts } from '../participants/participant-hosts.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatSigningSecret } from '@app/protocol';
-import { checkAsyncOptions, checkParticipantOptions, isLoopbackHost } from './options-check.js';
+import { isLoopbackHost } from '@app/protocol';
+import { checkAsyncOptions, checkParticipantOptions } from './options-check.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 
 const secret = formatSigningSecret(randomBytes(32));

@@ -1,12 +1,6 @@
-import { parseSigningSecret } from '@app/protocol';
+import { isLoopbackHost, parseSigningSecret } from '@app/protocol';
 import { registrationAddress } from './participant-transport.js';
 import type { ParticipantModuleAsyncOptions, ParticipantModuleOptions } from './participant.options.js';
-
-/** 127.0.0.0/8, ::1 and `localhost`: addresses only this machine can reach. */
-export function isLoopbackHost(host: string): boolean {
-  const normalised = host.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
-  return normalised === 'localhost' || normalised === '::1' || /^127(\.\d{1,3}){3}$/.test(normalised) || /^::ffff:127(\.\d{1,3}){3}$/.test(normalised);
-}
 
 /** An address the participant is reachable at: how to show it, and its host (null when it cannot be read). */
 interface Reachable {
