@@ -45,6 +45,9 @@
  *                             (REDIS_URL), requests spread round-robin over them (all four of an
  *                             interactive transaction to one instance), CPU summed over them
  *   --help                    print this text
+ *
+ * DTX_COORDINATOR_ENTRY=<path to another build's dist/apps/coordinator/src/main.js> measures
+ * that build instead (e.g. a worktree of an older commit), with this harness.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

@@ -23,7 +23,9 @@ function findRoot(): string {
 export const ROOT = findRoot();
 export const LOG_DIR = resolve(ROOT, '.data/logs');
 const ENTRY = {
-  coordinator: resolve(ROOT, 'dist/apps/coordinator/src/main.js'),
+  // DTX_COORDINATOR_ENTRY: another build's main.js, so the bench measures an older coordinator
+  // with today's harness (same client, participants and probes) in the same run conditions.
+  coordinator: process.env.DTX_COORDINATOR_ENTRY ? resolve(process.env.DTX_COORDINATOR_ENTRY) : resolve(ROOT, 'dist/apps/coordinator/src/main.js'),
   account: resolve(ROOT, 'dist/apps/account/src/main.js'),
   order: resolve(ROOT, 'dist/apps/order/src/main.js'),
   inventory: resolve(ROOT, 'dist/apps/inventory/src/main.js'),

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { firstValueFrom, timeout } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatSigningSecret, redisBranchPattern, redisTransportOptions, BRANCH_MESSAGE_PATTERN } from '@app/protocol';
+import { callId, formatSigningSecret, redisBranchPattern, redisTransportOptions, signCall, BRANCH_MESSAGE_PATTERN } from '@app/protocol';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 import { creditCall, freePort, LEDGER_DDL, nowSeconds, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';
@@ -136,24 +136,38 @@ describe.each([
     expectRefused(await sendSigned({ ...creditCall(gid('unknown-action')), action: 'debit' }, key, {}, '/tx/debit/execute'), 400, 'INVALID_PHASE_CALL');
   });
 
-  it('answers malformed JSON 400 INVALID_JSON, before the route runs', async () => {
-    expectRefused(await send('{"gid": "x", ', JSON_TYPE), 400, 'INVALID_JSON');
+  it('answers malformed JSON 400 INVALID_JSON before the route runs, and 401 SIGNATURE_MISSING when it is unsigned too', async () => {
+    const headers = sign(key, creditCall(gid('malformed')));
+    expectRefused(await send('{"gid": "x", ', { ...JSON_TYPE, ...headers }), 400, 'INVALID_JSON');
+    expectRefused(await send('{"gid": "x", ', JSON_TYPE), 401, 'SIGNATURE_MISSING');
+    expectRefused(await send('{"gid": "x", ', { ...JSON_TYPE, ...sign(key, creditCall(gid('malformed')), { at: nowSeconds() - 400 }) }), 401, 'SIGNATURE_EXPIRED');
   });
 
-  it('answers a content type other than application/json in UTF-8 415 UNSUPPORTED_MEDIA_TYPE, even when signed', async () => {
+  it('answers a call in another content type 401 whatever it is when unsigned (PROTOCOL.md 5.5), and never runs a signed one', async () => {
     const call = creditCall(gid('text-plain'));
-    expectRefused(await send(JSON.stringify(call), { 'content-type': 'text/plain', ...sign(key, call) }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    expectRefused(await send('gid=x&amount=500', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    // The parser reads UTF-16 and hands the route a body; the route still refuses it.
+    // The JSON parser does not read a text/plain body: there are no bytes the signature could cover.
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'text/plain', ...sign(key, call) }), 401, 'SIGNATURE_INVALID');
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'text/plain' }), 401, 'SIGNATURE_MISSING');
+    expectRefused(await send('gid=x&amount=500', { 'content-type': 'application/x-www-form-urlencoded' }), 401, 'SIGNATURE_MISSING');
+    // UTF-16 parses, so the route sees it: with rawBody the signature must cover the UTF-16 bytes,
+    // without it the text they decode to. Verified UTF-16 bytes are still no call: read as UTF-8
+    // (what the SDK parses the verified bytes as) they are no JSON; the decoded text is not UTF-8 by declaration (415).
     const utf16 = Buffer.from(JSON.stringify(call), 'utf16le');
-    expectRefused(await send(utf16, { 'content-type': 'application/json; charset=utf-16le', ...sign(key, call) }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    expectRefused(await send(JSON.stringify(call), { 'content-type': 'application/json; charset=latin1' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    const utf16Type = { 'content-type': 'application/json; charset=utf-16le' };
+    const overBytes = signCall([key], callId(call), nowSeconds(), utf16);
+    expectRefused(await send(utf16, { ...utf16Type, ...overBytes }), rawBody ? 400 : 401, rawBody ? 'INVALID_JSON' : 'SIGNATURE_INVALID');
+    expectRefused(await send(utf16, { ...utf16Type, ...sign(key, call) }), rawBody ? 401 : 415, rawBody ? 'SIGNATURE_INVALID' : 'UNSUPPORTED_MEDIA_TYPE');
+    // The parser refuses a charset that is no UTF before the route: 415 when the headers pass, 401 when there are none.
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'application/json; charset=latin1', ...sign(key, call) }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectRefused(await send(JSON.stringify(call), { 'content-type': 'application/json; charset=latin1' }), 401, 'SIGNATURE_MISSING');
   });
 
   it('answers a body over the parser limit 413 PAYLOAD_TOO_LARGE, and a path that is no percent-encoding 400 BAD_REQUEST', async () => {
     const call = { ...creditCall(gid('huge')), payload: { amount: 5, padding: 'x'.repeat(200 * 1024) } };
     expectRefused(await sendSigned(call), 413, 'PAYLOAD_TOO_LARGE');
-    expectRefused(await send('{}', JSON_TYPE, '/tx/cr%E0%A4%A/execute'), 400, 'BAD_REQUEST');
+    expectRefused(await send(JSON.stringify(call), JSON_TYPE), 401, 'SIGNATURE_MISSING');
+    expectRefused(await send('{}', { ...JSON_TYPE, ...sign(key, creditCall(gid('bad-path'))) }, '/tx/cr%E0%A4%A/execute'), 400, 'BAD_REQUEST');
+    expectRefused(await send('{}', JSON_TYPE, '/tx/cr%E0%A4%A/execute'), 401, 'SIGNATURE_MISSING');
   });
 
   it('refuses a signed call whose payload is no JSON object (or missing) 400 INVALID_PHASE_CALL, before the barrier and the business', async () => {
@@ -167,11 +181,13 @@ describe.each([
 
   it(
     rawBody
-      ? 'refuses a body nested deeper than JSON.stringify can write back, unsigned: 401 SIGNATURE_MISSING (the bytes are verified as they are)'
-      : 'refuses a body nested deeper than JSON.stringify can write back 400 BAD_REQUEST, not 500 (there is nothing to verify)',
+      ? 'refuses a body nested deeper than JSON.stringify can write back: 401 (the bytes are verified as they are)'
+      : 'refuses a body nested deeper than JSON.stringify can write back: 401 unsigned, 400 BAD_REQUEST with signature headers, never 500 (there is nothing to verify)',
     async () => {
       const deep = '['.repeat(40_000) + ']'.repeat(40_000);
-      expectRefused(await send(deep, JSON_TYPE), rawBody ? 401 : 400, rawBody ? 'SIGNATURE_MISSING' : 'BAD_REQUEST');
+      expectRefused(await send(deep, JSON_TYPE), 401, 'SIGNATURE_MISSING');
+      const headers = sign(key, creditCall(gid('deep-signed')));
+      expectRefused(await send(deep, { ...JSON_TYPE, ...headers }), rawBody ? 401 : 400, rawBody ? 'SIGNATURE_INVALID' : 'BAD_REQUEST');
     },
   );
 
@@ -324,12 +340,16 @@ describe.each([{ transport: 'tcp' as const }, { transport: 'redis' as const }])(
     await expect(send(signed(withoutPayload))).rejects.toEqual(refused(400, 'INVALID_PHASE_CALL'));
   });
 
-  it('refuses data nested deeper than JSON.stringify can write back: 400 BAD_REQUEST, not an internal error', async () => {
+  it('refuses data nested deeper than JSON.stringify can write back: 401 unsigned, 400 BAD_REQUEST with signature headers, never an internal error', async () => {
     // Written by hand: a ClientProxy would not serialise it either.
-    const call = JSON.stringify(creditCall(gid('deep')));
-    for (const data of ['['.repeat(40_000) + ']'.repeat(40_000), `${call.slice(0, -1)},"deep":${'['.repeat(40_000)}${']'.repeat(40_000)}}`]) {
-      expect(await sendRaw(transport, participant, pattern, data)).toEqual({ err: refused(400, 'BAD_REQUEST') });
+    const body = creditCall(gid('deep'));
+    const call = JSON.stringify(body);
+    const nested = `${'['.repeat(40_000)}${']'.repeat(40_000)}`;
+    for (const data of [nested, `${call.slice(0, -1)},"deep":${nested}}`]) {
+      expect(await sendRaw(transport, participant, pattern, data)).toEqual({ err: refused(401, 'SIGNATURE_MISSING') });
     }
+    const withHeaders = `${call.slice(0, -1)},"headers":${JSON.stringify(sign(key, body))},"deep":${nested}}`;
+    expect(await sendRaw(transport, participant, pattern, withHeaders)).toEqual({ err: refused(400, 'BAD_REQUEST') });
   });
 
   it('after all of them, the business and the barrier hold only the legitimate call', async () => {

@@ -76,7 +76,7 @@ function hmac(key: Buffer, id: string, timestamp: string, body: string | Buffer)
  * The three headers of a call signed at `timestampSeconds` with every key given (the current
  * secret first; during a rotation the previous one too, space-separated).
  */
-export function signCall(keys: readonly Buffer[], id: string, timestampSeconds: number, body: string): SignedCallHeaders {
+export function signCall(keys: readonly Buffer[], id: string, timestampSeconds: number, body: string | Buffer): SignedCallHeaders {
   const timestamp = String(Math.floor(timestampSeconds));
   const signatures = keys.map((key) => `v1,${hmac(key, id, timestamp, body).toString('base64')}`);
   return {
@@ -91,11 +91,48 @@ function single(value: string | string[] | undefined): string | undefined {
   return value;
 }
 
+/** The three signature headers, read and checked for shape and freshness. */
+export type ReadSignatureHeaders =
+  | { ok: true; id: string; timestamp: string; signatures: Buffer[] }
+  | { ok: false; code: SignatureError; reason: string };
+
 /**
- * Checks a call against the participant's keys: present headers, a timestamp within
- * `toleranceSeconds` of `nowSeconds`, and at least one `v1` signature equal (compared in
- * constant time) to the HMAC of `{id}.{timestamp}.{body}` under one of the keys. `body` must
- * be the bytes that arrived. Nothing else about the call may be trusted before this says ok.
+ * What can be checked of a call without its body or a key: the three headers are there, the
+ * timestamp is within `toleranceSeconds` of `nowSeconds`, and at least one `v1` signature is
+ * given. A participant whose HTTP server refused the body before its route ran (unreadable,
+ * too large) still answers 401 when this fails (PROTOCOL.md 5.5).
+ */
+export function checkSignatureHeaders(
+  headers: PresentedSignatureHeaders,
+  nowSeconds: number,
+  toleranceSeconds: number = SIGNATURE_TOLERANCE_SECONDS,
+): ReadSignatureHeaders {
+  const refuse = (code: SignatureError, reason: string): ReadSignatureHeaders => ({ ok: false, code, reason });
+  const id = single(headers[SIGNATURE_HEADERS.id]);
+  const timestamp = single(headers[SIGNATURE_HEADERS.timestamp]);
+  const signature = single(headers[SIGNATURE_HEADERS.signature]);
+  if (!id || !timestamp || !signature) {
+    return refuse(SignatureError.MISSING, 'webhook-id, webhook-timestamp and webhook-signature are required (PROTOCOL.md 5.5)');
+  }
+  if (!/^\d{1,12}$/.test(timestamp)) return refuse(SignatureError.MALFORMED, 'webhook-timestamp must be Unix time in seconds');
+  if (Math.abs(nowSeconds - Number(timestamp)) > toleranceSeconds) {
+    return refuse(SignatureError.EXPIRED, `webhook-timestamp is more than ${toleranceSeconds} s from this participant's clock`);
+  }
+  if (signature.length > MAX_SIGNATURE_HEADER) return refuse(SignatureError.MALFORMED, 'webhook-signature is too long');
+  const signatures = signature
+    .split(' ')
+    .filter((entry) => entry.startsWith('v1,'))
+    .slice(0, MAX_SIGNATURES)
+    .map((entry) => Buffer.from(entry.slice(3), 'base64'));
+  if (signatures.length === 0) return refuse(SignatureError.MALFORMED, 'webhook-signature holds no v1 signature');
+  return { ok: true, id, timestamp, signatures };
+}
+
+/**
+ * Checks a call against the participant's keys: the headers as checkSignatureHeaders does,
+ * and at least one `v1` signature equal (compared in constant time) to the HMAC of
+ * `{id}.{timestamp}.{body}` under one of the keys. `body` must be the bytes that arrived.
+ * Nothing else about the call may be trusted before this says ok.
  */
 export function verifyCall(
   keys: readonly Buffer[],
@@ -104,34 +141,18 @@ export function verifyCall(
   nowSeconds: number,
   toleranceSeconds: number = SIGNATURE_TOLERANCE_SECONDS,
 ): SignatureCheck {
-  const refuse = (code: SignatureError, reason: string): SignatureCheck => ({ ok: false, code, reason });
-  const id = single(headers[SIGNATURE_HEADERS.id]);
-  const timestamp = single(headers[SIGNATURE_HEADERS.timestamp]);
-  const signature = single(headers[SIGNATURE_HEADERS.signature]);
-  if (!id || !timestamp || !signature) {
-    return refuse(SignatureError.MISSING, 'webhook-id, webhook-timestamp and webhook-signature are required (PROTOCOL.md 5.5)');
-  }
-  if (keys.length === 0) return refuse(SignatureError.NO_SECRET, 'this participant has no signing secret yet');
-  if (!/^\d{1,12}$/.test(timestamp)) return refuse(SignatureError.MALFORMED, 'webhook-timestamp must be Unix time in seconds');
-  if (Math.abs(nowSeconds - Number(timestamp)) > toleranceSeconds) {
-    return refuse(SignatureError.EXPIRED, `webhook-timestamp is more than ${toleranceSeconds} s from this participant's clock`);
-  }
-  if (signature.length > MAX_SIGNATURE_HEADER) return refuse(SignatureError.MALFORMED, 'webhook-signature is too long');
-  const presented = signature
-    .split(' ')
-    .filter((entry) => entry.startsWith('v1,'))
-    .slice(0, MAX_SIGNATURES)
-    .map((entry) => Buffer.from(entry.slice(3), 'base64'));
-  if (presented.length === 0) return refuse(SignatureError.MALFORMED, 'webhook-signature holds no v1 signature');
+  const read = checkSignatureHeaders(headers, nowSeconds, toleranceSeconds);
+  if (!read.ok) return read;
+  if (keys.length === 0) return { ok: false, code: SignatureError.NO_SECRET, reason: 'this participant has no signing secret yet' };
   let matched = false;
   for (const key of keys) {
-    const expected = hmac(key, id, timestamp, body);
-    for (const candidate of presented) {
+    const expected = hmac(key, read.id, read.timestamp, body);
+    for (const candidate of read.signatures) {
       // timingSafeEqual needs equal lengths; a length mismatch says nothing about the key.
       if (candidate.length === expected.length && timingSafeEqual(candidate, expected)) matched = true;
     }
   }
-  return matched ? { ok: true } : refuse(SignatureError.INVALID, 'no signature matches this participant\'s secret');
+  return matched ? { ok: true } : { ok: false, code: SignatureError.INVALID, reason: 'no signature matches this participant\'s secret' };
 }
 
 /**
@@ -146,13 +167,20 @@ export type SignedPhaseCallMessage = PhaseCallBody & { [MESSAGE_SIGNATURE_MEMBER
 /** The signed content and headers of a message-transport call, or null when `data` is no object. */
 export function splitSignedMessage(data: unknown): { body: string; headers: PresentedSignatureHeaders } | null {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) return null;
-  const { [MESSAGE_SIGNATURE_MEMBER]: headers, ...rest } = data as Record<string, unknown>;
+  const { [MESSAGE_SIGNATURE_MEMBER]: _headers, ...rest } = data as Record<string, unknown>;
+  return { body: JSON.stringify(rest), headers: messageSignatureHeaders(data) };
+}
+
+/** The three signature values a message-transport call carries in its `headers` member (none when it has none). */
+export function messageSignatureHeaders(data: unknown): PresentedSignatureHeaders {
   const presented: Record<string, string> = {};
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return presented;
+  const headers = (data as Record<string, unknown>)[MESSAGE_SIGNATURE_MEMBER];
   if (typeof headers === 'object' && headers !== null && !Array.isArray(headers)) {
     for (const name of Object.values(SIGNATURE_HEADERS)) {
       const value = (headers as Record<string, unknown>)[name];
       if (typeof value === 'string') presented[name] = value;
     }
   }
-  return { body: JSON.stringify(rest), headers: presented };
+  return presented;
 }

@@ -12,7 +12,7 @@ import {
   type TransactionView,
 } from '@app/protocol';
 import { RequireRole } from '../auth/roles.decorator.js';
-import { GidPipe } from '../common/gid.pipe.js';
+import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { AdminService } from './admin.service.js';
 

@@ -16,7 +16,7 @@ import {
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
 import { ApiAnswer, ApiErrors, ApiKeyProtected, BAD_INPUT } from '../docs/api-responses.js';
-import { ParticipantNamePipe } from './participant-name.pipe.js';
+import { ParticipantNamePipe } from '../common/path-param.pipes.js';
 import { ParticipantsService } from './participants.service.js';
 
 /** How long a rotated-out secret is still signed with when the operator does not say. */

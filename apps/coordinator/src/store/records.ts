@@ -127,15 +127,8 @@ export interface ParticipantRecord {
   updatedAt: Date;
 }
 
-/** What a registration writes. */
-export interface ParticipantRegistrationRecord {
-  name: string;
-  transport: Transport;
-  endpoint: string | null;
-  host: string | null;
-  port: number | null;
-  actions: { name: string; modes: Mode[] }[];
-  callHeaders: Record<string, string>;
-  /** The registering key's digest; null without API keys (names are then bound to no one). */
-  ownerKeyDigest: Buffer | null;
-}
+/** What a registration writes; `ownerKeyDigest` is the registering key's (null without API keys: names then belong to no one). */
+export type ParticipantRegistrationRecord = Pick<
+  ParticipantRecord,
+  'name' | 'transport' | 'endpoint' | 'host' | 'port' | 'actions' | 'callHeaders' | 'ownerKeyDigest'
+>;

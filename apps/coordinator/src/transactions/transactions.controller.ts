@@ -11,7 +11,7 @@ import {
 } from '@app/protocol';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { RequireRole } from '../auth/roles.decorator.js';
-import { GidPipe } from '../common/gid.pipe.js';
+import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { TransactionsService } from './transactions.service.js';
 

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, type AbstractHttpAdapter } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
-import type { Json } from '@app/protocol';
+import { checkSignatureHeaders, type Json } from '@app/protocol';
 import { participantError, ParticipantErrorCode, participantRoutePattern, requestErrorBody, type ParticipantErrorBody } from './participant-errors.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 
@@ -57,7 +57,7 @@ export class ParticipantHttpExceptionFilter implements ExceptionFilter {
  * to global filters only (a filter on the controller never sees them: routing has not
  * happened), and a global filter would take over the app's own error answers. So this adds an
  * Express error handler for the SDK's route paths, after Nest's routes and before Nest's own
- * error handler: at onModuleInit, which Nest runs after it registered the body parser and the
+ * error handler (a call without a valid-looking signature is still answered 401): at onModuleInit, which Nest runs after it registered the body parser and the
  * routes and before its error handler (NestApplication.init). Express only: on Fastify these
  * stay Nest's answers, `{ statusCode, message }` with the same 4xx but no `error` code.
  */
@@ -74,13 +74,18 @@ export class ParticipantRequestErrors implements OnModuleInit {
     if (!adapter || adapter.getType() !== 'express') return;
     const route = participantRoutePattern(this.options.path ?? 'tx');
     const app = adapter.getInstance<{ use(handler: (error: unknown, req: Request, res: Response, next: NextFunction) => void): void }>();
+    const verifying = this.options.verifySignatures !== false;
     app.use((error: unknown, req: Request, res: Response, next: NextFunction): void => {
       const body = req.method === 'POST' && route.test(req.path) && !res.headersSent ? requestErrorBody(error) : null;
       if (!body) {
         next(error);
         return;
       }
-      res.status(body.statusCode).json(body);
+      // A signature that is missing, unreadable or stale is a 401 whether or not the body could
+      // be read (PROTOCOL.md 5.5); only a call whose headers pass gets the parser's own refusal.
+      const headers = verifying ? checkSignatureHeaders(req.headers, Math.floor(Date.now() / 1000)) : null;
+      const answer = headers && !headers.ok ? participantError(headers.code, headers.reason) : body;
+      res.status(answer.statusCode).json(answer);
     });
   }
 }

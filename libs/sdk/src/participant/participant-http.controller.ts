@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Controller, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@app/protocol';
+import { checkSignatureHeaders, SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@app/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
@@ -67,16 +67,21 @@ export function createParticipantHttpController(path: string): Type<unknown> {
     }
 
     private async answer(action: string, phase: string, request: ParticipantHttpRequest): Promise<HttpAnswer> {
-      // Before the signature: without a JSON body there are no bytes the signature could cover
-      // (the parser did not read them), and a charset other than UTF-8 would let the same signed
-      // bytes parse into something else.
+      // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
+      // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
+      // call cannot pass; the content type is checked after, for a call that did.
+      const headers = signatureHeaders(request.headers);
+      const content = signedContent(request);
+      if (content === null) {
+        const read = checkSignatureHeaders(headers, Math.floor(Date.now() / 1000));
+        if (!read.ok) return refuse(participantError(read.code, read.reason));
+        return refuse(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its body is nested too deeply'));
+      }
+      const check = this.verifier.check(headers, content);
+      if (!check.ok) return refuse(check.error);
       if (!isJsonContentType(request.headers['content-type'])) {
         return refuse(participantError(ParticipantErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a phase call is application/json in UTF-8 (PROTOCOL.md 5.1)'));
       }
-      const content = signedContent(request);
-      if (content === null) return refuse(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its body is nested too deeply'));
-      const check = this.verifier.check(signatureHeaders(request.headers), content);
-      if (!check.ok) return refuse(check.error);
       const call = check.body as { action?: unknown; phase?: unknown } | null;
       if (call?.action !== action || call?.phase !== phase) {
         return refuse(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));

@@ -1,6 +1,6 @@
 import { Controller, type Type } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@app/protocol';
+import { checkSignatureHeaders, messageSignatureHeaders, splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@app/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { participantError, ParticipantErrorCode } from './participant-errors.js';
@@ -30,7 +30,10 @@ export function createParticipantMessageController(pattern: string | Record<stri
       } catch {
         // JSON.stringify throws (RangeError) on data nested deeper than the stack allows, which
         // the transport's JSON.parse accepted. Such data was never signed (the coordinator signs
-        // what JSON.stringify wrote): refuse it as bad input, not as a 500-like internal error.
+        // what JSON.stringify wrote): refuse it as bad input, not as a 500-like internal error;
+        // as a 401 when its signature headers already fail (PROTOCOL.md 5.5).
+        const read = checkSignatureHeaders(messageSignatureHeaders(data), Math.floor(Date.now() / 1000));
+        if (!read.ok) throw new RpcException(participantError(read.code, read.reason));
         throw new RpcException(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its data is nested too deeply'));
       }
       const check = this.verifier.check(signed.headers, signed.body);
