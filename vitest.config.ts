@@ -3,8 +3,8 @@ import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
 const alias = {
-  '@app/protocol': fileURLToPath(new URL('./libs/protocol/src/index.ts', import.meta.url)),
-  '@app/sdk': fileURLToPath(new URL('./libs/sdk/src/index.ts', import.meta.url)),
+  '@nest-dtx/protocol': fileURLToPath(new URL('./libs/protocol/src/index.ts', import.meta.url)),
+  '@nest-dtx/sdk': fileURLToPath(new URL('./libs/sdk/src/index.ts', import.meta.url)),
   '@app/demo-support': fileURLToPath(new URL('./libs/demo-support/src/index.ts', import.meta.url)),
 };
 

@@ -14,8 +14,8 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
-import type { Mode } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { Mode } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { CRASH_POINTS, type CrashPoint } from '../apps/coordinator/src/engine/crash-points.js';
 import { PROCESS_FAULTS, PROXY_FAULTS, type FaultKind, type ProxyFault } from './lib/chaos-faults.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';

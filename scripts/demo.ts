@@ -6,8 +6,8 @@
  * after the commit decision, then checks that money was conserved. Exits non-zero if not.
  */
 import pg from 'pg';
-import type { TransactionView } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { startEmbeddedPostgres, type RunningEmbeddedPostgres } from '../apps/coordinator/src/database/embedded-postgres.js';
 import {
   LOG_DIR,

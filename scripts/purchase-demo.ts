@@ -6,8 +6,8 @@
  * Checks: stock + reserved + sold constant, money conserved, no order left pending.
  */
 import { createConnection } from 'node:net';
-import type { TransactionView } from '@app/protocol';
-import { TransactionClient, type BranchRequest } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import type { RunningEmbeddedPostgres } from '../apps/coordinator/src/database/embedded-postgres.js';
 import {
   REDIS_URL,

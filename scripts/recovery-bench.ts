@@ -10,7 +10,7 @@
 import { createServer } from 'node:http';
 import os from 'node:os';
 import pg from 'pg';
-import { TransactionClient } from '@app/sdk';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { createTestDatabase } from '../test/support/databases.js';
 import { cpuTicks, postgresCpuTicks, ticksToMs } from './lib/bench/probes.js';
 import { coordinator, freePort, postJson, sleep, type CoordinatorHandle } from './lib/stack.js';

@@ -1,7 +1,7 @@
 /** The admin API (PROTOCOL.md 6) against a real coordinator and a real bank. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionCounts, TransactionDetailView, TransactionPage, TransactionView } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { TransactionCounts, TransactionDetailView, TransactionPage, TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import {
   accountService,
   accountsOf,

@@ -18,8 +18,8 @@ import {
   type ParticipantRegistrationView,
   type ParticipantView,
   type SecretRotationView,
-} from '@app/protocol';
-import { CoordinatorError, TransactionClient } from '@app/sdk';
+} from '@nest-dtx/protocol';
+import { CoordinatorError, TransactionClient } from '@nest-dtx/sdk';
 import {
   ManagedProcess,
   ROOT,
@@ -36,7 +36,7 @@ import {
   type StackApiKeys,
 } from '../../scripts/lib/stack.js';
 import { DataSource } from 'typeorm';
-import { CreateDtxBarrier1763800000100 } from '@app/sdk';
+import { CreateDtxBarrier1763800000100 } from '@nest-dtx/sdk';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { LEDGER_DDL, startParticipant } from '../support/signed-participant.js';
 

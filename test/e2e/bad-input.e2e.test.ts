@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode, ID_PATTERN, MODES, NAME_PATTERN } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import { ErrorCode, ID_PATTERN, MODES, NAME_PATTERN } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import {
   accountService,
   coordinator,

@@ -6,8 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionCounts, TransactionDetailView, TransactionView } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { TransactionCounts, TransactionDetailView, TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import {
   ROOT,
   accountService,

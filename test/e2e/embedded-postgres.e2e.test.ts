@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TransactionClient } from '@app/sdk';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { ManagedProcess, ROOT, freePort, until } from '../../scripts/lib/stack.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'dtx-embedded-'));

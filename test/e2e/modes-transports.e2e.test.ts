@@ -4,8 +4,8 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Mode, TransactionView } from '@app/protocol';
-import { TransactionClient, type BranchRequest } from '@app/sdk';
+import type { Mode, TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import {
   REDIS_URL,
   accountService,

@@ -4,8 +4,8 @@
  * finished by the survivor, and traffic spread over both ends consistent.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionView } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import {
   REDIS_URL,
   accountService,

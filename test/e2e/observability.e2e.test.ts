@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TransactionClient } from '@app/sdk';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { accountService, coordinator, openAccount, postJson, until, type CoordinatorHandle, type ServiceHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 

@@ -1,6 +1,6 @@
 /** Health and metrics endpoints of a real coordinator (with Redis), after real transactions. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TransactionClient } from '@app/sdk';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { REDIS_URL, accountService, coordinator, openAccount, type CoordinatorHandle, type ServiceHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 

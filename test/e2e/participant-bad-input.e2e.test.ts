@@ -37,8 +37,8 @@ import {
   type ParticipantView,
   type Phase,
   type PhaseCallBody,
-} from '@app/protocol';
-import { ParticipantErrorCode } from '@app/sdk';
+} from '@nest-dtx/protocol';
+import { ParticipantErrorCode } from '@nest-dtx/sdk';
 import {
   REDIS_URL,
   accountService,

@@ -6,8 +6,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionView } from '@app/protocol';
-import { TransactionClient, type BranchRequest } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import {
   accountService,
   accountsOf,

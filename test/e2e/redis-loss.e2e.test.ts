@@ -6,8 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionView } from '@app/protocol';
-import { TransactionClient } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { TX_EVENTS_CHANNEL } from '../../apps/coordinator/src/bus/tx-event-bus.js';
 import { ManagedProcess, coordinator, freePort, postJson, sleep, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';

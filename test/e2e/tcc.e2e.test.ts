@@ -3,8 +3,8 @@
  * each with its own Postgres database.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionView } from '@app/protocol';
-import { CoordinatorError, TransactionClient } from '@app/sdk';
+import type { TransactionView } from '@nest-dtx/protocol';
+import { CoordinatorError, TransactionClient } from '@nest-dtx/sdk';
 import {
   accountService,
   accountsOf,

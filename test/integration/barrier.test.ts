@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DataSource, EntityManager } from 'typeorm';
-import type { Mode, Phase, PhaseCallBody } from '@app/protocol';
-import { BranchBarrier, BusinessFailure } from '@app/sdk';
+import type { Mode, Phase, PhaseCallBody } from '@nest-dtx/protocol';
+import { BranchBarrier, BusinessFailure } from '@nest-dtx/sdk';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 

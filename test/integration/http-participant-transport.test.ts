@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyCall } from '@app/protocol';
+import { verifyCall } from '@nest-dtx/protocol';
 import { HttpParticipantTransport, type HttpCallOptions } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
 
 let server: Server;

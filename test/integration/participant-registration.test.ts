@@ -10,8 +10,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatSigningSecret } from '@app/protocol';
-import type { ParticipantModuleOptions } from '@app/sdk';
+import { formatSigningSecret } from '@nest-dtx/protocol';
+import type { ParticipantModuleOptions } from '@nest-dtx/sdk';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 import { creditCall, LEDGER_DDL, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';

@@ -13,7 +13,7 @@ import { Redis } from 'ioredis';
 import { firstValueFrom, timeout } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callId, formatSigningSecret, redisBranchPattern, redisTransportOptions, signCall, BRANCH_MESSAGE_PATTERN } from '@app/protocol';
+import { callId, formatSigningSecret, redisBranchPattern, redisTransportOptions, signCall, BRANCH_MESSAGE_PATTERN } from '@nest-dtx/protocol';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 import { creditCall, freePort, LEDGER_DDL, nowSeconds, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { PhaseCallBody } from '@app/protocol';
-import { BusinessFailure, CreateDtxBarrier1763800000100, PreparedTransactions } from '@app/sdk';
+import type { PhaseCallBody } from '@nest-dtx/protocol';
+import { BusinessFailure, CreateDtxBarrier1763800000100, PreparedTransactions } from '@nest-dtx/sdk';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 

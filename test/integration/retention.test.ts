@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
-import type { GlobalStatus, Phase, PhaseCallBody } from '@app/protocol';
-import { BarrierRetention, BranchBarrier, type ParticipantModuleOptions } from '@app/sdk';
+import type { GlobalStatus, Phase, PhaseCallBody } from '@nest-dtx/protocol';
+import { BarrierRetention, BranchBarrier, type ParticipantModuleOptions } from '@nest-dtx/sdk';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
 import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
 import { RetentionService } from '../../apps/coordinator/src/retention/retention.service.js';

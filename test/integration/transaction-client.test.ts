@@ -7,7 +7,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CoordinatorError, TransactionClient } from '@app/sdk';
+import { CoordinatorError, TransactionClient } from '@nest-dtx/sdk';
 
 interface Received {
   path: string;

@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { CreateDtxBarrier1763800000100 } from '@app/sdk';
+import { CreateDtxBarrier1763800000100 } from '@nest-dtx/sdk';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 
 /** A fresh participant database with the SDK's barrier table and a small business table. */

@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { callId, signCall, type Json, type PhaseCallBody, type SignedCallHeaders } from '@app/protocol';
+import { callId, signCall, type Json, type PhaseCallBody, type SignedCallHeaders } from '@nest-dtx/protocol';
 import {
   connectParticipantTransport,
   DtxParticipantModule,
@@ -20,7 +20,7 @@ import {
   TransactionParticipant,
   type BranchContext,
   type ParticipantModuleOptions,
-} from '@app/sdk';
+} from '@nest-dtx/sdk';
 
 /** The business table of the test participant: one row per business call that took effect. */
 export const LEDGER_DDL = `CREATE TABLE ledger (id serial PRIMARY KEY, gid text NOT NULL, phase text NOT NULL, amount int NOT NULL)`;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { ValidationPipe, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { connectParticipantTransport } from '@app/sdk';
+import { connectParticipantTransport } from '@nest-dtx/sdk';
 import { loadServiceEnv, participantTransport, type ServiceEnv } from './service-env.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { DynamicModule, Type } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CreateDtxBarrier1763800000100, DtxParticipantModule } from '@app/sdk';
+import { CreateDtxBarrier1763800000100, DtxParticipantModule } from '@nest-dtx/sdk';
 import { participantTransport, type ServiceEnv } from './service-env.js';
 
 /** The two modules every demo participant imports: its own database (with the barrier) and the SDK. */

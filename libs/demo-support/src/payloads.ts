@@ -1,7 +1,7 @@
 import { plainToInstance } from 'class-transformer';
 import { validateSync } from 'class-validator';
-import type { Json } from '@app/protocol';
-import { BusinessFailure } from '@app/sdk';
+import type { Json } from '@nest-dtx/protocol';
+import { BusinessFailure } from '@nest-dtx/sdk';
 
 /** Postgres bigint arrives as a string; amounts are integers (cents) well within 2^53. */
 export const bigintAsNumber = { to: (value: number) => value, from: (value: string | null) => (value === null ? 0 : Number(value)) };

@@ -5,7 +5,7 @@
  * succeeded, else with why not: an error status or a transaction seen rolling back (a network
  * error rejects).
  */
-import { callId, signCall, type Phase, type PhaseCallBody } from '@app/protocol';
+import { callId, signCall, type Phase, type PhaseCallBody } from '@nest-dtx/protocol';
 import type { ModeName } from './options.js';
 import { postJson, postSerialised, type HttpAnswer } from './http-client.js';
 import type { BenchParticipants, BenchSide } from './participants.js';

@@ -4,7 +4,7 @@
  * (bank-a pays, bank-b receives, each on its own fresh database) with `--participants sdk`.
  */
 import { resolve } from 'node:path';
-import { parseSigningSecret, type Json, type ParticipantRegistrationView, type ParticipantView } from '@app/protocol';
+import { parseSigningSecret, type Json, type ParticipantRegistrationView, type ParticipantView } from '@nest-dtx/protocol';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/databases.js';
 import { ManagedProcess, ROOT, accountService, freePort, openAccount, until, type ServiceHandle } from '../stack.js';
 import { getJson, postJson } from './http-client.js';

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import pg from 'pg';
-import type { TransactionCounts } from '@app/protocol';
+import type { TransactionCounts } from '@nest-dtx/protocol';
 import { PG_ADMIN_URL } from '../../../test/support/databases.js';
 import { sleep } from '../stack.js';
 import { getOk } from './http-client.js';

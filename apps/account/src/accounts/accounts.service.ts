@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { Json } from '@app/protocol';
+import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
-import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@app/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@nest-dtx/sdk';
 import { AccountEntity } from './account.entity.js';
 import { MoneyMovePayload, type OpenAccountDto } from './accounts.dto.js';
 

@@ -10,7 +10,7 @@ import {
   type TransactionDetailView,
   type TransactionPage,
   type TransactionView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';

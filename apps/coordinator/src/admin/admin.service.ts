@@ -6,7 +6,7 @@ import {
   type TransactionDetailView,
   type TransactionPage,
   type TransactionView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';

@@ -1,4 +1,4 @@
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { TransactionNotFoundError, TransactionRefusedError } from '../engine/errors.js';
 import { toTransactionView } from './transaction.view.js';

@@ -1,4 +1,4 @@
-import type { TransactionView } from '@app/protocol';
+import type { TransactionView } from '@nest-dtx/protocol';
 import type { LoadedTx } from '../store/records.js';
 
 /** The API's view of a transaction (PROTOCOL.md 3.4). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from '@app/protocol';
-import { isLoopbackHost } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
+import { isLoopbackHost } from '@nest-dtx/protocol';
 import { ApiKeyRing, keyMayUse, parseApiKeys, readAuthorization } from './api-keys.js';
 import { ADMIN_CHALLENGE, decideAccess } from './authenticate.js';
 

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 import { keyMayUse, readAuthorization, type ApiKey, type ApiKeyRing, type ApiRole } from './api-keys.js';
 
 /** A request that passed ApiKeyGuard carries the key it used (the rate limiter buckets by it). */

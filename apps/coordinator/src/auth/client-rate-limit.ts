@@ -1,5 +1,5 @@
 import { Injectable, Module, type CanActivate, type DynamicModule, type ExecutionContext, type OnApplicationShutdown } from '@nestjs/common';
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { AuthenticatedRequest } from './authenticate.js';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import type { GlobalStatus } from '@app/protocol';
+import type { GlobalStatus } from '@nest-dtx/protocol';
 
 /** A durable change that other parts (waiting clients, other instances) may want to hear of. */
 export type BusMessage =

@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 
 /** An error answer with a stable code (PROTOCOL.md 3). Extra fields join the body. */
 export class ApiError extends HttpException {

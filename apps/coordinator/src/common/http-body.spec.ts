@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 import { fastifyErrorBody, parseJsonBody } from './http-body.js';
 

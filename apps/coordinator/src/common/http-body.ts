@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 
 /** Largest request body accepted; past it, 413 PAYLOAD_TOO_LARGE. */

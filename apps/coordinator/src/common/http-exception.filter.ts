@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { ErrorCode, type ErrorBody } from '@app/protocol';
+import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 import { fastifyErrorBody } from './http-body.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 

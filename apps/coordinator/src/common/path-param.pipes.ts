@@ -1,5 +1,5 @@
 import type { PipeTransform } from '@nestjs/common';
-import { ErrorCode, ID_PATTERN, NAME_PATTERN } from '@app/protocol';
+import { ErrorCode, ID_PATTERN, NAME_PATTERN } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 
 /** Checks a path parameter against its charset and length; a 400 naming the parameter otherwise. Used as an instance: `@Param('gid', GidPipe)`. */

@@ -1,6 +1,6 @@
 import type { ArgumentMetadata } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
-import { AddBranchDto, BeginTransactionDto, DecideDto } from '@app/protocol';
+import { AddBranchDto, BeginTransactionDto, DecideDto } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 import { BodyDepthPipe, createFullValidationPipe, createValidationPipe, deeperThan, MAX_BODY_DEPTH } from './validation.js';
 

@@ -1,5 +1,5 @@
 import { ValidationPipe, type ArgumentMetadata, type PipeTransform, type ValidationError } from '@nestjs/common';
-import { AddBranchDto, BeginTransactionDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@app/protocol';
+import { AddBranchDto, BeginTransactionDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 
 /** The first failing constraint, with its full path (e.g. `branches.0.participant`). */

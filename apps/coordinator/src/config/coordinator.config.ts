@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
-import { isLoopbackHost } from '@app/protocol';
+import { isLoopbackHost } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
 import { parseParticipantHosts } from '../participants/participant-hosts.js';
 

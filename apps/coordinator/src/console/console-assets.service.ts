@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Injectable, StreamableFile } from '@nestjs/common';
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 
 /** Where the console's static files live, relative to the repository (or image) root. */

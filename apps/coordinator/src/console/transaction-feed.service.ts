@@ -1,6 +1,6 @@
 import { Injectable, type MessageEvent, type OnModuleDestroy } from '@nestjs/common';
 import { interval, map, merge, Observable, startWith, Subject, takeUntil } from 'rxjs';
-import type { GlobalStatus } from '@app/protocol';
+import type { GlobalStatus } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 
 /** What the console receives for each change: which transaction, and its new status. */

@@ -1,6 +1,6 @@
 import { applyDecorators, type Type } from '@nestjs/common';
 import { ApiBearerAuth, ApiParam, ApiResponse } from '@nestjs/swagger';
-import { ErrorBodySchema, ID_PATTERN } from '@app/protocol';
+import { ErrorBodySchema, ID_PATTERN } from '@nest-dtx/protocol';
 
 /** One documented answer: a success with its body class, or an error with the codes it may carry. */
 export interface DocumentedError {

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { CallOutcome, Phase } from '@app/protocol';
+import type { CallOutcome, Phase } from '@nest-dtx/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '@app/protocol';
+import type { ErrorCode } from '@nest-dtx/protocol';
 import type { LoadedTx } from '../store/records.js';
 
 /** No transaction has this gid. */

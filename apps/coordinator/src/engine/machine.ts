@@ -1,4 +1,4 @@
-import type { BranchStatus, CallOutcome, Json, Phase } from '@app/protocol';
+import type { BranchStatus, CallOutcome, Json, Phase } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx } from '../store/records.js';
 import type { MachineTx, Phase1Answer, Phase2Answer } from './state-machine.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { BranchStatus } from '@app/protocol';
+import type { BranchStatus } from '@nest-dtx/protocol';
 import { compensableSteps, effectiveDependencies, findDagProblem, runnableSteps, type SagaStep } from './saga-dag.js';
 
 const steps = (spec: Record<string, string[]>): SagaStep[] => Object.entries(spec).map(([name, dependsOn]) => ({ name, dependsOn }));

@@ -4,7 +4,7 @@
  * Forward, a step runs once everything it depends on has committed; on rollback, a step is
  * compensated only after every step that depends on it has been.
  */
-import type { BranchStatus } from '@app/protocol';
+import type { BranchStatus } from '@nest-dtx/protocol';
 
 export interface SagaStep {
   name: string;

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@app/protocol';
+import { ErrorCode, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@nest-dtx/protocol';
 import { isAllowedMove, transition, type MachineEvent, type MachineTx } from './state-machine.js';
 
 type Model = { mode: Mode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus> };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, GLOBAL_STATUSES, MODES, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@app/protocol';
+import { ErrorCode, GLOBAL_STATUSES, MODES, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@nest-dtx/protocol';
 import { branchesAwaitingPhase2, isAllowedMove, transition, type MachineEvent, type MachineTx } from './state-machine.js';
 
 const tx = (mode: Mode, status: GlobalStatus, branches: Record<string, BranchStatus> = {}, reason: RollbackReason | null = null): MachineTx => ({

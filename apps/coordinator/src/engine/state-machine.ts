@@ -9,7 +9,7 @@ import {
   type GlobalStatus,
   type Mode,
   type RollbackReason,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 
 export interface MachineBranch {
   readonly branchId: string;

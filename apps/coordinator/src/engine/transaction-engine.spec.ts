@@ -7,7 +7,7 @@
 import { Logger } from '@nestjs/common';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DataSource } from 'typeorm';
-import type { CallOutcome, PhaseCallBody } from '@app/protocol';
+import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import type { ParticipantInvoker } from '../invoker/participant-invoker.service.js';

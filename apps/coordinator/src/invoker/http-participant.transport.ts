@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { callId, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@app/protocol';
+import { callId, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 

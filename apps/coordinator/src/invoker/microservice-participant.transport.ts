@@ -11,7 +11,7 @@ import {
   type CallOutcome,
   type MicroserviceReply,
   type PhaseCallBody,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import type { ParticipantRecord } from '../store/records.js';
 
 function isReply(value: unknown): value is MicroserviceReply {

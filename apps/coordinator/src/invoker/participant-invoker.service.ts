@@ -1,5 +1,5 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { CallOutcome, PhaseCallBody } from '@app/protocol';
+import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import { HttpParticipantTransport } from './http-participant.transport.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseSigningSecret } from '@app/protocol';
+import { parseSigningSecret } from '@nest-dtx/protocol';
 import type { ParticipantRecord } from '../store/records.js';
 import { deriveParticipantKey, ParticipantSigning } from './participant-signing.js';
 

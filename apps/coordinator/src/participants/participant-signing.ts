@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { formatSigningSecret } from '@app/protocol';
+import { formatSigningSecret } from '@nest-dtx/protocol';
 import type { ParticipantRecord } from '../store/records.js';
 
 /**

@@ -12,7 +12,7 @@ import {
   type ParticipantRegistrationView,
   type ParticipantView,
   type SecretRotationView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
 import { ApiAnswer, ApiErrors, ApiKeyProtected, BAD_INPUT } from '../docs/api-responses.js';

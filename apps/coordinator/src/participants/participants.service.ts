@@ -8,7 +8,7 @@ import {
   type ParticipantView,
   type RegisterParticipantDto,
   type SecretRotationView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import type { ApiKey } from '../auth/api-keys.js';
 import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import type { GlobalStatus, Mode, TransactionCounts } from '@app/protocol';
+import type { GlobalStatus, Mode, TransactionCounts } from '@nest-dtx/protocol';
 import type { LoadedTx } from './records.js';
 import { TransactionStore } from './transaction.store.js';
 

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import type { Mode, Transport } from '@app/protocol';
+import type { Mode, Transport } from '@nest-dtx/protocol';
 import type { ParticipantRecord, ParticipantRegistrationRecord } from './records.js';
 
 interface ParticipantRow {

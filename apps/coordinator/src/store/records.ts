@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@app/protocol';
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@nest-dtx/protocol';
 
 /** A global transaction as the engine holds it in memory. */
 export interface TxRecord {

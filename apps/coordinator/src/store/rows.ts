@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, TransactionEventView } from '@app/protocol';
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, TxRecord } from './records.js';
 
 /** Rows as Postgres sends them (row_to_json, or plain columns): snake_case names, JSON values. */

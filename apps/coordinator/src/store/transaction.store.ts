@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import type { BranchStatus, Json, TransactionEventView } from '@app/protocol';
+import type { BranchStatus, Json, TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';

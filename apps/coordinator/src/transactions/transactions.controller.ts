@@ -8,7 +8,7 @@ import {
   TransactionViewSchema,
   type BranchOutcomeView,
   type TransactionView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';

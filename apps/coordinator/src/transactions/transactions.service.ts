@@ -8,7 +8,7 @@ import {
   type BranchOutcomeView,
   type JsonObject,
   type TransactionView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { ModeProcessors } from '../engine/processors/mode-processors.js';

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
 import { DataSource } from 'typeorm';
-import type { Json } from '@app/protocol';
+import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
-import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@nest-dtx/sdk';
 import { StockEntity } from './stock.entity.js';
 
 /** Payload of the reserve action (both modes). */

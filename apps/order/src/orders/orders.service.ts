@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
 import { DataSource } from 'typeorm';
-import type { Json } from '@app/protocol';
+import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
-import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@app/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, queryRows, type BranchContext } from '@nest-dtx/sdk';
 import { OrderEntity, type OrderStatus } from './order.entity.js';
 
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

@@ -1,4 +1,4 @@
-import type { ErrorBody, ErrorCode } from '@app/protocol';
+import type { ErrorBody, ErrorCode } from '@nest-dtx/protocol';
 
 /** An error answer of the coordinator, with its stable code (PROTOCOL.md 3). */
 export class CoordinatorError extends Error {

@@ -7,7 +7,7 @@ import type {
   ParticipantRegistrationView,
   ParticipantView,
   TransactionView,
-} from '@app/protocol';
+} from '@nest-dtx/protocol';
 import { CoordinatorError } from './coordinator-error.js';
 
 /** What is worth sending again: no answer at all, or a coordinator that lost its database mid-request. */

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { phaseKind, type Json, type PhaseCallBody } from '@app/protocol';
+import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure } from './business-failure.js';
 import { queryRows } from './query-rows.js';
 

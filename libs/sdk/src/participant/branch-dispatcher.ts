@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
-import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@app/protocol';
+import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';

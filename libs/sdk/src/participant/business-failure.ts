@@ -1,4 +1,4 @@
-import type { Json } from '@app/protocol';
+import type { Json } from '@nest-dtx/protocol';
 
 /**
  * Thrown by a business method to refuse the branch (insufficient funds, out of stock). The

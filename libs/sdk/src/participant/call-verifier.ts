@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { callId, SignatureError, SIGNATURE_HEADERS, verifyCall, type Phase, type PresentedSignatureHeaders } from '@app/protocol';
+import { callId, SignatureError, SIGNATURE_HEADERS, verifyCall, type Phase, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { RefusalLog } from './refusal-log.js';

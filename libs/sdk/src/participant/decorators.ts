@@ -1,5 +1,5 @@
 import { SetMetadata, applyDecorators } from '@nestjs/common';
-import type { Mode, Phase } from '@app/protocol';
+import type { Mode, Phase } from '@nest-dtx/protocol';
 
 export const PARTICIPANT_METADATA = 'dtx:participant';
 export const ACTION_METADATA = 'dtx:action';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatSigningSecret } from '@app/protocol';
-import { isLoopbackHost } from '@app/protocol';
+import { formatSigningSecret } from '@nest-dtx/protocol';
+import { isLoopbackHost } from '@nest-dtx/protocol';
 import { checkAsyncOptions, checkParticipantOptions } from './options-check.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 

@@ -1,4 +1,4 @@
-import { isLoopbackHost, parseSigningSecret } from '@app/protocol';
+import { isLoopbackHost, parseSigningSecret } from '@nest-dtx/protocol';
 import { registrationAddress } from './participant-transport.js';
 import type { ParticipantModuleAsyncOptions, ParticipantModuleOptions } from './participant.options.js';
 

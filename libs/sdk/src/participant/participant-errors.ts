@@ -1,4 +1,4 @@
-import { SignatureError } from '@app/protocol';
+import { SignatureError } from '@nest-dtx/protocol';
 
 /**
  * Stable codes of the participant's own error answers. A caller (the coordinator, an operator

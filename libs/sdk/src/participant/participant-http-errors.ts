@@ -11,7 +11,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost, type AbstractHttpAdapter } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
-import { checkSignatureHeaders, type Json } from '@app/protocol';
+import { checkSignatureHeaders, type Json } from '@nest-dtx/protocol';
 import { participantError, ParticipantErrorCode, participantRoutePattern, requestErrorBody, type ParticipantErrorBody } from './participant-errors.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 

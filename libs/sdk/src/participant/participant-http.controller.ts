@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Controller, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { checkSignatureHeaders, SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@app/protocol';
+import { checkSignatureHeaders, SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';

@@ -1,6 +1,6 @@
 import { Controller, type Type } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
-import { checkSignatureHeaders, messageSignatureHeaders, splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@app/protocol';
+import { checkSignatureHeaders, messageSignatureHeaders, splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { participantError, ParticipantErrorCode } from './participant-errors.js';

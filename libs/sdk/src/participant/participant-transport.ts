@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
-import { BRANCH_MESSAGE_PATTERN, redisBranchPattern, redisTransportOptions } from '@app/protocol';
+import { BRANCH_MESSAGE_PATTERN, redisBranchPattern, redisTransportOptions } from '@nest-dtx/protocol';
 import type { RegisterParticipantRequest } from '../client/transaction-client.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import type { Json } from '@app/protocol';
+import type { Json } from '@nest-dtx/protocol';
 import { SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
 import { ParticipantExplorer, type BranchContext } from './participant.explorer.js';
 

@@ -1,7 +1,7 @@
 import { Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
-import type { Json, Mode, Phase } from '@app/protocol';
+import type { Json, Mode, Phase } from '@nest-dtx/protocol';
 import { ACTION_METADATA, PARTICIPANT_METADATA, type ActionMetadata } from './decorators.js';
 
 /** What a business method receives next to its payload. */

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatSigningSecret } from '@app/protocol';
+import { formatSigningSecret } from '@nest-dtx/protocol';
 import { DtxParticipantModule } from './participant.module.js';
 
 const base = { name: 'account', coordinatorUrl: 'http://127.0.0.1:7070', publicUrl: 'http://127.0.0.1:4001' };

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { Json, PhaseCallBody } from '@app/protocol';
+import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from './barrier.js';
 import { BusinessFailure } from './business-failure.js';
 import { queryRows } from './query-rows.js';

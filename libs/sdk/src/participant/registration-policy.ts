@@ -1,4 +1,4 @@
-import { ErrorCode } from '@app/protocol';
+import { ErrorCode } from '@nest-dtx/protocol';
 import { CoordinatorError } from '../client/coordinator-error.js';
 
 /**

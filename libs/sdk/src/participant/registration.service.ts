@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Mode, ParticipantRegistrationView } from '@app/protocol';
+import type { Mode, ParticipantRegistrationView } from '@nest-dtx/protocol';
 import { TransactionClient } from '../client/transaction-client.js';
 import { ParticipantExplorer } from './participant.explorer.js';
 import { registrationAddress } from './participant-transport.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { formatSigningSecret } from '@app/protocol';
+import { formatSigningSecret } from '@nest-dtx/protocol';
 import { SigningKeys } from './signing-keys.js';
 
 const a = randomBytes(32);

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { parseSigningSecret } from '@app/protocol';
+import { parseSigningSecret } from '@nest-dtx/protocol';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 
 /** What taking a registration's secret changed. */

@@ -1,4 +1,4 @@
-import type { Mode, ModePhases } from '@app/protocol';
+import type { Mode, ModePhases } from '@nest-dtx/protocol';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx } from '../../store/records.js';
 import type { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';

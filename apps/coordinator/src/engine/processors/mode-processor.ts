@@ -1,4 +1,4 @@
-import type { Mode, ModePhases } from '@app/protocol';
+import type { Mode, ModePhases } from '@nest-dtx/protocol';
 import type { BranchRecord, LoadedTx } from '../../store/records.js';
 
 /**

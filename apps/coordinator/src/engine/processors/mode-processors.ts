@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ErrorCode, type Mode } from '@app/protocol';
+import { ErrorCode, type Mode } from '@nest-dtx/protocol';
 import { ApiError } from '../../common/api-error.js';
 import type { ModeProcessor } from './mode-processor.js';
 import { SagaProcessor } from './saga.processor.js';

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES, isTerminal, type BranchStatus } from '@app/protocol';
+import { MODE_PHASES, isTerminal, type BranchStatus } from '@nest-dtx/protocol';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange } from '../../store/records.js';
 import { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';

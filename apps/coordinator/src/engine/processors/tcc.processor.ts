@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES } from '@app/protocol';
+import { MODE_PHASES } from '@nest-dtx/protocol';
 import { BranchCaller } from '../branch-caller.js';
 import { TransactionWriter } from '../transaction-writer.js';
 import { BranchPhasesProcessor } from './branch-phases.processor.js';
