@@ -36,7 +36,7 @@ import {
   type StackApiKeys,
 } from '../../scripts/lib/stack.js';
 import { DataSource } from 'typeorm';
-import { CreateDtxBarrier1763800000100 } from '@nest-dtx/sdk';
+import { dtxMigrations } from '@nest-dtx/sdk';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { LEDGER_DDL, startParticipant } from '../support/signed-participant.js';
 
@@ -491,7 +491,7 @@ describe('an SDK participant behind a guard of its host app', () => {
   it('registers the header the guard wants, and the coordinator\'s signed calls pass the guard and run', async () => {
     const db = await createTestDatabase('auth_guarded');
     databases.push(db);
-    const barrier = new DataSource({ type: 'postgres', url: db.url, migrations: [CreateDtxBarrier1763800000100] });
+    const barrier = new DataSource({ type: 'postgres', url: db.url, migrations: [...dtxMigrations] });
     await barrier.initialize();
     await barrier.runMigrations();
     await barrier.query(LEDGER_DDL);

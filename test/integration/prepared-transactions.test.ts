@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
-import { BusinessFailure, CreateDtxBarrier1763800000100, PreparedTransactions } from '@nest-dtx/sdk';
+import { BusinessFailure, PreparedTransactions, dtxMigrations } from '@nest-dtx/sdk';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 
@@ -117,7 +117,7 @@ describe('PreparedTransactions', () => {
     await xa.prepare(PARTICIPANT, call('g7', 'prepare'), sell('p7'));
     // The process goes away: its pool closes; the prepared transaction survives it.
     await dataSource.destroy();
-    dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [CreateDtxBarrier1763800000100] });
+    dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [...dtxMigrations] });
     await dataSource.initialize();
     xa = new PreparedTransactions(dataSource);
     expect(await xa.listOwn(PARTICIPANT)).toContain(xid('g7'));

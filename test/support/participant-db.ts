@@ -1,11 +1,11 @@
 import { DataSource } from 'typeorm';
-import { CreateDtxBarrier1763800000100 } from '@nest-dtx/sdk';
+import { dtxMigrations } from '@nest-dtx/sdk';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 
 /** A fresh participant database with the SDK's barrier table and a small business table. */
 export async function participantDatabase(prefix: string, businessDdl: string[]): Promise<{ db: TestDatabase; dataSource: DataSource }> {
   const db = await createTestDatabase(prefix);
-  const dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [CreateDtxBarrier1763800000100], extra: { max: 20 } });
+  const dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [...dtxMigrations], extra: { max: 20 } });
   await dataSource.initialize();
   await dataSource.runMigrations();
   for (const ddl of businessDdl) await dataSource.query(ddl);

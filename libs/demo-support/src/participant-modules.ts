@@ -1,7 +1,7 @@
 import type { DynamicModule, Type } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CreateDtxBarrier1763800000100, DtxParticipantModule } from '@nest-dtx/sdk';
+import { DtxParticipantModule, dtxMigrations } from '@nest-dtx/sdk';
 import { participantTransport, type ServiceEnv } from './service-env.js';
 
 /** The two modules every demo participant imports: its own database (with the barrier) and the SDK. */
@@ -15,7 +15,7 @@ export function participantInfrastructure(
       type: 'postgres',
       url: env.DATABASE_URL,
       entities,
-      migrations: [CreateDtxBarrier1763800000100, ...migrations],
+      migrations: [...dtxMigrations, ...migrations],
       migrationsRun: true,
       synchronize: false,
       extra: { max: 20 },

@@ -4,6 +4,5 @@ export * from './views.js';
 export * from './participant-call.js';
 export * from './dto/transaction.dto.js';
 export * from './dto/participant.dto.js';
-export * from './docs/view-schemas.js';
 export * from './signing.js';
 export * from './hosts.js';

@@ -1,16 +1,7 @@
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import {
-  ListTransactionsQueryDto,
-  TransactionCountsSchema,
-  TransactionDetailViewSchema,
-  TransactionPageSchema,
-  TransactionViewSchema,
-  type TransactionCounts,
-  type TransactionDetailView,
-  type TransactionPage,
-  type TransactionView,
-} from '@nest-dtx/protocol';
+import { ListTransactionsQueryDto, type TransactionCounts, type TransactionDetailView, type TransactionPage, type TransactionView } from '@nest-dtx/protocol';
+import { TransactionCountsSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';

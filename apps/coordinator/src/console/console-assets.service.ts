@@ -5,8 +5,11 @@ import { Injectable, StreamableFile } from '@nestjs/common';
 import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 
-/** Where the console's static files live, relative to the repository (or image) root. */
-const ASSETS_FOLDER = join('apps', 'coordinator', 'console');
+/**
+ * Where the console's static files live: `console/` beside dist/ in the installed
+ * @nest-dtx/coordinator package, `apps/coordinator/console` from the repository root.
+ */
+const ASSETS_FOLDERS = ['console', join('apps', 'coordinator', 'console')];
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -17,14 +20,16 @@ const CONTENT_TYPES: Record<string, string> = {
 
 /**
  * The console's files sit outside src/ because tsc copies nothing but compiled TypeScript to
- * dist/. Walking up from this module finds them whether it runs from the sources (tests),
- * from dist/ in a checkout, or from dist/ in the Docker image (which copies the folder).
+ * dist/. Walking up from this module finds them whether it runs from the sources (tests), from
+ * a dist/ in a checkout, from the installed package, or from the Docker image.
  */
 export function findConsoleFolder(start: string = dirname(fileURLToPath(import.meta.url))): string {
   for (let dir = start; ; dir = dirname(dir)) {
-    const candidate = join(dir, ASSETS_FOLDER);
-    if (existsSync(join(candidate, 'index.html'))) return candidate;
-    if (dirname(dir) === dir) throw new Error(`cannot find the web console's files (${ASSETS_FOLDER}) above ${start}`);
+    for (const folder of ASSETS_FOLDERS) {
+      const candidate = join(dir, folder);
+      if (existsSync(join(candidate, 'index.html')) && existsSync(join(candidate, 'console.js'))) return candidate;
+    }
+    if (dirname(dir) === dir) throw new Error(`cannot find the web console's files (${ASSETS_FOLDERS.join(' or ')}) above ${start}`);
   }
 }
 

@@ -1,14 +1,14 @@
 import type { INestApplication } from '@nestjs/common';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 
 /** Where the API documentation is served: the UI at /docs, the OpenAPI document at /docs-json. */
 export const DOCS_PATH = 'docs';
 
 /**
- * The OpenAPI document of the client and admin APIs, generated from the DTOs of libs/protocol
- * and the controllers' decorators; PROTOCOL.md stays the normative text.
+ * The OpenAPI document of the client and admin APIs, generated from the DTOs of
+ * @nest-dtx/protocol and the controllers' decorators; docs/protocol.md stays the normative text.
  */
-export function setUpApiDocs(app: INestApplication): void {
+export function createApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('nest-dtx coordinator')
     .setDescription(
@@ -21,8 +21,13 @@ export function setUpApiDocs(app: INestApplication): void {
     .addTag('participants', 'The participant registry (PROTOCOL.md 4)')
     .addTag('admin', 'The operator API (PROTOCOL.md 6)')
     .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** Serves the document and its UI. */
+export function setUpApiDocs(app: INestApplication): void {
   // A factory: the document is built on the first request, not at every start-up.
-  SwaggerModule.setup(DOCS_PATH, app, () => SwaggerModule.createDocument(app, config), {
+  SwaggerModule.setup(DOCS_PATH, app, () => createApiDocument(app), {
     jsonDocumentUrl: `${DOCS_PATH}-json`,
     // The UI's assets come from the swagger-ui-dist package, served by this process: no CDN.
     customSiteTitle: 'nest-dtx API',

@@ -1,6 +1,7 @@
 import { applyDecorators, type Type } from '@nestjs/common';
 import { ApiBearerAuth, ApiParam, ApiResponse } from '@nestjs/swagger';
-import { ErrorBodySchema, ID_PATTERN } from '@nest-dtx/protocol';
+import { ID_PATTERN } from '@nest-dtx/protocol';
+import { ErrorBodySchema } from './view-schemas.js';
 
 /** One documented answer: a success with its body class, or an error with the codes it may carry. */
 export interface DocumentedError {

@@ -1,18 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import {
-  NAME_PATTERN,
-  ParticipantAdminViewSchema,
-  ParticipantRegistrationViewSchema,
-  ParticipantViewSchema,
-  RegisterParticipantDto,
-  RotateSecretDto,
-  SecretRotationViewSchema,
-  type ParticipantAdminView,
-  type ParticipantRegistrationView,
-  type ParticipantView,
-  type SecretRotationView,
-} from '@nest-dtx/protocol';
+import { NAME_PATTERN, RegisterParticipantDto, RotateSecretDto, type ParticipantAdminView, type ParticipantRegistrationView, type ParticipantView, type SecretRotationView } from '@nest-dtx/protocol';
+import { ParticipantAdminViewSchema, ParticipantRegistrationViewSchema, ParticipantViewSchema, SecretRotationViewSchema } from '../docs/view-schemas.js';
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
 import { ApiAnswer, ApiErrors, ApiKeyProtected, BAD_INPUT } from '../docs/api-responses.js';

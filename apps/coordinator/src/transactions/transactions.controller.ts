@@ -1,14 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import {
-  AddBranchDto,
-  BeginTransactionDto,
-  BranchOutcomeViewSchema,
-  DecideDto,
-  TransactionViewSchema,
-  type BranchOutcomeView,
-  type TransactionView,
-} from '@nest-dtx/protocol';
+import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@nest-dtx/protocol';
+import { BranchOutcomeViewSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';

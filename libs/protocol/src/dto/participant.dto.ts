@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiField, ApiOptionalField } from './api-field.js';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -26,12 +26,12 @@ export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export class ParticipantActionDto {
-  @ApiProperty({ pattern: NAME_PATTERN.source, example: 'debit' })
+  @ApiField({ pattern: NAME_PATTERN.source, example: 'debit' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
 
-  @ApiProperty({ enum: MODES, enumName: 'Mode', isArray: true, description: 'The modes this action takes part in.', example: ['tcc', 'saga'] })
+  @ApiField({ enum: MODES, enumName: 'Mode', isArray: true, description: 'The modes this action takes part in.', example: ['tcc', 'saga'] })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MODES.length)
@@ -41,12 +41,12 @@ export class ParticipantActionDto {
 
 /** POST /v1/participants (PROTOCOL.md 4). */
 export class RegisterParticipantDto {
-  @ApiProperty({ description: 'The name clients use in branches and steps.', pattern: NAME_PATTERN.source, example: 'account' })
+  @ApiField({ description: 'The name clients use in branches and steps.', pattern: NAME_PATTERN.source, example: 'account' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
 
-  @ApiProperty({
+  @ApiField({
     enum: TRANSPORTS,
     enumName: 'Transport',
     description: 'http: `endpoint`; tcp (NestJS microservices TCP): `host` and `port`; redis (NestJS Redis transport): no address.',
@@ -55,7 +55,7 @@ export class RegisterParticipantDto {
   @IsIn(TRANSPORTS)
   transport!: Transport;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     description: 'http: the base URL; the coordinator POSTs `{endpoint}/{action}/{phase}`.',
     maxLength: 2048,
     example: 'http://127.0.0.1:4001/tx',
@@ -69,21 +69,21 @@ export class RegisterParticipantDto {
   @Matches(/^[^?#]*$/, { message: '$property must not carry a query or a fragment' })
   endpoint?: string;
 
-  @ApiPropertyOptional({ description: 'tcp: host of the NestJS TCP microservice.', maxLength: 255, example: '127.0.0.1' })
+  @ApiOptionalField({ description: 'tcp: host of the NestJS TCP microservice.', maxLength: 255, example: '127.0.0.1' })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsString()
   @MaxLength(253)
   @Matches(HOST_PATTERN, { message: '$property must be a host name or an IP address' })
   host?: string;
 
-  @ApiPropertyOptional({ type: 'integer', description: 'tcp: its port.', minimum: 1, maximum: 65535, example: 5001 })
+  @ApiOptionalField({ type: 'integer', description: 'tcp: its port.', minimum: 1, maximum: 65535, example: 5001 })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsInt()
   @Min(1)
   @Max(65535)
   port?: number;
 
-  @ApiProperty({ type: [ParticipantActionDto], minItems: 1, maxItems: 200 })
+  @ApiField({ type: [ParticipantActionDto], minItems: 1, maxItems: 200 })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(200)
@@ -91,7 +91,7 @@ export class RegisterParticipantDto {
   @Type(() => ParticipantActionDto)
   actions!: ParticipantActionDto[];
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     type: 'object',
     additionalProperties: { type: 'string' },
     description:
@@ -106,7 +106,7 @@ export class RegisterParticipantDto {
 
 /** POST /admin/participants/{name}/rotate-secret. */
 export class RotateSecretDto {
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     type: 'integer',
     minimum: 0,
     maximum: 30 * 24 * 3600,

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiField, ApiOptionalField } from './api-field.js';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -39,17 +39,17 @@ export const JSON_OBJECT_SCHEMA = { type: 'object', additionalProperties: true }
 
 /** What to call: a registered participant's action, and its payload. */
 export class ActionCallDto {
-  @ApiProperty({ description: 'A registered participant (POST /v1/participants).', pattern: NAME_PATTERN_SOURCE, example: 'account' })
+  @ApiField({ description: 'A registered participant (POST /v1/participants).', pattern: NAME_PATTERN_SOURCE, example: 'account' })
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   participant!: string;
 
-  @ApiProperty({ description: 'One of the actions the participant registered for this mode.', pattern: NAME_PATTERN_SOURCE, example: 'debit' })
+  @ApiField({ description: 'One of the actions the participant registered for this mode.', pattern: NAME_PATTERN_SOURCE, example: 'debit' })
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   action!: string;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     ...JSON_OBJECT_SCHEMA,
     description: 'Sent unchanged to the participant in every phase of the branch.',
     default: {},
@@ -62,7 +62,7 @@ export class ActionCallDto {
 
 /** One branch of a one-shot tcc/2pc transaction, or of an interactive add (branchId optional there). */
 export class BranchSpecDto extends ActionCallDto {
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     description: 'Unique within the transaction; default `b1`, `b2`, … in the listed order (one-shot) or generated (interactive).',
     pattern: ID_PATTERN_SOURCE,
     example: 'b1',
@@ -75,12 +75,12 @@ export class BranchSpecDto extends ActionCallDto {
 
 /** One saga step; its name is its branchId. */
 export class SagaStepDto extends ActionCallDto {
-  @ApiProperty({ description: "The step's name, also its branchId.", pattern: ID_PATTERN_SOURCE, example: 'debit' })
+  @ApiField({ description: "The step's name, also its branchId.", pattern: ID_PATTERN_SOURCE, example: 'debit' })
   @IsString()
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   name!: string;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     type: [String],
     description: 'With `concurrent: true`: the names of the steps this one waits for (a DAG). Ignored for sequential sagas.',
     example: [],
@@ -96,11 +96,11 @@ export class SagaStepDto extends ActionCallDto {
 
 /** POST /v1/transactions (PROTOCOL.md 3.1). */
 export class BeginTransactionDto {
-  @ApiProperty({ enum: MODES, enumName: 'Mode', description: 'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate.', example: 'tcc' })
+  @ApiField({ enum: MODES, enumName: 'Mode', description: 'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate.', example: 'tcc' })
   @IsIn(MODES)
   mode!: Mode;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     description: 'Client-chosen id; sending the same gid and body again returns the existing transaction (200), a different body is 409 GID_CONFLICT. Generated when absent.',
     pattern: ID_PATTERN_SOURCE,
     example: 'order-4711',
@@ -110,7 +110,7 @@ export class BeginTransactionDto {
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   gid?: string;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     type: 'integer',
     description: 'Milliseconds until the deadline; a transaction still active then is rolled back (reason timeout).',
     minimum: LIMITS.minTimeoutMs,
@@ -124,12 +124,12 @@ export class BeginTransactionDto {
   @Max(LIMITS.maxTimeoutMs)
   timeoutMs?: number;
 
-  @ApiPropertyOptional({ ...JSON_OBJECT_SCHEMA, description: 'Any JSON object, stored and shown back.', example: { orderId: 'o-1' } })
+  @ApiOptionalField({ ...JSON_OBJECT_SCHEMA, description: 'Any JSON object, stored and shown back.', example: { orderId: 'o-1' } })
   @IsOptional()
   @IsObject()
   metadata?: JsonObject;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     type: [BranchSpecDto],
     description: 'tcc/2pc only. Present: one-shot (phase 1 on every branch, then commit or rollback). Absent: interactive.',
     minItems: 1,
@@ -143,7 +143,7 @@ export class BeginTransactionDto {
   @Type(() => BranchSpecDto)
   branches?: BranchSpecDto[];
 
-  @ApiPropertyOptional({ type: [SagaStepDto], description: 'saga only, required there.', minItems: 1, maxItems: LIMITS.maxBranches })
+  @ApiOptionalField({ type: [SagaStepDto], description: 'saga only, required there.', minItems: 1, maxItems: LIMITS.maxBranches })
   @IsOptional()
   @IsArray()
   @ArrayMinSize(1)
@@ -152,12 +152,12 @@ export class BeginTransactionDto {
   @Type(() => SagaStepDto)
   steps?: SagaStepDto[];
 
-  @ApiPropertyOptional({ description: 'saga: run each step once the steps in its `dependsOn` are done, instead of in the listed order.', default: false })
+  @ApiOptionalField({ description: 'saga: run each step once the steps in its `dependsOn` are done, instead of in the listed order.', default: false })
   @IsOptional()
   @IsBoolean()
   concurrent?: boolean;
 
-  @ApiPropertyOptional({
+  @ApiOptionalField({
     description: 'Hold the response until the transaction is terminal (up to a server-side limit).',
     default: false,
   })
@@ -171,7 +171,7 @@ export class AddBranchDto extends BranchSpecDto {}
 
 /** POST /v1/transactions/{gid}/commit | rollback (PROTOCOL.md 3.3). */
 export class DecideDto {
-  @ApiPropertyOptional({ description: 'Hold the response until phase 2 is over (committed / rolled_back), up to a server-side limit.', default: false })
+  @ApiOptionalField({ description: 'Hold the response until phase 2 is over (committed / rolled_back), up to a server-side limit.', default: false })
   @IsOptional()
   @IsBoolean()
   wait?: boolean;
@@ -185,41 +185,41 @@ export class GidParamDto {
 
 /** GET /admin/transactions query (PROTOCOL.md 6). */
 export class ListTransactionsQueryDto {
-  @ApiPropertyOptional({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus' })
+  @ApiOptionalField({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus' })
   @IsOptional()
   @IsIn(GLOBAL_STATUSES)
   status?: GlobalStatus;
 
-  @ApiPropertyOptional({ enum: MODES, enumName: 'Mode' })
+  @ApiOptionalField({ enum: MODES, enumName: 'Mode' })
   @IsOptional()
   @IsIn(MODES)
   mode?: Mode;
 
-  @ApiPropertyOptional({ description: 'Only transactions with a branch on this participant.', pattern: NAME_PATTERN_SOURCE })
+  @ApiOptionalField({ description: 'Only transactions with a branch on this participant.', pattern: NAME_PATTERN_SOURCE })
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   participant?: string;
 
   /** `true`: only transactions flagged for attention; `false`: only the others. */
-  @ApiPropertyOptional({ enum: ['true', 'false'], description: '`true`: only transactions flagged for attention; `false`: only the others.' })
+  @ApiOptionalField({ enum: ['true', 'false'], description: '`true`: only transactions flagged for attention; `false`: only the others.' })
   @IsOptional()
   @IsIn(['true', 'false'])
   attention?: 'true' | 'false';
 
   /** Created at or after (ISO-8601). */
-  @ApiPropertyOptional({ format: 'date-time', description: 'Created at or after (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', description: 'Created at or after (ISO-8601).' })
   @IsOptional()
   @IsDateString()
   from?: string;
 
   /** Created before (ISO-8601). */
-  @ApiPropertyOptional({ format: 'date-time', description: 'Created before (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', description: 'Created before (ISO-8601).' })
   @IsOptional()
   @IsDateString()
   to?: string;
 
-  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size.' })
+  @ApiOptionalField({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size.' })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -227,7 +227,7 @@ export class ListTransactionsQueryDto {
   @Max(200)
   limit?: number;
 
-  @ApiPropertyOptional({ description: 'The `nextCursor` of the previous page.' })
+  @ApiOptionalField({ description: 'The `nextCursor` of the previous page.' })
   @IsOptional()
   @IsString()
   @Matches(/^[A-Za-z0-9_-]{1,400}$/, { message: 'cursor is not a cursor this API returned' })

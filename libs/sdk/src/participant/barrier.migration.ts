@@ -25,3 +25,9 @@ export class CreateDtxBarrier1763800000100 implements MigrationInterface {
     await runner.query(`DROP TABLE IF EXISTS dtx_barrier`);
   }
 }
+
+/**
+ * The SDK's TypeORM migrations, in order: add them to the app's DataSource,
+ * `migrations: [...dtxMigrations, ...yourOwn]`, without knowing their names or timestamps.
+ */
+export const dtxMigrations: readonly (new () => MigrationInterface)[] = [CreateDtxBarrier1763800000100];

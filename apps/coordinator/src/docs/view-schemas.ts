@@ -4,24 +4,31 @@
  * class `implements` its interface, so the compiler keeps the two in step.
  */
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { ErrorCode } from '../error-codes.js';
-import { TRANSPORTS } from '../dto/participant.dto.js';
-import { BRANCH_STATUSES, GLOBAL_STATUSES, MODES, ROLLBACK_REASONS, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '../states.js';
-import type {
-  ParticipantAdminView,
-  ParticipantRegistrationView,
-  SecretRotationView,
-  BranchOutcomeView,
-  BranchView,
-  Json,
-  JsonObject,
-  ParticipantView,
-  TransactionCounts,
-  TransactionDetailView,
-  TransactionEventView,
-  TransactionPage,
-  TransactionView,
-} from '../views.js';
+import {
+  ErrorCode,
+  TRANSPORTS,
+  BRANCH_STATUSES,
+  GLOBAL_STATUSES,
+  MODES,
+  ROLLBACK_REASONS,
+  type BranchStatus,
+  type GlobalStatus,
+  type Mode,
+  type RollbackReason,
+  type ParticipantAdminView,
+  type ParticipantRegistrationView,
+  type SecretRotationView,
+  type BranchOutcomeView,
+  type BranchView,
+  type Json,
+  type JsonObject,
+  type ParticipantView,
+  type TransactionCounts,
+  type TransactionDetailView,
+  type TransactionEventView,
+  type TransactionPage,
+  type TransactionView,
+} from '@nest-dtx/protocol';
 
 const ANY_JSON = 'Any JSON value (null when there is none).';
 
