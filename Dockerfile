@@ -2,8 +2,10 @@
 # coordinator server; docker-compose.yml runs the demo services with another `command:`, and
 # the Kubernetes migration Job runs `node apps/coordinator/dist/cli/main.js migrate`.
 # docs/deployment.md describes the image: its environment, volume and health check.
+# Node 24, the supported LTS line: 20 is past its end of life, some dependencies already want
+# 22+ (file-type, content-disposition), and CI runs the whole suite on 24 as well.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # The manifests first, the workspaces' included (npm ci needs each workspace's package.json),
 # so the install layer is reused until a dependency changes.
@@ -21,7 +23,7 @@ COPY test/support test/support
 # then the demo services (dist/apps/<name>/src/main.js), then the build tools go.
 RUN npm run build:packages && npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 # tini is PID 1: it forwards SIGTERM to node and reaps orphans, such as the embedded
 # Postgres's children when the coordinator runs without DATABASE_URL.
 RUN apt-get update \
