@@ -37,6 +37,17 @@ export default tseslint.config(
     },
   },
   {
+    // The container health check (docker/healthcheck.mjs): plain JavaScript run by node in the
+    // image, outside the TypeScript project and the build.
+    files: ['docker/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'module',
+      globals: Object.fromEntries(['process', 'fetch', 'AbortSignal'].map((name) => [name, 'readonly'])),
+    },
+  },
+  {
     // Tests read loosely typed JSON answers.
     files: ['test/**/*.ts', '**/*.spec.ts'],
     rules: {
