@@ -31,10 +31,11 @@ export async function runMigrationsLocked(dataSource: DataSource, log?: Migratio
     try {
       return await dataSource.runMigrations({ transaction: 'each' });
     } finally {
-      await lock.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]);
+      // A failed unlock must not hide the migrations' own error: ending the session below
+      // releases the lock as well.
+      await lock.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     }
   } finally {
-    // Closing the session releases the lock too, should the unlock itself have failed.
     await lock.end().catch(() => undefined);
   }
 }
