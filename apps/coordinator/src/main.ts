@@ -1,34 +1,3 @@
-import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
-import { createCoordinatorApp } from './http-app.js';
-import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
+import { exitOnStartFailure, startCoordinator } from './start.js';
 
-async function bootstrap(): Promise<void> {
-  // Validate first so bad configuration fails with one clear line before anything starts.
-  const env = loadCoordinatorEnv();
-  const app = await createCoordinatorApp(env);
-  const config = app.get(CoordinatorConfig);
-  await app.listen(config.port, config.host);
-  const address = app.getHttpServer().address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  Logger.log(
-    {
-      msg: `coordinator ${config.instanceId} listening on http://${config.host}:${port} (${config.redisUrl ? 'Redis bus' : 'in-process bus, single instance'})`,
-      port,
-      bus: config.redisUrl ? 'redis' : 'in-process',
-    },
-    'Bootstrap',
-  );
-  Logger.log(
-    config.apiKeys.enabled
-      ? `API keys: ${config.apiKeys.size} configured; every route but /health/live and /health/ready needs one`
-      : `API keys: none configured, so no authentication; listening on loopback (${config.host}) only`,
-    'Bootstrap',
-  );
-}
-
-bootstrap().catch((error: unknown) => {
-  const reason = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`coordinator failed to start: ${reason.split('\n')[0]}\n`);
-  process.exit(1);
-});
+startCoordinator().catch(exitOnStartFailure);

@@ -30,3 +30,21 @@ describe('security configuration', () => {
     expect(config.rateLimitPerMinute).toBe(0);
   });
 });
+
+describe('MIGRATIONS_RUN', () => {
+  it('defaults to migrating at start-up', () => {
+    expect(new CoordinatorConfig(loadCoordinatorEnv({})).migrationsRun).toBe(true);
+  });
+
+  it('reads true/false (and 1/0), any case', () => {
+    expect(loadCoordinatorEnv({ MIGRATIONS_RUN: 'false' }).MIGRATIONS_RUN).toBe(false);
+    expect(loadCoordinatorEnv({ MIGRATIONS_RUN: 'FALSE' }).MIGRATIONS_RUN).toBe(false);
+    expect(loadCoordinatorEnv({ MIGRATIONS_RUN: '0' }).MIGRATIONS_RUN).toBe(false);
+    expect(loadCoordinatorEnv({ MIGRATIONS_RUN: 'true' }).MIGRATIONS_RUN).toBe(true);
+    expect(loadCoordinatorEnv({ MIGRATIONS_RUN: '1' }).MIGRATIONS_RUN).toBe(true);
+  });
+
+  it('refuses anything else in one line', () => {
+    expect(() => loadCoordinatorEnv({ MIGRATIONS_RUN: 'no' })).toThrow(/^invalid configuration: MIGRATIONS_RUN: MIGRATIONS_RUN must be true or false$/);
+  });
+});

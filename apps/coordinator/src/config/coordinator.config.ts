@@ -1,12 +1,17 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 import { isLoopbackHost } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
 import { parseParticipantHosts } from '../participants/participant-hosts.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  const word = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  return word === 'true' || word === '1' ? true : word === 'false' || word === '0' ? false : value;
+};
 
 /**
  * The environment the coordinator reads (README "Configuration" lists the same names).
@@ -30,6 +35,14 @@ export class CoordinatorEnv {
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
   EMBEDDED_PG_PORT: number = 54329;
+
+  /**
+   * Run the pending migrations at start-up, under a Postgres advisory lock (database/migrate.ts).
+   * false: a migration job runs them (`nest-dtx migrate`), and the coordinator refuses to start
+   * while any is pending.
+   */
+  @IsOptional() @Transform(toBoolean) @IsBoolean({ message: 'MIGRATIONS_RUN must be true or false' })
+  MIGRATIONS_RUN: boolean = true;
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(500)
   DB_POOL_SIZE: number = 20;
@@ -136,6 +149,7 @@ export class CoordinatorConfig {
   get databaseUrl(): string | undefined { return this.env.DATABASE_URL; }
   get redisUrl(): string | undefined { return this.env.REDIS_URL; }
   get instanceId(): string { return this.env.INSTANCE_ID; }
+  get migrationsRun(): boolean { return this.env.MIGRATIONS_RUN; }
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
   /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
   get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }

@@ -1,41 +1,53 @@
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { CoordinatorConfigModule } from '../config/config.module.js';
 import { EmbeddedDatabase } from './embedded-database.provider.js';
-import { InitialSchema1763800000000 } from './migrations/1763800000000-initial-schema.js';
-import { AdminIndexes1763800000500 } from './migrations/1763800000500-admin-indexes.js';
-import { TraceParent1763800000600 } from './migrations/1763800000600-trace-parent.js';
-import { RetentionIndex1763800000700 } from './migrations/1763800000700-retention-index.js';
-import { ParticipantTrust1763800000800 } from './migrations/1763800000800-participant-trust.js';
+import { migrateDatabase, pendingMigrations } from './migrate.js';
+import { COORDINATOR_MIGRATIONS } from './migrations/index.js';
 
-/** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
-export const COORDINATOR_MIGRATIONS = [
-  InitialSchema1763800000000,
-  AdminIndexes1763800000500,
-  TraceParent1763800000600,
-  RetentionIndex1763800000700,
-  ParticipantTrust1763800000800,
-];
+export { COORDINATOR_MIGRATIONS };
+
+/**
+ * Brings the schema up to date (or, with MIGRATIONS_RUN=false, checks that a migration job
+ * did) before the pool connects: nothing that reads a table starts on an old schema.
+ */
+async function prepareSchema(config: CoordinatorConfig, url: string): Promise<void> {
+  const logger = new Logger('Migrations');
+  if (config.migrationsRun) {
+    const applied = await migrateDatabase(url, { waiting: () => logger.log('another instance is migrating the database; waiting for it') });
+    for (const migration of applied) logger.log(`applied ${migration.name}`);
+    return;
+  }
+  const pending = await pendingMigrations(url);
+  if (pending.length > 0) {
+    throw new Error(`MIGRATIONS_RUN is false and ${pending.length} migration(s) are pending (${pending.join(', ')}): run nest-dtx migrate first`);
+  }
+}
 
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
       imports: [CoordinatorConfigModule],
       inject: [CoordinatorConfig, EmbeddedDatabase],
-      useFactory: (config: CoordinatorConfig, embedded: EmbeddedDatabase) => ({
-        type: 'postgres' as const,
-        url: config.databaseUrl ?? embedded.running?.urlFor('coordinator'),
-        entities: [],
-        migrations: COORDINATOR_MIGRATIONS,
-        migrationsRun: true,
-        migrationsTransactionMode: 'each' as const,
-        synchronize: false,
-        extra: { max: config.env.DB_POOL_SIZE, keepAlive: true, application_name: `dtx-coordinator ${config.instanceId}` },
-        retryAttempts: 0,
-      }),
+      useFactory: async (config: CoordinatorConfig, embedded: EmbeddedDatabase) => {
+        const url = config.databaseUrl ?? embedded.running?.urlFor('coordinator');
+        if (!url) throw new Error('no database: DATABASE_URL is unset and the embedded Postgres is not running');
+        await prepareSchema(config, url);
+        return {
+          type: 'postgres' as const,
+          url,
+          entities: [],
+          migrations: COORDINATOR_MIGRATIONS,
+          // prepareSchema ran them, under the lock TypeORM does not take.
+          migrationsRun: false,
+          migrationsTransactionMode: 'each' as const,
+          synchronize: false,
+          extra: { max: config.env.DB_POOL_SIZE, keepAlive: true, application_name: `dtx-coordinator ${config.instanceId}` },
+          retryAttempts: 0,
+        };
+      },
     }),
   ],
 })
 export class DatabaseModule {}
-

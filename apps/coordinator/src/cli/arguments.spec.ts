@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_COORDINATOR_URL, parseCommandLine, type Invocation } from './arguments.js';
+import { CliError, ExitCode } from './exit-codes.js';
+
+const parse = (line: string, env: Record<string, string> = {}): Invocation => parseCommandLine(line.split(' ').filter(Boolean), env);
+
+/** The usage error a command line raises. */
+function usage(line: string): string {
+  try {
+    parse(line);
+  } catch (error) {
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(ExitCode.USAGE);
+    expect((error as CliError).code).toBe('USAGE');
+    return (error as CliError).message;
+  }
+  throw new Error(`"${line}" parsed`);
+}
+
+describe('parseCommandLine: commands', () => {
+  it('reads tx list with every filter, in any order', () => {
+    expect(parse('tx list --status committed --mode tcc --participant bank --attention --limit 5 --cursor abc')).toEqual({
+      kind: 'admin',
+      command: { name: 'tx list', filters: { status: 'committed', mode: 'tcc', participant: 'bank', attention: true, limit: 5, cursor: 'abc' } },
+      url: DEFAULT_COORDINATOR_URL,
+      json: false,
+    });
+    expect(parse('--json tx --limit=7 list')).toMatchObject({ command: { name: 'tx list', filters: { limit: 7 } }, json: true });
+    expect(parse('tx list')).toMatchObject({ command: { name: 'tx list', filters: {} } });
+  });
+
+  it('reads the gid commands', () => {
+    for (const name of ['show', 'retry', 'rollback']) {
+      expect(parse(`tx ${name} order:42`)).toMatchObject({ kind: 'admin', command: { name: `tx ${name}`, gid: 'order:42' } });
+    }
+  });
+
+  it('reads the participants commands; `participants list` is `participants`', () => {
+    expect(parse('participants')).toMatchObject({ command: { name: 'participants' } });
+    expect(parse('participants list')).toMatchObject({ command: { name: 'participants' } });
+    expect(parse('participants rotate-secret bank --overlap-seconds 0')).toMatchObject({
+      command: { name: 'participants rotate-secret', participant: 'bank', overlapSeconds: 0 },
+    });
+    expect(parse('participants rotate-secret bank')).toEqual(expect.objectContaining({ command: { name: 'participants rotate-secret', participant: 'bank' } }));
+    expect(parse('participants release bank')).toMatchObject({ command: { name: 'participants release', participant: 'bank' } });
+  });
+
+  it('reads stats, start and migrate', () => {
+    expect(parse('stats --json')).toMatchObject({ kind: 'admin', command: { name: 'stats' }, json: true });
+    expect(parse('start')).toEqual({ kind: 'start' });
+    expect(parse('migrate')).toEqual({ kind: 'migrate' });
+  });
+});
+
+describe('parseCommandLine: the coordinator URL', () => {
+  it('is --url, else DTX_COORDINATOR_URL, else the default; without a trailing slash', () => {
+    expect(parse('stats --url https://dtx.example.com/', { DTX_COORDINATOR_URL: 'http://other:7070' })).toMatchObject({ url: 'https://dtx.example.com' });
+    expect(parse('stats', { DTX_COORDINATOR_URL: 'http://other:7070/base' })).toMatchObject({ url: 'http://other:7070/base' });
+    expect(parse('stats', { DTX_COORDINATOR_URL: '' })).toMatchObject({ url: DEFAULT_COORDINATOR_URL });
+  });
+
+  it('must be an http(s) URL', () => {
+    expect(usage('stats --url nowhere')).toMatch(/^--url: "nowhere" is not a URL/);
+    expect(usage('stats --url ftp://host')).toMatch(/is not an http:\/\/ or https:\/\/ URL/);
+  });
+});
+
+describe('parseCommandLine: help', () => {
+  it('is --help or -h anywhere, or help [command]', () => {
+    expect(parse('--help')).toEqual({ kind: 'help', topic: null });
+    expect(parse('help')).toEqual({ kind: 'help', topic: null });
+    expect(parse('-h tx show')).toMatchObject({ kind: 'help', topic: { name: 'tx show' } });
+    expect(parse('tx list --bogus --help')).toMatchObject({ kind: 'help', topic: { name: 'tx list' } });
+    expect(parse('help participants rotate-secret')).toMatchObject({ kind: 'help', topic: { name: 'participants rotate-secret' } });
+  });
+});
+
+describe('parseCommandLine: usage errors (exit code 2)', () => {
+  it('names the unknown command or option', () => {
+    expect(usage('')).toMatch(/^no command given/);
+    expect(usage('deploy')).toMatch(/^unknown command "deploy"/);
+    expect(usage('tx')).toMatch(/^tx needs a command: list, show, retry, rollback/);
+    expect(usage('tx delete x')).toMatch(/^unknown command "tx delete"/);
+    expect(usage('tx list --bogus')).toMatch(/^tx list: Unknown option '--bogus'/);
+    expect(usage('start --json')).toMatch(/^start: Unknown option '--json'/);
+    expect(usage('tx show x --limit 3')).toMatch(/^tx show: Unknown option '--limit'/);
+    expect(usage('help deploy')).toMatch(/^unknown command "deploy"/);
+  });
+
+  it('names the missing or extra argument', () => {
+    expect(usage('tx show')).toMatch(/^tx show: missing <gid>/);
+    expect(usage('participants release')).toMatch(/^participants release: missing <name>/);
+    expect(usage('tx show a b')).toMatch(/^tx show: unexpected argument "b"/);
+    expect(usage('stats now')).toMatch(/^stats: unexpected argument "now"/);
+  });
+
+  it('refuses malformed numbers and option values left out', () => {
+    expect(usage('tx list --limit ten')).toMatch(/^--limit must be a whole number, not "ten"/);
+    expect(usage('tx list --limit -1')).toMatch(/--limit/);
+    expect(usage('participants rotate-secret bank --overlap-seconds 1.5')).toMatch(/^--overlap-seconds must be a whole number/);
+    expect(usage('tx list --status')).toMatch(/^tx list: Option '--status <value>' argument missing/);
+  });
+
+  it('points at --help', () => {
+    expect(usage('deploy')).toMatch(/\(see nest-dtx --help\)$/);
+  });
+});

@@ -1,0 +1,117 @@
+import type {
+  ParticipantAdminView,
+  ParticipantView,
+  SecretRotationView,
+  TransactionCounts,
+  TransactionDetailView,
+  TransactionPage,
+  TransactionView,
+} from '@nest-dtx/protocol';
+import { compactJson, fields, instant, orDash, table } from './format.js';
+
+/** The admin API's answers as people read them (--json prints them as sent instead). */
+
+export function transactionPage(page: TransactionPage): string {
+  if (page.items.length === 0) return 'no transactions';
+  const rows = page.items.map((t) => [
+    t.gid,
+    t.mode,
+    t.status,
+    orDash(t.reason),
+    t.needsAttention ? 'yes' : '-',
+    String(t.branches.length),
+    instant(t.createdAt),
+    instant(t.updatedAt),
+  ]);
+  const listing = table(['GID', 'MODE', 'STATUS', 'REASON', 'ATTENTION', 'BRANCHES', 'CREATED', 'UPDATED'], rows);
+  return page.nextCursor ? `${listing}\n\nmore: --cursor ${page.nextCursor}` : listing;
+}
+
+export function transactionDetail(detail: TransactionDetailView): string {
+  const history =
+    detail.events.length === 0
+      ? 'no events'
+      : table(
+          ['AT', 'EVENT', 'BRANCH', 'FROM', 'TO', 'DETAIL'],
+          detail.events.map((e) => [instant(e.at), e.type, orDash(e.branchId), orDash(e.from), orDash(e.to), compactJson(e.detail, 80)]),
+        );
+  return [transactionSummary(detail), '', 'Branches:', branches(detail), '', 'History:', history].join('\n');
+}
+
+/** After `tx retry` or `tx rollback`: what was asked and where the transaction stands now. */
+export function transactionAction(view: TransactionView, action: 'retry' | 'rollback'): string {
+  const done = action === 'retry' ? 'retry scheduled' : 'rollback requested';
+  return `${view.gid}: ${done}; now ${view.status}${view.reason ? ` (reason ${view.reason})` : ''}`;
+}
+
+export function participantList(participants: readonly ParticipantAdminView[]): string {
+  if (participants.length === 0) return 'no participants';
+  const rows = participants.map((p) => [
+    p.name,
+    p.transport,
+    address(p),
+    p.actions.map((a) => a.name).join(','),
+    orDash(p.owner),
+    String(p.secretGeneration),
+    instant(p.previousSecretValidUntil),
+    instant(p.updatedAt),
+  ]);
+  return table(['NAME', 'TRANSPORT', 'ADDRESS', 'ACTIONS', 'OWNER', 'SECRET', 'PREVIOUS SECRET UNTIL', 'UPDATED'], rows);
+}
+
+export function secretRotation(view: SecretRotationView): string {
+  return fields([
+    ['participant', view.name],
+    ['secret generation', String(view.secretGeneration)],
+    ['previous secret until', view.previousSecretValidUntil ? instant(view.previousSecretValidUntil) : 'revoked'],
+    ['signing secret', view.signingSecret],
+  ]);
+}
+
+export function participantRelease(view: ParticipantAdminView): string {
+  return `${view.name}: released; the next key to register it owns it (secret generation ${view.secretGeneration}, the previous secret revoked)`;
+}
+
+export function counts(stats: TransactionCounts): string {
+  if (stats.total === 0) return 'no transactions';
+  const byStatus = Object.entries(stats.byStatus).map(([status, n]) => [status, String(n)]);
+  const byMode = Object.entries(stats.byMode).map(([mode, n]) => [mode, String(n)]);
+  return [
+    table(['STATUS', 'COUNT'], byStatus),
+    '',
+    table(['MODE', 'COUNT'], byMode),
+    '',
+    fields([
+      ['needs attention', String(stats.needsAttention)],
+      ['total', String(stats.total)],
+    ]),
+  ].join('\n');
+}
+
+function transactionSummary(t: TransactionView): string {
+  return fields([
+    ['gid', t.gid],
+    ['mode', t.mode],
+    ['status', t.status],
+    ['reason', orDash(t.reason)],
+    ['needs attention', t.needsAttention ? 'yes' : 'no'],
+    ['created', instant(t.createdAt)],
+    ['updated', instant(t.updatedAt)],
+    ['deadline', instant(t.deadline)],
+    ['metadata', Object.keys(t.metadata).length > 0 ? compactJson(t.metadata, 200) : '-'],
+  ]);
+}
+
+function branches(t: TransactionView): string {
+  if (t.branches.length === 0) return 'no branches';
+  return table(
+    ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'ATTEMPTS', 'LAST ERROR'],
+    t.branches.map((b) => [b.branchId, b.participant, b.action, b.status, String(b.attempts), orDash(compactJson(b.lastError, 80))]),
+  );
+}
+
+function address(p: ParticipantView): string {
+  if (p.endpoint) return p.endpoint;
+  if (p.host) return `${p.host}:${p.port ?? ''}`;
+  return p.transport === 'redis' ? '(coordinator Redis)' : '-';
+}
