@@ -15,3 +15,4 @@ export * from './client/client.module.js';
 export * from './participant/query-rows.js';
 export * from './participant/participant-transport.js';
 export * from './participant/prepared-transactions.js';
+export * from './participant/participant-health.indicator.js';
