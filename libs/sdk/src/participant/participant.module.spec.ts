@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DynamicModule } from '@nestjs/common';
+import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { describe, expect, it } from 'vitest';
 import { formatSigningSecret } from '@nest-dtx/protocol';
 import { DtxParticipantModule } from './participant.module.js';
@@ -28,6 +30,14 @@ describe('DtxParticipantModule', () => {
     expect(DtxParticipantModule.forRoot(base).controllers).toHaveLength(1);
     expect(DtxParticipantModule.forRoot(tcp).controllers).toHaveLength(1);
     expect(DtxParticipantModule.forRootAsync({ useFactory: () => tcp }).controllers).toHaveLength(1);
+  });
+
+  it('declares the routes under the path given to forRoot, or next to forRootAsync\'s factory (default tx)', () => {
+    const pathOf = (definition: DynamicModule) => Reflect.getMetadata(PATH_METADATA, definition.controllers?.[0] ?? Object) as unknown;
+    expect(pathOf(DtxParticipantModule.forRoot(base))).toBe('tx');
+    expect(pathOf(DtxParticipantModule.forRoot({ ...base, path: 'dtx' }))).toBe('dtx');
+    expect(pathOf(DtxParticipantModule.forRootAsync({ useFactory: () => base }))).toBe('tx');
+    expect(pathOf(DtxParticipantModule.forRootAsync({ path: 'dtx', useFactory: () => base }))).toBe('dtx');
   });
 
   it('is global only when asked, with forRoot and forRootAsync alike', () => {
