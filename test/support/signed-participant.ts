@@ -11,6 +11,7 @@ import {
   type Provider,
 } from '@nestjs/common';
 import { APP_GUARD, NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { callId, signCall, type Json, type PhaseCallBody, type SignedCallHeaders } from '@nest-dtx/protocol';
 import {
@@ -88,31 +89,56 @@ class ParticipantTestApp {
   }
 }
 
-export interface StartedParticipant {
+export interface StartedApp {
   app: INestApplication;
-  /** `http://127.0.0.1:<port>`: the participant's routes are under `/tx`. */
+  /** `http://127.0.0.1:<port>`: the participant's routes are under `/tx` unless its path says otherwise. */
   url: string;
-  ledger: RecordingLedger;
   logger: CapturingLogger;
 }
 
+export interface StartedParticipant extends StartedApp {
+  ledger: RecordingLedger;
+}
+
+export interface AppStart {
+  /** Create the app with `rawBody: true` (as a participant should be). Default true. */
+  rawBody?: boolean;
+  /** HTTP port; random by default. */
+  port?: number;
+  /** The HTTP platform. Default Express. */
+  platform?: 'express' | 'fastify';
+}
+
 /**
- * A real participant app: DtxParticipantModule on a real Postgres, HTTP on a loopback port
+ * A real app holding a DtxParticipantModule: created on Express or Fastify, its microservice
+ * transport connected by connectParticipantTransport from the module's own options (whatever
+ * forRoot or forRootAsync's factory gave it), then HTTP on a loopback port.
+ */
+export async function startApp(module: DynamicModule, { rawBody = true, port = 0, platform = 'express' }: AppStart = {}): Promise<StartedApp> {
+  const logger = new CapturingLogger();
+  const app =
+    platform === 'fastify'
+      ? await NestFactory.create(module, new FastifyAdapter(), { logger, rawBody, abortOnError: false })
+      : await NestFactory.create(module, { logger, rawBody, abortOnError: false });
+  await connectParticipantTransport(app);
+  await app.listen(port, '127.0.0.1');
+  const listening = (app.getHttpServer() as { address(): AddressInfo }).address().port;
+  return { app, url: `http://127.0.0.1:${listening}`, logger };
+}
+
+/**
+ * A real participant app: DtxParticipantModule.forRoot on a real Postgres, HTTP on a loopback port
  * (random unless given: one that registers must know its publicUrl first), plus the TCP or
  * Redis microservice its options name, and optionally a global guard requiring a header. Created with `rawBody: true`
- * unless told otherwise, as the demo bootstrap does.
+ * unless told otherwise, as the demo bootstrap does (startApp).
  */
 export async function startParticipant(
   databaseUrl: string,
   options: ParticipantModuleOptions,
-  { rawBody = true, port = 0, requiredHeader }: { rawBody?: boolean; port?: number; requiredHeader?: { name: string; value: string } } = {},
+  { requiredHeader, ...start }: AppStart & { requiredHeader?: { name: string; value: string } } = {},
 ): Promise<StartedParticipant> {
-  const logger = new CapturingLogger();
-  const app = await NestFactory.create(ParticipantTestApp.with(databaseUrl, options, requiredHeader), { logger, rawBody, abortOnError: false });
-  await connectParticipantTransport(app, options);
-  await app.listen(port, '127.0.0.1');
-  const listening = (app.getHttpServer() as { address(): AddressInfo }).address().port;
-  return { app, url: `http://127.0.0.1:${listening}`, ledger: app.get(RecordingLedger), logger };
+  const started = await startApp(ParticipantTestApp.with(databaseUrl, options, requiredHeader), start);
+  return { ...started, ledger: started.app.get(RecordingLedger) };
 }
 
 /** A port free right now on 127.0.0.1 (for a TCP microservice, which must be given one). */

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { ValidationPipe, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { connectParticipantTransport } from '@nest-dtx/sdk';
-import { loadServiceEnv, participantTransport, type ServiceEnv } from './service-env.js';
+import { loadServiceEnv, type ServiceEnv } from './service-env.js';
 
 /**
  * Starts a demo participant service: validated environment, strict validation of its own API,
@@ -15,7 +15,8 @@ export function runParticipantService(name: string, defaults: Partial<ServiceEnv
     const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false, rawBody: true });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.enableShutdownHooks();
-    await connectParticipantTransport(app, { name: env.PARTICIPANT_NAME, coordinatorUrl: env.COORDINATOR_URL, transport: participantTransport(env) });
+    // The transport DtxParticipantModule was given (participantInfrastructure), read from the app.
+    await connectParticipantTransport(app);
     await app.listen(env.PORT, env.HOST);
   };
   start().catch((error: unknown) => {

@@ -2,13 +2,20 @@
 
 // A participant: the module, its decorators, what an action receives and may throw.
 export { DtxParticipantModule } from './participant/participant.module.js';
-export type { ParticipantModuleAsyncOptions, ParticipantModuleOptions, ParticipantTransportOptions } from './participant/participant.options.js';
+export type {
+  DtxParticipantOptionsFactory,
+  ParticipantModuleAsyncOptions,
+  ParticipantModuleOptions,
+  ParticipantTransportOptions,
+} from './participant/participant.options.js';
 export { connectParticipantTransport } from './participant/participant-transport.js';
 export { SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
 export type { SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext } from './participant/participant.explorer.js';
 export { BusinessFailure } from './participant/business-failure.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
+// Its health, for a Terminus health check (the SDK itself does not load Terminus).
+export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './participant/participant-health.indicator.js';
 
 // What a participant's data layer needs: the barrier's table, the barrier and the XA helper.
 export { dtxMigrations } from './participant/barrier.migration.js';
@@ -17,7 +24,7 @@ export { PreparedTransactions } from './participant/prepared-transactions.js';
 export { queryRows } from './participant/query-rows.js';
 
 // A transaction manager: the client of the coordinator's REST API.
-export { DtxClientModule } from './client/client.module.js';
+export { DtxClientModule, type DtxClientModuleAsyncOptions, type DtxClientOptionsFactory } from './client/client.module.js';
 export { CoordinatorError } from './client/coordinator-error.js';
 export {
   TransactionClient,

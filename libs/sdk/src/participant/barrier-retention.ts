@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { queryRows } from './query-rows.js';
 import { BARRIER_RETENTION_DEFAULTS, PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
+import { DTX_DATA_SOURCE } from './barrier-data-source.js';
 
 /** Pause between two batches of one pass, leaving the database to the business traffic. */
 const PAUSE_BETWEEN_BATCHES_MS = 100;
@@ -36,7 +36,7 @@ export class BarrierRetention implements OnApplicationBootstrap, OnApplicationSh
   private stopped = false;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(DTX_DATA_SOURCE) private readonly dataSource: DataSource,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
   ) {}
 

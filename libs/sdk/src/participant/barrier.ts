@@ -1,9 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import { Inject, Injectable } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
 import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure } from './business-failure.js';
 import { queryRows } from './query-rows.js';
+import { DTX_DATA_SOURCE } from './barrier-data-source.js';
 
 /** How long a phase waits for a row lock before giving up (transient failure). */
 export const BARRIER_LOCK_TIMEOUT = '5s';
@@ -27,7 +27,7 @@ type Origin = 'phase1' | 'commit' | 'rollback';
  */
 @Injectable()
 export class BranchBarrier {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Inject(DTX_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   async run(call: PhaseCallBody, business: (manager: EntityManager) => Promise<Json | void>): Promise<BarrierOutcome> {
     try {

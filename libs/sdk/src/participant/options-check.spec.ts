@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatSigningSecret } from '@nest-dtx/protocol';
 import { isLoopbackHost } from '@nest-dtx/protocol';
-import { checkAsyncOptions, checkParticipantOptions } from './options-check.js';
+import { checkParticipantOptions, resolveParticipantOptions } from './options-check.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 
 const secret = formatSigningSecret(randomBytes(32));
@@ -62,16 +62,13 @@ describe('checkParticipantOptions', () => {
   });
 });
 
-describe('checkAsyncOptions', () => {
-  it('needs the factory to agree with what forRootAsync declared', () => {
-    expect(() => checkAsyncOptions({ useFactory: () => base }, base)).not.toThrow();
-    expect(() => checkAsyncOptions({ transport: 'tcp', useFactory: () => base }, { ...base, transport: { kind: 'tcp', host: '127.0.0.1', port: 1 } })).not.toThrow();
-    expect(() => checkAsyncOptions({ useFactory: () => base }, { ...base, transport: { kind: 'tcp', host: '127.0.0.1', port: 1 } })).toThrow(
-      'participant account: forRootAsync declared transport http but the factory returned tcp',
+describe('resolveParticipantOptions', () => {
+  it('takes the path the routes were declared at, refuses another one, and checks the rest', () => {
+    expect(resolveParticipantOptions(base, 'tx')).toEqual({ ...base, path: 'tx' });
+    expect(resolveParticipantOptions({ ...base, path: 'dtx' }, 'dtx').path).toBe('dtx');
+    expect(() => resolveParticipantOptions({ ...base, path: 'dtx' }, 'tx')).toThrow(
+      'participant account: the module\'s routes were declared at path tx (forRootAsync({ path })) but the options say dtx',
     );
-    expect(() => checkAsyncOptions({ path: 'dtx', useFactory: () => base }, base)).toThrow('declared path dtx but the factory returned tx');
-    expect(() => checkAsyncOptions({ transport: 'redis', name: 'order', useFactory: () => base }, { ...base, transport: { kind: 'redis', url: 'redis://127.0.0.1' } })).toThrow(
-      'declared name order for its Redis pattern but the factory returned account',
-    );
+    expect(() => resolveParticipantOptions({ ...base, register: false }, 'tx')).toThrow(/no signingSecret/);
   });
 });

@@ -1,6 +1,6 @@
 import { isLoopbackHost, parseSigningSecret } from '@nest-dtx/protocol';
-import { registrationAddress } from './participant-transport.js';
-import type { ParticipantModuleAsyncOptions, ParticipantModuleOptions } from './participant.options.js';
+import { registrationAddress } from './participant-address.js';
+import type { ParticipantModuleOptions } from './participant.options.js';
 
 /** An address the participant is reachable at: how to show it, and its host (null when it cannot be read). */
 interface Reachable {
@@ -58,18 +58,16 @@ export function checkParticipantOptions(options: ParticipantModuleOptions): void
   }
 }
 
-/** forRootAsync declared routes and a message handler before its factory ran: the options must agree. */
-export function checkAsyncOptions(declared: ParticipantModuleAsyncOptions, options: ParticipantModuleOptions): void {
-  const who = `participant ${options.name}`;
-  const path = options.path ?? 'tx';
-  if ((declared.path ?? 'tx') !== path) {
-    throw new Error(`${who}: forRootAsync declared path ${declared.path ?? 'tx'} but the factory returned ${path}`);
+/**
+ * The options the module runs with, once known (forRoot's, or what forRootAsync's factory
+ * returned): the route prefix the module was declared with, then checkParticipantOptions.
+ * The routes exist before a factory runs, so a factory cannot move them elsewhere.
+ */
+export function resolveParticipantOptions(options: ParticipantModuleOptions, declaredPath: string): ParticipantModuleOptions {
+  if (options.path !== undefined && options.path !== declaredPath) {
+    throw new Error(`participant ${options.name}: the module's routes were declared at path ${declaredPath} (forRootAsync({ path })) but the options say ${options.path}`);
   }
-  const kind = options.transport?.kind ?? 'http';
-  if ((declared.transport ?? 'http') !== kind) {
-    throw new Error(`${who}: forRootAsync declared transport ${declared.transport ?? 'http'} but the factory returned ${kind}`);
-  }
-  if (kind === 'redis' && declared.name !== options.name) {
-    throw new Error(`${who}: forRootAsync declared name ${declared.name ?? '(none)'} for its Redis pattern but the factory returned ${options.name}`);
-  }
+  const resolved = { ...options, path: declaredPath };
+  checkParticipantOptions(resolved);
+  return resolved;
 }

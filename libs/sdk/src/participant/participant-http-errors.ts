@@ -15,20 +15,31 @@ import { checkSignatureHeaders, type Json } from '@nest-dtx/protocol';
 import { participantError, ParticipantErrorCode, participantRoutePattern, requestErrorBody, type ParticipantErrorBody } from './participant-errors.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 
+/** The content type of every answer of the participant routes. */
+export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 /**
  * Writes a JSON answer through Nest's HTTP adapter, so the SDK's routes work on Express and
  * Fastify alike. The body is serialised here: adapters send a bare string or number as text,
  * which would make the result `"42"` come back as the number 42.
  */
 export function replyJson(adapter: HttpServer, response: unknown, status: number, body: Json | ParticipantErrorBody): void {
-  adapter.setHeader(response, 'content-type', 'application/json; charset=utf-8');
+  adapter.setHeader(response, 'content-type', JSON_CONTENT_TYPE);
   adapter.reply(response, JSON.stringify(body), status);
 }
 
+/** The participant route's refusal of a call: answered with `body` as it is, and its statusCode (401, 409, 4xx). */
+export class ParticipantRefusal extends HttpException {
+  constructor(readonly body: ParticipantErrorBody) {
+    super(body, body.statusCode);
+  }
+}
+
 /**
- * Errors thrown while the SDK's route runs, as `{ statusCode, error, message }`. The route
- * answers bad input itself, so what reaches here is unexpected (the database went away):
- * 500 INTERNAL, transient for the coordinator, logged like Nest's own filter does.
+ * Errors thrown while the SDK's route runs, as `{ statusCode, error, message }`: the route's
+ * own refusals (ParticipantRefusal) with their body; another 4xx HttpException (a guard of the
+ * host app, say) as BAD_REQUEST with its status; anything else is unexpected (the database
+ * went away): 500 INTERNAL, transient for the coordinator, logged like Nest's own filter does.
  */
 @Catch()
 @Injectable()
@@ -40,7 +51,9 @@ export class ParticipantHttpExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const response: unknown = host.switchToHttp().getResponse();
     let body: ParticipantErrorBody;
-    if (exception instanceof HttpException && exception.getStatus() < 500) {
+    if (exception instanceof ParticipantRefusal) {
+      body = exception.body;
+    } else if (exception instanceof HttpException && exception.getStatus() < 500) {
       body = { ...participantError(ParticipantErrorCode.BAD_REQUEST, exception.message), statusCode: exception.getStatus() };
     } else {
       this.logger.error(exception instanceof Error ? exception.message : String(exception), exception instanceof Error ? exception.stack : undefined);

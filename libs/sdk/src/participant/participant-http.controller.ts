@@ -1,11 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Controller, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { checkSignatureHeaders, SIGNATURE_HEADERS, type Json, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
+import { Controller, Header, HttpCode, Param, Post, Req, UseFilters, type Type } from '@nestjs/common';
+import { checkSignatureHeaders, SIGNATURE_HEADERS, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
-import { isJsonContentType, participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
-import { ParticipantHttpExceptionFilter, replyJson } from './participant-http-errors.js';
+import { isJsonContentType, participantError, ParticipantErrorCode } from './participant-errors.js';
+import { JSON_CONTENT_TYPE, ParticipantHttpExceptionFilter, ParticipantRefusal } from './participant-http-errors.js';
 
 /** What the route reads of a request, on Express and Fastify alike (`rawBody` with the app's `rawBody: true`). */
 interface ParticipantHttpRequest {
@@ -14,9 +13,6 @@ interface ParticipantHttpRequest {
   rawBody?: Buffer;
 }
 
-type HttpAnswer = { status: number; body: Json | ParticipantErrorBody };
-
-const refuse = (error: ParticipantErrorBody): HttpAnswer => ({ status: error.statusCode, body: error });
 
 function signatureHeaders(headers: IncomingHttpHeaders): PresentedSignatureHeaders {
   const { id, timestamp, signature } = SIGNATURE_HEADERS;
@@ -49,6 +45,12 @@ function signedContent(request: ParticipantHttpRequest): Buffer | string | null 
  * anti-hanging), 401 a refused signature, 4xx other bad input, 500 anything unexpected
  * (transient); every error body is `{ statusCode, error: <ParticipantErrorCode>, message }`.
  * Built per module so the route prefix comes from the options.
+ *
+ * A success is the result as JSON text under a JSON content type, so that the adapter
+ * (Express or Fastify) sends it as it is: given a bare string or number, both would send it as
+ * text (the result `"42"` would come back as the number 42), and given `null` nothing at all;
+ * the result of an action that returned nothing is the JSON `null`. A refusal is thrown as a
+ * ParticipantRefusal, which the controller's filter answers with its body.
  */
 export function createParticipantHttpController(path: string): Type<unknown> {
   @Controller(path)
@@ -57,16 +59,12 @@ export function createParticipantHttpController(path: string): Type<unknown> {
     constructor(
       private readonly verifier: CallVerifier,
       private readonly dispatcher: BranchDispatcher,
-      private readonly adapterHost: HttpAdapterHost,
     ) {}
 
     @Post(':action/:phase')
-    async handle(@Param('action') action: string, @Param('phase') phase: string, @Req() request: ParticipantHttpRequest, @Res() response: unknown): Promise<void> {
-      const answer = await this.answer(action, phase, request);
-      replyJson(this.adapterHost.httpAdapter, response, answer.status, answer.body);
-    }
-
-    private async answer(action: string, phase: string, request: ParticipantHttpRequest): Promise<HttpAnswer> {
+    @HttpCode(200)
+    @Header('content-type', JSON_CONTENT_TYPE)
+    async handle(@Param('action') action: string, @Param('phase') phase: string, @Req() request: ParticipantHttpRequest): Promise<string> {
       // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
       // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
       // call cannot pass; the content type is checked after, for a call that did.
@@ -74,26 +72,26 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       const content = signedContent(request);
       if (content === null) {
         const read = checkSignatureHeaders(headers, Math.floor(Date.now() / 1000));
-        if (!read.ok) return refuse(participantError(read.code, read.reason));
-        return refuse(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its body is nested too deeply'));
+        if (!read.ok) throw new ParticipantRefusal(participantError(read.code, read.reason));
+        throw new ParticipantRefusal(participantError(ParticipantErrorCode.BAD_REQUEST, 'the call cannot be verified: its body is nested too deeply'));
       }
       const check = this.verifier.check(headers, content);
-      if (!check.ok) return refuse(check.error);
+      if (!check.ok) throw new ParticipantRefusal(check.error);
       if (!isJsonContentType(request.headers['content-type'])) {
-        return refuse(participantError(ParticipantErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a phase call is application/json in UTF-8 (PROTOCOL.md 5.1)'));
+        throw new ParticipantRefusal(participantError(ParticipantErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a phase call is application/json in UTF-8 (PROTOCOL.md 5.1)'));
       }
       const call = check.body as { action?: unknown; phase?: unknown } | null;
       if (call?.action !== action || call?.phase !== phase) {
-        return refuse(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));
+        throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));
       }
       const outcome = await this.dispatcher.dispatch(check.body);
       switch (outcome.kind) {
         case 'ok':
-          return { status: 200, body: outcome.result ?? null };
+          return JSON.stringify(outcome.result ?? null);
         case 'failed':
-          return refuse(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
+          throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
         case 'invalid':
-          return refuse(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
+          throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
       }
     }
   }

@@ -1,39 +1,44 @@
 import type { INestApplication } from '@nestjs/common';
-import { Transport, type MicroserviceOptions } from '@nestjs/microservices';
-import { BRANCH_MESSAGE_PATTERN, redisBranchPattern, redisTransportOptions } from '@nest-dtx/protocol';
-import type { RegisterParticipantRequest } from '../client/transaction-client.js';
-import type { ParticipantModuleOptions } from './participant.options.js';
+import type { MessageHandler, ServerRedis, ServerTCP } from '@nestjs/microservices';
+import { redisTransportOptions } from '@nest-dtx/protocol';
+import { branchPatternFor } from './participant-address.js';
+import { ParticipantMessageHandler } from './participant-message.handler.js';
+import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 
-/** The message pattern a participant answers on its microservice transport (given apart, as forRootAsync knows them before its options). */
-export function branchPatternFor(transport: 'tcp' | 'redis', name: string): string | Record<string, string> {
-  return transport === 'redis' ? redisBranchPattern(name) : BRANCH_MESSAGE_PATTERN;
-}
+export { branchPatternFor, registrationAddress } from './participant-address.js';
 
-/** How the participant describes its address to the coordinator (PROTOCOL.md 4). */
-export function registrationAddress(options: ParticipantModuleOptions): Pick<RegisterParticipantRequest, 'transport' | 'endpoint' | 'host' | 'port'> {
-  const transport = options.transport ?? { kind: 'http' };
-  switch (transport.kind) {
-    case 'http':
-      if (!options.publicUrl) throw new Error(`participant ${options.name}: the http transport needs publicUrl`);
-      return { transport: 'http', endpoint: `${options.publicUrl.replace(/\/+$/, '')}/${options.path ?? 'tx'}` };
-    case 'tcp':
-      return { transport: 'tcp', host: transport.host, port: transport.port };
-    case 'redis':
-      return { transport: 'redis' };
+function moduleOptions(app: INestApplication): ParticipantModuleOptions {
+  try {
+    return app.get<ParticipantModuleOptions>(PARTICIPANT_OPTIONS, { strict: false });
+  } catch {
+    throw new Error('connectParticipantTransport: the app has no DtxParticipantModule (import DtxParticipantModule.forRoot or forRootAsync, or pass the options)');
   }
 }
 
 /**
  * Connects the microservice transport the options ask for (TCP or Redis) to a NestJS app and
- * starts it. Call after NestFactory.create and before app.listen; nothing to do for HTTP.
+ * starts it; nothing to do for HTTP. Call after NestFactory.create and before app.listen.
+ * `options` default to the ones DtxParticipantModule runs with (`app.get(PARTICIPANT_OPTIONS)`,
+ * so what a forRootAsync factory returned), which is what they should be: pass them only to
+ * connect another transport than the module's.
+ *
+ * The server is made here (ServerTCP or ServerRedis) and the participant's handler added to it
+ * under the pattern of these options, so nothing about the transport is fixed when the module
+ * is defined. @nestjs/microservices is an optional peer of the SDK: it is loaded here, and only
+ * for a TCP or Redis transport.
  */
-export async function connectParticipantTransport(app: INestApplication, options: ParticipantModuleOptions): Promise<void> {
-  const transport = options.transport;
+export async function connectParticipantTransport(app: INestApplication, options?: ParticipantModuleOptions): Promise<void> {
+  const resolved = options ?? moduleOptions(app);
+  const transport = resolved.transport;
   if (!transport || transport.kind === 'http') return;
-  if (transport.kind === 'tcp') {
-    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: transport.host, port: transport.port } });
-  } else {
-    app.connectMicroservice<MicroserviceOptions>({ transport: Transport.REDIS, options: redisTransportOptions(transport.url) });
-  }
+  const microservices = await import('@nestjs/microservices');
+  const server: ServerTCP | ServerRedis =
+    transport.kind === 'tcp'
+      ? new microservices.ServerTCP({ host: transport.host, port: transport.port })
+      : new microservices.ServerRedis(redisTransportOptions(transport.url));
+  const handler = app.get(ParticipantMessageHandler, { strict: false });
+  const handle: MessageHandler = (data: unknown) => handler.handle(data);
+  server.addHandler(branchPatternFor(transport.kind, resolved.name), handle);
+  app.connectMicroservice({ strategy: server });
   await app.startAllMicroservices();
 }

@@ -1,4 +1,4 @@
-import type { FactoryProvider, ModuleMetadata } from '@nestjs/common';
+import type { ConfigurableModuleAsyncOptions } from '@nestjs/common';
 
 /** How the coordinator reaches this participant (PROTOCOL.md 4, 5.1, 5.2). */
 export type ParticipantTransportOptions =
@@ -17,8 +17,19 @@ export interface ParticipantModuleOptions {
   publicUrl?: string;
   /** Transport the coordinator calls this participant with. Default HTTP (needs `publicUrl`). */
   transport?: ParticipantTransportOptions;
-  /** Route prefix of the participant protocol; the endpoint registered is `${publicUrl}/${path}`. Default `tx`. */
+  /**
+   * Route prefix of the participant protocol; the endpoint registered is `${publicUrl}/${path}`.
+   * Default `tx`. The routes are declared with the module, so with forRootAsync it is given
+   * next to the factory (`forRootAsync({ path, useFactory })`); a factory that returns another
+   * path is refused at start-up.
+   */
   path?: string;
+  /**
+   * The TypeORM DataSource that holds the barrier table (dtx_barrier) and in whose local
+   * transactions the actions run: its name as given to `TypeOrmModule.forRoot({ name })`.
+   * Default the default (unnamed) DataSource.
+   */
+  dataSource?: string;
   /** Register with the coordinator at start-up. Default true. */
   register?: boolean;
   /** How long start-up waits for the first successful registration before going on in the background. Default 15 s. */
@@ -78,18 +89,25 @@ export const REGISTRATION_DEFAULTS = {
 
 export const PARTICIPANT_OPTIONS = Symbol('dtx:participant-options');
 
-/**
- * What forRootAsync must know when the module is defined, before the factory runs: the routes
- * and the message handler are declared then. The factory's options must say the same (checked
- * at start-up).
- */
-export interface ParticipantModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  /** Route prefix. Default `tx`. */
-  path?: string;
-  /** The transport kind the factory's `transport` will have. Default `http`. */
-  transport?: ParticipantTransportOptions['kind'];
-  /** The participant's name; required with `transport: 'redis'`, whose message pattern holds it. */
-  name?: string;
-  inject?: FactoryProvider['inject'];
-  useFactory: (...args: never[]) => ParticipantModuleOptions | Promise<ParticipantModuleOptions>;
+/** The name of the method a forRootAsync `useClass`/`useExisting` provider implements. */
+export const PARTICIPANT_OPTIONS_FACTORY_METHOD = 'createDtxParticipantOptions';
+
+/** What forRootAsync's `useClass` or `useExisting` provides: a class that makes the options (it may inject what it needs). */
+export interface DtxParticipantOptionsFactory {
+  createDtxParticipantOptions(): ParticipantModuleOptions | Promise<ParticipantModuleOptions>;
 }
+
+/** What shapes the module itself rather than its options, given to forRoot and forRootAsync alike. */
+export interface ParticipantModuleExtras {
+  /** Make the module's exports (BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator) global. Default false. */
+  isGlobal?: boolean;
+}
+
+/**
+ * forRootAsync: one of `useFactory` (with `inject`), `useClass` or `useExisting` (a
+ * DtxParticipantOptionsFactory), `imports` for what they need, plus `isGlobal` and `path` (the
+ * route prefix, which the module's routes are declared with; default `tx`). Nothing about the
+ * transport is declared here: the options' transport is read when connectParticipantTransport runs.
+ */
+export type ParticipantModuleAsyncOptions = ConfigurableModuleAsyncOptions<ParticipantModuleOptions, typeof PARTICIPANT_OPTIONS_FACTORY_METHOD> &
+  ParticipantModuleExtras & { path?: string };

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, type EntityManager } from 'typeorm';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { DataSource, EntityManager } from 'typeorm';
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from './barrier.js';
 import { BusinessFailure } from './business-failure.js';
 import { queryRows } from './query-rows.js';
+import { DTX_DATA_SOURCE } from './barrier-data-source.js';
 
 const XID_PATTERN = /^dtx:[A-Za-z0-9_.:-]{1,64}:[0-9a-f]{40}$/;
 /** SQLSTATE undefined_object: COMMIT/ROLLBACK PREPARED of an id that is not prepared. */
@@ -29,7 +29,7 @@ function sqlState(error: unknown): string | undefined {
 export class PreparedTransactions {
   private readonly logger = new Logger('DtxXa');
 
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Inject(DTX_DATA_SOURCE) private readonly dataSource: DataSource) {}
 
   /** The prepared-transaction id of a branch: derived from gid and branchId, prefixed with the participant. */
   static xidFor(participant: string, gid: string, branchId: string): string {

@@ -3,7 +3,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type { Mode, ParticipantRegistrationView } from '@nest-dtx/protocol';
 import { TransactionClient } from '../client/transaction-client.js';
 import { ParticipantExplorer } from './participant.explorer.js';
-import { registrationAddress } from './participant-transport.js';
+import { registrationAddress } from './participant-address.js';
 import { PARTICIPANT_OPTIONS, REGISTRATION_DEFAULTS, type ParticipantModuleOptions } from './participant.options.js';
 import {
   classifyRegistrationFailure,
@@ -24,6 +24,19 @@ async function sleep(ms: number, signal: AbortSignal, ref: boolean): Promise<voi
 }
 
 type Attempt = 'ok' | 'refused' | 'transient';
+
+/**
+ * Where the participant's registration stands: `disabled` (`register: false`), `pending` (no
+ * registration has succeeded yet), `registered` (the last one the coordinator answered was
+ * accepted), or `refused` (the coordinator refused it since the last success: a name another
+ * key owns, a wrong key). `lastError` is the last failure's line, kept until a success.
+ */
+export interface ParticipantRegistrationState {
+  state: 'disabled' | 'pending' | 'registered' | 'refused';
+  /** When a registration last succeeded. */
+  registeredAt: Date | null;
+  lastError: string | null;
+}
 
 /**
  * Registers the participant and its actions with the coordinator (PROTOCOL.md 4) and keeps its
@@ -48,6 +61,8 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
   /** The coordinator refused since the last success (said once, not per retry). */
   private refused = false;
   private warnedNoSecret = false;
+  private registeredAt: Date | null = null;
+  private lastError: string | null = null;
 
   constructor(
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
@@ -72,6 +87,12 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
         ? `not registered after ${waitMs} ms: the coordinator refused (see above); still trying in the background`
         : `coordinator not reachable after ${waitMs} ms; still trying in the background`,
     );
+  }
+
+  /** Where the registration stands (see ParticipantRegistrationState); what DtxParticipantHealthIndicator reports. */
+  status(): ParticipantRegistrationState {
+    const state = !this.enabled ? 'disabled' : this.refused ? 'refused' : this.registered ? 'registered' : 'pending';
+    return { state, registeredAt: this.registeredAt, lastError: this.lastError };
   }
 
   onApplicationShutdown(): void {
@@ -141,6 +162,7 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
       answer = await this.client.registerParticipant(request);
     } catch (error) {
       const failure = classifyRegistrationFailure(error, this.options.name);
+      this.lastError = failure.line;
       if (failure.kind === 'refused') {
         if (!this.refused) this.logger.error(failure.line);
         this.refused = true;
@@ -153,6 +175,8 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
     if (!this.registered || this.refused) this.logger.log(`registered as ${this.options.name} at ${this.where()} with ${this.options.coordinatorUrl}`);
     this.registered = true;
     this.refused = false;
+    this.registeredAt = new Date();
+    this.lastError = null;
     return 'ok';
   }
 

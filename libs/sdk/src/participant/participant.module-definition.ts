@@ -1,0 +1,85 @@
+import { ConfigurableModuleBuilder, type DynamicModule, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { BranchBarrier } from './barrier.js';
+import { barrierDataSourceProvider } from './barrier-data-source.js';
+import { BarrierRetention } from './barrier-retention.js';
+import { BranchDispatcher } from './branch-dispatcher.js';
+import { CallVerifier } from './call-verifier.js';
+import { checkParticipantOptions, resolveParticipantOptions } from './options-check.js';
+import { DtxParticipantHealthIndicator } from './participant-health.indicator.js';
+import { createParticipantHttpController } from './participant-http.controller.js';
+import { ParticipantRequestErrors } from './participant-http-errors.js';
+import { ParticipantMessageHandler } from './participant-message.handler.js';
+import { ParticipantExplorer } from './participant.explorer.js';
+import {
+  PARTICIPANT_OPTIONS,
+  PARTICIPANT_OPTIONS_FACTORY_METHOD,
+  type ParticipantModuleExtras,
+  type ParticipantModuleOptions,
+} from './participant.options.js';
+import { PreparedTransactions } from './prepared-transactions.js';
+import { ParticipantRegistration } from './registration.service.js';
+import { SigningKeys } from './signing-keys.js';
+
+const PROVIDERS: Provider[] = [
+  barrierDataSourceProvider,
+  ParticipantExplorer,
+  BranchBarrier,
+  PreparedTransactions,
+  BranchDispatcher,
+  SigningKeys,
+  ParticipantRegistration,
+  CallVerifier,
+  ParticipantMessageHandler,
+  ParticipantRequestErrors,
+  BarrierRetention,
+  DtxParticipantHealthIndicator,
+];
+
+const EXPORTS = [BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator, PARTICIPANT_OPTIONS];
+
+/**
+ * The extras as the builder hands them to the transform: the defaults, then everything forRoot
+ * was given (the options too, `path` among them) or what forRootAsync was given besides its
+ * factory (`isGlobal`, `path`).
+ */
+export type ParticipantModuleDefinitionExtras = ParticipantModuleExtras & { path?: string };
+
+/** The module beyond the builder's options provider: routes, the checked options, the SDK's providers. */
+function participantModule(definition: DynamicModule, { isGlobal = false, path = 'tx' }: ParticipantModuleDefinitionExtras): DynamicModule {
+  const given = definition.providers?.find((provider): provider is { provide: string; useValue: ParticipantModuleOptions } =>
+    typeof provider === 'object' && 'provide' in provider && provider.provide === DTX_PARTICIPANT_MODULE_OPTIONS && 'useValue' in provider,
+  );
+  // forRoot: the options are known now, so bad ones fail where the module is defined.
+  if (given) checkParticipantOptions(given.useValue);
+  return {
+    ...definition,
+    global: isGlobal,
+    imports: [DiscoveryModule, ...(definition.imports ?? [])],
+    controllers: [createParticipantHttpController(path)],
+    providers: [
+      ...(definition.providers ?? []),
+      {
+        provide: PARTICIPANT_OPTIONS,
+        inject: [DTX_PARTICIPANT_MODULE_OPTIONS],
+        useFactory: (options: ParticipantModuleOptions) => resolveParticipantOptions(options, path),
+      },
+      ...PROVIDERS,
+    ],
+    exports: EXPORTS,
+  };
+}
+
+/**
+ * DtxParticipantModule's forRoot/forRootAsync. DTX_PARTICIPANT_MODULE_OPTIONS holds the options
+ * as given (or as the factory returned them); the SDK's providers inject PARTICIPANT_OPTIONS,
+ * the same once checked, with the declared route prefix.
+ */
+export const {
+  ConfigurableModuleClass: ConfigurableParticipantModule,
+  MODULE_OPTIONS_TOKEN: DTX_PARTICIPANT_MODULE_OPTIONS,
+} = new ConfigurableModuleBuilder<ParticipantModuleOptions>({ moduleName: 'DtxParticipant' })
+  .setClassMethodName('forRoot')
+  .setFactoryMethodName(PARTICIPANT_OPTIONS_FACTORY_METHOD)
+  .setExtras<ParticipantModuleDefinitionExtras>({ isGlobal: false }, participantModule)
+  .build();

@@ -1,0 +1,226 @@
+/**
+ * The packages as a team installs them: `npm pack` the three workspaces, install the tarballs
+ * into a NestJS app laid out as `nest new` lays one out (CommonJS TypeScript, test/consumer-app)
+ * in a temporary folder outside the repository, compile it with its own tsconfig against the
+ * public names only, start the coordinator with `npx nest-dtx start`, and commit a TCC and a
+ * saga through the app's participant, on Express and then on Fastify.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, freePort, until } from '../../scripts/lib/stack.js';
+import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+
+const run = promisify(execFile);
+const PACKAGES = ['@nest-dtx/protocol', '@nest-dtx/sdk', '@nest-dtx/coordinator'];
+const workDir = mkdtempSync(join(tmpdir(), 'dtx-consumer-'));
+const appDir = join(workDir, 'app');
+const packDir = join(workDir, 'packs');
+
+/** A process of the consumer app, in its own process group so `npx` and its child stop together. */
+class AppProcess {
+  private readonly output: string[] = [];
+  private readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    program: string,
+    args: string[],
+    env: Record<string, string>,
+  ) {
+    this.child = spawn(program, args, { cwd: appDir, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+    this.child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
+    this.exited = new Promise((done) => this.child.once('exit', (code) => done(code)));
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get log(): string {
+    return this.output.join('').slice(-4000);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.alive || this.child.pid === undefined) return;
+    process.kill(-this.child.pid, 'SIGTERM');
+    const forced = setTimeout(() => this.child.pid !== undefined && process.kill(-this.child.pid, 'SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(forced);
+  }
+}
+
+const processes: AppProcess[] = [];
+let coordinatorDb: TestDatabase;
+let walletDb: TestDatabase;
+let coordinatorUrl: string;
+
+function versionOf(name: string, from: Record<string, string>): string {
+  const version = from[name];
+  if (!version) throw new Error(`the root package.json has no version of ${name}`);
+  return version;
+}
+
+async function waitUntilAnswering(process: AppProcess, url: string): Promise<void> {
+  await until(
+    `${process.name} to answer at ${url}`,
+    async () => {
+      if (!process.alive) throw new Error(`${process.name} exited:\n${process.log}`);
+      return (await fetch(url).catch(() => null))?.ok ? true : undefined;
+    },
+    60_000,
+    200,
+  );
+}
+
+async function walletBalances(): Promise<Record<string, { balance: number; frozen: number }>> {
+  const client = new pg.Client({ connectionString: walletDb.url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ id: string; balance: number; frozen: number }>('SELECT id, balance, frozen FROM wallets ORDER BY id');
+    return Object.fromEntries(rows.map((row) => [row.id, { balance: row.balance, frozen: row.frozen }]));
+  } finally {
+    await client.end();
+  }
+}
+
+/** Starts the app's participant on the given HTTP adapter and waits until it has registered. */
+async function startWallet(adapter: 'express' | 'fastify'): Promise<{ process: AppProcess; url: string }> {
+  const port = await freePort();
+  const wallet = new AppProcess(`wallet-${adapter}`, process.execPath, ['dist/main.js'], {
+    PORT: String(port),
+    HTTP_ADAPTER: adapter,
+    COORDINATOR_URL: coordinatorUrl,
+    DATABASE_URL: walletDb.url,
+  });
+  processes.push(wallet);
+  await until(
+    `wallet on ${adapter} to register`,
+    async () => {
+      if (!wallet.alive) throw new Error(`wallet on ${adapter} exited:\n${wallet.log}`);
+      const participants = (await (await fetch(`${coordinatorUrl}/v1/participants`)).json()) as { name: string; endpoint?: string }[];
+      return participants.some((p) => p.name === 'wallet' && p.endpoint === `http://127.0.0.1:${port}/tx`) ? true : undefined;
+    },
+    60_000,
+    200,
+  );
+  return { process: wallet, url: `http://127.0.0.1:${port}` };
+}
+
+/** A phase call straight to the participant, without the coordinator's signature. */
+async function forgedCredit(walletUrl: string): Promise<{ status: number; error: string }> {
+  const call = { gid: `forged-${Date.now()}`, branchId: 'b1', action: 'credit', phase: 'confirm', mode: 'tcc', payload: { wallet: 'carol', amount: 1000 } };
+  const answer = await fetch(`${walletUrl}/tx/credit/confirm`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(call) });
+  return { status: answer.status, error: ((await answer.json()) as { error: string }).error };
+}
+
+/** The app's client (dist/transfer.js): a TCC of `amount` from alice to bob, then a saga of 1 from bob to carol. */
+async function transfer(amount: number): Promise<{ participants: string[]; tcc: string; saga: string }> {
+  const { stdout } = await run(process.execPath, ['dist/transfer.js'], { cwd: appDir, env: { ...process.env, COORDINATOR_URL: coordinatorUrl, AMOUNT: String(amount) } });
+  return JSON.parse(stdout) as { participants: string[]; tcc: string; saga: string };
+}
+
+beforeAll(async () => {
+  // npm pack builds each package first (its prepack script), in workspace order.
+  mkdirSync(packDir);
+  await run('npm', ['pack', '--silent', ...PACKAGES.flatMap((name) => ['-w', name]), '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 32 * 1024 * 1024 });
+  const tarball = (name: string) => `file:${join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)}`;
+  cpSync(join(ROOT, 'test/consumer-app'), appDir, { recursive: true });
+  const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  const fromRoot = (names: string[], from: Record<string, string>) => Object.fromEntries(names.map((name) => [name, versionOf(name, from)]));
+  writeFileSync(
+    join(appDir, 'package.json'),
+    JSON.stringify(
+      {
+        name: 'consumer-app',
+        version: '0.0.1',
+        private: true,
+        license: 'UNLICENSED',
+        scripts: { build: 'tsc -p tsconfig.build.json', start: 'node dist/main.js' },
+        dependencies: {
+          ...Object.fromEntries(PACKAGES.map((name) => [name, tarball(name)])),
+          ...fromRoot(
+            ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-fastify', '@nestjs/typeorm', 'pg', 'reflect-metadata', 'rxjs', 'typeorm'],
+            root.dependencies,
+          ),
+        },
+        devDependencies: fromRoot(['@types/node', 'typescript'], root.devDependencies),
+      },
+      null,
+      2,
+    ),
+  );
+  // From the registry (the packages' dependencies), with npm's cache first.
+  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: appDir, maxBuffer: 32 * 1024 * 1024 });
+  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: appDir });
+
+  coordinatorDb = await createTestDatabase('dtx_consumer_coordinator');
+  walletDb = await createTestDatabase('dtx_consumer_wallet');
+  const port = await freePort();
+  coordinatorUrl = `http://127.0.0.1:${port}`;
+  const coordinator = new AppProcess('npx nest-dtx start', 'npx', ['nest-dtx', 'start'], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: coordinatorDb.url,
+  });
+  processes.push(coordinator);
+  await waitUntilAnswering(coordinator, `${coordinatorUrl}/health/ready`);
+}, 420_000);
+
+afterAll(async () => {
+  for (const process of processes.reverse()) await process.stop();
+  await walletDb?.drop();
+  await coordinatorDb?.drop();
+  rmSync(workDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('the published packages in a new NestJS app', () => {
+  it('packs each package with typings and only its public files', async () => {
+    for (const name of PACKAGES) {
+      const { stdout } = await run('tar', ['tzf', join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)]);
+      const files = stdout.split('\n').filter(Boolean);
+      expect(files.some((file) => file.endsWith('.spec.js'))).toBe(false);
+      if (name !== '@nest-dtx/coordinator') expect(files).toContain('package/dist/index.d.ts');
+    }
+    const { stdout } = await run('tar', ['tzf', join(packDir, 'nest-dtx-coordinator-0.1.0.tgz')]);
+    expect(stdout.split('\n')).toEqual(expect.arrayContaining(['package/dist/cli/main.js', 'package/openapi.json', 'package/console/index.html']));
+  });
+
+  it('ships the OpenAPI document the running coordinator serves', async () => {
+    const shipped = JSON.parse(readFileSync(join(appDir, 'node_modules/@nest-dtx/coordinator/openapi.json'), 'utf8')) as { paths: Record<string, unknown> };
+    const served = (await (await fetch(`${coordinatorUrl}/docs-json`)).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(shipped.paths).sort()).toEqual(Object.keys(served.paths).sort());
+    expect(Object.keys(shipped.paths)).toContain('/v1/transactions');
+  });
+
+  it('commits a TCC and a saga through a participant on Express, then on Fastify', async () => {
+    const express = await startWallet('express');
+    const client = new pg.Client({ connectionString: walletDb.url });
+    await client.connect();
+    await client.query(`INSERT INTO wallets (id, balance) VALUES ('alice', 100), ('bob', 0), ('carol', 0)`);
+    await client.end();
+
+    expect(await transfer(30)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
+    expect(await walletBalances()).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 29, frozen: 0 }, carol: { balance: 1, frozen: 0 } });
+
+    // More than alice has: the TCC rolls back (the saga, 1 from bob, still commits).
+    expect(await transfer(500)).toEqual({ participants: ['wallet'], tcc: 'rolled_back', saga: 'committed' });
+    expect(await walletBalances()).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 28, frozen: 0 }, carol: { balance: 2, frozen: 0 } });
+    // A call without the coordinator's signature is refused and changes nothing.
+    expect(await forgedCredit(express.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
+    await express.process.stop();
+
+    const fastify = await startWallet('fastify');
+    expect(await transfer(20)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
+    expect(await walletBalances()).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
+    expect(await forgedCredit(fastify.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
+    expect(await walletBalances()).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
+    await fastify.process.stop();
+  });
+});
