@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// TypeORM (migrate) and Nest (start) read decorator metadata through it.
+import 'reflect-metadata';
 import { runCli } from './run.js';
 
 void runCli(process.argv.slice(2), {
