@@ -3,7 +3,8 @@
  * into a NestJS app laid out as `nest new` lays one out (CommonJS TypeScript, test/consumer-app)
  * in a temporary folder outside the repository, compile it with its own tsconfig against the
  * public names only, start the coordinator with `npx nest-dtx start`, and commit a TCC and a
- * saga through the app's participant, on Express and then on Fastify.
+ * saga through the app's participant, on Express and then on Fastify. The same app is built a
+ * second time against the lowest peers the SDK declares (NestJS 11, TypeORM 0.3).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,8 +19,13 @@ import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 const run = promisify(execFile);
 const PACKAGES = ['@nest-dtx/protocol', '@nest-dtx/sdk', '@nest-dtx/coordinator'];
 const workDir = mkdtempSync(join(tmpdir(), 'dtx-consumer-'));
-const appDir = join(workDir, 'app');
 const packDir = join(workDir, 'packs');
+
+/** One installed and compiled copy of test/consumer-app, with the wallet database its participant uses. */
+interface ConsumerApp {
+  dir: string;
+  db: TestDatabase;
+}
 
 /** A process of the consumer app, in its own process group so `npx` and its child stop together. */
 class AppProcess {
@@ -29,11 +35,12 @@ class AppProcess {
 
   constructor(
     readonly name: string,
+    cwd: string,
     program: string,
     args: string[],
     env: Record<string, string>,
   ) {
-    this.child = spawn(program, args, { cwd: appDir, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(program, args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
     this.child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
     this.exited = new Promise((done) => this.child.once('exit', (code) => done(code)));
@@ -58,8 +65,11 @@ class AppProcess {
 
 const processes: AppProcess[] = [];
 let coordinatorDb: TestDatabase;
-let walletDb: TestDatabase;
 let coordinatorUrl: string;
+/** The app on the monorepo's own NestJS and TypeORM, with the coordinator package installed too. */
+let current: ConsumerApp;
+/** The app on NestJS 11 and TypeORM 0.3. */
+let nest11: ConsumerApp;
 
 function versionOf(name: string, from: Record<string, string>): string {
   const version = from[name];
@@ -79,8 +89,8 @@ async function waitUntilAnswering(process: AppProcess, url: string): Promise<voi
   );
 }
 
-async function walletBalances(): Promise<Record<string, { balance: number; frozen: number }>> {
-  const client = new pg.Client({ connectionString: walletDb.url });
+async function walletBalances(app: ConsumerApp): Promise<Record<string, { balance: number; frozen: number }>> {
+  const client = new pg.Client({ connectionString: app.db.url });
   await client.connect();
   try {
     const { rows } = await client.query<{ id: string; balance: number; frozen: number }>('SELECT id, balance, frozen FROM wallets ORDER BY id');
@@ -91,13 +101,13 @@ async function walletBalances(): Promise<Record<string, { balance: number; froze
 }
 
 /** Starts the app's participant on the given HTTP adapter and waits until it has registered. */
-async function startWallet(adapter: 'express' | 'fastify'): Promise<{ process: AppProcess; url: string }> {
+async function startWallet(app: ConsumerApp, adapter: 'express' | 'fastify'): Promise<{ process: AppProcess; url: string }> {
   const port = await freePort();
-  const wallet = new AppProcess(`wallet-${adapter}`, process.execPath, ['dist/main.js'], {
+  const wallet = new AppProcess(`wallet-${adapter}`, app.dir, process.execPath, ['dist/main.js'], {
     PORT: String(port),
     HTTP_ADAPTER: adapter,
     COORDINATOR_URL: coordinatorUrl,
-    DATABASE_URL: walletDb.url,
+    DATABASE_URL: app.db.url,
   });
   processes.push(wallet);
   await until(
@@ -121,61 +131,71 @@ async function forgedCredit(walletUrl: string): Promise<{ status: number; error:
 }
 
 /** The app's client (dist/transfer.js): a TCC of `amount` from alice to bob, then a saga of 1 from bob to carol. */
-async function transfer(amount: number): Promise<{ participants: string[]; tcc: string; saga: string }> {
-  const { stdout } = await run(process.execPath, ['dist/transfer.js'], { cwd: appDir, env: { ...process.env, COORDINATOR_URL: coordinatorUrl, AMOUNT: String(amount) } });
+async function transfer(app: ConsumerApp, amount: number): Promise<{ participants: string[]; tcc: string; saga: string }> {
+  const { stdout } = await run(process.execPath, ['dist/transfer.js'], { cwd: app.dir, env: { ...process.env, COORDINATOR_URL: coordinatorUrl, AMOUNT: String(amount) } });
   return JSON.parse(stdout) as { participants: string[]; tcc: string; saga: string };
 }
+
+const tarball = (name: string) => `file:${join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)}`;
+
+/**
+ * Copies test/consumer-app to `name` in the work folder, writes its package.json (the tarballs
+ * of `packages` plus `dependencies`), installs it from the registry (npm's cache first) and
+ * compiles it with its own tsconfig; gives it a fresh database with the wallets table's rows.
+ */
+async function prepareApp(name: string, packages: string[], dependencies: Record<string, string>): Promise<ConsumerApp> {
+  const dir = join(workDir, name);
+  cpSync(join(ROOT, 'test/consumer-app'), dir, { recursive: true });
+  const manifest = {
+    name: `consumer-${name}`,
+    version: '0.0.1',
+    private: true,
+    license: 'UNLICENSED',
+    scripts: { build: 'tsc -p tsconfig.build.json', start: 'node dist/main.js' },
+    dependencies: { ...Object.fromEntries(packages.map((pkg) => [pkg, tarball(pkg)])), ...dependencies },
+    devDependencies: { '@types/node': ROOT_MANIFEST.devDependencies['@types/node'], typescript: ROOT_MANIFEST.devDependencies.typescript },
+  };
+  writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
+  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 32 * 1024 * 1024 });
+  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: dir });
+  return { dir, db: await createTestDatabase(`dtx_consumer_${name}`) };
+}
+
+const ROOT_MANIFEST = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const fromRoot = (names: string[]) => Object.fromEntries(names.map((name) => [name, versionOf(name, ROOT_MANIFEST.dependencies)]));
+const APP_DEPENDENCIES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-fastify', '@nestjs/typeorm', 'pg', 'reflect-metadata', 'rxjs', 'typeorm'];
 
 beforeAll(async () => {
   // npm pack builds each package first (its prepack script), in workspace order.
   mkdirSync(packDir);
   await run('npm', ['pack', '--silent', ...PACKAGES.flatMap((name) => ['-w', name]), '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 32 * 1024 * 1024 });
-  const tarball = (name: string) => `file:${join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)}`;
-  cpSync(join(ROOT, 'test/consumer-app'), appDir, { recursive: true });
-  const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-  const fromRoot = (names: string[], from: Record<string, string>) => Object.fromEntries(names.map((name) => [name, versionOf(name, from)]));
-  writeFileSync(
-    join(appDir, 'package.json'),
-    JSON.stringify(
-      {
-        name: 'consumer-app',
-        version: '0.0.1',
-        private: true,
-        license: 'UNLICENSED',
-        scripts: { build: 'tsc -p tsconfig.build.json', start: 'node dist/main.js' },
-        dependencies: {
-          ...Object.fromEntries(PACKAGES.map((name) => [name, tarball(name)])),
-          ...fromRoot(
-            ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-fastify', '@nestjs/typeorm', 'pg', 'reflect-metadata', 'rxjs', 'typeorm'],
-            root.dependencies,
-          ),
-        },
-        devDependencies: fromRoot(['@types/node', 'typescript'], root.devDependencies),
-      },
-      null,
-      2,
-    ),
-  );
-  // From the registry (the packages' dependencies), with npm's cache first.
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: appDir, maxBuffer: 32 * 1024 * 1024 });
-  await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: appDir });
+  current = await prepareApp('current', PACKAGES, fromRoot(APP_DEPENDENCIES));
+  nest11 = await prepareApp('nest11', ['@nest-dtx/protocol', '@nest-dtx/sdk'], {
+    ...fromRoot(['pg', 'reflect-metadata', 'rxjs']),
+    '@nestjs/common': '^11.0.0',
+    '@nestjs/core': '^11.0.0',
+    '@nestjs/platform-express': '^11.0.0',
+    '@nestjs/platform-fastify': '^11.0.0',
+    '@nestjs/typeorm': '^11.0.0',
+    typeorm: '^0.3.20',
+  });
 
   coordinatorDb = await createTestDatabase('dtx_consumer_coordinator');
-  walletDb = await createTestDatabase('dtx_consumer_wallet');
   const port = await freePort();
   coordinatorUrl = `http://127.0.0.1:${port}`;
-  const coordinator = new AppProcess('npx nest-dtx start', 'npx', ['nest-dtx', 'start'], {
+  const coordinator = new AppProcess('npx nest-dtx start', current.dir, 'npx', ['nest-dtx', 'start'], {
     PORT: String(port),
     HOST: '127.0.0.1',
     DATABASE_URL: coordinatorDb.url,
   });
   processes.push(coordinator);
   await waitUntilAnswering(coordinator, `${coordinatorUrl}/health/ready`);
-}, 420_000);
+}, 600_000);
 
 afterAll(async () => {
   for (const process of processes.reverse()) await process.stop();
-  await walletDb?.drop();
+  await current?.db.drop();
+  await nest11?.db.drop();
   await coordinatorDb?.drop();
   rmSync(workDir, { recursive: true, force: true });
 }, 60_000);
@@ -193,34 +213,47 @@ describe('the published packages in a new NestJS app', () => {
   });
 
   it('ships the OpenAPI document the running coordinator serves', async () => {
-    const shipped = JSON.parse(readFileSync(join(appDir, 'node_modules/@nest-dtx/coordinator/openapi.json'), 'utf8')) as { paths: Record<string, unknown> };
+    const shipped = JSON.parse(readFileSync(join(current.dir, 'node_modules/@nest-dtx/coordinator/openapi.json'), 'utf8')) as { paths: Record<string, unknown> };
     const served = (await (await fetch(`${coordinatorUrl}/docs-json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(shipped.paths).sort()).toEqual(Object.keys(served.paths).sort());
     expect(Object.keys(shipped.paths)).toContain('/v1/transactions');
   });
 
   it('commits a TCC and a saga through a participant on Express, then on Fastify', async () => {
-    const express = await startWallet('express');
-    const client = new pg.Client({ connectionString: walletDb.url });
-    await client.connect();
-    await client.query(`INSERT INTO wallets (id, balance) VALUES ('alice', 100), ('bob', 0), ('carol', 0)`);
-    await client.end();
+    await transfersOnExpressThenFastify(current);
+  });
 
-    expect(await transfer(30)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
-    expect(await walletBalances()).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 29, frozen: 0 }, carol: { balance: 1, frozen: 0 } });
-
-    // More than alice has: the TCC rolls back (the saga, 1 from bob, still commits).
-    expect(await transfer(500)).toEqual({ participants: ['wallet'], tcc: 'rolled_back', saga: 'committed' });
-    expect(await walletBalances()).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 28, frozen: 0 }, carol: { balance: 2, frozen: 0 } });
-    // A call without the coordinator's signature is refused and changes nothing.
-    expect(await forgedCredit(express.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
-    await express.process.stop();
-
-    const fastify = await startWallet('fastify');
-    expect(await transfer(20)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
-    expect(await walletBalances()).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
-    expect(await forgedCredit(fastify.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
-    expect(await walletBalances()).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
-    await fastify.process.stop();
+  it('does the same built against NestJS 11 and TypeORM 0.3, the lowest peers the SDK declares', async () => {
+    const versions = ['@nestjs/common', '@nestjs/core', 'typeorm'].map(
+      (name) => (JSON.parse(readFileSync(join(nest11.dir, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version.split('.')[0],
+    );
+    expect(versions).toEqual(['11', '11', '0']);
+    await transfersOnExpressThenFastify(nest11);
   });
 });
+
+/** The scenario both apps run: transfers through the app's participant on Express, then on Fastify. */
+async function transfersOnExpressThenFastify(app: ConsumerApp): Promise<void> {
+  const express = await startWallet(app, 'express');
+  const client = new pg.Client({ connectionString: app.db.url });
+  await client.connect();
+  await client.query(`INSERT INTO wallets (id, balance) VALUES ('alice', 100), ('bob', 0), ('carol', 0)`);
+  await client.end();
+
+  expect(await transfer(app, 30)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
+  expect(await walletBalances(app)).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 29, frozen: 0 }, carol: { balance: 1, frozen: 0 } });
+
+  // More than alice has: the TCC rolls back (the saga, 1 from bob, still commits).
+  expect(await transfer(app, 500)).toEqual({ participants: ['wallet'], tcc: 'rolled_back', saga: 'committed' });
+  expect(await walletBalances(app)).toEqual({ alice: { balance: 70, frozen: 0 }, bob: { balance: 28, frozen: 0 }, carol: { balance: 2, frozen: 0 } });
+  // A call without the coordinator's signature is refused and changes nothing.
+  expect(await forgedCredit(express.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
+  await express.process.stop();
+
+  const fastify = await startWallet(app, 'fastify');
+  expect(await transfer(app, 20)).toEqual({ participants: ['wallet'], tcc: 'committed', saga: 'committed' });
+  expect(await walletBalances(app)).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
+  expect(await forgedCredit(fastify.url)).toEqual({ status: 401, error: 'SIGNATURE_MISSING' });
+  expect(await walletBalances(app)).toEqual({ alice: { balance: 50, frozen: 0 }, bob: { balance: 47, frozen: 0 }, carol: { balance: 3, frozen: 0 } });
+  await fastify.process.stop();
+}
