@@ -212,6 +212,20 @@ describe('the published packages in a new NestJS app', () => {
     expect(stdout.split('\n')).toEqual(expect.arrayContaining(['package/dist/cli/main.js', 'package/openapi.json', 'package/console/index.html']));
   });
 
+  it('loads each library package on its own, from CommonJS and from ESM, with nothing loaded before it', async () => {
+    for (const name of ['@nest-dtx/protocol', '@nest-dtx/sdk']) {
+      const required = await run(process.execPath, ['-e', `const m = require('${name}'); console.log(Object.keys(m).length)`], { cwd: current.dir });
+      expect(Number(required.stdout)).toBeGreaterThan(5);
+      const imported = await run(process.execPath, ['--input-type=module', '-e', `const m = await import('${name}'); console.log(Object.keys(m).length)`], { cwd: current.dir });
+      expect(imported.stdout).toBe(required.stdout);
+    }
+    // The SDK's public names, exactly those an outside check relies on.
+    const { stdout } = await run(process.execPath, ['-e', `console.log(Object.keys(require('@nest-dtx/sdk')).sort().join(','))`], { cwd: current.dir });
+    expect(stdout.trim().split(',')).toEqual(
+      expect.arrayContaining(['DtxParticipantModule', 'TransactionParticipant', 'TccAction', 'SagaAction', 'TwoPhaseAction', 'XaAction', 'BusinessFailure', 'TransactionClient', 'dtxMigrations']),
+    );
+  });
+
   it('ships the OpenAPI document the running coordinator serves', async () => {
     const shipped = JSON.parse(readFileSync(join(current.dir, 'node_modules/@nest-dtx/coordinator/openapi.json'), 'utf8')) as { paths: Record<string, unknown> };
     const served = (await (await fetch(`${coordinatorUrl}/docs-json`)).json()) as { paths: Record<string, unknown> };

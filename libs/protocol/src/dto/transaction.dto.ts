@@ -1,3 +1,6 @@
+// class-transformer's @Type reads design types through Reflect.getMetadata as the classes are
+// defined: load the polyfill first, whatever the importer loaded before.
+import 'reflect-metadata';
 import { ApiField, ApiOptionalField } from './api-field.js';
 import { Type } from 'class-transformer';
 import {
