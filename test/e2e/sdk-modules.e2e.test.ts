@@ -162,6 +162,8 @@ describe.each(['express', 'fastify'] as const)('an HTTP participant on %s', (pla
     expect(answer.headers.get('content-type')).toBe('application/json; charset=utf-8');
     expect(await answer.json()).toEqual({ statusCode: 401, error: 'SIGNATURE_INVALID', message: expect.any(String) });
     expect(await ledgerOf(dataSource, gid('forged'))).toEqual([]);
+    // Nor did it reach the barrier.
+    expect(await dataSource.query(`SELECT count(*)::int AS n FROM dtx_barrier WHERE gid = $1`, [gid('forged')])).toEqual([{ n: 0 }]);
   });
 });
 
