@@ -2,11 +2,15 @@ import { fileURLToPath } from 'node:url';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
-const alias = {
+// The SDK's data-layer subpaths (`@nest-dtx/sdk/pg`...) first: an alias matches by prefix.
+const alias = [
+  { find: /^@nest-dtx\/sdk\/([a-z0-9-]+)$/, replacement: fileURLToPath(new URL('./libs/sdk/src/data-layers/$1/index.ts', import.meta.url)) },
+  ...Object.entries({
   '@nest-dtx/protocol': fileURLToPath(new URL('./libs/protocol/src/index.ts', import.meta.url)),
   '@nest-dtx/sdk': fileURLToPath(new URL('./libs/sdk/src/index.ts', import.meta.url)),
   '@app/demo-support': fileURLToPath(new URL('./libs/demo-support/src/index.ts', import.meta.url)),
-};
+  }).map(([find, replacement]) => ({ find, replacement })),
+];
 
 // SWC compiles the tests and the code they import: unlike esbuild it emits the decorator
 // metadata NestJS dependency injection and class-validator rely on.

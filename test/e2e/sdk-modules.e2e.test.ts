@@ -207,7 +207,7 @@ describe('the dataSource option', () => {
     const barrier = await walletDatabase('sdkmod_misnamed');
     const options = { name: `wallet-misnamed-${run}`, coordinatorUrl: coord.url, publicUrl: 'http://127.0.0.1:1', register: false, verifySignatures: false, dataSource: 'nope' };
     await expect(NestFactory.create(WalletApp.with(participantModule('forRoot', options), { default: barrier.url }), { logger: false, abortOnError: false })).rejects.toThrow(
-      `participant wallet-misnamed-${run}: the TypeORM DataSource nope is not in the app (the barrier needs TypeOrmModule.forRoot({ name: 'nope', ... }))`,
+      `participant wallet-misnamed-${run}: the TypeORM DataSource nope is not in the app (the barrier needs TypeOrmModule.forRoot({ name: 'nope', ... }), or a dataLayer option)`,
     );
   });
 });

@@ -7,13 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure, PreparedTransactions, dtxMigrations } from '@nest-dtx/sdk';
+import { typeormDataLayer } from '@nest-dtx/sdk/typeorm';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 
 const PARTICIPANT = 'shop';
 let db: TestDatabase;
 let dataSource: DataSource;
-let xa: PreparedTransactions;
+let xa: PreparedTransactions<EntityManager>;
 let businessRuns = 0;
 
 const call = (gid: string, phase: 'prepare' | 'commit' | 'rollback'): PhaseCallBody => ({ gid, branchId: 'b1', mode: '2pc', action: 'sell', phase, payload: {} });
@@ -45,7 +46,7 @@ beforeAll(async () => {
   const settings: { max_prepared_transactions: string }[] = await dataSource.query(`SHOW max_prepared_transactions`);
   const max = settings[0]?.max_prepared_transactions;
   if (Number(max) === 0) throw new Error('this Postgres has max_prepared_transactions = 0: enable it (see .ci/run) to test 2PC');
-  xa = new PreparedTransactions(dataSource);
+  xa = new PreparedTransactions<EntityManager>(typeormDataLayer(dataSource));
 });
 
 afterAll(async () => {
@@ -119,7 +120,7 @@ describe('PreparedTransactions', () => {
     await dataSource.destroy();
     dataSource = new DataSource({ type: 'postgres', url: db.url, migrations: [...dtxMigrations] });
     await dataSource.initialize();
-    xa = new PreparedTransactions(dataSource);
+    xa = new PreparedTransactions<EntityManager>(typeormDataLayer(dataSource));
     expect(await xa.listOwn(PARTICIPANT)).toContain(xid('g7'));
     expect(await xa.listOwn('someone-else')).toEqual([]);
     expect(await prepared()).toContain(xid('g7'));

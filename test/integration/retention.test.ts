@@ -9,6 +9,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { DataSource } from 'typeorm';
 import type { GlobalStatus, Phase, PhaseCallBody } from '@nest-dtx/protocol';
 import { BranchBarrier, type ParticipantModuleOptions } from '@nest-dtx/sdk';
+import { typeormDataLayer } from '@nest-dtx/sdk/typeorm';
 import { BarrierRetention } from '../../libs/sdk/src/participant/barrier-retention.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
 import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
@@ -261,7 +262,7 @@ describe('BarrierRetention (SDK)', () => {
 
   beforeAll(async () => {
     ({ db, dataSource } = await participantDatabase('barrier_retention', []));
-    barrier = new BranchBarrier(dataSource);
+    barrier = new BranchBarrier(typeormDataLayer(dataSource));
   });
 
   beforeEach(async () => {
@@ -284,7 +285,7 @@ describe('BarrierRetention (SDK)', () => {
     await run('recent-confirmed', 'confirm');
     await age('recent-confirmed', RECENT_DAYS);
 
-    expect(await new BarrierRetention(dataSource, options()).purgeExpired()).toBe(4);
+    expect(await new BarrierRetention(typeormDataLayer(dataSource), options()).purgeExpired()).toBe(4);
 
     expect(await barrierRows('old-')).toEqual([]);
     expect(await barrierRows('recent-')).toEqual(['recent-confirmed/commit', 'recent-confirmed/phase1']);
@@ -295,7 +296,7 @@ describe('BarrierRetention (SDK)', () => {
     await age('slow-cancel', OLD_DAYS, 'phase1');
     await run('slow-cancel', 'cancel');
 
-    expect(await new BarrierRetention(dataSource, options()).purgeExpired()).toBe(0);
+    expect(await new BarrierRetention(typeormDataLayer(dataSource), options()).purgeExpired()).toBe(0);
 
     expect(await barrierRows('slow-')).toEqual(['slow-cancel/phase1', 'slow-cancel/rollback']);
     // The cancel stays a duplicate (not a null compensation) and a late try still refuses.
@@ -307,7 +308,7 @@ describe('BarrierRetention (SDK)', () => {
     await manyBranches('bulk-', 120, OLD_DAYS);
     await manyBranches('fresh-', 3, RECENT_DAYS);
 
-    const retention = new RecordingBarrierRetention(dataSource, options({ barrierRetentionBatchSize: 100 }));
+    const retention = new RecordingBarrierRetention(typeormDataLayer(dataSource), options({ barrierRetentionBatchSize: 100 }));
     expect(await retention.purgeExpired()).toBe(240);
 
     expect(retention.batches).toEqual([100, 100, 40]);
@@ -320,8 +321,8 @@ describe('BarrierRetention (SDK)', () => {
     const secondSource = new DataSource({ type: 'postgres', url: db.url, extra: { max: 2 } });
     await secondSource.initialize();
     extraSources.push(secondSource);
-    const first = new RecordingBarrierRetention(dataSource, options({ barrierRetentionBatchSize: 100 }));
-    const second = new RecordingBarrierRetention(secondSource, options({ barrierRetentionBatchSize: 100 }));
+    const first = new RecordingBarrierRetention(typeormDataLayer(dataSource), options({ barrierRetentionBatchSize: 100 }));
+    const second = new RecordingBarrierRetention(typeormDataLayer(secondSource), options({ barrierRetentionBatchSize: 100 }));
 
     const [byFirst, bySecond] = await Promise.all([first.purgeExpired(), second.purgeExpired()]);
 
@@ -333,7 +334,7 @@ describe('BarrierRetention (SDK)', () => {
   it('deletes nothing when barrierRetentionMs is 0', async () => {
     await manyBranches('kept-', 5, 10 * 365);
 
-    expect(await new BarrierRetention(dataSource, options({ barrierRetentionMs: 0 })).purgeExpired()).toBe(0);
+    expect(await new BarrierRetention(typeormDataLayer(dataSource), options({ barrierRetentionMs: 0 })).purgeExpired()).toBe(0);
 
     expect(await barrierRows('kept-')).toHaveLength(10);
   });

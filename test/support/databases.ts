@@ -40,3 +40,36 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
     },
   };
 }
+
+/** Admin connection of the MariaDB (or MySQL) the tests use (the machine's, or TEST_MARIADB_URL). */
+export const MARIADB_ADMIN_URL = process.env.TEST_MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/test';
+
+export function mariadbUrl(name: string): string {
+  const url = new URL(MARIADB_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A fresh, uniquely named MariaDB database, dropped by `drop()`. */
+export async function createMariaDbDatabase(prefix: string): Promise<TestDatabase> {
+  const { default: mysql } = await import('mysql2/promise');
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`.toLowerCase();
+  const admin = await mysql.createConnection(MARIADB_ADMIN_URL);
+  try {
+    await admin.query(`CREATE DATABASE \`${name}\``);
+  } finally {
+    await admin.end();
+  }
+  return {
+    name,
+    url: mariadbUrl(name),
+    async drop() {
+      const client = await mysql.createConnection(MARIADB_ADMIN_URL);
+      try {
+        await client.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}

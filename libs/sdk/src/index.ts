@@ -12,16 +12,23 @@ export { connectParticipantTransport } from './participant/participant-transport
 export { SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
 export type { SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext } from './participant/participant.explorer.js';
-export { BusinessFailure } from './participant/business-failure.js';
+export { BusinessFailure } from './data-layers/core/business-failure.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
 // Its health, for a Terminus health check (the SDK itself does not load Terminus).
 export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './participant/participant-health.indicator.js';
 
-// What a participant's data layer needs: the barrier's table, the barrier and the XA helper.
-export { dtxMigrations } from './participant/barrier.migration.js';
-export { BranchBarrier, type BarrierOutcome } from './participant/barrier.js';
+// Data layers: what they are, the barrier and the XA helper on the participant's layer. The
+// adapters are subpath exports (`@nest-dtx/sdk/pg`, `/mysql2`, `/prisma`, `/drizzle`,
+// `/kysely`, `/mikro-orm`, `/redis`, `/typeorm`), so an app loads only the one it uses.
+export type { BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
+export type { BarrierOutcome } from './data-layers/core/barrier-rules.js';
+export { barrierTableDdl } from './data-layers/core/barrier-sql.js';
+export type { SqlDialect } from './data-layers/core/sql.js';
+export { BranchBarrier } from './participant/barrier.js';
 export { PreparedTransactions } from './participant/prepared-transactions.js';
-export { queryRows } from './participant/query-rows.js';
+// TypeORM, the default data layer, also from the main entry (as before the subpaths).
+export { dtxMigrations } from './data-layers/typeorm/barrier.migration.js';
+export { queryRows } from './data-layers/typeorm/query-rows.js';
 
 // A transaction manager: the client of the coordinator's REST API.
 export { DtxClientModule, type DtxClientModuleAsyncOptions, type DtxClientOptionsFactory } from './client/client.module.js';

@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
-import { queryRows } from './query-rows.js';
+import type { DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { BARRIER_RETENTION_DEFAULTS, PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
-import { DTX_DATA_SOURCE } from './barrier-data-source.js';
+import { DTX_DATA_LAYER } from './data-layer.provider.js';
 
 /** Pause between two batches of one pass, leaving the database to the business traffic. */
 const PAUSE_BETWEEN_BATCHES_MS = 100;
@@ -11,7 +10,7 @@ const PAUSE_BETWEEN_BATCHES_MS = 100;
 const MIN_SENSIBLE_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Deletes old barrier rows (table dtx_barrier) in small batches, so the table does not grow
+ * Deletes old barrier rows (table dtx_barrier, on any SQL data layer) in small batches, so the table does not grow
  * without end.
  *
  * Why it is safe only past an age: the barrier's protections live in these rows. The phase-1
@@ -36,7 +35,7 @@ export class BarrierRetention implements OnApplicationBootstrap, OnApplicationSh
   private stopped = false;
 
   constructor(
-    @Inject(DTX_DATA_SOURCE) private readonly dataSource: DataSource,
+    @Inject(DTX_DATA_LAYER) private readonly dataLayer: DtxDataLayer,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
   ) {}
 
@@ -66,32 +65,13 @@ export class BarrierRetention implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /**
-   * Deletes at most `batchSize` expired barrier rows in one statement. The age is measured on
-   * the database clock, the one that wrote `created_at`; the index dtx_barrier_created_idx
-   * serves the scan, the primary key the check for younger rows of the same branch.
+   * Deletes at most `batchSize` expired barrier rows. The age is measured on the database
+   * clock, the one that wrote `created_at`; the index dtx_barrier_created_idx serves the scan,
+   * the primary key the check for younger rows of the same branch. (Redis: rows expire on
+   * their own; this deletes nothing.)
    */
-  async deleteExpiredBatch(): Promise<number> {
-    const rows = await queryRows<{ removed: number }>(
-      this.dataSource.manager,
-      `WITH expired AS (
-         SELECT b.gid, b.branch_id, b.phase FROM dtx_barrier b
-         WHERE b.created_at < now() - $1::bigint * interval '1 millisecond'
-           AND NOT EXISTS (
-             SELECT 1 FROM dtx_barrier younger
-             WHERE younger.gid = b.gid AND younger.branch_id = b.branch_id
-               AND younger.created_at >= now() - $1::bigint * interval '1 millisecond')
-         ORDER BY b.created_at
-         LIMIT $2
-         FOR UPDATE SKIP LOCKED
-       ), removed AS (
-         DELETE FROM dtx_barrier d USING expired x
-         WHERE d.gid = x.gid AND d.branch_id = x.branch_id AND d.phase = x.phase
-         RETURNING 1
-       )
-       SELECT count(*)::int AS removed FROM removed`,
-      [this.retentionMs, this.batchSize],
-    );
-    return rows[0]?.removed ?? 0;
+  deleteExpiredBatch(): Promise<number> {
+    return this.dataLayer.deleteExpiredBarrierRows(this.retentionMs, this.batchSize);
   }
 
   /** One pass: batch after batch until one comes back short. Returns how many rows it deleted. */

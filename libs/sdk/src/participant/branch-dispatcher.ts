@@ -1,5 +1,4 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
@@ -30,7 +29,7 @@ function isPhaseCall(body: unknown): body is PhaseCallBody {
 }
 
 /**
- * Runs one phase call through the barrier (or, for XA actions, a Postgres prepared transaction)
+ * Runs one phase call through the barrier (or, for XA actions, a prepared transaction)
  * and the business method the decorators declared.
  */
 @Injectable()
@@ -46,7 +45,13 @@ export class BranchDispatcher implements OnApplicationBootstrap {
 
   /** After a restart, prepared transactions may be waiting: say so, and leave them to the coordinator. */
   async onApplicationBootstrap(): Promise<void> {
-    if (!this.explorer.list().some((a) => a.xa)) return;
+    const xaActions = this.explorer.list().filter((a) => a.xa);
+    if (xaActions.length === 0) return;
+    if (!this.prepared.supported) {
+      throw new Error(
+        `participant ${this.options.name}: XaAction ${xaActions.map((a) => a.name).join(', ')} needs prepared (XA) transactions, which ${this.barrier.description} does not have`,
+      );
+    }
     const pending = await this.prepared.listOwn(this.options.name);
     if (pending.length > 0) {
       this.logger.log(`${pending.length} prepared transaction(s) wait for the coordinator's decision: ${pending.join(', ')}`);
@@ -65,8 +70,8 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (!handler || (!action.xa && !action.handlers[body.phase])) {
       return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
     }
-    const business = async (manager: EntityManager) =>
-      handler(body.payload, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, manager });
+    const business = async (tx: unknown) =>
+      handler(body.payload, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, tx, manager: tx });
 
     let outcome: BarrierOutcome;
     if (!action.xa) outcome = await this.barrier.run(body, business);

@@ -34,6 +34,9 @@ function reachableAt(options: ParticipantModuleOptions): Reachable[] {
  */
 export function checkParticipantOptions(options: ParticipantModuleOptions): void {
   const who = `participant ${options.name}`;
+  if (options.dataLayer !== undefined && options.dataSource !== undefined) {
+    throw new Error(`${who}: give dataLayer or dataSource (a TypeORM DataSource's name), not both`);
+  }
   if (options.signingSecret !== undefined) {
     try {
       parseSigningSecret(options.signingSecret);

@@ -4,24 +4,31 @@ import type { EntityManager } from 'typeorm';
 import type { Json, Mode, Phase } from '@nest-dtx/protocol';
 import { ACTION_METADATA, PARTICIPANT_METADATA, type ActionMetadata } from './decorators.js';
 
-/** What a business method receives next to its payload. */
-export interface BranchContext {
+/**
+ * What a business method receives next to its payload. `Tx` is the data layer's transactional
+ * handle: a TypeORM EntityManager (the default), a pg PoolClient, a mysql2 PoolConnection, a
+ * Prisma transaction client, a Drizzle or Kysely transaction, a MikroORM EntityManager, or the
+ * Redis barrier's command list.
+ */
+export interface BranchContext<Tx = EntityManager> {
   gid: string;
   branchId: string;
   mode: Mode;
   action: string;
   phase: Phase;
   /** The participant's local transaction: write through it so the barrier and the business commit together. */
-  manager: EntityManager;
+  tx: Tx;
+  /** The same handle as `tx`, under the name TypeORM users know it by. */
+  manager: Tx;
 }
 
-export type PhaseHandler = (payload: Json, context: BranchContext) => Promise<Json | void> | Json | void;
+export type PhaseHandler = (payload: Json, context: BranchContext<unknown>) => Promise<Json | void> | Json | void;
 
 export interface RegisteredAction {
   name: string;
   mode: Mode;
   handlers: Partial<Record<Phase, PhaseHandler>>;
-  /** 2PC through a Postgres prepared transaction (see XaAction). */
+  /** 2PC through a prepared transaction of the database (see XaAction). */
   xa: boolean;
 }
 

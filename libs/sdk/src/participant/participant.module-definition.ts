@@ -1,7 +1,7 @@
 import { ConfigurableModuleBuilder, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BranchBarrier } from './barrier.js';
-import { barrierDataSourceProvider } from './barrier-data-source.js';
+import { dataLayerProvider } from './data-layer.provider.js';
 import { BarrierRetention } from './barrier-retention.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
@@ -22,7 +22,7 @@ import { ParticipantRegistration } from './registration.service.js';
 import { SigningKeys } from './signing-keys.js';
 
 const PROVIDERS: Provider[] = [
-  barrierDataSourceProvider,
+  dataLayerProvider,
   ParticipantExplorer,
   BranchBarrier,
   PreparedTransactions,

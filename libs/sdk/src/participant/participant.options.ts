@@ -1,4 +1,5 @@
 import type { ConfigurableModuleAsyncOptions } from '@nestjs/common';
+import type { DtxDataLayer } from '../data-layers/core/data-layer.js';
 
 /** How the coordinator reaches this participant (PROTOCOL.md 4, 5.1, 5.2). */
 export type ParticipantTransportOptions =
@@ -25,9 +26,19 @@ export interface ParticipantModuleOptions {
    */
   path?: string;
   /**
-   * The TypeORM DataSource that holds the barrier table (dtx_barrier) and in whose local
-   * transactions the actions run: its name as given to `TypeOrmModule.forRoot({ name })`.
-   * Default the default (unnamed) DataSource.
+   * Where the participant keeps its state: the barrier table (or Redis keys) and the local
+   * transactions its actions run in. One of the adapters: `typeormDataLayer(dataSource)`
+   * (`@nest-dtx/sdk/typeorm`), `pgDataLayer(pool)`, `mysql2DataLayer(pool)`,
+   * `prismaDataLayer(prisma, { dialect })`, `drizzleDataLayer(db, { dialect })`,
+   * `kyselyDataLayer(db, { dialect })`, `mikroOrmDataLayer(orm)`, `redisDataLayer(redis)`. The
+   * actions are written the same for all; each receives the layer's handle as `context.tx`.
+   * Default: TypeORM, on the DataSource the `dataSource` option names.
+   */
+  dataLayer?: DtxDataLayer<unknown>;
+  /**
+   * Without `dataLayer`: the TypeORM DataSource that holds the barrier table (dtx_barrier) and in
+   * whose local transactions the actions run, by its name as given to
+   * `TypeOrmModule.forRoot({ name })`. Default the default (unnamed) DataSource.
    */
   dataSource?: string;
   /** Register with the coordinator at start-up. Default true. */

@@ -1,0 +1,75 @@
+import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOutcome } from './barrier-rules.js';
+import { BarrierSql } from './barrier-sql.js';
+import { BusinessFailure } from './business-failure.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, type BusinessWork, type DataLayerOptions, type DtxDataLayer, type XaDataLayer } from './data-layer.js';
+import type { SqlDriver, SqlRun } from './sql.js';
+import { SqlXa } from './sql-xa.js';
+
+/** A failure the business method reported, as the barrier answers it. */
+export function failedOutcome(error: BusinessFailure): BarrierOutcome {
+  return { kind: 'failed', message: error.message, details: error.details };
+}
+
+/**
+ * The barrier on a SQL database, through any library's local transactions: the rules of
+ * barrier-rules.ts as statements of barrier-sql.ts, run by the adapter's driver.
+ */
+export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
+  readonly description: string;
+  readonly xa?: XaDataLayer<Tx>;
+  private readonly sql: BarrierSql;
+  private readonly lockTimeoutMs: number;
+
+  constructor(
+    private readonly driver: SqlDriver<Tx>,
+    options: DataLayerOptions = {},
+  ) {
+    this.sql = new BarrierSql(driver.dialect);
+    this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+    // Checked now, not at the first call.
+    this.sql.lockTimeout(this.lockTimeoutMs);
+    this.description = `${driver.library} (${driver.dialect === 'postgres' ? 'Postgres' : 'MySQL/MariaDB'})`;
+    if (driver.session) this.xa = new SqlXa(driver, this.sql, this.lockTimeoutMs);
+  }
+
+  async runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+    try {
+      return await this.driver.transaction((run, handle) => this.phaseInTransaction(run, handle, call, work));
+    } catch (error) {
+      if (error instanceof BusinessFailure) return failedOutcome(error);
+      throw error;
+    }
+  }
+
+  private async phaseInTransaction(run: SqlRun, handle: Tx, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+    const kind = phaseKind(call.phase);
+    await run(this.sql.lockTimeout(this.lockTimeoutMs));
+    const inserted: boolean[] = [];
+    for (const insert of barrierInserts(kind)) inserted.push((await run(this.sql.insert(call, insert))).affected > 0);
+    const stored = needsPhase1Origin(kind, inserted) ? BarrierSql.storedPhase1((await run(this.sql.selectPhase1(call))).rows[0]) : null;
+    const decision = barrierDecision(kind, inserted, stored?.origin ?? null);
+    if (decision.kind !== 'run') return barrierOutcome(call, decision, stored?.result ?? null);
+    const result: Json = (await work(handle)) ?? null;
+    if (decision.storesResult) await run(this.sql.storeResult(call, result));
+    return barrierOutcome(call, decision, result);
+  }
+
+  async deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number> {
+    if (this.driver.dialect === 'postgres') {
+      const { rows } = await this.driver.run(this.sql.deleteExpired(retentionMs, batchSize));
+      return Number(rows[0]?.removed ?? 0);
+    }
+    return this.driver.transaction(async (run) => {
+      const { rows } = await run(this.sql.selectExpired(retentionMs, batchSize));
+      if (rows.length === 0) return 0;
+      const keys = rows.map((row) => ({ gid: String(row.gid), branch_id: String(row.branch_id), phase: String(row.phase) }));
+      return (await run(this.sql.deleteRows(keys))).affected;
+    });
+  }
+}
+
+/** The data layer of a SQL library adapter's driver. */
+export function sqlDataLayer<Tx>(driver: SqlDriver<Tx>, options?: DataLayerOptions): DtxDataLayer<Tx> {
+  return new SqlDataLayer(driver, options);
+}

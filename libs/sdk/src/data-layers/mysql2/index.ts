@@ -1,0 +1,69 @@
+import type { Pool, PoolConnection } from 'mysql2/promise';
+import type { DataLayerOptions, DtxDataLayer } from '../core/data-layer.js';
+import { sqlDataLayer } from '../core/sql-data-layer.js';
+import type { SqlRun } from '../core/sql.js';
+
+export { barrierTableDdl } from '../core/barrier-sql.js';
+
+function runOn(connection: PoolConnection): SqlRun {
+  return async (statement) => {
+    const [result] = await connection.query(statement.text, [...statement.values]);
+    if (Array.isArray(result)) return { rows: result as Record<string, unknown>[], affected: 0 };
+    const header = result as { affectedRows?: number };
+    return { rows: [], affected: header.affectedRows ?? 0 };
+  };
+}
+
+/**
+ * The barrier on a mysql2 promise Pool (MySQL or MariaDB). Business methods receive the
+ * transaction's PoolConnection as `context.tx`. XA (XaAction) through XA START/END/PREPARE/
+ * COMMIT/ROLLBACK; MariaDB 10.5+ or MySQL 8 keep a prepared XA transaction across a disconnect
+ * and a restart. The table: `barrierTableDdl('mysql')`, run once by your migrations. The
+ * barrier sets innodb_lock_wait_timeout on the connections it uses (MySQL has no setting per
+ * transaction).
+ */
+export function mysql2DataLayer(pool: Pool, options?: DataLayerOptions): DtxDataLayer<PoolConnection> {
+  return sqlDataLayer<PoolConnection>(
+    {
+      library: 'mysql2',
+      dialect: 'mysql',
+      run: async (statement) => {
+        const connection = await pool.getConnection();
+        try {
+          return await runOn(connection)(statement);
+        } finally {
+          connection.release();
+        }
+      },
+      transaction: async (work) => {
+        const connection = await pool.getConnection();
+        let healthy = true;
+        try {
+          await connection.beginTransaction();
+          try {
+            const result = await work(runOn(connection), connection);
+            await connection.commit();
+            return result;
+          } catch (error) {
+            await connection.rollback().catch(() => {
+              healthy = false;
+            });
+            throw error;
+          }
+        } finally {
+          if (healthy) connection.release();
+          else connection.destroy();
+        }
+      },
+      session: async () => {
+        const connection = await pool.getConnection();
+        return {
+          run: runOn(connection),
+          handle: connection,
+          release: ({ destroy = false } = {}) => Promise.resolve(destroy ? connection.destroy() : connection.release()),
+        };
+      },
+    },
+    options,
+  );
+}

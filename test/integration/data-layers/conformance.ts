@@ -1,0 +1,251 @@
+/**
+ * The barrier conformance suite (PROTOCOL.md 5.4): one set of cases that every data layer must
+ * pass against its real database. Each adapter's test file gives a fixture: the data layer,
+ * business work written through that library's own transactional handle, and a way to read
+ * back what took effect.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Json, Mode, Phase, PhaseCallBody } from '@nest-dtx/protocol';
+import type { BarrierOutcome, DtxDataLayer } from '@nest-dtx/sdk';
+
+export interface ConformanceFixture<Tx> {
+  /** The data layer under test; its lock timeout should be short (1 s) for the lock case. */
+  layer: DtxDataLayer<Tx>;
+  /** Business work: records that `phase` of `gid` took effect, through the handle. */
+  record(tx: Tx, gid: string, phase: string): Promise<void>;
+  /**
+   * Business work that refuses the branch: records its change through the handle first where
+   * the store can undo it (SQL), then throws BusinessFailure('no stock', { reason: 'out_of_stock' })
+   * (or refuses the way the store's work does, for Redis).
+   */
+  refuse(tx: Tx, gid: string): Promise<void>;
+  /** Business work that records its change, then fails with a plain Error('disk on fire'). */
+  crash(tx: Tx, gid: string): Promise<void>;
+  /** The phases recorded for gid, in the order they took effect. */
+  effects(gid: string): Promise<string[]>;
+  /** How many barrier rows (or Redis fields) gid has. */
+  barrierRows(gid: string): Promise<number>;
+  /**
+   * Holds the phase-1 slot of branch (gid, b1) in a prepared transaction of another session,
+   * as a prepared 2PC branch would; `release` rolls it back. Absent where the store has no row
+   * locks (Redis).
+   */
+  holdPhase1?(gid: string): Promise<{ release(): Promise<void> }>;
+  /** Makes every barrier row of gid `ms` older (SQL stores, whose retention is a delete job). */
+  age?(gid: string, ms: number): Promise<void>;
+  tearDown(): Promise<void>;
+}
+
+/** What the store has, which decides the cases that apply to it. */
+export interface StoreTraits {
+  /** Row locks, which a prepared transaction can hold (SQL: yes; Redis: no, a script runs alone). */
+  rowLocks: boolean;
+  /** Barrier rows deleted by the retention job (SQL) rather than expiring on their own (Redis). */
+  retentionJob: boolean;
+}
+
+export const call = (gid: string, phase: Phase, mode: Mode = 'tcc', branchId = 'b1'): PhaseCallBody => ({
+  gid,
+  branchId,
+  mode,
+  action: 'pay',
+  phase,
+  payload: {},
+});
+
+/** Runs the conformance cases against the fixture `setUp` makes (once for the file). */
+export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits, setUp: () => Promise<ConformanceFixture<Tx>>): void {
+  describe(`barrier conformance: ${name}`, () => {
+    let f: ConformanceFixture<Tx>;
+    // A prefix per run, so that a store kept between runs (Redis) never sees an old gid.
+    const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const id = (gid: string) => `${run}-${gid}`;
+
+    const phase = (gid: string, p: Phase, mode: Mode = 'tcc'): Promise<BarrierOutcome> =>
+      f.layer.runPhase(call(gid, p, mode), async (tx) => {
+        await f.record(tx, gid, p);
+        return { recorded: p };
+      });
+
+    beforeAll(async () => {
+      f = await setUp();
+    });
+
+    afterAll(async () => {
+      await f?.tearDown();
+    });
+
+    it('runs a try once; a duplicate try answers ok with the first result and changes nothing', async () => {
+      const gid = id('dup-try');
+      expect(await phase(gid, 'try')).toEqual({ kind: 'ok', result: { recorded: 'try' }, duplicate: false, skipped: false });
+      expect(await phase(gid, 'try')).toEqual({ kind: 'ok', result: { recorded: 'try' }, duplicate: true, skipped: true });
+      expect(await f.effects(gid)).toEqual(['try']);
+    });
+
+    it('keeps any JSON result of phase 1 for its duplicates: a string, a number, an array, nothing', async () => {
+      const results: Json[] = ['a "quoted" ünïcode string', 42.5, [1, { nested: true }], null];
+      for (const [i, result] of results.entries()) {
+        const gid = id(`result-${i}`);
+        const work = async (tx: Tx) => {
+          await f.record(tx, gid, 'try');
+          return result;
+        };
+        expect(await f.layer.runPhase(call(gid, 'try'), work)).toMatchObject({ kind: 'ok', result, duplicate: false });
+        expect(await f.layer.runPhase(call(gid, 'try'), work)).toEqual({ kind: 'ok', result, duplicate: true, skipped: true });
+      }
+    });
+
+    it('confirms once: a duplicate confirm is skipped', async () => {
+      const gid = id('dup-confirm');
+      await phase(gid, 'try');
+      expect(await phase(gid, 'confirm')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
+      expect(await phase(gid, 'confirm')).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+      expect(await f.effects(gid)).toEqual(['try', 'confirm']);
+    });
+
+    it('cancels once: a duplicate cancel is skipped', async () => {
+      const gid = id('dup-cancel');
+      await phase(gid, 'try');
+      expect(await phase(gid, 'cancel')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
+      expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+      expect(await f.effects(gid)).toEqual(['try', 'cancel']);
+    });
+
+    it('null compensation: a cancel before its try changes nothing; the late try refuses (anti-hanging)', async () => {
+      const gid = id('early-cancel');
+      expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: null, duplicate: false, skipped: true });
+      expect(await phase(gid, 'try')).toEqual({
+        kind: 'failed',
+        message: `branch b1 of ${gid} was already rolled back`,
+        details: { reason: 'rolled_back' },
+      });
+      expect(await phase(gid, 'cancel')).toMatchObject({ kind: 'ok', duplicate: true });
+      expect(await phase(gid, 'try')).toMatchObject({ kind: 'failed', details: { reason: 'rolled_back' } });
+      expect(await f.effects(gid)).toEqual([]);
+    });
+
+    it('tells branches apart by case: gid A and gid a are two branches', async () => {
+      const upper = id('CASE');
+      const lower = id('case');
+      await phase(upper, 'try');
+      expect(await phase(lower, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
+      expect(await f.effects(upper)).toEqual(['try']);
+      expect(await f.effects(lower)).toEqual(['try']);
+    });
+
+    it('a business failure rolls the change back with the barrier row: answered failed, and a retry can succeed', async () => {
+      const gid = id('refused');
+      expect(await f.layer.runPhase(call(gid, 'try'), (tx) => f.refuse(tx, gid))).toEqual({
+        kind: 'failed',
+        message: 'no stock',
+        details: { reason: 'out_of_stock' },
+      });
+      expect(await f.effects(gid)).toEqual([]);
+      expect(await f.barrierRows(gid)).toBe(0);
+      expect(await phase(gid, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
+      expect(await f.effects(gid)).toEqual(['try']);
+    });
+
+    it('a plain error propagates (the participant answers 5xx: transient) and leaves nothing behind', async () => {
+      const gid = id('crash');
+      await expect(f.layer.runPhase(call(gid, 'try'), (tx) => f.crash(tx, gid))).rejects.toThrow('disk on fire');
+      expect(await f.effects(gid)).toEqual([]);
+      expect(await f.barrierRows(gid)).toBe(0);
+    });
+
+    it('ten concurrent identical tries take effect exactly once', async () => {
+      const gid = id('concurrent-try');
+      const answers = await Promise.all(Array.from({ length: 10 }, () => phase(gid, 'try')));
+      expect(answers.every((a) => a.kind === 'ok')).toBe(true);
+      expect(answers.filter((a) => a.kind === 'ok' && !a.duplicate)).toHaveLength(1);
+      expect(await f.effects(gid)).toEqual(['try']);
+    });
+
+    it('ten concurrent identical cancels after a try undo it exactly once', async () => {
+      const gid = id('concurrent-cancel');
+      await phase(gid, 'try');
+      const answers = await Promise.all(Array.from({ length: 10 }, () => phase(gid, 'cancel')));
+      expect(answers.filter((a) => a.kind === 'ok' && !a.duplicate)).toHaveLength(1);
+      expect(await f.effects(gid)).toEqual(['try', 'cancel']);
+    });
+
+    it('a try racing its cancel ends consistent every time: both applied, or neither and the try refused', async () => {
+      let both = 0;
+      let neither = 0;
+      for (let i = 0; i < 20; i++) {
+        const gid = id(`race-${i}`);
+        const [tried, cancelled] = await Promise.all([phase(gid, 'try'), phase(gid, 'cancel')]);
+        expect(cancelled.kind).toBe('ok');
+        const applied = await f.effects(gid);
+        if (tried.kind === 'ok') {
+          expect([...applied].sort()).toEqual(['cancel', 'try']);
+          both++;
+        } else {
+          expect(tried).toMatchObject({ details: { reason: 'rolled_back' } });
+          expect(applied).toEqual([]);
+          neither++;
+        }
+      }
+      expect(both + neither).toBe(20);
+    });
+
+    it.each([
+      ['2pc', 'prepare', 'commit', 'rollback'],
+      ['saga', 'execute', null, 'compensate'],
+    ] as const)('%s phases go through the same barrier', async (mode, phase1, commit, rollback) => {
+      const gid = id(`mode-${mode}`);
+      await phase(gid, phase1, mode);
+      expect(await phase(gid, phase1, mode)).toMatchObject({ duplicate: true });
+      if (commit) {
+        await phase(gid, commit, mode);
+        expect(await phase(gid, commit, mode)).toMatchObject({ duplicate: true });
+      }
+      await phase(gid, rollback, mode);
+      expect(await phase(gid, rollback, mode)).toMatchObject({ duplicate: true });
+      expect(await f.effects(gid)).toEqual([phase1, ...(commit ? [commit] : []), rollback]);
+    });
+
+    // Registered only where it can happen (not Redis, where a script never waits behind another).
+    if (traits.rowLocks) it('a phase behind a prepared transaction that holds its row gives up after the lock timeout, and goes through once it is released', async () => {
+      const gid = id('locked');
+      const hold = await f.holdPhase1!(gid);
+      let released = false;
+      try {
+        const startedAt = Date.now();
+        await expect(phase(gid, 'try')).rejects.toThrow(/lock/i);
+        // Bounded: the lock timeout, not the database's default (Postgres: forever; MySQL: 50 s).
+        expect(Date.now() - startedAt).toBeLessThan(10_000);
+        expect(await f.effects(gid)).toEqual([]);
+        await hold.release();
+        released = true;
+        expect(await phase(gid, 'try')).toMatchObject({ kind: 'ok', duplicate: false });
+        expect(await f.effects(gid)).toEqual(['try']);
+      } finally {
+        if (!released) await hold.release();
+      }
+    });
+
+    it('retention deletes nothing that is younger than the retention', async () => {
+      const gid = id('young');
+      await phase(gid, 'try');
+      expect(await f.layer.deleteExpiredBarrierRows(60 * 60 * 1000, 100)).toBe(0);
+      expect(await phase(gid, 'try')).toMatchObject({ duplicate: true });
+    });
+
+    if (traits.retentionJob) it('retention deletes a branch once all its rows are older than the retention, and keeps a branch with a young row', async () => {
+      const old = id('old');
+      const mixed = id('mixed');
+      await phase(old, 'try');
+      await phase(old, 'confirm');
+      await phase(mixed, 'try');
+      await f.age!(old, 2 * 60 * 60 * 1000);
+      await f.age!(mixed, 2 * 60 * 60 * 1000);
+      await phase(mixed, 'cancel');
+      let removed = 0;
+      for (let batch = 1; batch > 0; removed += batch) batch = await f.layer.deleteExpiredBarrierRows(60 * 60 * 1000, 1);
+      expect(removed).toBe(2);
+      expect(await f.barrierRows(old)).toBe(0);
+      expect(await f.barrierRows(mixed)).toBe(2);
+    });
+  });
+}
