@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import type { PhaseKind } from '@nest-dtx/protocol';
+import { barrierDecision, barrierInserts, needsPhase1Origin } from '../core/barrier-rules.js';
+import { BASE_SCRIPT, composeScript, phasePlan } from './barrier-script.js';
+
+describe('the Redis barrier script', () => {
+  it.each(['phase1', 'commit', 'rollback'] as const)('hands Lua the rules’ decision for every input of a %s', (kind: PhaseKind) => {
+    const plan = phasePlan(kind);
+    const n = barrierInserts(kind).length;
+    expect(plan.inserts).toEqual(barrierInserts(kind).map((i) => [i.slot, i.origin]));
+    expect(Object.keys(plan.luaTable)).toHaveLength(2 ** n);
+    for (let mask = 0; mask < 2 ** n; mask++) {
+      const inserted = Array.from({ length: n }, (_, i) => ((mask >> (n - 1 - i)) & 1) === 1);
+      const bits = inserted.map((took) => (took ? '1' : '0')).join('');
+      const entry = plan.luaTable[bits];
+      if (needsPhase1Origin(kind, inserted)) {
+        for (const origin of ['phase1', 'commit', 'rollback'] as const) {
+          const decision = barrierDecision(kind, inserted, origin);
+          expect(plan.decisions.get(`${bits}|${origin}`)).toEqual(decision);
+          expect(entry).toHaveProperty(['byOrigin', origin, 'kind'], decision.kind);
+        }
+      } else {
+        const decision = barrierDecision(kind, inserted, null);
+        expect(plan.decisions.get(bits)).toEqual(decision);
+        expect(entry).toEqual(decision.kind === 'run' ? { kind: 'run', storesResult: decision.storesResult } : { kind: decision.kind });
+      }
+    }
+    expect(plan.resultOrigin).toBe(kind === 'commit' ? null : kind === 'phase1' ? 'phase1' : 'rollback');
+  });
+
+  it('wraps each snippet as a function of its own KEYS and ARGV, closing it on a line of its own', () => {
+    expect(composeScript([])).toBe(BASE_SCRIPT);
+    const composed = composeScript(['return 1 -- a trailing comment', "redis.call('GET', KEYS[1])"]);
+    expect(composed.source).toContain('snippets[1] = function(KEYS, ARGV)\nreturn 1 -- a trailing comment\nend\n');
+    expect(composed.source).toContain("snippets[2] = function(KEYS, ARGV)\nredis.call('GET', KEYS[1])\nend\n");
+    expect(composed.sha).toMatch(/^[0-9a-f]{40}$/);
+    expect(composeScript(['return 1 -- a trailing comment', "redis.call('GET', KEYS[1])"]).sha).toBe(composed.sha);
+    expect(composed.sha).not.toBe(BASE_SCRIPT.sha);
+  });
+});
