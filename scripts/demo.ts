@@ -1,6 +1,7 @@
 /**
  * The demos. `npm run demo` is the bank transfer; `npm run demo -- purchase` the purchase demo
- * (scripts/purchase-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
+ * (scripts/purchase-demo.ts); `npm run demo -- polyglot` the transfers over Postgres, MariaDB
+ * and Redis (scripts/polyglot-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
  * account services (bank A and bank B, separate databases), runs transfers from A to B through
  * the coordinator, including a refusal, a participant killed after try and a coordinator killed
  * after the commit decision, then checks that money was conserved. Exits non-zero if not.
@@ -23,6 +24,7 @@ import {
   type AccountHandle,
   type CoordinatorHandle,
 } from './lib/stack.js';
+import { runPolyglotDemo } from './polyglot-demo.js';
 import { runPurchaseDemo } from './purchase-demo.js';
 
 const money = (cents: number) => (cents / 100).toFixed(2);
@@ -57,6 +59,12 @@ async function main(): Promise<number> {
     console.log('Starting the embedded Postgres (first run initialises it)...');
     const db = await startEmbeddedPostgres({ dataDir: `${ROOT}/.data/demo-postgres`, port: await freePort() });
     stoppers.push(() => db.stop());
+    if (process.argv.includes('polyglot')) {
+      await recreateDatabases(db, ['demo_coordinator', 'demo_bank_a']);
+      const ok = await runPolyglotDemo(db, stoppers);
+      console.log(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+      return ok ? 0 : 1;
+    }
     if (process.argv.includes('purchase')) {
       await recreateDatabases(db, ['demo_coordinator', 'demo_order', 'demo_inventory', 'demo_account']);
       const ok = await runPurchaseDemo(db, stoppers);

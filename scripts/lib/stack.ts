@@ -29,6 +29,8 @@ const ENTRY = {
   account: resolve(ROOT, 'dist/apps/account/src/main.js'),
   order: resolve(ROOT, 'dist/apps/order/src/main.js'),
   inventory: resolve(ROOT, 'dist/apps/inventory/src/main.js'),
+  'mariadb-bank': resolve(ROOT, 'dist/apps/mariadb-bank/src/main.js'),
+  loyalty: resolve(ROOT, 'dist/apps/loyalty/src/main.js'),
 };
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -225,11 +227,11 @@ interface RegisteredParticipant {
 }
 
 /**
- * A participant service (account, order or inventory) as a real process, registered under
+ * A participant service (account, order, inventory, or the polyglot demo's mariadb-bank and loyalty) as a real process, registered under
  * `participant` and called by the coordinator over `transport`.
  */
 export async function participantService(
-  app: 'account' | 'order' | 'inventory',
+  app: 'account' | 'order' | 'inventory' | 'mariadb-bank' | 'loyalty',
   participant: string,
   databaseUrl: string,
   coordinatorUrl: string,

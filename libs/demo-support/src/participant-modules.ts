@@ -1,7 +1,7 @@
 import type { DynamicModule, Type } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DtxParticipantModule, dtxMigrations } from '@nest-dtx/sdk';
+import { DtxParticipantModule, dtxMigrations, type ParticipantModuleOptions } from '@nest-dtx/sdk';
 import { participantTransport, type ServiceEnv } from './service-env.js';
 
 /** The two modules every demo participant imports: its own database (with the barrier) and the SDK. */
@@ -21,14 +21,19 @@ export function participantInfrastructure(
       extra: { max: 20 },
       retryAttempts: 0,
     }),
-    DtxParticipantModule.forRoot({
-      name: env.PARTICIPANT_NAME,
-      coordinatorUrl: env.COORDINATOR_URL,
-      publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
-      transport: participantTransport(env),
-      apiKey: env.COORDINATOR_API_KEY,
-      register: env.REGISTER === 'true',
-      signingSecret: env.SIGNING_SECRET,
-    }),
+    DtxParticipantModule.forRoot(participantOptions(env)),
   ];
+}
+
+/** The SDK's options of a demo participant, from its environment (the data layer is the service's own business). */
+export function participantOptions(env: ServiceEnv): ParticipantModuleOptions {
+  return {
+    name: env.PARTICIPANT_NAME,
+    coordinatorUrl: env.COORDINATOR_URL,
+    publicUrl: env.PUBLIC_URL ?? `http://${env.HOST}:${env.PORT}`,
+    transport: participantTransport(env),
+    apiKey: env.COORDINATOR_API_KEY,
+    register: env.REGISTER === 'true',
+    signingSecret: env.SIGNING_SECRET,
+  };
 }

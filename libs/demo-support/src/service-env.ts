@@ -16,7 +16,8 @@ export class ServiceEnv {
   @IsOptional() @IsString()
   HOST: string = '127.0.0.1';
 
-  @IsString() @Matches(/^postgres(ql)?:\/\//, { message: 'DATABASE_URL must be set to a postgres:// URL' })
+  /** The service's own store: Postgres for the TypeORM services, MariaDB/MySQL or Redis for the polyglot demo's. */
+  @IsString() @Matches(/^(postgres(ql)?|mysql|mariadb|rediss?):\/\//, { message: 'DATABASE_URL must be set to a postgres://, mysql:// or redis:// URL' })
   DATABASE_URL: string = '';
 
   @IsOptional() @IsString() @Matches(/^https?:\/\//)

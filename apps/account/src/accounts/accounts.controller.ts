@@ -1,6 +1,6 @@
 import { Body, Controller, Get, NotFoundException, Param, Post } from '@nestjs/common';
 import { AccountEntity } from './account.entity.js';
-import { OpenAccountDto } from './accounts.dto.js';
+import { OpenAccountDto } from '@app/demo-support';
 import { AccountsService, type AccountsSummary } from './accounts.service.js';
 
 /** The bank's own API: open accounts and read balances (the demo uses it). */

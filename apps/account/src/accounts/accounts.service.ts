@@ -5,7 +5,7 @@ import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
 import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@nest-dtx/sdk';
 import { AccountEntity } from './account.entity.js';
-import { MoneyMovePayload, type OpenAccountDto } from './accounts.dto.js';
+import { MoneyMovePayload, type OpenAccountDto } from '@app/demo-support';
 
 const parseMove = (payload: Json): MoneyMovePayload => parsePayload(MoneyMovePayload, payload);
 

@@ -71,4 +71,29 @@ describe('the SDK and its optional peers', () => {
     expect(sdkSources().filter(({ text }) => runtime.test(text)).map(({ file }) => file)).toEqual([]);
     expect(sdkSources().filter(({ text }) => text.includes("'@nestjs/terminus'")).map(({ file }) => file)).toEqual([]);
   });
+
+  it('loads a data layer\'s library only in that layer\'s own subpath folder, and @nestjs/typeorm only by a dynamic import', () => {
+    const libraries = ['typeorm', '@nestjs/typeorm', 'pg', 'mysql2', 'ioredis', 'kysely', 'drizzle-orm', '@mikro-orm', '@prisma'];
+    const offenders: string[] = [];
+    for (const { file, text } of sdkSources()) {
+      for (const [, from] of text.matchAll(/^import\s+(?!type\b)[^;]*?from\s+'([^']+)'/gms)) {
+        const library = libraries.find((name) => from === name || from.startsWith(`${name}/`));
+        if (!library) continue;
+        const home = file.split(/[\\/]/).slice(0, 2).join('/');
+        const owner = { '@mikro-orm': 'mikro-orm', '@prisma': 'prisma', 'drizzle-orm': 'drizzle', ioredis: 'redis' }[library] ?? library;
+        if (home !== `data-layers/${owner}` || library === '@nestjs/typeorm') offenders.push(`${file}: ${from}`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
+
+describe('the dataLayer option', () => {
+  it('is refused next to a dataSource name, in one line', () => {
+    const dataLayer = { description: 'fake', runPhase: () => Promise.reject(new Error('unused')), deleteExpiredBarrierRows: () => Promise.resolve(0) };
+    expect(() => DtxParticipantModule.forRoot({ ...base, dataLayer, dataSource: 'ledger' })).toThrow(
+      'participant account: give dataLayer or dataSource (a TypeORM DataSource\'s name), not both',
+    );
+    expect(() => DtxParticipantModule.forRoot({ ...base, dataLayer })).not.toThrow();
+  });
 });

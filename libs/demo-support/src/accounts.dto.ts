@@ -1,3 +1,4 @@
+/** The bank demos' account payloads, shared by the account service (TypeORM) and the MariaDB bank (mysql2). */
 import { IsInt, IsString, Matches, Max, Min } from 'class-validator';
 
 const MAX_CENTS = 1_000_000_000_000;
