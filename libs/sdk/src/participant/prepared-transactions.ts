@@ -16,7 +16,11 @@ import { DTX_DATA_LAYER } from './data-layer.provider.js';
 export class PreparedTransactions<Tx = unknown> {
   constructor(@Inject(DTX_DATA_LAYER) private readonly dataLayer: DtxDataLayer<Tx>) {}
 
-  /** The prepared-transaction id of a branch, as listOwn shows it: derived from gid and branchId, prefixed with the participant. */
+  /**
+   * The prepared-transaction id of a branch, as listOwn shows it: derived from gid and branchId,
+   * prefixed with the participant. On Postgres it is the gid of the prepared transaction; on
+   * MySQL/MariaDB the XA id is made of the same parts and the database's tag (see sql-xa.ts).
+   */
   static xidFor(participant: string, gid: string, branchId: string): string {
     return new Xid(participant, { gid, branchId }).name;
   }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import { rolledBackRefusal, type BarrierOutcome } from './barrier-rules.js';
 import { BarrierSql, type BranchKey } from './barrier-sql.js';
@@ -6,14 +7,24 @@ import { BusinessFailure } from './business-failure.js';
 import type { BusinessWork, XaDataLayer } from './data-layer.js';
 import type { SqlDialect, SqlDriver, SqlRun, SqlStatement } from './sql.js';
 
+/** ASCII only and at most 64 characters: the participant is MySQL's bqual, at most 64 bytes. */
 const PARTICIPANT_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
+/** The branch's part of an id: 40 hex digits of SHA-256 over gid and branchId. */
+const HASH_PATTERN = /^[0-9a-f]{40}$/;
+/** XA START's default formatID, the one our XA ids have. */
+const MYSQL_FORMAT_ID = 1;
 
 const statement = (text: string, reads: SqlStatement['reads'] = 'count'): SqlStatement => ({ text, values: [], reads });
 
+function checkParticipant(participant: string): void {
+  if (!PARTICIPANT_PATTERN.test(participant)) throw new Error(`participant name ${participant} cannot be part of a prepared-transaction id`);
+}
+
 /**
- * A branch's prepared-transaction id, derived from gid and branchId and tied to the
- * participant so that each lists only its own. Postgres: one string `dtx:<participant>:<hash>`;
- * MySQL/MariaDB: the XID's gtrid `dtx:<hash>` (at most 64 bytes) and bqual the participant.
+ * A branch's prepared-transaction id, derived from gid and branchId and tied to the participant
+ * so that each lists only its own. Its `name`, `dtx:<participant>:<hash>`, is how listOwn shows
+ * it on every database, and Postgres's gid; MySQL/MariaDB's XA id is made of the same parts
+ * (see XaSql).
  */
 export class Xid {
   readonly hash: string;
@@ -22,68 +33,117 @@ export class Xid {
     readonly participant: string,
     key: BranchKey,
   ) {
-    if (!PARTICIPANT_PATTERN.test(participant)) throw new Error(`participant name ${participant} cannot be part of a prepared-transaction id`);
+    checkParticipant(participant);
     this.hash = createHash('sha256').update(`${key.gid}\n${key.branchId}`).digest('hex').slice(0, 40);
   }
 
-  /** How it is shown (and, on Postgres, its id). */
   get name(): string {
     return `dtx:${this.participant}:${this.hash}`;
   }
-
-  /** The id in a statement: quoted; the characters in it were checked. */
-  literal(dialect: SqlDialect): string {
-    return dialect === 'postgres' ? `'${this.name}'` : `'dtx:${this.hash}', '${this.participant}'`;
-  }
 }
 
-/** The statements of prepared transactions in one dialect. */
+/**
+ * The statements of prepared transactions in one dialect.
+ *
+ * Postgres: the gid is Xid.name (at most 109 characters of the 200 allowed), and
+ * pg_prepared_xacts says which database each belongs to.
+ *
+ * MySQL/MariaDB: XA RECOVER lists the prepared XA transactions of the whole server, with nothing
+ * that says which database they belong to, so the id carries it: gtrid `dtx:<tag>:<hash>` (57
+ * bytes; MySQL allows 64) where the tag is 12 hex digits of SHA-256 over the database's name,
+ * bqual the participant (at most 64 bytes, as MySQL allows), formatID 1. Two databases on one
+ * server (a staging and a production one, say) are then kept apart even under one participant
+ * name: each lists only its own, a branch of the same gid in each is two XA transactions, and a
+ * commit in one never finishes the other's.
+ */
 class XaSql {
-  constructor(readonly dialect: SqlDialect) {}
+  private constructor(
+    readonly dialect: SqlDialect,
+    /** MySQL: the gtrid's start, `dtx:<tag>:`. */
+    private readonly gtridPrefix: string,
+  ) {}
 
-  begin(xid: Xid): SqlStatement[] {
-    return [statement(this.dialect === 'postgres' ? 'BEGIN' : `XA START ${xid.literal('mysql')}`)];
+  /** The statements for the driver's database (MySQL: its name, asked once). */
+  static async of<Tx>(driver: SqlDriver<Tx>): Promise<XaSql> {
+    if (driver.dialect === 'postgres') return new XaSql('postgres', '');
+    const { rows } = await driver.run(statement('SELECT DATABASE() AS name', 'rows'));
+    const name = rows[0]?.name;
+    if (typeof name !== 'string' || name === '') {
+      throw new Error('XA on MySQL/MariaDB needs connections with a default database (the pool option `database`): the barrier table lives there');
+    }
+    return new XaSql('mysql', `dtx:${createHash('sha256').update(name).digest('hex').slice(0, 12)}:`);
+  }
+
+  /** The id in a statement: quoted; the characters in it were checked. */
+  private id(xid: Xid): string {
+    return this.dialect === 'postgres' ? `'${xid.name}'` : `'${this.gtridPrefix}${xid.hash}', '${xid.participant}', ${MYSQL_FORMAT_ID}`;
+  }
+
+  begin(xid: Xid): SqlStatement {
+    return statement(this.dialect === 'postgres' ? 'BEGIN' : `XA START ${this.id(xid)}`);
   }
 
   prepare(xid: Xid): SqlStatement[] {
     return this.dialect === 'postgres'
-      ? [statement(`PREPARE TRANSACTION ${xid.literal('postgres')}`)]
-      : [statement(`XA END ${xid.literal('mysql')}`), statement(`XA PREPARE ${xid.literal('mysql')}`)];
+      ? [statement(`PREPARE TRANSACTION ${this.id(xid)}`)]
+      : [statement(`XA END ${this.id(xid)}`), statement(`XA PREPARE ${this.id(xid)}`)];
   }
 
-  /** Ends the transaction a session opened, unprepared, undoing it. */
-  abandon(xid: Xid): SqlStatement[] {
-    return this.dialect === 'postgres'
-      ? [statement('ROLLBACK')]
-      : [statement(`XA END ${xid.literal('mysql')}`), statement(`XA ROLLBACK ${xid.literal('mysql')}`)];
+  /** Ends, undone, the transaction that begin() opened and that is not prepared; throws if the session cannot. */
+  async abandon(run: SqlRun, xid: Xid): Promise<void> {
+    if (this.dialect === 'postgres') {
+      // Also after a failed statement (the transaction is then aborted) or a failed PREPARE
+      // TRANSACTION (then already rolled back: ROLLBACK only warns).
+      await run(statement('ROLLBACK'));
+      return;
+    }
+    // XA END fails where it has nothing to do: after a deadlock (MariaDB has rolled the work
+    // back and left the XA transaction ROLLBACK ONLY) or after XA END itself (IDLE, when XA
+    // PREPARE failed). XA ROLLBACK ends the transaction from all three states.
+    await run(statement(`XA END ${this.id(xid)}`)).catch(() => undefined);
+    await run(statement(`XA ROLLBACK ${this.id(xid)}`));
   }
 
   finish(xid: Xid, decision: 'commit' | 'rollback'): SqlStatement {
-    if (this.dialect === 'postgres') return statement(`${decision === 'commit' ? 'COMMIT' : 'ROLLBACK'} PREPARED ${xid.literal('postgres')}`);
-    return statement(`XA ${decision === 'commit' ? 'COMMIT' : 'ROLLBACK'} ${xid.literal('mysql')}`);
+    if (this.dialect === 'postgres') return statement(`${decision === 'commit' ? 'COMMIT' : 'ROLLBACK'} PREPARED ${this.id(xid)}`);
+    return statement(`XA ${decision === 'commit' ? 'COMMIT' : 'ROLLBACK'} ${this.id(xid)}`);
   }
 
-  /** The prepared transactions of this database (Postgres) or server (MySQL: XA RECOVER). */
+  /** The prepared transactions of this database (Postgres) or of the whole server (MySQL: XA RECOVER). */
   list(): SqlStatement {
     return this.dialect === 'postgres'
       ? statement(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database() ORDER BY prepared`, 'rows')
       : statement('XA RECOVER', 'rows');
   }
 
-  /** The names (Xid.name) of the participant's prepared transactions among the rows of list(). */
+  /**
+   * The names (Xid.name) of the participant's prepared transactions among the rows of list():
+   * exactly its own (participant `shop` is not `shop:eu`, whose ids start the same way).
+   */
   ownNames(rows: Record<string, unknown>[], participant: string): string[] {
-    if (this.dialect === 'postgres') return rows.map((row) => String(row.gid)).filter((gid) => gid.startsWith(`dtx:${participant}:`));
     const names: string[] = [];
+    if (this.dialect === 'postgres') {
+      const prefix = `dtx:${participant}:`;
+      for (const gid of rows.map((row) => String(row.gid))) {
+        if (gid.startsWith(prefix) && HASH_PATTERN.test(gid.slice(prefix.length))) names.push(gid);
+      }
+      return names;
+    }
     for (const row of rows) {
+      if (Number(row.formatID) !== MYSQL_FORMAT_ID) continue;
+      // mysql2 gives `data` (gtrid then bqual) as a Buffer; other drivers may give a string.
       const data = Buffer.isBuffer(row.data) ? row.data.toString('latin1') : String(row.data);
       const gtridLength = Number(row.gtrid_length);
       const gtrid = data.slice(0, gtridLength);
-      if (data.slice(gtridLength) === participant && gtrid.startsWith('dtx:')) names.push(`dtx:${participant}:${gtrid.slice('dtx:'.length)}`);
+      const bqual = data.slice(gtridLength, gtridLength + Number(row.bqual_length));
+      if (bqual !== participant || !gtrid.startsWith(this.gtridPrefix)) continue;
+      const hash = gtrid.slice(this.gtridPrefix.length);
+      if (HASH_PATTERN.test(hash)) names.push(`dtx:${participant}:${hash}`);
     }
     return names;
   }
 
-  /** A finish of an id that is not (or no longer) prepared: Postgres undefined_object, MySQL XAER_NOTA. */
+  /** A finish of an id that is not prepared (as far as this session can see): Postgres undefined_object, MySQL XAER_NOTA (1397). */
   isUnknownXid(error: unknown): boolean {
     const candidate = error as { code?: unknown; errno?: unknown; driverError?: { code?: unknown; errno?: unknown }; cause?: { code?: unknown; errno?: unknown } };
     const codes = [candidate.code, candidate.errno, candidate.driverError?.code, candidate.driverError?.errno, candidate.cause?.code, candidate.cause?.errno];
@@ -96,34 +156,42 @@ class XaSql {
  * barrier rows (the same table as the barrier's) give duplicate detection and anti-hanging.
  */
 export class SqlXa<Tx> implements XaDataLayer<Tx> {
-  private readonly xa: XaSql;
+  private statements?: Promise<XaSql>;
 
   constructor(
     private readonly driver: SqlDriver<Tx>,
     private readonly sql: BarrierSql,
     private readonly lockTimeoutMs: number,
-  ) {
-    this.xa = new XaSql(driver.dialect);
-  }
+  ) {}
 
   async prepare(participant: string, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
     const xid = new Xid(participant, call);
-    if (await this.isPrepared(xid)) return { kind: 'ok', result: null, duplicate: true, skipped: true };
+    const xa = await this.xaSql();
+    if (await this.isPrepared(xa, xid)) return { kind: 'ok', result: null, duplicate: true, skipped: true };
     const session = await this.driver.session!();
+    // open: the session has a transaction of ours that is not prepared; clean: it can go back to the pool.
     let open = false;
     let prepared = false;
+    let clean = true;
+    const abandon = async (): Promise<void> => {
+      open = false;
+      // A session that cannot end its transaction is closed instead: the database then undoes it.
+      clean = await xa.abandon(session.run, xid).then(
+        () => true,
+        () => false,
+      );
+    };
     try {
       // MySQL's lock timeout is a session setting: before the transaction starts.
       if (this.driver.dialect === 'mysql') await session.run(this.sql.lockTimeout(this.lockTimeoutMs));
-      await runAll(session.run, this.xa.begin(xid));
+      await session.run(xa.begin(xid));
       open = true;
       // A prepare still running elsewhere for this branch holds the barrier row: give up soon, be retried.
       if (this.driver.dialect === 'postgres') await session.run(this.sql.lockTimeout(this.lockTimeoutMs));
       const inserted = (await session.run(this.sql.insert(call, { slot: 'phase1', origin: 'phase1' }))).affected > 0;
       if (!inserted) {
         const stored = BarrierSql.storedPhase1((await session.run(this.sql.selectPhase1(call))).rows[0]);
-        await runAll(session.run, this.xa.abandon(xid));
-        open = false;
+        await abandon();
         if (stored?.origin === 'rollback') return rolledBackRefusal(call);
         // Prepared earlier and already committed.
         return { kind: 'ok', result: stored?.result ?? null, duplicate: true, skipped: true };
@@ -132,29 +200,29 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
       try {
         result = (await work(session.handle)) ?? null;
       } catch (error) {
-        await runAll(session.run, this.xa.abandon(xid));
-        open = false;
+        // The business work's own error, not whatever ending the transaction may answer after it.
+        await abandon();
         if (error instanceof BusinessFailure) return { kind: 'failed', message: error.message, details: error.details };
         throw error;
       }
       await session.run(this.sql.storeResult(call, result));
-      await runAll(session.run, this.xa.prepare(xid));
+      for (const one of xa.prepare(xid)) await session.run(one);
       open = false;
       prepared = true;
       return { kind: 'ok', result, duplicate: false, skipped: false };
     } finally {
-      let broken = false;
-      if (open) broken = !(await runAll(session.run, this.xa.abandon(xid)).then(() => true, () => false));
-      // A MySQL connection that prepared an XA transaction stays tied to it until it is
-      // closed; closed, it leaves the transaction prepared for any connection to finish.
-      await session.release({ destroy: broken || (prepared && this.driver.dialect === 'mysql') });
+      if (open) await abandon();
+      // A MySQL connection that prepared an XA transaction stays tied to it (and refuses any other
+      // work) until it is closed; closed, it leaves the transaction prepared for any connection to finish.
+      await session.release({ destroy: !clean || (prepared && this.driver.dialect === 'mysql') });
     }
   }
 
   /** Commits the prepared transaction; one already committed, or never prepared, is success. */
   async commit(participant: string, call: PhaseCallBody): Promise<BarrierOutcome> {
     const xid = new Xid(participant, call);
-    if (await this.isPrepared(xid)) await this.finish(xid, 'commit');
+    const xa = await this.xaSql();
+    if (await this.isPrepared(xa, xid)) await this.finish(xa, xid, 'commit');
     return { kind: 'ok', result: null, duplicate: false, skipped: false };
   }
 
@@ -165,7 +233,8 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
    */
   async rollback(participant: string, call: PhaseCallBody): Promise<BarrierOutcome> {
     const xid = new Xid(participant, call);
-    if (await this.isPrepared(xid)) await this.finish(xid, 'rollback');
+    const xa = await this.xaSql();
+    if (await this.isPrepared(xa, xid)) await this.finish(xa, xid, 'rollback');
     await this.driver.transaction(async (run) => {
       await run(this.sql.lockTimeout(this.lockTimeoutMs));
       await run(this.sql.insert(call, { slot: 'phase1', origin: 'rollback' }));
@@ -174,24 +243,47 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
   }
 
   async listOwn(participant: string): Promise<string[]> {
-    const { rows } = await this.driver.run(this.xa.list());
-    return this.xa.ownNames(rows, participant);
+    checkParticipant(participant);
+    return this.own(await this.xaSql(), participant);
   }
 
-  private async isPrepared(xid: Xid): Promise<boolean> {
-    return (await this.listOwn(xid.participant)).includes(xid.name);
+  private async own(xa: XaSql, participant: string): Promise<string[]> {
+    const { rows } = await this.driver.run(xa.list());
+    return xa.ownNames(rows, participant);
   }
 
-  /** Finishes outside any transaction block; someone finishing it first is fine. */
-  private async finish(xid: Xid, decision: 'commit' | 'rollback'): Promise<void> {
-    try {
-      await this.driver.run(this.xa.finish(xid, decision));
-    } catch (error) {
-      if (!this.xa.isUnknownXid(error)) throw error;
+  private async isPrepared(xa: XaSql, xid: Xid): Promise<boolean> {
+    return (await this.own(xa, xid.participant)).includes(xid.name);
+  }
+
+  /** The dialect's statements, made once (MySQL asks for the database's name); a failure is tried again next time. */
+  private xaSql(): Promise<XaSql> {
+    this.statements ??= XaSql.of(this.driver).catch((error: unknown) => {
+      this.statements = undefined;
+      throw error;
+    });
+    return this.statements;
+  }
+
+  /**
+   * Finishes the prepared transaction, outside any transaction block; someone finishing it first
+   * is fine. MySQL/MariaDB: until the server has seen the close of the connection that prepared
+   * it, XA RECOVER lists the transaction but XA COMMIT and XA ROLLBACK answer XAER_NOTA, as for
+   * an unknown id, so an unknown id that is still listed is tried again, for up to the lock
+   * timeout; then the error is a transient failure, and the coordinator retries.
+   */
+  private async finish(xa: XaSql, xid: Xid, decision: 'commit' | 'rollback'): Promise<void> {
+    const giveUpAt = Date.now() + this.lockTimeoutMs;
+    for (let pause = 10; ; pause = Math.min(2 * pause, 200)) {
+      try {
+        await this.driver.run(xa.finish(xid, decision));
+        return;
+      } catch (error) {
+        if (!xa.isUnknownXid(error)) throw error;
+      }
+      if (!(await this.isPrepared(xa, xid))) return;
+      if (Date.now() >= giveUpAt) throw new Error(`prepared transaction ${xid.name} is still held by the session that prepared it: ${decision} it again later`);
+      await sleep(pause);
     }
   }
-}
-
-async function runAll(run: SqlRun, statements: SqlStatement[]): Promise<void> {
-  for (const one of statements) await run(one);
 }

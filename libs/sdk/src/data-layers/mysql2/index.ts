@@ -16,11 +16,17 @@ function runOn(connection: PoolConnection): SqlRun {
 
 /**
  * The barrier on a mysql2 promise Pool (MySQL or MariaDB). Business methods receive the
- * transaction's PoolConnection as `context.tx`. XA (XaAction) through XA START/END/PREPARE/
- * COMMIT/ROLLBACK; MariaDB 10.5+ or MySQL 8 keep a prepared XA transaction across a disconnect
- * and a restart. The table: `barrierTableDdl('mysql')`, run once by your migrations. The
- * barrier sets innodb_lock_wait_timeout on the connections it uses (MySQL has no setting per
- * transaction).
+ * transaction's PoolConnection as `context.tx`. The table: `barrierTableDdl('mysql')`, run once
+ * by your migrations. The barrier sets innodb_lock_wait_timeout on the connections it uses
+ * (MySQL has no setting per transaction).
+ *
+ * XA (XaAction) through XA START/END/PREPARE/COMMIT/ROLLBACK, on a connection of the pool's own:
+ * MariaDB 10.5+ and MySQL 5.7.7+ keep a prepared XA transaction when the connection that
+ * prepared it closes, so that connection is closed (on MariaDB it can do nothing else until the
+ * transaction is finished) and the pool opens another. The pool's connections need a default
+ * database (the `database` option): XA ids are server-wide, and carry a tag of the database's
+ * name so that two databases on one server never see each other's. Listing them takes XA
+ * RECOVER, which MySQL 8 grants only with the XA_RECOVER_ADMIN privilege.
  */
 export function mysql2DataLayer(pool: Pool, options?: DataLayerOptions): DtxDataLayer<PoolConnection> {
   return sqlDataLayer<PoolConnection>(
