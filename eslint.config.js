@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'test/consumer-app/**', '.ci/**', '*.config.js', '*.config.ts'] },
+  { ignores: ['dist/**', '**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'test/consumer-app/**', 'test/fixtures/prisma/generated/**', '.ci/**', '*.config.js', '*.config.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
