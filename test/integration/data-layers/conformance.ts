@@ -207,7 +207,7 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
 
     // Registered only where it can happen (not Redis, where a script never waits behind another).
     if (traits.rowLocks) it('a phase behind a prepared transaction that holds its row gives up after the lock timeout, and goes through once it is released', async () => {
-      const gid = id('locked');
+      const gid = id('held');
       const hold = await f.holdPhase1!(gid);
       let released = false;
       try {
