@@ -212,6 +212,25 @@ describe('the published packages in a new NestJS app', () => {
     expect(stdout.split('\n')).toEqual(expect.arrayContaining(['package/dist/cli/main.js', 'package/openapi.json', 'package/console/index.html']));
   });
 
+  it('ships every file the SDK\'s exports name: the main entry and each data layer\'s subpath, with typings', async () => {
+    const { stdout } = await run('tar', ['tzf', join(packDir, 'nest-dtx-sdk-0.1.0.tgz')]);
+    const files = new Set(stdout.split('\n').filter(Boolean));
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'libs/sdk/package.json'), 'utf8')) as { exports: Record<string, string | Record<string, string>> };
+    const targets = Object.values(manifest.exports).flatMap((target) => (typeof target === 'string' ? [target] : Object.values(target)));
+    expect(Object.keys(manifest.exports)).toEqual(expect.arrayContaining(['./typeorm', './pg', './mysql2', './prisma', './drizzle', './kysely', './mikro-orm', './redis']));
+    expect(targets.filter((target) => !files.has(`package/${target.replace(/^\.\//, '')}`))).toEqual([]);
+  });
+
+  it('loads the data layers an app has the libraries of (TypeORM, pg) from their subpaths, from CommonJS and ESM', async () => {
+    const names = { '@nest-dtx/sdk/typeorm': 'typeormDataLayer', '@nest-dtx/sdk/pg': 'pgDataLayer' };
+    for (const [subpath, factory] of Object.entries(names)) {
+      const required = await run(process.execPath, ['-e', `console.log(typeof require('${subpath}').${factory})`], { cwd: current.dir });
+      expect(required.stdout.trim()).toBe('function');
+      const imported = await run(process.execPath, ['--input-type=module', '-e', `console.log(typeof (await import('${subpath}')).${factory})`], { cwd: current.dir });
+      expect(imported.stdout.trim()).toBe('function');
+    }
+  });
+
   it('loads each library package on its own, from CommonJS and from ESM, with nothing loaded before it', async () => {
     for (const name of ['@nest-dtx/protocol', '@nest-dtx/sdk']) {
       const required = await run(process.execPath, ['-e', `const m = require('${name}'); console.log(Object.keys(m).length)`], { cwd: current.dir });
