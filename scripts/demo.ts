@@ -19,6 +19,7 @@ import {
   freePort,
   generateApiKeys,
   openAccount,
+  printTable,
   sleep,
   until,
   type AccountHandle,
@@ -170,7 +171,7 @@ async function main(): Promise<number> {
 
     const a = await accountsOf(bankA);
     const b = await accountsOf(bankB);
-    printTable(rows);
+    printTable(['transfer', 'gid', 'outcome', 'bank A before', 'bank A after', 'bank B before', 'bank B after'], rows.map((r) => [r.transfer, r.gid, r.outcome, money(r.aBefore), money(r.aAfter), money(r.bBefore), money(r.bAfter)]), 3);
     const finalTotal = a.totalBalance + b.totalBalance;
     const views = await Promise.all(rows.map((r) => client.get(r.gid)));
     const checks: [string, boolean][] = [
@@ -190,15 +191,6 @@ async function main(): Promise<number> {
   } finally {
     for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
   }
-}
-
-function printTable(rows: Row[]): void {
-  const header = ['transfer', 'gid', 'outcome', 'bank A before', 'bank A after', 'bank B before', 'bank B after'];
-  const lines = rows.map((r) => [r.transfer, r.gid, r.outcome, money(r.aBefore), money(r.aAfter), money(r.bBefore), money(r.bAfter)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ');
-  console.log(`\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}`);
-  for (const line of lines) console.log(format(line));
 }
 
 main().then(

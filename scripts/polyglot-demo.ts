@@ -23,6 +23,7 @@ import {
   openAccount,
   participantService,
   postJson,
+  printTable,
   sleep,
   until,
   type ServiceHandle,
@@ -240,7 +241,7 @@ export async function runPolyglotDemo(db: RunningEmbeddedPostgres, stoppers: (()
   const committedAwards = [...awards].reduce((sum, [gid, n]) => sum + (views.get(gid)?.status === 'committed' ? n : 0), 0);
   const carol = points.customers.find((c) => c.customer === 'carol');
   const preparedLeft = (await preparedOnPostgres(db.urlFor('demo_bank_a'))) + (await preparedOnMariaDb());
-  printTable(rows);
+  printTable(['transfer', 'gid', 'outcome', 'bank A (Postgres)', 'bank B (MariaDB)', 'points (Redis)'], rows.map((r) => [r.transfer, r.gid, r.outcome, r.a, r.b, r.points]), 3);
   const checks: [string, boolean][] = [
     [`money unchanged across Postgres and MariaDB: ${money(initial.a + initial.b)} before, ${money(a.totalBalance + b.totalBalance)} after`, initial.a + initial.b === a.totalBalance + b.totalBalance],
     [`nothing left frozen or pending in either bank: ${money(a.totalFrozen + b.totalFrozen + a.pendingCredits + b.pendingCredits)}`, a.totalFrozen + b.totalFrozen + a.pendingCredits + b.pendingCredits === 0],
@@ -264,13 +265,4 @@ export async function runPolyglotDemo(db: RunningEmbeddedPostgres, stoppers: (()
 async function setPoints(loyalty: ServiceHandle, customer: string, points: number): Promise<void> {
   const { status } = await postJson(`${loyalty.url}/points`, { customer, points });
   if (status !== 201) throw new Error(`setting ${customer}'s points failed: ${status}`);
-}
-
-function printTable(rows: Row[]): void {
-  const header = ['transfer', 'gid', 'outcome', 'bank A (Postgres)', 'bank B (MariaDB)', 'points (Redis)'];
-  const lines = rows.map((r) => [r.transfer, r.gid, r.outcome, r.a, r.b, r.points]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const format = (cells: string[]) => cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ');
-  console.log(`\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}`);
-  for (const line of lines) console.log(format(line));
 }

@@ -312,3 +312,11 @@ export function runScript(name: string, ...args: string[]): Promise<{ code: numb
     child.on('exit', (code) => done({ code, output }));
   });
 }
+
+/** Prints a table the demos end with: text columns left-aligned, the columns from `numbersFrom` on right-aligned. */
+export function printTable(header: string[], lines: string[][], numbersFrom: number): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+  const format = (cells: string[]) => cells.map((c, i) => (i >= numbersFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ');
+  console.log(`\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}`);
+  for (const line of lines) console.log(format(line));
+}

@@ -14,10 +14,10 @@ import type { SQL } from 'drizzle-orm';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { BusinessFailure, type DtxDataLayer } from '@nest-dtx/sdk';
+import type { DtxDataLayer } from '@nest-dtx/sdk';
 import { drizzleDataLayer, dtxBarrierMysql, dtxBarrierPg } from '@nest-dtx/sdk/drizzle';
-import { call, describeBarrierConformance, type ConformanceFixture } from './conformance.js';
-import { sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
+import { call, describeBarrierConformance } from './conformance.js';
+import { sqlFixture, sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
 /** LEDGER_DDL of sql-fixtures.ts, as drizzle tables. */
 const pgLedger = pgTable('ledger', { id: serial('id').primaryKey(), gid: text('gid').notNull(), phase: text('phase').notNull() });
@@ -27,27 +27,6 @@ const mysqlLedger = mysqlTable('ledger', {
   phase: varchar('phase', { length: 32 }).notNull(),
 });
 
-/** The fixture's business work, on any handle that can record a phase. */
-function fixture<Tx>(database: SqlTestDatabase, layer: DtxDataLayer<Tx>, record: (tx: Tx, gid: string, phase: string) => Promise<void>, close: () => Promise<void>): ConformanceFixture<Tx> {
-  return {
-    ...database,
-    layer,
-    record,
-    async refuse(tx, gid) {
-      await record(tx, gid, 'try');
-      throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
-    },
-    async crash(tx, gid) {
-      await record(tx, gid, 'try');
-      throw new Error('disk on fire');
-    },
-    async tearDown() {
-      await close();
-      await database.drop();
-    },
-  };
-}
-
 describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob: true }, async () => {
   const database = await sqlTestDatabase('postgres', 'conf_drizzle_postgres');
   // Room for the suite's ten concurrent calls, each holding a connection for its transaction.
@@ -55,7 +34,7 @@ describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob:
   const db = drizzlePg({ client: pool });
   const layer = drizzleDataLayer(db, { dialect: 'postgres', lockTimeoutMs: 1000 });
   // Through drizzle's query builder on the transaction, not raw SQL.
-  return fixture(database, layer, async (tx, gid, phase) => void (await tx.insert(pgLedger).values({ gid, phase })), () => pool.end());
+  return sqlFixture(database, layer, async (tx, gid, phase) => void (await tx.insert(pgLedger).values({ gid, phase })), () => pool.end());
 });
 
 describeBarrierConformance('Drizzle (MariaDB)', { rowLocks: true, retentionJob: true }, async () => {
@@ -63,7 +42,7 @@ describeBarrierConformance('Drizzle (MariaDB)', { rowLocks: true, retentionJob: 
   const pool = mysql.createPool({ uri: database.db.url, connectionLimit: 12 });
   const db = drizzleMysql({ client: pool });
   const layer = drizzleDataLayer(db, { dialect: 'mysql', lockTimeoutMs: 1000 });
-  return fixture(database, layer, async (tx, gid, phase) => void (await tx.insert(mysqlLedger).values({ gid, phase })), () => pool.end());
+  return sqlFixture(database, layer, async (tx, gid, phase) => void (await tx.insert(mysqlLedger).values({ gid, phase })), () => pool.end());
 });
 
 // Type-level: business methods get drizzle's own transaction type (with its query builder),

@@ -13,7 +13,7 @@ import type { PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure, PreparedTransactions, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { dtxBarrierMigration, kyselyDataLayer } from '@nest-dtx/sdk/kysely';
 import { describeBarrierConformance } from './conformance.js';
-import { sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
+import { sqlFixture, sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
 interface LedgerDb {
   ledger: { id: Generated<number>; gid: string; phase: string };
@@ -51,23 +51,7 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
     const database = await sqlTestDatabase(dialect, `conf_kysely_${dialect}`, false);
     const db = kyselyOn(dialect, database.db.url);
     await migrateToLatest(db, dialect);
-    return {
-      ...database,
-      layer: kyselyDataLayer(db, { dialect, lockTimeoutMs: 1000 }),
-      record,
-      async refuse(trx, gid) {
-        await record(trx, gid, 'try');
-        throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
-      },
-      async crash(trx, gid) {
-        await record(trx, gid, 'try');
-        throw new Error('disk on fire');
-      },
-      async tearDown() {
-        await db.destroy();
-        await database.drop();
-      },
-    };
+    return sqlFixture(database, kyselyDataLayer(db, { dialect, lockTimeoutMs: 1000 }), record, () => db.destroy());
   });
 
   describe(`dtxBarrierMigration (${label(dialect)})`, () => {

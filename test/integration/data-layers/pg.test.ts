@@ -1,29 +1,12 @@
 /** The barrier conformance suite on node-postgres: the business work runs on the transaction's PoolClient. */
 import pg from 'pg';
-import { BusinessFailure } from '@nest-dtx/sdk';
 import { pgDataLayer } from '@nest-dtx/sdk/pg';
 import { describeBarrierConformance } from './conformance.js';
-import { LEDGER_INSERT, sqlTestDatabase } from './sql-fixtures.js';
+import { LEDGER_INSERT, sqlFixture, sqlTestDatabase } from './sql-fixtures.js';
 
 describeBarrierConformance('pg (Postgres)', { rowLocks: true, retentionJob: true }, async () => {
   const database = await sqlTestDatabase('postgres', 'conf_pg');
   const pool = new pg.Pool({ connectionString: database.db.url, max: 12 });
   const record = async (client: pg.PoolClient, gid: string, phase: string) => void (await client.query(LEDGER_INSERT.postgres, [gid, phase]));
-  return {
-    ...database,
-    layer: pgDataLayer(pool, { lockTimeoutMs: 1000 }),
-    record,
-    async refuse(client, gid) {
-      await record(client, gid, 'try');
-      throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
-    },
-    async crash(client, gid) {
-      await record(client, gid, 'try');
-      throw new Error('disk on fire');
-    },
-    async tearDown() {
-      await pool.end();
-      await database.drop();
-    },
-  };
+  return sqlFixture(database, pgDataLayer(pool, { lockTimeoutMs: 1000 }), record, () => pool.end());
 });

@@ -18,10 +18,10 @@ import { promisify } from 'node:util';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaMariaDb } from '@prisma/adapter-mariadb';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { BusinessFailure, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
+import { type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { prismaDataLayer, type PrismaClientLike, type PrismaTransactionClientLike } from '@nest-dtx/sdk/prisma';
 import { describeBarrierConformance } from './conformance.js';
-import { sqlTestDatabase } from './sql-fixtures.js';
+import { sqlFixture, sqlTestDatabase } from './sql-fixtures.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const fixtures = join(root, 'test/fixtures/prisma');
@@ -72,23 +72,7 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
     const prisma = new PrismaClient({ adapter: adapterFor(dialect, database.db.url) });
     // Prisma's own API on the transaction's client, not raw SQL.
     const record = async (tx: LedgerTx, gid: string, phase: string) => void (await tx.ledger.create({ data: { gid, phase } }));
-    return {
-      ...database,
-      layer: prismaDataLayer(prisma, { dialect, lockTimeoutMs: 1000 }),
-      record,
-      async refuse(tx, gid) {
-        await record(tx, gid, 'try');
-        throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
-      },
-      async crash(tx, gid) {
-        await record(tx, gid, 'try');
-        throw new Error('disk on fire');
-      },
-      async tearDown() {
-        await prisma.$disconnect();
-        await database.drop();
-      },
-    };
+    return sqlFixture(database, prismaDataLayer(prisma, { dialect, lockTimeoutMs: 1000 }), record, () => prisma.$disconnect());
   });
 }
 

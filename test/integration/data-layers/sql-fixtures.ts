@@ -4,7 +4,7 @@
  */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { barrierTableDdl, type SqlDialect } from '@nest-dtx/sdk';
+import { BusinessFailure, barrierTableDdl, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { createMariaDbDatabase, createTestDatabase, type TestDatabase } from '../../support/databases.js';
 import type { ConformanceFixture } from './conformance.js';
 
@@ -106,6 +106,36 @@ async function mariadbDatabase(prefix: string, withBarrierTable: boolean): Promi
     async drop() {
       await pool.end();
       await db.drop();
+    },
+  };
+}
+
+/**
+ * A SQL adapter's whole fixture: its layer, the suite's business work from one way of recording
+ * a phase through the library's handle (refuse and crash record first, so the rollback has a
+ * change to undo), and a teardown that closes the library, then drops the database.
+ */
+export function sqlFixture<Tx>(
+  database: SqlTestDatabase,
+  layer: DtxDataLayer<Tx>,
+  record: (tx: Tx, gid: string, phase: string) => Promise<void>,
+  close: () => Promise<void>,
+): ConformanceFixture<Tx> {
+  return {
+    ...database,
+    layer,
+    record,
+    async refuse(tx, gid) {
+      await record(tx, gid, 'try');
+      throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
+    },
+    async crash(tx, gid) {
+      await record(tx, gid, 'try');
+      throw new Error('disk on fire');
+    },
+    async tearDown() {
+      await close();
+      await database.drop();
     },
   };
 }

@@ -3,10 +3,10 @@
  * on the transaction's EntityManager, and the barrier table comes from the SDK's migration.
  */
 import { DataSource, type EntityManager } from 'typeorm';
-import { BusinessFailure, dtxMigrations, type SqlDialect } from '@nest-dtx/sdk';
+import { dtxMigrations, type SqlDialect } from '@nest-dtx/sdk';
 import { typeormDataLayer } from '@nest-dtx/sdk/typeorm';
 import { describeBarrierConformance } from './conformance.js';
-import { LEDGER_INSERT, sqlTestDatabase } from './sql-fixtures.js';
+import { LEDGER_INSERT, sqlFixture, sqlTestDatabase } from './sql-fixtures.js';
 
 for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDialect[]) {
   describeBarrierConformance(`TypeORM (${dialect === 'postgres' ? 'Postgres' : 'MariaDB'})`, { rowLocks: true, retentionJob: true }, async () => {
@@ -21,22 +21,6 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
     await dataSource.initialize();
     await dataSource.runMigrations();
     const record = async (manager: EntityManager, gid: string, phase: string) => void (await manager.query(LEDGER_INSERT[dialect], [gid, phase]));
-    return {
-      ...database,
-      layer: typeormDataLayer(dataSource, { lockTimeoutMs: 1000 }),
-      record,
-      async refuse(manager, gid) {
-        await record(manager, gid, 'try');
-        throw new BusinessFailure('no stock', { reason: 'out_of_stock' });
-      },
-      async crash(manager, gid) {
-        await record(manager, gid, 'try');
-        throw new Error('disk on fire');
-      },
-      async tearDown() {
-        await dataSource.destroy();
-        await database.drop();
-      },
-    };
+    return sqlFixture(database, typeormDataLayer(dataSource, { lockTimeoutMs: 1000 }), record, () => dataSource.destroy());
   });
 }
