@@ -19,9 +19,10 @@ import {
   freePort,
   generateApiKeys,
   openAccount,
+  finished,
+  killCoordinatorAfterDecision,
   printTable,
   sleep,
-  until,
   type AccountHandle,
   type CoordinatorHandle,
 } from './lib/stack.js';
@@ -124,11 +125,6 @@ async function main(): Promise<number> {
       { participant: 'bank-a', action: 'debit', payload: { accountId: from, amount } },
       { participant: 'bank-b', action: 'credit', payload: { accountId: to, amount } },
     ];
-    const finished = (gid: string) =>
-      until(`${gid} to finish`, async () => {
-        const view = await client.get(gid);
-        return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
-      }, 60_000, 200);
 
     console.log('Running transfers...');
     await transfer('alice -> bob 250.00 (one-shot)', () =>
@@ -154,20 +150,12 @@ async function main(): Promise<number> {
       await sleep(1_500);
       console.log(`  status while bank B is down: ${(await client.get('demo-4')).status}; restarting bank B`);
       await bankB.start();
-      return finished('demo-4');
+      return finished(client, 'demo-4');
     });
 
-    await transfer('alice -> dave 75.00, coordinator killed -9 after decision', async () => {
-      await coord.process.kill();
-      await coord.start({ DTX_TEST_CRASH_AT: 'after_decision', DTX_TEST_CRASH_GID_PREFIX: 'demo-5' });
-      const answer = client
-        .begin({ mode: 'tcc', gid: 'demo-5', wait: true, branches: branches('alice', 'dave', 7_500) })
-        .then(() => 'answered', () => 'no answer (the coordinator died)');
-      const exit = await coord.process.waitExit();
-      console.log(`  coordinator exited (code ${exit ?? 'SIGKILL'}); client saw: ${await answer}; restarting it`);
-      await coord.start();
-      return finished('demo-5');
-    });
+    await transfer('alice -> dave 75.00, coordinator killed -9 after decision', () =>
+      killCoordinatorAfterDecision(coord, client, 'demo-5', () => client.begin({ mode: 'tcc', gid: 'demo-5', wait: true, branches: branches('alice', 'dave', 7_500) })),
+    );
 
     const a = await accountsOf(bankA);
     const b = await accountsOf(bankB);

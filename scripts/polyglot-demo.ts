@@ -23,9 +23,10 @@ import {
   openAccount,
   participantService,
   postJson,
+  finished,
+  killCoordinatorAfterDecision,
   printTable,
   sleep,
-  until,
   type ServiceHandle,
 } from './lib/stack.js';
 
@@ -182,11 +183,6 @@ export async function runPolyglotDemo(db: RunningEmbeddedPostgres, stoppers: (()
     { participant: 'loyalty', action: 'award', payload: { customer: from, points: pointsFor(amount) } },
     ...extra,
   ];
-  const finished = (gid: string) =>
-    until(`${gid} to finish`, async () => {
-      const view = await client.get(gid);
-      return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
-    }, 60_000, 200);
 
   console.log('Running transfers...');
   await transfer('TCC alice -> bob 250.00', 'poly-1', pointsFor(25_000), () =>
@@ -220,19 +216,11 @@ export async function runPolyglotDemo(db: RunningEmbeddedPostgres, stoppers: (()
     await sleep(1_500);
     console.log(`  status while bank B is down: ${(await client.get('poly-6')).status}; restarting bank B`);
     await bankB.start();
-    return finished('poly-6');
+    return finished(client, 'poly-6');
   });
-  await transfer('TCC alice -> dave 75.00, coordinator killed -9 after decision', 'poly-7', pointsFor(7_500), async () => {
-    await coord.process.kill();
-    await coord.start({ DTX_TEST_CRASH_AT: 'after_decision', DTX_TEST_CRASH_GID_PREFIX: 'poly-7' });
-    const answer = client
-      .begin({ mode: 'tcc', gid: 'poly-7', wait: true, branches: branches('alice', 'dave', 7_500) })
-      .then(() => 'answered', () => 'no answer (the coordinator died)');
-    const exit = await coord.process.waitExit();
-    console.log(`  coordinator exited (code ${exit ?? 'SIGKILL'}); client saw: ${await answer}; restarting it`);
-    await coord.start();
-    return finished('poly-7');
-  });
+  await transfer('TCC alice -> dave 75.00, coordinator killed -9 after decision', 'poly-7', pointsFor(7_500), () =>
+    killCoordinatorAfterDecision(coord, client, 'poly-7', () => client.begin({ mode: 'tcc', gid: 'poly-7', wait: true, branches: branches('alice', 'dave', 7_500) })),
+  );
 
   const a = await accountsOf(bankA);
   const b = await accountsOf(bankB);

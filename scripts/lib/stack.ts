@@ -9,6 +9,8 @@ import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TransactionView } from '@nest-dtx/protocol';
+import type { TransactionClient } from '@nest-dtx/sdk';
 
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -319,4 +321,27 @@ export function printTable(header: string[], lines: string[][], numbersFrom: num
   const format = (cells: string[]) => cells.map((c, i) => (i >= numbersFrom ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ');
   console.log(`\n${format(header)}\n${widths.map((w) => '-'.repeat(w)).join('-+-')}`);
   for (const line of lines) console.log(format(line));
+}
+
+/** Resolves with the transaction once it has ended (committed or rolled back). */
+export function finished(client: TransactionClient, gid: string): Promise<TransactionView> {
+  return until(`${gid} to finish`, async () => {
+    const view = await client.get(gid);
+    return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
+  }, 60_000, 200);
+}
+
+/**
+ * The demos' coordinator crash: restarts the coordinator set to kill itself (-9) right after it
+ * has decided `gid`, lets `begin` start that transaction, waits for the crash, starts the
+ * coordinator again and resolves once its recovery has finished the transaction.
+ */
+export async function killCoordinatorAfterDecision(coord: CoordinatorHandle, client: TransactionClient, gid: string, begin: () => Promise<unknown>): Promise<TransactionView> {
+  await coord.process.kill();
+  await coord.start({ DTX_TEST_CRASH_AT: 'after_decision', DTX_TEST_CRASH_GID_PREFIX: gid });
+  const answer = begin().then(() => 'answered', () => 'no answer (the coordinator died)');
+  const exit = await coord.process.waitExit();
+  console.log(`  coordinator exited (code ${exit ?? 'SIGKILL'}); client saw: ${await answer}; restarting it`);
+  await coord.start();
+  return finished(client, gid);
 }
