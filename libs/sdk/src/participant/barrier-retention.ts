@@ -48,6 +48,13 @@ export class BarrierRetention implements OnApplicationBootstrap, OnApplicationSh
   }
 
   onApplicationBootstrap(): void {
+    if (this.dataLayer.expiresRowsItself) {
+      // Said once, so that a retention set on the module is not silently ignored.
+      if (this.options.barrierRetentionMs !== undefined) {
+        this.logger.warn(`barrierRetentionMs does not apply to ${this.dataLayer.description}, which expires barrier rows itself: set the retention on the data layer`);
+      }
+      return;
+    }
     if (this.retentionMs <= 0) return;
     // Not refused (tests and short-lived set-ups may want it), but almost surely a mistake.
     if (this.retentionMs < MIN_SENSIBLE_RETENTION_MS) {

@@ -27,6 +27,11 @@ export interface DtxDataLayer<Tx = unknown> {
    * `retentionMs` (on the database's clock); returns how many it deleted.
    */
   deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number>;
+  /**
+   * Set when the store expires barrier rows itself (Redis, after the layer's own `retentionMs`):
+   * the participant's retention job does not run, and its `barrierRetentionMs` does not apply.
+   */
+  readonly expiresRowsItself?: boolean;
   /** Prepared (XA) transactions, when the database and the library allow them; else XaAction is refused at start-up. */
   readonly xa?: XaDataLayer<Tx>;
 }

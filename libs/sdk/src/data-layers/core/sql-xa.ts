@@ -184,7 +184,8 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
     try {
       // MySQL's lock timeout is a session setting: before the transaction starts.
       if (this.driver.dialect === 'mysql') await session.run(this.sql.lockTimeout(this.lockTimeoutMs));
-      await session.run(xa.begin(xid));
+      if (!session.begun) await session.run(xa.begin(xid));
+      else if (this.driver.dialect !== 'postgres') throw new Error(`${this.driver.library}: an XA transaction cannot start inside a transaction the library has begun`);
       open = true;
       // A prepare still running elsewhere for this branch holds the barrier row: give up soon, be retried.
       if (this.driver.dialect === 'postgres') await session.run(this.sql.lockTimeout(this.lockTimeoutMs));

@@ -28,6 +28,11 @@ export interface SqlSession<Tx> {
   run: SqlRun;
   /** What the business method receives while the session's transaction is open. */
   handle: Tx;
+  /**
+   * Postgres only: the library has already begun the session's transaction (a Kysely controlled
+   * transaction), so the prepared transaction's statements do not BEGIN again.
+   */
+  begun?: boolean;
   /** Gives the connection back; `destroy` closes it instead (MySQL: a connection that prepared an XA transaction). */
   release(options?: { destroy?: boolean }): Promise<void>;
 }

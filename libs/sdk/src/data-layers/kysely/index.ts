@@ -46,11 +46,10 @@ export function kyselyDataLayer<DB>(db: Kysely<DB>, options: KyselyDataLayerOpti
   if (dialect !== 'postgres' && dialect !== 'mysql') throw new Error(`kyselyDataLayer: dialect must be 'postgres' or 'mysql' (got ${String(dialect)})`);
   /**
    * A controlled transaction (Kysely 0.28) holds one connection from BEGIN until it is told to
-   * end, across any awaits: the prepared transaction's session. Kysely's BEGIN comes first; the
-   * BEGIN the XA statements open with then only draws Postgres's "already a transaction in
-   * progress" warning, and the transaction is ended by their PREPARE TRANSACTION (or ROLLBACK).
-   * The closing ROLLBACK just gives the connection back: it rolls back nothing ("no transaction
-   * in progress" warning). The business method gets a real Transaction<DB>: its transaction()
+   * end, across any awaits: the prepared transaction's session. Kysely sends its BEGIN (so the
+   * session says `begun`), and the transaction is ended by the XA statements' PREPARE
+   * TRANSACTION (or ROLLBACK). The closing ROLLBACK just gives the connection back: it rolls back
+   * nothing ("no transaction in progress" warning). The business method gets a real Transaction<DB>: its transaction()
    * and connection() refuse, so it cannot end the prepared transaction's work early.
    */
   const session = async (): Promise<SqlSession<Transaction<DB>>> => {
@@ -58,6 +57,7 @@ export function kyselyDataLayer<DB>(db: Kysely<DB>, options: KyselyDataLayerOpti
     return {
       run: runOn(trx, dialect),
       handle: trx,
+      begun: true,
       release: async () => {
         // A ROLLBACK fails on a dead connection; Kysely gives it back anyway (it cannot close
         // one), and node-postgres's pool drops a client that is no longer queryable.

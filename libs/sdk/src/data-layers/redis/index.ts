@@ -139,6 +139,8 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     }
   }
 
+  readonly expiresRowsItself = true;
+
   /** 0: Redis expires the barrier hashes itself (PEXPIRE to retentionMs at every write); there is nothing to delete. */
   deleteExpiredBarrierRows(): Promise<number> {
     return Promise.resolve(0);
