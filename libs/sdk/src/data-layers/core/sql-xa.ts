@@ -254,6 +254,16 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
   }
 
   private async isPrepared(xa: XaSql, xid: Xid): Promise<boolean> {
+    // Postgres can be asked for the one id (every prepare, commit and rollback asks); MySQL's
+    // XA RECOVER only lists them all.
+    if (this.driver.dialect === 'postgres') {
+      const { rows } = await this.driver.run({
+        text: `SELECT 1 FROM pg_prepared_xacts WHERE gid = ? AND database = current_database()`,
+        values: [xid.name],
+        reads: 'rows',
+      });
+      return rows.length > 0;
+    }
     return (await this.own(xa, xid.participant)).includes(xid.name);
   }
 
