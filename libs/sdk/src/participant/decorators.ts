@@ -12,8 +12,8 @@ export interface ActionMetadata {
   /** Names of the methods (on the same class) that run each phase. */
   methods: Partial<Record<Phase, string>>;
   /**
-   * 2PC backed by a real Postgres prepared transaction: the prepare method's work ends in
-   * PREPARE TRANSACTION, and commit/rollback are COMMIT/ROLLBACK PREPARED (no methods needed).
+   * 2PC backed by a real prepared transaction of the database (Postgres PREPARE TRANSACTION,
+   * MySQL/MariaDB XA PREPARE); commit and rollback finish it (no methods needed).
    */
   xa?: boolean;
 }
@@ -70,10 +70,12 @@ export function TwoPhaseAction(options: TwoPhaseActionOptions): MethodDecorator 
 }
 
 /**
- * Declares a 2PC action backed by a Postgres prepared transaction (XA style): the decorated
- * method does the work through the EntityManager it receives; the SDK ends that local
- * transaction with PREPARE TRANSACTION, and finishes it with COMMIT PREPARED or ROLLBACK
- * PREPARED when the coordinator decides. Needs max_prepared_transactions > 0.
+ * Declares a 2PC action backed by a prepared transaction of the database (XA): the decorated
+ * method does the work through the handle it receives (`context.tx`); the SDK ends that local
+ * transaction prepared (Postgres PREPARE TRANSACTION, MySQL/MariaDB XA END + XA PREPARE) and
+ * finishes it (COMMIT/ROLLBACK PREPARED, XA COMMIT/ROLLBACK) when the coordinator decides. On
+ * the data layers that have XA: TypeORM and pg on Postgres (max_prepared_transactions > 0),
+ * mysql2 on MySQL/MariaDB, Kysely on Postgres; on the others the participant refuses to start.
  */
 export function XaAction(options: { name?: string } = {}): MethodDecorator {
   return actionDecorator((method) => ({ name: options.name ?? method, mode: '2pc', methods: { prepare: method }, xa: true }));
