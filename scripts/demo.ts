@@ -15,6 +15,7 @@ import {
   ROOT,
   accountService,
   accountsOf,
+  DEMO_RECOVERY_ENV,
   coordinator,
   freePort,
   generateApiKeys,
@@ -79,14 +80,7 @@ async function main(): Promise<number> {
     // the participant key and the transfers go out with the client key.
     const keys = generateApiKeys();
     // Short retry and lease times so recovery is visible within seconds.
-    const coord: CoordinatorHandle = await coordinator('demo-coordinator', db.urlFor('demo_coordinator'), {
-      API_KEYS: keys.API_KEYS,
-      RECOVERY_INTERVAL_MS: '250',
-      RETRY_BASE_MS: '100',
-      RETRY_MAX_MS: '1000',
-      LEASE_MS: '2000',
-      CALL_TIMEOUT_MS: '1000',
-    });
+    const coord: CoordinatorHandle = await coordinator('demo-coordinator', db.urlFor('demo_coordinator'), { API_KEYS: keys.API_KEYS, ...DEMO_RECOVERY_ENV });
     stoppers.push(() => coord.process.kill());
     console.log(`Starting the coordinator on ${coord.url}...`);
     await coord.start();

@@ -17,6 +17,7 @@ import {
   LOG_DIR,
   REDIS_URL,
   accountsOf,
+  DEMO_RECOVERY_ENV,
   coordinator,
   generateApiKeys,
   getJson,
@@ -125,14 +126,7 @@ export async function runPolyglotDemo(db: RunningEmbeddedPostgres, stoppers: (()
   const bankBUrl = await recreateMariaDbDatabase();
   await clearRedisPrefix('loyalty:');
   const keys = generateApiKeys();
-  const coord = await coordinator('polyglot-coordinator', db.urlFor('demo_coordinator'), {
-    API_KEYS: keys.API_KEYS,
-    RECOVERY_INTERVAL_MS: '250',
-    RETRY_BASE_MS: '100',
-    RETRY_MAX_MS: '1000',
-    LEASE_MS: '2000',
-    CALL_TIMEOUT_MS: '1000',
-  });
+  const coord = await coordinator('polyglot-coordinator', db.urlFor('demo_coordinator'), { API_KEYS: keys.API_KEYS, ...DEMO_RECOVERY_ENV });
   stoppers.push(() => coord.process.kill());
   console.log(`Starting the coordinator on ${coord.url}...`);
   await coord.start();

@@ -181,6 +181,15 @@ export interface CoordinatorHandle {
   start(extraEnv?: Record<string, string>): Promise<void>;
 }
 
+/** The bank demos' coordinator settings: short retry, lease and call times, so recovery is visible within seconds. */
+export const DEMO_RECOVERY_ENV = {
+  RECOVERY_INTERVAL_MS: '250',
+  RETRY_BASE_MS: '100',
+  RETRY_MAX_MS: '1000',
+  LEASE_MS: '2000',
+  CALL_TIMEOUT_MS: '1000',
+} as const;
+
 export async function coordinator(name: string, databaseUrl: string, env: Record<string, string> = {}): Promise<CoordinatorHandle> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
