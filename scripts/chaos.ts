@@ -530,9 +530,10 @@ async function main(): Promise<number> {
   return report.violations.length === 0 ? 0 : 1;
 }
 
-const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string }> = {
+const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string | null }> = {
   tcc: { commit: 'confirm', rollback: 'cancel' },
   '2pc': { commit: 'commit', rollback: 'rollback' },
+  msg: { commit: 'execute', rollback: null },
   saga: { commit: null, rollback: 'compensate' },
 };
 

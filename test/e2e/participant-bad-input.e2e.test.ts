@@ -192,7 +192,7 @@ function stillValid(call: PhaseCallBody, field: keyof PhaseCallBody, value: unkn
 
 const phasesOf = (mode: Mode): Phase[] => {
   const p = MODE_PHASES[mode];
-  return [p.phase1, ...(p.commit ? [p.commit] : []), p.rollback];
+  return [p.phase1, ...(p.commit ? [p.commit] : []), ...(p.rollback ? [p.rollback] : [])];
 };
 
 /** Every call the account service serves: each action in each mode and phase, with payloads that would move money. */

@@ -2,7 +2,7 @@
  * The vocabulary of PROTOCOL.md sections 1 and 2, as values and types.
  * Every other module imports these instead of spelling the strings again.
  */
-export const MODES = ['tcc', '2pc', 'saga'] as const;
+export const MODES = ['tcc', '2pc', 'saga', 'msg'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const GLOBAL_STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'] as const;
@@ -17,24 +17,36 @@ export type BranchStatus = (typeof BRANCH_STATUSES)[number];
 export const ROLLBACK_REASONS = ['client', 'timeout', 'branch_failed', 'admin'] as const;
 export type RollbackReason = (typeof ROLLBACK_REASONS)[number];
 
-export const PHASES = ['try', 'confirm', 'cancel', 'prepare', 'commit', 'rollback', 'execute', 'compensate'] as const;
+export const PHASES = ['try', 'confirm', 'cancel', 'prepare', 'commit', 'rollback', 'execute', 'compensate', 'check'] as const;
 export type Phase = (typeof PHASES)[number];
 
-/** The role a phase plays, whatever the mode calls it. */
-export type PhaseKind = 'phase1' | 'commit' | 'rollback';
+/**
+ * The role a phase plays, whatever the mode calls it. `check` is msg's question to the caller's
+ * service: did the local transaction of this message commit?
+ */
+export type PhaseKind = 'phase1' | 'commit' | 'rollback' | 'check';
 
 export interface ModePhases {
+  /** msg: its phase 1 is the caller's own local transaction; the coordinator only asks about it (`check`). */
   phase1: Phase;
-  /** Saga has no commit phase: its forward steps are already committed. */
+  /** Saga has no commit phase: its forward steps are already committed. msg delivers with `execute`. */
   commit: Phase | null;
-  rollback: Phase;
+  /** msg has no rollback phase: nothing was sent to any branch before the commit. */
+  rollback: Phase | null;
 }
 
 export const MODE_PHASES: Readonly<Record<Mode, ModePhases>> = {
   tcc: { phase1: 'try', commit: 'confirm', rollback: 'cancel' },
   '2pc': { phase1: 'prepare', commit: 'commit', rollback: 'rollback' },
   saga: { phase1: 'execute', commit: null, rollback: 'compensate' },
+  msg: { phase1: 'check', commit: 'execute', rollback: null },
 };
+
+/**
+ * The branchId of msg's check-back call (PROTOCOL.md 3.1): the SDK keys the barrier row of the
+ * caller's local transaction by it, so no branch of a msg transaction may use it.
+ */
+export const MSG_CHECK_BRANCH_ID = 'check';
 
 export function phaseKind(phase: Phase): PhaseKind {
   switch (phase) {
@@ -49,6 +61,8 @@ export function phaseKind(phase: Phase): PhaseKind {
     case 'rollback':
     case 'compensate':
       return 'rollback';
+    case 'check':
+      return 'check';
   }
 }
 

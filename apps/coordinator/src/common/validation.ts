@@ -43,7 +43,10 @@ const isBranchSpec = exactObject({
   branchId: absentOr(matches(ID_PATTERN)),
 });
 
-/** BeginTransactionDto's rules for tcc/2pc bodies; saga steps always take the full path. */
+/** MsgCheckDto's rules. */
+const isMsgCheck = exactObject({ participant: matches(NAME_PATTERN), action: matches(NAME_PATTERN) });
+
+/** BeginTransactionDto's rules for tcc/2pc/msg bodies; saga steps always take the full path. */
 const isBeginWithoutSteps = exactObject({
   mode: (value) => (MODES as readonly unknown[]).includes(value),
   gid: absentOr(matches(ID_PATTERN)),
@@ -52,6 +55,8 @@ const isBeginWithoutSteps = exactObject({
   branches: absentOr((value) => Array.isArray(value) && value.length >= 1 && value.length <= LIMITS.maxBranches && value.every(isBranchSpec)),
   steps: (value) => value === undefined,
   concurrent: absentOr(isBoolean),
+  check: absentOr(isMsgCheck),
+  submit: absentOr(isBoolean),
   wait: absentOr(isBoolean),
 });
 

@@ -16,6 +16,9 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** What one call goes to: a branch, or msg's check-back (which names the caller's action, not a branch). */
+export type CallTarget = Pick<BranchRecord, 'branchId' | 'participant' | 'action' | 'payload'>;
+
 /** Calls one phase of one branch on its registered participant. */
 @Injectable()
 export class BranchCaller {
@@ -29,7 +32,7 @@ export class BranchCaller {
   ) {}
 
   /** An unregistered participant is a transient failure: it may register later. */
-  async call(loaded: LoadedTx, branch: BranchRecord, phase: Phase): Promise<CallOutcome> {
+  async call(loaded: LoadedTx, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const startedAt = Date.now();
@@ -62,7 +65,7 @@ export class BranchCaller {
    * time left for the calls to finish: an instance that was paused past its lease sends
    * nothing, so two instances never call for one transaction in overlapping leases.
    */
-  callAll(loaded: LoadedTx, branches: readonly BranchRecord[], phase: Phase, onFirstAnswer?: () => void): Promise<CallOutcome[]> {
+  callAll(loaded: LoadedTx, branches: readonly CallTarget[], phase: Phase, onFirstAnswer?: () => void): Promise<CallOutcome[]> {
     if (loaded.heldUntil === undefined || Date.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
       return Promise.reject(new LeaseLostError(loaded.tx.gid));
     }

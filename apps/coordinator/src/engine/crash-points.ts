@@ -13,7 +13,9 @@ export type CrashPoint =
   | 'mid_phase2'
   | 'after_phase2_calls'
   /** A saga's compensation between two rounds: some steps compensated and recorded, others not yet. */
-  | 'during_compensation';
+  | 'during_compensation'
+  /** msg: the caller answered the check-back, and the answer is not written yet. */
+  | 'after_check_call';
 
 /** Every point, for the fault-injection runner. */
 export const CRASH_POINTS: readonly CrashPoint[] = [
@@ -24,6 +26,7 @@ export const CRASH_POINTS: readonly CrashPoint[] = [
   'mid_phase2',
   'after_phase2_calls',
   'during_compensation',
+  'after_check_call',
 ];
 
 export function crashPoint(point: CrashPoint, gid: string): void {

@@ -17,21 +17,22 @@ const every = (m: Model, s: BranchStatus) => Object.values(m.branches).every((b)
 function reference(m: Model, e: MachineEvent): Model | ErrorCode {
   const next: Model = { ...m, branches: { ...m.branches } };
   const saga = m.mode === 'saga';
+  const msg = m.mode === 'msg';
   switch (e.type) {
     case 'branch_added':
-      if (saga) return ErrorCode.WRONG_MODE;
+      if (saga || msg) return ErrorCode.WRONG_MODE;
       if (m.status !== 'active') return ErrorCode.TX_NOT_ACTIVE;
       next.branches[e.branchId] ??= 'pending';
       return next;
     case 'phase1_answered':
-      if (saga) return ErrorCode.WRONG_MODE;
+      if (saga || msg) return ErrorCode.WRONG_MODE;
       if (m.status === 'active') {
         for (const a of e.answers) if (next.branches[a.branchId] === 'pending' && a.answer !== 'unknown') next.branches[a.branchId] = a.answer === 'ok' ? 'prepared' : 'failed';
       }
       return next;
     case 'phase1_finished':
       if (m.status !== 'active') return next;
-      if (saga) return ErrorCode.WRONG_MODE;
+      if (saga || msg) return ErrorCode.WRONG_MODE;
       return every(m, 'prepared') ? { ...next, status: 'committing' } : { ...next, status: 'rolling_back', reason: 'branch_failed' };
     case 'commit_requested':
       if (saga) return ErrorCode.WRONG_MODE;
@@ -43,7 +44,13 @@ function reference(m: Model, e: MachineEvent): Model | ErrorCode {
       if (m.status === 'committing' || m.status === 'committed') return ErrorCode.TX_ALREADY_DECIDED;
       return m.status === 'active' ? { ...next, status: 'rolling_back', reason: e.reason } : next;
     case 'deadline_passed':
+      // A message is asked (check_answered), never rolled back at its deadline.
+      if (msg) return next;
       return m.status === 'active' ? { ...next, status: 'rolling_back', reason: 'timeout' } : next;
+    case 'check_answered':
+      if (!msg) return ErrorCode.WRONG_MODE;
+      if (m.status !== 'active' || e.answer === 'unknown') return next;
+      return e.answer === 'committed' ? { ...next, status: 'committing' } : { ...next, status: 'rolling_back', reason: 'timeout' };
     case 'phase2_answered': {
       if (m.status !== 'committing' && m.status !== 'rolling_back') return next;
       const done: BranchStatus = m.status === 'committing' ? 'committed' : 'rolled_back';
@@ -86,11 +93,12 @@ const event: fc.Arbitrary<MachineEvent> = fc.oneof(
   fc.record({ type: fc.constant('deadline_passed' as const) }),
   fc.record({ type: fc.constant('phase2_answered' as const), answers: answers('ok', 'transient', 'refused') }),
   fc.record({ type: fc.constant('steps_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
+  fc.record({ type: fc.constant('check_answered' as const), answer: fc.constantFrom('committed' as const, 'not_committed' as const, 'unknown' as const) }),
 );
 /** Each step: an event, and whether the instance crashes before writing what it decided. */
 const step = fc.record({ event, crashBeforeWrite: fc.boolean() });
 const start = fc.record({
-  mode: fc.constantFrom<Mode>('tcc', '2pc', 'saga'),
+  mode: fc.constantFrom<Mode>('tcc', '2pc', 'saga', 'msg'),
   branches: fc.uniqueArray(branchId, { maxLength: 3 }),
 });
 
@@ -98,7 +106,9 @@ describe('state machine vs reference model (fast-check)', () => {
   it('agrees with the model on every event, and what is durable only ever moves as PROTOCOL.md 2 allows', () => {
     fc.assert(
       fc.property(start, fc.array(step, { maxLength: 30 }), ({ mode, branches }, steps) => {
-        let durable: Model = { mode, status: 'active', reason: null, branches: Object.fromEntries(branches.map((b) => [b, 'pending' as const])) };
+        // A message's branches are prepared from the start (ready to deliver); the others' pending.
+        const initial: BranchStatus = mode === 'msg' ? 'prepared' : 'pending';
+        let durable: Model = { mode, status: 'active', reason: null, branches: Object.fromEntries(branches.map((b) => [b, initial])) };
         const history: GlobalStatus[] = [durable.status];
         for (const { event: e, crashBeforeWrite } of steps) {
           const actual = transition(toMachine(durable), e);

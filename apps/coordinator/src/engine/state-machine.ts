@@ -27,6 +27,8 @@ export interface MachineTx {
 export type Phase1Answer = 'ok' | 'failed' | 'unknown';
 /** What a participant's answer to a phase-2 call came to; `refused` is a 409, a participant bug. */
 export type Phase2Answer = 'ok' | 'transient' | 'refused';
+/** What msg's check-back came to: 2xx, 409, or anything else (ask again later). */
+export type CheckAnswer = 'committed' | 'not_committed' | 'unknown';
 
 export type MachineEvent =
   | { type: 'branch_added'; branchId: string }
@@ -38,7 +40,9 @@ export type MachineEvent =
   | { type: 'deadline_passed' }
   | { type: 'phase2_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase2Answer }> }
   /** Saga: answers of forward steps. The saga commits when every step has committed. */
-  | { type: 'steps_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }> };
+  | { type: 'steps_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }> }
+  /** msg: the caller's service answered the check-back of a message past its deadline. */
+  | { type: 'check_answered'; answer: CheckAnswer };
 
 export type MachineResult =
   | {
@@ -100,14 +104,15 @@ function rollBack(tx: MachineTx, reason: RollbackReason, error?: ErrorCode): Mac
 export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
   switch (event.type) {
     case 'branch_added': {
-      if (tx.mode === 'saga') return rejected(ErrorCode.WRONG_MODE);
+      // A saga's steps and a message's branches are all given at begin.
+      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
       if (tx.status !== 'active') return rejected(ErrorCode.TX_NOT_ACTIVE);
       if (tx.branches.some((b) => b.branchId === event.branchId)) return unchanged(tx);
       return moved(tx, { branches: [...tx.branches, { branchId: event.branchId, status: 'pending' }] });
     }
 
     case 'phase1_answered': {
-      if (tx.mode === 'saga') return rejected(ErrorCode.WRONG_MODE);
+      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
       // Answers only move branches still pending; once a rollback is decided the rollback phase
       // reaches every branch whatever it answered, so late answers change nothing.
       if (tx.status !== 'active') return unchanged(tx);
@@ -123,7 +128,7 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
 
     case 'phase1_finished': {
       if (tx.status !== 'active') return unchanged(tx);
-      if (tx.mode === 'saga') return rejected(ErrorCode.WRONG_MODE);
+      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
       // A branch still pending gave no answer in time: its outcome is unknown, so the only safe
       // decision is rollback (the rollback phase also reaches it).
       if (allBranchesAre(tx.branches, 'prepared')) return moved(tx, { status: 'committing' });
@@ -162,7 +167,17 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     }
 
     case 'deadline_passed':
+      // A message is never rolled back blindly: its local transaction may have committed. The
+      // coordinator asks (check_answered) instead.
+      if (tx.mode === 'msg') return unchanged(tx);
       return tx.status === 'active' ? rollBack(tx, 'timeout') : unchanged(tx);
+
+    case 'check_answered':
+      if (tx.mode !== 'msg') return rejected(ErrorCode.WRONG_MODE);
+      if (tx.status !== 'active' || event.answer === 'unknown') return unchanged(tx);
+      // The commit point of a message whose caller never submitted: its local transaction committed.
+      if (event.answer === 'committed') return moved(tx, { status: 'committing' });
+      return rollBack(tx, 'timeout');
 
     case 'phase2_answered': {
       if (tx.status !== 'committing' && tx.status !== 'rolling_back') return unchanged(tx);

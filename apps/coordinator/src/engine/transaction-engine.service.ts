@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ErrorCode, isTerminal } from '@nest-dtx/protocol';
+import { ErrorCode, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -183,8 +183,7 @@ export class TransactionEngine {
     let current: LoadedTx | null = loaded;
     if (loaded.tx.status === 'active') {
       const processor = this.processors.get(loaded.tx.mode);
-      // tcc/2pc rows fall due at their deadline; a saga also between retries of its steps.
-      const expired = loaded.tx.mode !== 'saga' || loaded.tx.deadline.getTime() <= Date.now();
+      const expired = processor.expiredWhenClaimed(loaded);
       current = expired ? await this.applyDecision(loaded, { type: 'deadline_passed' }) : await processor.resumeActive(loaded);
       if (expired && current) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
     }
@@ -244,11 +243,15 @@ export class TransactionEngine {
       const { tx } = current;
       const processor = this.processors.get(tx.mode);
       const phase = tx.status === 'committing' ? processor.phases.commit : processor.phases.rollback;
-      if (!phase) throw new Error(`mode ${tx.mode} has no phase for ${tx.status}`);
+      if (!phase && tx.status === 'committing') throw new Error(`mode ${tx.mode} has no phase for ${tx.status}`);
 
       const wave = processor.phase2Wave(current);
-      const outcomes = await this.caller.callAll(current, wave, phase, () => crashPoint('mid_phase2', tx.gid));
-      crashPoint('after_phase2_calls', tx.gid);
+      // msg has no rollback phase: no branch was sent anything before the decision, so none is
+      // owed a call, and each is rolled back as it stands.
+      const outcomes: CallOutcome[] = phase
+        ? await this.caller.callAll(current, wave, phase, () => crashPoint('mid_phase2', tx.gid))
+        : wave.map(() => ({ kind: 'ok', result: null }));
+      if (phase) crashPoint('after_phase2_calls', tx.gid);
 
       const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: phase2AnswerOf(outcomes[i]) }));
       const result = transition(machineOf(current), { type: 'phase2_answered', answers });
@@ -261,7 +264,7 @@ export class TransactionEngine {
       const needsAttention = !terminal && (refused || attempts >= this.writer.attentionAfterAttempts);
       const statusOf = branchStatusIn(next);
 
-      const events = wave.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b)));
+      const events = phase ? wave.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b))) : [];
       if (terminal) events.push({ type: 'status', from: tx.status, to: next.status, detail: { reason: next.reason } });
       if (needsAttention && !tx.needsAttention) events.push({ type: 'attention', detail: { attempts, refused } });
       const schedule: Pick<TxChange, 'lease' | 'nextAttemptInMs'> = terminal
@@ -279,7 +282,7 @@ export class TransactionEngine {
         branches: wave.map((b, i) => ({
           branchId: b.branchId,
           status: statusOf(b),
-          calls: 1,
+          calls: phase ? 1 : 0,
           // Why phase 1 failed (refusal, no answer) stays visible after the rollback; on a branch
           // whose phase 1 succeeded the only errors are phase-2 retries, cleared once one succeeds.
           lastError: outcomes[i].kind !== 'ok' ? errorOf(outcomes[i]) : b.status === 'failed' || b.status === 'pending' ? undefined : null,

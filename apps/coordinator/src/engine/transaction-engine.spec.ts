@@ -19,6 +19,7 @@ import type { AppliedChange, TransactionStore } from '../store/transaction.store
 import { BranchCaller } from './branch-caller.js';
 import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeProcessors } from './processors/mode-processors.js';
+import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
 import { TccProcessor } from './processors/tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './processors/two-phase-commit.processor.js';
@@ -39,12 +40,12 @@ class FakeStore {
     const now = new Date();
     const loaded: LoadedTx = {
       tx: {
-        gid: input.gid, mode: input.mode, status: 'active', reason: null, oneShot: input.oneShot, concurrent: input.concurrent,
+        gid: input.gid, mode: input.mode, status: input.status ?? 'active', reason: null, oneShot: input.oneShot, concurrent: input.concurrent,
         requestHash: input.requestHash, metadata: input.metadata, timeoutMs: input.timeoutMs, deadline: new Date(now.getTime() + input.timeoutMs),
         version: 1, attempts: 0, needsAttention: false, nextAttemptAt: now, leaseOwner: input.leaseOwner,
-        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, createdAt: now, updatedAt: now,
+        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null, createdAt: now, updatedAt: now,
       },
-      branches: input.branches.map((b, i) => this.branch(input.gid, b, i + 1)),
+      branches: input.branches.map((b, i) => ({ ...this.branch(input.gid, b, i + 1), status: input.branchStatus ?? 'pending' })),
     };
     this.txs.set(input.gid, loaded);
     this.writes.push(`insert ${input.gid}`);
@@ -129,7 +130,12 @@ function engineWith() {
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
   const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics);
-  const processors = new ModeProcessors(new TccProcessor(writer, caller), new TwoPhaseCommitProcessor(writer, caller), new SagaProcessor(writer, caller));
+  const processors = new ModeProcessors(
+    new TccProcessor(writer, caller),
+    new TwoPhaseCommitProcessor(writer, caller),
+    new SagaProcessor(writer, caller),
+    new MsgProcessor(writer, caller),
+  );
   const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics);
   return { engine, store, participants };
 }
@@ -237,5 +243,94 @@ describe('TransactionEngine', () => {
     const { loaded } = await engine.create(oneShot('lease-1', { leaseOwner: 'other-instance' }), false);
     expect(loaded.tx.status).toBe('active');
     expect(participants.calls).toEqual([]);
+  });
+});
+
+describe('TransactionEngine: msg', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  const message = (gid: string, over: Partial<NewTransaction> = {}): NewTransaction =>
+    oneShot(gid, {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [
+        { branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} },
+        { branchId: 'b2', participant: 'events', action: 'order.created', payload: {} },
+      ],
+      ...over,
+    });
+
+  /** The message as recovery claims it once its deadline has passed. */
+  async function claimedPastDeadline(store: FakeStore, gid: string): Promise<LoadedTx> {
+    store.txs.get(gid)!.tx.deadline = new Date(Date.now() - 1);
+    const loaded = await store.load(gid);
+    return { ...loaded!, heldUntil: Date.now() + 60_000 };
+  }
+
+  it('prepared: calls nobody until the commit, then delivers execute to every branch', async () => {
+    const { engine, store, participants } = engineWith();
+    const { loaded } = await engine.create(message('m-1'), false);
+    expect(loaded.tx.status).toBe('active');
+    expect(loaded.branches.map((b) => b.status)).toEqual(['prepared', 'prepared']);
+    expect(participants.calls).toEqual([]);
+    const { loaded: done } = await engine.decide('m-1', { type: 'commit_requested' }, true);
+    expect(done.tx.status).toBe('committed');
+    expect(participants.calls.sort()).toEqual(['events execute', 'inventory execute']);
+    expect(store.writes).toEqual(['insert m-1', 'apply m-1 -> committing', 'apply m-1 -> committed']);
+  });
+
+  it('rolled back by its caller: ends rolled back and calls nobody, not even the check', async () => {
+    const { engine, participants } = engineWith();
+    await engine.create(message('m-2'), false);
+    const { loaded } = await engine.decide('m-2', { type: 'rollback_requested', reason: 'client' }, true);
+    expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'client' });
+    expect(loaded.branches.map((b) => b.status)).toEqual(['rolled_back', 'rolled_back']);
+    expect(participants.calls).toEqual([]);
+  });
+
+  it('at its deadline, a check answered 2xx commits it and delivers', async () => {
+    const { engine, store, participants } = engineWith();
+    await engine.create(message('m-3'), false);
+    await engine.resume(await claimedPastDeadline(store, 'm-3'));
+    expect(participants.calls[0]).toBe('order check');
+    expect(participants.calls.slice(1).sort()).toEqual(['events execute', 'inventory execute']);
+    expect((await store.load('m-3'))!.tx.status).toBe('committed');
+  });
+
+  it('at its deadline, a check answered 409 rolls it back (reason timeout) with no execute', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.answers['order check'] = { kind: 'failed', error: { reason: 'not_committed' } };
+    await engine.create(message('m-4'), false);
+    await engine.resume(await claimedPastDeadline(store, 'm-4'));
+    expect(participants.calls).toEqual(['order check']);
+    expect((await store.load('m-4'))!.tx).toMatchObject({ status: 'rolled_back', reason: 'timeout' });
+  });
+
+  it('at its deadline, a check with no answer leaves it active and asks again later, never guessing', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.answers['order check'] = { kind: 'transient', error: 'HTTP 503' };
+    await engine.create(message('m-5'), false);
+    await engine.resume(await claimedPastDeadline(store, 'm-5'));
+    const after = (await store.load('m-5'))!;
+    expect(after.tx).toMatchObject({ status: 'active', attempts: 1, leaseOwner: null });
+    expect(participants.calls).toEqual(['order check']);
+    delete participants.answers['order check'];
+    await engine.resume(await claimedPastDeadline(store, 'm-5'));
+    expect((await store.load('m-5'))!.tx.status).toBe('committed');
+  });
+
+  it('submitted at begin: starts committing and is delivered without a commit call', async () => {
+    const { engine, store, participants } = engineWith();
+    const { loaded } = await engine.create(message('m-6', { oneShot: true, status: 'committing', leaseOwner: 'test-instance' }), true);
+    expect(loaded.tx.status).toBe('committed');
+    expect(participants.calls.sort()).toEqual(['events execute', 'inventory execute']);
+    expect(store.writes).toEqual(['insert m-6', 'apply m-6 -> committed']);
+  });
+
+  it('refuses an added branch: a message names its branches at begin', async () => {
+    const { engine } = engineWith();
+    await engine.create(message('m-7'), false);
+    await expect(engine.addBranch('m-7', { branchId: 'late', participant: 'bank-a', action: 'debit', payload: {} })).rejects.toMatchObject({
+      code: 'WRONG_MODE',
+    });
   });
 });

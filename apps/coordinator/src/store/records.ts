@@ -19,8 +19,16 @@ export interface TxRecord {
   leaseOwner: string | null;
   leaseUntil: Date | null;
   traceParent: string | null;
+  /** msg: the action of the caller's service that answers whether its local transaction committed. */
+  check: MsgCheckTarget | null;
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** msg's check-back target (PROTOCOL.md 3.1). */
+export interface MsgCheckTarget {
+  participant: string;
+  action: string;
 }
 
 export interface BranchRecord {
@@ -80,6 +88,15 @@ export interface NewTransaction {
   /** When recovery should first look at it: the deadline, or the end of the lease for a saga being driven. */
   firstAttemptInMs: number;
   traceParent: string | null;
+  /** msg only: where the check-back goes. */
+  check?: MsgCheckTarget;
+  /**
+   * How it starts: `active` (the default), or `committing` for a message submitted at once
+   * (`"submit": true`): its insert is the commit point.
+   */
+  status?: Extract<GlobalStatus, 'active' | 'committing'>;
+  /** How its branches start: `pending` (phase 1 not sent yet), or `prepared` for a message's (ready to deliver). */
+  branchStatus?: Extract<BranchStatus, 'pending' | 'prepared'>;
   events: EventInput[];
 }
 

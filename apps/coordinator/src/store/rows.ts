@@ -27,6 +27,7 @@ export function mapTx(raw: RawRow): TxRecord {
     leaseOwner: (raw.lease_owner ?? null) as string | null,
     leaseUntil: toDateOrNull(raw.lease_until),
     traceParent: (raw.trace_parent ?? null) as string | null,
+    check: typeof raw.check_participant === 'string' ? { participant: raw.check_participant, action: raw.check_action as string } : null,
     createdAt: toDate(raw.created_at),
     updatedAt: toDate(raw.updated_at),
   };

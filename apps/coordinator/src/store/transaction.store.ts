@@ -81,19 +81,22 @@ const WRITE_PARTS: Record<WriteKind, WritePart> = {
 ins_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
-    timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, branches jsonb, events jsonb)
+    timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, status text, branch_status text,
+    check_participant text, check_action text, branches jsonb, events jsonb)
 ), ins AS (
   INSERT INTO global_transactions
-    (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent)
-  SELECT gid, mode, 'active', one_shot, concurrent, request_hash, metadata, timeout_ms,
+    (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent,
+     check_participant, check_action)
+  SELECT gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms,
          now() + timeout_ms * interval '1 millisecond', now() + first_attempt_ms * interval '1 millisecond', lease_owner,
-         CASE WHEN lease_owner IS NULL THEN NULL ELSE now() + lease_ms * interval '1 millisecond' END, trace_parent
+         CASE WHEN lease_owner IS NULL THEN NULL ELSE now() + lease_ms * interval '1 millisecond' END, trace_parent,
+         check_participant, check_action
   FROM ins_in ORDER BY gid
   ON CONFLICT (gid) DO NOTHING
   RETURNING *
 ), ins_b AS (
   INSERT INTO branches (gid, branch_id, seq, participant, action, payload, depends_on, status)
-  SELECT g.gid, b.branch_id, b.seq, b.participant, b.action, coalesce(b.payload, '{}'::jsonb), coalesce(b.depends_on, '[]'::jsonb), 'pending'
+  SELECT g.gid, b.branch_id, b.seq, b.participant, b.action, coalesce(b.payload, '{}'::jsonb), coalesce(b.depends_on, '[]'::jsonb), i.branch_status
   FROM ins g JOIN ins_in i ON i.gid = g.gid,
        jsonb_to_recordset(i.branches) AS b(branch_id text, seq int, participant text, action text, payload jsonb, depends_on jsonb)
   RETURNING *
@@ -259,6 +262,10 @@ export class TransactionStore {
       lease_owner: input.leaseOwner,
       lease_ms: leaseMs,
       trace_parent: input.traceParent,
+      status: input.status ?? 'active',
+      branch_status: input.branchStatus ?? 'pending',
+      check_participant: input.check?.participant ?? null,
+      check_action: input.check?.action ?? null,
       branches: input.branches.map((b, i) => ({
         branch_id: b.branchId,
         seq: i + 1,

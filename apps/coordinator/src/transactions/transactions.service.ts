@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import {
   ErrorCode,
   LIMITS,
+  MSG_CHECK_BRANCH_ID,
   type AddBranchDto,
   type BeginTransactionDto,
   type BranchOutcomeView,
@@ -56,18 +57,23 @@ export class TransactionsService {
   /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
   async begin(dto: BeginTransactionDto, traceparent?: string): Promise<BeginResult> {
     this.processors.get(dto.mode);
+    this.checkMsgFields(dto);
     const branches = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);
     for (const [i, b] of branches.entries()) {
       await this.participants.resolve(b.participant, b.action, dto.mode, dto.mode === 'saga' ? `steps.${i}` : `branches.${i}`);
     }
+    if (dto.check) await this.participants.resolve(dto.check.participant, dto.check.action, 'msg', 'check');
 
     const gid = dto.gid ?? randomUUID();
     const timeoutMs = dto.timeoutMs ?? LIMITS.defaultTimeoutMs;
     const metadata: JsonObject = dto.metadata ?? {};
     const { wait: _wait, ...request } = dto;
     const requestHash = createHash('sha256').update(canonical({ ...request, gid })).digest('hex');
-    const oneShot = branches.length > 0;
+    const isMsg = dto.mode === 'msg';
+    // A message is driven at once only when submitted at begin; otherwise it waits for the caller's commit.
+    const oneShot = isMsg ? dto.submit === true : branches.length > 0;
     const wait = dto.wait ?? false;
+    const status = isMsg && oneShot ? 'committing' : 'active';
 
     const { created, loaded } = await this.engine
       .create(
@@ -82,11 +88,21 @@ export class TransactionsService {
           branches,
           leaseOwner: oneShot ? this.engine.instanceId : null,
           traceParent: traceparent && TRACEPARENT.test(traceparent) ? traceparent : null,
-          // A saga is resumed where it was if its driver dies; tcc/2pc are rolled back at their deadline.
-          firstAttemptInMs: dto.mode === 'saga' ? Math.min(this.config.env.LEASE_MS, timeoutMs) : timeoutMs,
+          ...(dto.check ? { check: { participant: dto.check.participant, action: dto.check.action } } : {}),
+          status,
+          // A message's branches wait for nothing but the commit.
+          branchStatus: isMsg ? 'prepared' : 'pending',
+          // A saga is resumed where it was if its driver dies, and so is a submitted message's
+          // delivery; tcc/2pc are rolled back at their deadline, and a prepared message is checked then.
+          firstAttemptInMs: dto.mode === 'saga' || status === 'committing' ? Math.min(this.config.env.LEASE_MS, timeoutMs) : timeoutMs,
           events: [
-            { type: 'created', to: 'active', detail: { mode: dto.mode, oneShot, timeoutMs } },
-            ...branches.map((b) => ({ type: 'branch_added', branchId: b.branchId, to: 'pending', detail: { participant: b.participant, action: b.action } })),
+            { type: 'created', to: status, detail: { mode: dto.mode, oneShot, timeoutMs } },
+            ...branches.map((b) => ({
+              type: 'branch_added',
+              branchId: b.branchId,
+              to: isMsg ? 'prepared' : 'pending',
+              detail: { participant: b.participant, action: b.action },
+            })),
           ],
         },
         wait,
@@ -97,6 +113,24 @@ export class TransactionsService {
       throw new ApiError(409, ErrorCode.GID_CONFLICT, `gid ${gid} already names a different transaction`, { field: 'gid' });
     }
     return { created, view: toTransactionView(wait ? await this.engine.waitForTerminal(gid) : loaded) };
+  }
+
+  /** `check` and `submit` belong to msg, which needs `branches` and `check` (PROTOCOL.md 3.1). */
+  private checkMsgFields(dto: BeginTransactionDto): void {
+    if (dto.mode !== 'msg') {
+      if (dto.check) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'check is only for mode msg', { field: 'check' });
+      if (dto.submit !== undefined) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'submit is only for mode msg', { field: 'submit' });
+      return;
+    }
+    if (!dto.branches) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'branches is required for mode msg', { field: 'branches' });
+    if (!dto.check) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'check is required for mode msg', { field: 'check' });
+    for (const [i, b] of dto.branches.entries()) {
+      if (b.branchId === MSG_CHECK_BRANCH_ID) {
+        throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `branches.${i}.branchId ${MSG_CHECK_BRANCH_ID} is reserved in mode msg for the check-back`, {
+          field: `branches.${i}.branchId`,
+        });
+      }
+    }
   }
 
   private oneShotBranches(dto: BeginTransactionDto): NewBranch[] {

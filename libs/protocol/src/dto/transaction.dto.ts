@@ -76,6 +76,23 @@ export class BranchSpecDto extends ActionCallDto {
   branchId?: string;
 }
 
+/** msg: the action of the caller's service that answers whether its local transaction committed (PROTOCOL.md 3.1). */
+export class MsgCheckDto {
+  @ApiField({ description: "The caller's service, a registered participant.", pattern: NAME_PATTERN_SOURCE, example: 'order' })
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  participant!: string;
+
+  @ApiField({
+    description: 'Its action for mode msg; the coordinator POSTs `{endpoint}/{action}/check`. The SDK registers `dtx-msg-check`.',
+    pattern: NAME_PATTERN_SOURCE,
+    example: 'dtx-msg-check',
+  })
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  action!: string;
+}
+
 /** One saga step; its name is its branchId. */
 export class SagaStepDto extends ActionCallDto {
   @ApiField({ description: "The step's name, also its branchId.", pattern: ID_PATTERN_SOURCE, example: 'debit' })
@@ -99,7 +116,12 @@ export class SagaStepDto extends ActionCallDto {
 
 /** POST /v1/transactions (PROTOCOL.md 3.1). */
 export class BeginTransactionDto {
-  @ApiField({ enum: MODES, enumName: 'Mode', description: 'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate.', example: 'tcc' })
+  @ApiField({
+    enum: MODES,
+    enumName: 'Mode',
+    description: 'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate; msg: a two-phase message, `execute` after the commit.',
+    example: 'tcc',
+  })
   @IsIn(MODES)
   mode!: Mode;
 
@@ -134,7 +156,8 @@ export class BeginTransactionDto {
 
   @ApiOptionalField({
     type: [BranchSpecDto],
-    description: 'tcc/2pc only. Present: one-shot (phase 1 on every branch, then commit or rollback). Absent: interactive.',
+    description:
+      'tcc/2pc: present, one-shot (phase 1 on every branch, then commit or rollback); absent, interactive. msg: required, the branches that receive `execute` after the commit.',
     minItems: 1,
     maxItems: LIMITS.maxBranches,
   })
@@ -154,6 +177,23 @@ export class BeginTransactionDto {
   @ValidateNested({ each: true })
   @Type(() => SagaStepDto)
   steps?: SagaStepDto[];
+
+  @ApiOptionalField({
+    type: MsgCheckDto,
+    description: 'msg only, required there: asked at the deadline whether the local transaction committed (2xx: deliver; 409: roll back).',
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => MsgCheckDto)
+  check?: MsgCheckDto;
+
+  @ApiOptionalField({
+    description: 'msg only: deliver the branches at once, with no local transaction of the caller (a durable fan-out). The transaction starts `committing`.',
+    default: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  submit?: boolean;
 
   @ApiOptionalField({ description: 'saga: run each step once the steps in its `dependsOn` are done, instead of in the listed order.', default: false })
   @IsOptional()

@@ -3,6 +3,7 @@ import { AdminIndexes1763800000500 } from './1763800000500-admin-indexes.js';
 import { TraceParent1763800000600 } from './1763800000600-trace-parent.js';
 import { RetentionIndex1763800000700 } from './1763800000700-retention-index.js';
 import { ParticipantTrust1763800000800 } from './1763800000800-participant-trust.js';
+import { Messages1763800000900 } from './1763800000900-messages.js';
 
 /** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
 export const COORDINATOR_MIGRATIONS = [
@@ -11,4 +12,5 @@ export const COORDINATOR_MIGRATIONS = [
   TraceParent1763800000600,
   RetentionIndex1763800000700,
   ParticipantTrust1763800000800,
+  Messages1763800000900,
 ];

@@ -51,7 +51,11 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
     return saved;
   }
 
-  /** Active tcc/2pc rows fall due only at their deadline; the engine rolls them back. */
+  /** Active tcc/2pc rows fall due only at their deadline: the engine rolls them back. */
+  expiredWhenClaimed(): boolean {
+    return true;
+  }
+
   resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
     return Promise.resolve(loaded);
   }

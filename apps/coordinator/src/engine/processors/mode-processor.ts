@@ -11,7 +11,12 @@ export interface ModeProcessor {
   readonly phases: ModePhases;
   /** Runs phase 1 of a one-shot transaction (saga: its forward steps) up to a durable decision or a pause. */
   start(loaded: LoadedTx): Promise<LoadedTx>;
-  /** Picks up an active transaction recovery claimed before its deadline. */
+  /**
+   * Whether an active transaction that recovery claimed is past its time and is rolled back
+   * (reason timeout); otherwise resumeActive picks it up.
+   */
+  expiredWhenClaimed(loaded: LoadedTx): boolean;
+  /** Picks up an active transaction recovery claimed and expiredWhenClaimed did not roll back. */
   resumeActive(loaded: LoadedTx): Promise<LoadedTx>;
   /** The branches the next phase-2 call round goes to (all at once, or in dependency order). */
   phase2Wave(loaded: LoadedTx): BranchRecord[];

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ErrorCode, type Mode } from '@nest-dtx/protocol';
 import { ApiError } from '../../common/api-error.js';
 import type { ModeProcessor } from './mode-processor.js';
+import { MsgProcessor } from './msg.processor.js';
 import { SagaProcessor } from './saga.processor.js';
 import { TccProcessor } from './tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
@@ -11,8 +12,8 @@ import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
 export class ModeProcessors {
   private readonly byMode: Record<Mode, ModeProcessor>;
 
-  constructor(tcc: TccProcessor, twoPhaseCommit: TwoPhaseCommitProcessor, saga: SagaProcessor) {
-    this.byMode = { tcc, '2pc': twoPhaseCommit, saga };
+  constructor(tcc: TccProcessor, twoPhaseCommit: TwoPhaseCommitProcessor, saga: SagaProcessor, msg: MsgProcessor) {
+    this.byMode = { tcc, '2pc': twoPhaseCommit, saga, msg };
   }
 
   get(mode: Mode): ModeProcessor {
@@ -22,4 +23,4 @@ export class ModeProcessors {
   }
 }
 
-export const MODE_PROCESSOR_PROVIDERS = [TccProcessor, TwoPhaseCommitProcessor, SagaProcessor, ModeProcessors];
+export const MODE_PROCESSOR_PROVIDERS = [TccProcessor, TwoPhaseCommitProcessor, SagaProcessor, MsgProcessor, ModeProcessors];

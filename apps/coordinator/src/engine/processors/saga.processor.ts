@@ -37,6 +37,11 @@ export class SagaProcessor implements ModeProcessor {
     return this.runForward(loaded);
   }
 
+  /** A saga also falls due between retries of its steps: only past its deadline is it rolled back. */
+  expiredWhenClaimed(loaded: LoadedTx): boolean {
+    return loaded.tx.deadline.getTime() <= Date.now();
+  }
+
   resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
     return this.runForward(loaded);
   }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin } from './barrier-rules.js';
 
-const branch = { gid: 'g1', branchId: 'b1' };
+const branch = { gid: 'g1', branchId: 'b1', phase: 'try' as const };
+const check = { gid: 'g1', branchId: 'check', phase: 'check' as const };
 
 describe('barrier rules', () => {
   it('phase 1 takes its own slot; commit its own; rollback the phase-1 slot first (the marker), then its own', () => {
@@ -43,6 +44,22 @@ describe('barrier rules', () => {
       kind: 'failed',
       message: 'branch b1 of g1 was already rolled back',
       details: { reason: 'rolled_back' },
+    });
+  });
+
+  it("msg's check: takes the phase-1 slot of the local transaction when free (not committed, for good); replays the committed one; refuses again after its own marker", () => {
+    expect(barrierInserts('check')).toEqual([{ slot: 'phase1', origin: 'rollback' }]);
+    expect(barrierDecision('check', [true], null)).toEqual({ kind: 'refuse' });
+    expect(needsPhase1Origin('check', [true])).toBe(false);
+    expect(needsPhase1Origin('check', [false])).toBe(true);
+    expect(barrierDecision('check', [false], 'phase1')).toEqual({ kind: 'replay' });
+    expect(barrierDecision('check', [false], 'rollback')).toEqual({ kind: 'refuse' });
+    // The local transaction (a phase 1 of the check branch) that comes after the marker is refused.
+    expect(barrierDecision('phase1', [false], 'rollback')).toEqual({ kind: 'refuse' });
+    expect(barrierOutcome(check, { kind: 'refuse' }, null)).toEqual({
+      kind: 'failed',
+      message: 'the local transaction of g1 did not commit, and now never will',
+      details: { reason: 'not_committed' },
     });
   });
 });

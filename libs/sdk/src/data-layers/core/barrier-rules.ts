@@ -46,6 +46,11 @@ const INSERTS: Record<PhaseKind, readonly BarrierInsert[]> = {
     { slot: 'phase1', origin: 'rollback' },
     { slot: 'rollback', origin: 'rollback' },
   ],
+  // msg's check-back (PROTOCOL.md 3.1) asks whether the caller's local transaction committed:
+  // that transaction took the phase-1 slot of its message's `check` branch. Taking the slot
+  // when it is free answers "no" for good: the local transaction, were it still running, now
+  // conflicts on the slot and can no longer commit.
+  check: [{ slot: 'phase1', origin: 'rollback' }],
 };
 
 /** The rows a phase inserts, in this order, each only if its slot is free. */
@@ -55,7 +60,7 @@ export function barrierInserts(kind: PhaseKind): readonly BarrierInsert[] {
 
 /** Whether the decision needs the origin of the phase-1 row that was already there. */
 export function needsPhase1Origin(kind: PhaseKind, inserted: readonly boolean[]): boolean {
-  return kind === 'phase1' && !inserted[0];
+  return (kind === 'phase1' || kind === 'check') && !inserted[0];
 }
 
 /**
@@ -74,11 +79,19 @@ export function barrierDecision(kind: PhaseKind, inserted: readonly boolean[], p
       if (!first) return { kind: 'skip', duplicate: true };
       return phase1NeverRan ? { kind: 'skip', duplicate: false } : { kind: 'run', storesResult: false };
     }
+    case 'check':
+      // Committed: answer what the local transaction stored. Not committed (the marker is ours,
+      // now or from an earlier check): refuse, a 409 the coordinator takes as "roll back".
+      if (inserted[0]) return { kind: 'refuse' };
+      return phase1Origin === 'rollback' ? { kind: 'refuse' } : { kind: 'replay' };
   }
 }
 
-/** The refusal of a phase 1 that came after its rollback. */
-export function rolledBackRefusal(call: Pick<PhaseCallBody, 'gid' | 'branchId'>): Extract<BarrierOutcome, { kind: 'failed' }> {
+/** The refusal of a phase 1 that came after its rollback, or msg's check answer "did not commit". */
+export function rolledBackRefusal(call: Pick<PhaseCallBody, 'gid' | 'branchId' | 'phase'>): Extract<BarrierOutcome, { kind: 'failed' }> {
+  if (call.phase === 'check') {
+    return { kind: 'failed', message: `the local transaction of ${call.gid} did not commit, and now never will`, details: { reason: 'not_committed' } };
+  }
   return { kind: 'failed', message: `branch ${call.branchId} of ${call.gid} was already rolled back`, details: { reason: 'rolled_back' } };
 }
 
@@ -86,7 +99,7 @@ export function rolledBackRefusal(call: Pick<PhaseCallBody, 'gid' | 'branchId'>)
  * The answer of a phase whose decision was not `run` (`stored`: the result phase 1 stored, for
  * a replay), or of one that ran (`ran`: what the business method returned).
  */
-export function barrierOutcome(call: Pick<PhaseCallBody, 'gid' | 'branchId'>, decision: BarrierDecision, result: Json): BarrierOutcome {
+export function barrierOutcome(call: Pick<PhaseCallBody, 'gid' | 'branchId' | 'phase'>, decision: BarrierDecision, result: Json): BarrierOutcome {
   switch (decision.kind) {
     case 'run':
       return { kind: 'ok', result, duplicate: false, skipped: false };

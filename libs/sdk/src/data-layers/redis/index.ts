@@ -33,7 +33,7 @@ export const REDIS_BARRIER_DEFAULTS = { keyPrefix: 'dtx:barrier:', retentionMs: 
  */
 const MAX_CACHED_SCRIPTS = 256;
 
-const PHASE_KINDS: readonly PhaseKind[] = ['phase1', 'commit', 'rollback'];
+const PHASE_KINDS: readonly PhaseKind[] = ['phase1', 'commit', 'rollback', 'check'];
 
 /** What the barrier script answered, read. */
 type ScriptReply =
