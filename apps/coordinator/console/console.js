@@ -15,7 +15,7 @@ import {
 import { describeJson, formatDateTime, formatTime, h, replaceChildren } from './dom.js';
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
-const MODES = ['tcc', '2pc', 'saga'];
+const MODES = ['tcc', '2pc', 'saga', 'msg'];
 /** Rows per page unless the hash says otherwise (#/?limit=…, up to the API's 200). */
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
