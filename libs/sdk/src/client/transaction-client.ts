@@ -84,10 +84,16 @@ export class SagaBuilder {
 
 export interface RegisterParticipantRequest {
   name: string;
-  transport: 'http' | 'tcp' | 'redis';
+  /** rabbitmq and nats, like redis, carry no address: the coordinator uses its own RABBITMQ_URL / NATS_URL. */
+  transport: 'http' | 'tcp' | 'redis' | 'rabbitmq' | 'nats';
   endpoint?: string;
   host?: string;
   port?: number;
+  /**
+   * rabbitmq or nats only: a publish target. Each action is the RabbitMQ queue (default
+   * exchange) or the NATS JetStream subject of that name, with modes ["msg"] only.
+   */
+  publish?: boolean;
   actions: { name: string; modes: Mode[] }[];
   /** http only: headers the coordinator sends on every call (an API gateway's credentials). */
   headers?: Record<string, string>;
