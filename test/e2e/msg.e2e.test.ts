@@ -1,15 +1,18 @@
 /**
  * Two-phase messages (mode msg, PROTOCOL.md 3.1) end to end: a coordinator with Redis, and
- * three account services (banks) reached over HTTP, NestJS TCP and NestJS Redis. A msg transfer
+ * five account services (banks) reached over HTTP, NestJS TCP, Redis, RabbitMQ and NATS. A msg transfer
  * (the account service's POST /transfers/msg) debits the sending bank in its local transaction
  * and credits the other bank through the message's one branch (`@MsgAction credit`); the
  * coordinator's check-back reaches the sender over its own transport.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSigningSecret, signCall, type ParticipantRegistrationView, type ParticipantView, type PhaseCallBody, type TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import {
+  NATS_URL,
+  RABBITMQ_URL,
   REDIS_URL,
   accountService,
   accountsOf,
@@ -24,7 +27,9 @@ import {
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
-const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis'];
+const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'];
+/** The brokers are shared with whatever else runs on the machine: names of this run's own. */
+const run = randomBytes(3).toString('hex');
 /** Short, so that a check-back comes within seconds. */
 const TIMEOUT_MS = 1500;
 
@@ -33,7 +38,7 @@ let coord: CoordinatorHandle;
 const banks = new Map<ParticipantTransport, ServiceHandle>();
 let client: TransactionClient;
 
-const bankName = (t: ParticipantTransport) => `msg-bank-${t}`;
+const bankName = (t: ParticipantTransport) => `msg-bank-${t}-${run}`;
 const next = (t: ParticipantTransport) => TRANSPORTS[(TRANSPORTS.indexOf(t) + 1) % TRANSPORTS.length];
 const balance = async (t: ParticipantTransport, id: string) => (await accountsOf(banks.get(t)!)).accounts.find((a) => a.id === id)?.balance;
 
@@ -90,9 +95,11 @@ async function signingKeyOf(t: ParticipantTransport): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  databases = await Promise.all(['msg_coord', 'msg_http', 'msg_tcp', 'msg_redis'].map((p) => createTestDatabase(p)));
+  databases = await Promise.all(['msg_coord', ...TRANSPORTS.map((t) => `msg_${t}`)].map((p) => createTestDatabase(p)));
   coord = await coordinator('msg-coordinator', databases[0].url, {
     REDIS_URL,
+    RABBITMQ_URL,
+    NATS_URL,
     RECOVERY_INTERVAL_MS: '200',
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '500',
@@ -188,7 +195,7 @@ describe('submit: a durable fan-out with no local transaction', () => {
     for (const t of TRANSPORTS) message.add(bankName(t), 'credit', { accountId: `fanout-${t}`, amount: 10 });
     const view = await message.submit({ wait: true });
     expect(view.status).toBe('committed');
-    expect(view.branches.map((b) => b.status)).toEqual(['committed', 'committed', 'committed']);
+    expect(view.branches.map((b) => b.status)).toEqual(TRANSPORTS.map(() => 'committed'));
     for (const t of TRANSPORTS) expect(await balance(t, `fanout-${t}`)).toBe(10);
   });
 });
