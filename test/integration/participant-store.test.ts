@@ -24,6 +24,7 @@ const registration = (name: string, owner: Buffer | null, endpoint = 'http://127
   endpoint,
   host: null,
   port: null,
+  publish: false,
   actions: [{ name: 'debit', modes: ['tcc'] }],
   callHeaders: { 'x-gateway-key': 'g' },
   ownerKeyDigest: owner,

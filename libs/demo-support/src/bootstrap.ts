@@ -6,7 +6,7 @@ import { loadServiceEnv, type ServiceEnv } from './service-env.js';
 
 /**
  * Starts a demo participant service: validated environment, strict validation of its own API,
- * the participant transport (TCP or Redis when asked), then HTTP. Exits with one line on failure.
+ * the participant transport (TCP, Redis, RabbitMQ or NATS when asked), then HTTP. Exits with one line on failure.
  */
 export function runParticipantService(name: string, defaults: Partial<ServiceEnv>, module: (env: ServiceEnv) => DynamicModule): void {
   const start = async (): Promise<void> => {

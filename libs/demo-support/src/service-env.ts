@@ -44,14 +44,22 @@ export class ServiceEnv {
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]{1,64}$/)
   PARTICIPANT_NAME: string = 'order';
 
-  @IsOptional() @IsIn(['http', 'tcp', 'redis'])
-  TRANSPORT: 'http' | 'tcp' | 'redis' = 'http';
+  @IsOptional() @IsIn(['http', 'tcp', 'redis', 'rabbitmq', 'nats'])
+  TRANSPORT: 'http' | 'tcp' | 'redis' | 'rabbitmq' | 'nats' = 'http';
 
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(65535)
   TCP_PORT?: number = undefined;
 
   @IsOptional() @IsString() @Matches(/^rediss?:\/\//)
   REDIS_URL?: string = undefined;
+
+  /** TRANSPORT=rabbitmq: the coordinator's RabbitMQ (the same broker as its RABBITMQ_URL). */
+  @IsOptional() @IsString() @Matches(/^amqps?:\/\//)
+  RABBITMQ_URL?: string = undefined;
+
+  /** TRANSPORT=nats: the coordinator's NATS (the same server as its NATS_URL). */
+  @IsOptional() @IsString() @Matches(/^(nats|tls):\/\//)
+  NATS_URL?: string = undefined;
 }
 
 export function loadServiceEnv(defaults: Partial<ServiceEnv>, source: Record<string, string | undefined> = process.env): ServiceEnv {
@@ -75,5 +83,11 @@ export function participantTransport(env: ServiceEnv): ParticipantTransportOptio
     case 'redis':
       if (!env.REDIS_URL) throw new Error('invalid configuration: TRANSPORT=redis needs REDIS_URL');
       return { kind: 'redis', url: env.REDIS_URL };
+    case 'rabbitmq':
+      if (!env.RABBITMQ_URL) throw new Error('invalid configuration: TRANSPORT=rabbitmq needs RABBITMQ_URL');
+      return { kind: 'rabbitmq', url: env.RABBITMQ_URL };
+    case 'nats':
+      if (!env.NATS_URL) throw new Error('invalid configuration: TRANSPORT=nats needs NATS_URL');
+      return { kind: 'nats', url: env.NATS_URL };
   }
 }

@@ -24,6 +24,11 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   /** A participant registration names an endpoint or host outside PARTICIPANT_HOSTS (403). */
   PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
+  /**
+   * A participant registration names a broker transport (rabbitmq, nats) this coordinator has
+   * no connection for: it was started without RABBITMQ_URL or NATS_URL (400, field `transport`).
+   */
+  TRANSPORT_NOT_CONFIGURED: 'TRANSPORT_NOT_CONFIGURED',
   NOT_READY: 'NOT_READY',
   /**
    * The coordinator lost its Postgres connection while answering (503, Retry-After). Nothing was

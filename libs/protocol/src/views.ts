@@ -42,6 +42,8 @@ export interface ParticipantView {
   endpoint: string | null;
   host: string | null;
   port: number | null;
+  /** rabbitmq/nats: a publish target (each action a queue or JetStream subject), not a service that replies. */
+  publish: boolean;
   actions: { name: string; modes: Mode[] }[];
   updatedAt: string;
 }

@@ -9,8 +9,8 @@ export type {
   ParticipantTransportOptions,
 } from './participant/participant.options.js';
 export { connectParticipantTransport } from './participant/participant-transport.js';
-export { SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
-export type { SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
+export { MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
+export type { MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
@@ -24,7 +24,21 @@ export type { BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from '
 export type { BarrierOutcome } from './data-layers/core/barrier-rules.js';
 export { barrierTableDdl } from './data-layers/core/barrier-sql.js';
 export type { SqlDialect } from './data-layers/core/sql.js';
-export { BranchBarrier } from './participant/barrier.js';
+export { BranchBarrier, type LocalCommitState, type LocalTransactionBarrier, type LocalTransactionOutcome } from './participant/barrier.js';
+// Two-phase messages (mode msg): the check action every participant has, the sender's local
+// transaction refused by a check-back, and the consumer side of messages a broker delivers.
+export { DTX_MSG_CHECK_ACTION, LocalTransactionRefused } from './participant/msg-check.js';
+export {
+  DtxInbox,
+  DtxInboxError,
+  DtxInboxErrorCode,
+  INBOX_DEFAULT_TOLERANCE_SECONDS,
+  type DtxInboxOptions,
+  type InboxMessage,
+  type InboxReceipt,
+  type InboxWork,
+} from './messages/dtx-inbox.js';
+export { amqpInboxMessage, natsInboxMessage, type AmqpDelivery, type JetStreamDelivery } from './messages/broker-messages.js';
 export { PreparedTransactions } from './participant/prepared-transactions.js';
 // TypeORM, the default data layer, also from the main entry (as before the subpaths).
 export { dtxMigrations } from './data-layers/typeorm/barrier.migration.js';
@@ -33,6 +47,7 @@ export { queryRows } from './data-layers/typeorm/query-rows.js';
 // A transaction manager: the client of the coordinator's REST API.
 export { DtxClientModule, type DtxClientModuleAsyncOptions, type DtxClientOptionsFactory } from './client/client.module.js';
 export { CoordinatorError } from './client/coordinator-error.js';
+export { MsgBuilder, MsgSubmitError, type MsgCheckTarget, type MsgOptions } from './client/msg-builder.js';
 export {
   TransactionClient,
   type BeginRequest,

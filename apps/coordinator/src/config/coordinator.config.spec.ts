@@ -48,3 +48,27 @@ describe('MIGRATIONS_RUN', () => {
     expect(() => loadCoordinatorEnv({ MIGRATIONS_RUN: 'no' })).toThrow(/^invalid configuration: MIGRATIONS_RUN: MIGRATIONS_RUN must be true or false$/);
   });
 });
+
+describe('RABBITMQ_URL and NATS_URL', () => {
+  it('are optional: unset, the coordinator has no broker connection', () => {
+    const config = new CoordinatorConfig(loadCoordinatorEnv({}));
+    expect(config.rabbitmqUrl).toBeUndefined();
+    expect(config.natsUrl).toBeUndefined();
+  });
+
+  it('read an amqp(s):// and a nats:// (or tls://) URL', () => {
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:5672', NATS_URL: 'nats://127.0.0.1:4222' }));
+    expect(config.rabbitmqUrl).toBe('amqp://guest:guest@127.0.0.1:5672');
+    expect(config.natsUrl).toBe('nats://127.0.0.1:4222');
+    expect(loadCoordinatorEnv({ RABBITMQ_URL: 'amqps://broker.internal/vhost' }).RABBITMQ_URL).toBe('amqps://broker.internal/vhost');
+    expect(loadCoordinatorEnv({ NATS_URL: 'tls://nats.internal:4443' }).NATS_URL).toBe('tls://nats.internal:4443');
+  });
+
+  it('refuse another scheme or no host in one line naming the variable', () => {
+    expect(() => loadCoordinatorEnv({ RABBITMQ_URL: 'http://127.0.0.1:5672' })).toThrow(/^invalid configuration: RABBITMQ_URL: RABBITMQ_URL must be an amqp:\/\/ or amqps:\/\/ URL$/);
+    expect(() => loadCoordinatorEnv({ RABBITMQ_URL: 'amqp://' })).toThrow(/^invalid configuration: RABBITMQ_URL/);
+    expect(() => loadCoordinatorEnv({ NATS_URL: '127.0.0.1:4222' })).toThrow(/^invalid configuration: NATS_URL: NATS_URL must be a nats:\/\//);
+    expect(() => loadCoordinatorEnv({ NATS_URL: 'nats://' })).toThrow(/^invalid configuration: NATS_URL/);
+    expect(() => loadCoordinatorEnv({ NATS_URL: 'nats://exa mple:4222' })).toThrow(/^invalid configuration: NATS_URL/);
+  });
+});

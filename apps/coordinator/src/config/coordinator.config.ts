@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
-import { isLoopbackHost } from '@nest-dtx/protocol';
+import { isLoopbackHost, natsConnectionOptions } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
 import { parseParticipantHosts } from '../participants/participant-hosts.js';
 
@@ -29,6 +29,18 @@ export class CoordinatorEnv {
 
   @IsOptional() @IsString() @Matches(/^rediss?:\/\//, { message: 'REDIS_URL must start with redis:// or rediss://' })
   REDIS_URL?: string = undefined;
+
+  /**
+   * The coordinator's RabbitMQ (amqp:// or amqps://): it carries the calls of participants
+   * registered with transport rabbitmq, request/reply and publish targets alike. Unset: such
+   * registrations are refused (400 TRANSPORT_NOT_CONFIGURED).
+   */
+  @IsOptional() @IsString() @Matches(/^amqps?:\/\/[^/?#\s]+/, { message: 'RABBITMQ_URL must be an amqp:// or amqps:// URL' })
+  RABBITMQ_URL?: string = undefined;
+
+  /** The coordinator's NATS server (nats://host:port, or tls://): as RABBITMQ_URL, for transport nats. */
+  @IsOptional() @IsString() @Matches(/^(nats|tls):\/\/[^/?#\s]+/, { message: 'NATS_URL must be a nats:// (or tls://) URL, e.g. nats://127.0.0.1:4222' })
+  NATS_URL?: string = undefined;
 
   @IsOptional() @IsString()
   EMBEDDED_PG_DIR: string = '.data/coordinator-postgres';
@@ -148,6 +160,8 @@ export class CoordinatorConfig {
   get host(): string { return this.env.HOST; }
   get databaseUrl(): string | undefined { return this.env.DATABASE_URL; }
   get redisUrl(): string | undefined { return this.env.REDIS_URL; }
+  get rabbitmqUrl(): string | undefined { return this.env.RABBITMQ_URL; }
+  get natsUrl(): string | undefined { return this.env.NATS_URL; }
   get instanceId(): string { return this.env.INSTANCE_ID; }
   get migrationsRun(): boolean { return this.env.MIGRATIONS_RUN; }
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
@@ -172,6 +186,8 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   }
   const keys = parseOrExplain('API_KEYS', env.API_KEYS, parseApiKeys);
   parseOrExplain('PARTICIPANT_HOSTS', env.PARTICIPANT_HOSTS, parseParticipantHosts);
+  parseOrExplain('RABBITMQ_URL', env.RABBITMQ_URL, (url) => new URL(url));
+  parseOrExplain('NATS_URL', env.NATS_URL, natsConnectionOptions);
   // Without keys anyone who reaches the port may commit, roll back and register: refuse to
   // listen where others can reach it rather than silently narrow HOST to loopback.
   if ((keys?.length ?? 0) === 0 && !isLoopbackHost(env.HOST)) {

@@ -127,6 +127,9 @@ export class ParticipantViewSchema implements ParticipantView {
   @ApiProperty({ type: 'integer', nullable: true, example: null })
   port!: number | null;
 
+  @ApiProperty({ description: 'rabbitmq/nats: a publish target, each action a RabbitMQ queue or NATS JetStream subject the coordinator publishes to.', example: false })
+  publish!: boolean;
+
   @ApiProperty({ type: [ParticipantActionViewSchema] })
   actions!: { name: string; modes: Mode[] }[];
 

@@ -1,30 +1,13 @@
 import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
-import { firstValueFrom, timeout } from 'rxjs';
 import {
   BRANCH_MESSAGE_PATTERN,
-  callId,
-  MESSAGE_SIGNATURE_MEMBER,
-  signCall,
-  type SignedPhaseCallMessage,
   redisBranchPattern,
   redisTransportOptions,
   type CallOutcome,
-  type MicroserviceReply,
   type PhaseCallBody,
 } from '@nest-dtx/protocol';
 import type { ParticipantRecord } from '../store/records.js';
-
-function isReply(value: unknown): value is MicroserviceReply {
-  if (typeof value !== 'object' || value === null) return false;
-  const outcome = (value as { outcome?: unknown }).outcome;
-  return outcome === 'ok' || outcome === 'failed';
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === 'object' && error !== null) return JSON.stringify(error).slice(0, 500);
-  return String(error);
-}
+import { sendForReply, signedMessage } from './microservice-reply.js';
 
 /**
  * PROTOCOL.md 5.2 over NestJS microservices (TCP, Redis): message pattern `tx.branch`, replies
@@ -44,15 +27,7 @@ export class MicroserviceParticipantTransport {
     const client = this.clientFor(participant);
     if (!client) return { kind: 'transient', error: `no client for ${participant.transport} participant ${participant.name}` };
     const pattern = participant.transport === 'redis' ? redisBranchPattern(participant.name) : BRANCH_MESSAGE_PATTERN;
-    const message: SignedPhaseCallMessage = { ...body, [MESSAGE_SIGNATURE_MEMBER]: signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body)) };
-    try {
-      const reply: unknown = await firstValueFrom(client.send(pattern, message).pipe(timeout(timeoutMs)));
-      if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describe(reply)}` };
-      return reply.outcome === 'ok' ? { kind: 'ok', result: reply.result ?? null } : { kind: 'failed', error: { message: reply.message } };
-    } catch (error) {
-      const timedOut = error instanceof Error && error.name === 'TimeoutError';
-      return { kind: 'transient', error: timedOut ? `no answer within ${timeoutMs} ms` : describe(error) };
-    }
+    return sendForReply(client, pattern, signedMessage(body, keys), timeoutMs);
   }
 
   /** Drops the cached client of a participant whose registration changed. */

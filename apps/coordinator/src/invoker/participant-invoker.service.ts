@@ -4,16 +4,24 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import { HttpParticipantTransport } from './http-participant.transport.js';
 import { MicroserviceParticipantTransport } from './microservice-participant.transport.js';
+import { NatsParticipantTransport } from './nats-participant.transport.js';
+import { RabbitMqParticipantTransport } from './rabbitmq-participant.transport.js';
 
 /** Calls a registered participant over its transport and maps the answer to ok / failed / transient. */
 @Injectable()
 export class ParticipantInvoker implements OnModuleDestroy {
   private readonly http: HttpParticipantTransport;
   private readonly microservices: MicroserviceParticipantTransport;
+  private readonly rabbitmq: RabbitMqParticipantTransport;
+  private readonly nats: NatsParticipantTransport;
 
   constructor(private readonly config: CoordinatorConfig) {
     this.http = new HttpParticipantTransport();
     this.microservices = new MicroserviceParticipantTransport(config.redisUrl);
+    // Broker connections open on first use: an instance with RABBITMQ_URL or NATS_URL but no
+    // such participant never connects.
+    this.rabbitmq = new RabbitMqParticipantTransport(config.rabbitmqUrl, config.env.CALL_TIMEOUT_MS);
+    this.nats = new NatsParticipantTransport(config.natsUrl, config.env.CALL_TIMEOUT_MS);
   }
 
   /**
@@ -22,26 +30,35 @@ export class ParticipantInvoker implements OnModuleDestroy {
    */
   async call(participant: RegisteredParticipant, body: PhaseCallBody, leaseVersion?: number, traceparent?: string): Promise<CallOutcome> {
     const timeoutMs = this.config.env.CALL_TIMEOUT_MS;
-    if (participant.transport === 'http') {
-      if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
-      const sender = leaseVersion === undefined ? this.config.instanceId : `${this.config.instanceId}/${leaseVersion}`;
-      return this.http.call(participant.endpoint, body, timeoutMs, {
-        sender,
-        traceparent,
-        keys: participant.signing.keysAt(Date.now()),
-        headers: participant.callHeaders,
-      });
+    switch (participant.transport) {
+      case 'http': {
+        if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
+        const sender = leaseVersion === undefined ? this.config.instanceId : `${this.config.instanceId}/${leaseVersion}`;
+        return this.http.call(participant.endpoint, body, timeoutMs, {
+          sender,
+          traceparent,
+          keys: participant.signing.keysAt(Date.now()),
+          headers: participant.callHeaders,
+        });
+      }
+      case 'rabbitmq':
+        return this.rabbitmq.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
+      case 'nats':
+        return this.nats.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
+      case 'tcp':
+      case 'redis':
+        return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
     }
-    return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
   }
 
   /** A participant registered again, perhaps at another address: reconnect on next use. */
   forget(name: string): void {
     this.microservices.forget(name);
+    this.rabbitmq.forget(name);
   }
 
   async onModuleDestroy(): Promise<void> {
     this.http.close();
-    await this.microservices.close();
+    await Promise.all([this.microservices.close(), this.rabbitmq.close(), this.nats.close()]);
   }
 }

@@ -38,6 +38,6 @@ export function hostOutsideAllowList(
     const host = normaliseHost(registration.host);
     return allowed.has(host) ? null : { field: 'host', host };
   }
-  // Redis participants have no address: the coordinator publishes on its own Redis.
+  // Redis, RabbitMQ and NATS participants have no address: the coordinator uses its own broker connection.
   return null;
 }

@@ -25,7 +25,10 @@ export class ParticipantsController {
     description: 'The SDK does it at start-up. The answer carries the participant\'s signing secret. With API keys, a name belongs to the key that first registered it. PROTOCOL.md 4.',
   })
   @ApiAnswer(201, ParticipantRegistrationViewSchema, 'Registered; `signingSecret` verifies the coordinator\'s calls.')
-  @ApiErrors(BAD_INPUT, { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED'], why: 'the name belongs to another key, or the host is not allowed' })
+  @ApiErrors(
+    { status: 400, codes: [...BAD_INPUT.codes, 'TRANSPORT_NOT_CONFIGURED'], why: 'bad input, or transport rabbitmq/nats on a coordinator without RABBITMQ_URL/NATS_URL; `field` names it' },
+    { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED'], why: 'the name belongs to another key, or the host is not allowed' },
+  )
   register(@Body() dto: RegisterParticipantDto, @Req() request: AuthenticatedRequest): Promise<ParticipantRegistrationView> {
     return this.participants.register(dto, request.apiKey);
   }

@@ -15,6 +15,7 @@ import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { ParticipantRecord } from '../store/records.js';
 import { ParticipantStore } from '../store/participant.store.js';
+import { brokerRegistrationProblem } from './broker-registration.js';
 import { checkCallHeaders } from './call-headers.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
 import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
@@ -61,11 +62,9 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
    * nothing changes.
    */
   async register(dto: RegisterParticipantDto, key: ApiKey | undefined): Promise<ParticipantRegistrationView> {
-    if (dto.transport === 'redis' && !this.config.redisUrl) {
-      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'transport redis needs a coordinator started with REDIS_URL', {
-        field: 'transport',
-      });
-    }
+    const brokers = { redis: !!this.config.redisUrl, rabbitmq: !!this.config.rabbitmqUrl, nats: !!this.config.natsUrl };
+    const problem = brokerRegistrationProblem(dto, brokers);
+    if (problem) throw new ApiError(400, problem.code, problem.message, { field: problem.field });
     const headers = checkCallHeaders(dto.headers, dto.transport);
     if (!headers.ok) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, headers.message, { field: headers.field });
     const refused = hostOutsideAllowList(this.config.participantHosts, dto);
@@ -82,6 +81,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         endpoint: dto.transport === 'http' ? (dto.endpoint ?? null) : null,
         host: dto.transport === 'tcp' ? (dto.host ?? null) : null,
         port: dto.transport === 'tcp' ? (dto.port ?? null) : null,
+        publish: dto.publish === true,
         actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
         callHeaders: headers.headers,
         ownerKeyDigest: bindToKeys ? (key?.digest ?? null) : null,
@@ -143,6 +143,13 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         field: field('action'),
       });
     }
+    // A publish target answers nothing, so it cannot tell whether a message's local transaction
+    // committed: publishing the check would read as "committed" and deliver what may never have been.
+    if (participant.publish && fieldPrefix === 'check') {
+      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `participant ${name} is a publish target: it gets no reply, so it cannot answer the check`, {
+        field: field('participant'),
+      });
+    }
     return participant;
   }
 
@@ -183,6 +190,7 @@ function toView(p: ParticipantRecord): ParticipantView {
     endpoint: p.endpoint,
     host: p.host,
     port: p.port,
+    publish: p.publish,
     actions: p.actions,
     updatedAt: new Date(p.updatedAt).toISOString(),
   };

@@ -11,6 +11,7 @@ interface ParticipantRow {
   endpoint: string | null;
   host: string | null;
   port: number | null;
+  publish: boolean;
   actions: { name: string; modes: Mode[] }[];
   owner_key_digest: Buffer | null;
   secret_generation: number;
@@ -20,7 +21,7 @@ interface ParticipantRow {
   updated_at: Date;
 }
 
-const COLUMNS = `name, transport, endpoint, host, port, actions, owner_key_digest, secret_generation,
+const COLUMNS = `name, transport, endpoint, host, port, publish, actions, owner_key_digest, secret_generation,
   previous_secret_generation, previous_secret_until, call_headers, updated_at`;
 
 function toRecord(row: ParticipantRow): ParticipantRecord {
@@ -30,6 +31,7 @@ function toRecord(row: ParticipantRow): ParticipantRecord {
     endpoint: row.endpoint,
     host: row.host,
     port: row.port,
+    publish: row.publish,
     actions: row.actions,
     ownerKeyDigest: row.owner_key_digest,
     secretGeneration: row.secret_generation,
@@ -62,11 +64,11 @@ export class ParticipantStore {
    */
   async register(registration: ParticipantRegistrationRecord, bindToKeys: boolean): Promise<ParticipantRecord | null> {
     const rows = await this.rows(
-      `INSERT INTO participants (name, transport, endpoint, host, port, actions, call_headers, owner_key_digest)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)
+      `INSERT INTO participants (name, transport, endpoint, host, port, actions, call_headers, owner_key_digest, publish)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $10)
        ON CONFLICT (name) DO UPDATE SET
          transport = EXCLUDED.transport, endpoint = EXCLUDED.endpoint, host = EXCLUDED.host, port = EXCLUDED.port,
-         actions = EXCLUDED.actions, call_headers = EXCLUDED.call_headers,
+         publish = EXCLUDED.publish, actions = EXCLUDED.actions, call_headers = EXCLUDED.call_headers,
          owner_key_digest = COALESCE(participants.owner_key_digest, EXCLUDED.owner_key_digest),
          updated_at = now()
        WHERE NOT $9::boolean OR participants.owner_key_digest IS NULL OR participants.owner_key_digest = EXCLUDED.owner_key_digest
@@ -81,6 +83,7 @@ export class ParticipantStore {
         JSON.stringify(registration.callHeaders),
         registration.ownerKeyDigest,
         bindToKeys,
+        registration.publish,
       ],
     );
     return rows[0] ? toRecord(rows[0]) : null;

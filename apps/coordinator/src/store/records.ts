@@ -131,6 +131,8 @@ export interface ParticipantRecord {
   endpoint: string | null;
   host: string | null;
   port: number | null;
+  /** rabbitmq/nats: its actions are queues or JetStream subjects the coordinator publishes to, with no reply. */
+  publish: boolean;
   actions: { name: string; modes: Mode[] }[];
   /** SHA-256 of the API key that owns the name; null when no key owns it. */
   ownerKeyDigest: Buffer | null;
@@ -147,5 +149,5 @@ export interface ParticipantRecord {
 /** What a registration writes; `ownerKeyDigest` is the registering key's (null without API keys: names then belong to no one). */
 export type ParticipantRegistrationRecord = Pick<
   ParticipantRecord,
-  'name' | 'transport' | 'endpoint' | 'host' | 'port' | 'actions' | 'callHeaders' | 'ownerKeyDigest'
+  'name' | 'transport' | 'endpoint' | 'host' | 'port' | 'publish' | 'actions' | 'callHeaders' | 'ownerKeyDigest'
 >;

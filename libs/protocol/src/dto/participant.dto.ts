@@ -7,6 +7,7 @@ import {
   ArrayMaxSize,
   ArrayMinSize,
   IsArray,
+  IsBoolean,
   IsIn,
   IsInt,
   IsObject,
@@ -25,7 +26,7 @@ import { MODES, NAME_PATTERN, type Mode } from '../states.js';
 /** A DNS name, an IPv4 address or an IPv6 address (without brackets). */
 const HOST_PATTERN = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
 
-export const TRANSPORTS = ['http', 'tcp', 'redis'] as const;
+export const TRANSPORTS = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export class ParticipantActionDto {
@@ -52,7 +53,9 @@ export class RegisterParticipantDto {
   @ApiField({
     enum: TRANSPORTS,
     enumName: 'Transport',
-    description: 'http: `endpoint`; tcp (NestJS microservices TCP): `host` and `port`; redis (NestJS Redis transport): no address.',
+    description:
+      'http: `endpoint`; tcp (NestJS microservices TCP): `host` and `port`; redis, rabbitmq, nats (the NestJS transports of those brokers): no address, ' +
+      'the coordinator uses its own REDIS_URL, RABBITMQ_URL or NATS_URL (400 TRANSPORT_NOT_CONFIGURED for rabbitmq or nats when it has none).',
     example: 'http',
   })
   @IsIn(TRANSPORTS)
@@ -85,6 +88,20 @@ export class RegisterParticipantDto {
   @Min(1)
   @Max(65535)
   port?: number;
+
+  @ApiOptionalField({
+    type: 'boolean',
+    default: false,
+    description:
+      'rabbitmq or nats only: this participant is a publish target, not a service that replies. Each action is a destination: the RabbitMQ queue of that name ' +
+      '(default exchange, routing key = the action) or the NATS JetStream subject of that name. The coordinator publishes each call (the body of PROTOCOL.md 5.1 ' +
+      'with the signature headers) and counts it delivered once the broker confirmed it; every action takes mode msg only (its `execute`). ' +
+      'The consumer owns the queue or stream: the coordinator never declares one.',
+    example: false,
+  })
+  @IsOptional()
+  @IsBoolean()
+  publish?: boolean;
 
   @ApiField({ type: [ParticipantActionDto], minItems: 1, maxItems: 200 })
   @IsArray()

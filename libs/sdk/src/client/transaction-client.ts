@@ -9,6 +9,7 @@ import type {
   TransactionView,
 } from '@nest-dtx/protocol';
 import { CoordinatorError } from './coordinator-error.js';
+import { MsgBuilder, type MsgCheckTarget, type MsgOptions } from './msg-builder.js';
 
 /** What is worth sending again: no answer at all, or a coordinator that lost its database mid-request. */
 const isRetryable = (error: CoordinatorError): boolean => error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE';
@@ -54,6 +55,10 @@ export interface BeginRequest {
   branches?: BranchRequest[];
   steps?: SagaStepRequest[];
   concurrent?: boolean;
+  /** msg only (required there): the action asked at the deadline whether the caller's local transaction committed. */
+  check?: MsgCheckTarget;
+  /** msg only: deliver the branches at once, with no local transaction (a durable fan-out). */
+  submit?: boolean;
   wait?: boolean;
 }
 
@@ -84,10 +89,16 @@ export class SagaBuilder {
 
 export interface RegisterParticipantRequest {
   name: string;
-  transport: 'http' | 'tcp' | 'redis';
+  /** rabbitmq and nats, like redis, carry no address: the coordinator uses its own RABBITMQ_URL / NATS_URL. */
+  transport: 'http' | 'tcp' | 'redis' | 'rabbitmq' | 'nats';
   endpoint?: string;
   host?: string;
   port?: number;
+  /**
+   * rabbitmq or nats only: a publish target. Each action is the RabbitMQ queue (default
+   * exchange) or the NATS JetStream subject of that name, with modes ["msg"] only.
+   */
+  publish?: boolean;
   actions: { name: string; modes: Mode[] }[];
   /** http only: headers the coordinator sends on every call (an API gateway's credentials). */
   headers?: Record<string, string>;
@@ -153,6 +164,11 @@ export class TransactionClient {
   /** Starts building a saga (see SagaBuilder). */
   saga(options: { gid?: string; timeoutMs?: number; metadata?: JsonObject; concurrent?: boolean } = {}): SagaBuilder {
     return new SagaBuilder(this, options);
+  }
+
+  /** Starts building a two-phase message (see MsgBuilder): `.add(...)`, then `.doAndSubmit(...)`, `.prepare(...)` or `.submit()`. */
+  msg(options: MsgOptions = {}): MsgBuilder {
+    return new MsgBuilder(this, options);
   }
 
   /**

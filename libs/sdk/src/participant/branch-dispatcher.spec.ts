@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOrigin, type BarrierOutcome, type BarrierSlot } from '../data-layers/core/barrier-rules.js';
+import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer, XaDataLayer } from '../data-layers/core/data-layer.js';
 import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
-import type { BranchContext, ParticipantExplorer, RegisteredAction } from './participant.explorer.js';
+import { DTX_MSG_CHECK_ACTION, LocalTransactionRefused } from './msg-check.js';
+import { MSG_CHECK_ACTION, type BranchContext, type ParticipantExplorer, type RegisteredAction } from './participant.explorer.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
 
@@ -24,14 +26,56 @@ class FakeDataLayer implements DtxDataLayer<{ handle: string }> {
   }
 }
 
+/**
+ * A data layer that keeps the barrier's rows in memory and decides by the real rules
+ * (barrier-rules.ts), one call at a time: what the dispatcher's msg answers depend on.
+ */
+class MemoryDataLayer implements DtxDataLayer<{ handle: string }> {
+  readonly description = 'the memory layer';
+  readonly rows = new Map<string, { origin: BarrierOrigin; result: Json }>();
+  /** Calls whose business work ran. */
+  readonly ran: PhaseCallBody[] = [];
+
+  async runPhase(call: PhaseCallBody, work: BusinessWork<{ handle: string }>): Promise<BarrierOutcome> {
+    const kind = phaseKind(call.phase);
+    const key = (slot: BarrierSlot) => `${call.gid}/${call.branchId}/${slot}`;
+    const written: string[] = [];
+    const inserted = barrierInserts(kind).map(({ slot, origin }) => {
+      if (this.rows.has(key(slot))) return false;
+      this.rows.set(key(slot), { origin, result: null });
+      written.push(key(slot));
+      return true;
+    });
+    const stored = needsPhase1Origin(kind, inserted) ? (this.rows.get(key('phase1')) ?? null) : null;
+    const decision = barrierDecision(kind, inserted, stored?.origin ?? null);
+    if (decision.kind !== 'run') return barrierOutcome(call, decision, stored?.result ?? null);
+    try {
+      const result = (await work({ handle: 'tx-1' })) ?? null;
+      this.ran.push(call);
+      if (decision.storesResult) this.rows.set(key('phase1'), { origin: 'phase1', result });
+      return barrierOutcome(call, decision, result);
+    } catch (error) {
+      for (const row of written) this.rows.delete(row);
+      if (error instanceof BusinessFailure) return { kind: 'failed', message: error.message, details: error.details };
+      throw error;
+    }
+  }
+
+  deleteExpiredBarrierRows(): Promise<number> {
+    return Promise.resolve(0);
+  }
+}
+
 const options: ParticipantModuleOptions = { name: 'wallet', coordinatorUrl: 'http://127.0.0.1:7070' };
 
-function dispatcherWith(layer: FakeDataLayer, actions: RegisteredAction[]): BranchDispatcher {
+function dispatcherWith(layer: DtxDataLayer<{ handle: string }> & { xa?: XaDataLayer<{ handle: string }> }, actions: RegisteredAction[]): BranchDispatcher {
+  // As the explorer lists them: the SDK's own check action next to the app's.
+  const all = [MSG_CHECK_ACTION, ...actions];
   const explorer = {
-    get: (name: string, mode: string) => actions.find((a) => a.name === name && a.mode === mode),
-    list: () => actions,
+    get: (name: string, mode: string) => all.find((a) => a.name === name && a.mode === mode),
+    list: () => all,
   } as unknown as ParticipantExplorer;
-  return new BranchDispatcher(explorer, new BranchBarrier(layer), new PreparedTransactions(layer), options);
+  return new BranchDispatcher(explorer, new BranchBarrier(layer, options), new PreparedTransactions(layer), options);
 }
 
 const call: PhaseCallBody = { gid: 'g1', branchId: 'b1', mode: 'tcc', action: 'pay', phase: 'try', payload: { amount: 5 } };
@@ -73,5 +117,78 @@ describe('BranchDispatcher', () => {
     const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, handlers: { prepare: () => undefined } }]);
     await expect(dispatcher.onApplicationBootstrap()).resolves.toBeUndefined();
     expect(asked).toEqual(['wallet']);
+  });
+
+  describe('mode msg', () => {
+    const checkBack = (gid: string): PhaseCallBody => ({ gid, branchId: 'check', mode: 'msg', action: DTX_MSG_CHECK_ACTION, phase: 'check', payload: {} });
+    const notCommitted = (gid: string) => ({
+      kind: 'failed',
+      message: `the local transaction of ${gid} did not commit, and now never will`,
+      details: { reason: 'not_committed' },
+    });
+
+    it('answers a check-back before any local transaction 409 (failed), for good: the local transaction that comes later is refused and its work never runs', async () => {
+      const layer = new MemoryDataLayer();
+      const dispatcher = dispatcherWith(layer, []);
+      const barrier = new BranchBarrier(layer, options);
+      expect(await dispatcher.dispatch(checkBack('m1'))).toEqual(notCommitted('m1'));
+      let ran = false;
+      await expect(barrier.runLocal('m1', () => Promise.resolve(void (ran = true)))).rejects.toBeInstanceOf(LocalTransactionRefused);
+      expect(ran).toBe(false);
+      expect(await dispatcher.dispatch(checkBack('m1'))).toEqual(notCommitted('m1'));
+      expect(await barrier.checkLocal('m1')).toBe('not_committed');
+    });
+
+    it('answers a check-back after the local transaction committed 2xx, every time', async () => {
+      const layer = new MemoryDataLayer();
+      const dispatcher = dispatcherWith(layer, []);
+      const barrier = new BranchBarrier(layer, options);
+      expect(await barrier.runLocal('m2', () => Promise.resolve())).toEqual({ duplicate: false, result: null });
+      expect(await dispatcher.dispatch(checkBack('m2'))).toEqual({ kind: 'ok', result: null });
+      expect(await dispatcher.dispatch(checkBack('m2'))).toEqual({ kind: 'ok', result: null });
+      expect(await barrier.checkLocal('m2')).toBe('committed');
+      // A retried send of the same message: committed already, the work does not run again.
+      expect(await barrier.runLocal('m2', () => Promise.reject(new Error('ran twice')))).toEqual({ duplicate: true, result: null });
+    });
+
+    it('a local transaction that failed its business is no commit: its BusinessFailure comes back as thrown, and the check answers 409', async () => {
+      const layer = new MemoryDataLayer();
+      const dispatcher = dispatcherWith(layer, []);
+      const barrier = new BranchBarrier(layer, options);
+      const failure = new BusinessFailure('insufficient funds', { reason: 'insufficient_funds' });
+      await expect(barrier.runLocal('m3', () => Promise.reject(failure))).rejects.toBe(failure);
+      expect(await dispatcher.dispatch(checkBack('m3'))).toEqual(notCommitted('m3'));
+    });
+
+    it('runs the execute of a @MsgAction through the barrier as a phase 1: once, a redelivery answers the stored result', async () => {
+      const layer = new MemoryDataLayer();
+      const credited: Json[] = [];
+      const credit = (payload: Json) => {
+        credited.push(payload);
+        return { credited: credited.length };
+      };
+      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, handlers: { execute: credit } }]);
+      const execute: PhaseCallBody = { gid: 'm4', branchId: 'b1', mode: 'msg', action: 'credit', phase: 'execute', payload: { amount: 5 } };
+      expect(await dispatcher.dispatch(execute)).toEqual({ kind: 'ok', result: { credited: 1 } });
+      expect(await dispatcher.dispatch(execute)).toEqual({ kind: 'ok', result: { credited: 1 } });
+      expect(credited).toEqual([{ amount: 5 }]);
+    });
+
+    it('refuses any other call to the check action, a check of a @MsgAction, and a delivery under branchId check, running nothing', async () => {
+      const layer = new MemoryDataLayer();
+      let credits = 0;
+      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, handlers: { execute: () => void credits++ } }]);
+      const calls: PhaseCallBody[] = [
+        { ...checkBack('m5'), phase: 'execute' },
+        { ...checkBack('m5'), branchId: 'b1' },
+        { gid: 'm5', branchId: 'b1', mode: 'msg', action: 'credit', phase: 'check', payload: {} },
+        { gid: 'm5', branchId: 'check', mode: 'msg', action: 'credit', phase: 'execute', payload: {} },
+        { gid: 'm5', branchId: 'b1', mode: 'msg', action: 'credit', phase: 'try', payload: {} },
+        { ...checkBack('m5'), mode: 'tcc', phase: 'try' },
+      ];
+      for (const call of calls) expect(await dispatcher.dispatch(call)).toMatchObject({ kind: 'invalid' });
+      expect(credits).toBe(0);
+      expect(layer.rows.size).toBe(0);
+    });
   });
 });

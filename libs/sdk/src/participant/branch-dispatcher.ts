@@ -1,32 +1,16 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { ID_PATTERN, MODE_PHASES, PHASES, MODES, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantExplorer } from './participant.explorer.js';
+import { isPhaseCall } from './phase-call.js';
 
 /** A transport-neutral answer: the HTTP controller and the message handlers map it. */
 export type DispatchAnswer =
   | { kind: 'ok'; result: Json }
   | { kind: 'failed'; message: string; details: Json }
   | { kind: 'invalid'; message: string };
-
-function isPhaseCall(body: unknown): body is PhaseCallBody {
-  if (typeof body !== 'object' || body === null) return false;
-  const b = body as Record<string, unknown>;
-  return (
-    typeof b.gid === 'string' && ID_PATTERN.test(b.gid) &&
-    typeof b.branchId === 'string' && ID_PATTERN.test(b.branchId) &&
-    typeof b.action === 'string' &&
-    MODES.includes(b.mode as never) &&
-    PHASES.includes(b.phase as never) &&
-    // The payload is a JSON object on every call the coordinator sends (it stores `{}` when a
-    // branch has none; PROTOCOL.md 5.1). Anything else is no phase call: without this check a
-    // signed call with `"payload": "x"`, or none, reached the barrier and the business (a
-    // rollback phase left its null-compensation marker and answered 2xx).
-    typeof b.payload === 'object' && b.payload !== null && !Array.isArray(b.payload)
-  );
-}
 
 /**
  * Runs one phase call through the barrier (or, for XA actions, a prepared transaction)
@@ -62,6 +46,12 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (!isPhaseCall(body)) return { kind: 'invalid', message: 'not a phase call (PROTOCOL.md 5.1)' };
     const action = this.explorer.get(body.action, body.mode);
     if (!action) return { kind: 'invalid', message: `no ${body.mode} action ${body.action}` };
+    if (action.builtIn === 'msg-check') return this.answerCheck(body);
+    // The caller's local transaction keeps its barrier row under branch `check` (BranchBarrier.runLocal):
+    // a delivery under that id would share it. The coordinator refuses such a branch at begin.
+    if (body.mode === 'msg' && body.branchId === MSG_CHECK_BRANCH_ID) {
+      return { kind: 'invalid', message: `branchId ${MSG_CHECK_BRANCH_ID} is msg's check-back, not a branch` };
+    }
     const phases = MODE_PHASES[body.mode];
     if (body.phase !== phases.phase1 && body.phase !== phases.commit && body.phase !== phases.rollback) {
       return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };
@@ -78,6 +68,28 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     else if (body.phase === phases.phase1) outcome = await this.prepared.prepare(this.options.name, body, business);
     else if (body.phase === phases.commit) outcome = await this.prepared.commit(this.options.name, body);
     else outcome = await this.prepared.rollback(this.options.name, body);
+    return this.answer(body, outcome);
+  }
+
+  /**
+   * msg's check-back (PROTOCOL.md 3.1), answered from the barrier alone with its `check` rule:
+   * 2xx (the result the local transaction stored) if the caller's local transaction for `gid`
+   * committed; otherwise the check takes the row's slot, so that a local transaction still to
+   * come, or still open, can never commit, and answers 409. A local transaction open while the
+   * check arrives holds the row: on a SQL store the check waits for it to end and answers by its
+   * outcome; on Redis it takes the slot first and the local transaction is refused at its script.
+   */
+  private async answerCheck(body: PhaseCallBody): Promise<DispatchAnswer> {
+    if (body.phase !== 'check' || body.branchId !== MSG_CHECK_BRANCH_ID) {
+      return { kind: 'invalid', message: `${body.action} answers only phase check of branch ${MSG_CHECK_BRANCH_ID}` };
+    }
+    // The check rule never decides to run: there is no business work.
+    const outcome = await this.barrier.run(body, () => Promise.resolve(null));
+    this.logger.log(`gid=${body.gid} check-back: the local transaction ${outcome.kind === 'ok' ? 'committed' : 'did not commit (and now never will)'}`);
+    return outcome.kind === 'ok' ? { kind: 'ok', result: outcome.result } : outcome;
+  }
+
+  private answer(body: PhaseCallBody, outcome: BarrierOutcome): DispatchAnswer {
     if (outcome.kind === 'failed') {
       this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} refused: ${outcome.message}`);
       return outcome;

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { callId, SignatureError, SIGNATURE_HEADERS, verifyCall, type Phase, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
+import { SignatureError, SIGNATURE_HEADERS, verifyCall, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
+import { signedIdNamesBody } from './phase-call.js';
 import { participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { RefusalLog } from './refusal-log.js';
@@ -7,16 +8,6 @@ import { ParticipantRegistration } from './registration.service.js';
 import { SigningKeys } from './signing-keys.js';
 
 export type CallCheck = { ok: true; body: unknown } | { ok: false; error: ParticipantErrorBody };
-
-/** Whether `id` (the verified `webhook-id`) names the branch and phase of `body`. */
-function namesBody(id: string | string[] | undefined, body: unknown): boolean {
-  const value = Array.isArray(id) ? id[0] : id;
-  if (typeof body !== 'object' || body === null) return false;
-  const { gid, branchId, phase } = body as Record<string, unknown>;
-  if (typeof gid !== 'string' || typeof branchId !== 'string' || typeof phase !== 'string') return false;
-  // Any string compares: an unknown phase simply cannot match a signed id for a real one.
-  return value === callId({ gid, branchId, phase: phase as Phase });
-}
 
 /**
  * The gate every call passes before anything of it is used (PROTOCOL.md 5.4, 5.5), for the HTTP
@@ -58,7 +49,7 @@ export class CallVerifier implements OnApplicationShutdown {
     } catch {
       return { ok: false, error: participantError(ParticipantErrorCode.INVALID_JSON, 'request body is not valid JSON') };
     }
-    if (this.verifying && !namesBody(headers[SIGNATURE_HEADERS.id], body)) {
+    if (this.verifying && !signedIdNamesBody(headers[SIGNATURE_HEADERS.id], body)) {
       return { ok: false, error: participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'webhook-id does not name the body\'s {gid}/{branchId}/{phase}') };
     }
     return { ok: true, body };

@@ -96,3 +96,20 @@ export function SagaAction(options: SagaActionOptions): MethodDecorator {
     methods: { execute: method, compensate: options.compensate },
   }));
 }
+
+export interface MsgActionOptions {
+  /** Action name; defaults to the method name. */
+  name?: string;
+}
+
+/**
+ * Declares the receiving side of a two-phase message (mode msg, PROTOCOL.md 3.1): the decorated
+ * method is the branch's `execute`, delivered once the caller's local transaction committed and
+ * the message was submitted. It runs inside the barrier like a phase 1: a redelivered `execute`
+ * (the coordinator delivers at least once, and retries until 2xx) answers the stored result and
+ * changes nothing. It must succeed eventually: a BusinessFailure (409) is a bug the coordinator
+ * retries and flags for attention, since the caller's side has already committed.
+ */
+export function MsgAction(options: MsgActionOptions = {}): MethodDecorator {
+  return actionDecorator((method) => ({ name: options.name ?? method, mode: 'msg', methods: { execute: method } }));
+}

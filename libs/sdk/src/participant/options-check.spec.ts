@@ -32,6 +32,22 @@ describe('checkParticipantOptions', () => {
     expect(check({ verifySignatures: false, transport: { kind: 'redis', url: 'redis://:hunter2@redis.internal:6379' } })).not.toThrow(/hunter2/);
   });
 
+  it('counts the broker URL of a RabbitMQ or NATS participant as where it is reachable, without its credentials', () => {
+    expect(check({ verifySignatures: false, transport: { kind: 'rabbitmq', url: 'amqp://dtx:hunter2@rabbit.internal:5672/vh' } })).toThrow(/reachable at amqp:\/\/rabbit\.internal:5672\/vh;/);
+    expect(check({ verifySignatures: false, transport: { kind: 'rabbitmq', url: 'amqp://dtx:hunter2@rabbit.internal:5672/vh' } })).not.toThrow(/hunter2/);
+    expect(check({ verifySignatures: false, transport: { kind: 'nats', url: 'nats://10.0.0.7:4222' } })).toThrow(/reachable at nats:\/\/10\.0\.0\.7:4222;/);
+    expect(check({ verifySignatures: false, transport: { kind: 'rabbitmq', url: 'amqp://guest:guest@127.0.0.1:5672' } })).not.toThrow();
+    expect(check({ verifySignatures: false, transport: { kind: 'nats', url: 'nats://localhost:4222' } })).not.toThrow();
+  });
+
+  it('refuses a nats participant whose name makes no subject', () => {
+    expect(() => checkParticipantOptions({ ...base, name: 'bank.', transport: { kind: 'nats', url: 'nats://127.0.0.1:4222' } })).toThrow(
+      /^participant bank\.: on the nats transport its calls come on subject tx\.branch\.bank\., and a NATS subject has no empty token/,
+    );
+    expect(() => checkParticipantOptions({ ...base, name: 'bank.a', transport: { kind: 'nats', url: 'nats://127.0.0.1:4222' } })).not.toThrow();
+    expect(() => checkParticipantOptions({ ...base, name: 'bank.', transport: { kind: 'rabbitmq', url: 'amqp://127.0.0.1' } })).not.toThrow();
+  });
+
   it('allows verification off on loopback only', () => {
     expect(check({ verifySignatures: false })).not.toThrow();
     expect(check({ verifySignatures: false, publicUrl: 'http://localhost:4001', transport: { kind: 'tcp', host: '127.0.0.1', port: 5001 } })).not.toThrow();

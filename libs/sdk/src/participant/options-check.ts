@@ -1,4 +1,4 @@
-import { isLoopbackHost, parseSigningSecret } from '@nest-dtx/protocol';
+import { isLoopbackHost, natsBranchSubject, natsSubjectProblem, parseSigningSecret } from '@nest-dtx/protocol';
 import { registrationAddress } from './participant-address.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 
@@ -24,7 +24,8 @@ function reachableAt(options: ParticipantModuleOptions): Reachable[] {
   if (options.publicUrl) addresses.push(withoutCredentials(`${options.publicUrl.replace(/\/+$/, '')}/${options.path ?? 'tx'}`));
   const transport = options.transport;
   if (transport?.kind === 'tcp') addresses.push({ shown: `tcp://${transport.host}:${transport.port}`, host: transport.host });
-  if (transport?.kind === 'redis') addresses.push(withoutCredentials(transport.url));
+  // On a broker, whoever can publish to it can send calls: its address counts as the participant's.
+  if (transport?.kind === 'redis' || transport?.kind === 'rabbitmq' || transport?.kind === 'nats') addresses.push(withoutCredentials(transport.url));
   return addresses;
 }
 
@@ -43,6 +44,10 @@ export function checkParticipantOptions(options: ParticipantModuleOptions): void
     } catch (error) {
       throw new Error(`${who}: signingSecret is not valid (${(error as Error).message})`);
     }
+  }
+  if (options.transport?.kind === 'nats') {
+    const problem = natsSubjectProblem(natsBranchSubject(options.name));
+    if (problem) throw new Error(`${who}: on the nats transport its calls come on subject ${natsBranchSubject(options.name)}, and ${problem}`);
   }
   // Throws its own line when the transport lacks an address to register (http without publicUrl).
   if (options.register !== false) registrationAddress(options);

@@ -3,7 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { Json } from '@nest-dtx/protocol';
-import { SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
+import { MsgAction, SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
 import { ParticipantExplorer, type BranchContext } from './participant.explorer.js';
 
 @Injectable()
@@ -38,6 +38,18 @@ class Wallet {
   transfer(): void {
     this.calls.push('prepare');
   }
+
+  @MsgAction({ name: 'debit' })
+  debitByMessage(): void {
+    this.calls.push('msg execute');
+  }
+}
+
+@Injectable()
+@TransactionParticipant()
+class Impostor {
+  @MsgAction({ name: 'dtx-msg-check' })
+  check(): void {}
 }
 
 /** Decorated methods on a class that is not a participant are not actions. */
@@ -87,7 +99,18 @@ describe('ParticipantExplorer', () => {
     expect(explorer.get('transfer', '2pc')).toMatchObject({ mode: '2pc', xa: true });
     expect(explorer.get('ghost', 'tcc')).toBeUndefined();
     expect(explorer.get('debit', '2pc')).toBeUndefined();
-    expect(explorer.list().map((a) => `${a.mode}/${a.name}`).sort()).toEqual(['2pc/transfer', 'saga/debit', 'tcc/debit']);
+    await explorer.get('debit', 'msg')?.handlers.execute?.({}, {} as BranchContext);
+    expect(wallet.calls).toEqual(['try', 'confirm', 'compensate', 'msg execute']);
+    expect(explorer.get('debit', 'msg')).toMatchObject({ mode: 'msg', xa: false });
+    // With the SDK's own check action, which every participant registers (mode msg).
+    expect(explorer.list().map((a) => `${a.mode}/${a.name}`).sort()).toEqual(['2pc/transfer', 'msg/debit', 'msg/dtx-msg-check', 'saga/debit', 'tcc/debit']);
+    expect(explorer.get('dtx-msg-check', 'msg')).toMatchObject({ builtIn: 'msg-check', handlers: {} });
+  });
+
+  it('has the check action even without any action of the app, and refuses an app action of that name', async () => {
+    const module = await explorerWith(NotAParticipant);
+    expect(module.get(ParticipantExplorer).list().map((a) => `${a.mode}/${a.name}`)).toEqual(['msg/dtx-msg-check']);
+    await expect(explorerWith(Impostor)).rejects.toThrow('Impostor: the action name "dtx-msg-check" is the SDK\'s own');
   });
 
   it('fails the boot with a clear message when a decorator names a method that does not exist', async () => {

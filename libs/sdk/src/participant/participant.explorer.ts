@@ -3,6 +3,7 @@ import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
 import type { Json, Mode, Phase } from '@nest-dtx/protocol';
 import { ACTION_METADATA, PARTICIPANT_METADATA, type ActionMetadata } from './decorators.js';
+import { DTX_MSG_CHECK_ACTION } from './msg-check.js';
 
 /**
  * What a business method receives next to its payload. `Tx` is the data layer's transactional
@@ -30,7 +31,19 @@ export interface RegisteredAction {
   handlers: Partial<Record<Phase, PhaseHandler>>;
   /** 2PC through a prepared transaction of the database (see XaAction). */
   xa: boolean;
+  /**
+   * An action of the SDK itself rather than of the app: `msg-check`, the answer to msg's
+   * check-back (DTX_MSG_CHECK_ACTION), which the dispatcher gives from the barrier alone.
+   */
+  builtIn?: 'msg-check';
 }
+
+/**
+ * Every participant has it: any of its services may send a message with
+ * `MsgBuilder.doAndSubmit`, whose check target it is. Registered like any action (mode msg),
+ * so the coordinator accepts it as a message's `check`.
+ */
+export const MSG_CHECK_ACTION: Readonly<RegisteredAction> = { name: DTX_MSG_CHECK_ACTION, mode: 'msg', handlers: {}, xa: false, builtIn: 'msg-check' };
 
 /**
  * Finds the actions declared with the SDK's decorators at start-up, the way @nestjs/schedule
@@ -55,6 +68,7 @@ export class ParticipantExplorer implements OnModuleInit {
 
   explore(): Map<string, RegisteredAction> {
     this.actions.clear();
+    this.actions.set(`${MSG_CHECK_ACTION.mode}/${MSG_CHECK_ACTION.name}`, MSG_CHECK_ACTION);
     for (const wrapper of this.discovery.getProviders()) {
       const instance: unknown = wrapper.instance;
       const metatype = wrapper.metatype as Type | null;
@@ -79,6 +93,9 @@ export class ParticipantExplorer implements OnModuleInit {
   }
 
   private add(instance: Record<string, unknown>, className: string, metadata: ActionMetadata): void {
+    if (metadata.name === DTX_MSG_CHECK_ACTION) {
+      throw new Error(`${className}: the action name "${DTX_MSG_CHECK_ACTION}" is the SDK's own (msg's check-back), in every mode`);
+    }
     const key = `${metadata.mode}/${metadata.name}`;
     if (this.actions.has(key)) {
       throw new Error(`${metadata.mode} action "${metadata.name}" is declared twice (second time in ${className})`);

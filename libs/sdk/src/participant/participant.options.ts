@@ -7,7 +7,17 @@ export type ParticipantTransportOptions =
   /** NestJS microservices TCP: the service listens on host:port for the `tx.branch` pattern. */
   | { kind: 'tcp'; host: string; port: number }
   /** NestJS microservices Redis: the coordinator's Redis carries the calls. */
-  | { kind: 'redis'; url: string };
+  | { kind: 'redis'; url: string }
+  /**
+   * NestJS microservices RabbitMQ: the coordinator's RabbitMQ (its RABBITMQ_URL) carries the
+   * calls; the participant declares and consumes its own queue `dtx.participant.<name>`.
+   */
+  | { kind: 'rabbitmq'; url: string }
+  /**
+   * NestJS microservices NATS: the coordinator's NATS (its NATS_URL) carries the calls, on
+   * subject `tx.branch.<name>`; the participant's instances answer in one queue group.
+   */
+  | { kind: 'nats'; url: string };
 
 export interface ParticipantModuleOptions {
   /** The participant's name in the coordinator's registry, e.g. `account`. */
@@ -56,7 +66,7 @@ export interface ParticipantModuleOptions {
   /**
    * Verify the coordinator's signature on every call (PROTOCOL.md 5.5) before anything runs.
    * Default true. Off is refused at start-up unless every address the participant is reachable
-   * at (publicUrl, TCP host, Redis URL) is loopback.
+   * at (publicUrl, TCP host, Redis, RabbitMQ or NATS URL) is loopback.
    */
   verifySignatures?: boolean;
   /**

@@ -1,0 +1,49 @@
+import type { ClientProxy } from '@nestjs/microservices';
+import { firstValueFrom, timeout } from 'rxjs';
+import {
+  callId,
+  MESSAGE_SIGNATURE_MEMBER,
+  signCall,
+  type CallOutcome,
+  type MicroserviceReply,
+  type PhaseCallBody,
+  type SignedPhaseCallMessage,
+} from '@nest-dtx/protocol';
+
+/** What the NestJS microservices transports (TCP, Redis, RabbitMQ, NATS) share: the signed message and how a reply maps to an outcome. */
+
+function isReply(value: unknown): value is MicroserviceReply {
+  if (typeof value !== 'object' || value === null) return false;
+  const outcome = (value as { outcome?: unknown }).outcome;
+  return outcome === 'ok' || outcome === 'failed';
+}
+
+/** One line for an error of any shape a transport hands over (an Error, a reply's `err` object, a string). */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null) return JSON.stringify(error).slice(0, 500);
+  return String(error);
+}
+
+/**
+ * The data of a call (PROTOCOL.md 5.2): the 5.1 body plus `headers` with the three signature
+ * values, signed over the body as JSON.stringify writes it (5.5; README "Security").
+ */
+export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[]): SignedPhaseCallMessage {
+  return { ...body, [MESSAGE_SIGNATURE_MEMBER]: signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body)) };
+}
+
+/**
+ * Sends one call and maps the reply: `{ outcome: 'ok' | 'failed' }`; an error, an unexpected
+ * reply or no reply within `timeoutMs` is transient.
+ */
+export async function sendForReply(client: ClientProxy, pattern: string | Record<string, string>, data: unknown, timeoutMs: number): Promise<CallOutcome> {
+  try {
+    const reply: unknown = await firstValueFrom(client.send(pattern, data).pipe(timeout(timeoutMs)));
+    if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describeError(reply)}` };
+    return reply.outcome === 'ok' ? { kind: 'ok', result: reply.result ?? null } : { kind: 'failed', error: { message: reply.message } };
+  } catch (error) {
+    const timedOut = error instanceof Error && error.name === 'TimeoutError';
+    return { kind: 'transient', error: timedOut ? `no answer within ${timeoutMs} ms` : describeError(error) };
+  }
+}
