@@ -251,7 +251,7 @@ describe('msg: at its deadline the coordinator asks, and never guesses', () => {
     const gid = 'msg-check-later';
     scripts.set(gid, { 'shop check': [{ status: 503 }, { status: 500 }, { status: 503 }, { status: 200 }] });
     await begin(message(gid));
-    await until(`${gid}: the first check`, () => (callsOf(gid).length > 0 ? true : undefined), 10_000, 20);
+    await until(`${gid}: the first check`, async () => (callsOf(gid).length > 0 ? true : undefined), 10_000, 20);
     expect((await view(gid)).status).toBe('active');
     const done = await ended(gid);
     expect(done.status).toBe('committed');
