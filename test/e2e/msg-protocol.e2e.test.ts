@@ -233,7 +233,7 @@ describe('msg: at its deadline the coordinator asks, and never guesses', () => {
     const [check, ...rest] = callsOf(gid);
     expect([check.participant, check.path, check.headers['webhook-id']]).toEqual(['shop', '/tx/check-order/check', `${gid}/check/check`]);
     expect(check.body).toEqual({ gid, branchId: 'check', mode: 'msg', action: 'check-order', phase: 'check', payload: {} });
-    expect(rest.map((c) => `${c.participant} ${c.body.phase}`)).toEqual(['warehouse execute']);
+    expect(rest.map((c) => `${c.participant} ${String(c.body.phase)}`)).toEqual(['warehouse execute']);
   });
 
   it('the check answers 409 (it did not, and never will): rolled back, reason timeout, nothing delivered', async () => {
@@ -242,7 +242,7 @@ describe('msg: at its deadline the coordinator asks, and never guesses', () => {
     await begin(message(gid));
     const done = await ended(gid);
     expect(done).toMatchObject({ status: 'rolled_back', reason: 'timeout', branches: [{ status: 'rolled_back' }] });
-    expect(callsOf(gid).map((c) => `${c.participant} ${c.body.phase}`)).toEqual(['shop check']);
+    expect(callsOf(gid).map((c) => `${c.participant} ${String(c.body.phase)}`)).toEqual(['shop check']);
     const late = await postJson<{ error: string }>(`${coord.url}/v1/transactions/${gid}/commit`, {});
     expect([late.status, late.body.error]).toEqual([409, 'TX_ALREADY_DECIDED']);
   });
@@ -251,11 +251,11 @@ describe('msg: at its deadline the coordinator asks, and never guesses', () => {
     const gid = 'msg-check-later';
     scripts.set(gid, { 'shop check': [{ status: 503 }, { status: 500 }, { status: 503 }, { status: 200 }] });
     await begin(message(gid));
-    await until(`${gid}: the first check`, async () => (callsOf(gid).length > 0 ? true : undefined), 10_000, 20);
+    await until(`${gid}: the first check`, () => Promise.resolve(callsOf(gid).length > 0 ? true : undefined), 10_000, 20);
     expect((await view(gid)).status).toBe('active');
     const done = await ended(gid);
     expect(done.status).toBe('committed');
-    expect(callsOf(gid).map((c) => `${c.participant} ${c.body.phase}`)).toEqual(['shop check', 'shop check', 'shop check', 'shop check', 'warehouse execute']);
+    expect(callsOf(gid).map((c) => `${c.participant} ${String(c.body.phase)}`)).toEqual(['shop check', 'shop check', 'shop check', 'shop check', 'warehouse execute']);
     // Three unanswered checks reach ATTENTION_AFTER_ATTEMPTS: an operator sees it.
     expect(done.needsAttention).toBe(true);
   });
