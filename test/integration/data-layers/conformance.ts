@@ -4,9 +4,10 @@
  * business work written through that library's own transactional handle, and a way to read
  * back what took effect.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Json, Mode, Phase, PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome, DtxDataLayer } from '@nest-dtx/sdk';
+import { BranchBarrier, BusinessFailure, DTX_MSG_CHECK_ACTION, LocalTransactionRefused, type BarrierOutcome, type DtxDataLayer } from '@nest-dtx/sdk';
 
 export interface ConformanceFixture<Tx> {
   /** The data layer under test; its lock timeout should be short (1 s) for the lock case. */
@@ -33,6 +34,8 @@ export interface ConformanceFixture<Tx> {
   holdPhase1?(gid: string): Promise<{ release(): Promise<void> }>;
   /** Makes every barrier row of gid `ms` older (SQL stores, whose retention is a delete job). */
   age?(gid: string, ms: number): Promise<void>;
+  /** How many sessions of the test database wait for a row lock right now (stores with row locks). */
+  lockWaiters?(): Promise<number>;
   tearDown(): Promise<void>;
 }
 
@@ -53,6 +56,15 @@ export const call = (gid: string, phase: Phase, mode: Mode = 'tcc', branchId = '
   payload: {},
 });
 
+/** msg's check-back of message `gid`, as the coordinator sends it to the built-in check action. */
+export const checkCall = (gid: string): PhaseCallBody => ({ gid, branchId: 'check', mode: 'msg', action: DTX_MSG_CHECK_ACTION, phase: 'check', payload: {} });
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
+}
+
 /** Runs the conformance cases against the fixture `setUp` makes (once for the file). */
 export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits, setUp: () => Promise<ConformanceFixture<Tx>>): void {
   describe(`barrier conformance: ${name}`, () => {
@@ -67,8 +79,19 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
         return { recorded: p };
       });
 
+    /** The sender's side of a message: its local transactions, through the barrier as an app has it. */
+    let sender: BranchBarrier<Tx>;
+    const checkBack = (gid: string): Promise<BarrierOutcome> => f.layer.runPhase(checkCall(gid), () => Promise.resolve(null));
+    const committed = { kind: 'ok', result: null, duplicate: true, skipped: true };
+    const notCommitted = (gid: string) => ({
+      kind: 'failed',
+      message: `the local transaction of ${gid} did not commit, and now never will`,
+      details: { reason: 'not_committed' },
+    });
+
     beforeAll(async () => {
       f = await setUp();
+      sender = new BranchBarrier(f.layer, { name: 'sender' });
     });
 
     afterAll(async () => {
@@ -222,6 +245,122 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
         expect(await f.effects(gid)).toEqual(['try']);
       } finally {
         if (!released) await hold.release();
+      }
+    });
+
+    describe('msg: the check-back and the local transaction meet on one barrier row', () => {
+      it('a check before any local transaction answers 409, for good: a later local transaction is refused and its work never runs', async () => {
+        const gid = id('msg-check-first');
+        expect(await checkBack(gid)).toEqual(notCommitted(gid));
+        let ran = false;
+        await expect(
+          sender.runLocal(gid, async (tx) => {
+            ran = true;
+            await f.record(tx, gid, 'local');
+          }),
+        ).rejects.toBeInstanceOf(LocalTransactionRefused);
+        expect(ran).toBe(false);
+        expect(await f.effects(gid)).toEqual([]);
+        expect(await checkBack(gid)).toEqual(notCommitted(gid));
+      });
+
+      it('a local transaction that committed: the check answers 2xx, and again 2xx', async () => {
+        const gid = id('msg-local-first');
+        expect(await sender.runLocal(gid, (tx) => f.record(tx, gid, 'local'))).toEqual({ duplicate: false, result: null });
+        expect(await checkBack(gid)).toEqual(committed);
+        expect(await checkBack(gid)).toEqual(committed);
+        expect(await sender.checkLocal(gid)).toBe('committed');
+        expect(await f.effects(gid)).toEqual(['local']);
+      });
+
+      it('two checks on nothing both answer 409', async () => {
+        const gid = id('msg-nothing');
+        expect(await checkBack(gid)).toEqual(notCommitted(gid));
+        expect(await checkBack(gid)).toEqual(notCommitted(gid));
+        expect(await sender.checkLocal(gid)).toBe('not_committed');
+      });
+
+      it('a local transaction refused by its business is no commit: the check answers 409', async () => {
+        const gid = id('msg-refused');
+        const failure = new BusinessFailure('insufficient funds', { reason: 'insufficient_funds' });
+        await expect(
+          sender.runLocal(gid, async (tx) => {
+            await f.record(tx, gid, 'local');
+            throw failure;
+          }),
+        ).rejects.toBe(failure);
+        expect(await checkBack(gid)).toEqual(notCommitted(gid));
+        expect(await f.effects(gid)).toEqual([]);
+      });
+
+      if (traits.rowLocks) {
+        /**
+         * Starts the local transaction of `gid` and holds it open (its barrier row written, not
+         * committed), sends the check once it is open, and waits until the check blocks on the row.
+         */
+        const checkWhileOpen = async (gid: string, end: (tx: Tx) => Promise<void>) => {
+          const open = deferred();
+          const finish = deferred();
+          const local = sender.runLocal(gid, async (tx) => {
+            await f.record(tx, gid, 'local');
+            open.resolve();
+            await finish.promise;
+            await end(tx);
+          });
+          // Seen settled only if the local transaction failed before holding the row.
+          await Promise.race([open.promise, local]);
+          let answered = false;
+          const check = checkBack(gid).finally(() => (answered = true));
+          // Awaited by the case; this only keeps a case that failed early from leaving it unhandled.
+          check.catch(() => undefined);
+          local.catch(() => undefined);
+          try {
+            for (let polls = 0; (await f.lockWaiters!()) === 0; polls++) {
+              if (polls > 200) throw new Error('the check never waited for the open local transaction');
+              await sleep(2);
+            }
+            expect(answered).toBe(false);
+          } finally {
+            // Never left open, whatever happened: it holds rows the later cases need.
+            finish.resolve();
+          }
+          return { local, check };
+        };
+
+        it('a check that arrives while the local transaction is open waits on its row, and answers 2xx once it commits', async () => {
+          const gid = id('msg-open-commit');
+          const { local, check } = await checkWhileOpen(gid, () => Promise.resolve());
+          expect(await local).toEqual({ duplicate: false, result: null });
+          expect(await check).toEqual(committed);
+          expect(await f.effects(gid)).toEqual(['local']);
+        });
+
+        it('a check that arrives while the local transaction is open answers 409 once it rolls back, and the gid stays closed', async () => {
+          const gid = id('msg-open-rollback');
+          const failure = new BusinessFailure('insufficient funds', { reason: 'insufficient_funds' });
+          const { local, check } = await checkWhileOpen(gid, () => Promise.reject(failure));
+          await expect(local).rejects.toBe(failure);
+          expect(await check).toEqual(notCommitted(gid));
+          await expect(sender.runLocal(gid, (tx) => f.record(tx, gid, 'local'))).rejects.toBeInstanceOf(LocalTransactionRefused);
+          expect(await f.effects(gid)).toEqual([]);
+        });
+      } else {
+        it('a check that arrives while the local work is running takes the slot first: 409, and the local transaction is refused with nothing written', async () => {
+          const gid = id('msg-open-race');
+          const open = deferred();
+          const finish = deferred();
+          const local = sender.runLocal(gid, async (tx) => {
+            await f.record(tx, gid, 'local');
+            open.resolve();
+            await finish.promise;
+          });
+          await open.promise;
+          expect(await checkBack(gid)).toEqual(notCommitted(gid));
+          finish.resolve();
+          await expect(local).rejects.toBeInstanceOf(LocalTransactionRefused);
+          expect(await f.effects(gid)).toEqual([]);
+          expect(await checkBack(gid)).toEqual(notCommitted(gid));
+        });
       }
     });
 

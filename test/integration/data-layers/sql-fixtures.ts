@@ -21,7 +21,7 @@ export const LEDGER_INSERT: Record<SqlDialect, string> = {
 };
 
 /** A database of its own, its tables, and the suite's reads and prepared-transaction hold, over a plain admin connection. */
-export interface SqlTestDatabase extends Pick<ConformanceFixture<unknown>, 'effects' | 'barrierRows' | 'holdPhase1' | 'age'> {
+export interface SqlTestDatabase extends Pick<ConformanceFixture<unknown>, 'effects' | 'barrierRows' | 'holdPhase1' | 'age' | 'lockWaiters'> {
   db: TestDatabase;
   dialect: SqlDialect;
   /** Closes the admin connections and drops the database. */
@@ -63,6 +63,12 @@ async function postgresDatabase(prefix: string, withBarrierTable: boolean): Prom
     async age(gid, ms) {
       await pool.query(`UPDATE dtx_barrier SET created_at = created_at - $2::bigint * interval '1 millisecond' WHERE gid = $1`, [gid, ms]);
     },
+    async lockWaiters() {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      return rows[0].n;
+    },
     async drop() {
       await pool.end();
       await db.drop();
@@ -102,6 +108,16 @@ async function mariadbDatabase(prefix: string, withBarrierTable: boolean): Promi
     },
     async age(gid, ms) {
       await pool.query(`UPDATE dtx_barrier SET created_at = created_at - INTERVAL ? MICROSECOND WHERE gid = ?`, [ms * 1000, gid]);
+    },
+    // A barrier insert still running: an insert of one row returns at once unless it waits for
+    // a row lock. (Not INNODB_TRX's LOCK WAIT: InnoDB refreshes that table at most every 0.1 s,
+    // and not at all while it is read more often than that.)
+    async lockWaiters() {
+      const [rows] = await pool.query(
+        `SELECT count(*) AS n FROM information_schema.PROCESSLIST
+         WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute') AND INFO LIKE 'INSERT%dtx_barrier%'`,
+      );
+      return Number((rows as { n: number }[])[0].n);
     },
     async drop() {
       await pool.end();
