@@ -25,9 +25,9 @@ export async function processBatch<M>(
   source: EventSource,
   messages: readonly M[],
   inboxMessage: (message: M) => InboxMessage,
-  store: EventStore,
+  store: Pick<EventStore, 'count'>,
   delayMs: number,
-  logger: Logger,
+  logger: Pick<Logger, 'warn'>,
 ): Promise<{ settlements: Settlement[]; tally: BatchTally }> {
   const tally: BatchTally = { counted: 0, duplicates: 0, dropped: 0, redeliver: 0 };
   const settlements: Settlement[] = [];
