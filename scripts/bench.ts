@@ -12,12 +12,16 @@
  *   tcc-interactive  begin, add branch a, add branch b, commit: four requests
  *   2pc-interactive  the same in mode 2pc
  *   xa               (--participants sdk only) one-shot 2pc on the banks' XA actions
+ *   msg              a message of two branches: begin (prepared, check target given), then
+ *                    submit (commit, wait: false), execute in the background: the two requests
+ *                    doAndSubmit makes around the caller's local transaction (not measured)
+ *   msg-submit       a message submitted at begin ("submit": true, wait: false), a fan-out
  *
  * A run is over when every one of its transactions is terminal (GET /admin/stats polled after the
  * last answer), so background phase 2 and saga steps count in its duration. Right before each
  * coordinator run, the same concurrency runs the "direct" baseline: the participant calls the
  * coordinator would make for that mode (saga: execute a then b; tcc: try a||b then confirm
- * a||b; 2pc: prepare a||b then commit a||b), made by the bench client itself with the same
+ * a||b; 2pc: prepare a||b then commit a||b; msg: execute a||b), made by the bench client itself with the same
  * node:http keep-alive client. Per run it prints tx/s (committed transactions / duration),
  * direct tx/s, their ratio, p50/p99 of a client's whole transaction, coordinator CPU ms per
  * transaction (/proc utime+stime), "write commits/tx" (delta of the cluster's next transaction

@@ -1,11 +1,16 @@
 /**
  * `npm run chaos -- --transfers N --seed S`: the fault-injection runner. Starts several
  * coordinator instances (one Postgres, a private Redis) and two banks behind fault-injecting
- * proxies, runs N transfers across tcc, 2pc and saga while injecting faults at random
+ * proxies, runs N transfers across tcc, 2pc, saga and msg while injecting faults at random
  * (reproducible from the seed), then waits for every transaction to end and checks the
  * invariants. Prints a report; exits non-zero on any violation.
  *
  * Options: --transfers N (300), --seed S (time), --instances K (2), --concurrency C (8).
+ *
+ * A msg transfer is a two-phase message sent by the paying bank itself (POST /transfers/msg on the
+ * account service: doAndSubmit of its local debit, the credit as the message's branch); some
+ * leave the message to the coordinator's check-back (the bank's skipSubmit and failBeforeLocal
+ * hooks), and every bank kill can cut one between its local commit and its submit.
  *
  * Besides the N random transfers, each crash point of the coordinator is armed on one instance
  * and hit with a transfer made to reach it (counted apart in the report), so that a short run
@@ -26,6 +31,7 @@ import {
   freePort,
   openAccount,
   participantService,
+  postJson,
   sleep,
   until,
   type CoordinatorHandle,
@@ -53,6 +59,20 @@ const ROLLBACK_PHASES = new Set(['cancel', 'rollback', 'compensate']);
 
 const CALL_TIMEOUT_MS = 1_000;
 const LEASE_MS = 3_000;
+/** How long a msg transfer may stay unsubmitted before the check-back. */
+const MSG_TIMEOUT_MS = 2_000;
+
+/**
+ * One transfer: its mode, whether the client drives it branch by branch (tcc/2pc), its amount,
+ * and for msg whether the bank leaves it to the check-back (committed locally but never
+ * submitted, or begun and never run locally).
+ */
+interface TransferShape {
+  mode: Mode;
+  interactive: boolean;
+  amount: number;
+  leave?: 'after_local_commit' | 'before_local_commit';
+}
 
 interface Leg {
   bank: 'bank-a' | 'bank-b';
@@ -81,17 +101,22 @@ interface Report {
   phase1Failures: Record<string, number>;
   /** Why the client's begin (or its interactive calls) failed, by error; their transactions still had to end. */
   clientErrors: Record<string, number>;
+  /** msg check-backs the coordinators made, by outcome (ok: the local transaction had committed; failed: it had not). */
+  checkBacks: Record<string, number>;
 }
 
 /** A call as a proxy saw it: which instance sent which phase of which branch, and when. */
 interface SeenCall {
   gid: string;
   branchId: string;
+  mode: string;
   phase: string;
   instance: string;
   at: number;
 }
 const PHASE2 = new Set(['confirm', 'cancel', 'commit', 'rollback', 'compensate']);
+/** A phase-2 call: a decided transaction's confirm/cancel/..., or a message's execute (only ever sent after its commit). */
+const isPhase2 = (call: Pick<SeenCall, 'mode' | 'phase'>): boolean => PHASE2.has(call.phase) || (call.mode === 'msg' && call.phase === 'execute');
 
 interface ProxyOptions {
   /** The bank's port (it changes nothing across restarts, but is read per call). */
@@ -171,14 +196,14 @@ function faultProxy(options: ProxyOptions): Server {
         const path = req.url ?? '/';
         const call = (() => {
           try {
-            return JSON.parse(body.toString('utf8')) as { gid: string; branchId: string; phase: string };
+            return JSON.parse(body.toString('utf8')) as { gid: string; branchId: string; mode: string; phase: string };
           } catch {
             return null;
           }
         })();
         const phase = call?.phase ?? '';
         const key = call ? `${call.gid}/${call.branchId}` : '';
-        if (call) seen.push({ gid: call.gid, branchId: call.branchId, phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: arrivedAt });
+        if (call) seen.push({ gid: call.gid, branchId: call.branchId, mode: call.mode, phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: arrivedAt });
         const fault = call ? chooseFault(phase) : null;
         if (fault) count(fault);
         try {
@@ -225,7 +250,7 @@ async function main(): Promise<number> {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const report: Report = {
     seed, transfers, crashPointTransfers: 0, extraTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
-    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {},
+    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {}, checkBacks: {},
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -313,13 +338,33 @@ async function main(): Promise<number> {
      * One bank transfer as a client makes it: one-shot tcc/2pc, interactive tcc/2pc (the client
      * adds the branches and decides; a refused branch means rollback), or a saga.
      */
-    const transfer = async (gid: string, shape: { mode: Mode; interactive: boolean; amount: number }, target: CoordinatorHandle): Promise<void> => {
+    const transfer = async (gid: string, shape: TransferShape, target: CoordinatorHandle): Promise<void> => {
       const [from, to] = random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
       const legs: Leg[] = [
         { bank: from, action: 'debit', account: pick(accounts), amount: shape.amount },
         { bank: to, action: 'credit', account: pick(accounts), amount: shape.amount },
       ];
       legsByGid.set(gid, legs);
+      if (shape.mode === 'msg') {
+        // The paying bank sends the message itself: its debit is the local transaction.
+        const answer = await postJson<{ error?: string; message?: string }>(`${banks[from].url}/transfers/msg`, {
+          gid,
+          from: legs[0].account,
+          to: legs[1].account,
+          toParticipant: to,
+          amount: shape.amount,
+          timeoutMs: MSG_TIMEOUT_MS,
+          ...(shape.leave === 'after_local_commit' ? { skipSubmit: true } : shape.leave === 'before_local_commit' ? { failBeforeLocal: true } : {}),
+        }).catch((error: unknown) => {
+          clientError(error);
+          return null;
+        });
+        // 409: a refused debit (the message rolled back). Anything else: the bank could not reach its coordinator, say.
+        if (answer && answer.status >= 400 && answer.status !== 409) {
+          clientError(new Error(`msg transfer: HTTP ${answer.status >= 500 ? '5xx' : '4xx'} ${answer.body.error ?? answer.body.message ?? ''}`));
+        }
+        return;
+      }
       const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
       // As a careful client does: a request that found no coordinator, or one that lost its
       // database, goes again, same gid and body (every call is idempotent), to the next instance.
@@ -354,14 +399,19 @@ async function main(): Promise<number> {
       target.process.start({ DTX_TEST_CRASH_AT: point });
       const exited = target.process.waitExit().then(() => true);
       await until(`${target.process.name} to answer`, async () => ((await fetch(`${target.url}/health/live`)).ok ? true : undefined), 15_000, 50).catch(() => undefined);
-      const shape =
+      const shape: TransferShape =
         point === 'during_compensation'
-          ? { mode: 'saga' as const, interactive: false, amount: 10 * OPENING_BALANCE } // refused debit: compensation in two rounds
-          : { mode: 'tcc' as const, interactive: point === 'after_branch_recorded', amount: 1 + Math.floor(random() * 5_000) };
+          ? { mode: 'saga', interactive: false, amount: 10 * OPENING_BALANCE } // refused debit: compensation in two rounds
+          : point === 'after_check_call'
+            ? { mode: 'msg', interactive: false, amount: 1 + Math.floor(random() * 5_000), leave: 'after_local_commit' }
+            : { mode: 'tcc', interactive: point === 'after_branch_recorded', amount: 1 + Math.floor(random() * 5_000) };
+      // A check-back is made by whichever instance's recovery claims the message first: send a
+      // few, so that the armed one gets one.
+      const perAttempt = point === 'after_check_call' ? 4 : 1;
       // A faulted call can send the transfer down another path (a retry by the other instance,
       // say): then another one is sent, up to three.
       for (let attempt = 1; attempt <= 3; attempt++) {
-        void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
+        for (let k = 0; k < perAttempt; k++) void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
         if (await Promise.race([exited, sleep(8_000).then(() => false)])) {
           count(`crash_point:${point}`);
           break;
@@ -438,12 +488,15 @@ async function main(): Promise<number> {
       while (wanted()) {
         const i = next++;
         if (i >= transfers) report.extraTransfers++;
-        const mode = pick<Mode>(['tcc', '2pc', 'saga']);
+        const mode = pick<Mode>(['tcc', '2pc', 'saga', 'msg']);
         // Now and then more than an account holds, so that some transfers are refused.
         const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
-        const interactive = mode !== 'saga' && random() < 0.3;
+        const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
+        // Some messages are left to the check-back: committed locally and never submitted, or never run locally.
+        const roll = random();
+        const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
         const target = alive().length > 0 ? pick(alive()) : coordinators[0];
-        await transfer(`chaos-${seed}-${i}`, { mode, interactive, amount }, target);
+        await transfer(`chaos-${seed}-${i}`, { mode, interactive, amount, ...(leave ? { leave } : {}) }, target);
       }
     };
 
@@ -523,6 +576,7 @@ async function main(): Promise<number> {
   console.log(`faults injected: ${Object.entries(report.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`client-side errors (the transactions still had to end): ${Object.entries(report.clientErrors).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}`);
   console.log(`from the last fault to every transaction ended: ${report.secondsFromLastFaultToAllEnded.toFixed(1)} s`);
+  console.log(`msg check-backs by outcome: ${Object.entries(report.checkBacks).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}`);
   console.log(`phase-2 calls checked for overlapping senders: ${report.phase2Calls} (the proxies' event loop lagged up to ${Math.round(loopDelay.max / 1e6)} ms)`);
   console.log(`violations: ${report.violations.length}`);
   for (const v of report.violations.slice(0, 20)) console.log(`  ${v.gid}: ${v.problem}${v.history ? ` ${JSON.stringify(v.history)}` : ''}`);
@@ -597,6 +651,13 @@ async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<str
     for (const b of branchesByGid.get(gid) ?? []) {
       if (final !== 'committed' && final !== 'rolled_back') continue;
       if (b.status !== wanted) violation(`branch ${b.branch_id} ended ${b.status} in a ${final} transaction`);
+      if (phase === null && mode === 'msg') {
+        // A message that was rolled back was never sent to its branches.
+        if (history.some((e) => e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === 'execute')) {
+          violation(`rolled-back message: branch ${b.branch_id} was sent execute`);
+        }
+        continue;
+      }
       if (phase === null) {
         if (!history.some((e) => e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === 'execute' && e.detail.outcome === 'ok')) {
           violation(`committed saga step ${b.branch_id} has no successful execute in its history`);
@@ -611,7 +672,7 @@ async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<str
   // Fencing: phase-2 calls for one transaction never come from two holders at once. The calls
   // sent under one lease (instance/version) span [first, last]; two leases' spans may not overlap.
   const spans = new Map<string, Map<string, { first: number; last: number }>>();
-  for (const call of seen.filter((c) => PHASE2.has(c.phase))) {
+  for (const call of seen.filter(isPhase2)) {
     const byInstance = spans.get(call.gid) ?? new Map<string, { first: number; last: number }>();
     const span = byInstance.get(call.instance) ?? { first: call.at, last: call.at };
     span.first = Math.min(span.first, call.at);
@@ -627,7 +688,18 @@ async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<str
       }
     }
   }
-  report.phase2Calls = seen.filter((c) => PHASE2.has(c.phase)).length;
+  report.phase2Calls = seen.filter(isPhase2).length;
+  // Every message's execute came after its commit (PROTOCOL.md 5.3), whoever decided it (the
+  // bank's submit or a check-back): no execute reached a bank for a message before that.
+  const decidedAtByGid = new Map(events.filter((e) => e.mode === 'msg' && e.type === 'status' && e.to_status === 'committing').map((e) => [e.gid, e.at.getTime()]));
+  for (const call of seen.filter((c) => c.mode === 'msg' && c.phase === 'execute')) {
+    const decided = decidedAtByGid.get(call.gid);
+    if (decided === undefined || call.at < decided - 5) report.violations.push({ gid: call.gid, problem: `execute of ${call.branchId} reached the bank before the message was committed` });
+  }
+  const checks = await db.query<{ outcome: string; n: string }>(
+    `SELECT detail->>'outcome' AS outcome, count(*) AS n FROM transaction_events WHERE type = 'call' AND detail->>'phase' = 'check' GROUP BY 1 ORDER BY 1`,
+  );
+  report.checkBacks = Object.fromEntries(checks.rows.map((r) => [r.outcome, Number(r.n)]));
 }
 
 main().then(

@@ -38,6 +38,9 @@ const ENTRY = {
 };
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The brokers of the rabbitmq and nats transports: the coordinator's RABBITMQ_URL / NATS_URL and the participants' own. */
+export const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -229,7 +232,7 @@ export interface ServiceHandle {
 /** Kept for the bank demos: an account service is a participant service. */
 export type AccountHandle = ServiceHandle;
 
-export type ParticipantTransport = 'http' | 'tcp' | 'redis';
+export type ParticipantTransport = 'http' | 'tcp' | 'redis' | 'rabbitmq' | 'nats';
 
 interface RegisteredParticipant {
   name: string;
@@ -269,6 +272,8 @@ export async function participantService(
     ...(apiKey ? { COORDINATOR_API_KEY: apiKey } : {}),
     ...(transport === 'tcp' ? { TCP_PORT: String(tcpPort) } : {}),
     ...(transport === 'redis' ? { REDIS_URL } : {}),
+    ...(transport === 'rabbitmq' ? { RABBITMQ_URL } : {}),
+    ...(transport === 'nats' ? { NATS_URL } : {}),
   });
   const registeredHere = (p: RegisteredParticipant): boolean =>
     p.name === participant &&

@@ -1,12 +1,16 @@
 /**
- * Every mode over every participant transport, end to end: a coordinator with Redis, and three
- * account services (banks) reached over HTTP, NestJS TCP and NestJS Redis respectively.
+ * Every mode over every participant transport, end to end: a coordinator with Redis, RabbitMQ
+ * and NATS, and five account services (banks) reached over HTTP, NestJS TCP, NestJS Redis,
+ * NestJS RabbitMQ and NestJS NATS respectively.
  */
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mode, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import {
+  NATS_URL,
+  RABBITMQ_URL,
   REDIS_URL,
   accountService,
   accountsOf,
@@ -19,15 +23,49 @@ import {
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
-const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis'];
-const MODES: Mode[] = ['tcc', '2pc', 'saga'];
+const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'];
 
+/** One leg of a transfer: which bank, debit or credit, which account, how much. */
+interface Leg {
+  bank: ParticipantTransport;
+  action: 'debit' | 'credit';
+  account: string;
+  amount: number;
+}
+
+/**
+ * The modes of the matrix, each with how a transfer begins in it. `refusable`: a bank may
+ * refuse a leg (409), and the transaction then rolls back leaving balances as they were. A
+ * `msg` entry (once the SDK sends messages) is added here with its own `begin` and
+ * `refusable: false`: a message's branches are delivered until they take it.
+ */
+interface ModeCase {
+  mode: Mode;
+  refusable: boolean;
+  begin: (gid: string, branches: BranchRequest[], wait: boolean) => Promise<TransactionView>;
+}
+
+const oneShot = (mode: 'tcc' | '2pc'): ModeCase => ({ mode, refusable: true, begin: (gid, branches, wait) => client.begin({ mode, gid, wait, branches }) });
+const MODES: ModeCase[] = [
+  oneShot('tcc'),
+  oneShot('2pc'),
+  {
+    mode: 'saga',
+    refusable: true,
+    begin: (gid, branches, wait) =>
+      client.begin({ mode: 'saga', gid, wait, steps: branches.map((b, i) => ({ name: `s${i + 1}`, participant: b.participant, action: b.action, payload: b.payload })) }),
+  },
+];
+
+// The brokers are shared: the banks' queues and subjects carry this run's name, so another run
+// of this file at the same time cannot take their calls.
+const run = randomBytes(3).toString('hex');
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
 const banks = new Map<ParticipantTransport, ServiceHandle>();
 let client: TransactionClient;
 
-const bankName = (t: ParticipantTransport) => `bank-${t}`;
+const bankName = (t: ParticipantTransport) => `bank-${t}-${run}`;
 const balance = async (t: ParticipantTransport, id: string) =>
   (await accountsOf(banks.get(t)!)).accounts.find((a) => a.id === id)?.balance;
 
@@ -37,13 +75,14 @@ const finished = (gid: string) =>
     return view.status === 'committed' || view.status === 'rolled_back' ? view : undefined;
   }, 30_000, 100);
 
-/** A transfer as a one-shot tcc/2pc transaction or a saga, with or without waiting. */
-function transfer(mode: Mode, gid: string, legs: { bank: ParticipantTransport; action: 'debit' | 'credit'; account: string; amount: number }[], wait = true): Promise<TransactionView> {
-  const branches: BranchRequest[] = legs.map((l) => ({ participant: bankName(l.bank), action: l.action, payload: { accountId: l.account, amount: l.amount } }));
-  if (mode === 'saga') {
-    return client.begin({ mode, gid, wait, steps: branches.map((b, i) => ({ name: `s${i + 1}`, participant: b.participant, action: b.action, payload: b.payload })) });
-  }
-  return client.begin({ mode, gid, wait, branches });
+const legsOf = (legs: Leg[]): BranchRequest[] =>
+  legs.map((l) => ({ participant: bankName(l.bank), action: l.action, payload: { accountId: l.account, amount: l.amount } }));
+
+/** A transfer in `mode` (a one-shot tcc/2pc transaction, a saga), with or without waiting. */
+function transfer(mode: Mode, gid: string, legs: Leg[], wait = true): Promise<TransactionView> {
+  const found = MODES.find((c) => c.mode === mode);
+  if (!found) throw new Error(`mode ${mode} is not in the matrix`);
+  return found.begin(gid, legsOf(legs), wait);
 }
 
 interface EventRow {
@@ -63,9 +102,11 @@ async function eventsOf(gid: string): Promise<EventRow[]> {
 }
 
 beforeAll(async () => {
-  databases = await Promise.all(['modes_coord', 'modes_http', 'modes_tcp', 'modes_redis'].map((p) => createTestDatabase(p)));
+  databases = await Promise.all(['modes_coord', ...TRANSPORTS.map((t) => `modes_${t}`)].map((p) => createTestDatabase(p)));
   coord = await coordinator('modes-coordinator', databases[0].url, {
     REDIS_URL,
+    RABBITMQ_URL,
+    NATS_URL,
     RECOVERY_INTERVAL_MS: '200',
     RETRY_BASE_MS: '50',
     RETRY_MAX_MS: '500',
@@ -93,7 +134,7 @@ afterAll(async () => {
   await Promise.all(databases.map((d) => d.drop()));
 });
 
-describe.each(MODES)('mode %s', (mode) => {
+describe.each(MODES.map((c) => [c.mode, c] as const))('mode %s', (mode) => {
   it.each(TRANSPORTS)('commits a transfer debiting a bank over %s', async (from) => {
     const to = TRANSPORTS[(TRANSPORTS.indexOf(from) + 1) % TRANSPORTS.length];
     const payer = `${mode}-${from}-payer`;
@@ -109,7 +150,9 @@ describe.each(MODES)('mode %s', (mode) => {
     expect(await balance(from, payer)).toBe(700);
     expect(await balance(to, payee)).toBe(300);
   });
+});
 
+describe.each(MODES.filter((c) => c.refusable).map((c) => [c.mode, c] as const))('mode %s', (mode) => {
   it.each(TRANSPORTS)('rolls back on a business failure at a bank over %s and leaves balances as they were', async (from) => {
     const to = TRANSPORTS[(TRANSPORTS.indexOf(from) + 2) % TRANSPORTS.length];
     const payer = `${mode}-${from}-poor`;
@@ -141,11 +184,11 @@ describe('saga', () => {
       concurrent: true,
       wait: true,
       steps: [
-        { name: 'debitA', participant: 'bank-http', action: 'debit', payload: { accountId: 'dag-a', amount: 100 } },
-        { name: 'debitB', participant: 'bank-tcp', action: 'debit', payload: { accountId: 'dag-b', amount: 100 } },
-        { name: 'creditC', participant: 'bank-redis', action: 'credit', payload: { accountId: 'dag-c', amount: 200 }, dependsOn: ['debitA', 'debitB'] },
-        { name: 'debitPoor', participant: 'bank-redis', action: 'debit', payload: { accountId: 'dag-poor', amount: 500 }, dependsOn: ['creditC'] },
-        { name: 'never', participant: 'bank-http', action: 'credit', payload: { accountId: 'dag-a', amount: 1 }, dependsOn: ['debitPoor'] },
+        { name: 'debitA', participant: bankName('http'), action: 'debit', payload: { accountId: 'dag-a', amount: 100 } },
+        { name: 'debitB', participant: bankName('tcp'), action: 'debit', payload: { accountId: 'dag-b', amount: 100 } },
+        { name: 'creditC', participant: bankName('redis'), action: 'credit', payload: { accountId: 'dag-c', amount: 200 }, dependsOn: ['debitA', 'debitB'] },
+        { name: 'debitPoor', participant: bankName('redis'), action: 'debit', payload: { accountId: 'dag-poor', amount: 500 }, dependsOn: ['creditC'] },
+        { name: 'never', participant: bankName('http'), action: 'credit', payload: { accountId: 'dag-a', amount: 1 }, dependsOn: ['debitPoor'] },
       ],
     });
     expect(view).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
@@ -178,9 +221,9 @@ describe('saga', () => {
         gid: 'mid-saga-1',
         wait: true,
         steps: [
-          { name: 'debit', participant: 'bank-http', action: 'debit', payload: { accountId: 'mid-a', amount: 400 } },
-          { name: 'creditB', participant: 'bank-tcp', action: 'credit', payload: { accountId: 'mid-b', amount: 150 } },
-          { name: 'creditC', participant: 'bank-redis', action: 'credit', payload: { accountId: 'mid-c', amount: 250 } },
+          { name: 'debit', participant: bankName('http'), action: 'debit', payload: { accountId: 'mid-a', amount: 400 } },
+          { name: 'creditB', participant: bankName('tcp'), action: 'credit', payload: { accountId: 'mid-b', amount: 150 } },
+          { name: 'creditC', participant: bankName('redis'), action: 'credit', payload: { accountId: 'mid-c', amount: 250 } },
         ],
       })
       .then(() => 'answered', () => 'no answer');

@@ -380,7 +380,8 @@ function variants(call: PhaseCallBody, key: Buffer, others: Buffer[]): Variant[]
   // Wrong values inside the payload: unsigned everywhere; signed on phase 1, where the business
   // validates them and refuses (409), keeping nothing. (A signed phase 2 with another payload
   // is a genuine call: a null compensation, say, which rightly leaves its barrier marker.)
-  const isPhase1 = MODE_PHASES[call.mode].phase1 === call.phase;
+  // msg's phase 1 is the sender's own local transaction: its `check` runs no business (the barrier answers it).
+  const isPhase1 = call.mode !== 'msg' && MODE_PHASES[call.mode].phase1 === call.phase;
   for (const [member, values] of [['accountId', WRONG_ACCOUNT_IDS], ['amount', WRONG_AMOUNTS]] as const) {
     for (const value of values) {
       const wrong = { ...body, payload: { ...payload, [member]: value } };

@@ -1,7 +1,7 @@
 /**
  * Signed calls at the participant (PROTOCOL.md 5.4, 5.5): a real NestJS participant app (the
  * SDK's DtxParticipantModule, `register: false` with a `signingSecret`, a real Postgres) over
- * real sockets, on HTTP (with and without the app's `rawBody`), TCP and Redis. A correctly
+ * real sockets, on HTTP (with and without the app's `rawBody`), TCP, Redis, RabbitMQ and NATS. A correctly
  * signed call runs once; every forged, tampered, stale or malformed one is refused with its
  * stable code (401 for signatures) before anything runs: no barrier row, no business call.
  */
@@ -13,12 +13,24 @@ import { Redis } from 'ioredis';
 import { firstValueFrom, timeout } from 'rxjs';
 import type { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callId, formatSigningSecret, redisBranchPattern, redisTransportOptions, signCall, BRANCH_MESSAGE_PATTERN } from '@nest-dtx/protocol';
+import {
+  callId,
+  formatSigningSecret,
+  natsBranchSubject,
+  natsConnectionOptions,
+  rabbitmqParticipantQueue,
+  redisBranchPattern,
+  redisTransportOptions,
+  signCall,
+  BRANCH_MESSAGE_PATTERN,
+} from '@nest-dtx/protocol';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 import { creditCall, freePort, LEDGER_DDL, nowSeconds, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 const key = randomBytes(32);
 const otherKey = randomBytes(32);
 const signingSecret = formatSigningSecret(key);
@@ -358,6 +370,54 @@ describe.each([{ transport: 'tcp' as const }, { transport: 'redis' as const }])(
   it('after all of them, the business and the barrier hold only the legitimate call', async () => {
     expect(await effects(prefix)).toEqual({ ledger: [`${gid('legit')}/execute`], barrier: [`${gid('legit')}/phase1`] });
     expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`]);
+  });
+});
+
+/**
+ * The broker transports: the SDK's ServerRMQ on the participant's own queue, its ServerNats on
+ * `tx.branch.<name>`, each reached as the coordinator reaches it (ClientRMQ to that queue,
+ * ClientNats on that subject). The handler is the one of TCP and Redis; what is checked here is
+ * that a signed call runs and the refusals travel back as errors over each broker.
+ */
+describe.each([{ transport: 'rabbitmq' as const }, { transport: 'nats' as const }])('$transport participant', ({ transport }) => {
+  let participant: StartedParticipant;
+  let client: ClientProxy;
+  let pattern: string;
+  const prefix = `${transport}-${run}-`;
+  const gid = (name: string) => `${prefix}${name}`;
+  const send = (data: unknown) => firstValueFrom(client.send<unknown>(pattern, data).pipe(timeout(5_000)));
+  const signed = (call: object, signWith = key) => ({ ...call, headers: sign(signWith, call) });
+  const refused = (statusCode: number, error: string) => ({ statusCode, error, message: expect.any(String) });
+
+  beforeAll(async () => {
+    const name = `sig-${transport}-${run}`;
+    const url = transport === 'rabbitmq' ? RABBITMQ_URL : NATS_URL;
+    participant = await startParticipant(db.url, { name, coordinatorUrl: 'http://127.0.0.1:1', register: false, signingSecret, transport: { kind: transport, url } });
+    if (transport === 'rabbitmq') {
+      client = ClientProxyFactory.create({ transport: Transport.RMQ, options: { urls: [RABBITMQ_URL], queue: rabbitmqParticipantQueue(name), noAssert: true } });
+      pattern = BRANCH_MESSAGE_PATTERN;
+    } else {
+      client = ClientProxyFactory.create({ transport: Transport.NATS, options: natsConnectionOptions(NATS_URL) });
+      pattern = natsBranchSubject(name);
+    }
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    await client?.close();
+    await participant?.app.close();
+  });
+
+  it('runs a correctly signed call once', async () => {
+    expect(await send(signed(creditCall(gid('legit'))))).toEqual({ outcome: 'ok', result: { credited: 5 } });
+    expect(participant.ledger.calls).toEqual([`${gid('legit')}/execute`]);
+  });
+
+  it('refuses unsigned, forged and tampered calls with their codes, and runs none of them', async () => {
+    await expect(send(creditCall(gid('unsigned')))).rejects.toEqual(refused(401, 'SIGNATURE_MISSING'));
+    await expect(send(signed(creditCall(gid('other-secret')), otherKey))).rejects.toEqual(refused(401, 'SIGNATURE_INVALID'));
+    await expect(send({ ...signed(creditCall(gid('tampered'), 5)), payload: { amount: 500 } })).rejects.toEqual(refused(401, 'SIGNATURE_INVALID'));
+    expect(await effects(prefix)).toEqual({ ledger: [`${gid('legit')}/execute`], barrier: [`${gid('legit')}/phase1`] });
   });
 });
 

@@ -69,6 +69,34 @@ async function directTwoPhase(gid: string, i: number, parts: BenchParticipants, 
 }
 
 const branch = (side: BenchSide, i: number, branchId: string) => ({ branchId, participant: side.participant, action: side.action, payload: side.payload(i) });
+const msgBranch = (side: BenchSide, i: number, branchId: string) => ({ branchId, participant: side.participant, action: side.msgAction, payload: side.payload(i) });
+
+/** What the coordinator sends for a message: execute on both branches, in parallel. */
+async function directMsg(gid: string, i: number, parts: BenchParticipants): Promise<Failure> {
+  const answers = await Promise.all([
+    call({ ...parts.a, action: parts.a.msgAction }, gid, i, 'a', 'msg', 'execute'),
+    call({ ...parts.b, action: parts.b.msgAction }, gid, i, 'b', 'msg', 'execute'),
+  ]);
+  return firstOf(...answers.map((answer) => check('execute', answer)));
+}
+
+/**
+ * A message of two branches: prepared (begin) then submitted (commit, wait: false), the two
+ * requests of the SDK's doAndSubmit around the caller's local transaction (not measured here);
+ * or, with `submit`, the durable fan-out of one begin.
+ */
+function message(submit: boolean) {
+  return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> => {
+    const body = { mode: 'msg', gid, check: parts.msgCheck, branches: [msgBranch(parts.a, i, 'a'), msgBranch(parts.b, i, 'b')] };
+    if (submit) return decidedCommit('begin msg (submit)', await postJson(`${url}/v1/transactions`, { ...body, submit: true, wait: false }));
+    const begun = check('begin msg', await postJson(`${url}/v1/transactions`, body));
+    if (begun) return begun;
+    const tx = `${url}/v1/transactions/${gid}`;
+    const failure = decidedCommit('submit', await postJson(`${tx}/commit`, { wait: false }));
+    if (failure) await postJson(`${tx}/rollback`, {}).catch(() => undefined);
+    return failure;
+  };
+}
 
 function saga(wait: boolean) {
   return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> => {
@@ -141,6 +169,20 @@ export const MODES: Record<ModeName, ModeSpec> = {
     requests: 4,
     viaCoordinator: interactive('2pc'),
     direct: (gid, i, parts) => directTwoPhase(gid, i, parts, '2pc'),
+  },
+  msg: {
+    name: 'msg',
+    description: 'a message of two branches: begin (prepared), then submit (commit, wait: false); execute in the background',
+    requests: 2,
+    viaCoordinator: message(false),
+    direct: directMsg,
+  },
+  'msg-submit': {
+    name: 'msg-submit',
+    description: 'a message of two branches submitted at begin ("submit": true, wait: false): a durable fan-out',
+    requests: 1,
+    viaCoordinator: message(true),
+    direct: directMsg,
   },
   xa: {
     name: 'xa',

@@ -20,12 +20,16 @@ export interface BenchSide {
   payload(i: number): Json;
   /** Its signing key (from its registration answer): the direct baseline signs as the coordinator does. */
   keys: readonly Buffer[];
+  /** Its action for mode msg (a message's branch, `execute` only). */
+  msgAction: string;
 }
 
 export interface BenchParticipants {
   kind: ParticipantKind;
   a: BenchSide;
   b: BenchSide;
+  /** The check-back target of a bench message (asked only if a message outlives its deadline, which a bench run never lets happen). */
+  msgCheck: { participant: string; action: string };
   /** The Postgres databases the participants write to (none for plain ones). */
   databases: TestDatabase[];
   processes: ManagedProcess[];
@@ -34,6 +38,8 @@ export interface BenchParticipants {
 
 const PLAIN_ENTRY = resolve(ROOT, 'dist/scripts/lib/bench/plain-participant.js');
 const PLAIN_ACTION = 'work';
+/** The account service's action for mode msg. */
+const BANK_MSG_ACTION = 'credit';
 
 async function startPlain(name: string): Promise<{ process: ManagedProcess; endpoint: string }> {
   const port = await freePort();
@@ -61,7 +67,7 @@ const plainRegistration = (name: string, endpoint: string) => ({
   name,
   transport: 'http',
   endpoint,
-  actions: [{ name: PLAIN_ACTION, modes: ['tcc' as const, '2pc' as const, 'saga' as const] }],
+  actions: [{ name: PLAIN_ACTION, modes: ['tcc' as const, '2pc' as const, 'saga' as const, 'msg' as const] }],
 });
 
 /** The key of a participant that registered itself: the same registration sent again hands out the same secret. */
@@ -89,8 +95,9 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     }
     return {
       kind,
-      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
-      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
+      msgCheck: { participant: 'bench-a', action: PLAIN_ACTION },
       databases: [],
       processes,
       stop: () => Promise.all(processes.map((p) => p.kill())).then(() => undefined),
@@ -119,8 +126,10 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
   const [keysA, keysB] = [await keyOf(coordinatorUrl, 'bank-a'), await keyOf(coordinatorUrl, 'bank-b')];
   return {
     kind,
-    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
-    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
+    // A message's branches must succeed: both banks take theirs as a credit (the bank's msg action).
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', msgAction: BANK_MSG_ACTION, payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', msgAction: BANK_MSG_ACTION, payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
+    msgCheck: { participant: 'bank-a', action: 'dtx-msg-check' },
     databases,
     processes: banks.map((bank) => bank.process),
     stop,

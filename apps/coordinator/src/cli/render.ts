@@ -7,6 +7,7 @@ import type {
   TransactionPage,
   TransactionView,
 } from '@nest-dtx/protocol';
+import { natsBranchSubject, rabbitmqParticipantQueue } from '@nest-dtx/protocol';
 import { compactJson, fields, instant, orDash, table } from './format.js';
 
 /** The admin API's answers as people read them (--json prints them as sent instead). */
@@ -113,5 +114,14 @@ function branches(t: TransactionView): string {
 function address(p: ParticipantView): string {
   if (p.endpoint) return p.endpoint;
   if (p.host) return `${p.host}:${p.port ?? ''}`;
-  return p.transport === 'redis' ? '(coordinator Redis)' : '-';
+  switch (p.transport) {
+    case 'redis':
+      return '(coordinator Redis)';
+    case 'rabbitmq':
+      return p.publish ? '(coordinator RabbitMQ: publishes to the queue of each action)' : `(coordinator RabbitMQ) queue ${rabbitmqParticipantQueue(p.name)}`;
+    case 'nats':
+      return p.publish ? '(coordinator NATS: publishes to the JetStream subject of each action)' : `(coordinator NATS) subject ${natsBranchSubject(p.name)}`;
+    default:
+      return '-';
+  }
 }

@@ -7,6 +7,8 @@ import { formatSigningSecret, signCall, type Json, type PhaseCallBody } from '@n
 import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
+import { BranchBarrier } from '../participant/barrier.js';
+import { SigningKeys } from '../participant/signing-keys.js';
 import { amqpInboxMessage, natsInboxMessage } from './broker-messages.js';
 import { DtxInbox, DtxInboxError, type InboxMessage } from './dtx-inbox.js';
 
@@ -103,6 +105,18 @@ describe('DtxInbox', () => {
     await expect(box.receive(published(execute('g4')), () => Promise.resolve())).resolves.toMatchObject({ duplicate: false });
     keys = [];
     await expect(box.receive(published(execute('g5')), () => Promise.resolve())).rejects.toMatchObject({ code: 'SIGNATURE_NO_SECRET' });
+  });
+
+  it('comes from the participant module\'s barrier: on its data layer, verifying with the participant\'s own key unless given one', async () => {
+    const layer = new MemoryPhase1Layer();
+    const own = new SigningKeys({ signingSecret: secret });
+    const barrier = new BranchBarrier(layer, { name: 'bank-b' }, own);
+    expect(await barrier.inbox().receive(published(execute('g8')), () => Promise.resolve('ran'))).toMatchObject({ duplicate: false, result: 'ran' });
+    expect(layer.done.has('g8/b1')).toBe(true);
+    const other = randomBytes(32);
+    await expect(barrier.inbox().receive(published(execute('g9'), { keys: [other] }), () => Promise.resolve())).rejects.toMatchObject({ code: 'SIGNATURE_INVALID' });
+    expect(await barrier.inbox({ signingSecret: formatSigningSecret(other) }).receive(published(execute('g9'), { keys: [other] }), () => Promise.resolve())).toMatchObject({ duplicate: false });
+    expect(() => new BranchBarrier(layer).inbox()).toThrow('give a signingSecret');
   });
 
   it('refuses a malformed secret where the inbox is made', () => {
