@@ -74,7 +74,7 @@ async function checkBrokers(): Promise<void> {
     const connection = await amqplib.connect(RABBITMQ_URL, { timeout: 5_000 });
     await connection.close();
   } catch (error) {
-    throw new Error(`the outbox demo needs RabbitMQ at ${RABBITMQ_URL} (set RABBITMQ_URL): ${(error as Error).message || String(error)}`);
+    throw new Error(`the outbox demo needs RabbitMQ at ${RABBITMQ_URL} (set RABBITMQ_URL, or \`docker compose up -d rabbitmq\`): ${(error as Error).message || String(error)}`);
   }
   try {
     const connection = await natsConnect({ ...natsConnectionOptions(NATS_URL), timeout: 5_000, maxReconnectAttempts: 0 });
@@ -86,7 +86,7 @@ async function checkBrokers(): Promise<void> {
       await connection.close();
     }
   } catch (error) {
-    throw new Error(`the outbox demo needs NATS with JetStream at ${NATS_URL} (set NATS_URL): ${(error as Error).message || String(error)}`);
+    throw new Error(`the outbox demo needs NATS with JetStream at ${NATS_URL} (set NATS_URL, or \`docker compose up -d nats\`): ${(error as Error).message || String(error)}`);
   }
 }
 
