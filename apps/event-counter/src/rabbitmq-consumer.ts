@@ -8,7 +8,7 @@ import type { CounterEnv } from './counter-env.js';
 import { ORDER_EVENTS } from './event-names.js';
 import type { EventStore } from './event-store.js';
 
-/** After the first message of a batch arrives, how long to wait for the rest the prefetch lets through. */
+/** A batch is complete when full, or when no further message has come for this long. */
 const GATHER_MS = 100;
 
 /**
@@ -72,9 +72,13 @@ export class RabbitMqEventConsumer {
       if (this.buffer.length === 0) {
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = null;
-        if (this.stopping) break;
-        if (this.buffer.length < this.env.BATCH_SIZE) await delay(GATHER_MS);
       }
+      // Gather the rest of what the prefetch lets through (queued messages come in one burst).
+      for (let had = -1; !this.stopping && this.buffer.length < this.env.BATCH_SIZE && this.buffer.length !== had; ) {
+        had = this.buffer.length;
+        await delay(GATHER_MS);
+      }
+      if (this.stopping) break;
       const batch = this.buffer.splice(0, this.env.BATCH_SIZE);
       const { settlements, tally } = await processBatch('rabbitmq', batch, amqpInboxMessage, this.store, this.env.EVENT_DELAY_MS, this.logger);
       batch.forEach((message, i) => (settlements[i] === 'ack' ? channel.ack(message) : channel.nack(message, false, true)));
