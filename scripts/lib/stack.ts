@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TransactionView } from '@nest-dtx/protocol';
 import type { TransactionClient } from '@nest-dtx/sdk';
+import type { CrashPoint } from '../../apps/coordinator/src/engine/crash-points.js';
 
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -33,6 +34,7 @@ const ENTRY = {
   inventory: resolve(ROOT, 'dist/apps/inventory/src/main.js'),
   'mariadb-bank': resolve(ROOT, 'dist/apps/mariadb-bank/src/main.js'),
   loyalty: resolve(ROOT, 'dist/apps/loyalty/src/main.js'),
+  'event-counter': resolve(ROOT, 'dist/apps/event-counter/src/main.js'),
 };
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -293,6 +295,11 @@ export async function participantService(
   };
 }
 
+/** A demo app that is no participant (the outbox demo's event counter) as a process named `name`, not started yet. */
+export function appProcess(app: 'event-counter', name: string, env: Record<string, string>): ManagedProcess {
+  return new ManagedProcess(name, ENTRY[app], env);
+}
+
 export function accountService(
   participant: string,
   databaseUrl: string,
@@ -350,9 +357,17 @@ export function finished(client: TransactionClient, gid: string): Promise<Transa
  * has decided `gid`, lets `begin` start that transaction, waits for the crash, starts the
  * coordinator again and resolves once its recovery has finished the transaction.
  */
-export async function killCoordinatorAfterDecision(coord: CoordinatorHandle, client: TransactionClient, gid: string, begin: () => Promise<unknown>): Promise<TransactionView> {
+export function killCoordinatorAfterDecision(coord: CoordinatorHandle, client: TransactionClient, gid: string, begin: () => Promise<unknown>): Promise<TransactionView> {
+  return killCoordinatorAt(coord, client, gid, 'after_decision', begin);
+}
+
+/**
+ * The same crash at another point of the coordinator's (apps/coordinator/src/engine/crash-points.ts),
+ * `mid_phase2` say: one phase-2 call answered, the others possibly in flight.
+ */
+export async function killCoordinatorAt(coord: CoordinatorHandle, client: TransactionClient, gid: string, point: CrashPoint, begin: () => Promise<unknown>): Promise<TransactionView> {
   await coord.process.kill();
-  await coord.start({ DTX_TEST_CRASH_AT: 'after_decision', DTX_TEST_CRASH_GID_PREFIX: gid });
+  await coord.start({ DTX_TEST_CRASH_AT: point, DTX_TEST_CRASH_GID_PREFIX: gid });
   const answer = begin().then(() => 'answered', () => 'no answer (the coordinator died)');
   const exit = await coord.process.waitExit();
   console.log(`  coordinator exited (code ${exit ?? 'SIGKILL'}); client saw: ${await answer}; restarting it`);

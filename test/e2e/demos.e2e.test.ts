@@ -33,4 +33,20 @@ describe('demos', () => {
     expect(output).not.toContain('FAIL');
     expect(code).toBe(0);
   }, 180_000);
+
+  it('npm run demo -- outbox: every committed order delivered and counted exactly once through kill -9 of sender, coordinator and consumer, and it exits 0', async () => {
+    const { code, output } = await runDemo('outbox');
+    expect(output).toContain("OK   every committed order's message delivered once to inventory and counted once from RabbitMQ and once from NATS");
+    expect(output).toContain('OK   nothing applied or counted for the orders that never committed');
+    expect(output).toContain('OK   no message left active, committing or rolling back: 0');
+    // The kills really happened where the scenarios say.
+    expect(output).toContain('the order committed locally; the order service killed -9 as its submit reached the proxy');
+    expect(output).toContain('the order service killed -9 before its local transaction ran');
+    expect(output).toMatch(/outbox-3-1 .*\| committed +\| check-back: 2xx/);
+    expect(output).toMatch(/outbox-4-1 .*\| rolled_back \(timeout\) +\| check-back: 409/);
+    expect(output).toContain('coordinator exited (code SIGKILL)');
+    expect(output).toContain('OK   the counter was killed mid-batch');
+    expect(output).not.toContain('FAIL');
+    expect(code).toBe(0);
+  }, 240_000);
 });
