@@ -41,8 +41,9 @@ import {
   type ManagedProcess,
 } from './lib/stack.js';
 
-const RABBITMQ_URL = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+/** The brokers: RABBITMQ_URL / NATS_URL, else the tests' TEST_* ones (the demos e2e test runs this demo), else the machine's. */
+const RABBITMQ_URL = process.env.RABBITMQ_URL ?? process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+const NATS_URL = process.env.NATS_URL ?? process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 const SKU = 'widget';
 const INITIAL_STOCK = 1_000;
 /** The messages whose sender is killed: a short deadline, so the check-back comes within seconds. */
