@@ -303,10 +303,13 @@ export class TransactionEngine {
         wave.forEach((branch, i) => {
           const outcome = outcomes[i];
           if (outcome.kind === 'ok') return;
+          // Why, too: without it an operator reading the log cannot tell a down participant from a lock timeout.
+          const why = typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error);
           txLogger.branch(branch.branchId).warn(`phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`, {
             phase,
             attempts,
             outcome: outcome.kind,
+            error: why.slice(0, 300),
           });
         });
         break;
