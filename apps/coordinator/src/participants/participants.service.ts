@@ -143,13 +143,6 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         field: field('action'),
       });
     }
-    // A publish target answers nothing, so it cannot tell whether a message's local transaction
-    // committed: publishing the check would read as "committed" and deliver what may never have been.
-    if (participant.publish && fieldPrefix === 'check') {
-      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `participant ${name} is a publish target: it gets no reply, so it cannot answer the check`, {
-        field: field('participant'),
-      });
-    }
     return participant;
   }
 

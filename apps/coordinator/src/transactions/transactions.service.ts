@@ -62,7 +62,16 @@ export class TransactionsService {
     for (const [i, b] of branches.entries()) {
       await this.participants.resolve(b.participant, b.action, dto.mode, dto.mode === 'saga' ? `steps.${i}` : `branches.${i}`);
     }
-    if (dto.check) await this.participants.resolve(dto.check.participant, dto.check.action, 'msg', 'check');
+    if (dto.check) {
+      const checked = await this.participants.resolve(dto.check.participant, dto.check.action, 'msg', 'check');
+      // A publish target answers nothing, so it cannot tell whether a message's local transaction
+      // committed: publishing the check would read as "committed" and deliver what may never have been.
+      if (checked.publish) {
+        throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `participant ${checked.name} is a publish target: it gets no reply, so it cannot answer the check`, {
+          field: 'check.participant',
+        });
+      }
+    }
 
     const gid = dto.gid ?? randomUUID();
     const timeoutMs = dto.timeoutMs ?? LIMITS.defaultTimeoutMs;
