@@ -134,7 +134,8 @@ async function main(): Promise<void> {
       await handle.start();
     };
     await startInstance();
-    parts = await startParticipants(options.participants, coordinators[0].url, Math.max(64, 4 * maxConcurrency));
+    const withMsg = options.modes.some((mode) => MODES[mode].usesMsg === true);
+    parts = await startParticipants(options.participants, coordinators[0].url, withMsg, Math.max(64, 4 * maxConcurrency));
     probe = await PostgresProbe.open();
 
     console.log(

@@ -15,6 +15,8 @@ export interface ModeSpec {
   description: string;
   /** Client requests per transaction. */
   requests: number;
+  /** Whether it begins msg transactions (the plain participants then register the mode). */
+  usesMsg?: boolean;
   /** Transaction number `i` of a run, with its unique gid. */
   viaCoordinator(coordinatorUrl: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
   direct(gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
@@ -174,6 +176,7 @@ export const MODES: Record<ModeName, ModeSpec> = {
     name: 'msg',
     description: 'a message of two branches: begin (prepared), then submit (commit, wait: false); execute in the background',
     requests: 2,
+    usesMsg: true,
     viaCoordinator: message(false),
     direct: directMsg,
   },
@@ -181,6 +184,7 @@ export const MODES: Record<ModeName, ModeSpec> = {
     name: 'msg-submit',
     description: 'a message of two branches submitted at begin ("submit": true, wait: false): a durable fan-out',
     requests: 1,
+    usesMsg: true,
     viaCoordinator: message(true),
     direct: directMsg,
   },

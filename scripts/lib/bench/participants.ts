@@ -63,11 +63,15 @@ async function register(coordinatorUrl: string, registration: Pick<ParticipantVi
   return secret === undefined ? [] : [parseSigningSecret(secret)];
 }
 
-const plainRegistration = (name: string, endpoint: string) => ({
+/**
+ * msg only when a run has a msg mode: a coordinator built before the mode (DTX_COORDINATOR_ENTRY)
+ * refuses the registration otherwise, and the other modes are measured against it too.
+ */
+const plainRegistration = (name: string, endpoint: string, withMsg: boolean) => ({
   name,
   transport: 'http',
   endpoint,
-  actions: [{ name: PLAIN_ACTION, modes: ['tcc' as const, '2pc' as const, 'saga' as const, 'msg' as const] }],
+  actions: [{ name: PLAIN_ACTION, modes: ['tcc' as const, '2pc' as const, 'saga' as const, ...(withMsg ? ['msg' as const] : [])] }],
 });
 
 /** The key of a participant that registered itself: the same registration sent again hands out the same secret. */
@@ -82,13 +86,16 @@ async function keyOf(coordinatorUrl: string, name: string): Promise<Buffer[]> {
  * Starts the participants; they register with the coordinator at `coordinatorUrl`. The banks get
  * `accounts` payers and payees; transaction i moves money from payer i mod accounts.
  */
-export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, accounts = 64): Promise<BenchParticipants> {
+export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, withMsg: boolean, accounts = 64): Promise<BenchParticipants> {
   if (kind === 'plain') {
     const [a, b] = await Promise.all([startPlain('bench-a'), startPlain('bench-b')]);
     const processes = [a.process, b.process];
     let keys: [Buffer[], Buffer[]];
     try {
-      keys = [await register(coordinatorUrl, plainRegistration('bench-a', a.endpoint)), await register(coordinatorUrl, plainRegistration('bench-b', b.endpoint))];
+      keys = [
+        await register(coordinatorUrl, plainRegistration('bench-a', a.endpoint, withMsg)),
+        await register(coordinatorUrl, plainRegistration('bench-b', b.endpoint, withMsg)),
+      ];
     } catch (error) {
       await Promise.all(processes.map((p) => p.kill()));
       throw error;
