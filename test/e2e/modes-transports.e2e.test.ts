@@ -9,21 +9,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mode, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import {
-  NATS_URL,
-  RABBITMQ_URL,
-  REDIS_URL,
-  accountService,
   accountsOf,
-  coordinator,
   openAccount,
   until,
   type CoordinatorHandle,
   type ParticipantTransport,
   type ServiceHandle,
 } from '../../scripts/lib/stack.js';
-import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import type { TestDatabase } from '../support/databases.js';
+import { EVERY_TRANSPORT, historyOf, startTransportBanks } from '../support/transport-banks.js';
 
-const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'];
+const TRANSPORTS = EVERY_TRANSPORT;
 
 /** One leg of a transfer: which bank, debit or credit, which account, how much. */
 interface Leg {
@@ -62,7 +58,7 @@ const MODES: ModeCase[] = [
 const run = randomBytes(3).toString('hex');
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
-const banks = new Map<ParticipantTransport, ServiceHandle>();
+let banks = new Map<ParticipantTransport, ServiceHandle>();
 let client: TransactionClient;
 
 const bankName = (t: ParticipantTransport) => `bank-${t}-${run}`;
@@ -91,31 +87,10 @@ interface EventRow {
   detail: { phase?: string; outcome?: string } | null;
 }
 
-async function eventsOf(gid: string): Promise<EventRow[]> {
-  const db = new pg.Client({ connectionString: databases[0].url });
-  await db.connect();
-  try {
-    return (await db.query<EventRow>('SELECT type, branch_id, detail FROM transaction_events WHERE gid = $1 ORDER BY id', [gid])).rows;
-  } finally {
-    await db.end();
-  }
-}
+const eventsOf = (gid: string) => historyOf<EventRow>(databases[0], gid);
 
 beforeAll(async () => {
-  databases = await Promise.all(['modes_coord', ...TRANSPORTS.map((t) => `modes_${t}`)].map((p) => createTestDatabase(p)));
-  coord = await coordinator('modes-coordinator', databases[0].url, {
-    REDIS_URL,
-    RABBITMQ_URL,
-    NATS_URL,
-    RECOVERY_INTERVAL_MS: '200',
-    RETRY_BASE_MS: '50',
-    RETRY_MAX_MS: '500',
-    LEASE_MS: '3000',
-    CALL_TIMEOUT_MS: '1500',
-  });
-  await coord.start();
-  for (const [i, t] of TRANSPORTS.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
-  await Promise.all([...banks.values()].map((b) => b.start()));
+  ({ databases, coord, banks } = await startTransportBanks('modes', TRANSPORTS, bankName));
   client = new TransactionClient({ coordinatorUrl: coord.url });
 });
 

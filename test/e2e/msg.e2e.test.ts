@@ -6,17 +6,11 @@
  * coordinator's check-back reaches the sender over its own transport.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSigningSecret, signCall, type ParticipantRegistrationView, type ParticipantView, type PhaseCallBody, type TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import {
-  NATS_URL,
-  RABBITMQ_URL,
-  REDIS_URL,
-  accountService,
   accountsOf,
-  coordinator,
   getJson,
   openAccount,
   postJson,
@@ -25,9 +19,10 @@ import {
   type ParticipantTransport,
   type ServiceHandle,
 } from '../../scripts/lib/stack.js';
-import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import type { TestDatabase } from '../support/databases.js';
+import { EVERY_TRANSPORT, historyOf, startTransportBanks } from '../support/transport-banks.js';
 
-const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'];
+const TRANSPORTS = EVERY_TRANSPORT;
 /** The brokers are shared with whatever else runs on the machine: names of this run's own. */
 const run = randomBytes(3).toString('hex');
 /** Short, so that a check-back comes within seconds. */
@@ -35,7 +30,7 @@ const TIMEOUT_MS = 1500;
 
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
-const banks = new Map<ParticipantTransport, ServiceHandle>();
+let banks = new Map<ParticipantTransport, ServiceHandle>();
 let client: TransactionClient;
 
 const bankName = (t: ParticipantTransport) => `msg-bank-${t}-${run}`;
@@ -73,15 +68,7 @@ interface EventRow {
   detail: { phase?: string; outcome?: string; reason?: string; cause?: string } | null;
 }
 
-async function eventsOf(gid: string): Promise<EventRow[]> {
-  const db = new pg.Client({ connectionString: databases[0].url });
-  await db.connect();
-  try {
-    return (await db.query<EventRow>('SELECT type, branch_id, detail FROM transaction_events WHERE gid = $1 ORDER BY id', [gid])).rows;
-  } finally {
-    await db.end();
-  }
-}
+const eventsOf = (gid: string) => historyOf<EventRow>(databases[0], gid);
 
 const executeCalls = async (gid: string) => (await eventsOf(gid)).filter((e) => e.type === 'call' && e.detail?.phase === 'execute');
 
@@ -95,20 +82,7 @@ async function signingKeyOf(t: ParticipantTransport): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  databases = await Promise.all(['msg_coord', ...TRANSPORTS.map((t) => `msg_${t}`)].map((p) => createTestDatabase(p)));
-  coord = await coordinator('msg-coordinator', databases[0].url, {
-    REDIS_URL,
-    RABBITMQ_URL,
-    NATS_URL,
-    RECOVERY_INTERVAL_MS: '200',
-    RETRY_BASE_MS: '50',
-    RETRY_MAX_MS: '500',
-    LEASE_MS: '3000',
-    CALL_TIMEOUT_MS: '1500',
-  });
-  await coord.start();
-  for (const [i, t] of TRANSPORTS.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
-  await Promise.all([...banks.values()].map((b) => b.start()));
+  ({ databases, coord, banks } = await startTransportBanks('msg', TRANSPORTS, bankName));
   client = new TransactionClient({ coordinatorUrl: coord.url });
 });
 
