@@ -228,21 +228,28 @@ export async function runOutboxDemo(db: RunningEmbeddedPostgres, stoppers: (() =
   await place('2 refused locally (id taken)', 'outbox-2-1', 'A-1001', 5, false);
 
   console.log('3. The order service killed -9 between its local commit and its submit...');
-  proxy.hold('commit', 'outbox-3-', async (gid) => {
+  // The client's request fails as soon as the order service's socket closes, which may come
+  // before the kill has seen the process exit (it does on Node 24): wait for the kill itself
+  // before restarting, or the restart finds the process still "running".
+  let killedAfterCommit: Promise<void> = Promise.resolve();
+  proxy.hold('commit', 'outbox-3-', (gid) => (killedAfterCommit = (async () => {
     await order.process.kill('SIGKILL');
     console.log(`  ${gid}: the order committed locally; the order service killed -9 as its submit reached the proxy`);
-  });
+  })()));
   await place('3 killed after local commit', 'outbox-3-1', 'A-3001', 2, true, SHORT_TIMEOUT_MS);
+  await killedAfterCommit;
   console.log(`  status while the order service is down: ${(await client.get('outbox-3-1')).status}; restarting it (the check-back comes at the deadline)`);
   await order.start();
   await finished(client, 'outbox-3-1');
 
   console.log('4. The order service killed -9 before its local commit...');
-  proxy.hold('begin', 'outbox-4-', async (gid) => {
+  let killedBeforeCommit: Promise<void> = Promise.resolve();
+  proxy.hold('begin', 'outbox-4-', (gid) => (killedBeforeCommit = (async () => {
     await order.process.kill('SIGKILL');
     console.log(`  ${gid}: the message begun at the coordinator; the order service killed -9 before its local transaction ran`);
-  });
+  })()));
   await place('4 killed before local commit', 'outbox-4-1', 'A-4001', 2, false, SHORT_TIMEOUT_MS);
+  await killedBeforeCommit;
   console.log(`  status while the order service is down: ${(await client.get('outbox-4-1')).status}; restarting it`);
   await order.start();
   await finished(client, 'outbox-4-1');
