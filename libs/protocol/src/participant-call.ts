@@ -32,11 +32,56 @@ export function redisBranchPattern(participant: string): { cmd: typeof BRANCH_ME
   return { cmd: BRANCH_MESSAGE_PATTERN, participant };
 }
 
-export type MicroserviceReply = { outcome: 'ok'; result: Json } | { outcome: 'failed'; message: string };
+/**
+ * The rows an AT branch locked in its participant's database (an extension of PROTOCOL.md 5.1
+ * and 5.2, which a participant may send with a 2xx to `prepare`, for the admin view): how
+ * many, and the first AT_LOCKS_REPORTED of them, `key` being the row's primary key as a JSON
+ * array. Over HTTP it is the header `x-tx-at-locks` (this JSON, non-ASCII escaped); on the
+ * message transports the reply's `locks` member.
+ */
+export interface BranchLocks {
+  count: number;
+  rows: { table: string; key: string }[];
+}
+
+/** How many locked rows an AT answer names; `count` is always the whole number. */
+export const AT_LOCKS_REPORTED = 20;
+
+/** The HTTP header of BranchLocks. */
+export const AT_LOCKS_HEADER = 'x-tx-at-locks';
+
+/** BranchLocks as header text: JSON, its non-ASCII characters escaped (a header carries only ASCII). */
+export function encodeBranchLocks(locks: BranchLocks): string {
+  return JSON.stringify(locks).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** BranchLocks from a header's or reply's value; null when it is not one (an answer is never refused for it). */
+export function readBranchLocks(value: unknown): BranchLocks | null {
+  let parsed: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null) return null;
+  const { count, rows } = parsed as { count?: unknown; rows?: unknown };
+  if (!Number.isSafeInteger(count) || (count as number) < 0 || !Array.isArray(rows)) return null;
+  const read: BranchLocks['rows'] = [];
+  for (const row of rows.slice(0, AT_LOCKS_REPORTED)) {
+    const { table, key } = (row ?? {}) as { table?: unknown; key?: unknown };
+    if (typeof table !== 'string' || typeof key !== 'string' || table.length > 200 || key.length > 500) return null;
+    read.push({ table, key });
+  }
+  return { count: count as number, rows: read };
+}
+
+export type MicroserviceReply = { outcome: 'ok'; result: Json; locks?: BranchLocks } | { outcome: 'failed'; message: string };
 
 /** What a participant call came to, once mapped from the transport's answer. */
 export type CallOutcome =
-  | { kind: 'ok'; result: Json }
+  | { kind: 'ok'; result: Json; locks?: BranchLocks }
   | { kind: 'failed'; error: Json }
   | { kind: 'transient'; error: string };
 

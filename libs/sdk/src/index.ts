@@ -7,10 +7,11 @@ export type {
   ParticipantModuleAsyncOptions,
   ParticipantModuleOptions,
   ParticipantTransportOptions,
+  AtModeOptions,
 } from './participant/participant.options.js';
 export { connectParticipantTransport } from './participant/participant-transport.js';
-export { MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
-export type { MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
+export { AtAction, MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
+export type { AtActionOptions, MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
@@ -20,7 +21,11 @@ export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './
 // Data layers: what they are, the barrier and the XA helper on the participant's layer. The
 // adapters are subpath exports (`@nest-dtx/sdk/pg`, `/mysql2`, `/prisma`, `/drizzle`,
 // `/kysely`, `/mikro-orm`, `/redis`, `/typeorm`), so an app loads only the one it uses.
-export type { BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
+export type { AtDataLayer, AtRowRef, AtTable, BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
+// AT mode: its schema (for migrations other than TypeORM's), its triggers, reads that wait for locks.
+export { atSchemaDdl, atTriggerDdl, dropAtSchemaDdl } from './data-layers/core/at-sql.js';
+export { AtRowLockedError } from './data-layers/core/sql-at.js';
+export { AtLocks, type ReadUnlockedOptions } from './participant/at-branches.js';
 export type { BarrierOutcome } from './data-layers/core/barrier-rules.js';
 export { barrierTableDdl } from './data-layers/core/barrier-sql.js';
 export type { SqlDialect } from './data-layers/core/sql.js';

@@ -3,6 +3,7 @@ import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOrigin, type BarrierOutcome, type BarrierSlot } from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer, XaDataLayer } from '../data-layers/core/data-layer.js';
+import { AtBranches } from './at-branches.js';
 import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { DTX_MSG_CHECK_ACTION, LocalTransactionRefused } from './msg-check.js';
@@ -75,7 +76,7 @@ function dispatcherWith(layer: DtxDataLayer<{ handle: string }> & { xa?: XaDataL
     get: (name: string, mode: string) => all.find((a) => a.name === name && a.mode === mode),
     list: () => all,
   } as unknown as ParticipantExplorer;
-  return new BranchDispatcher(explorer, new BranchBarrier(layer, options), new PreparedTransactions(layer), options);
+  return new BranchDispatcher(explorer, new BranchBarrier(layer, options), new PreparedTransactions(layer), new AtBranches(layer, options, explorer), options);
 }
 
 const call: PhaseCallBody = { gid: 'g1', branchId: 'b1', mode: 'tcc', action: 'pay', phase: 'try', payload: { amount: 5 } };
@@ -88,7 +89,7 @@ describe('BranchDispatcher', () => {
       seen.push(context);
       return { paid: (payload as { amount: number }).amount };
     };
-    const dispatcher = dispatcherWith(layer, [{ name: 'pay', mode: 'tcc', xa: false, handlers: { try: tryPay, confirm: () => undefined, cancel: () => undefined } }]);
+    const dispatcher = dispatcherWith(layer, [{ name: 'pay', mode: 'tcc', xa: false, at: false, handlers: { try: tryPay, confirm: () => undefined, cancel: () => undefined } }]);
     expect(await dispatcher.dispatch(call)).toEqual({ kind: 'ok', result: { paid: 5 } });
     expect(layer.calls).toEqual([call]);
     expect(seen).toEqual([{ gid: 'g1', branchId: 'b1', mode: 'tcc', action: 'pay', phase: 'try', tx: { handle: 'tx-1' }, manager: { handle: 'tx-1' } }]);
@@ -96,7 +97,7 @@ describe('BranchDispatcher', () => {
 
   it('refuses to start when an XaAction is declared on a data layer without prepared transactions', async () => {
     const layer = new FakeDataLayer();
-    const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, handlers: { prepare: () => undefined } }]);
+    const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, at: false, handlers: { prepare: () => undefined } }]);
     await expect(dispatcher.onApplicationBootstrap()).rejects.toThrow(
       'participant wallet: XaAction debit needs prepared (XA) transactions, which the fake layer does not have',
     );
@@ -114,7 +115,7 @@ describe('BranchDispatcher', () => {
         return Promise.resolve([`dtx:${participant}:0123`]);
       },
     };
-    const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, handlers: { prepare: () => undefined } }]);
+    const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, at: false, handlers: { prepare: () => undefined } }]);
     await expect(dispatcher.onApplicationBootstrap()).resolves.toBeUndefined();
     expect(asked).toEqual(['wallet']);
   });
@@ -167,7 +168,7 @@ describe('BranchDispatcher', () => {
         credited.push(payload);
         return { credited: credited.length };
       };
-      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, handlers: { execute: credit } }]);
+      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, at: false, handlers: { execute: credit } }]);
       const execute: PhaseCallBody = { gid: 'm4', branchId: 'b1', mode: 'msg', action: 'credit', phase: 'execute', payload: { amount: 5 } };
       expect(await dispatcher.dispatch(execute)).toEqual({ kind: 'ok', result: { credited: 1 } });
       expect(await dispatcher.dispatch(execute)).toEqual({ kind: 'ok', result: { credited: 1 } });
@@ -177,7 +178,7 @@ describe('BranchDispatcher', () => {
     it('refuses any other call to the check action, a check of a @MsgAction, and a delivery under branchId check, running nothing', async () => {
       const layer = new MemoryDataLayer();
       let credits = 0;
-      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, handlers: { execute: () => void credits++ } }]);
+      const dispatcher = dispatcherWith(layer, [{ name: 'credit', mode: 'msg', xa: false, at: false, handlers: { execute: () => void credits++ } }]);
       const calls: PhaseCallBody[] = [
         { ...checkBack('m5'), phase: 'execute' },
         { ...checkBack('m5'), branchId: 'b1' },

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type BranchLocks, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { AtBranches } from './at-branches.js';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
@@ -8,13 +9,14 @@ import { isPhaseCall } from './phase-call.js';
 
 /** A transport-neutral answer: the HTTP controller and the message handlers map it. */
 export type DispatchAnswer =
-  | { kind: 'ok'; result: Json }
+  /** `locks`: an AT prepare's locked rows, which the transports send beside the result. */
+  | { kind: 'ok'; result: Json; locks?: BranchLocks }
   | { kind: 'failed'; message: string; details: Json }
   | { kind: 'invalid'; message: string };
 
 /**
- * Runs one phase call through the barrier (or, for XA actions, a prepared transaction)
- * and the business method the decorators declared.
+ * Runs one phase call through the barrier (or, for XA actions, a prepared transaction; for AT
+ * actions, the undo log and row locks) and the business method the decorators declared.
  */
 @Injectable()
 export class BranchDispatcher implements OnApplicationBootstrap {
@@ -24,6 +26,7 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     private readonly explorer: ParticipantExplorer,
     private readonly barrier: BranchBarrier,
     private readonly prepared: PreparedTransactions,
+    private readonly atBranches: AtBranches,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
   ) {}
 
@@ -57,14 +60,18 @@ export class BranchDispatcher implements OnApplicationBootstrap {
       return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };
     }
     const handler = action.handlers[body.phase] ?? action.handlers[phases.phase1];
-    if (!handler || (!action.xa && !action.handlers[body.phase])) {
+    if (!handler || (!action.xa && !action.at && !action.handlers[body.phase])) {
       return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
     }
     const business = async (tx: unknown) =>
       handler(body.payload, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, tx, manager: tx });
 
     let outcome: BarrierOutcome;
-    if (!action.xa) outcome = await this.barrier.run(body, business);
+    if (action.at) {
+      if (body.phase === phases.phase1) outcome = await this.atBranches.prepare(body, business);
+      else if (body.phase === phases.commit) outcome = await this.atBranches.commit(body);
+      else outcome = await this.atBranches.rollback(body);
+    } else if (!action.xa) outcome = await this.barrier.run(body, business);
     else if (body.phase === phases.phase1) outcome = await this.prepared.prepare(this.options.name, body, business);
     else if (body.phase === phases.commit) outcome = await this.prepared.commit(this.options.name, body);
     else outcome = await this.prepared.rollback(this.options.name, body);
@@ -97,6 +104,6 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (outcome.duplicate || outcome.skipped) {
       this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} ${outcome.duplicate ? 'duplicate' : 'null compensation'}: skipped`);
     }
-    return { kind: 'ok', result: outcome.result };
+    return outcome.locks ? { kind: 'ok', result: outcome.result, locks: outcome.locks } : { kind: 'ok', result: outcome.result };
   }
 }

@@ -16,6 +16,8 @@ export interface ActionMetadata {
    * MySQL/MariaDB XA PREPARE); commit and rollback finish it (no methods needed).
    */
   xa?: boolean;
+  /** 2PC in AT mode: the SDK records how to undo the work and locks its rows (see AtAction). */
+  at?: boolean;
 }
 
 function actionDecorator(build: (methodName: string) => ActionMetadata): MethodDecorator {
@@ -79,6 +81,25 @@ export function TwoPhaseAction(options: TwoPhaseActionOptions): MethodDecorator 
  */
 export function XaAction(options: { name?: string } = {}): MethodDecorator {
   return actionDecorator((method) => ({ name: options.name ?? method, mode: '2pc', methods: { prepare: method }, xa: true }));
+}
+
+export interface AtActionOptions {
+  /** Action name; defaults to the method name. */
+  name?: string;
+}
+
+/**
+ * Declares an AT action (automatic compensation, as Seata's AT mode): the decorated method does
+ * its work plainly, through the handle it receives (`context.tx` / `context.manager`), with no
+ * commit or rollback method. Row triggers on the tables the module's `at.tables` option names
+ * record each changed row's before and after images and lock the row for the global
+ * transaction, in the same local transaction, which then commits. The coordinator sees a 2PC
+ * action: on commit the SDK drops the undo rows and locks; on rollback it restores the before
+ * images, refusing (and flagging the transaction) if a row no longer equals what the branch
+ * left. Postgres data layers only; on the others the participant refuses to start.
+ */
+export function AtAction(options: AtActionOptions = {}): MethodDecorator {
+  return actionDecorator((method) => ({ name: options.name ?? method, mode: '2pc', methods: { prepare: method }, at: true }));
 }
 
 export interface SagaActionOptions {

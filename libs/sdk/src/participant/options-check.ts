@@ -38,6 +38,7 @@ export function checkParticipantOptions(options: ParticipantModuleOptions): void
   if (options.dataLayer !== undefined && options.dataSource !== undefined) {
     throw new Error(`${who}: give dataLayer or dataSource (a TypeORM DataSource's name), not both`);
   }
+  if (options.at !== undefined) checkAtOptions(who, options.at);
   if (options.signingSecret !== undefined) {
     try {
       parseSigningSecret(options.signingSecret);
@@ -64,6 +65,16 @@ export function checkParticipantOptions(options: ParticipantModuleOptions): void
   if (options.register === false && options.signingSecret === undefined) {
     throw new Error(`${who}: register is false and verifySignatures is on, but there is no signingSecret: it could never accept a call`);
   }
+}
+
+function checkAtOptions(who: string, at: NonNullable<ParticipantModuleOptions['at']>): void {
+  if (!Array.isArray(at.tables) || at.tables.length === 0 || at.tables.some((table) => typeof table !== 'string' || table.trim() === '')) {
+    throw new Error(`${who}: at.tables must list the tables its AT actions write (table names)`);
+  }
+  const whole = (value: number | undefined, min: number) => value === undefined || (Number.isSafeInteger(value) && value >= min);
+  if (!whole(at.lockWaitMs, 0)) throw new Error(`${who}: at.lockWaitMs must be a whole number of milliseconds, 0 or more`);
+  if (!whole(at.cleanupBatchSize, 1)) throw new Error(`${who}: at.cleanupBatchSize must be a whole number, 1 or more`);
+  if (!whole(at.leftoverSweepIntervalMs, 1000)) throw new Error(`${who}: at.leftoverSweepIntervalMs must be at least 1000`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Controller, Header, HttpCode, Param, Post, Req, UseFilters, type Type } from '@nestjs/common';
-import { checkSignatureHeaders, SIGNATURE_HEADERS, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
+import { Controller, Header, HttpCode, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
+import { AT_LOCKS_HEADER, checkSignatureHeaders, encodeBranchLocks, SIGNATURE_HEADERS, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode } from './participant-errors.js';
@@ -11,6 +11,12 @@ interface ParticipantHttpRequest {
   headers: IncomingHttpHeaders;
   body?: unknown;
   rawBody?: Buffer;
+}
+
+/** What the route sets on a response, on Express (`setHeader`) and Fastify (`header`) alike. */
+interface ParticipantHttpResponse {
+  header?: (name: string, value: string) => unknown;
+  setHeader?: (name: string, value: string) => unknown;
 }
 
 
@@ -64,7 +70,12 @@ export function createParticipantHttpController(path: string): Type<unknown> {
     @Post(':action/:phase')
     @HttpCode(200)
     @Header('content-type', JSON_CONTENT_TYPE)
-    async handle(@Param('action') action: string, @Param('phase') phase: string, @Req() request: ParticipantHttpRequest): Promise<string> {
+    async handle(
+      @Param('action') action: string,
+      @Param('phase') phase: string,
+      @Req() request: ParticipantHttpRequest,
+      @Res({ passthrough: true }) response: ParticipantHttpResponse,
+    ): Promise<string> {
       // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
       // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
       // call cannot pass; the content type is checked after, for a call that did.
@@ -87,6 +98,11 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       const outcome = await this.dispatcher.dispatch(check.body);
       switch (outcome.kind) {
         case 'ok':
+          if (outcome.locks) {
+            const value = encodeBranchLocks(outcome.locks);
+            if (typeof response.header === 'function') response.header(AT_LOCKS_HEADER, value);
+            else response.setHeader?.(AT_LOCKS_HEADER, value);
+          }
           return JSON.stringify(outcome.result ?? null);
         case 'failed':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));

@@ -71,7 +71,7 @@ export class ParticipantMessageHandler {
     const answer = await this.dispatcher.dispatch(check.body);
     switch (answer.kind) {
       case 'ok':
-        return { outcome: 'ok', result: answer.result };
+        return answer.locks ? { outcome: 'ok', result: answer.result, locks: answer.locks } : { outcome: 'ok', result: answer.result };
       case 'failed':
         return { outcome: 'failed', message: answer.message };
       case 'invalid':

@@ -31,6 +31,8 @@ export interface RegisteredAction {
   handlers: Partial<Record<Phase, PhaseHandler>>;
   /** 2PC through a prepared transaction of the database (see XaAction). */
   xa: boolean;
+  /** 2PC in AT mode: undo log and row locks by triggers (see AtAction). */
+  at: boolean;
   /**
    * An action of the SDK itself rather than of the app: `msg-check`, the answer to msg's
    * check-back (DTX_MSG_CHECK_ACTION), which the dispatcher gives from the barrier alone.
@@ -43,7 +45,7 @@ export interface RegisteredAction {
  * `MsgBuilder.doAndSubmit`, whose check target it is. Registered like any action (mode msg),
  * so the coordinator accepts it as a message's `check`.
  */
-export const MSG_CHECK_ACTION: Readonly<RegisteredAction> = { name: DTX_MSG_CHECK_ACTION, mode: 'msg', handlers: {}, xa: false, builtIn: 'msg-check' };
+export const MSG_CHECK_ACTION: Readonly<RegisteredAction> = { name: DTX_MSG_CHECK_ACTION, mode: 'msg', handlers: {}, xa: false, at: false, builtIn: 'msg-check' };
 
 /**
  * Finds the actions declared with the SDK's decorators at start-up, the way @nestjs/schedule
@@ -110,7 +112,7 @@ export class ParticipantExplorer implements OnModuleInit {
       }
       handlers[phase] = (method as PhaseHandler).bind(instance);
     }
-    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers, xa: metadata.xa ?? false });
+    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers, xa: metadata.xa ?? false, at: metadata.at ?? false });
     this.logger.log(`action ${metadata.name} (${metadata.mode}): ${Object.keys(handlers).join(', ')}`);
   }
 }

@@ -1,5 +1,6 @@
 import { ConfigurableModuleBuilder, type DynamicModule, type Provider } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
+import { AtBranches, AtLocks } from './at-branches.js';
 import { BranchBarrier } from './barrier.js';
 import { dataLayerProvider } from './data-layer.provider.js';
 import { BarrierRetention } from './barrier-retention.js';
@@ -26,6 +27,8 @@ const PROVIDERS: Provider[] = [
   ParticipantExplorer,
   BranchBarrier,
   PreparedTransactions,
+  AtBranches,
+  AtLocks,
   BranchDispatcher,
   SigningKeys,
   ParticipantRegistration,
@@ -36,7 +39,7 @@ const PROVIDERS: Provider[] = [
   DtxParticipantHealthIndicator,
 ];
 
-const EXPORTS = [BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator, PARTICIPANT_OPTIONS];
+const EXPORTS = [BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, PARTICIPANT_OPTIONS];
 
 /**
  * The extras as the builder hands them to the transform: the defaults, then everything forRoot

@@ -19,6 +19,35 @@ export type ParticipantTransportOptions =
    */
   | { kind: 'nats'; url: string };
 
+/** AT mode (AtAction): which tables its actions write, and how it waits for locked rows. */
+export interface AtModeOptions {
+  /**
+   * Every table an AT action may write (`accounts`, or `schema.table`), each with a primary key.
+   * The SDK puts its capture triggers on them at start-up; a write to a table not listed here
+   * is not undone on rollback.
+   */
+  tables: string[];
+  /**
+   * How long an AT phase 1 waits for a row another global transaction holds (its local
+   * transaction is rolled back and run again meanwhile), before it fails. Default 1000 ms.
+   * Keep it well under the coordinator's CALL_TIMEOUT_MS (5 s by default).
+   */
+  lockWaitMs?: number;
+  /** Install the triggers at start-up (default true); false only checks they are there (for a database user without DDL rights). */
+  installTriggers?: boolean;
+  /** Committed branches whose undo and lock rows one clean-up statement deletes. Default 200. */
+  cleanupBatchSize?: number;
+  /** How often committed branches left over by a crash are looked for. Default 60 s. */
+  leftoverSweepIntervalMs?: number;
+}
+
+/** Defaults of the AT options. */
+export const AT_DEFAULTS = {
+  lockWaitMs: 1_000,
+  cleanupBatchSize: 200,
+  leftoverSweepIntervalMs: 60_000,
+} as const;
+
 export interface ParticipantModuleOptions {
   /** The participant's name in the coordinator's registry, e.g. `account`. */
   name: string;
@@ -51,6 +80,8 @@ export interface ParticipantModuleOptions {
    * `TypeOrmModule.forRoot({ name })`. Default the default (unnamed) DataSource.
    */
   dataSource?: string;
+  /** AT mode: required when the participant has AtAction methods. */
+  at?: AtModeOptions;
   /** Register with the coordinator at start-up. Default true. */
   register?: boolean;
   /** How long start-up waits for the first successful registration before going on in the background. Default 15 s. */
@@ -120,7 +151,7 @@ export interface DtxParticipantOptionsFactory {
 
 /** What shapes the module itself rather than its options, given to forRoot and forRootAsync alike. */
 export interface ParticipantModuleExtras {
-  /** Make the module's exports (BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator) global. Default false. */
+  /** Make the module's exports (BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator) global. Default false. */
   isGlobal?: boolean;
 }
 

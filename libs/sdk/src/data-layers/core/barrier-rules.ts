@@ -1,4 +1,4 @@
-import type { Json, PhaseCallBody, PhaseKind } from '@nest-dtx/protocol';
+import type { BranchLocks, Json, PhaseCallBody, PhaseKind } from '@nest-dtx/protocol';
 
 /**
  * The barrier's rules (PROTOCOL.md 5.4, the technique of dtm's sub-transaction barrier), once,
@@ -35,7 +35,7 @@ export type BarrierDecision =
   | { kind: 'refuse' };
 
 export type BarrierOutcome =
-  | { kind: 'ok'; result: Json; duplicate: boolean; skipped: boolean }
+  | { kind: 'ok'; result: Json; duplicate: boolean; skipped: boolean; locks?: BranchLocks }
   | { kind: 'failed'; message: string; details: Json };
 
 const INSERTS: Record<PhaseKind, readonly BarrierInsert[]> = {

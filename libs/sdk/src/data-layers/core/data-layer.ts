@@ -1,5 +1,6 @@
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from './barrier-rules.js';
+import type { BranchKey } from './barrier-sql.js';
 
 /** A business method's work, given the data layer's transactional handle. */
 export type BusinessWork<Tx> = (tx: Tx) => Promise<Json | void>;
@@ -34,6 +35,63 @@ export interface DtxDataLayer<Tx = unknown> {
   readonly expiresRowsItself?: boolean;
   /** Prepared (XA) transactions, when the database and the library allow them; else XaAction is refused at start-up. */
   readonly xa?: XaDataLayer<Tx>;
+  /** AT mode (undo log and row locks by triggers), on Postgres; else AtAction is refused at start-up. */
+  readonly at?: AtDataLayer<Tx>;
+}
+
+/** A row of a table an AT action writes, by its primary key: `{ id: 7 }`. */
+export interface AtRowRef {
+  table: string;
+  key: Record<string, unknown>;
+}
+
+/** What the AT installation found of a table, for start-up messages. */
+export interface AtTable {
+  /** `schema.table`, as the locks name it. */
+  name: string;
+  keyColumns: string[];
+  /** Whether its triggers were installed (or replaced) now. */
+  installed: boolean;
+}
+
+/**
+ * AT mode on the participant's database: the business work runs as written, and row triggers
+ * on the tables it may write record how to undo it and lock the rows for the global
+ * transaction (see at-sql.ts). From the coordinator's side an AT action is a 2PC action.
+ */
+export interface AtDataLayer<Tx = unknown> {
+  /**
+   * Checks the AT schema is there and puts the capture triggers on `tables` (`installTriggers`
+   * false: only checks they are there). Throws one line when something is missing.
+   */
+  install(tables: readonly string[], options: { installTriggers: boolean }): Promise<AtTable[]>;
+  /**
+   * Phase 1: in one local transaction, the barrier row, the branch's identity, the work (whose
+   * writes the triggers capture and lock) and the result; committed locally. A row another
+   * global transaction holds makes the whole local transaction roll back and run again after a
+   * pause, for up to `lockWaitMs`; then it fails (a business failure: the global transaction
+   * rolls back cleanly). A success carries the locks it holds.
+   */
+  prepare(call: PhaseCallBody, work: BusinessWork<Tx>, options: { lockWaitMs: number }): Promise<BarrierOutcome>;
+  /** Phase 2 commit: the barrier's commit row, which releases the locks at once; undo and lock rows go later (deleteCommitted). */
+  commit(call: PhaseCallBody): Promise<BarrierOutcome>;
+  /**
+   * Phase 2 rollback: restores the before images, newest first, each only if the row still
+   * equals its after image, then deletes the undo and lock rows; a row that does not fails the
+   * rollback (409, nothing restored, locks kept) with the difference in its details.
+   */
+  rollback(call: PhaseCallBody): Promise<BarrierOutcome>;
+  /** Deletes the undo and lock rows of committed branches; returns how many of each. */
+  deleteCommitted(keys: readonly BranchKey[]): Promise<{ undo: number; locks: number }>;
+  /** Committed branches whose undo or lock rows are still there (a crash before deleteCommitted), at most `limit`. */
+  committedLeftovers(limit: number): Promise<BranchKey[]>;
+  /**
+   * A read that must not see what a global transaction has changed but not yet decided: in one
+   * local transaction, locks `rows` (FOR SHARE, or FOR UPDATE), and only if no global
+   * transaction holds any of them runs `read`; otherwise lets them go, waits and tries again,
+   * for up to `waitMs`, then throws AtRowLockedError.
+   */
+  readUnlocked<T>(rows: readonly AtRowRef[], read: (tx: Tx) => Promise<T>, options: { waitMs: number; forUpdate: boolean }): Promise<T>;
 }
 
 /**

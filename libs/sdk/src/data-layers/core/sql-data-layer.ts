@@ -2,7 +2,8 @@ import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOutcome } from './barrier-rules.js';
 import { BarrierSql } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
-import { DEFAULT_LOCK_TIMEOUT_MS, type BusinessWork, type DataLayerOptions, type DtxDataLayer, type XaDataLayer } from './data-layer.js';
+import { DEFAULT_LOCK_TIMEOUT_MS, type AtDataLayer, type BusinessWork, type DataLayerOptions, type DtxDataLayer, type XaDataLayer } from './data-layer.js';
+import { SqlAt } from './sql-at.js';
 import type { SqlDriver, SqlRun } from './sql.js';
 import { SqlXa } from './sql-xa.js';
 
@@ -11,6 +12,9 @@ export function failedOutcome(error: BusinessFailure): BarrierOutcome {
   return { kind: 'failed', message: error.message, details: error.details };
 }
 
+/** Work inside a barrier phase's local transaction that also runs statements of its own (AT mode). */
+export type PhaseWork<Tx> = (run: SqlRun, handle: Tx) => Promise<Json | void>;
+
 /**
  * The barrier on a SQL database, through any library's local transactions: the rules of
  * barrier-rules.ts as statements of barrier-sql.ts, run by the adapter's driver.
@@ -18,6 +22,7 @@ export function failedOutcome(error: BusinessFailure): BarrierOutcome {
 export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
   readonly description: string;
   readonly xa?: XaDataLayer<Tx>;
+  readonly at?: AtDataLayer<Tx>;
   private readonly sql: BarrierSql;
   private readonly lockTimeoutMs: number;
 
@@ -31,9 +36,15 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     this.sql.lockTimeout(this.lockTimeoutMs);
     this.description = `${driver.library} (${driver.dialect === 'postgres' ? 'Postgres' : 'MySQL/MariaDB'})`;
     if (driver.session) this.xa = new SqlXa(driver, this.sql, this.lockTimeoutMs);
+    if (driver.dialect === 'postgres') this.at = new SqlAt(driver, this.sql, (call, work) => this.runPhaseWith(call, work));
   }
 
-  async runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+  runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+    return this.runPhaseWith(call, (_run, handle) => work(handle));
+  }
+
+  /** runPhase, for work that also runs statements in the phase's local transaction. */
+  async runPhaseWith(call: PhaseCallBody, work: PhaseWork<Tx>): Promise<BarrierOutcome> {
     try {
       return await this.driver.transaction((run, handle) => this.phaseInTransaction(run, handle, call, work));
     } catch (error) {
@@ -42,7 +53,7 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     }
   }
 
-  private async phaseInTransaction(run: SqlRun, handle: Tx, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+  private async phaseInTransaction(run: SqlRun, handle: Tx, call: PhaseCallBody, work: PhaseWork<Tx>): Promise<BarrierOutcome> {
     const kind = phaseKind(call.phase);
     await run(this.sql.lockTimeout(this.lockTimeoutMs));
     const inserted: boolean[] = [];
@@ -50,7 +61,7 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     const stored = needsPhase1Origin(kind, inserted) ? BarrierSql.storedPhase1((await run(this.sql.selectPhase1(call))).rows[0]) : null;
     const decision = barrierDecision(kind, inserted, stored?.origin ?? null);
     if (decision.kind !== 'run') return barrierOutcome(call, decision, stored?.result ?? null);
-    const result: Json = (await work(handle)) ?? null;
+    const result: Json = (await work(run, handle)) ?? null;
     if (decision.storesResult) await run(this.sql.storeResult(call, result));
     return barrierOutcome(call, decision, result);
   }

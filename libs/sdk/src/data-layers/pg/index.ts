@@ -4,6 +4,7 @@ import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { dollarPlaceholders, type SqlRun } from '../core/sql.js';
 
 export { barrierTableDdl } from '../core/barrier-sql.js';
+export { atSchemaDdl, atTriggerDdl } from '../core/at-sql.js';
 
 function runOn(client: PoolClient): SqlRun {
   return async (statement) => {

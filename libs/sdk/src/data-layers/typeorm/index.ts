@@ -4,7 +4,7 @@ import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { dollarPlaceholders, type SqlDialect, type SqlRun, type SqlSession } from '../core/sql.js';
 import { typeormDialect } from './dialect.js';
 
-export { dtxMigrations, CreateDtxBarrier1763800000100 } from './barrier.migration.js';
+export { dtxMigrations, CreateDtxAt1763800000200, CreateDtxBarrier1763800000100 } from './barrier.migration.js';
 
 function runOn(runner: QueryRunner, dialect: SqlDialect): SqlRun {
   return async (statement) => {
