@@ -12,7 +12,7 @@ export class AppModule {
     const transfers = msgTransfers(env);
     return {
       module: AppModule,
-      imports: [...participantInfrastructure(env, [AccountEntity, PendingCreditEntity], [Accounts1763800000200]), AccountsModule, ...transfers.imports],
+      imports: [...participantInfrastructure(env, [AccountEntity, PendingCreditEntity], [Accounts1763800000200], { tables: ['accounts'] }), AccountsModule, ...transfers.imports],
       controllers: transfers.controllers,
       providers: transfers.providers,
     };

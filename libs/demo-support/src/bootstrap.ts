@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { ValidationPipe, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { connectParticipantTransport } from '@nest-dtx/sdk';
+import { CrashAfterPhase } from './crash-hook.js';
 import { loadServiceEnv, type ServiceEnv } from './service-env.js';
 
 /**
@@ -15,6 +16,7 @@ export function runParticipantService(name: string, defaults: Partial<ServiceEnv
     const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false, rawBody: true });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
     app.enableShutdownHooks();
+    if (env.CRASH_AFTER_PHASE) app.useGlobalInterceptors(new CrashAfterPhase(env.CRASH_AFTER_PHASE));
     // The transport DtxParticipantModule was given (participantInfrastructure), read from the app.
     await connectParticipantTransport(app);
     await app.listen(env.PORT, env.HOST);

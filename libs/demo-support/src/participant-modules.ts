@@ -1,7 +1,7 @@
 import type { DynamicModule, Type } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { DtxParticipantModule, dtxMigrations, type ParticipantModuleOptions } from '@nest-dtx/sdk';
+import { DtxParticipantModule, dtxMigrations, type AtModeOptions, type ParticipantModuleOptions } from '@nest-dtx/sdk';
 import { participantTransport, type ServiceEnv } from './service-env.js';
 
 /** The two modules every demo participant imports: its own database (with the barrier) and the SDK. */
@@ -9,6 +9,8 @@ export function participantInfrastructure(
   env: ServiceEnv,
   entities: Type[],
   migrations: (new () => MigrationInterface)[],
+  /** AT mode, for a service with AtAction methods: the tables they write. */
+  at?: AtModeOptions,
 ): DynamicModule[] {
   return [
     TypeOrmModule.forRoot({
@@ -21,7 +23,7 @@ export function participantInfrastructure(
       extra: { max: 20 },
       retryAttempts: 0,
     }),
-    DtxParticipantModule.forRoot(participantOptions(env)),
+    DtxParticipantModule.forRoot({ ...participantOptions(env), ...(at ? { at } : {}) }),
   ];
 }
 

@@ -60,6 +60,10 @@ export class ServiceEnv {
   /** TRANSPORT=nats: the coordinator's NATS (the same server as its NATS_URL). */
   @IsOptional() @IsString() @Matches(/^(nats|tls):\/\//)
   NATS_URL?: string = undefined;
+
+  /** A fault for tests and demos: `<action>/<phase>` (HTTP), kill -9 itself after that phase ran, before answering (CrashAfterPhase). */
+  @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]+\/[a-z]+$/)
+  CRASH_AFTER_PHASE?: string = undefined;
 }
 
 export function loadServiceEnv(defaults: Partial<ServiceEnv>, source: Record<string, string | undefined> = process.env): ServiceEnv {

@@ -24,7 +24,7 @@ export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './
 export type { AtDataLayer, AtRowRef, AtTable, BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
 // AT mode: its schema (for migrations other than TypeORM's), its triggers, reads that wait for locks.
 export { atSchemaDdl, atTriggerDdl, dropAtSchemaDdl } from './data-layers/core/at-sql.js';
-export { AtRowLockedError } from './data-layers/core/sql-at.js';
+export { AtRowLockedError, isAtRowLocked } from './data-layers/core/sql-at.js';
 export { AtLocks, type ReadUnlockedOptions } from './participant/at-branches.js';
 export type { BarrierOutcome } from './data-layers/core/barrier-rules.js';
 export { barrierTableDdl } from './data-layers/core/barrier-sql.js';

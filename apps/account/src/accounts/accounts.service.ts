@@ -1,9 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { ConflictException, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
-import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, queryRows, type BranchContext } from '@nest-dtx/sdk';
+import { BusinessFailure, SagaAction, TccAction, TransactionParticipant, XaAction, isAtRowLocked, queryRows, type BranchContext } from '@nest-dtx/sdk';
 import { AccountEntity } from './account.entity.js';
 import { MoneyMovePayload, type OpenAccountDto } from '@app/demo-support';
 
@@ -136,11 +136,20 @@ export class AccountsService {
       : new BusinessFailure(`insufficient funds on ${accountId}`, { reason: 'insufficient_funds' });
   }
 
+  /**
+   * Opens an account, or resets its balance: a plain write, outside any global transaction. On
+   * an account an AT transfer holds, the SDK's trigger refuses it (no dirty write): 409.
+   */
   async open(dto: OpenAccountDto): Promise<AccountEntity> {
-    await this.db.query(`INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance WHERE accounts.frozen = 0`, [
-      dto.id,
-      dto.balance,
-    ]);
+    try {
+      await this.db.query(`INSERT INTO accounts (id, balance) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET balance = EXCLUDED.balance WHERE accounts.frozen = 0`, [
+        dto.id,
+        dto.balance,
+      ]);
+    } catch (error) {
+      if (isAtRowLocked(error)) throw new ConflictException(`account ${dto.id} is held by a global transaction (AT mode) until it ends`);
+      throw error;
+    }
     return this.db.getRepository(AccountEntity).findOneByOrFail({ id: dto.id });
   }
 

@@ -61,6 +61,14 @@ export function atLockError(error: unknown): 'conflict' | 'row_locked' | null {
   return null;
 }
 
+/**
+ * Whether an error is a plain write refused because a global transaction holds the row (AT
+ * mode's no-dirty-write rule): an app maps it to its own answer (409, say) rather than a 500.
+ */
+export function isAtRowLocked(error: unknown): boolean {
+  return atLockError(error) === 'row_locked';
+}
+
 /** The text of the trigger's message, from wherever the library put the driver's error. */
 function lockMessage(error: unknown): string {
   for (const record of errorChain(error)) {
