@@ -12,7 +12,10 @@ export class AppModule {
     const transfers = msgTransfers(env);
     return {
       module: AppModule,
-      imports: [...participantInfrastructure(env, [AccountEntity, PendingCreditEntity], [Accounts1763800000200], { tables: ['accounts'] }), AccountsModule, ...transfers.imports],
+      imports: [...participantInfrastructure(env, [AccountEntity, PendingCreditEntity], [Accounts1763800000200], {
+        tables: ['accounts'],
+        ...(env.AT_LOCK_WAIT_MS !== undefined ? { lockWaitMs: env.AT_LOCK_WAIT_MS } : {}),
+      }), AccountsModule, ...transfers.imports],
       controllers: transfers.controllers,
       providers: transfers.providers,
     };

@@ -61,6 +61,10 @@ export class ServiceEnv {
   @IsOptional() @IsString() @Matches(/^(nats|tls):\/\//)
   NATS_URL?: string = undefined;
 
+  /** AT mode: how long a phase 1 waits for a row another global transaction holds (the SDK's at.lockWaitMs; default 1000). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  AT_LOCK_WAIT_MS?: number = undefined;
+
   /** A fault for tests and demos: `<action>/<phase>` (HTTP), kill -9 itself after that phase ran, before answering (CrashAfterPhase). */
   @IsOptional() @IsString() @Matches(/^[A-Za-z0-9_.:-]+\/[a-z]+$/)
   CRASH_AFTER_PHASE?: string = undefined;
