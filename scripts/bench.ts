@@ -12,6 +12,7 @@
  *   tcc-interactive  begin, add branch a, add branch b, commit: four requests
  *   2pc-interactive  the same in mode 2pc
  *   xa               (--participants sdk only) one-shot 2pc on the banks' XA actions
+ *   at               (--participants sdk only) one-shot 2pc on the banks' AT actions
  *   msg              a message of two branches: begin (prepared, check target given), then
  *                    submit (commit, wait: false), execute in the background: the two requests
  *                    doAndSubmit makes around the caller's local transaction (not measured)

@@ -115,9 +115,11 @@ function saga(wait: boolean) {
   };
 }
 
-function oneShot(mode: 'tcc' | '2pc') {
+/** `at`: the sides' AT actions rather than their own. */
+function oneShot(mode: 'tcc' | '2pc', actions: 'own' | 'at' = 'own') {
+  const as = (side: BenchSide): BenchSide => (actions === 'at' ? { ...side, action: side.atAction } : side);
   return async (url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> =>
-    decidedCommit(`begin ${mode}`, await postJson(`${url}/v1/transactions`, { mode, gid, wait: false, branches: [branch(parts.a, i, 'a'), branch(parts.b, i, 'b')] }));
+    decidedCommit(`begin ${mode}`, await postJson(`${url}/v1/transactions`, { mode, gid, wait: false, branches: [branch(as(parts.a), i, 'a'), branch(as(parts.b), i, 'b')] }));
 }
 
 /** Begin, add branch a, add branch b, commit: four requests, all to the same instance. */
@@ -171,6 +173,13 @@ export const MODES: Record<ModeName, ModeSpec> = {
     requests: 4,
     viaCoordinator: interactive('2pc'),
     direct: (gid, i, parts) => directTwoPhase(gid, i, parts, '2pc'),
+  },
+  at: {
+    name: 'at',
+    description: "one-shot 2pc of two branches on the banks' AT actions (undo log and row locks by triggers), wait: false",
+    requests: 1,
+    viaCoordinator: oneShot('2pc', 'at'),
+    direct: (gid, i, parts) => directTwoPhase(gid, i, { ...parts, a: { ...parts.a, action: parts.a.atAction }, b: { ...parts.b, action: parts.b.atAction } }, '2pc'),
   },
   msg: {
     name: 'msg',

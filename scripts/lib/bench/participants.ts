@@ -22,6 +22,8 @@ export interface BenchSide {
   keys: readonly Buffer[];
   /** Its action for mode msg (a message's branch, `execute` only). */
   msgAction: string;
+  /** Its AT action (a 2PC action whose undo the SDK records): the banks' `at-debit` / `at-credit`. */
+  atAction: string;
 }
 
 export interface BenchParticipants {
@@ -102,8 +104,8 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     }
     return {
       kind,
-      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
-      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
       msgCheck: { participant: 'bench-a', action: PLAIN_ACTION },
       databases: [],
       processes,
@@ -134,8 +136,8 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
   return {
     kind,
     // A message's branches must succeed: both banks take theirs as a credit (the bank's msg action).
-    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', msgAction: BANK_MSG_ACTION, payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
-    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', msgAction: BANK_MSG_ACTION, payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', msgAction: BANK_MSG_ACTION, atAction: 'at-debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', msgAction: BANK_MSG_ACTION, atAction: 'at-credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
     msgCheck: { participant: 'bank-a', action: 'dtx-msg-check' },
     databases,
     processes: banks.map((bank) => bank.process),

@@ -45,6 +45,8 @@ export interface StoreTraits {
   rowLocks: boolean;
   /** Barrier rows deleted by the retention job (SQL) rather than expiring on their own (Redis). */
   retentionJob: boolean;
+  /** AT mode (Postgres): the fixture's database has the AT schema (atSchemaDdl). Default false: the layer must have none. */
+  at?: boolean;
 }
 
 export const call = (gid: string, phase: Phase, mode: Mode = 'tcc', branchId = 'b1'): PhaseCallBody => ({
@@ -370,6 +372,35 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
       expect(await f.layer.deleteExpiredBarrierRows(60 * 60 * 1000, 100)).toBe(0);
       expect(await phase(gid, 'try')).toMatchObject({ duplicate: true });
     });
+
+    if (traits.at) {
+      it('AT: the triggers capture what the library wrote; rollback undoes it, commit keeps it and its undo and lock rows go', async () => {
+        const at = f.layer.at;
+        expect(at).toBeDefined();
+        await at!.install(['ledger'], { installTriggers: true });
+        const prepare = (gid: string) =>
+          at!.prepare(call(gid, 'prepare', '2pc'), async (tx) => {
+            await f.record(tx, gid, 'prepare');
+            await f.record(tx, gid, 'prepare-again');
+            return { recorded: 'prepare' };
+          }, { lockWaitMs: 200 });
+        const undone = id('at-undone');
+        expect(await prepare(undone)).toMatchObject({ kind: 'ok', result: { recorded: 'prepare' }, locks: { count: 2 } });
+        expect(await f.effects(undone)).toEqual(['prepare', 'prepare-again']);
+        expect(await at!.rollback(call(undone, 'rollback', '2pc'))).toMatchObject({ kind: 'ok', skipped: false });
+        expect(await f.effects(undone)).toEqual([]);
+
+        const kept = id('at-kept');
+        await prepare(kept);
+        expect(await at!.commit(call(kept, 'commit', '2pc'))).toMatchObject({ kind: 'ok' });
+        expect(await at!.deleteCommitted([{ gid: kept, branchId: 'b1' }])).toEqual({ undo: 2, locks: 2 });
+        expect(await f.effects(kept)).toEqual(['prepare', 'prepare-again']);
+      });
+    } else {
+      it('has no AT mode (a participant with AtAction methods refuses to start on it)', () => {
+        expect(f.layer.at).toBeUndefined();
+      });
+    }
 
     if (traits.retentionJob) it('retention deletes a branch once all its rows are older than the retention, and keeps a branch with a young row', async () => {
       const old = id('old');

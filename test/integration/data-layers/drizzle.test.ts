@@ -27,7 +27,7 @@ const mysqlLedger = mysqlTable('ledger', {
   phase: varchar('phase', { length: 32 }).notNull(),
 });
 
-describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob: true }, async () => {
+describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob: true, at: true }, async () => {
   const database = await sqlTestDatabase('postgres', 'conf_drizzle_postgres');
   // Room for the suite's ten concurrent calls, each holding a connection for its transaction.
   const pool = new pg.Pool({ connectionString: database.db.url, max: 12 });

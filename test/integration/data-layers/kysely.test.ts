@@ -11,7 +11,7 @@ import { createPool } from 'mysql2';
 import pg from 'pg';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure, PreparedTransactions, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
-import { dtxBarrierMigration, kyselyDataLayer } from '@nest-dtx/sdk/kysely';
+import { dtxAtMigration, dtxBarrierMigration, kyselyDataLayer } from '@nest-dtx/sdk/kysely';
 import { describeBarrierConformance } from './conformance.js';
 import { sqlFixture, sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
@@ -32,7 +32,7 @@ function kyselyOn(dialect: SqlDialect, url: string): Kysely<LedgerDb> {
 }
 
 const migrator = (db: Kysely<LedgerDb>, dialect: SqlDialect) =>
-  new Migrator({ db, provider: { getMigrations: () => Promise.resolve({ '0000_dtx_barrier': dtxBarrierMigration(dialect) }) } });
+  new Migrator({ db, provider: { getMigrations: () => Promise.resolve({ '0000_dtx_barrier': dtxBarrierMigration(dialect), ...(dialect === 'postgres' ? { '0001_dtx_at': dtxAtMigration() } : {}) }) } });
 
 async function migrateToLatest(db: Kysely<LedgerDb>, dialect: SqlDialect): Promise<void> {
   migrated(await migrator(db, dialect).migrateToLatest());
@@ -46,7 +46,7 @@ function migrated({ error }: { error?: unknown }): void {
 const record = async (trx: Transaction<LedgerDb>, gid: string, phase: string) => void (await trx.insertInto('ledger').values({ gid, phase }).execute());
 
 for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDialect[]) {
-  describeBarrierConformance(`Kysely (${label(dialect)})`, { rowLocks: true, retentionJob: true }, async () => {
+  describeBarrierConformance(`Kysely (${label(dialect)})`, { rowLocks: true, retentionJob: true, at: dialect === 'postgres' }, async () => {
     // The table is made by dtxBarrierMigration, through Kysely's Migrator, as an app's migrations would.
     const database = await sqlTestDatabase(dialect, `conf_kysely_${dialect}`, false);
     const db = kyselyOn(dialect, database.db.url);
@@ -68,15 +68,20 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
       await database?.drop();
     });
 
-    const barrierTables = async () =>
-      (await sql<{ n: number }>`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'dtx_barrier' AND table_schema = ${dialect === 'postgres' ? 'public' : database.db.name}`.execute(db)).rows[0].n;
+    const tables = async (name: string) =>
+      Number((await sql<{ n: number }>`SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ${name} AND table_schema = ${dialect === 'postgres' ? 'public' : database.db.name}`.execute(db)).rows[0].n);
 
-    it('up creates the barrier table, down drops it', async () => {
-      expect(Number(await barrierTables())).toBe(0);
+    it(`up creates the barrier table${dialect === 'postgres' ? ' and dtxAtMigration the AT tables' : ''}, down drops them`, async () => {
+      expect(await tables('dtx_barrier')).toBe(0);
       await migrateToLatest(db, dialect);
-      expect(Number(await barrierTables())).toBe(1);
+      expect(await tables('dtx_barrier')).toBe(1);
+      if (dialect === 'postgres') {
+        expect([await tables('dtx_at_undo'), await tables('dtx_at_lock')]).toEqual([1, 1]);
+        migrated(await migrator(db, dialect).migrateDown());
+        expect([await tables('dtx_at_undo'), await tables('dtx_at_lock'), await tables('dtx_barrier')]).toEqual([0, 0, 1]);
+      }
       migrated(await migrator(db, dialect).migrateDown());
-      expect(Number(await barrierTables())).toBe(0);
+      expect(await tables('dtx_barrier')).toBe(0);
     });
   });
 }

@@ -4,7 +4,7 @@
  */
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { BusinessFailure, barrierTableDdl, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
+import { BusinessFailure, atSchemaDdl, barrierTableDdl, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { createMariaDbDatabase, createTestDatabase, type TestDatabase } from '../../support/databases.js';
 import type { ConformanceFixture } from './conformance.js';
 
@@ -35,7 +35,7 @@ export async function sqlTestDatabase(dialect: SqlDialect, prefix: string, withB
 async function postgresDatabase(prefix: string, withBarrierTable: boolean): Promise<SqlTestDatabase> {
   const db = await createTestDatabase(prefix);
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
-  for (const ddl of [...(withBarrierTable ? barrierTableDdl('postgres') : []), LEDGER_DDL.postgres]) await pool.query(ddl);
+  for (const ddl of [...(withBarrierTable ? [...barrierTableDdl('postgres'), ...atSchemaDdl()] : []), LEDGER_DDL.postgres]) await pool.query(ddl);
   let holds = 0;
   return {
     db,

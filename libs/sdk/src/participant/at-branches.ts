@@ -12,8 +12,10 @@ import { AT_DEFAULTS, PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from 
  *
  * A commit only writes the barrier's commit row, which releases the branch's locks at once
  * (the trigger treats a lock of a committed branch as free). The undo and lock rows go after,
- * in batches: every commit answered queues its branch, and one statement at a time deletes the
- * rows of all queued branches. A crash loses only that queue: a sweep at start-up and then
+ * in batches: every commit answered queues its branch, and `cleanupDelayMs` after the first of
+ * them one statement deletes the rows of every branch queued by then (up to
+ * `cleanupBatchSize` per statement), so that the clean-up costs a fraction of a local
+ * transaction per commit rather than one. A crash loses only that queue: a sweep at start-up and then
  * every `leftoverSweepIntervalMs` finds committed branches whose rows are still there.
  */
 @Injectable()
@@ -86,8 +88,8 @@ export class AtBranches implements OnApplicationBootstrap, OnApplicationShutdown
   /** Deletes the rows of the queued branches, a batch per statement, until the queue is empty. */
   private async flush(): Promise<void> {
     const batchSize = this.options.at?.cleanupBatchSize ?? AT_DEFAULTS.cleanupBatchSize;
-    // Let the commits answered in the same tick join the first batch.
-    await new Promise((resolve) => setImmediate(resolve));
+    // Let the commits answered meanwhile join the batch.
+    await new Promise((resolve) => setTimeout(resolve, this.options.at?.cleanupDelayMs ?? AT_DEFAULTS.cleanupDelayMs).unref());
     while (this.committed.length > 0) {
       const batch = this.committed.splice(0, batchSize);
       try {

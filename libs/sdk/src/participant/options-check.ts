@@ -73,6 +73,7 @@ function checkAtOptions(who: string, at: NonNullable<ParticipantModuleOptions['a
   }
   const whole = (value: number | undefined, min: number) => value === undefined || (Number.isSafeInteger(value) && value >= min);
   if (!whole(at.lockWaitMs, 0)) throw new Error(`${who}: at.lockWaitMs must be a whole number of milliseconds, 0 or more`);
+  if (!whole(at.cleanupDelayMs, 0)) throw new Error(`${who}: at.cleanupDelayMs must be a whole number of milliseconds, 0 or more`);
   if (!whole(at.cleanupBatchSize, 1)) throw new Error(`${who}: at.cleanupBatchSize must be a whole number, 1 or more`);
   if (!whole(at.leftoverSweepIntervalMs, 1000)) throw new Error(`${who}: at.leftoverSweepIntervalMs must be at least 1000`);
 }

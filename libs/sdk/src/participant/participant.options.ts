@@ -37,6 +37,12 @@ export interface AtModeOptions {
   installTriggers?: boolean;
   /** Committed branches whose undo and lock rows one clean-up statement deletes. Default 200. */
   cleanupBatchSize?: number;
+  /**
+   * How long the clean-up waits after a commit for more to join its batch. Default 100 ms. The
+   * locks are released by the commit itself, so this delays only the deletion of rows nothing
+   * reads any more.
+   */
+  cleanupDelayMs?: number;
   /** How often committed branches left over by a crash are looked for. Default 60 s. */
   leftoverSweepIntervalMs?: number;
 }
@@ -45,6 +51,7 @@ export interface AtModeOptions {
 export const AT_DEFAULTS = {
   lockWaitMs: 1_000,
   cleanupBatchSize: 200,
+  cleanupDelayMs: 100,
   leftoverSweepIntervalMs: 60_000,
 } as const;
 

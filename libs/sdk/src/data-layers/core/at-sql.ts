@@ -314,7 +314,8 @@ export const AtSql = {
 
   /** Serialises the trigger installation of several instances starting at once. */
   installLock(): SqlStatement {
-    return statement(`SELECT pg_advisory_xact_lock(hashtext('dtx_at_install'))`, [], 'rows');
+    // A row of its own: pg_advisory_xact_lock returns void, which some libraries cannot read (Prisma).
+    return statement(`SELECT 1 AS locked FROM pg_advisory_xact_lock(hashtext('dtx_at_install'))`, [], 'rows');
   },
 
   /** The holder of one row's lock (no row: free). */

@@ -130,6 +130,8 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
         const outcome = await this.runBarrierPhase(call, async (run, handle) => {
           await run(AtSql.setBranch(call));
           const result = await work(handle);
+          // The locks are taken as rows are written: a unit of work (MikroORM) writes at its flush.
+          await this.driver.flush?.(handle);
           locks = await this.locksOf(run, call);
           return result;
         });

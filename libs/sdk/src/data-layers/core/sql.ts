@@ -45,6 +45,11 @@ export interface SqlDriver<Tx> {
   transaction<T>(work: (run: SqlRun, handle: Tx) => Promise<T>): Promise<T>;
   /** Runs one statement on its own (autocommit). */
   run: SqlRun;
+  /**
+   * Writes what the business work left pending in the library (a unit of work, like MikroORM's),
+   * inside the transaction; absent where every statement is sent at once.
+   */
+  flush?(handle: Tx): Promise<void>;
   /** A dedicated connection; only adapters that can give one support XA. */
   session?(): Promise<SqlSession<Tx>>;
 }

@@ -4,6 +4,7 @@ import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { countOf, templateParts, type SqlDialect, type SqlResult, type SqlRun, type SqlStatement } from '../core/sql.js';
 
 export { barrierTableDdl } from '../core/barrier-sql.js';
+export { atSchemaDdl, atTriggerDdl } from '../core/at-sql.js';
 export { dtxBarrierPg } from './barrier-pg.js';
 export { dtxBarrierMysql } from './barrier-mysql.js';
 

@@ -1,10 +1,12 @@
 import { CompiledQuery, type Kysely, type Migration, type Transaction } from 'kysely';
+import { atSchemaDdl, dropAtSchemaDdl } from '../core/at-sql.js';
 import { barrierTableDdl, dropBarrierTableDdl } from '../core/barrier-sql.js';
 import type { DataLayerOptions, DtxDataLayer } from '../core/data-layer.js';
 import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { countOf, dollarPlaceholders, type SqlDialect, type SqlRun, type SqlSession } from '../core/sql.js';
 
 export { barrierTableDdl } from '../core/barrier-sql.js';
+export { atSchemaDdl, atTriggerDdl } from '../core/at-sql.js';
 
 export interface KyselyDataLayerOptions extends DataLayerOptions {
   /**
@@ -87,11 +89,23 @@ export function kyselyDataLayer<DB>(db: Kysely<DB>, options: KyselyDataLayerOpti
  * `{ '0000_dtx_barrier': dtxBarrierMigration('postgres'), ...yourOwn }`.
  */
 export function dtxBarrierMigration(dialect: SqlDialect): Migration {
-  const runAll = async (db: Kysely<unknown>, statements: string[]) => {
-    for (const text of statements) await db.executeQuery(CompiledQuery.raw(text));
-  };
   return {
     up: (db) => runAll(db, barrierTableDdl(dialect)),
     down: (db) => runAll(db, dropBarrierTableDdl()),
   };
+}
+
+/**
+ * AT mode's tables and functions (Postgres) as a migration for Kysely's Migrator, after the
+ * barrier's: `{ '0000_dtx_barrier': dtxBarrierMigration('postgres'), '0001_dtx_at': dtxAtMigration(), ...yourOwn }`.
+ */
+export function dtxAtMigration(): Migration {
+  return {
+    up: (db) => runAll(db, atSchemaDdl()),
+    down: (db) => runAll(db, dropAtSchemaDdl()),
+  };
+}
+
+async function runAll(db: Kysely<unknown>, statements: string[]): Promise<void> {
+  for (const text of statements) await db.executeQuery(CompiledQuery.raw(text));
 }

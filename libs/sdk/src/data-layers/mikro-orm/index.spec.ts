@@ -21,6 +21,7 @@ function entityManagerOn(platform: object, sql = true): MikroOrmSqlEntityManager
   const em = {
     fork: () => em,
     transactional: () => Promise.reject(new Error('not used')),
+    flush: () => Promise.reject(new Error('not used')),
     getPlatform: () => platform,
     ...(sql ? { execute: () => Promise.reject(new Error('not used')) } : {}),
   };

@@ -3,6 +3,7 @@ import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { countOf, type SqlDialect, type SqlRun } from '../core/sql.js';
 
 export { barrierTableDdl, dropBarrierTableDdl } from '../core/barrier-sql.js';
+export { atSchemaDdl, atTriggerDdl, dropAtSchemaDdl } from '../core/at-sql.js';
 
 /**
  * What the barrier uses of a MikroORM EntityManager on a SQL driver (`EntityManager` of
@@ -14,6 +15,7 @@ export interface MikroOrmSqlEntityManager {
   transactional<T>(work: (em: this) => Promise<T>): Promise<T>;
   /** Raw SQL with `?` placeholders, in the EntityManager's transaction if it has one. */
   execute(query: string, params?: unknown[], method?: 'all' | 'get' | 'run'): Promise<unknown>;
+  flush(): Promise<void>;
   getPlatform(): object;
 }
 
@@ -109,6 +111,8 @@ export function mikroOrmDataLayer<Em extends MikroOrmSqlEntityManager>(source: E
       run: (statement) => runOn(fork())(statement),
       // transactional flushes after the work (and the barrier's last statement) and before the commit.
       transaction: (work) => fork().transactional((tx) => work(runOn(tx), tx)),
+      // AT mode reads the rows the work locked: what it persisted must be written first.
+      flush: (tx) => tx.flush(),
     },
     options,
   );

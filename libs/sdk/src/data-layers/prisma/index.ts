@@ -3,6 +3,7 @@ import { sqlDataLayer } from '../core/sql-data-layer.js';
 import { countOf, dollarPlaceholders, type SqlDialect, type SqlRun } from '../core/sql.js';
 
 export { barrierTableDdl } from '../core/barrier-sql.js';
+export { atSchemaDdl, atTriggerDdl } from '../core/at-sql.js';
 
 /**
  * What the barrier uses of an interactive transaction's client (your generated
