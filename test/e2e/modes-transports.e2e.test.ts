@@ -36,7 +36,8 @@ interface Leg {
  * `refusable: false`: a message's branches are delivered until they take it.
  */
 interface ModeCase {
-  mode: Mode;
+  /** The case's name: the mode, or `at` (2PC on the banks' AT actions, at-debit and at-credit). */
+  mode: Mode | 'at';
   refusable: boolean;
   begin: (gid: string, branches: BranchRequest[], wait: boolean) => Promise<TransactionView>;
 }
@@ -45,6 +46,11 @@ const oneShot = (mode: 'tcc' | '2pc'): ModeCase => ({ mode, refusable: true, beg
 const MODES: ModeCase[] = [
   oneShot('tcc'),
   oneShot('2pc'),
+  {
+    mode: 'at',
+    refusable: true,
+    begin: (gid, branches, wait) => client.begin({ mode: '2pc', gid, wait, branches: branches.map((b) => ({ ...b, action: `at-${b.action}` })) }),
+  },
   {
     mode: 'saga',
     refusable: true,
@@ -74,8 +80,8 @@ const finished = (gid: string) =>
 const legsOf = (legs: Leg[]): BranchRequest[] =>
   legs.map((l) => ({ participant: bankName(l.bank), action: l.action, payload: { accountId: l.account, amount: l.amount } }));
 
-/** A transfer in `mode` (a one-shot tcc/2pc transaction, a saga), with or without waiting. */
-function transfer(mode: Mode, gid: string, legs: Leg[], wait = true): Promise<TransactionView> {
+/** A transfer in `mode` (a one-shot tcc/2pc transaction, AT, a saga), with or without waiting. */
+function transfer(mode: ModeCase['mode'], gid: string, legs: Leg[], wait = true): Promise<TransactionView> {
   const found = MODES.find((c) => c.mode === mode);
   if (!found) throw new Error(`mode ${mode} is not in the matrix`);
   return found.begin(gid, legsOf(legs), wait);
