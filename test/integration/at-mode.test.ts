@@ -275,6 +275,12 @@ describe('AT mode on Postgres', () => {
     await sleep(100);
     await at.rollback(call('g-read', 'rollback'));
     expect((await waiting).balance).toBe(80);
+    // A row an AT branch deleted is waited for too: its rollback may bring it back.
+    await at.prepare(call('g-gone', 'prepare'), async (m) => void (await m.getRepository(Account).delete({ id: 'u2' })), WAIT);
+    await expect(at.readUnlocked([{ table: 'accounts', key: { id: 'u2' } }], (m) => m.getRepository(Account).findOneBy({ id: 'u2' }), { waitMs: 50, forUpdate: false })).rejects.toThrow(
+      /row \["u2"\] of public\.accounts is locked by global transaction g-gone/,
+    );
+    await at.rollback(call('g-gone', 'rollback'));
     // A row nobody holds is read at once.
     expect((await at.readUnlocked([{ table: 'accounts', key: { id: 'u2' } }], (m) => m.getRepository(Account).findOneByOrFail({ id: 'u2' }), { waitMs: 0, forUpdate: false })).balance).toBe(0);
   });

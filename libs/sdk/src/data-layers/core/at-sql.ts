@@ -323,13 +323,18 @@ export const AtSql = {
     return statement(`SELECT gid, branch_id, locked_at FROM dtx_at_lock_holder(?, ?)`, [table, rowKey], 'rows');
   },
 
-  /** Locks rows for a read (FOR SHARE, or FOR UPDATE), by primary key given as JSON. */
+  /**
+   * Locks the rows of a read (FOR SHARE, or FOR UPDATE) by primary key given as JSON, and
+   * answers the lock key of every row asked for, there or not: a row an AT branch deleted is
+   * gone until its rollback may bring it back, and its lock says so.
+   */
   lockRowsForRead(table: AtTableInfo, keys: readonly Record<string, unknown>[], strength: 'share' | 'update'): SqlStatement {
     const match = table.keyColumns.map((column) => `t.${ident(column)} IS NOT DISTINCT FROM r.${ident(column)}`).join(' AND ');
     return statement(
-      `SELECT dtx_at_row_key(to_jsonb(r), ?::text[]) AS row_key FROM ${table.name} t, jsonb_populate_recordset(NULL::${table.name}, ?::jsonb) r
-       WHERE ${match} FOR ${strength === 'share' ? 'SHARE' : 'UPDATE'} OF t`,
-      [toPgArray(table.keyColumns), JSON.stringify(keys)],
+      `WITH asked AS (SELECT r.* FROM jsonb_populate_recordset(NULL::${table.name}, CAST(? AS jsonb)) r),
+            locked AS (SELECT 1 FROM ${table.name} t, asked r WHERE ${match} FOR ${strength === 'share' ? 'SHARE' : 'UPDATE'} OF t)
+       SELECT dtx_at_row_key(to_jsonb(r), CAST(? AS text[])) AS row_key, (SELECT count(*) FROM locked) AS locked FROM asked r`,
+      [JSON.stringify(keys), toPgArray(table.keyColumns)],
       'rows',
     );
   },
