@@ -330,6 +330,54 @@ describe('escaping', () => {
   });
 });
 
+describe('locks', () => {
+  it('shows the rows an AT transaction holds locked, on its page and in the Locks view, until its commit releases them', async () => {
+    await openAccount(bankA, 'erin', 10_000);
+    await openAccount(bankB, 'frank', 0);
+    // An interactive AT transfer: each branch's prepare locks its account row until phase 2.
+    await client.begin({ mode: '2pc', gid: 'con-locks', timeoutMs: LONG_TIMEOUT_MS });
+    await client.addBranch('con-locks', { branchId: 'debit', participant: 'bank-a', action: 'at-debit', payload: { accountId: 'erin', amount: 400 } });
+    await client.addBranch('con-locks', { branchId: 'credit', participant: 'bank-b', action: 'at-credit', payload: { accountId: 'frank', amount: 400 } });
+
+    await openConsole('#/tx/con-locks');
+    await page.locator('[data-testid="tx-header"][data-gid="con-locks"][data-status="active"]').waitFor();
+    const locked = await readAll('[data-testid="tx-locks"] tbody tr', ['branch', 'table', 'key', 'state']);
+    expect(locked.map((r) => [r.branch, r.table, r.key, r.state])).toEqual([
+      ['debit', 'public.accounts', '["erin"]', 'held'],
+      ['credit', 'public.accounts', '["frank"]', 'held'],
+    ]);
+    expect(locked[0].text).toContain('held');
+    await screenshot('transaction-locks');
+
+    await page.locator('#nav-locks').click();
+    await page.locator('[data-testid="held-locks"][data-state="ready"]').waitFor();
+    expect(await page.locator('#nav-locks').getAttribute('aria-current')).toBe('page');
+    const held = await readAll('[data-testid="held-locks"] tbody tr[data-gid]', ['gid', 'branch', 'status']);
+    // Held longest first: the debit's prepare answered first. No other transaction here is an AT one.
+    expect(held.map((r) => [r.gid, r.branch, r.status])).toEqual([
+      ['con-locks', 'debit', 'active'],
+      ['con-locks', 'credit', 'active'],
+    ]);
+    expect(held[0].text).toContain('public.accounts ["erin"]');
+    expect(held[0].text).toContain('bank-a');
+    await screenshot('locks');
+
+    // The commit finishes the transaction: its change reaches the open view, which lists its locks no more.
+    await client.commit('con-locks', { wait: true });
+    await page.locator('[data-testid="held-locks"][data-state="ready"] tbody tr.empty').waitFor();
+    expect(await page.locator('[data-testid="held-locks"] tbody tr[data-gid]').count()).toBe(0);
+
+    await openConsole('#/tx/con-locks');
+    await page.locator('[data-testid="tx-header"][data-gid="con-locks"][data-status="committed"]').waitFor();
+    const released = await readAll('[data-testid="tx-locks"] tbody tr', ['branch', 'state']);
+    expect(released.map((r) => [r.branch, r.state])).toEqual([
+      ['debit', 'released'],
+      ['credit', 'released'],
+    ]);
+    expect(released[0].text).toContain('released');
+  });
+});
+
 describe('serving the console', () => {
   it('serves only its own files, with a content security policy on the page', async () => {
     const html = await fetch(`${coord.url}/admin`);

@@ -50,6 +50,13 @@ export function listTransactions(filters, cursor, limit = 50) {
   return request('GET', `/admin/transactions?${query}`);
 }
 
+/** Row locks AT branches hold now, held longest first (GET /admin/locks). */
+export function listHeldLocks(cursor, limit = 100) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set('cursor', cursor);
+  return request('GET', `/admin/locks?${query}`);
+}
+
 export const getStats = () => request('GET', '/admin/stats');
 export const getTransaction = (gid) => request('GET', transactionPath(gid));
 export const retryTransaction = (gid) => request('POST', `${transactionPath(gid)}/retry`);

@@ -2,17 +2,18 @@
 // the coordinator's server-sent events (GET /admin/stream), which only say "gid X is now Y";
 // the page then refetches what it shows from the admin API. Routes live in the hash:
 // #/?status=…&mode=…&participant=…&attention=true&from=<ISO>&to=<ISO> for the list (created in
-// [from, to)), #/tx/<gid> for one transaction.
+// [from, to)), #/tx/<gid> for one transaction, #/locks for the row locks AT transactions hold.
 import {
   filterQuery,
   getStats,
   getTransaction,
+  listHeldLocks,
   listTransactions,
   openChangeStream,
   retryTransaction,
   rollbackTransaction,
 } from './api.js';
-import { describeJson, formatDateTime, formatTime, h, replaceChildren } from './dom.js';
+import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren } from './dom.js';
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
 const MODES = ['tcc', '2pc', 'saga', 'msg'];
@@ -23,6 +24,11 @@ const MAX_PAGE_SIZE = 200;
 const BURST_RELOAD_THRESHOLD = 20;
 /** Least time between two refreshes of the counts and the attention panel while changes stream in. */
 const SIDE_DATA_EVERY_MS = 2000;
+/**
+ * How often the locks view refetches: a branch added to an interactive transaction takes locks
+ * without changing any status, so no event on the stream says so.
+ */
+const LOCKS_REFRESH_MS = 5000;
 
 const statusLabel = (status) => status.replace('_', ' ');
 
@@ -90,6 +96,7 @@ function parseRoute() {
   const hash = location.hash.replace(/^#/, '') || '/';
   const tx = /^\/tx\/(.+)$/.exec(hash);
   if (tx) return { name: 'tx', gid: decodeURIComponent(tx[1]) };
+  if (/^\/locks\/?$/.test(hash)) return { name: 'locks' };
   const query = new URLSearchParams(hash.split('?')[1] ?? '');
   return {
     name: 'list',
@@ -137,7 +144,11 @@ let current = null;
 function route() {
   document.getElementById('toast').hidden = true;
   const next = parseRoute();
-  current = next.name === 'tx' ? new TransactionPage(next.gid) : new ListPage(next.filters);
+  current = next.name === 'tx' ? new TransactionPage(next.gid) : next.name === 'locks' ? new LocksPage() : new ListPage(next.filters);
+  for (const link of document.querySelectorAll('.nav a')) {
+    if (link.dataset.view === next.name) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
   current.mount();
 }
 
@@ -509,7 +520,75 @@ class TransactionPage {
         ),
       ),
       h('section', { class: 'panel' }, h('h2', {}, `Branches (${tx.branches.length})`), this.branchesTable(tx)),
+      this.locksPanel(tx),
       h('section', { class: 'panel' }, h('h2', {}, `Timeline (${tx.events.length} events)`), this.timeline(tx)),
+    );
+  }
+
+  /** The rows each AT branch's prepare locked, and how long they are (or were) held; nothing for a transaction without AT branches. */
+  locksPanel(tx) {
+    const locked = tx.branches.filter((b) => b.locks);
+    if (locked.length === 0) return null;
+    const total = locked.reduce((sum, b) => sum + b.locks.count, 0);
+    const holding = locked.some((b) => b.locks.releasedAt === null);
+    return h(
+      'section',
+      { class: 'panel', 'data-testid': 'tx-locks' },
+      h('h2', {}, `Locks (${total} row${total === 1 ? '' : 's'})`),
+      h(
+        'p',
+        { class: 'muted' },
+        holding
+          ? "Rows this transaction's AT branches hold locked in their participants' databases, until each branch's phase 2 finishes."
+          : 'Rows its AT branches held locked, released when each branch committed or rolled back.',
+      ),
+      h(
+        'table',
+        { class: 'branch-table lock-table' },
+        h('thead', {}, h('tr', {}, ['Branch', 'Participant', 'Table', 'Key', 'Since', 'Held for'].map((t) => h('th', {}, t)))),
+        h(
+          'tbody',
+          {},
+          locked.flatMap((b) => {
+            const { locks } = b;
+            const state = locks.releasedAt === null ? 'held' : 'released';
+            const held = () =>
+              h(
+                'td',
+                {},
+                h('span', { class: `held ${state}`, title: locks.releasedAt ? `released ${locks.releasedAt}` : 'held now' }, formatDuration(locks.heldMs)),
+                locks.releasedAt ? h('span', { class: 'muted' }, ` · released ${formatTime(locks.releasedAt)}`) : h('span', { class: 'muted' }, ' · held'),
+              );
+            const rows = locks.rows.map((row) =>
+              h(
+                'tr',
+                { dataset: { branch: b.branchId, table: row.table, key: row.key, state } },
+                h('td', { class: 'mono' }, b.branchId),
+                h('td', {}, b.participant),
+                h('td', { class: 'mono' }, row.table),
+                h('td', { class: 'mono' }, row.key),
+                h('td', { class: 'time', title: locks.since }, formatTime(locks.since)),
+                held(),
+              ),
+            );
+            const unnamed = locks.count - locks.rows.length;
+            if (unnamed > 0) {
+              rows.push(
+                h(
+                  'tr',
+                  { dataset: { branch: b.branchId, state } },
+                  h('td', { class: 'mono' }, b.branchId),
+                  h('td', {}, b.participant),
+                  h('td', { class: 'muted', colspan: 2 }, `+${unnamed} more row${unnamed === 1 ? '' : 's'} (the participant names the first ${locks.rows.length})`),
+                  h('td', { class: 'time', title: locks.since }, formatTime(locks.since)),
+                  held(),
+                ),
+              );
+            }
+            return rows;
+          }),
+        ),
+      ),
     );
   }
 
@@ -633,6 +712,149 @@ function describeEvent(event, participantOf) {
 }
 
 const detail = (text) => h('span', { class: 'event-detail' }, text);
+
+// ---------------------------------------------------------------------------------- locks held now
+
+/**
+ * The row locks AT branches hold now (GET /admin/locks), held longest first. The times held
+ * count up on screen between fetches; the list refetches on every change of a transaction (one
+ * that finishes releases its locks) and every LOCKS_REFRESH_MS (a branch added takes some).
+ */
+class LocksPage {
+  constructor() {
+    this.items = [];
+    this.nextCursor = null;
+    this.generation = 0;
+    /** When the items on screen were read (this page's clock), to count their times held up from. */
+    this.readAt = 0;
+  }
+
+  mount() {
+    this.tbody = h('tbody');
+    this.summary = h('span', { class: 'muted', 'data-testid': 'locks-summary' });
+    this.loadMoreButton = h('button', { type: 'button', class: 'button', hidden: true, onclick: () => this.loadMore() }, 'Load more');
+    replaceChildren(
+      view,
+      h(
+        'section',
+        { class: 'panel' },
+        h('h2', {}, 'Locks held now'),
+        h(
+          'p',
+          { class: 'muted' },
+          "Rows AT transactions hold locked in their participants' databases, held longest first. A plain write to such a row is refused until its transaction's branch commits or rolls back.",
+        ),
+        h(
+          'table',
+          { class: 'tx-table lock-table', 'data-testid': 'held-locks', 'data-state': 'loading' },
+          h(
+            'thead',
+            {},
+            h('tr', {}, ['Transaction', 'Branch', 'Participant / action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num' }, 'Rows'), h('th', {}, 'Locked'), h('th', {}, 'Since'), h('th', {}, 'Held for')),
+          ),
+          this.tbody,
+        ),
+        h('div', { class: 'list-footer' }, this.summary, this.loadMoreButton),
+      ),
+    );
+    this.tick();
+    return this.reload();
+  }
+
+  /** Counts the times held up every second, and refetches every LOCKS_REFRESH_MS, while this page is on screen. */
+  tick(seconds = 0) {
+    setTimeout(() => {
+      if (current !== this) return; // another page is on screen: stop
+      this.updateHeld();
+      const refresh = (seconds + 1) * 1000 >= LOCKS_REFRESH_MS;
+      if (refresh) void this.reload();
+      this.tick(refresh ? 0 : seconds + 1);
+    }, 1000);
+  }
+
+  async reload() {
+    const generation = ++this.generation;
+    try {
+      const page = await listHeldLocks(null);
+      if (generation !== this.generation || current !== this) return;
+      this.items = page.items;
+      this.nextCursor = page.nextCursor;
+      this.readAt = Date.now();
+      this.render();
+    } catch (error) {
+      if (current !== this) return;
+      replaceChildren(this.tbody, h('tr', {}, h('td', { colspan: 8 }, errorPanel(error))));
+    }
+  }
+
+  async loadMore() {
+    if (!this.nextCursor) return;
+    const generation = this.generation;
+    this.loadMoreButton.disabled = true;
+    try {
+      const page = await listHeldLocks(this.nextCursor);
+      if (generation !== this.generation || current !== this) return;
+      // Counted from this read: the earlier items' times held move up to it.
+      const elapsed = Date.now() - this.readAt;
+      this.items = [...this.items.map((item) => ({ ...item, heldMs: item.heldMs + elapsed })), ...page.items];
+      this.nextCursor = page.nextCursor;
+      this.readAt = Date.now();
+      this.render();
+    } catch (error) {
+      toast(`Could not load more: ${error.message}`, 'error');
+    } finally {
+      this.loadMoreButton.disabled = false;
+    }
+  }
+
+  onChanges() {
+    return this.reload();
+  }
+
+  render() {
+    const rows = this.items.map((item) =>
+      h(
+        'tr',
+        {
+          dataset: { gid: item.gid, branch: item.branchId, status: item.transactionStatus },
+          onclick: (e) => {
+            if (!(e.target instanceof HTMLAnchorElement)) location.hash = `#/tx/${encodeURIComponent(item.gid)}`;
+          },
+        },
+        h('td', {}, txLink(item.gid)),
+        h('td', { class: 'mono' }, item.branchId),
+        h('td', {}, item.participant, h('span', { class: 'muted' }, ` / ${item.action}`)),
+        h('td', {}, statusBadge(item.transactionStatus)),
+        h('td', { class: 'num' }, String(item.count)),
+        h(
+          'td',
+          {},
+          h(
+            'ul',
+            { class: 'lock-rows' },
+            item.rows.slice(0, 5).map((row) => h('li', { dataset: { table: row.table, key: row.key } }, `${row.table} ${row.key}`)),
+            item.count > Math.min(5, item.rows.length) ? h('li', { class: 'muted' }, `+${item.count - Math.min(5, item.rows.length)} more`) : null,
+          ),
+        ),
+        h('td', { class: 'time', title: item.since }, formatDateTime(item.since)),
+        h('td', {}, h('span', { class: 'held', dataset: { heldMs: String(item.heldMs) } }, formatDuration(item.heldMs))),
+      ),
+    );
+    if (rows.length === 0) rows.push(h('tr', { class: 'empty' }, h('td', { colspan: 8 }, 'No transaction holds a lock now.')));
+    replaceChildren(this.tbody, rows);
+    this.tbody.parentElement.dataset.state = 'ready';
+    this.summary.textContent = `${this.items.length} branch${this.items.length === 1 ? '' : 'es'} holding locks${this.nextCursor ? ', more below' : ''}`;
+    this.loadMoreButton.hidden = !this.nextCursor;
+  }
+
+  /** The times held as of now: the ones read, plus the time since the read. */
+  updateHeld() {
+    const elapsed = Date.now() - this.readAt;
+    for (const cell of this.tbody.querySelectorAll('.held[data-held-ms]')) {
+      cell.textContent = formatDuration(Number(cell.dataset.heldMs) + elapsed);
+    }
+  }
+}
 
 // ---------------------------------------------------------------------------------- live updates
 

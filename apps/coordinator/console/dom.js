@@ -54,3 +54,16 @@ export function describeJson(value) {
   if (typeof value === 'object' && typeof value.message === 'string') return value.message;
   return JSON.stringify(value);
 }
+
+/** A time held, as people read it: 850 ms, 12.3 s, 4 min 05 s, 2 h 10 min, 3 d 04 h. */
+export function formatDuration(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(Math.floor(ms / 100) / 10).toFixed(1)} s`;
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${pad(seconds % 60)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 24 * 60) return `${Math.floor(minutes / 60)} h ${pad(minutes % 60)} min`;
+  const hours = Math.floor(minutes / 60);
+  return `${Math.floor(hours / 24)} d ${pad(hours % 24)} h`;
+}

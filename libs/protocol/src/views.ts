@@ -83,8 +83,49 @@ export interface TransactionEventView {
   detail: Json;
 }
 
+/**
+ * The rows an AT branch locked in its participant's database, as the admin API shows them (an
+ * addition to PROTOCOL.md 6): what its prepare reported (BranchLocks) and for how long.
+ */
+export interface BranchLocksView {
+  /** Rows locked, all of them; `rows` names the first AT_LOCKS_REPORTED. */
+  count: number;
+  rows: { table: string; key: string }[];
+  /** When the coordinator recorded the prepare's answer that reported them (ISO-8601). */
+  since: string;
+  /** When the branch's phase 2 finished (committed or rolled back), which released them; null while held. */
+  releasedAt: string | null;
+  /** Milliseconds held: until now while held, until `releasedAt` after. */
+  heldMs: number;
+}
+
+/** A branch in GET /admin/transactions/{gid}: the view of PROTOCOL.md 3.4, plus `locks` on an AT branch whose prepare reported them. */
+export interface BranchDetailView extends BranchView {
+  locks?: BranchLocksView;
+}
+
 export interface TransactionDetailView extends TransactionView {
+  branches: BranchDetailView[];
   events: TransactionEventView[];
+}
+
+/** One AT branch holding row locks now (GET /admin/locks): its phase 2 has not finished, nor has its transaction. */
+export interface HeldLockView {
+  gid: string;
+  branchId: string;
+  participant: string;
+  action: string;
+  transactionStatus: GlobalStatus;
+  count: number;
+  rows: { table: string; key: string }[];
+  since: string;
+  heldMs: number;
+}
+
+/** GET /admin/locks: held locks, oldest (held longest) first. */
+export interface HeldLocksPage {
+  items: HeldLockView[];
+  nextCursor: string | null;
 }
 
 export interface TransactionPage {

@@ -1,11 +1,19 @@
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ListTransactionsQueryDto, type TransactionCounts, type TransactionDetailView, type TransactionPage, type TransactionView } from '@nest-dtx/protocol';
-import { TransactionCountsSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
+import {
+  ListTransactionsQueryDto,
+  type HeldLocksPage,
+  type TransactionCounts,
+  type TransactionDetailView,
+  type TransactionPage,
+  type TransactionView,
+} from '@nest-dtx/protocol';
+import { HeldLocksPageSchema, TransactionCountsSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { AdminService } from './admin.service.js';
+import { ListLocksQueryDto } from './list-locks.query.js';
 
 /** The admin API (PROTOCOL.md 6). */
 @ApiTags('admin')
@@ -33,10 +41,23 @@ export class AdminController {
   @Get('transactions/:gid')
   @ApiOperation({ summary: 'A transaction and its full event history', description: 'Events oldest first. PROTOCOL.md 6.' })
   @ApiGidParam()
-  @ApiAnswer(200, TransactionDetailViewSchema, 'The transaction with `events`.')
+  @ApiAnswer(200, TransactionDetailViewSchema, 'The transaction with `events`; an AT branch whose prepare reported locked rows has `locks`.')
   @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
   detail(@Param('gid', GidPipe) gid: string): Promise<TransactionDetailView> {
     return this.admin.detail(gid);
+  }
+
+  @Get('locks')
+  @ApiOperation({
+    summary: 'Row locks AT branches hold now, held longest first',
+    description:
+      'Branches of AT actions whose prepare reported the rows it locked, whose phase 2 has not finished, of transactions not finished. ' +
+      'Keyset pages: pass `nextCursor` back as `cursor`.',
+  })
+  @ApiAnswer(200, HeldLocksPageSchema, 'One page.')
+  @ApiErrors(BAD_INPUT)
+  locks(@Query() query: ListLocksQueryDto): Promise<HeldLocksPage> {
+    return this.admin.heldLocks(query);
   }
 
   @Post('transactions/:gid/retry')

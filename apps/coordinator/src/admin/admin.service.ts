@@ -2,6 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import {
   ErrorCode,
   type ListTransactionsQueryDto,
+  type BranchDetailView,
+  type HeldLocksPage,
   type TransactionCounts,
   type TransactionDetailView,
   type TransactionPage,
@@ -15,6 +17,8 @@ import { AdminStore } from '../store/admin.store.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { asApiError } from '../api/engine-errors.js';
 import { toTransactionView } from '../api/transaction.view.js';
+import { branchLocksView, decodeLockCursor, encodeLockCursor, heldLockView } from './lock-views.js';
+import type { ListLocksQueryDto } from './list-locks.query.js';
 
 const DEFAULT_PAGE = 50;
 
@@ -56,10 +60,29 @@ export class AdminService {
     return { items: page.rows.map(toTransactionView), nextCursor: page.more && page.last ? encodeCursor(page.last) : null };
   }
 
+  /** The transaction with its history; each AT branch whose prepare reported locks shows them, and for how long they were held. */
   async detail(gid: string): Promise<TransactionDetailView> {
     const loaded = await this.store.load(gid);
     if (!loaded) throw ApiError.notFound(gid);
-    return { ...toTransactionView(loaded), events: await this.store.events(gid) };
+    const [events, locks] = await Promise.all([this.store.events(gid), this.admin.locksOf(gid)]);
+    const view = toTransactionView(loaded);
+    const branches = view.branches.map((branch): BranchDetailView => {
+      const stored = locks.byBranch.get(branch.branchId);
+      const shown = stored ? branchLocksView(stored, locks.now) : null;
+      return shown ? { ...branch, locks: shown } : branch;
+    });
+    return { ...view, branches, events };
+  }
+
+  /** Locks AT branches hold now, oldest first, in keyset pages. */
+  async heldLocks(query: ListLocksQueryDto): Promise<HeldLocksPage> {
+    const after = query.cursor ? decodeLockCursor(query.cursor) : undefined;
+    if (after === null) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'cursor is not a cursor this API returned', { field: 'cursor' });
+    const page = await this.admin.heldLocks({ participant: query.participant, limit: query.limit ?? DEFAULT_PAGE, after });
+    return {
+      items: page.rows.flatMap((row) => heldLockView(row, page.now) ?? []),
+      nextCursor: page.more && page.last ? encodeLockCursor(page.last) : null,
+    };
   }
 
   counts(): Promise<TransactionCounts> {

@@ -35,6 +35,13 @@ describe('AdminClient', () => {
     expect(answer).toEqual({ body: { items: [], nextCursor: null }, text: '{"items":[],"nextCursor":null}' });
   });
 
+  it('asks GET /admin/locks with the filters given', async () => {
+    const { client, seen } = clientAnswering(200, '{"items":[],"nextCursor":null}');
+    await client.heldLocks({ participant: 'bank-a', limit: 2, cursor: 'C' });
+    await client.heldLocks({});
+    expect(seen.map((s) => s.url)).toEqual(['http://dtx:7070/admin/locks?participant=bank-a&limit=2&cursor=C', 'http://dtx:7070/admin/locks']);
+  });
+
   it('encodes path parameters and posts JSON bodies', async () => {
     const { client, seen } = clientAnswering(200, '{}');
     await client.transaction('a/b c');

@@ -1,4 +1,5 @@
 import type {
+  HeldLocksPage,
   ParticipantAdminView,
   SecretRotationView,
   TransactionCounts,
@@ -6,7 +7,7 @@ import type {
   TransactionPage,
   TransactionView,
 } from '@nest-dtx/protocol';
-import type { ListFilters } from './arguments.js';
+import type { ListFilters, LockFilters } from './arguments.js';
 import { CliError, ExitCode, exitCodeForStatus } from './exit-codes.js';
 
 /** An answer of the admin API: parsed for the tables, and as sent for --json. */
@@ -35,10 +36,11 @@ export class AdminClient {
   }
 
   listTransactions(filters: ListFilters): Promise<AdminAnswer<TransactionPage>> {
-    const query = new URLSearchParams();
-    for (const [name, value] of Object.entries(filters)) if (value !== undefined) query.set(name, String(value));
-    const search = query.size > 0 ? `?${query.toString()}` : '';
-    return this.request('GET', `/admin/transactions${search}`);
+    return this.request('GET', `/admin/transactions${search(filters)}`);
+  }
+
+  heldLocks(filters: LockFilters): Promise<AdminAnswer<HeldLocksPage>> {
+    return this.request('GET', `/admin/locks${search(filters)}`);
   }
 
   transaction(gid: string): Promise<AdminAnswer<TransactionDetailView>> {
@@ -103,6 +105,13 @@ export class AdminClient {
     if ((status === 401 || status === 403) && !this.options.apiKey) reason += ' (DTX_API_KEY is unset)';
     return new CliError(code, reason, exitCodeForStatus(status));
   }
+}
+
+/** Filters as a query string (`?a=1&b=2`, '' for none), the undefined ones left out. */
+function search(filters: object): string {
+  const query = new URLSearchParams();
+  for (const [name, value] of Object.entries(filters)) if (value !== undefined) query.set(name, String(value));
+  return query.size > 0 ? `?${query.toString()}` : '';
 }
 
 function errorBody(text: string): { error?: string; message?: string } {

@@ -45,6 +45,19 @@ describe('parseCommandLine: commands', () => {
     expect(parse('participants release bank')).toMatchObject({ command: { name: 'participants release', participant: 'bank' } });
   });
 
+  it('reads locks with its filters', () => {
+    expect(parse('locks --participant bank-a --limit 10 --cursor abc')).toEqual({
+      kind: 'admin',
+      command: { name: 'locks', filters: { participant: 'bank-a', limit: 10, cursor: 'abc' } },
+      url: DEFAULT_COORDINATOR_URL,
+      json: false,
+    });
+    expect(parse('locks --json')).toMatchObject({ command: { name: 'locks', filters: {} }, json: true });
+    expect(usage('locks --limit ten')).toMatch(/^--limit must be a whole number, not "ten"/);
+    expect(usage('locks --status active')).toMatch(/^locks: Unknown option '--status'/);
+    expect(usage('locks everything')).toMatch(/^locks: unexpected argument "everything"/);
+  });
+
   it('reads stats, start and migrate', () => {
     expect(parse('stats --json')).toMatchObject({ kind: 'admin', command: { name: 'stats' }, json: true });
     expect(parse('start')).toEqual({ kind: 'start' });

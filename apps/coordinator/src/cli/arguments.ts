@@ -14,9 +14,17 @@ export interface ListFilters {
   cursor?: string;
 }
 
+/** Filters of `locks`, as GET /admin/locks takes them. */
+export interface LockFilters {
+  participant?: string;
+  limit?: number;
+  cursor?: string;
+}
+
 /** A command that talks to the admin API. */
 export type AdminCommand =
   | { name: 'tx list'; filters: ListFilters }
+  | { name: 'locks'; filters: LockFilters }
   | { name: 'tx show' | 'tx retry' | 'tx rollback'; gid: string }
   | { name: 'participants' }
   | { name: 'participants rotate-secret'; participant: string; overlapSeconds?: number }
@@ -148,6 +156,26 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: {},
     admin: true,
     build: ([participant], _options, url, json) => admin({ name: 'participants release', participant }, url, json),
+  },
+  {
+    name: 'locks',
+    args: [],
+    summary: 'List the row locks AT transactions hold now, held longest first',
+    options: {
+      participant: { type: 'string', value: 'P', description: 'only the locks of branches on this participant' },
+      limit: { type: 'string', value: 'N', description: 'page size (the API allows 1 to 200)' },
+      cursor: { type: 'string', value: 'C', description: "the next page (the previous page's next cursor)" },
+    },
+    admin: true,
+    build: (_args, options, url, json) =>
+      admin(
+        {
+          name: 'locks',
+          filters: dropUndefined({ participant: text(options.participant), limit: wholeNumber('--limit', options.limit), cursor: text(options.cursor) }),
+        },
+        url,
+        json,
+      ),
   },
   {
     name: 'stats',

@@ -8,6 +8,8 @@ export async function runAdminCommand(command: AdminCommand, client: AdminClient
   switch (command.name) {
     case 'tx list':
       return show(await client.listTransactions(command.filters), render.transactionPage);
+    case 'locks':
+      return show(await client.heldLocks(command.filters), render.heldLocks);
     case 'tx show':
       return show(await client.transaction(command.gid), render.transactionDetail);
     case 'tx retry':

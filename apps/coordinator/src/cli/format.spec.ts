@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { TransactionPage, TransactionView } from '@nest-dtx/protocol';
-import { compactJson, fields, instant, orDash, table, truncate } from './format.js';
-import { counts, transactionPage } from './render.js';
+import type { HeldLocksPage, TransactionDetailView, TransactionPage, TransactionView } from '@nest-dtx/protocol';
+import { compactJson, duration, fields, instant, orDash, table, truncate } from './format.js';
+import { counts, heldLocks, transactionDetail, transactionPage } from './render.js';
 
 describe('table', () => {
   it('pads each column to its widest cell, two spaces apart, without trailing spaces', () => {
@@ -44,6 +44,23 @@ describe('cells', () => {
   });
 });
 
+describe('duration', () => {
+  it('reads as people say a wait', () => {
+    expect([0, 850, 1_000, 12_345, 59_999, 60_000, 245_000, 3_600_000, 7_800_000, 86_400_000 * 3 + 4 * 3_600_000].map(duration)).toEqual([
+      '0 ms',
+      '850 ms',
+      '1.0 s',
+      '12.3 s',
+      '59.9 s',
+      '1 min 00 s',
+      '4 min 05 s',
+      '1 h 00 min',
+      '2 h 10 min',
+      '3 d 04 h',
+    ]);
+  });
+});
+
 const view = (gid: string, overrides: Partial<TransactionView> = {}): TransactionView => ({
   gid,
   mode: 'tcc',
@@ -80,5 +97,52 @@ describe('rendered answers', () => {
     expect(counts({ byStatus: { committed: 3, active: 1 }, byMode: { tcc: 4 }, needsAttention: 1, total: 4 })).toBe(
       ['STATUS     COUNT', 'committed  3', 'active     1', '', 'MODE  COUNT', 'tcc   4', '', 'needs attention:  1', 'total:            4'].join('\n'),
     );
+  });
+
+  it('lists held locks, longest held first as the API answers, with the rows named and the next cursor', () => {
+    const page: HeldLocksPage = {
+      items: [
+        {
+          gid: 'tx-1', branchId: 'debit', participant: 'bank-a', action: 'at-debit', transactionStatus: 'active', count: 5,
+          rows: [1, 2, 3, 4].map((n) => ({ table: 'public.accounts', key: `["a${n}"]` })), since: '2026-12-01T10:00:00.000Z', heldMs: 65_000,
+        },
+        { gid: 'tx-2', branchId: 'credit', participant: 'bank-b', action: 'at-credit', transactionStatus: 'committing', count: 1, rows: [{ table: 'public.accounts', key: '["b"]' }], since: '2026-12-01T10:00:30.000Z', heldMs: 900 },
+      ],
+      nextCursor: 'NEXT',
+    };
+    expect(heldLocks(page)).toBe(
+      [
+        'GID   BRANCH  PARTICIPANT  ACTION     TX STATUS   LOCKS  HELD        SINCE                 ROWS',
+        'tx-1  debit   bank-a       at-debit   active      5      1 min 05 s  2026-12-01 10:00:00Z  public.accounts ["a1"], public.accounts ["a2"], public.accounts ["a3"] (+2 more)',
+        'tx-2  credit  bank-b       at-credit  committing  1      900 ms      2026-12-01 10:00:30Z  public.accounts ["b"]',
+        '',
+        'more: --cursor NEXT',
+      ].join('\n'),
+    );
+    expect(heldLocks({ items: [], nextCursor: null })).toBe('no locks held');
+  });
+
+  it("shows an AT transaction's locks in tx show, held or released", () => {
+    const branch = { participant: 'bank-a', action: 'at-debit', status: 'prepared' as const, attempts: 1, lastError: null, result: null };
+    const detail: TransactionDetailView = {
+      ...view('tx-3', { mode: '2pc', status: 'active' }),
+      branches: [
+        { ...branch, branchId: 'debit', locks: { count: 3, rows: [{ table: 'public.accounts', key: '["a"]' }], since: '2026-12-01T10:00:00.000Z', releasedAt: null, heldMs: 2_500 } },
+        { ...branch, branchId: 'credit', locks: { count: 1, rows: [{ table: 'public.accounts', key: '["b"]' }], since: '2026-12-01T10:00:01.000Z', releasedAt: '2026-12-01T10:00:01.300Z', heldMs: 300 } },
+        { ...branch, branchId: 'plain', action: 'debit' },
+      ],
+      events: [],
+    };
+    const text = transactionDetail(detail);
+    expect(text).toContain(
+      [
+        'Locks (AT):',
+        'BRANCH  TABLE            KEY    SINCE                 HELD',
+        'debit   public.accounts  ["a"]  2026-12-01 10:00:00Z  2.5 s (held)',
+        'debit   (+2 more rows)          2026-12-01 10:00:00Z  2.5 s (held)',
+        'credit  public.accounts  ["b"]  2026-12-01 10:00:01Z  300 ms (released 2026-12-01 10:00:01Z)',
+      ].join('\n'),
+    );
+    expect(transactionDetail({ ...detail, branches: [detail.branches[2]] })).not.toContain('Locks');
   });
 });

@@ -1,4 +1,6 @@
 import type {
+  BranchLocksView,
+  HeldLocksPage,
   ParticipantAdminView,
   ParticipantView,
   SecretRotationView,
@@ -8,7 +10,7 @@ import type {
   TransactionView,
 } from '@nest-dtx/protocol';
 import { natsBranchSubject, rabbitmqParticipantQueue } from '@nest-dtx/protocol';
-import { compactJson, fields, instant, orDash, table } from './format.js';
+import { compactJson, duration, fields, instant, orDash, table, truncate } from './format.js';
 
 /** The admin API's answers as people read them (--json prints them as sent instead). */
 
@@ -36,7 +38,46 @@ export function transactionDetail(detail: TransactionDetailView): string {
           ['AT', 'EVENT', 'BRANCH', 'FROM', 'TO', 'DETAIL'],
           detail.events.map((e) => [instant(e.at), e.type, orDash(e.branchId), orDash(e.from), orDash(e.to), compactJson(e.detail, 80)]),
         );
-  return [transactionSummary(detail), '', 'Branches:', branches(detail), '', 'History:', history].join('\n');
+  const locked = detail.branches.filter((b) => b.locks);
+  const locks = locked.length === 0 ? [] : ['', 'Locks (AT):', branchLocks(locked)];
+  return [transactionSummary(detail), '', 'Branches:', branches(detail), ...locks, '', 'History:', history].join('\n');
+}
+
+/** `locks`: the row locks AT branches hold now, held longest first. */
+export function heldLocks(page: HeldLocksPage): string {
+  if (page.items.length === 0) return 'no locks held';
+  const rows = page.items.map((l) => [
+    l.gid,
+    l.branchId,
+    l.participant,
+    l.action,
+    l.transactionStatus,
+    String(l.count),
+    duration(l.heldMs),
+    instant(l.since),
+    lockedRows(l),
+  ]);
+  const listing = table(['GID', 'BRANCH', 'PARTICIPANT', 'ACTION', 'TX STATUS', 'LOCKS', 'HELD', 'SINCE', 'ROWS'], rows);
+  return page.nextCursor ? `${listing}\n\nmore: --cursor ${page.nextCursor}` : listing;
+}
+
+/** The first rows named, `table key` each, and how many more the branch locked. */
+function lockedRows(locks: Pick<BranchLocksView, 'count' | 'rows'>, named = 3): string {
+  const shown = locks.rows.slice(0, named).map((r) => `${r.table} ${r.key}`);
+  const more = locks.count - shown.length;
+  return truncate(shown.join(', '), 120) + (more > 0 ? ` (+${more} more)` : '');
+}
+
+/** Each locked row of each AT branch of `tx show`, with how long it was (or is) held. */
+function branchLocks(locked: readonly { branchId: string; locks?: BranchLocksView }[]): string {
+  const rows = locked.flatMap(({ branchId, locks }) => {
+    if (!locks) return [];
+    const held = locks.releasedAt ? `${duration(locks.heldMs)} (released ${instant(locks.releasedAt)})` : `${duration(locks.heldMs)} (held)`;
+    const named = locks.rows.map((r) => [branchId, r.table, r.key, instant(locks.since), held]);
+    const unnamed = locks.count - locks.rows.length;
+    return unnamed > 0 ? [...named, [branchId, `(+${unnamed} more rows)`, '', instant(locks.since), held]] : named;
+  });
+  return table(['BRANCH', 'TABLE', 'KEY', 'SINCE', 'HELD'], rows);
 }
 
 /** After `tx retry` or `tx rollback`: what was asked and where the transaction stands now. */

@@ -18,8 +18,12 @@ import {
   type ParticipantAdminView,
   type ParticipantRegistrationView,
   type SecretRotationView,
+  type BranchDetailView,
+  type BranchLocksView,
   type BranchOutcomeView,
   type BranchView,
+  type HeldLockView,
+  type HeldLocksPage,
   type Json,
   type JsonObject,
   type ParticipantView,
@@ -185,10 +189,85 @@ export class TransactionEventViewSchema implements TransactionEventView {
   detail!: Json;
 }
 
+@ApiSchema({ name: 'LockedRow' })
+export class LockedRowSchema {
+  @ApiProperty({ description: "The participant's table.", example: 'accounts' })
+  table!: string;
+
+  @ApiProperty({ description: "The row's primary key, as a JSON array.", example: '["alice"]' })
+  key!: string;
+}
+
+@ApiSchema({ name: 'BranchLocksView', description: "The rows an AT branch's prepare locked in its participant's database, and for how long." })
+export class BranchLocksViewSchema implements BranchLocksView {
+  @ApiProperty({ type: 'integer', description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
+  count!: number;
+
+  @ApiProperty({ type: [LockedRowSchema] })
+  rows!: { table: string; key: string }[];
+
+  @ApiProperty({ format: 'date-time', description: "When the prepare's answer was recorded." })
+  since!: string;
+
+  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: "When the branch's phase 2 finished (committed or rolled back), releasing them; null while held." })
+  releasedAt!: string | null;
+
+  @ApiProperty({ type: 'integer', description: 'Milliseconds held: until now while held, until `releasedAt` after.', example: 120 })
+  heldMs!: number;
+}
+
+@ApiSchema({ name: 'BranchDetailView' })
+export class BranchDetailViewSchema extends BranchViewSchema implements BranchDetailView {
+  @ApiPropertyOptional({ type: BranchLocksViewSchema, description: 'Only on an AT branch whose prepare reported the rows it locked.' })
+  locks?: BranchLocksView;
+}
+
 @ApiSchema({ name: 'TransactionDetailView' })
 export class TransactionDetailViewSchema extends TransactionViewSchema implements TransactionDetailView {
+  @ApiProperty({ type: [BranchDetailViewSchema] })
+  declare branches: BranchDetailView[];
+
   @ApiProperty({ type: [TransactionEventViewSchema], description: 'The full history, oldest first.' })
   events!: TransactionEventView[];
+}
+
+@ApiSchema({ name: 'HeldLockView', description: 'An AT branch holding row locks now.' })
+export class HeldLockViewSchema implements HeldLockView {
+  @ApiProperty({ example: 'order-4711' })
+  gid!: string;
+
+  @ApiProperty({ example: 'b1' })
+  branchId!: string;
+
+  @ApiProperty({ example: 'bank-a' })
+  participant!: string;
+
+  @ApiProperty({ example: 'at-debit' })
+  action!: string;
+
+  @ApiProperty({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus', example: 'active' })
+  transactionStatus!: GlobalStatus;
+
+  @ApiProperty({ type: 'integer', description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
+  count!: number;
+
+  @ApiProperty({ type: [LockedRowSchema] })
+  rows!: { table: string; key: string }[];
+
+  @ApiProperty({ format: 'date-time', description: "When the prepare's answer was recorded." })
+  since!: string;
+
+  @ApiProperty({ type: 'integer', description: 'Milliseconds held so far.', example: 120 })
+  heldMs!: number;
+}
+
+@ApiSchema({ name: 'HeldLocksPage' })
+export class HeldLocksPageSchema implements HeldLocksPage {
+  @ApiProperty({ type: [HeldLockViewSchema], description: 'Held longest first.' })
+  items!: HeldLockView[];
+
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last one.' })
+  nextCursor!: string | null;
 }
 
 @ApiSchema({ name: 'TransactionPage' })

@@ -1,4 +1,4 @@
-import type { BranchStatus, CallOutcome, Json, Phase } from '@nest-dtx/protocol';
+import type { BranchLocks, BranchStatus, CallOutcome, Json, Phase } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx } from '../store/records.js';
 import type { MachineTx, Phase1Answer, Phase2Answer } from './state-machine.js';
 
@@ -20,6 +20,14 @@ export const phase2AnswerOf = (outcome: CallOutcome): Phase2Answer =>
   outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : 'transient';
 
 export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' ? null : outcome.error);
+
+/**
+ * The rows an AT prepare's answer says it locked, to record with the answer (spread into it);
+ * nothing for any other answer, or one that locked no row (a branch that holds none is no
+ * holder of locks for the admin view).
+ */
+export const lockedRowsOf = (outcome: CallOutcome): { locks?: BranchLocks } =>
+  outcome.kind === 'ok' && outcome.locks && outcome.locks.count > 0 ? { locks: outcome.locks } : {};
 
 /** The one branch-status lookup: a branch's status by its id, undefined for an id not there. */
 export function branchStatuses(branches: readonly { branchId: string; status: BranchStatus }[]): (branchId: string) => BranchStatus | undefined {

@@ -9,7 +9,7 @@ import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange } from
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { branchStatusIn, callEvent, errorOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
+import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
 import { ModeProcessors } from './processors/mode-processors.js';
 import { transition, type MachineEvent } from './state-machine.js';
 import { TransactionWriter } from './transaction-writer.js';
@@ -120,7 +120,8 @@ export class TransactionEngine {
       gid,
       branch.branchId,
       status,
-      outcome.kind === 'ok' ? { result: outcome.result } : { lastError: outcome.error },
+      // An AT prepare's locked rows are recorded in the same write as its answer.
+      outcome.kind === 'ok' ? { result: outcome.result, ...lockedRowsOf(outcome) } : { lastError: outcome.error },
       [callEvent(inserted, phase, outcome, status)],
     );
     return saved ?? { ...inserted, status };

@@ -14,7 +14,7 @@ import type { ParticipantInvoker } from '../invoker/participant-invoker.service.
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller } from './branch-caller.js';
 import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
@@ -32,6 +32,9 @@ class FakeStore {
   readonly writes: string[] = [];
   /** The status each compare-and-set tried to write, won or lost. */
   readonly applyAttempts: string[] = [];
+  /** The branch changes of every compare-and-set that won, and the outcomes of recordPhase1, in order. */
+  readonly branchChanges: BranchChange[][] = [];
+  readonly phase1Outcomes: Phase1Outcome[] = [];
   /** Called before each compare-and-set: lets a test move the row under the engine's feet. */
   beforeApply: ((gid: string) => void) | null = null;
 
@@ -69,6 +72,7 @@ class FakeStore {
       changed.push({ ...b });
     }
     this.writes.push(`apply ${gid} -> ${change.status}`);
+    this.branchChanges.push(change.branches);
     return Promise.resolve({ tx: { ...current.tx }, branches: changed });
   }
 
@@ -82,9 +86,10 @@ class FakeStore {
     return Promise.resolve({ ...record });
   }
 
-  recordPhase1(gid: string, branchId: string, status: BranchRecord['status']): Promise<BranchRecord | null> {
+  recordPhase1(gid: string, branchId: string, status: BranchRecord['status'], outcome: Phase1Outcome): Promise<BranchRecord | null> {
     const b = this.txs.get(gid)?.branches.find((x) => x.branchId === branchId);
     if (!b) return Promise.resolve(null);
+    this.phase1Outcomes.push(outcome);
     if (b.status === 'pending') b.status = status;
     b.attempts++;
     this.writes.push(`phase1 ${gid}/${branchId} -> ${b.status}`);
@@ -243,6 +248,53 @@ describe('TransactionEngine', () => {
     const { loaded } = await engine.create(oneShot('lease-1', { leaseOwner: 'other-instance' }), false);
     expect(loaded.tx.status).toBe('active');
     expect(participants.calls).toEqual([]);
+  });
+});
+
+describe('TransactionEngine: AT locks', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  const locks = { count: 2, rows: [{ table: 'public.accounts', key: '["a"]' }, { table: 'public.accounts', key: '["b"]' }] };
+  const at2pc = (gid: string, over: Partial<NewTransaction> = {}) =>
+    oneShot(gid, {
+      mode: '2pc',
+      branches: [
+        { branchId: 'b1', participant: 'bank-a', action: 'at-debit', payload: {} },
+        { branchId: 'b2', participant: 'bank-b', action: 'credit', payload: {} },
+      ],
+      ...over,
+    });
+
+  it('one-shot: the locks a prepare reported go in the decision write with its answer, and nowhere else', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.answers['bank-a prepare'] = { kind: 'ok', result: { ok: true }, locks };
+    await engine.create(at2pc('at-1'), true);
+    expect(store.writes).toEqual(['insert at-1', 'apply at-1 -> committing', 'apply at-1 -> committed']);
+    const [decision, finish] = store.branchChanges;
+    expect(decision.find((c) => c.branchId === 'b1')).toMatchObject({ status: 'prepared', result: { ok: true }, locks });
+    // The other branch reported none: its row keeps null.
+    expect(decision.find((c) => c.branchId === 'b2')).not.toHaveProperty('locks');
+    expect(finish.every((c) => !('locks' in c))).toBe(true);
+  });
+
+  it('interactive: the locks go in the write of the phase-1 answer', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.answers['bank-a prepare'] = { kind: 'ok', result: {}, locks };
+    await engine.create(at2pc('at-2', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await engine.addBranch('at-2', { branchId: 'x', participant: 'bank-a', action: 'at-debit', payload: {} });
+    await engine.addBranch('at-2', { branchId: 'y', participant: 'bank-b', action: 'credit', payload: {} });
+    expect(store.writes).toEqual(['insert at-2', 'branch at-2/x', 'phase1 at-2/x -> prepared', 'branch at-2/y', 'phase1 at-2/y -> prepared']);
+    expect(store.phase1Outcomes).toEqual([{ result: {}, locks }, { result: {} }]);
+  });
+
+  it('records no locks from a prepare that locked no row, nor from a refusal', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.answers['bank-a prepare'] = { kind: 'ok', result: {}, locks: { count: 0, rows: [] } };
+    participants.answers['bank-b prepare'] = { kind: 'failed', error: { reason: 'insufficient_funds' } };
+    await engine.create(at2pc('at-3', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await engine.addBranch('at-3', { branchId: 'x', participant: 'bank-a', action: 'at-debit', payload: {} });
+    await engine.addBranch('at-3', { branchId: 'y', participant: 'bank-b', action: 'at-credit', payload: {} });
+    expect(store.phase1Outcomes).toEqual([{ result: {} }, { lastError: { reason: 'insufficient_funds' } }]);
   });
 });
 

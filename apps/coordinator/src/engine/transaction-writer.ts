@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { isTerminal, type BranchStatus, type Json } from '@nest-dtx/protocol';
+import { isTerminal, type BranchStatus } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
 
@@ -70,8 +70,8 @@ export class TransactionWriter {
     return this.store.insertBranch(gid, branch, events);
   }
 
-  /** Records the phase-1 answer of an interactive branch. */
-  recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: { result?: Json; lastError?: Json }, events: EventInput[]): Promise<BranchRecord | null> {
+  /** Records the phase-1 answer of an interactive branch (with an AT prepare's locked rows). */
+  recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): Promise<BranchRecord | null> {
     return this.store.recordPhase1(gid, branchId, status, outcome, events);
   }
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { callId, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { AT_LOCKS_HEADER, callId, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
@@ -11,6 +11,16 @@ function parseJson(text: string): Json {
   } catch {
     return text.length > 1000 ? `${text.slice(0, 1000)}…` : text;
   }
+}
+
+/**
+ * The ok outcome of a 2xx answer, with the rows an AT prepare reports it locked (header
+ * `x-tx-at-locks`). The header is for the admin view only: one that is repeated or malformed is
+ * left out, never a reason to treat the answer as anything but ok.
+ */
+export function okOutcome(result: Json, locksHeader: string | string[] | undefined): CallOutcome {
+  const locks = typeof locksHeader === 'string' ? readBranchLocks(locksHeader) : null;
+  return locks ? { kind: 'ok', result, locks } : { kind: 'ok', result };
 }
 
 /** What goes on one call besides its body. */
@@ -79,7 +89,7 @@ export class HttpParticipantTransport {
           response.on('end', () => {
             const status = response.statusCode ?? 0;
             const answer = parseJson(Buffer.concat(chunks).toString('utf8'));
-            if (status >= 200 && status < 300) settle({ kind: 'ok', result: answer });
+            if (status >= 200 && status < 300) settle(okOutcome(answer, response.headers[AT_LOCKS_HEADER]));
             else if (status === 409) settle({ kind: 'failed', error: answer });
             else settle({ kind: 'transient', error: `HTTP ${status}: ${JSON.stringify(answer).slice(0, 500)}` });
           });

@@ -3,6 +3,7 @@ import { firstValueFrom, timeout } from 'rxjs';
 import {
   callId,
   MESSAGE_SIGNATURE_MEMBER,
+  readBranchLocks,
   signCall,
   type CallOutcome,
   type MicroserviceReply,
@@ -34,6 +35,17 @@ export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[]): Sig
 }
 
 /**
+ * A reply as an outcome. An ok reply may carry the rows an AT prepare locked (`locks`): for the
+ * admin view only, so a malformed one is left out and the reply stays ok.
+ */
+export function outcomeOfReply(reply: MicroserviceReply): CallOutcome {
+  if (reply.outcome === 'failed') return { kind: 'failed', error: { message: reply.message } };
+  const result = reply.result ?? null;
+  const locks = reply.locks === undefined ? null : readBranchLocks(reply.locks);
+  return locks ? { kind: 'ok', result, locks } : { kind: 'ok', result };
+}
+
+/**
  * Sends one call and maps the reply: `{ outcome: 'ok' | 'failed' }`; an error, an unexpected
  * reply or no reply within `timeoutMs` is transient.
  */
@@ -41,7 +53,7 @@ export async function sendForReply(client: ClientProxy, pattern: string | Record
   try {
     const reply: unknown = await firstValueFrom(client.send(pattern, data).pipe(timeout(timeoutMs)));
     if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describeError(reply)}` };
-    return reply.outcome === 'ok' ? { kind: 'ok', result: reply.result ?? null } : { kind: 'failed', error: { message: reply.message } };
+    return outcomeOfReply(reply);
   } catch (error) {
     const timedOut = error instanceof Error && error.name === 'TimeoutError';
     return { kind: 'transient', error: timedOut ? `no answer within ${timeoutMs} ms` : describeError(error) };

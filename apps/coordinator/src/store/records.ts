@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@nest-dtx/protocol';
+import type { BranchLocks, BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@nest-dtx/protocol';
 
 /** A global transaction as the engine holds it in memory. */
 export interface TxRecord {
@@ -108,6 +108,16 @@ export interface BranchChange {
   calls: number;
   result?: Json;
   lastError?: Json;
+  /** An AT prepare's answer: the rows it locked, recorded with the time of this write. */
+  locks?: BranchLocks;
+}
+
+/** A phase-1 answer of an interactive branch, as recorded. */
+export interface Phase1Outcome {
+  result?: Json;
+  lastError?: Json;
+  /** An AT prepare's answer: the rows it locked. */
+  locks?: BranchLocks;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */
@@ -151,3 +161,31 @@ export type ParticipantRegistrationRecord = Pick<
   ParticipantRecord,
   'name' | 'transport' | 'endpoint' | 'host' | 'port' | 'publish' | 'actions' | 'callHeaders' | 'ownerKeyDigest'
 >;
+
+/** An AT branch's locks as the branches table holds them (`locks`, `locked_at`), and when its phase 2 finished. */
+export interface StoredBranchLocks {
+  /** The `locks` column: BranchLocks as the coordinator recorded them. */
+  locks: unknown;
+  lockedAt: Date;
+  /** When the branch became committed or rolled back; null while it has not. */
+  releasedAt: Date | null;
+}
+
+/** A held lock's branch, as GET /admin/locks reads it. */
+export interface StoredHeldLock {
+  gid: string;
+  branchId: string;
+  participant: string;
+  action: string;
+  transactionStatus: GlobalStatus;
+  locks: unknown;
+  lockedAt: Date;
+}
+
+/** Keyset position of GET /admin/locks: oldest first by the time the locks were taken, then gid and branchId. */
+export interface HeldLockPosition {
+  /** locked_at to the microsecond (ISO-8601), as Postgres compares it. */
+  lockedAt: string;
+  gid: string;
+  branchId: string;
+}

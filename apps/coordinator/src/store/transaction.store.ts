@@ -2,8 +2,8 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import type { BranchStatus, Json, TransactionEventView } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from './records.js';
+import type { BranchStatus, TransactionEventView } from '@nest-dtx/protocol';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
 
@@ -123,9 +123,12 @@ app_in AS (
     attempts = br.attempts + x.calls,
     result = CASE WHEN x.set_result THEN x.result ELSE br.result END,
     last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
+    -- An AT prepare's answer: the rows it locked, held from this write on.
+    locks = coalesce(x.locks, br.locks),
+    locked_at = CASE WHEN x.locks IS NULL THEN br.locked_at ELSE now() END,
     updated_at = now()
   FROM app g JOIN app_in a ON a.gid = g.gid,
-       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
+       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb)
   WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
 )`),
@@ -156,7 +159,7 @@ nb_in AS (
     ctes: `
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
-    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, events jsonb)
+    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -164,6 +167,9 @@ p1_in AS (
     attempts = br.attempts + 1,
     result = CASE WHEN x.set_result THEN x.result ELSE br.result END,
     last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
+    -- The rows an AT prepare locked, with the answer that moves the branch on (as its status).
+    locks = CASE WHEN br.status = 'pending' AND x.locks IS NOT NULL THEN x.locks ELSE br.locks END,
+    locked_at = CASE WHEN br.status = 'pending' AND x.locks IS NOT NULL THEN now() ELSE br.locked_at END,
     updated_at = now()
   FROM p1_in x
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
@@ -301,6 +307,8 @@ export class TransactionStore {
         result: b.result ?? null,
         set_error: b.lastError !== undefined,
         last_error: b.lastError ?? null,
+        // Only on an AT prepare's answer: every other branch row stays as it was.
+        ...(b.locks ? { locks: b.locks } : {}),
       })),
       events: eventRows(change.events),
     });
@@ -321,14 +329,11 @@ export class TransactionStore {
     });
   }
 
-  /** Records a phase-1 answer of an interactive branch; only a pending branch changes status. */
-  recordPhase1(
-    gid: string,
-    branchId: string,
-    status: BranchStatus,
-    outcome: { result?: Json; lastError?: Json },
-    events: EventInput[],
-  ): Promise<BranchRecord | null> {
+  /**
+   * Records a phase-1 answer of an interactive branch, with the rows an AT prepare locked; only
+   * a pending branch changes status (or takes the locks).
+   */
+  recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): Promise<BranchRecord | null> {
     return this.write<BranchRecord | null>('phase1', gid, {
       gid,
       branch_id: branchId,
@@ -337,6 +342,7 @@ export class TransactionStore {
       result: outcome.result ?? null,
       set_error: outcome.lastError !== undefined,
       last_error: outcome.lastError ?? null,
+      ...(outcome.locks ? { locks: outcome.locks } : {}),
       events: eventRows(events),
     });
   }

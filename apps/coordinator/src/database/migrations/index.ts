@@ -4,6 +4,7 @@ import { TraceParent1763800000600 } from './1763800000600-trace-parent.js';
 import { RetentionIndex1763800000700 } from './1763800000700-retention-index.js';
 import { ParticipantTrust1763800000800 } from './1763800000800-participant-trust.js';
 import { Messages1763800000900 } from './1763800000900-messages.js';
+import { AtLocks1763800001000 } from './1763800001000-at-locks.js';
 
 /** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
 export const COORDINATOR_MIGRATIONS = [
@@ -13,4 +14,5 @@ export const COORDINATOR_MIGRATIONS = [
   RetentionIndex1763800000700,
   ParticipantTrust1763800000800,
   Messages1763800000900,
+  AtLocks1763800001000,
 ];

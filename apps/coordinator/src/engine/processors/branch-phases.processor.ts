@@ -2,7 +2,7 @@ import type { Mode, ModePhases } from '@nest-dtx/protocol';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx } from '../../store/records.js';
 import type { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';
-import { branchStatusIn, callEvent, errorOf, machineOf, phase1AnswerOf } from '../machine.js';
+import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf } from '../machine.js';
 import { branchesAwaitingPhase2, transition } from '../state-machine.js';
 import type { TransactionWriter } from '../transaction-writer.js';
 import type { ModeProcessor } from './mode-processor.js';
@@ -38,8 +38,9 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
     const statusOf = branchStatusIn(next);
     const branches: BranchChange[] = loaded.branches.map((b, i) => {
       const outcome = outcomes[i];
+      // An AT prepare's locked rows ride in this same write (the decision with its answers).
       return outcome.kind === 'ok'
-        ? { branchId: b.branchId, status: statusOf(b), calls: 1, result: outcome.result }
+        ? { branchId: b.branchId, status: statusOf(b), calls: 1, result: outcome.result, ...lockedRowsOf(outcome) }
         : { branchId: b.branchId, status: statusOf(b), calls: 1, lastError: errorOf(outcome) };
     });
     const events: EventInput[] = loaded.branches.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b)));
