@@ -6,10 +6,11 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Mode, TransactionView } from '@nest-dtx/protocol';
+import type { Mode, TransactionDetailView, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient, type BranchRequest } from '@nest-dtx/sdk';
 import {
   accountsOf,
+  getJson,
   openAccount,
   until,
   type CoordinatorHandle,
@@ -130,6 +131,14 @@ describe.each(MODES.map((c) => [c.mode, c] as const))('mode %s', (mode) => {
     expect(view.branches.every((b) => b.status === 'committed')).toBe(true);
     expect(await balance(from, payer)).toBe(700);
     expect(await balance(to, payee)).toBe(300);
+    if (mode === 'at') {
+      // Each prepare's answer carried the row it locked, over its transport (HTTP header, reply member).
+      const detail = await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/${mode}-${from}-ok`);
+      expect(detail.branches.map((b) => b.locks && { count: b.locks.count, keys: b.locks.rows.map((r) => r.key), released: b.locks.releasedAt !== null })).toEqual([
+        { count: 1, keys: [JSON.stringify([payer])], released: true },
+        { count: 1, keys: [JSON.stringify([payee])], released: true },
+      ]);
+    }
   });
 });
 
