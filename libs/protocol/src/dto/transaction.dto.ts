@@ -226,8 +226,25 @@ export class GidParamDto {
   gid!: string;
 }
 
+/** The paging of the admin lists: a page size, and the keyset cursor a previous page returned. */
+export abstract class AdminPageQueryDto {
+  @ApiOptionalField({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size.' })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  limit?: number;
+
+  @ApiOptionalField({ description: 'The `nextCursor` of the previous page.' })
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_-]{1,600}$/, { message: 'cursor is not a cursor this API returned' })
+  cursor?: string;
+}
+
 /** GET /admin/transactions query (PROTOCOL.md 6). */
-export class ListTransactionsQueryDto {
+export class ListTransactionsQueryDto extends AdminPageQueryDto {
   @ApiOptionalField({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus' })
   @IsOptional()
   @IsIn(GLOBAL_STATUSES)
@@ -262,17 +279,4 @@ export class ListTransactionsQueryDto {
   @IsDateString()
   to?: string;
 
-  @ApiOptionalField({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size.' })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit?: number;
-
-  @ApiOptionalField({ description: 'The `nextCursor` of the previous page.' })
-  @IsOptional()
-  @IsString()
-  @Matches(/^[A-Za-z0-9_-]{1,400}$/, { message: 'cursor is not a cursor this API returned' })
-  cursor?: string;
 }
