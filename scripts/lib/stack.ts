@@ -227,7 +227,8 @@ export interface ServiceHandle {
   url: string;
   participant: string;
   transport: ParticipantTransport;
-  start(): Promise<void>;
+  /** Starts (or restarts) it, with `extraEnv` on top of its own (a CRASH_AFTER_PHASE hook, say), and waits until it is registered and answers. */
+  start(extraEnv?: Record<string, string>): Promise<void>;
 }
 /** Kept for the bank demos: an account service is a participant service. */
 export type AccountHandle = ServiceHandle;
@@ -284,8 +285,8 @@ export async function participantService(
     url,
     participant,
     transport,
-    async start() {
-      managed.start();
+    async start(extraEnv = {}) {
+      managed.start(extraEnv);
       await until(`${participant} to register`, async () => {
         if (!managed.alive) throw new Error(`${participant} exited; see ${managed.logFile}`);
         const list = await getJson<RegisteredParticipant[]>(`${coordinatorUrl}/v1/participants`, apiKey);
