@@ -5,6 +5,13 @@
  * (reproducible from the seed), then waits for every transaction to end and checks the
  * invariants. Prints a report; exits non-zero on any violation.
  *
+ * Transfers run across tcc, 2pc, saga, msg and AT. An AT transfer is a 2PC transaction whose
+ * branches are the banks' AtAction methods (at-debit / at-credit: plain repository calls, the
+ * SDK's triggers keep the undo images and row locks); some go in pairs on the same two accounts
+ * at once, so that AT branches wait on each other's row locks under the faults. Besides
+ * atomicity and the exact balances, the run checks at the end that the banks' databases keep no
+ * AT undo or lock row of a finished transaction once their clean-up ran.
+ *
  * Options: --transfers N (300), --seed S (time), --instances K (2), --concurrency C (8).
  *
  * A msg transfer is a two-phase message sent by the paying bank itself (POST /transfers/msg on the
@@ -22,7 +29,8 @@ import pg from 'pg';
 import type { Mode } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import { CRASH_POINTS, type CrashPoint } from '../apps/coordinator/src/engine/crash-points.js';
-import { PROCESS_FAULTS, PROXY_FAULTS, type FaultKind, type ProxyFault } from './lib/chaos-faults.js';
+import { atRowsByGid } from './lib/at-rows.js';
+import { PROCESS_FAULTS, PROXY_FAULTS, TRANSFER_KINDS, type FaultKind, type ProxyFault, type TransferKind } from './lib/chaos-faults.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import {
   ManagedProcess,
@@ -69,6 +77,10 @@ const MSG_TIMEOUT_MS = 2_000;
  */
 interface TransferShape {
   mode: Mode;
+  /** AT mode: a 2PC transaction whose branches are the banks' at-debit / at-credit. */
+  at?: boolean;
+  /** Given accounts (the paying bank, the debited and the credited account), for two AT transfers run at once on the same rows. */
+  rows?: { from: Bank; debit: string; credit: string };
   interactive: boolean;
   amount: number;
   leave?: 'after_local_commit' | 'before_local_commit';
@@ -103,6 +115,28 @@ interface Report {
   clientErrors: Record<string, number>;
   /** msg check-backs the coordinators made, by outcome (ok: the local transaction had committed; failed: it had not). */
   checkBacks: Record<string, number>;
+  /** Transfers by kind (tcc, 2pc, saga, msg, at), crash-point transfers included, and how many of them committed. */
+  transfersByKind: Record<string, number>;
+  committedByKind: Record<string, number>;
+  at: AtReport;
+}
+
+/** The AT transfers' own figures. */
+interface AtReport {
+  transfers: number;
+  committed: number;
+  rolledBack: number;
+  notStarted: number;
+  /** Pairs of AT transfers run at once on the same two accounts, and how many of them both committed (one after the other's locks). */
+  pairs: number;
+  pairsBothCommitted: number;
+  /** Phase-1 calls a bank refused because another global transaction held a row past its lock wait (at_lock_conflict). */
+  lockConflicts: number;
+  /** Undo and lock rows of finished transactions still in the banks' databases once the clean-up had its time. */
+  undoLeft: number;
+  locksLeft: number;
+  /** From every transaction ended to no AT row left (the batched clean-up and the banks' sweeps). */
+  secondsToCleanedUp: number;
 }
 
 /** A call as a proxy saw it: which instance sent which phase of which branch, and when. */
@@ -239,6 +273,7 @@ function faultProxy(options: ProxyOptions): Server {
 
 type Bank = 'bank-a' | 'bank-b';
 const BANKS: readonly Bank[] = ['bank-a', 'bank-b'];
+const other = (bank: Bank): Bank => (bank === 'bank-a' ? 'bank-b' : 'bank-a');
 const OPENING_BALANCE = 100_000;
 
 async function main(): Promise<number> {
@@ -250,7 +285,8 @@ async function main(): Promise<number> {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const report: Report = {
     seed, transfers, crashPointTransfers: 0, extraTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
-    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {}, checkBacks: {},
+    secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {}, checkBacks: {}, transfersByKind: {}, committedByKind: {},
+    at: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, pairs: 0, pairsBothCommitted: 0, lockConflicts: 0, undoLeft: 0, locksLeft: 0, secondsToCleanedUp: 0 },
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -327,6 +363,9 @@ async function main(): Promise<number> {
     const initial = (await accountsOf(banks['bank-a'])).totalBalance + (await accountsOf(banks['bank-b'])).totalBalance;
 
     const legsByGid = new Map<string, Leg[]>();
+    const atGids = new Set<string>();
+    const kindByGid = new Map<string, TransferKind>();
+    const atPairs: [string, string][] = [];
     const alive = () => coordinators.filter((c) => c.process.alive);
     const clientError = (error: unknown) => {
       const text = error instanceof Error ? error.message : String(error);
@@ -339,12 +378,16 @@ async function main(): Promise<number> {
      * adds the branches and decides; a refused branch means rollback), or a saga.
      */
     const transfer = async (gid: string, shape: TransferShape, target: CoordinatorHandle): Promise<void> => {
-      const [from, to] = random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
+      const [from, to] = shape.rows ? ([shape.rows.from, other(shape.rows.from)] as const) : random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
       const legs: Leg[] = [
-        { bank: from, action: 'debit', account: pick(accounts), amount: shape.amount },
-        { bank: to, action: 'credit', account: pick(accounts), amount: shape.amount },
+        { bank: from, action: 'debit', account: shape.rows?.debit ?? pick(accounts), amount: shape.amount },
+        { bank: to, action: 'credit', account: shape.rows?.credit ?? pick(accounts), amount: shape.amount },
       ];
       legsByGid.set(gid, legs);
+      const kind: TransferKind = shape.at ? 'at' : shape.mode;
+      report.transfersByKind[kind] = (report.transfersByKind[kind] ?? 0) + 1;
+      kindByGid.set(gid, kind);
+      if (shape.at) atGids.add(gid);
       if (shape.mode === 'msg') {
         // The paying bank sends the message itself: its debit is the local transaction.
         const answer = await postJson<{ error?: string; message?: string }>(`${banks[from].url}/transfers/msg`, {
@@ -365,7 +408,7 @@ async function main(): Promise<number> {
         }
         return;
       }
-      const calls = legs.map((l) => ({ participant: l.bank, action: l.action, payload: { accountId: l.account, amount: l.amount } }));
+      const calls = legs.map((l) => ({ participant: l.bank, action: shape.at ? `at-${l.action}` : l.action, payload: { accountId: l.account, amount: l.amount } }));
       // As a careful client does: a request that found no coordinator, or one that lost its
       // database, goes again, same gid and body (every call is idempotent), to the next instance.
       const client = new TransactionClient({ coordinatorUrl: [target.url, ...coordinators.filter((c) => c !== target).map((c) => c.url)], timeoutMs: 8_000, retries: 3 });
@@ -484,19 +527,38 @@ async function main(): Promise<number> {
     // bounded in count and in time.
     const extraUntil = Date.now() + 90_000;
     const wanted = () => next < transfers || (unseenProxyFaults.size > 0 && next < transfers + 2_000 && Date.now() < extraUntil);
+    /** A random transfer's shape, `kind` drawn by the caller. */
+    const shapeOf = (kind: TransferKind): TransferShape => {
+      // AT runs as 2PC: the coordinator sees a 2pc transaction, the banks run their AtAction methods.
+      const mode: Mode = kind === 'at' ? '2pc' : kind;
+      // Now and then more than an account holds, so that some transfers are refused.
+      const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
+      const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
+      // Some messages are left to the check-back: committed locally and never submitted, or never run locally.
+      const roll = random();
+      const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
+      return { mode, interactive, amount, ...(kind === 'at' ? { at: true } : {}), ...(leave ? { leave } : {}) };
+    };
     const runTransfers = async () => {
       while (wanted()) {
         const i = next++;
         if (i >= transfers) report.extraTransfers++;
-        const mode = pick<Mode>(['tcc', '2pc', 'saga', 'msg']);
-        // Now and then more than an account holds, so that some transfers are refused.
-        const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
-        const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
-        // Some messages are left to the check-back: committed locally and never submitted, or never run locally.
-        const roll = random();
-        const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
+        const kind = pick<TransferKind>(TRANSFER_KINDS);
         const target = alive().length > 0 ? pick(alive()) : coordinators[0];
-        await transfer(`chaos-${seed}-${i}`, { mode, interactive, amount, ...(leave ? { leave } : {}) }, target);
+        if (kind === 'at' && random() < 0.25) {
+          // Two AT transfers on the same two accounts at once (the next transfer's number for the
+          // second): one holds the rows, the other waits, then proceeds or gives up.
+          const rows = { from: pick(BANKS), debit: pick(accounts), credit: pick(accounts) };
+          const j = next++;
+          if (j >= transfers) report.extraTransfers++;
+          atPairs.push([`chaos-${seed}-${i}`, `chaos-${seed}-${j}`]);
+          await Promise.all([
+            transfer(`chaos-${seed}-${i}`, { ...shapeOf(kind), rows }, target),
+            transfer(`chaos-${seed}-${j}`, { ...shapeOf(kind), rows }, alive().length > 0 ? pick(alive()) : coordinators[0]),
+          ]);
+          continue;
+        }
+        await transfer(`chaos-${seed}-${i}`, shapeOf(kind), target);
       }
     };
 
@@ -527,6 +589,8 @@ async function main(): Promise<number> {
       const expected = new Map<string, number>();
       for (const [gid, legs] of legsByGid) {
         if (status.get(gid) !== 'committed') continue;
+        const kind = kindByGid.get(gid) ?? '?';
+        report.committedByKind[kind] = (report.committedByKind[kind] ?? 0) + 1;
         for (const leg of legs) {
           const key = `${leg.bank}/${leg.account}`;
           expected.set(key, (expected.get(key) ?? OPENING_BALANCE) + (leg.action === 'debit' ? -leg.amount : leg.amount));
@@ -551,6 +615,9 @@ async function main(): Promise<number> {
         for (const row of prepared.rows as { gid: string }[]) report.violations.push({ gid: row.gid, problem: `prepared transaction left in ${bankDb.name}` });
         await client.end();
       }
+      report.at.pairs = atPairs.length;
+      report.at.pairsBothCommitted = atPairs.filter((pair) => pair.every((gid) => status.get(gid) === 'committed')).length;
+      await checkAt(db, report, atGids, status, dbs.slice(1));
     } finally {
       await db.end();
     }
@@ -571,6 +638,12 @@ async function main(): Promise<number> {
   }
 
   console.log(`transfers: ${report.transfers} + ${report.crashPointTransfers} aimed at crash points + ${report.extraTransfers} until every proxy fault happened (committed ${report.committed}, rolled back ${report.rolledBack}, never begun ${report.notStarted})`);
+  console.log(`by kind: ${Object.entries(report.transfersByKind).sort().map(([k, v]) => `${k} ${v} (committed ${report.committedByKind[k] ?? 0})`).join(', ')}`);
+  console.log(
+    `AT transfers: ${report.at.transfers} (committed ${report.at.committed}, rolled back ${report.at.rolledBack}, never begun ${report.at.notStarted}); ` +
+      `pairs on the same rows at once: ${report.at.pairs} (both committed: ${report.at.pairsBothCommitted}); phase-1 calls refused past the lock wait: ${report.at.lockConflicts}; AT rows of finished transactions left: ${report.at.undoLeft} undo, ${report.at.locksLeft} lock ` +
+      `(clean-up done ${report.at.secondsToCleanedUp.toFixed(1)} s after every transaction ended)`,
+  );
   console.log(`rolled back by reason: ${Object.entries(report.rollbackReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`phase-1 calls that failed, by cause: ${Object.entries(report.phase1Failures).map(([k, v]) => `${v}x ${k}`).join('; ')}`);
   console.log(`faults injected: ${Object.entries(report.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -582,6 +655,55 @@ async function main(): Promise<number> {
   for (const v of report.violations.slice(0, 20)) console.log(`  ${v.gid}: ${v.problem}${v.history ? ` ${JSON.stringify(v.history)}` : ''}`);
   console.log(`CHAOS_REPORT ${JSON.stringify({ ...report, violations: report.violations.length })}`);
   return report.violations.length === 0 ? 0 : 1;
+}
+
+/** How long the banks' AT clean-up may take once every transaction ended: past the SDK's leftover sweep (60 s), for rows a bank killed before its batched clean-up left. */
+const AT_CLEANUP_WAIT_MS = 75_000;
+
+/**
+ * The AT transfers' figures, and the AT check: once every transaction has ended and the banks'
+ * clean-up had its time, no bank database keeps an undo or lock row of a finished (or never
+ * known) transaction. Rows of a transaction still open are its own violation already.
+ */
+async function checkAt(db: pg.Client, report: Report, atGids: ReadonlySet<string>, status: ReadonlyMap<string, string>, bankDbs: readonly TestDatabase[]): Promise<void> {
+  const at = report.at;
+  const conflicts = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM transaction_events WHERE type = 'call' AND detail->>'phase' = 'prepare' AND detail->>'outcome' <> 'ok' AND detail::text LIKE '%at_lock_conflict%'`,
+  );
+  at.lockConflicts = conflicts.rows[0].n;
+  at.transfers = atGids.size;
+  for (const gid of atGids) {
+    const s = status.get(gid);
+    if (s === 'committed') at.committed++;
+    else if (s === 'rolled_back') at.rolledBack++;
+    else if (s === undefined) at.notStarted++;
+  }
+  const clients = bankDbs.map((d) => new pg.Client({ connectionString: d.url }));
+  try {
+    for (const client of clients) await client.connect();
+    const finished = (gid: string) => status.get(gid) === undefined || status.get(gid) === 'committed' || status.get(gid) === 'rolled_back';
+    const leftovers = async () => {
+      const found: { bank: string; gid: string; undo: number; locks: number }[] = [];
+      for (const [i, client] of clients.entries()) {
+        for (const [gid, rows] of await atRowsByGid(client)) if (finished(gid)) found.push({ bank: bankDbs[i].name, gid, ...rows });
+      }
+      return found;
+    };
+    const startedAt = Date.now();
+    let left = await leftovers();
+    while (left.length > 0 && Date.now() - startedAt < AT_CLEANUP_WAIT_MS) {
+      await sleep(500);
+      left = await leftovers();
+    }
+    at.secondsToCleanedUp = (Date.now() - startedAt) / 1000;
+    for (const row of left) {
+      at.undoLeft += row.undo;
+      at.locksLeft += row.locks;
+      report.violations.push({ gid: row.gid, problem: `${row.undo} AT undo and ${row.locks} AT lock row(s) left in ${row.bank} after the clean-up (transaction ${status.get(row.gid) ?? 'unknown to the coordinator'})` });
+    }
+  } finally {
+    for (const client of clients) await client.end().catch(() => undefined);
+  }
 }
 
 const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string | null }> = {

@@ -2,7 +2,8 @@
  * The demos. `npm run demo` is the bank transfer; `npm run demo -- purchase` the purchase demo
  * (scripts/purchase-demo.ts); `npm run demo -- polyglot` the transfers over Postgres, MariaDB
  * and Redis (scripts/polyglot-demo.ts); `npm run demo -- outbox` the order service's messages
- * over HTTP, RabbitMQ and NATS (scripts/outbox-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
+ * over HTTP, RabbitMQ and NATS (scripts/outbox-demo.ts); `npm run demo -- at` the bank transfer in AT
+ * mode, with no compensation code (scripts/at-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
  * account services (bank A and bank B, separate databases), runs transfers from A to B through
  * the coordinator, including a refusal, a participant killed after try and a coordinator killed
  * after the commit decision, then checks that money was conserved. Exits non-zero if not.
@@ -28,6 +29,7 @@ import {
   type AccountHandle,
   type CoordinatorHandle,
 } from './lib/stack.js';
+import { runAtDemo } from './at-demo.js';
 import { runOutboxDemo } from './outbox-demo.js';
 import { runPolyglotDemo } from './polyglot-demo.js';
 import { runPurchaseDemo } from './purchase-demo.js';
@@ -74,6 +76,12 @@ async function main(): Promise<number> {
       await recreateDatabases(db, ['demo_coordinator', 'demo_order', 'demo_inventory', 'demo_events']);
       const ok = await runOutboxDemo(db, stoppers);
       console.log(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+      return ok ? 0 : 1;
+    }
+    if (process.argv.includes('at')) {
+      await recreateDatabases(db, ['demo_coordinator', 'demo_bank_a', 'demo_bank_b']);
+      const ok = await runAtDemo(db, stoppers);
+      console.log(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Process logs: ${LOG_DIR}`);
       return ok ? 0 : 1;
     }
     if (process.argv.includes('purchase')) {

@@ -1,5 +1,9 @@
-/** The kinds of fault `npm run chaos` injects; the CI test checks that each one happened. */
+/** The kinds of fault `npm run chaos` injects, and of transfer it makes; the CI test checks that each one happened. */
 import { CRASH_POINTS, type CrashPoint } from '../../apps/coordinator/src/engine/crash-points.js';
+
+/** The transfers the runner makes: one per mode, and AT (a 2PC transaction of the banks' AtAction methods). */
+export const TRANSFER_KINDS = ['tcc', '2pc', 'saga', 'msg', 'at'] as const;
+export type TransferKind = (typeof TRANSFER_KINDS)[number];
 
 /**
  * Faults the proxy in front of a bank injects into one call. `cancel_overtakes_try` holds a

@@ -227,7 +227,7 @@ export interface ServiceHandle {
   url: string;
   participant: string;
   transport: ParticipantTransport;
-  /** Starts (or restarts) it, with `extraEnv` over its environment (CRASH_AFTER_PHASE, say), and waits until it has registered. */
+  /** Starts (or restarts) it, with `extraEnv` on top of its own (a CRASH_AFTER_PHASE hook, say), and waits until it is registered and answers. */
   start(extraEnv?: Record<string, string>): Promise<void>;
 }
 /** Kept for the bank demos: an account service is a participant service. */

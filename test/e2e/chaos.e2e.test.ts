@@ -1,10 +1,11 @@
 /**
  * CI's bounded run of the fault-injection runner (`npm run chaos`): real coordinator instances,
- * banks, Postgres and Redis, with every kind of fault at least once. The runner checks the
- * invariants itself; this test holds it to zero violations and to having injected every fault.
+ * banks, Postgres and Redis, with every kind of fault at least once and transfers of every kind
+ * (tcc, 2pc, saga, msg and AT). The runner checks the invariants itself; this test holds it to
+ * zero violations, to having injected every fault and to having made every kind of transfer.
  */
 import { describe, expect, it } from 'vitest';
-import { EVERY_FAULT } from '../../scripts/lib/chaos-faults.js';
+import { EVERY_FAULT, TRANSFER_KINDS } from '../../scripts/lib/chaos-faults.js';
 import { runScript } from '../../scripts/lib/stack.js';
 
 interface ChaosReport {
@@ -14,6 +15,8 @@ interface ChaosReport {
   rolledBack: number;
   faults: Record<string, number>;
   violations: number;
+  transfersByKind: Record<string, number>;
+  at: { transfers: number; undoLeft: number; locksLeft: number };
 }
 
 // A new seed each run, printed (and in the report) so that a failure can be rerun as it happened.
@@ -32,6 +35,13 @@ describe('fault injection (bounded run of npm run chaos)', () => {
     expect(report.violations).toBe(0);
     const missing = EVERY_FAULT.filter((kind) => !(report.faults[kind] > 0));
     expect(missing, 'fault kinds never injected').toEqual([]);
+    const kindsMissing = TRANSFER_KINDS.filter((kind) => !(report.transfersByKind[kind] > 0));
+    expect(kindsMissing, 'transfer kinds never made').toEqual([]);
+    // AT transfers went through the faults too, and the banks kept no undo or lock row of them
+    // (a leftover is also counted as a violation). How many of them commit is left to chance:
+    // under this many faults few do, and a bounded run may see none.
+    expect(report.at.transfers).toBe(report.transfersByKind.at);
+    expect(report.at.undoLeft + report.at.locksLeft).toBe(0);
     // Faults must not turn every transfer into a rollback: some commit, some roll back.
     expect(report.committed).toBeGreaterThan(0);
     expect(report.rolledBack).toBeGreaterThan(0);

@@ -49,4 +49,22 @@ describe('demos', () => {
     expect(output).not.toContain('FAIL');
     expect(code).toBe(0);
   }, 240_000);
+
+  it('npm run demo -- at: AT transfers with no compensation code stay exact through refusals, rollbacks, lock waits and kill -9, and it exits 0', async () => {
+    const { code, output } = await runDemo('at');
+    expect(output).toContain('OK   every transaction ended (committed or rolled back)');
+    expect(output).toContain('OK   total money unchanged');
+    expect(output).toContain("OK   every account's balance exactly as the committed transfers make it");
+    expect(output).toContain("OK   the rollback restored dave's row exactly");
+    expect(output).toContain('OK   bank B died with the credit committed locally (its undo and lock rows in its database)');
+    expect(output).toContain('OK   a plain write to a held account was refused: 409 on bank A, 409 on bank B');
+    expect(output).toContain('OK   the transfer on the held account failed cleanly: rolled_back, bank A refused its debit (at_lock_conflict)');
+    expect(output).toContain('OK   no AT undo or lock rows left after the clean-up: bank A 0 undo / 0 lock, bank B 0 undo / 0 lock');
+    // The kills really happened where the scenarios say.
+    expect(output).toContain('bank B killed after its local commit: ');
+    expect(output).toContain('coordinator exited (code SIGKILL)');
+    expect(output).toMatch(/at-6 \| committed/);
+    expect(output).not.toContain('FAIL');
+    expect(code).toBe(0);
+  }, 180_000);
 });
