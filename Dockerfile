@@ -46,6 +46,8 @@ COPY --from=build /app/libs/sdk/package.json libs/sdk/
 COPY --from=build /app/libs/sdk/dist libs/sdk/dist
 COPY --from=build /app/apps/coordinator/package.json apps/coordinator/
 COPY --from=build /app/apps/coordinator/dist apps/coordinator/dist
+# The committed OpenAPI document, served at /docs-json.
+COPY --from=build /app/apps/coordinator/openapi.json apps/coordinator/
 # The web console's static files (GET /admin): not TypeScript, so not in dist/.
 COPY --from=build /app/apps/coordinator/console apps/coordinator/console
 COPY docker/healthcheck.mjs docker/

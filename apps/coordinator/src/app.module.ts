@@ -30,6 +30,7 @@ import { AdminStore } from './store/admin.store.js';
 import { ParticipantStore } from './store/participant.store.js';
 import { STORE_OPTIONS, TransactionStore, type StoreOptions } from './store/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
+import { DocsController } from './docs/docs.controller.js';
 import { TransactionsService } from './transactions/transactions.service.js';
 
 @Module({
@@ -41,7 +42,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
     RetentionModule,
     clientRateLimitModule(),
   ],
-  controllers: [TransactionsController, ParticipantsController, ParticipantsAdminController, AdminController, ConsoleController, HealthController, MetricsController],
+  controllers: [TransactionsController, ParticipantsController, ParticipantsAdminController, AdminController, ConsoleController, HealthController, MetricsController, DocsController],
   providers: [
     { provide: APP_FILTER, useClass: HttpExceptionFilter },
     // Every route needs an API key with the right role when API_KEYS is set (auth/roles.decorator.ts).

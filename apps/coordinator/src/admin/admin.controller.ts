@@ -11,13 +11,14 @@ import {
 import { HeldLocksPageSchema, TransactionCountsSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
-import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
+import { ErrorCode } from '@nest-dtx/protocol';
+import { ApiAnswer, ApiErrors, ApiGidParam, ApiStoreBacked, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { AdminService } from './admin.service.js';
 import { ListLocksQueryDto } from './list-locks.query.js';
 
 /** The admin API (PROTOCOL.md 6). */
 @ApiTags('admin')
-@ApiKeyProtected()
+@ApiStoreBacked()
 @Controller('admin')
 @RequireRole('admin')
 export class AdminController {
@@ -26,7 +27,6 @@ export class AdminController {
   @Get('transactions')
   @ApiOperation({ summary: 'List transactions, newest first', description: 'Keyset pages: pass `nextCursor` back as `cursor`. PROTOCOL.md 6.' })
   @ApiAnswer(200, TransactionPageSchema, 'One page.')
-  @ApiErrors(BAD_INPUT)
   list(@Query() query: ListTransactionsQueryDto): Promise<TransactionPage> {
     return this.admin.list(query);
   }
@@ -42,7 +42,7 @@ export class AdminController {
   @ApiOperation({ summary: 'A transaction and its full event history', description: 'Events oldest first. PROTOCOL.md 6.' })
   @ApiGidParam()
   @ApiAnswer(200, TransactionDetailViewSchema, 'The transaction with `events`; an AT branch whose prepare reported locked rows has `locks`.')
-  @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
+  @ApiErrors(TX_NOT_FOUND)
   detail(@Param('gid', GidPipe) gid: string): Promise<TransactionDetailView> {
     return this.admin.detail(gid);
   }
@@ -55,7 +55,6 @@ export class AdminController {
       'Keyset pages: pass `nextCursor` back as `cursor`.',
   })
   @ApiAnswer(200, HeldLocksPageSchema, 'One page.')
-  @ApiErrors(BAD_INPUT)
   locks(@Query() query: ListLocksQueryDto): Promise<HeldLocksPage> {
     return this.admin.heldLocks(query);
   }
@@ -65,7 +64,7 @@ export class AdminController {
   @ApiOperation({ summary: 'Deliver phase 2 (or a waiting saga step) now', description: 'PROTOCOL.md 6.' })
   @ApiGidParam()
   @ApiAnswer(200, TransactionViewSchema, 'Scheduled; the view as it is now.')
-  @ApiErrors(BAD_INPUT, TX_NOT_FOUND, { status: 409, codes: ['TX_NOT_ACTIVE'], why: 'terminal: nothing to retry' })
+  @ApiErrors(TX_NOT_FOUND, { status: 409, codes: [ErrorCode.TX_NOT_ACTIVE], why: 'terminal: nothing to retry' })
   retry(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.admin.retry(gid);
   }
@@ -75,7 +74,7 @@ export class AdminController {
   @ApiOperation({ summary: 'Force the rollback of an active transaction (reason admin)', description: 'PROTOCOL.md 6.' })
   @ApiGidParam()
   @ApiAnswer(200, TransactionViewSchema, '`rolling_back` (or already rolling back / rolled back).')
-  @ApiErrors(BAD_INPUT, TX_NOT_FOUND, { status: 409, codes: ['TX_ALREADY_DECIDED', 'TX_NOT_ACTIVE'], why: 'already committing or committed' })
+  @ApiErrors(TX_NOT_FOUND, { status: 409, codes: [ErrorCode.TX_ALREADY_DECIDED, ErrorCode.TX_NOT_ACTIVE], why: 'already committing or committed' })
   rollback(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.admin.rollback(gid);
   }

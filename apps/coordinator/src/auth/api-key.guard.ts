@@ -2,12 +2,8 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import type { ApiRole } from './api-keys.js';
 import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
-import { PublicRoute, RequiredRoles } from './roles.decorator.js';
-
-/** Routes that declare nothing are admin-only: a forgotten decorator fails closed. */
-const DEFAULT_ROLES: readonly ApiRole[] = ['admin'];
+import { routeAccess } from './roles.decorator.js';
 
 /**
  * The global guard (APP_GUARD): with API_KEYS configured, every route but those marked
@@ -25,9 +21,9 @@ export class ApiKeyGuard implements CanActivate {
     const ring = this.config.apiKeys;
     // The coordinator serves only HTTP (its TCP and Redis clients call out), so only HTTP is guarded.
     if (!ring.enabled || context.getType() !== 'http') return true;
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride(PublicRoute, targets)) return true;
-    const required = this.reflector.getAllAndOverride(RequiredRoles, targets) ?? DEFAULT_ROLES;
+    const access = routeAccess(this.reflector, context.getHandler(), context.getClass());
+    if (access.public) return true;
+    const required = access.roles;
     const http = context.switchToHttp();
     const request = http.getRequest<AuthenticatedRequest>();
     const decision = decideAccess(ring, request.headers.authorization, required);

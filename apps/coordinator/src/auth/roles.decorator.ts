@@ -19,3 +19,19 @@ export const RequireAnyRole = (): ClassDecorator & MethodDecorator => RequiredRo
 
 /** Open without a key even when keys are configured (health probes of orchestrators). */
 export const Public = (): ClassDecorator & MethodDecorator => PublicRoute(true);
+
+/** Routes that declare nothing are admin-only: a forgotten decorator fails closed. */
+export const DEFAULT_ROLES: readonly ApiRole[] = ['admin'];
+
+/** Who may call a route: anyone, or a key with one of `roles` (admin keys may call every route). */
+export type RouteAccess = { public: true } | { public: false; roles: readonly ApiRole[] };
+
+/**
+ * The access rule of a handler of a controller, as ApiKeyGuard applies it and the OpenAPI
+ * document states it: a method's decorator overrides its controller's.
+ */
+export function routeAccess(reflector: Reflector, handler: object, controller: object): RouteAccess {
+  const targets = [handler, controller] as Parameters<Reflector['getAllAndOverride']>[1];
+  if (reflector.getAllAndOverride(PublicRoute, targets)) return { public: true };
+  return { public: false, roles: reflector.getAllAndOverride(RequiredRoles, targets) ?? DEFAULT_ROLES };
+}

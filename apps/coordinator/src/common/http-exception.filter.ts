@@ -37,6 +37,18 @@ function bodyParserError(exception: unknown): ErrorBody | null {
   return null;
 }
 
+/** Longest message and field an error body carries (the OpenAPI document says so): both may quote the request. */
+const MAX_MESSAGE = 1024;
+const MAX_FIELD = 256;
+
+/** The body with its message and field cut to their documented bounds. */
+function bounded(body: ErrorBody): ErrorBody {
+  const cut = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+  const result: ErrorBody = { ...body, message: cut(body.message, MAX_MESSAGE) };
+  if (typeof body.field === 'string') result.field = cut(body.field, MAX_FIELD);
+  return result;
+}
+
 /** Turns every error into the body PROTOCOL.md 3 fixes: { statusCode, error: CODE, message }. */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -46,7 +58,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response: unknown = host.switchToHttp().getResponse();
-    const body = this.toBody(exception);
+    const body = bounded(this.toBody(exception));
     const adapter = this.adapterHost.httpAdapter;
     if (body.error === ErrorCode.STORE_UNAVAILABLE) adapter.setHeader(response, 'Retry-After', '1');
     adapter.reply(response, body, body.statusCode);

@@ -1,5 +1,8 @@
 import { Controller, Get, Header, Param, Sse, type MessageEvent, type StreamableFile } from '@nestjs/common';
+import { ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Observable } from 'rxjs';
+import { ErrorCode } from '@nest-dtx/protocol';
+import { ApiErrors } from '../docs/api-responses.js';
 import { ConsoleAssets } from './console-assets.service.js';
 import { TransactionFeed } from './transaction-feed.service.js';
 
@@ -14,6 +17,7 @@ const CONTENT_SECURITY_POLICY =
  * The operator's web console (PROTOCOL.md 6, `GET /admin`): static files, and the live feed
  * of state changes the page listens to. The data itself comes from the admin API.
  */
+@ApiTags('operations')
 @Controller('admin')
 export class ConsoleController {
   constructor(
@@ -22,6 +26,9 @@ export class ConsoleController {
   ) {}
 
   @Get()
+  @ApiOperation({ summary: "The operator's web console" })
+  @ApiProduces('text/html')
+  @ApiResponse({ status: 200, description: 'The page.', content: { 'text/html': {} } })
   @Header('Content-Security-Policy', CONTENT_SECURITY_POLICY)
   @Header('X-Content-Type-Options', 'nosniff')
   @Header('Cache-Control', 'no-cache')
@@ -30,6 +37,10 @@ export class ConsoleController {
   }
 
   @Get('assets/:file')
+  @ApiOperation({ summary: "A script, style sheet or image of the web console" })
+  @ApiParam({ name: 'file', schema: { type: 'string', maxLength: 2048, pattern: '^[^/]+$' } })
+  @ApiResponse({ status: 200, description: 'The file.', content: { 'text/javascript': {}, 'text/css': {}, 'image/svg+xml': {} } })
+  @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no console file of that name' })
   @Header('X-Content-Type-Options', 'nosniff')
   @Header('Cache-Control', 'no-cache')
   asset(@Param('file') file: string): StreamableFile {
@@ -37,6 +48,9 @@ export class ConsoleController {
   }
 
   @Sse('stream')
+  @ApiOperation({ summary: 'Server-sent events: the state changes the console shows' })
+  @ApiProduces('text/event-stream')
+  @ApiResponse({ status: 200, description: 'An event stream that stays open.', content: { 'text/event-stream': {} } })
   stream(): Observable<MessageEvent> {
     return this.feed.changes();
   }

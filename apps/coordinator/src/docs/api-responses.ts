@@ -1,44 +1,52 @@
 import { applyDecorators, type Type } from '@nestjs/common';
-import { ApiBearerAuth, ApiParam, ApiResponse } from '@nestjs/swagger';
-import { ID_PATTERN } from '@nest-dtx/protocol';
-import { ErrorBodySchema } from './view-schemas.js';
+import { Reflector } from '@nestjs/core';
+import { ApiParam, ApiResponse, type ApiResponseOptions } from '@nestjs/swagger';
+import { ID_PATTERN, NAME_PATTERN, type ErrorCode } from '@nest-dtx/protocol';
 
-/** One documented answer: a success with its body class, or an error with the codes it may carry. */
+/**
+ * What a route declares about its own answers. The answers every route of a kind can give
+ * (bad JSON, a missing key, an oversized body, the rate limit, a lost database…) are not
+ * declared here but in one table, common-answers.ts, applied to every operation when the
+ * document is built.
+ */
+
+/** One error status a route itself may answer, with the stable codes (PROTOCOL.md 3) it carries there. */
 export interface DocumentedError {
   status: number;
-  /** The stable codes (PROTOCOL.md 3) this status carries on this route. */
-  codes: readonly string[];
+  codes: readonly ErrorCode[];
   why?: string;
 }
 
-/** Documents error answers with the common body `{ statusCode, error, message }`. */
-export function ApiErrors(...errors: DocumentedError[]): MethodDecorator & ClassDecorator {
-  return applyDecorators(
-    ...errors.map(({ status, codes, why }) =>
-      ApiResponse({ status, type: ErrorBodySchema, description: `${codes.join(' | ')}${why ? `: ${why}` : ''}` }),
-    ),
-  );
+/** Metadata read when the document is built: the route's own error answers. */
+export const RouteErrors = Reflector.createDecorator<readonly DocumentedError[]>();
+
+/** Metadata read when the document is built: the route reads or writes the transaction log (so may answer 503 STORE_UNAVAILABLE). */
+export const StoreBacked = Reflector.createDecorator<true>();
+
+/** The route's own error answers; their bodies are the ErrorBody with `error` one of `codes`. */
+export function ApiErrors(...errors: DocumentedError[]): MethodDecorator {
+  return RouteErrors(errors);
 }
 
-/** Documents a success answer and its body. */
-export function ApiAnswer(status: number, type: Type | [Type], description: string): MethodDecorator & ClassDecorator {
-  return ApiResponse({ status, type, description });
+/** A controller whose routes use Postgres: a lost connection is 503 STORE_UNAVAILABLE with Retry-After. */
+export function ApiStoreBacked(): ClassDecorator & MethodDecorator {
+  return StoreBacked(true);
 }
 
-/** What every route can answer with bad input: a 400 naming the field. */
-export const BAD_INPUT: DocumentedError = { status: 400, codes: ['VALIDATION_FAILED', 'INVALID_JSON'], why: 'bad input; `field` names it' };
-export const TX_NOT_FOUND: DocumentedError = { status: 404, codes: ['TX_NOT_FOUND'] };
-export const AUTH_ERRORS: DocumentedError[] = [
-  { status: 401, codes: ['UNAUTHENTICATED'], why: 'API keys are configured and the Bearer key is missing or wrong' },
-  { status: 403, codes: ['FORBIDDEN'], why: 'the key lacks the role this route needs' },
-];
-
-/** A route group behind the Bearer API keys (when configured), with the answers that come with them. */
-export function ApiKeyProtected(): ClassDecorator & MethodDecorator {
-  return applyDecorators(ApiBearerAuth(), ApiErrors(...AUTH_ERRORS));
+/** Documents a success answer and its body (and headers it always carries). */
+export function ApiAnswer(status: number, type: Type | [Type], description: string, headers?: ApiResponseOptions['headers']): MethodDecorator & ClassDecorator {
+  return ApiResponse({ status, type, description, ...(headers ? { headers } : {}) });
 }
 
 /** The `{gid}` path parameter of a route about one transaction. */
 export function ApiGidParam(): MethodDecorator {
-  return ApiParam({ name: 'gid', description: 'The transaction id.', schema: { type: 'string', pattern: ID_PATTERN.source }, example: 'order-4711' });
+  return ApiParam({ name: 'gid', description: 'The transaction id.', schema: { type: 'string', pattern: ID_PATTERN.source, maxLength: 128 }, example: 'order-4711' });
 }
+
+/** The `{name}` path parameter of a route about one participant. */
+export function ApiParticipantNameParam(): MethodDecorator {
+  return applyDecorators(ApiParam({ name: 'name', description: 'The participant name.', schema: { type: 'string', pattern: NAME_PATTERN.source, maxLength: 64 }, example: 'account' }));
+}
+
+/** No transaction with that gid. */
+export const TX_NOT_FOUND: DocumentedError = { status: 404, codes: ['TX_NOT_FOUND'] };

@@ -5,7 +5,10 @@
  */
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
 import {
+  AT_LOCKS_REPORTED,
   ErrorCode,
+  ID_PATTERN,
+  NAME_PATTERN,
   TRANSPORTS,
   BRANCH_STATUSES,
   GLOBAL_STATUSES,
@@ -36,33 +39,49 @@ import {
 
 const ANY_JSON = 'Any JSON value (null when there is none).';
 
+/**
+ * The bounds the server keeps, as OpenAPI states them. `x-any-json` marks any JSON value; the
+ * document finisher writes it as the empty schema `{}` (@nestjs/swagger has no way to say so).
+ */
+export const ANY_JSON_MARK = 'x-any-json';
+const ANY = { [ANY_JSON_MARK]: true } as const;
+const ID = { type: String, pattern: ID_PATTERN.source, maxLength: 128 } as const;
+const NAME = { type: String, pattern: NAME_PATTERN.source, maxLength: 64 } as const;
+/** `Date.prototype.toISOString()`: 24 characters, 27 for years past 9999. */
+const DATE_TIME = { type: String, format: 'date-time', maxLength: 27 } as const;
+const COUNT = { type: 'integer', format: 'int32', minimum: 0, maximum: 2147483647 } as const;
+const BIG_COUNT = { type: 'integer', format: 'int64', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+/** A participant's signing secret: `whsec_` and the base64 of its 24 to 64 bytes. */
+const SECRET = { type: String, pattern: '^whsec_[A-Za-z0-9+/]+={0,2}$', maxLength: 100 } as const;
+const CURSOR = { type: String, nullable: true, pattern: '^[A-Za-z0-9_-]{1,600}$', maxLength: 600 } as const;
+
 @ApiSchema({ name: 'BranchView' })
 export class BranchViewSchema implements BranchView {
-  @ApiProperty({ example: 'b1' })
+  @ApiProperty({ ...ID, example: 'b1' })
   branchId!: string;
 
-  @ApiProperty({ example: 'account' })
+  @ApiProperty({ ...NAME, example: 'account' })
   participant!: string;
 
-  @ApiProperty({ example: 'debit' })
+  @ApiProperty({ ...NAME, example: 'debit' })
   action!: string;
 
   @ApiProperty({ enum: BRANCH_STATUSES, enumName: 'BranchStatus', example: 'committed' })
   status!: BranchStatus;
 
-  @ApiProperty({ type: 'integer', description: 'Calls made to the participant for this branch, all phases.', example: 2 })
+  @ApiProperty({ ...COUNT, description: 'Calls made to the participant for this branch, all phases.', example: 2 })
   attempts!: number;
 
-  @ApiProperty({ nullable: true, description: `Why phase 1 failed, or the last phase-2 error still unresolved. ${ANY_JSON}`, example: null })
+  @ApiProperty({ ...ANY, description: `Why phase 1 failed, or the last phase-2 error still unresolved. ${ANY_JSON}`, example: null })
   lastError!: Json;
 
-  @ApiProperty({ nullable: true, description: `The participant's answer to phase 1. ${ANY_JSON}`, example: {} })
+  @ApiProperty({ ...ANY, description: `The participant's answer to phase 1. ${ANY_JSON}`, example: {} })
   result!: Json;
 }
 
 @ApiSchema({ name: 'TransactionView' })
 export class TransactionViewSchema implements TransactionView {
-  @ApiProperty({ example: 'order-4711' })
+  @ApiProperty({ ...ID, example: 'order-4711' })
   gid!: string;
 
   @ApiProperty({ enum: MODES, enumName: 'Mode', example: 'tcc' })
@@ -74,16 +93,16 @@ export class TransactionViewSchema implements TransactionView {
   @ApiProperty({ enum: ROLLBACK_REASONS, enumName: 'RollbackReason', nullable: true, description: 'Set on rollback.', example: null })
   reason!: RollbackReason | null;
 
-  @ApiProperty({ format: 'date-time' })
+  @ApiProperty(DATE_TIME)
   createdAt!: string;
 
-  @ApiProperty({ format: 'date-time' })
+  @ApiProperty(DATE_TIME)
   updatedAt!: string;
 
-  @ApiProperty({ format: 'date-time', description: 'createdAt + timeoutMs.' })
+  @ApiProperty({ ...DATE_TIME, description: 'createdAt + timeoutMs.' })
   deadline!: string;
 
-  @ApiProperty({ type: 'object', additionalProperties: true, example: {} })
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'The JSON object sent at begin ({} when none).', example: {} })
   metadata!: JsonObject;
 
   @ApiProperty({ description: 'Phase 2 was refused, or retried more than the configured count; still retried.', example: false })
@@ -95,124 +114,139 @@ export class TransactionViewSchema implements TransactionView {
 
 @ApiSchema({ name: 'BranchOutcomeView' })
 export class BranchOutcomeViewSchema implements BranchOutcomeView {
-  @ApiProperty({ example: 'b1' })
+  @ApiProperty({ ...ID, example: 'b1' })
   branchId!: string;
 
   @ApiProperty({ enum: BRANCH_STATUSES, enumName: 'BranchStatus', example: 'prepared' })
   status!: BranchStatus;
 
-  @ApiProperty({ nullable: true, description: `The participant's JSON body. ${ANY_JSON}`, example: null })
+  @ApiProperty({ ...ANY, description: `The participant's JSON body. ${ANY_JSON}`, example: null })
   result!: Json;
 }
 
 @ApiSchema({ name: 'ParticipantActionView' })
 export class ParticipantActionViewSchema {
-  @ApiProperty({ example: 'debit' })
+  @ApiProperty({ ...NAME, example: 'debit' })
   name!: string;
 
-  @ApiProperty({ enum: MODES, enumName: 'Mode', isArray: true, example: ['tcc', 'saga'] })
+  @ApiProperty({ enum: MODES, enumName: 'Mode', isArray: true, maxItems: MODES.length, example: ['tcc', 'saga'] })
   modes!: Mode[];
 }
 
 @ApiSchema({ name: 'ParticipantView' })
 export class ParticipantViewSchema implements ParticipantView {
-  @ApiProperty({ example: 'account' })
+  @ApiProperty({ ...NAME, example: 'account' })
   name!: string;
 
   @ApiProperty({ enum: TRANSPORTS, enumName: 'Transport', example: 'http' })
   transport!: string;
 
-  @ApiProperty({ type: String, nullable: true, example: 'http://127.0.0.1:4001/tx' })
+  @ApiProperty({ type: String, format: 'uri', maxLength: 2048, nullable: true, description: 'http: the base URL.', example: 'http://127.0.0.1:4001/tx' })
   endpoint!: string | null;
 
-  @ApiProperty({ type: String, nullable: true, example: null })
+  @ApiProperty({ type: String, maxLength: 253, nullable: true, description: 'tcp: the host.', example: null })
   host!: string | null;
 
-  @ApiProperty({ type: 'integer', nullable: true, example: null })
+  @ApiProperty({ type: 'integer', format: 'int32', minimum: 1, maximum: 65535, nullable: true, description: 'tcp: the port.', example: null })
   port!: number | null;
 
   @ApiProperty({ description: 'rabbitmq/nats: a publish target, each action a RabbitMQ queue or NATS JetStream subject the coordinator publishes to.', example: false })
   publish!: boolean;
 
-  @ApiProperty({ type: [ParticipantActionViewSchema] })
+  @ApiProperty({ type: [ParticipantActionViewSchema], maxItems: 200 })
   actions!: { name: string; modes: Mode[] }[];
 
-  @ApiProperty({ format: 'date-time' })
+  @ApiProperty(DATE_TIME)
   updatedAt!: string;
 }
 
 @ApiSchema({ name: 'ParticipantRegistrationView' })
 export class ParticipantRegistrationViewSchema extends ParticipantViewSchema implements ParticipantRegistrationView {
-  @ApiProperty({ description: 'This participant\'s own secret for verifying the coordinator\'s calls (PROTOCOL.md 5.5); never listed.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
+  @ApiProperty({ description: 'This participant\'s own secret for verifying the coordinator\'s calls (PROTOCOL.md 5.5); never listed.', ...SECRET, example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
   signingSecret!: string;
 }
 
 @ApiSchema({ name: 'ParticipantAdminView' })
 export class ParticipantAdminViewSchema extends ParticipantViewSchema implements ParticipantAdminView {
-  @ApiProperty({ type: String, nullable: true, description: '`key#<n>` of the API key that owns the name; null when unowned.', example: 'key#3' })
+  @ApiProperty({
+    type: String,
+    maxLength: 32,
+    pattern: '^(key#[0-9]+|unconfigured key)$',
+    nullable: true,
+    description: '`key#<n>` of the API key that owns the name (`unconfigured key` when that key is gone); null when unowned.',
+    example: 'key#3',
+  })
   owner!: string | null;
 
-  @ApiProperty({ type: 'integer', example: 1 })
+  @ApiProperty({ ...COUNT, example: 1 })
   secretGeneration!: number;
 
-  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: 'During a rotation: until when the previous secret is signed with too.' })
+  @ApiProperty({ ...DATE_TIME, nullable: true, description: 'During a rotation: until when the previous secret is signed with too.' })
   previousSecretValidUntil!: string | null;
 
-  @ApiProperty({ type: [String], description: 'Names of the headers sent on its calls (values never shown).', example: ['x-gateway-key'] })
+  @ApiProperty({
+    type: String,
+    isArray: true,
+    maxLength: 64,
+    pattern: "^[!#$%&'*+.^_`|~0-9a-z-]{1,64}$",
+    maxItems: 16,
+    description: 'Names of the headers sent on its calls, lower-case (values never shown).',
+    example: ['x-gateway-key'],
+  })
   callHeaderNames!: string[];
 }
 
 @ApiSchema({ name: 'SecretRotationView' })
 export class SecretRotationViewSchema extends ParticipantAdminViewSchema implements SecretRotationView {
-  @ApiProperty({ description: 'The new secret.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
+  @ApiProperty({ ...SECRET, description: 'The new secret.', example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })
   signingSecret!: string;
 }
 
 @ApiSchema({ name: 'TransactionEventView' })
 export class TransactionEventViewSchema implements TransactionEventView {
-  @ApiProperty({ format: 'date-time' })
+  @ApiProperty(DATE_TIME)
   at!: string;
 
-  @ApiProperty({ description: 'created, branch_added, call, status, attention, …', example: 'status' })
+  @ApiProperty({ type: String, maxLength: 64, pattern: '^[a-z0-9_]+$', description: 'created, branch_added, call, status, attention, …', example: 'status' })
   type!: string;
 
-  @ApiProperty({ type: String, nullable: true, example: null })
+  @ApiProperty({ ...ID, nullable: true, example: null })
   branchId!: string | null;
 
-  @ApiProperty({ type: String, nullable: true, example: 'active' })
+  @ApiProperty({ type: String, maxLength: 32, pattern: '^[a-z_]+$', nullable: true, description: 'A global or branch status.', example: 'active' })
   from!: string | null;
 
-  @ApiProperty({ type: String, nullable: true, example: 'committing' })
+  @ApiProperty({ type: String, maxLength: 32, pattern: '^[a-z_]+$', nullable: true, description: 'A global or branch status.', example: 'committing' })
   to!: string | null;
 
-  @ApiProperty({ nullable: true, description: ANY_JSON, example: { reason: null } })
+  @ApiProperty({ ...ANY, description: ANY_JSON, example: { reason: null } })
   detail!: Json;
 }
 
 @ApiSchema({ name: 'LockedRow' })
 export class LockedRowSchema {
-  @ApiProperty({ description: "The participant's table.", example: 'accounts' })
+  @ApiProperty({ type: String, maxLength: 200, description: "The participant's table.", example: 'accounts' })
   table!: string;
 
-  @ApiProperty({ description: "The row's primary key, as a JSON array.", example: '["alice"]' })
+  @ApiProperty({ type: String, maxLength: 500, description: "The row's primary key, as a JSON array.", example: '["alice"]' })
   key!: string;
 }
 
 @ApiSchema({ name: 'BranchLocksView', description: "The rows an AT branch's prepare locked in its participant's database, and for how long." })
 export class BranchLocksViewSchema implements BranchLocksView {
-  @ApiProperty({ type: 'integer', description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
+  @ApiProperty({ ...COUNT, description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
   count!: number;
 
-  @ApiProperty({ type: [LockedRowSchema] })
+  @ApiProperty({ type: [LockedRowSchema], maxItems: AT_LOCKS_REPORTED })
   rows!: { table: string; key: string }[];
 
-  @ApiProperty({ format: 'date-time', description: "When the prepare's answer was recorded." })
+  @ApiProperty({ ...DATE_TIME, description: "When the prepare's answer was recorded." })
   since!: string;
 
-  @ApiProperty({ type: String, format: 'date-time', nullable: true, description: "When the branch's phase 2 finished (committed or rolled back), releasing them; null while held." })
+  @ApiProperty({ ...DATE_TIME, nullable: true, description: "When the branch's phase 2 finished (committed or rolled back), releasing them; null while held." })
   releasedAt!: string | null;
 
-  @ApiProperty({ type: 'integer', description: 'Milliseconds held: until now while held, until `releasedAt` after.', example: 120 })
+  @ApiProperty({ ...BIG_COUNT, description: 'Milliseconds held: until now while held, until `releasedAt` after.', example: 120 })
   heldMs!: number;
 }
 
@@ -233,79 +267,132 @@ export class TransactionDetailViewSchema extends TransactionViewSchema implement
 
 @ApiSchema({ name: 'HeldLockView', description: 'An AT branch holding row locks now.' })
 export class HeldLockViewSchema implements HeldLockView {
-  @ApiProperty({ example: 'order-4711' })
+  @ApiProperty({ ...ID, example: 'order-4711' })
   gid!: string;
 
-  @ApiProperty({ example: 'b1' })
+  @ApiProperty({ ...ID, example: 'b1' })
   branchId!: string;
 
-  @ApiProperty({ example: 'bank-a' })
+  @ApiProperty({ ...NAME, example: 'bank-a' })
   participant!: string;
 
-  @ApiProperty({ example: 'at-debit' })
+  @ApiProperty({ ...NAME, example: 'at-debit' })
   action!: string;
 
   @ApiProperty({ enum: GLOBAL_STATUSES, enumName: 'GlobalStatus', example: 'active' })
   transactionStatus!: GlobalStatus;
 
-  @ApiProperty({ type: 'integer', description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
+  @ApiProperty({ ...COUNT, description: 'How many rows it locked; `rows` names the first 20.', example: 1 })
   count!: number;
 
-  @ApiProperty({ type: [LockedRowSchema] })
+  @ApiProperty({ type: [LockedRowSchema], maxItems: AT_LOCKS_REPORTED })
   rows!: { table: string; key: string }[];
 
-  @ApiProperty({ format: 'date-time', description: "When the prepare's answer was recorded." })
+  @ApiProperty({ ...DATE_TIME, description: "When the prepare's answer was recorded." })
   since!: string;
 
-  @ApiProperty({ type: 'integer', description: 'Milliseconds held so far.', example: 120 })
+  @ApiProperty({ ...BIG_COUNT, description: 'Milliseconds held so far.', example: 120 })
   heldMs!: number;
 }
 
 @ApiSchema({ name: 'HeldLocksPage' })
 export class HeldLocksPageSchema implements HeldLocksPage {
-  @ApiProperty({ type: [HeldLockViewSchema], description: 'Held longest first.' })
+  @ApiProperty({ type: [HeldLockViewSchema], maxItems: 200, description: 'Held longest first.' })
   items!: HeldLockView[];
 
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last one.' })
+  @ApiProperty({ ...CURSOR, description: 'Pass as `cursor` for the next page; null on the last one.' })
   nextCursor!: string | null;
 }
 
 @ApiSchema({ name: 'TransactionPage' })
 export class TransactionPageSchema implements TransactionPage {
-  @ApiProperty({ type: [TransactionViewSchema], description: 'Newest first.' })
+  @ApiProperty({ type: [TransactionViewSchema], maxItems: 200, description: 'Newest first.' })
   items!: TransactionView[];
 
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next page; null on the last one.' })
+  @ApiProperty({ ...CURSOR, description: 'Pass as `cursor` for the next page; null on the last one.' })
   nextCursor!: string | null;
 }
 
 @ApiSchema({ name: 'TransactionCounts' })
 export class TransactionCountsSchema implements TransactionCounts {
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, example: { committed: 12, active: 1 } })
+  @ApiProperty({ type: 'object', maxProperties: GLOBAL_STATUSES.length, additionalProperties: BIG_COUNT, example: { committed: 12, active: 1 } })
   byStatus!: Record<string, number>;
 
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, example: { tcc: 10, saga: 3 } })
+  @ApiProperty({ type: 'object', maxProperties: MODES.length, additionalProperties: BIG_COUNT, example: { tcc: 10, saga: 3 } })
   byMode!: Record<string, number>;
 
-  @ApiProperty({ type: 'integer', example: 0 })
+  @ApiProperty({ ...BIG_COUNT, example: 0 })
   needsAttention!: number;
 
-  @ApiProperty({ type: 'integer', example: 13 })
+  @ApiProperty({ ...BIG_COUNT, example: 13 })
   total!: number;
 }
 
-/** Every error answer (PROTOCOL.md 3); some carry more fields (branchId, status, transaction, details). */
-@ApiSchema({ name: 'ErrorBody', description: 'Every error answer: `{ statusCode, error: CODE, message }`, plus `field` for bad input.' })
+/** What an error message or field may be at most; the exception filter cuts longer ones (a field name can come from the body). */
+export const MAX_ERROR_MESSAGE = 1024;
+export const MAX_ERROR_FIELD = 256;
+
+/** Every error answer (PROTOCOL.md 3); some carry more fields (branchId, status, lastError, transaction, details). */
+@ApiSchema({ name: 'ErrorBody', description: 'Every error answer: `{ statusCode, error: CODE, message }`, plus `field` for bad input; each response narrows `error` to its codes.' })
 export class ErrorBodySchema {
-  @ApiProperty({ type: 'integer', example: 404 })
+  @ApiProperty({ type: 'integer', format: 'int32', minimum: 400, maximum: 599, example: 404 })
   statusCode!: number;
 
   @ApiProperty({ enum: Object.values(ErrorCode), enumName: 'ErrorCode', example: ErrorCode.TX_NOT_FOUND })
   error!: ErrorCode;
 
-  @ApiProperty({ example: 'transaction order-4711 not found' })
+  @ApiProperty({ type: String, maxLength: MAX_ERROR_MESSAGE, example: 'transaction order-4711 not found' })
   message!: string;
 
-  @ApiPropertyOptional({ description: 'The field at fault, for bad input.', example: 'branches.0.participant' })
+  @ApiPropertyOptional({ type: String, maxLength: MAX_ERROR_FIELD, description: 'The field at fault, for bad input.', example: 'branches.0.participant' })
   field?: string;
+
+  @ApiPropertyOptional({ ...ID, description: 'BRANCH_FAILED, BRANCH_UNKNOWN: the branch.' })
+  branchId?: string;
+
+  @ApiPropertyOptional({ enum: BRANCH_STATUSES, enumName: 'BranchStatus', description: 'BRANCH_FAILED: `failed`; BRANCH_UNKNOWN: `pending`.' })
+  status?: BranchStatus;
+
+  @ApiPropertyOptional({ ...ANY, description: `BRANCH_FAILED, BRANCH_UNKNOWN: the participant's last answer. ${ANY_JSON}` })
+  lastError?: Json;
+
+  @ApiPropertyOptional({ type: () => TransactionViewSchema, description: 'TX_NOT_ACTIVE, TX_ALREADY_DECIDED, CANNOT_COMMIT: the transaction as it is now.' })
+  transaction?: TransactionView;
+
+  @ApiPropertyOptional({ type: () => HealthDetailsSchema, description: 'NOT_READY: each dependency and its state.' })
+  details?: Record<string, { status: string }>;
+}
+
+@ApiSchema({ name: 'HealthIndicator' })
+export class HealthIndicatorSchema {
+  @ApiProperty({ enum: ['up', 'down'], example: 'up' })
+  status!: string;
+
+  @ApiPropertyOptional({ type: String, maxLength: 1024, description: 'Why it is down.' })
+  message?: string;
+}
+
+@ApiSchema({ name: 'HealthDetails', description: 'The dependencies checked: `database`, and `redis` when configured.' })
+export class HealthDetailsSchema {
+  @ApiPropertyOptional({ type: HealthIndicatorSchema })
+  database?: HealthIndicatorSchema;
+
+  @ApiPropertyOptional({ type: HealthIndicatorSchema })
+  redis?: HealthIndicatorSchema;
+}
+
+/** @nestjs/terminus's answer to a health check. */
+@ApiSchema({ name: 'HealthResult' })
+export class HealthResultSchema {
+  @ApiProperty({ enum: ['ok', 'error', 'shutting_down'], example: 'ok' })
+  status!: string;
+
+  @ApiPropertyOptional({ type: HealthDetailsSchema, nullable: true, description: 'The dependencies that are up.' })
+  info?: HealthDetailsSchema | null;
+
+  @ApiPropertyOptional({ type: HealthDetailsSchema, nullable: true, description: 'The dependencies that are down.' })
+  error?: HealthDetailsSchema | null;
+
+  @ApiProperty({ type: HealthDetailsSchema, description: 'Every dependency checked.' })
+  details!: HealthDetailsSchema;
 }

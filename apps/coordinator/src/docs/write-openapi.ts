@@ -1,9 +1,11 @@
 /**
- * Writes the coordinator's OpenAPI document to a file at build time (the package ships it as
- * `@nest-dtx/coordinator/openapi.json`), the same document GET /docs-json serves. The app is
+ * `npm run openapi`: writes the coordinator's OpenAPI document to apps/coordinator/openapi.json,
+ * which is committed. That file is the one source: the coordinator serves its bytes at
+ * /docs-json, the package ships it, and test/e2e/openapi-document.e2e.test.ts checks that this
+ * script, run from the code under the lockfile's versions, writes the same bytes. The app is
  * created in preview mode: modules and controllers are scanned, no provider is instantiated,
  * so nothing connects to a database.
- * Usage: node dist/docs/write-openapi.js <file>
+ * Usage: node dist/apps/coordinator/src/docs/write-openapi.js <file>
  */
 import 'reflect-metadata';
 import { writeFileSync } from 'node:fs';

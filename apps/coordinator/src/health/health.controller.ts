@@ -1,5 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ErrorCode } from '@nest-dtx/protocol';
+import { ApiAnswer, ApiErrors } from '../docs/api-responses.js';
+import { HealthResultSchema } from '../docs/view-schemas.js';
 import {
   HealthCheck,
   HealthCheckService,
@@ -27,13 +30,19 @@ export class HealthController {
   ) {}
 
   @Get('live')
-  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process answers' })
+  @ApiAnswer(200, HealthResultSchema, 'Alive.')
+  // Documented above, by view-schemas.ts: terminus's own schema is not the answer's.
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
 
   @Get('ready')
-  @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: Postgres and, when configured, Redis answer' })
+  @ApiAnswer(200, HealthResultSchema, 'Ready.')
+  @ApiErrors({ status: 503, codes: [ErrorCode.NOT_READY], why: 'a dependency does not answer; `details` says which' })
+  @HealthCheck({ noCache: true, swaggerDocumentation: false })
   ready(): Promise<HealthCheckResult> {
     const checks: HealthIndicatorFunction[] = [() => this.database.pingCheck('database').withTimeout(1_500)];
     if (this.config.redisUrl) {

@@ -1,10 +1,10 @@
 import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
-import { ApiBody, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
-import { NAME_PATTERN, RegisterParticipantDto, RotateSecretDto, type ParticipantAdminView, type ParticipantRegistrationView, type ParticipantView, type SecretRotationView } from '@nest-dtx/protocol';
+import { ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ErrorCode, RegisterParticipantDto, RotateSecretDto, type ParticipantAdminView, type ParticipantRegistrationView, type ParticipantView, type SecretRotationView } from '@nest-dtx/protocol';
 import { ParticipantAdminViewSchema, ParticipantRegistrationViewSchema, ParticipantViewSchema, SecretRotationViewSchema } from '../docs/view-schemas.js';
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
-import { ApiAnswer, ApiErrors, ApiKeyProtected, BAD_INPUT } from '../docs/api-responses.js';
+import { ApiAnswer, ApiErrors, ApiParticipantNameParam, ApiStoreBacked } from '../docs/api-responses.js';
 import { ParticipantNamePipe } from '../common/path-param.pipes.js';
 import { ParticipantsService } from './participants.service.js';
 
@@ -13,7 +13,7 @@ const DEFAULT_OVERLAP_SECONDS = 3600;
 
 /** The participant registry (PROTOCOL.md 4). */
 @ApiTags('participants')
-@ApiKeyProtected()
+@ApiStoreBacked()
 @Controller('v1/participants')
 export class ParticipantsController {
   constructor(private readonly participants: ParticipantsService) {}
@@ -26,8 +26,8 @@ export class ParticipantsController {
   })
   @ApiAnswer(201, ParticipantRegistrationViewSchema, 'Registered; `signingSecret` verifies the coordinator\'s calls.')
   @ApiErrors(
-    { status: 400, codes: [...BAD_INPUT.codes, 'TRANSPORT_NOT_CONFIGURED'], why: 'bad input, or transport rabbitmq/nats on a coordinator without RABBITMQ_URL/NATS_URL; `field` names it' },
-    { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED'], why: 'the name belongs to another key, or the host is not allowed' },
+    { status: 400, codes: [ErrorCode.TRANSPORT_NOT_CONFIGURED], why: 'transport rabbitmq/nats on a coordinator without RABBITMQ_URL/NATS_URL; `field` names it' },
+    { status: 403, codes: [ErrorCode.FORBIDDEN, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED], why: 'the name belongs to another key, or the host is not allowed' },
   )
   register(@Body() dto: RegisterParticipantDto, @Req() request: AuthenticatedRequest): Promise<ParticipantRegistrationView> {
     return this.participants.register(dto, request.apiKey);
@@ -45,7 +45,7 @@ export class ParticipantsController {
 
 /** Operators' side of the registry: ownership, secret rotation, releasing a name. */
 @ApiTags('admin')
-@ApiKeyProtected()
+@ApiStoreBacked()
 @Controller('admin/participants')
 @RequireRole('admin')
 export class ParticipantsAdminController {
@@ -66,10 +66,10 @@ export class ParticipantsAdminController {
       'Calls are signed with the new and the previous secret side by side for `overlapSeconds` (default 3600), then with the new one only; ' +
       '0 revokes the previous one at once. SDK participants pick the new secret up by registering again (periodically, and after a call fails to verify).',
   })
-  @ApiParam({ name: 'name', schema: { type: 'string', pattern: NAME_PATTERN.source } })
+  @ApiParticipantNameParam()
   @ApiBody({ type: RotateSecretDto, required: false })
   @ApiAnswer(200, SecretRotationViewSchema, 'Rotated; `signingSecret` is the new secret.')
-  @ApiErrors(BAD_INPUT, { status: 404, codes: ['NOT_FOUND'], why: 'no participant of that name' })
+  @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no participant of that name' })
   rotate(@Param('name', ParticipantNamePipe) name: string, @Body() dto: RotateSecretDto): Promise<SecretRotationView> {
     return this.participants.rotateSecret(name, (dto.overlapSeconds ?? DEFAULT_OVERLAP_SECONDS) * 1000);
   }
@@ -80,9 +80,9 @@ export class ParticipantsAdminController {
     summary: 'Release a participant name from its API key',
     description: 'The next key to register the name owns it. The name\'s signing secret is revoked at once, so the next owner gets one the previous owner never saw.',
   })
-  @ApiParam({ name: 'name', schema: { type: 'string', pattern: NAME_PATTERN.source } })
+  @ApiParticipantNameParam()
   @ApiAnswer(200, ParticipantAdminViewSchema, 'Released.')
-  @ApiErrors(BAD_INPUT, { status: 404, codes: ['NOT_FOUND'], why: 'no participant of that name' })
+  @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no participant of that name' })
   release(@Param('name', ParticipantNamePipe) name: string): Promise<ParticipantAdminView> {
     return this.participants.release(name);
   }

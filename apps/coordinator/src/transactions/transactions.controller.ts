@@ -5,12 +5,13 @@ import { BranchOutcomeViewSchema, TransactionViewSchema } from '../docs/view-sch
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
-import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
+import { ErrorCode } from '@nest-dtx/protocol';
+import { ApiAnswer, ApiErrors, ApiGidParam, ApiStoreBacked, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { TransactionsService } from './transactions.service.js';
 
 /** The client REST API (PROTOCOL.md 3). Each route is one call into the service. */
 @ApiTags('transactions')
-@ApiKeyProtected()
+@ApiStoreBacked()
 @Controller('v1/transactions')
 @RequireRole('client')
 // Rate limited per key or address (RATE_LIMIT_PER_MINUTE); runs after the global ApiKeyGuard.
@@ -25,21 +26,23 @@ export class TransactionsController {
       'tcc/2pc without `branches`: interactive (add branches, then commit or roll back). With `branches`: one-shot. ' +
       'saga: `steps`, sequential or, with `concurrent`, a DAG. PROTOCOL.md 3.1.',
   })
-  @ApiHeader({ name: 'traceparent', required: false, description: 'W3C trace context, kept with the transaction and sent on every participant call.' })
-  @ApiAnswer(201, TransactionViewSchema, 'Created and durable (with `wait`: terminal, or its status when the limit passed).')
+  @ApiHeader({ name: 'traceparent', required: false, schema: { type: 'string', maxLength: 16384 }, description: 'W3C trace context, kept with the transaction and sent on every participant call.' })
+  @ApiAnswer(201, TransactionViewSchema, 'Created and durable (with `wait`: terminal, or its status when the limit passed).', {
+    Location: { description: 'The new transaction: `/v1/transactions/{gid}`.', schema: { type: 'string', maxLength: 160, pattern: '^/v1/transactions/[A-Za-z0-9_.:-]{1,128}$' } },
+  })
   @ApiAnswer(200, TransactionViewSchema, 'The same gid and body were sent before: the existing transaction.')
   @ApiErrors(
-    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'UNKNOWN_PARTICIPANT', 'UNKNOWN_ACTION'] },
-    { status: 409, codes: ['GID_CONFLICT'], why: 'the gid names a transaction with a different body' },
-    { status: 413, codes: ['PAYLOAD_TOO_LARGE'] },
+    { status: 400, codes: [ErrorCode.UNKNOWN_PARTICIPANT, ErrorCode.UNKNOWN_ACTION, ErrorCode.MODE_NOT_SUPPORTED], why: 'a branch or step names what is not registered' },
+    { status: 409, codes: [ErrorCode.GID_CONFLICT], why: 'the gid names a transaction with a different body' },
   )
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
-    @Res({ passthrough: true }) res: { status(code: number): unknown },
+    @Res({ passthrough: true }) res: { status(code: number): unknown; header(name: string, value: string): unknown },
   ): Promise<TransactionView> {
     const { created, view } = await this.transactions.begin(dto, traceparent);
     res.status(created ? 201 : 200);
+    if (created) res.header('Location', `/v1/transactions/${view.gid}`);
     return view;
   }
 
@@ -51,11 +54,14 @@ export class TransactionsController {
   @ApiGidParam()
   @ApiAnswer(201, BranchOutcomeViewSchema, 'Phase 1 succeeded: status `prepared`.')
   @ApiErrors(
-    BAD_INPUT,
+    { status: 400, codes: [ErrorCode.UNKNOWN_PARTICIPANT, ErrorCode.UNKNOWN_ACTION, ErrorCode.WRONG_MODE], why: 'the branch names what is not registered, or the transaction is not interactive tcc/2pc' },
     TX_NOT_FOUND,
-    { status: 409, codes: ['BRANCH_FAILED', 'TX_NOT_ACTIVE', 'BRANCH_CONFLICT'], why: 'BRANCH_FAILED carries branchId, status `failed` and lastError' },
-    { status: 502, codes: ['BRANCH_UNKNOWN'], why: 'no usable answer: outcome unknown, the client should roll back' },
-    { status: 504, codes: ['BRANCH_UNKNOWN'], why: 'no answer in time: outcome unknown, the client should roll back' },
+    {
+      status: 409,
+      codes: [ErrorCode.BRANCH_FAILED, ErrorCode.TX_NOT_ACTIVE, ErrorCode.BRANCH_CONFLICT],
+      why: 'BRANCH_FAILED carries branchId, status `failed` and lastError; TX_NOT_ACTIVE the transaction',
+    },
+    { status: 502, codes: [ErrorCode.BRANCH_UNKNOWN], why: 'no usable answer in time: outcome unknown (branchId, status `pending`, lastError); the client should roll back' },
   )
   addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto): Promise<BranchOutcomeView> {
     return this.transactions.addBranch(gid, dto);
@@ -71,9 +77,9 @@ export class TransactionsController {
   @ApiBody({ type: DecideDto, required: false })
   @ApiAnswer(200, TransactionViewSchema, '`committing` (with `wait`: `committed`).')
   @ApiErrors(
-    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'WRONG_MODE'], why: 'bad input, or a saga (not decided by the client)' },
+    { status: 400, codes: [ErrorCode.WRONG_MODE], why: 'a saga is not decided by the client' },
     TX_NOT_FOUND,
-    { status: 409, codes: ['CANNOT_COMMIT', 'TX_ALREADY_DECIDED'], why: 'the body carries the transaction view' },
+    { status: 409, codes: [ErrorCode.CANNOT_COMMIT, ErrorCode.TX_ALREADY_DECIDED, ErrorCode.TX_NOT_ACTIVE], why: 'the body carries the transaction view as `transaction`' },
   )
   commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
     return this.transactions.commit(gid, dto.wait ?? false);
@@ -86,9 +92,9 @@ export class TransactionsController {
   @ApiBody({ type: DecideDto, required: false })
   @ApiAnswer(200, TransactionViewSchema, '`rolling_back` (with `wait`: `rolled_back`).')
   @ApiErrors(
-    { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'WRONG_MODE'], why: 'bad input, or a saga (not decided by the client)' },
+    { status: 400, codes: [ErrorCode.WRONG_MODE], why: 'a saga is not decided by the client' },
     TX_NOT_FOUND,
-    { status: 409, codes: ['TX_ALREADY_DECIDED'], why: 'already committing or committed; the body carries the transaction view' },
+    { status: 409, codes: [ErrorCode.TX_ALREADY_DECIDED, ErrorCode.TX_NOT_ACTIVE], why: 'already committing or committed; the body carries the transaction view as `transaction`' },
   )
   rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
     return this.transactions.rollback(gid, dto.wait ?? false);
@@ -98,7 +104,7 @@ export class TransactionsController {
   @ApiOperation({ summary: 'Read a transaction and its branches', description: 'PROTOCOL.md 3.4.' })
   @ApiGidParam()
   @ApiAnswer(200, TransactionViewSchema, 'The transaction.')
-  @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
+  @ApiErrors(TX_NOT_FOUND)
   get(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
     return this.transactions.get(gid);
   }

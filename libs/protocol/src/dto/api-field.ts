@@ -26,6 +26,7 @@ export interface ApiFieldOptions {
   maximum?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   nullable?: boolean;
   additionalProperties?: boolean | { type: string; maxLength?: number };
 }

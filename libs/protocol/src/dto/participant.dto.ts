@@ -30,12 +30,12 @@ export const TRANSPORTS = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 export class ParticipantActionDto {
-  @ApiField({ pattern: NAME_PATTERN.source, example: 'debit' })
+  @ApiField({ pattern: NAME_PATTERN.source, maxLength: 64, example: 'debit' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
 
-  @ApiField({ enum: MODES, enumName: 'Mode', isArray: true, description: 'The modes this action takes part in.', example: ['tcc', 'saga'] })
+  @ApiField({ enum: MODES, enumName: 'Mode', isArray: true, minItems: 1, maxItems: MODES.length, description: 'The modes this action takes part in.', example: ['tcc', 'saga'] })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MODES.length)
@@ -45,7 +45,7 @@ export class ParticipantActionDto {
 
 /** POST /v1/participants (PROTOCOL.md 4). */
 export class RegisterParticipantDto {
-  @ApiField({ description: 'The name clients use in branches and steps.', pattern: NAME_PATTERN.source, example: 'account' })
+  @ApiField({ description: 'The name clients use in branches and steps.', pattern: NAME_PATTERN.source, maxLength: 64, example: 'account' })
   @IsString()
   @Matches(NAME_PATTERN, { message: '$property must match [A-Za-z0-9_.:-]{1,64}' })
   name!: string;
@@ -75,14 +75,14 @@ export class RegisterParticipantDto {
   @Matches(/^[^?#]*$/, { message: '$property must not carry a query or a fragment' })
   endpoint?: string;
 
-  @ApiOptionalField({ description: 'tcp: host of the NestJS TCP microservice.', maxLength: 255, example: '127.0.0.1' })
+  @ApiOptionalField({ description: 'tcp: host of the NestJS TCP microservice.', maxLength: 253, example: '127.0.0.1' })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsString()
   @MaxLength(253)
   @Matches(HOST_PATTERN, { message: '$property must be a host name or an IP address' })
   host?: string;
 
-  @ApiOptionalField({ type: 'integer', description: 'tcp: its port.', minimum: 1, maximum: 65535, example: 5001 })
+  @ApiOptionalField({ type: 'integer', format: 'int32', description: 'tcp: its port.', minimum: 1, maximum: 65535, example: 5001 })
   @ValidateIf((dto: RegisterParticipantDto) => dto.transport === 'tcp')
   @IsInt()
   @Min(1)
@@ -113,7 +113,8 @@ export class RegisterParticipantDto {
 
   @ApiOptionalField({
     type: 'object',
-    additionalProperties: { type: 'string' },
+    maxProperties: 16,
+    additionalProperties: { type: 'string', maxLength: 4096 },
     description:
       'http only: headers the coordinator sends on every call to this participant (an API gateway\'s credentials, or a header a guard of the host app checks). ' +
       'At most 16; no hop-by-hop, framing, signature (webhook-*), trace or x-tx-* headers. Stored, never listed.',
@@ -128,6 +129,7 @@ export class RegisterParticipantDto {
 export class RotateSecretDto {
   @ApiOptionalField({
     type: 'integer',
+    format: 'int32',
     minimum: 0,
     maximum: 30 * 24 * 3600,
     default: 3600,

@@ -37,17 +37,26 @@ const NAME_MESSAGE = '$property must match [A-Za-z0-9_.:-]{1,64}';
 export const ID_PATTERN_SOURCE = ID_PATTERN.source;
 export const NAME_PATTERN_SOURCE = NAME_PATTERN.source;
 
+/** ID_PATTERN and NAME_PATTERN with the length they allow, as OpenAPI wants both said. */
+const ID_FIELD = { pattern: ID_PATTERN_SOURCE, maxLength: 128 } as const;
+const NAME_FIELD = { pattern: NAME_PATTERN_SOURCE, maxLength: 64 } as const;
+/**
+ * A string the server bounds only by Node's limit on a request's head (16 KiB for the request
+ * line and headers together): query parameters and headers it does not check the length of.
+ */
+const HEAD_BOUND = { maxLength: 16_384 } as const;
+
 /** An opaque JSON object in the OpenAPI document: payloads and metadata are not the coordinator's business. */
 export const JSON_OBJECT_SCHEMA = { type: 'object', additionalProperties: true } as const;
 
 /** What to call: a registered participant's action, and its payload. */
 export class ActionCallDto {
-  @ApiField({ description: 'A registered participant (POST /v1/participants).', pattern: NAME_PATTERN_SOURCE, example: 'account' })
+  @ApiField({ description: 'A registered participant (POST /v1/participants).', ...NAME_FIELD, example: 'account' })
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   participant!: string;
 
-  @ApiField({ description: 'One of the actions the participant registered for this mode.', pattern: NAME_PATTERN_SOURCE, example: 'debit' })
+  @ApiField({ description: 'One of the actions the participant registered for this mode.', ...NAME_FIELD, example: 'debit' })
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   action!: string;
@@ -67,7 +76,7 @@ export class ActionCallDto {
 export class BranchSpecDto extends ActionCallDto {
   @ApiOptionalField({
     description: 'Unique within the transaction; default `b1`, `b2`, … in the listed order (one-shot) or generated (interactive).',
-    pattern: ID_PATTERN_SOURCE,
+    ...ID_FIELD,
     example: 'b1',
   })
   @IsOptional()
@@ -78,14 +87,14 @@ export class BranchSpecDto extends ActionCallDto {
 
 /** msg: the action of the caller's service that answers whether its local transaction committed (PROTOCOL.md 3.1). */
 export class MsgCheckDto {
-  @ApiField({ description: "The caller's service, a registered participant.", pattern: NAME_PATTERN_SOURCE, example: 'order' })
+  @ApiField({ description: "The caller's service, a registered participant.", ...NAME_FIELD, example: 'order' })
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   participant!: string;
 
   @ApiField({
     description: 'Its action for mode msg; the coordinator POSTs `{endpoint}/{action}/check`. The SDK registers `dtx-msg-check`.',
-    pattern: NAME_PATTERN_SOURCE,
+    ...NAME_FIELD,
     example: 'dtx-msg-check',
   })
   @IsString()
@@ -95,13 +104,15 @@ export class MsgCheckDto {
 
 /** One saga step; its name is its branchId. */
 export class SagaStepDto extends ActionCallDto {
-  @ApiField({ description: "The step's name, also its branchId.", pattern: ID_PATTERN_SOURCE, example: 'debit' })
+  @ApiField({ description: "The step's name, also its branchId.", ...ID_FIELD, example: 'debit' })
   @IsString()
   @Matches(ID_PATTERN, { message: ID_MESSAGE })
   name!: string;
 
   @ApiOptionalField({
     type: [String],
+    ...ID_FIELD,
+    maxItems: LIMITS.maxBranches,
     description: 'With `concurrent: true`: the names of the steps this one waits for (a DAG). Ignored for sequential sagas.',
     example: [],
   })
@@ -127,7 +138,7 @@ export class BeginTransactionDto {
 
   @ApiOptionalField({
     description: 'Client-chosen id; sending the same gid and body again returns the existing transaction (200), a different body is 409 GID_CONFLICT. Generated when absent.',
-    pattern: ID_PATTERN_SOURCE,
+    ...ID_FIELD,
     example: 'order-4711',
   })
   @IsOptional()
@@ -137,6 +148,7 @@ export class BeginTransactionDto {
 
   @ApiOptionalField({
     type: 'integer',
+    format: 'int32',
     description: 'Milliseconds until the deadline; a transaction still active then is rolled back (reason timeout).',
     minimum: LIMITS.minTimeoutMs,
     maximum: LIMITS.maxTimeoutMs,
@@ -228,7 +240,7 @@ export class GidParamDto {
 
 /** The paging of the admin lists: a page size, and the keyset cursor a previous page returned. */
 export abstract class AdminPageQueryDto {
-  @ApiOptionalField({ type: 'integer', minimum: 1, maximum: 200, description: 'Page size.' })
+  @ApiOptionalField({ type: 'integer', format: 'int32', minimum: 1, maximum: 200, description: 'Page size.' })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -236,7 +248,7 @@ export abstract class AdminPageQueryDto {
   @Max(200)
   limit?: number;
 
-  @ApiOptionalField({ description: 'The `nextCursor` of the previous page.' })
+  @ApiOptionalField({ description: 'The `nextCursor` of the previous page.', pattern: '^[A-Za-z0-9_-]{1,600}$', maxLength: 600 })
   @IsOptional()
   @IsString()
   @Matches(/^[A-Za-z0-9_-]{1,600}$/, { message: 'cursor is not a cursor this API returned' })
@@ -255,7 +267,7 @@ export class ListTransactionsQueryDto extends AdminPageQueryDto {
   @IsIn(MODES)
   mode?: Mode;
 
-  @ApiOptionalField({ description: 'Only transactions with a branch on this participant.', pattern: NAME_PATTERN_SOURCE })
+  @ApiOptionalField({ description: 'Only transactions with a branch on this participant.', ...NAME_FIELD })
   @IsOptional()
   @IsString()
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
@@ -268,13 +280,13 @@ export class ListTransactionsQueryDto extends AdminPageQueryDto {
   attention?: 'true' | 'false';
 
   /** Created at or after (ISO-8601). */
-  @ApiOptionalField({ format: 'date-time', description: 'Created at or after (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', ...HEAD_BOUND, description: 'Created at or after (ISO-8601).' })
   @IsOptional()
   @IsDateString()
   from?: string;
 
   /** Created before (ISO-8601). */
-  @ApiOptionalField({ format: 'date-time', description: 'Created before (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', ...HEAD_BOUND, description: 'Created before (ISO-8601).' })
   @IsOptional()
   @IsDateString()
   to?: string;
