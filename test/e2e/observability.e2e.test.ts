@@ -93,17 +93,21 @@ describe('OpenAPI document at /docs-json', () => {
     expect(Object.keys(step.properties ?? {}).sort()).toEqual(['action', 'dependsOn', 'name', 'participant', 'payload']);
   });
 
-  it('documents answers with the view and error bodies, and declares the Bearer scheme', () => {
+  it('documents answers with the view and error bodies, and declares a Bearer scheme per role', () => {
     const get = document.paths['/v1/transactions/{gid}'].get;
-    expect(Object.keys(get.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '404']));
+    expect(Object.keys(get.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '429', '500', '503']));
     const errorBody = document.components.schemas.ErrorBody;
     expect(Object.keys(errorBody.properties ?? {})).toEqual(expect.arrayContaining(['statusCode', 'error', 'message']));
     expect(resolve(errorBody.properties!.error).enum).toContain('TX_NOT_FOUND');
     expect(Object.keys(document.components.schemas.TransactionView.properties ?? {})).toEqual(
       expect.arrayContaining(['gid', 'mode', 'status', 'reason', 'createdAt', 'updatedAt', 'deadline', 'metadata', 'branches']),
     );
-    expect(document.components.securitySchemes?.bearer).toMatchObject({ type: 'http', scheme: 'bearer' });
-    expect(get.security).toEqual([{ bearer: [] }]);
+    for (const role of ['client', 'participant', 'metrics', 'admin']) {
+      expect(document.components.securitySchemes?.[`${role}Key`]).toMatchObject({ type: 'http', scheme: 'bearer' });
+    }
+    expect(get.security).toEqual([{ clientKey: [] }]);
+    expect(document.paths['/admin/transactions'].get.security).toEqual([{ adminKey: [] }]);
+    expect(document.paths['/health/live'].get.security).toEqual([]);
   });
 });
 

@@ -39,7 +39,7 @@ export class ConsoleController {
   @Get('assets/:file')
   @ApiOperation({ summary: "A script, style sheet or image of the web console" })
   @ApiParam({ name: 'file', schema: { type: 'string', maxLength: 2048, pattern: '^[^/]+$' } })
-  @ApiResponse({ status: 200, description: 'The file.', content: { 'text/javascript': {}, 'text/css': {}, 'image/svg+xml': {} } })
+  @ApiResponse({ status: 200, description: 'The file.', content: { 'text/html': {}, 'text/javascript': {}, 'text/css': {}, 'image/svg+xml': {} } })
   @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no console file of that name' })
   @Header('X-Content-Type-Options', 'nosniff')
   @Header('Cache-Control', 'no-cache')

@@ -172,7 +172,7 @@ export function commonHeaders(): Record<string, DocumentedHeader> {
 
 /** The error body, its `error` one of `codes`. */
 function errorBodyWith(codes: ErrorCode[]): Schema {
-  return { allOf: [{ $ref: '#/components/schemas/ErrorBody' }], properties: { error: { enum: codes } } };
+  return { type: 'object', allOf: [{ $ref: '#/components/schemas/ErrorBody' }], properties: { error: { enum: codes } } };
 }
 
 /** view-schemas.ts marks any-JSON fields with ANY_JSON_MARK; in JSON Schema that is the empty schema `{}` (null included). */

@@ -370,6 +370,9 @@ export class HealthIndicatorSchema {
 
   @ApiPropertyOptional({ type: String, maxLength: 1024, description: 'Why it is down.' })
   message?: string;
+
+  @ApiPropertyOptional({ ...BIG_COUNT, description: 'Milliseconds the check took.' })
+  responseTime?: number;
 }
 
 @ApiSchema({ name: 'HealthDetails', description: 'The dependencies checked: `database`, and `redis` when configured.' })

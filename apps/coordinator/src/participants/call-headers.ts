@@ -19,8 +19,9 @@ export const MAX_CALL_HEADERS = 16;
 export type CallHeadersCheck = { ok: true; headers: Record<string, string> } | { ok: false; field: string; message: string };
 
 /** Validates registered call headers; names come back lower-case. */
-export function checkCallHeaders(headers: Record<string, unknown> | undefined, transport: string): CallHeadersCheck {
-  if (headers === undefined) return { ok: true, headers: {} };
+export function checkCallHeaders(headers: Record<string, unknown> | undefined | null, transport: string): CallHeadersCheck {
+  // null passes @IsOptional as absent does.
+  if (headers === undefined || headers === null) return { ok: true, headers: {} };
   const entries = Object.entries(headers);
   if (entries.length === 0) return { ok: true, headers: {} };
   if (transport !== 'http') return { ok: false, field: 'headers', message: 'headers are sent on HTTP calls only; this participant uses ' + transport };
