@@ -64,8 +64,10 @@ export function storableOutcome(outcome: CallOutcome): CallOutcome {
       const error: Json = problem.kind === 'too_deep' ? unstorableAnswer(why(problem)) : scrubJson(outcome.error);
       return { kind: 'failed', error };
     }
-    case 'transient':
-      return { kind: 'transient', error: scrubText(outcome.error) };
+    case 'transient': {
+      const error = scrubText(outcome.error);
+      return error === outcome.error ? outcome : { kind: 'transient', error };
+    }
   }
 }
 
