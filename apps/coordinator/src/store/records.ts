@@ -118,6 +118,8 @@ export interface Phase1Outcome {
   lastError?: Json;
   /** An AT prepare's answer: the rows it locked. */
   locks?: BranchLocks;
+  /** Flags the transaction for attention in the same write (an answer that could not be kept as it was). */
+  needsAttention?: boolean;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */

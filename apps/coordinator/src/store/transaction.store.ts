@@ -159,7 +159,8 @@ nb_in AS (
     ctes: `
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
-    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, events jsonb)
+    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb,
+    needs_attention boolean, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -174,6 +175,11 @@ p1_in AS (
   FROM p1_in x
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
+), p1_g AS (
+  -- An answer recorded only as a marker flags its transaction (no version bump: the flag is no move, and only ever set).
+  UPDATE global_transactions t SET needs_attention = true
+  FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
+  WHERE x.needs_attention AND t.gid = b.gid AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention))
 )`,
     events: `SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
     results: `SELECT 'phase1'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches
@@ -343,6 +349,7 @@ export class TransactionStore {
       set_error: outcome.lastError !== undefined,
       last_error: outcome.lastError ?? null,
       ...(outcome.locks ? { locks: outcome.locks } : {}),
+      needs_attention: outcome.needsAttention ?? false,
       events: eventRows(events),
     });
   }
