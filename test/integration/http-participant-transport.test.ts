@@ -10,6 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCall } from '@nest-dtx/protocol';
 import { HttpParticipantTransport, type HttpCallOptions } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
+import { EgressPolicy } from '../../apps/coordinator/src/participants/egress-policy.js';
+
+/** The server lives on 127.0.0.1: the policy of a coordinator that allows loopback participants. */
+const LOOPBACK = EgressPolicy.parse('loopback');
 
 let server: Server;
 let endpoint: string;
@@ -49,13 +53,13 @@ function stall(ms: number): void {
 
 describe('HttpParticipantTransport', () => {
   it('sends a call and maps 2xx to ok', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     expect(await transport.call(endpoint, body('t-1'), 1_000, options())).toEqual({ kind: 'ok', result: { ok: true } });
     transport.close();
   });
 
   it('signs every call over the bytes it sends, with both keys during a rotation, and adds the registered headers', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     await transport.call(endpoint, body('signed-1'), 1_000, options({ keys: [key, previous], headers: { 'x-gateway-key': 'gw-1' } }));
     const call = seen.at(-1)!;
     const now = Date.now() / 1000;
@@ -70,7 +74,7 @@ describe('HttpParticipantTransport', () => {
   });
 
   it('does not send a call whose deadline passed while the process was stalled before writing it', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     // A first call leaves a kept-alive socket, so the next one gets it without connecting.
     await transport.call(endpoint, body('warm'), 1_000, options());
     const before = received.length;
