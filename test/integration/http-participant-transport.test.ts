@@ -88,4 +88,33 @@ describe('HttpParticipantTransport', () => {
     expect((await transport.call(endpoint, body('after'), 1_000, options())).kind).toBe('ok');
     transport.close();
   });
+
+  it('checks what a name resolves to before connecting, and an address literal before the call', async () => {
+    const transport = new HttpParticipantTransport(EgressPolicy.parse('public'));
+    const before = received.length;
+    const byName = await transport.call(endpoint.replace('127.0.0.1', 'localhost'), body('egress-name'), 1_000, options());
+    expect(byName).toMatchObject({ kind: 'transient', error: expect.stringMatching(/^address (127\.0\.0\.1|::1) refused by the egress policy: loopback is not in PARTICIPANT_NETWORKS \(public\) \(localhost resolves to it\)$/) });
+    const byAddress = await transport.call(endpoint, body('egress-literal'), 1_000, options());
+    expect(byAddress).toEqual({ kind: 'transient', error: 'address 127.0.0.1 refused by the egress policy: loopback is not in PARTICIPANT_NETWORKS (public)' });
+    expect(received.slice(before)).toEqual([]);
+    transport.close();
+  });
+
+  it('stops reading an answer past the cap, announced or streamed, and the next call still works', async () => {
+    const big = createServer((req, res) => {
+      req.resume();
+      const payload = Buffer.alloc(4096, 'x');
+      if (req.url?.includes('announced')) res.writeHead(200, { 'content-length': payload.length }).end(payload);
+      else res.writeHead(200).write(payload, () => res.end()); // written before end: chunked, no content-length
+    });
+    await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve));
+    const bigEndpoint = `http://127.0.0.1:${(big.address() as AddressInfo).port}/tx`;
+    const transport = new HttpParticipantTransport(LOOPBACK, 1024);
+    for (const action of ['announced', 'streamed']) {
+      expect(await transport.call(bigEndpoint, { ...body(`big-${action}`), action }, 1_000, options())).toEqual({ kind: 'transient', error: 'answer larger than 1024 bytes' });
+    }
+    expect((await transport.call(endpoint, body('after-big'), 1_000, options())).kind).toBe('ok');
+    transport.close();
+    await new Promise<void>((resolve) => big.close(() => resolve()));
+  });
 });
