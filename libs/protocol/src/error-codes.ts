@@ -22,8 +22,15 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   /** Too many client API requests for this key (or address) in the current minute (429, Retry-After). */
   RATE_LIMITED: 'RATE_LIMITED',
-  /** A participant registration names an endpoint or host outside PARTICIPANT_HOSTS (403). */
+  /** A participant registration names an endpoint or host (or a port of it) outside PARTICIPANT_HOSTS (403). */
   PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
+  /**
+   * A participant registration names an IP address the egress policy refuses (403, field
+   * `endpoint` or `host`): link-local (cloud metadata), unspecified, multicast, broadcast or
+   * reserved in any spelling, or a loopback, private or public address PARTICIPANT_NETWORKS
+   * does not allow.
+   */
+  PARTICIPANT_ADDRESS_NOT_ALLOWED: 'PARTICIPANT_ADDRESS_NOT_ALLOWED',
   /**
    * A participant registration names a broker transport (rabbitmq, nats) this coordinator has
    * no connection for: it was started without RABBITMQ_URL or NATS_URL (400, field `transport`).

@@ -9,6 +9,15 @@ describe('security configuration', () => {
     expect(config.apiKeys.enabled).toBe(false);
     expect(config.rateLimitPerMinute).toBe(60_000);
     expect(config.participantHosts).toBeNull();
+    // Without keys the coordinator listens on loopback only: a local trial calls local participants.
+    expect(config.participantNetworks.describe()).toBe('loopback, private, public');
+  });
+
+  it('calls public addresses only by default once API keys are set, and reads PARTICIPANT_NETWORKS', () => {
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS })).participantNetworks.describe()).toBe('public');
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_NETWORKS: 'Private, 10.1.0.0/16' }));
+    expect(config.participantNetworks.describe()).toBe('private, 10.1.0.0/16');
+    expect(() => loadCoordinatorEnv({ PARTICIPANT_NETWORKS: 'loopback,intranet' })).toThrow(/^invalid configuration: PARTICIPANT_NETWORKS: entry 2/);
   });
 
   it('refuses a non-loopback HOST without keys, and allows it with keys', () => {
@@ -24,9 +33,9 @@ describe('security configuration', () => {
   });
 
   it('reads keys, hosts and the rate limit', () => {
-    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_HOSTS: 'Bank-A,127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' }));
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_HOSTS: 'Bank-A,127.0.0.1:4001', RATE_LIMIT_PER_MINUTE: '0' }));
     expect(config.apiKeys.size).toBe(2);
-    expect([...(config.participantHosts ?? [])]).toEqual(['bank-a', '127.0.0.1']);
+    expect([...(config.participantHosts ?? [])]).toEqual([['bank-a', null], ['127.0.0.1', new Set([4001])]]);
     expect(config.rateLimitPerMinute).toBe(0);
   });
 });

@@ -3,7 +3,8 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 import { isLoopbackHost, natsConnectionOptions } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
-import { parseParticipantHosts } from '../participants/participant-hosts.js';
+import { EgressPolicy } from '../participants/egress-policy.js';
+import { parseParticipantHosts, type ParticipantHostList } from '../participants/participant-hosts.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -128,9 +129,21 @@ export class CoordinatorEnv {
   @IsOptional() @IsString()
   API_KEYS?: string = undefined;
 
-  /** Comma-separated host names or IP addresses participants may register; unset: any host. */
+  /**
+   * Comma-separated hosts participants may register, each with an optional port
+   * (`bank-a:8080`, `127.0.0.1:4001`, `[::1]:4001`; no port: any port); unset: any host.
+   */
   @IsOptional() @IsString()
   PARTICIPANT_HOSTS?: string = undefined;
+
+  /**
+   * The networks the coordinator may call participants in (participants/egress-policy.ts):
+   * `loopback`, `private`, `public` and CIDRs, comma-separated. Link-local (metadata services),
+   * unspecified, multicast, broadcast and reserved addresses are refused whatever it says. Unset:
+   * `loopback,private,public` without API_KEYS, `public` with them.
+   */
+  @IsOptional() @IsString()
+  PARTICIPANT_NETWORKS?: string = undefined;
 
   /**
    * The coordinator's signing secret, from which every participant's secret is derived
@@ -149,12 +162,15 @@ export class CoordinatorEnv {
 export class CoordinatorConfig {
   /** The configured API keys (empty when API_KEYS is unset: authentication off). */
   readonly apiKeys: ApiKeyRing;
-  /** Hosts participants may register, lower-case; null: any host. */
-  readonly participantHosts: ReadonlySet<string> | null;
+  /** Hosts (and ports) participants may register, lower-case; null: any host. */
+  readonly participantHosts: ParticipantHostList | null;
+  /** The addresses the coordinator may call participants at (PARTICIPANT_NETWORKS or its default). */
+  readonly participantNetworks: EgressPolicy;
 
   constructor(readonly env: CoordinatorEnv) {
     this.apiKeys = new ApiKeyRing(env.API_KEYS ? parseApiKeys(env.API_KEYS) : []);
     this.participantHosts = env.PARTICIPANT_HOSTS ? parseParticipantHosts(env.PARTICIPANT_HOSTS) : null;
+    this.participantNetworks = env.PARTICIPANT_NETWORKS ? EgressPolicy.parse(env.PARTICIPANT_NETWORKS) : EgressPolicy.defaultFor(this.apiKeys.enabled);
   }
   get port(): number { return this.env.PORT; }
   get host(): string { return this.env.HOST; }
@@ -186,6 +202,7 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   }
   const keys = parseOrExplain('API_KEYS', env.API_KEYS, parseApiKeys);
   parseOrExplain('PARTICIPANT_HOSTS', env.PARTICIPANT_HOSTS, parseParticipantHosts);
+  parseOrExplain('PARTICIPANT_NETWORKS', env.PARTICIPANT_NETWORKS, (spec) => EgressPolicy.parse(spec));
   parseOrExplain('RABBITMQ_URL', env.RABBITMQ_URL, (url) => new URL(url));
   parseOrExplain('NATS_URL', env.NATS_URL, natsConnectionOptions);
   // Without keys anyone who reaches the port may commit, roll back and register: refuse to

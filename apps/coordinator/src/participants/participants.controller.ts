@@ -27,7 +27,7 @@ export class ParticipantsController {
   @ApiAnswer(201, ParticipantRegistrationViewSchema, 'Registered; `signingSecret` verifies the coordinator\'s calls.')
   @ApiErrors(
     { status: 400, codes: [...BAD_INPUT.codes, 'TRANSPORT_NOT_CONFIGURED'], why: 'bad input, or transport rabbitmq/nats on a coordinator without RABBITMQ_URL/NATS_URL; `field` names it' },
-    { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED'], why: 'the name belongs to another key, or the host is not allowed' },
+    { status: 403, codes: ['FORBIDDEN', 'PARTICIPANT_HOST_NOT_ALLOWED', 'PARTICIPANT_ADDRESS_NOT_ALLOWED'], why: 'the name belongs to another key, the host or port is not in PARTICIPANT_HOSTS, or the address is refused by the egress policy (PARTICIPANT_NETWORKS)' },
   )
   register(@Body() dto: RegisterParticipantDto, @Req() request: AuthenticatedRequest): Promise<ParticipantRegistrationView> {
     return this.participants.register(dto, request.apiKey);

@@ -17,6 +17,7 @@ import type { ParticipantRecord } from '../store/records.js';
 import { ParticipantStore } from '../store/participant.store.js';
 import { brokerRegistrationProblem } from './broker-registration.js';
 import { checkCallHeaders } from './call-headers.js';
+import { registrationAddressRefusal } from './egress-policy.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
 import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
 
@@ -46,6 +47,10 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         ? 'signing participant calls with secrets derived from SIGNING_SECRET'
         : 'signing participant calls with secrets derived from the coordinator secret kept in Postgres (SIGNING_SECRET unset)',
     );
+    const networks = this.config.participantNetworks;
+    this.logger.log(
+      `participant egress policy: calls go to ${networks.describe()} addresses (${networks.source}); link-local, unspecified, multicast, broadcast and reserved addresses never`,
+    );
     for (const record of await this.store.list()) this.remember(record);
     this.unsubscribe = this.bus.subscribe((message) => {
       if (message.kind === 'participant') this.cache.delete(message.name);
@@ -67,11 +72,17 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     if (problem) throw new ApiError(400, problem.code, problem.message, { field: problem.field });
     const headers = checkCallHeaders(dto.headers, dto.transport);
     if (!headers.ok) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, headers.message, { field: headers.field });
+    // The allow-list first: a host off the list is refused as such, whatever its address.
     const refused = hostOutsideAllowList(this.config.participantHosts, dto);
     if (refused) {
-      throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names host ${refused.host}, which PARTICIPANT_HOSTS does not allow`, {
+      const what = refused.field === 'port' ? `port ${refused.port} of host ${refused.host}` : `host ${refused.host}${refused.port === null ? '' : ` (port ${refused.port})`}`;
+      throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names ${what}, which PARTICIPANT_HOSTS does not allow`, {
         field: refused.field,
       });
+    }
+    const refusedAddress = registrationAddressRefusal(this.config.participantNetworks, dto);
+    if (refusedAddress) {
+      throw new ApiError(403, ErrorCode.PARTICIPANT_ADDRESS_NOT_ALLOWED, `${refusedAddress.field}: ${refusedAddress.reason}`, { field: refusedAddress.field });
     }
     const bindToKeys = this.config.apiKeys.enabled;
     const saved = await this.store.register(
