@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, type ParticipantView, type TransactionView } from '@nest-dtx/protocol';
+import { TransactionClient } from '@nest-dtx/sdk';
 import { coordinator, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
@@ -126,6 +127,8 @@ describe('GET /v1/participants', () => {
     }
     expect(paged).toEqual(all.json.map((p) => p.name));
     expect(paged.length).toBeGreaterThan(2);
+    const sdk = new TransactionClient({ coordinatorUrl: coord.url, apiKey: KEYS.clientA });
+    expect((await sdk.listParticipantsPage({ limit: 200 })).items.map((p) => p.name)).toEqual(paged);
   });
 
   it('refuses a cursor it did not hand out, and a limit past 200', async () => {
@@ -160,7 +163,9 @@ describe('DELETE /v1/participants/{name}', () => {
     const again = await register('admin', 'doomed');
     expect(again.status).toBe(201);
     expect(again.json.signingSecret).not.toBe(first.json.signingSecret);
-    expect((await call('admin', 'DELETE', '/v1/participants/doomed')).status).toBe(204);
+    // The SDK's client deletes too.
+    await new TransactionClient({ coordinatorUrl: coord.url, apiKey: KEYS.admin }).deleteParticipant('doomed');
+    expect(await call('admin', 'DELETE', '/v1/participants/doomed')).toMatchObject({ status: 404 });
   });
 });
 
