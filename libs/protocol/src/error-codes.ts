@@ -42,6 +42,12 @@ export const ErrorCode = {
    * decided that is not durable: send the same request again (begin with the same gid).
    */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /** An interactive transaction already holds MAX_BRANCHES_PER_TRANSACTION branches: no more may be added (409). */
+  TOO_MANY_BRANCHES: 'TOO_MANY_BRANCHES',
+  /** The API key already owns MAX_PARTICIPANTS_PER_KEY participant names: a new name is refused (403). */
+  PARTICIPANT_LIMIT: 'PARTICIPANT_LIMIT',
+  /** A participant cannot be deleted while a transaction that is not finished has a branch (or msg check) on it (409). */
+  PARTICIPANT_IN_USE: 'PARTICIPANT_IN_USE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

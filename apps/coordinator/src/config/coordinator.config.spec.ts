@@ -81,3 +81,20 @@ describe('RABBITMQ_URL and NATS_URL', () => {
     expect(() => loadCoordinatorEnv({ NATS_URL: 'nats://exa mple:4222' })).toThrow(/^invalid configuration: NATS_URL/);
   });
 });
+
+describe('limits and owner-scoped keys', () => {
+  it('defaults: 100 branches a transaction, 100 participants a key, 100 actions a participant; scoping only with keys', () => {
+    const env = loadCoordinatorEnv({});
+    expect([env.MAX_BRANCHES_PER_TRANSACTION, env.MAX_PARTICIPANTS_PER_KEY, env.MAX_ACTIONS_PER_PARTICIPANT]).toEqual([100, 100, 100]);
+    expect(new CoordinatorConfig(env).ownerScopedKeys).toBe(false);
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS })).ownerScopedKeys).toBe(true);
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, OWNER_SCOPED_KEYS: 'false' })).ownerScopedKeys).toBe(false);
+  });
+
+  it('refuses limits outside their range, in one line', () => {
+    expect(() => loadCoordinatorEnv({ MAX_BRANCHES_PER_TRANSACTION: '1001' })).toThrow(/^invalid configuration: MAX_BRANCHES_PER_TRANSACTION/);
+    expect(() => loadCoordinatorEnv({ MAX_PARTICIPANTS_PER_KEY: '0' })).toThrow(/^invalid configuration: MAX_PARTICIPANTS_PER_KEY/);
+    expect(() => loadCoordinatorEnv({ MAX_ACTIONS_PER_PARTICIPANT: '201' })).toThrow(/^invalid configuration: MAX_ACTIONS_PER_PARTICIPANT/);
+    expect(() => loadCoordinatorEnv({ OWNER_SCOPED_KEYS: 'maybe' })).toThrow(/^invalid configuration: OWNER_SCOPED_KEYS: .*must be true or false/);
+  });
+});

@@ -153,6 +153,29 @@ export class CoordinatorEnv {
   @IsOptional() @IsString() @Matches(/^[\x21-\x7e]{32,512}$/, { message: 'SIGNING_SECRET must be 32 to 512 visible ASCII characters (e.g. openssl rand -base64 32)' })
   SIGNING_SECRET?: string = undefined;
 
+  /**
+   * Branches (saga steps) one transaction may hold: at begin (400 VALIDATION_FAILED naming
+   * `branches` / `steps`) and when one more is added to an interactive one (409 TOO_MANY_BRANCHES).
+   * The request DTO's ceiling (LIMITS.maxBranches) bounds it.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(1_000)
+  MAX_BRANCHES_PER_TRANSACTION: number = 100;
+
+  /** Participant names one API key may own (without keys: names in all); a new name past it is 403 PARTICIPANT_LIMIT. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  MAX_PARTICIPANTS_PER_KEY: number = 100;
+
+  /** Actions one participant may register (400 VALIDATION_FAILED naming `actions`); the DTO's ceiling is 200. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(200)
+  MAX_ACTIONS_PER_PARTICIPANT: number = 100;
+
+  /**
+   * With API_KEYS: a client key reads, extends and decides only the transactions it began
+   * (another key gets 404 TX_NOT_FOUND); admin keys see all. Without keys it changes nothing.
+   */
+  @IsOptional() @Transform(toBoolean) @IsBoolean({ message: 'OWNER_SCOPED_KEYS must be true or false' })
+  OWNER_SCOPED_KEYS: boolean = true;
+
   /** Client API requests per key (or address) per minute and instance; 0: unlimited. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
   RATE_LIMIT_PER_MINUTE: number = 60_000;
@@ -181,6 +204,8 @@ export class CoordinatorConfig {
   get instanceId(): string { return this.env.INSTANCE_ID; }
   get migrationsRun(): boolean { return this.env.MIGRATIONS_RUN; }
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
+  /** Whether transactions are scoped to the client key that began them (OWNER_SCOPED_KEYS, only with keys). */
+  get ownerScopedKeys(): boolean { return this.apiKeys.enabled && this.env.OWNER_SCOPED_KEYS; }
   /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
   get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }
 }

@@ -33,7 +33,7 @@ export class BranchCaller {
   ) {}
 
   /** An unregistered participant is a transient failure: it may register later. */
-  async call(loaded: LoadedTx, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
+  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const startedAt = Date.now();

@@ -14,10 +14,10 @@ import type { ParticipantInvoker } from '../invoker/participant-invoker.service.
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller } from './branch-caller.js';
-import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeProcessors } from './processors/mode-processors.js';
 import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
@@ -50,7 +50,8 @@ class FakeStore {
         gid: input.gid, mode: input.mode, status: input.status ?? 'active', reason: null, oneShot: input.oneShot, concurrent: input.concurrent,
         requestHash: input.requestHash, metadata: input.metadata, timeoutMs: input.timeoutMs, deadline: new Date(now.getTime() + input.timeoutMs),
         version: 1, attempts: 0, needsAttention: false, nextAttemptAt: now, leaseOwner: input.leaseOwner,
-        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null, createdAt: now, updatedAt: now,
+        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null,
+        ownerKeyDigest: input.ownerKeyDigest ?? null, createdAt: now, updatedAt: now,
       },
       branches: input.branches.map((b, i) => ({ ...this.branch(input.gid, b, i + 1), status: input.branchStatus ?? 'pending' })),
     };
@@ -110,6 +111,17 @@ class FakeStore {
     return Promise.resolve(current ? structuredClone(current) : null);
   }
 
+  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    const current = this.txs.get(gid);
+    if (!current) return Promise.resolve(null);
+    const existing = current.branches.find((b) => b.branchId === branchId);
+    return Promise.resolve({
+      tx: structuredClone(current.tx),
+      branches: current.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
+      existing: existing ? structuredClone(existing) : null,
+    });
+  }
+
   private branch(gid: string, b: NewBranch, seq: number): BranchRecord {
     const now = new Date();
     return { gid, branchId: b.branchId, seq, participant: b.participant, action: b.action, payload: b.payload, dependsOn: b.dependsOn ?? [],
@@ -126,8 +138,8 @@ class FakeParticipants {
     return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
   }
 
-  resolve(): Promise<void> {
-    return Promise.resolve();
+  resolve(name: string): Promise<RegisteredParticipant | null> {
+    return this.find(name);
   }
 
   call(participant: RegisteredParticipant, body: PhaseCallBody): Promise<CallOutcome> {
@@ -136,10 +148,10 @@ class FakeParticipants {
   }
 }
 
-function engineWith() {
+function engineWith(env: Record<string, string> = {}) {
   const store = new FakeStore();
   const participants = new FakeParticipants();
-  const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance' }));
+  const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance', ...env }));
   const metrics = new MetricsService({} as DataSource);
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
@@ -236,6 +248,33 @@ describe('TransactionEngine', () => {
     const { loaded, cannotCommit } = await engine.decide('cc-1', { type: 'commit_requested' }, true);
     expect(cannotCommit).toBe(true);
     expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+  });
+
+  it('refuses the branch past MAX_BRANCHES_PER_TRANSACTION, calling no one, and still answers a recorded one', async () => {
+    const { engine, participants } = engineWith({ MAX_BRANCHES_PER_TRANSACTION: '2' });
+    await engine.create(oneShot('lim-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    for (const id of ['x', 'y']) await engine.addBranch('lim-1', { branchId: id, participant: 'bank-a', action: 'debit', payload: {} });
+    await expect(engine.addBranch('lim-1', { branchId: 'z', participant: 'bank-a', action: 'debit', payload: {} })).rejects.toMatchObject({
+      constructor: TooManyBranchesError,
+      limit: 2,
+    });
+    expect((await engine.addBranch('lim-1', { branchId: 'y', participant: 'bank-a', action: 'debit', payload: {} })).status).toBe('prepared');
+    expect(participants.calls).toEqual(['bank-a try', 'bank-a try']);
+  });
+
+  it('hides a transaction from a client key that did not begin it, and shows it to its own and to an unscoped caller', async () => {
+    const { engine, participants } = engineWith();
+    const owner = Buffer.alloc(32, 1);
+    const other = Buffer.alloc(32, 2);
+    await engine.create(oneShot('own-1', { oneShot: false, branches: [], leaseOwner: null, ownerKeyDigest: owner }), false);
+    const branch = { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} };
+    await expect(engine.get('own-1', other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    await expect(engine.addBranch('own-1', branch, other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    await expect(engine.decide('own-1', { type: 'rollback_requested', reason: 'client' }, false, other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    expect(participants.calls).toEqual([]);
+    expect((await engine.addBranch('own-1', branch, owner)).status).toBe('prepared');
+    expect((await engine.get('own-1', null)).tx.status).toBe('active');
+    expect((await engine.decide('own-1', { type: 'rollback_requested', reason: 'client' }, false, owner)).loaded.tx.status).toBe('rolling_back');
   });
 
   it('refuses what the state machine refuses, and an unknown gid', async () => {

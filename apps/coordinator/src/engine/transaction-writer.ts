@@ -3,7 +3,7 @@ import { isTerminal, type BranchStatus } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
@@ -81,9 +81,12 @@ export class TransactionWriter {
     return change.lease?.owner === this.instanceId ? this.held(merged, startedAt) : merged;
   }
 
-  /** Records a branch added to an active interactive transaction; null when it is not active or the branch exists. */
+  /**
+   * Records a branch added to an active interactive transaction; null when it is not active,
+   * the branch exists, or it holds MAX_BRANCHES_PER_TRANSACTION branches already.
+   */
   addBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
-    return this.store.insertBranch(gid, branch, events);
+    return this.store.insertBranch(gid, branch, events, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
   }
 
   /** Records the phase-1 answer of an interactive branch (with an AT prepare's locked rows). */
@@ -110,6 +113,11 @@ export class TransactionWriter {
 
   load(gid: string): Promise<LoadedTx | null> {
     return this.store.load(gid);
+  }
+
+  /** The transaction as adding one branch needs it, without the other branches' payloads and results. */
+  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    return this.store.loadForAdd(gid, branchId);
   }
 
   private held(loaded: LoadedTx, startedAt: number): LoadedTx {

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@nest-dtx/protocol';
 import { BranchOutcomeViewSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
+import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ApiAnswer, ApiErrors, ApiGidParam, ApiKeyProtected, BAD_INPUT, TX_NOT_FOUND } from '../docs/api-responses.js';
@@ -30,15 +31,16 @@ export class TransactionsController {
   @ApiAnswer(200, TransactionViewSchema, 'The same gid and body were sent before: the existing transaction.')
   @ApiErrors(
     { ...BAD_INPUT, codes: [...BAD_INPUT.codes, 'UNKNOWN_PARTICIPANT', 'UNKNOWN_ACTION'] },
-    { status: 409, codes: ['GID_CONFLICT'], why: 'the gid names a transaction with a different body' },
+    { status: 409, codes: ['GID_CONFLICT'], why: 'the gid names a transaction with a different body, or one another client key began' },
     { status: 413, codes: ['PAYLOAD_TOO_LARGE'] },
   )
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
     @Res({ passthrough: true }) res: { status(code: number): unknown },
+    @Req() request: AuthenticatedRequest,
   ): Promise<TransactionView> {
-    const { created, view } = await this.transactions.begin(dto, traceparent);
+    const { created, view } = await this.transactions.begin(dto, traceparent, request.apiKey);
     res.status(created ? 201 : 200);
     return view;
   }
@@ -53,12 +55,16 @@ export class TransactionsController {
   @ApiErrors(
     BAD_INPUT,
     TX_NOT_FOUND,
-    { status: 409, codes: ['BRANCH_FAILED', 'TX_NOT_ACTIVE', 'BRANCH_CONFLICT'], why: 'BRANCH_FAILED carries branchId, status `failed` and lastError' },
+    {
+      status: 409,
+      codes: ['BRANCH_FAILED', 'TX_NOT_ACTIVE', 'BRANCH_CONFLICT', 'TOO_MANY_BRANCHES'],
+      why: 'BRANCH_FAILED carries branchId, status `failed` and lastError; TOO_MANY_BRANCHES: MAX_BRANCHES_PER_TRANSACTION reached',
+    },
     { status: 502, codes: ['BRANCH_UNKNOWN'], why: 'no usable answer: outcome unknown, the client should roll back' },
     { status: 504, codes: ['BRANCH_UNKNOWN'], why: 'no answer in time: outcome unknown, the client should roll back' },
   )
-  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto): Promise<BranchOutcomeView> {
-    return this.transactions.addBranch(gid, dto);
+  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto, @Req() request: AuthenticatedRequest): Promise<BranchOutcomeView> {
+    return this.transactions.addBranch(gid, dto, request.apiKey);
   }
 
   @Post(':gid/commit')
@@ -75,8 +81,8 @@ export class TransactionsController {
     TX_NOT_FOUND,
     { status: 409, codes: ['CANNOT_COMMIT', 'TX_ALREADY_DECIDED'], why: 'the body carries the transaction view' },
   )
-  commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
-    return this.transactions.commit(gid, dto.wait ?? false);
+  commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.commit(gid, dto.wait ?? false, request.apiKey);
   }
 
   @Post(':gid/rollback')
@@ -90,8 +96,8 @@ export class TransactionsController {
     TX_NOT_FOUND,
     { status: 409, codes: ['TX_ALREADY_DECIDED'], why: 'already committing or committed; the body carries the transaction view' },
   )
-  rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
-    return this.transactions.rollback(gid, dto.wait ?? false);
+  rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.rollback(gid, dto.wait ?? false, request.apiKey);
   }
 
   @Get(':gid')
@@ -99,7 +105,7 @@ export class TransactionsController {
   @ApiGidParam()
   @ApiAnswer(200, TransactionViewSchema, 'The transaction.')
   @ApiErrors(BAD_INPUT, TX_NOT_FOUND)
-  get(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
-    return this.transactions.get(gid);
+  get(@Param('gid', GidPipe) gid: string, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.get(gid, request.apiKey);
   }
 }

@@ -24,7 +24,11 @@ import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, type GlobalStatus, ty
 import type { JsonObject } from '../views.js';
 
 export const LIMITS = {
-  maxBranches: 100,
+  /**
+   * The ceiling of branches (saga steps) in one transaction the DTO accepts; the coordinator's
+   * MAX_BRANCHES_PER_TRANSACTION (default 100) is the limit that applies, at begin and at add.
+   */
+  maxBranches: 1000,
   minTimeoutMs: 100,
   maxTimeoutMs: 24 * 60 * 60 * 1000,
   defaultTimeoutMs: 60_000,
