@@ -20,8 +20,21 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   /** A valid API key without the role the route requires (403). */
   FORBIDDEN: 'FORBIDDEN',
-  /** Too many client API requests for this key (or address) in the current minute (429, Retry-After). */
+  /**
+   * Too many client API requests for this key (or address) in the current minute, or too many
+   * requests refused 401 from this address (429, Retry-After).
+   */
   RATE_LIMITED: 'RATE_LIMITED',
+  /**
+   * A state-changing request sent by a page of another site (Sec-Fetch-Site cross-site or
+   * same-site, or an Origin other than the coordinator's own) (403). Browsers only: requests
+   * without these headers (curl, the SDK, servers) are not concerned.
+   */
+  CROSS_SITE_REQUEST: 'CROSS_SITE_REQUEST',
+  /** A request body whose Content-Type is not application/json (415). */
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  /** The path exists, but not for this method (405, with an Allow header listing those it has). */
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   /** A participant registration names an endpoint or host (or a port of it) outside PARTICIPANT_HOSTS (403). */
   PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
   /**

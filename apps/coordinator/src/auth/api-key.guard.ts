@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { ApiRole } from './api-keys.js';
-import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
+import { authorize, decideAccess, type AuthenticatedRequest } from './authenticate.js';
 import { PublicRoute, RequiredRoles } from './roles.decorator.js';
 
 /** Routes that declare nothing are admin-only: a forgotten decorator fails closed. */
@@ -30,7 +30,8 @@ export class ApiKeyGuard implements CanActivate {
     const required = this.reflector.getAllAndOverride(RequiredRoles, targets) ?? DEFAULT_ROLES;
     const http = context.switchToHttp();
     const request = http.getRequest<AuthenticatedRequest>();
-    const decision = decideAccess(ring, request.headers.authorization, required);
+    // The front door (onRequest) has already authenticated the request; only the role is left.
+    const decision = request.apiKey ? authorize(request.apiKey, required) : decideAccess(ring, request, required);
     if (!decision.allowed) {
       const { body, challenge } = decision.refusal;
       if (challenge) http.getResponse<{ header(name: string, value: string): unknown }>().header('WWW-Authenticate', challenge);
@@ -40,3 +41,4 @@ export class ApiKeyGuard implements CanActivate {
     return true;
   }
 }
+

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CoordinatorConfig, loadCoordinatorEnv } from './coordinator.config.js';
+import { CoordinatorConfig, httpIdleTimeoutMs, loadCoordinatorEnv } from './coordinator.config.js';
 
 const KEYS = 'admin:admin-key-0123456789,client:client-key-0123456789';
 
@@ -37,6 +37,24 @@ describe('security configuration', () => {
     expect(config.apiKeys.size).toBe(2);
     expect([...(config.participantHosts ?? [])]).toEqual([['bank-a', null], ['127.0.0.1', new Set([4001])]]);
     expect(config.rateLimitPerMinute).toBe(0);
+  });
+});
+
+describe('connection timeouts and the refused-request limit', () => {
+  it('defaults: headers 10 s, request 30 s, keep-alive 5 s, idle 60 s, 100 headers, 60 refusals a minute', () => {
+    const env = loadCoordinatorEnv({});
+    expect([env.HTTP_HEADERS_TIMEOUT_MS, env.HTTP_REQUEST_TIMEOUT_MS, env.HTTP_KEEP_ALIVE_TIMEOUT_MS, httpIdleTimeoutMs(env), env.HTTP_MAX_HEADERS]).toEqual([10_000, 30_000, 5_000, 60_000, 100]);
+    expect(new CoordinatorConfig(env).authFailureLimitPerMinute).toBe(60);
+  });
+
+  it('keeps the idle timeout past the longest silent answer (wait: true, a branch call)', () => {
+    expect(httpIdleTimeoutMs(loadCoordinatorEnv({ WAIT_MAX_MS: '90000' }))).toBe(100_000);
+    expect(() => loadCoordinatorEnv({ HTTP_IDLE_TIMEOUT_MS: '30000' })).toThrow(/^invalid configuration: HTTP_IDLE_TIMEOUT_MS \(30000\) must exceed WAIT_MAX_MS/);
+    expect(httpIdleTimeoutMs(loadCoordinatorEnv({ HTTP_IDLE_TIMEOUT_MS: '3000', WAIT_MAX_MS: '1000', CALL_TIMEOUT_MS: '1000' }))).toBe(3_000);
+  });
+
+  it('refuses a headers timeout longer than the request timeout', () => {
+    expect(() => loadCoordinatorEnv({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '2000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS \(5000\) must not exceed/);
   });
 });
 

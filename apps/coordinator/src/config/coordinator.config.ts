@@ -14,6 +14,9 @@ const toBoolean = ({ value }: { value: unknown }): unknown => {
   return word === 'true' || word === '1' ? true : word === 'false' || word === '0' ? false : value;
 };
 
+/** HTTP_IDLE_TIMEOUT_MS when unset and the silences it must outlast are shorter. */
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
 /**
  * The environment the coordinator reads (README "Configuration" lists the same names).
  * PORT, HOST, DATABASE_URL and REDIS_URL are part of the public contract (PROTOCOL.md 7).
@@ -179,6 +182,44 @@ export class CoordinatorEnv {
   /** Client API requests per key (or address) per minute and instance; 0: unlimited. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
   RATE_LIMIT_PER_MINUTE: number = 60_000;
+
+  /**
+   * Requests refused 401 (no key, an unknown or malformed one) per client address per minute and
+   * instance, a token bucket; past it, 429 RATE_LIMITED. Requests with a valid key never count.
+   * 0: unlimited.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
+  AUTH_FAILURE_LIMIT_PER_MINUTE: number = 60;
+
+  /** Time a connection has to send a request's headers, from its first byte; then it is closed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  HTTP_HEADERS_TIMEOUT_MS: number = 10_000;
+
+  /**
+   * Time a connection has to send a whole request, headers and body; then it is closed (408).
+   * It governs receiving only: a response in progress (wait: true holds one up to WAIT_MAX_MS)
+   * is not cut by it.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3_600_000)
+  HTTP_REQUEST_TIMEOUT_MS: number = 30_000;
+
+  /** Time an idle keep-alive connection is kept open between two requests. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number = 5_000;
+
+  /**
+   * Time a connection may stay silent in either direction (no byte read or written) before it
+   * is closed: a connection that never sends anything, or a request whose answer nobody reads.
+   * Must exceed WAIT_MAX_MS and CALL_TIMEOUT_MS, which an answer may be silent for; the console's live stream
+   * sends a keep-alive every 25 s, so below that it reconnects now and then. Unset: 60 s, or
+   * 10 s more than the longer of those two when that is more (httpIdleTimeoutMs).
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(3_600_000)
+  HTTP_IDLE_TIMEOUT_MS?: number = undefined;
+
+  /** Request headers read per request; the rest are dropped (Node's maxHeadersCount). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(2_000)
+  HTTP_MAX_HEADERS: number = 100;
 }
 
 /** The typed, validated configuration every coordinator service injects. */
@@ -206,8 +247,19 @@ export class CoordinatorConfig {
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
   /** Whether transactions are scoped to the client key that began them (OWNER_SCOPED_KEYS, only with keys). */
   get ownerScopedKeys(): boolean { return this.apiKeys.enabled && this.env.OWNER_SCOPED_KEYS; }
+  get authFailureLimitPerMinute(): number { return this.env.AUTH_FAILURE_LIMIT_PER_MINUTE; }
   /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
   get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }
+}
+
+/** The longest an answer in progress may be silent: a wait: true answer, or adding a branch while its participant is called. */
+function longestSilenceMs(env: CoordinatorEnv): number {
+  return Math.max(env.WAIT_MAX_MS, env.CALL_TIMEOUT_MS);
+}
+
+/** HTTP_IDLE_TIMEOUT_MS, or when unset 60 s, raised to outlast the longest silent answer. */
+export function httpIdleTimeoutMs(env: CoordinatorEnv): number {
+  return env.HTTP_IDLE_TIMEOUT_MS ?? Math.max(DEFAULT_IDLE_TIMEOUT_MS, longestSilenceMs(env) + 10_000);
 }
 
 /** Validates the environment; throws one line naming every bad variable. */
@@ -224,6 +276,17 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   // Calls go out only while the lease has a call timeout left: a lease must outlast its calls.
   if (env.LEASE_MS < 2 * env.CALL_TIMEOUT_MS) {
     throw new Error(`invalid configuration: LEASE_MS (${env.LEASE_MS}) must be at least twice CALL_TIMEOUT_MS (${env.CALL_TIMEOUT_MS})`);
+  }
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new Error(
+      `invalid configuration: HTTP_HEADERS_TIMEOUT_MS (${env.HTTP_HEADERS_TIMEOUT_MS}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${env.HTTP_REQUEST_TIMEOUT_MS})`,
+    );
+  }
+  // An idle timeout shorter than an answer's silence would cut answers the API promises.
+  if (httpIdleTimeoutMs(env) <= longestSilenceMs(env)) {
+    throw new Error(
+      `invalid configuration: HTTP_IDLE_TIMEOUT_MS (${httpIdleTimeoutMs(env)}) must exceed WAIT_MAX_MS and CALL_TIMEOUT_MS (${longestSilenceMs(env)})`,
+    );
   }
   const keys = parseOrExplain('API_KEYS', env.API_KEYS, parseApiKeys);
   parseOrExplain('PARTICIPANT_HOSTS', env.PARTICIPANT_HOSTS, parseParticipantHosts);

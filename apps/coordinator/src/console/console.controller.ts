@@ -1,5 +1,7 @@
-import { Controller, Get, Header, Param, Sse, type MessageEvent, type StreamableFile } from '@nestjs/common';
+import { Controller, Get, Header, Param, Req, Sse, type MessageEvent, type StreamableFile } from '@nestjs/common';
 import type { Observable } from 'rxjs';
+import { consoleTokenOf } from '../auth/api-keys.js';
+import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { ConsoleAssets } from './console-assets.service.js';
 import { TransactionFeed } from './transaction-feed.service.js';
 
@@ -34,6 +36,18 @@ export class ConsoleController {
   @Header('Cache-Control', 'no-cache')
   asset(@Param('file') file: string): StreamableFile {
     return this.assets.file(file);
+  }
+
+  /**
+   * The console's session token: the page sends it (x-dtx-console-token) with its POSTs, which
+   * Basic credentials alone no longer authorise (auth/authenticate.ts). Derived from the key, so
+   * every instance accepts it; readable by this origin's pages only (no CORS header anywhere).
+   * Without API keys there is no login to protect: null.
+   */
+  @Get('session')
+  @Header('Cache-Control', 'no-store')
+  session(@Req() request: AuthenticatedRequest): { token: string | null } {
+    return { token: request.apiKey ? consoleTokenOf(request.apiKey) : null };
   }
 
   @Sse('stream')
