@@ -45,6 +45,9 @@ const IPV6_RANGES: readonly (readonly [string, AddressClass])[] = [
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
   ['fe80::/10', 'link-local'],
+  // AWS's IPv6 instance metadata service sits inside the unique-local range: refused as the
+  // link-local metadata address is, whatever PARTICIPANT_NETWORKS allows.
+  ['fd00:ec2::254/128', 'link-local'],
   ['fec0::/10', 'private'], // deprecated site-local: still only reachable inside a site
   ['fc00::/7', 'private'], // unique local
   ['ff00::/8', 'multicast'],
