@@ -204,6 +204,9 @@ export async function coordinator(name: string, databaseUrl: string, env: Record
     DATABASE_URL: databaseUrl,
     INSTANCE_ID: name,
     LOG_LEVEL: 'log',
+    // Every participant of the tests and demos listens on 127.0.0.1; with API_KEYS the default
+    // egress policy (public only) would refuse them.
+    PARTICIPANT_NETWORKS: 'loopback',
     ...env,
   });
   return {

@@ -102,6 +102,9 @@ beforeAll(async () => {
     API_KEYS: `${keys.API_KEYS},participant:${secondParticipantKey}`,
     PARTICIPANT_HOSTS: '127.0.0.1,localhost',
     LOG_LEVEL: 'log',
+    // These tests are refused 401 on purpose about a hundred times from one address; the
+    // refused-request limit has its own test (front-door.e2e.test.ts).
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
   });
   await coord.start();
   bank = await accountService('bank', databases[1].url, coord.url, 'http', keys.participant);

@@ -15,7 +15,9 @@ import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PATH_METADATA } from '@nestjs/common/constants.js';
 import { describe, expect, it } from 'vitest';
-import { CoordinatorEnv, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
+import { CoordinatorConfig, CoordinatorEnv, loadCoordinatorEnv } from '../../apps/coordinator/src/config/coordinator.config.js';
+import { EgressPolicy } from '../../apps/coordinator/src/participants/egress-policy.js';
+import { parseParticipantHosts } from '../../apps/coordinator/src/participants/participant-hosts.js';
 import { HealthController } from '../../apps/coordinator/src/health/health.controller.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -157,6 +159,8 @@ describe.skipIf(!kubectlFound)(kubectlFound ? 'deploy/k8s, as kubectl kustomize 
       expect(() => loadCoordinatorEnv({ ...settings, ...real, [name]: placeholders[name] })).toThrow(new RegExp(`invalid configuration: ${name}`));
     }
     expect(loadCoordinatorEnv({ ...settings, ...real }).HOST).toBe('0.0.0.0');
+    // Pods and Services have private addresses: with API keys the default (public only) would refuse them.
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ ...settings, ...real })).participantNetworks.describe()).toBe('private');
     expect(() => loadCoordinatorEnv({ ...settings, ...real, API_KEYS: undefined })).toThrow(/set API_KEYS/);
   });
 
@@ -197,6 +201,7 @@ interface ComposeService {
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: { test?: string[] | string; disable?: boolean };
   restart?: string;
+  environment?: Record<string, string>;
 }
 
 describe.skipIf(!kubectlFound)(kubectlFound ? 'docker-compose.yml' : `docker-compose.yml: ${SKIP_REASON}`, () => {
@@ -230,6 +235,19 @@ describe.skipIf(!kubectlFound)(kubectlFound ? 'docker-compose.yml' : `docker-com
     for (const service of Object.values(services)) {
       const test = service.healthcheck?.test;
       if (Array.isArray(test) && test[1] === 'node') expect(existsSync(join(ROOT, test[2])), `${test[2]} exists`).toBe(true);
+    }
+  });
+
+  it("lets the coordinator call the banks at their compose-network (private) address and their own port, and nothing else", () => {
+    const env = services.coordinator.environment ?? {};
+    const networks = EgressPolicy.parse(env.PARTICIPANT_NETWORKS ?? '');
+    expect(networks.refusal('172.18.0.5')).toBeNull();
+    expect(networks.refusal('169.254.169.254')).not.toBeNull();
+    const hosts = parseParticipantHosts(env.PARTICIPANT_HOSTS ?? '');
+    for (const bank of ['bank-a', 'bank-b']) {
+      const bankEnv = services[bank].environment ?? {};
+      expect(hosts.get(bank), bank).toEqual(new Set([Number(bankEnv.PORT)]));
+      expect(bankEnv.PUBLIC_URL).toBe(`http://${bank}:${bankEnv.PORT}`);
     }
   });
 

@@ -10,6 +10,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCall } from '@nest-dtx/protocol';
 import { HttpParticipantTransport, type HttpCallOptions } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
+import { EgressPolicy } from '../../apps/coordinator/src/participants/egress-policy.js';
+
+/** The server lives on 127.0.0.1: the policy of a coordinator that allows loopback participants. */
+const LOOPBACK = EgressPolicy.parse('loopback');
 
 let server: Server;
 let endpoint: string;
@@ -49,13 +53,13 @@ function stall(ms: number): void {
 
 describe('HttpParticipantTransport', () => {
   it('sends a call and maps 2xx to ok', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     expect(await transport.call(endpoint, body('t-1'), 1_000, options())).toEqual({ kind: 'ok', result: { ok: true } });
     transport.close();
   });
 
   it('signs every call over the bytes it sends, with both keys during a rotation, and adds the registered headers', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     await transport.call(endpoint, body('signed-1'), 1_000, options({ keys: [key, previous], headers: { 'x-gateway-key': 'gw-1' } }));
     const call = seen.at(-1)!;
     const now = Date.now() / 1000;
@@ -70,7 +74,7 @@ describe('HttpParticipantTransport', () => {
   });
 
   it('does not send a call whose deadline passed while the process was stalled before writing it', async () => {
-    const transport = new HttpParticipantTransport();
+    const transport = new HttpParticipantTransport(LOOPBACK);
     // A first call leaves a kept-alive socket, so the next one gets it without connecting.
     await transport.call(endpoint, body('warm'), 1_000, options());
     const before = received.length;
@@ -83,5 +87,34 @@ describe('HttpParticipantTransport', () => {
     // The transport still works afterwards.
     expect((await transport.call(endpoint, body('after'), 1_000, options())).kind).toBe('ok');
     transport.close();
+  });
+
+  it('checks what a name resolves to before connecting, and an address literal before the call', async () => {
+    const transport = new HttpParticipantTransport(EgressPolicy.parse('public'));
+    const before = received.length;
+    const byName = await transport.call(endpoint.replace('127.0.0.1', 'localhost'), body('egress-name'), 1_000, options());
+    expect(byName).toMatchObject({ kind: 'transient', error: expect.stringMatching(/^address (127\.0\.0\.1|::1) refused by the egress policy: loopback is not in PARTICIPANT_NETWORKS \(public\) \(localhost resolves to it\)$/) });
+    const byAddress = await transport.call(endpoint, body('egress-literal'), 1_000, options());
+    expect(byAddress).toEqual({ kind: 'transient', error: 'address 127.0.0.1 refused by the egress policy: loopback is not in PARTICIPANT_NETWORKS (public)' });
+    expect(received.slice(before)).toEqual([]);
+    transport.close();
+  });
+
+  it('stops reading an answer past the cap, announced or streamed, and the next call still works', async () => {
+    const big = createServer((req, res) => {
+      req.resume();
+      const payload = Buffer.alloc(4096, 'x');
+      if (req.url?.includes('announced')) res.writeHead(200, { 'content-length': payload.length }).end(payload);
+      else res.writeHead(200).write(payload, () => res.end()); // written before end: chunked, no content-length
+    });
+    await new Promise<void>((resolve) => big.listen(0, '127.0.0.1', resolve));
+    const bigEndpoint = `http://127.0.0.1:${(big.address() as AddressInfo).port}/tx`;
+    const transport = new HttpParticipantTransport(LOOPBACK, 1024);
+    for (const action of ['announced', 'streamed']) {
+      expect(await transport.call(bigEndpoint, { ...body(`big-${action}`), action }, 1_000, options())).toEqual({ kind: 'transient', error: 'answer larger than 1024 bytes' });
+    }
+    expect((await transport.call(endpoint, body('after-big'), 1_000, options())).kind).toBe('ok');
+    transport.close();
+    await new Promise<void>((resolve) => big.close(() => resolve()));
   });
 });

@@ -131,11 +131,18 @@ describe('participant registration and its signing secret', () => {
   it('picks up a rotated secret by registering again every registrationRefreshMs, before any call is refused', async () => {
     const name = `refreshing-${run}`;
     const target = await participant(name, { registrationRefreshMs: 1_000 });
+    const revoked = coordinator.keys.get(name)!;
+    expect(await call(target, revoked, `${name}-0`)).toBe(200);
+    // A rotation with no overlap (a revocation): the coordinator hands out only the new secret from now on.
     const rotated = randomBytes(32);
     coordinator.keys.set(name, rotated);
+    const rotatedAt = Date.now();
     const before = coordinator.count(name);
     await waitFor(() => coordinator.count(name) > before);
     await new Promise((resolve) => setTimeout(resolve, 100));
+    // Within the bound (registrationRefreshMs, plus the registration's own round trip) the old secret no longer works.
+    expect(await call(target, revoked, `${name}-old`)).toBe(401);
+    expect(Date.now() - rotatedAt).toBeLessThan(1_000 + 1_000);
     expect(await call(target, rotated, `${name}-1`)).toBe(200);
   });
 

@@ -89,4 +89,36 @@ describe('ParticipantStore', () => {
     expect(candidates.some((c) => c.equals(secrets[0]))).toBe(true);
     expect((await store.storedSigningSecret(randomBytes(32))).equals(secrets[0])).toBe(true);
   });
+
+  it('takes names without case: another spelling is the same row, which keeps its first spelling', async () => {
+    await store.register(registration('Case-Name', alice), true);
+    expect(await store.register(registration('case-name', bob), true)).toBeNull();
+    const updated = await store.register(registration('CASE-NAME', alice, 'http://127.0.0.1:4/tx'), true);
+    expect(updated).toMatchObject({ name: 'Case-Name', endpoint: 'http://127.0.0.1:4/tx' });
+    expect((await store.find('cAsE-nAmE'))?.name).toBe('Case-Name');
+    expect((await store.list()).filter((p) => p.name.toLowerCase() === 'case-name')).toHaveLength(1);
+  });
+
+  it('deletes a name no unfinished transaction uses, and registered again it starts past its last secret generation', async () => {
+    await store.register(registration('Deleted', alice), true);
+    await store.rotateSecret('deleted', 0);
+    expect(await store.delete('DELETED')).toBe('deleted');
+    expect(await store.find('deleted')).toBeNull();
+    expect(await store.delete('deleted')).toBe('missing');
+    expect((await store.register(registration('deleted', bob), true))?.secretGeneration).toBe(3);
+
+    await dataSource.query(`INSERT INTO global_transactions (gid, mode, status, request_hash, timeout_ms, deadline) VALUES ('uses-deleted', 'tcc', 'active', 'h', 1000, now())`);
+    await dataSource.query(`INSERT INTO branches (gid, branch_id, seq, participant, action, status) VALUES ('uses-deleted', 'b', 1, 'DELETED', 'debit', 'prepared')`);
+    expect(await store.delete('deleted')).toBe('in_use');
+    await dataSource.query(`UPDATE global_transactions SET status = 'rolled_back' WHERE gid = 'uses-deleted'`);
+    expect(await store.delete('deleted')).toBe('deleted');
+  });
+
+  it('counts the names a key owns', async () => {
+    const carol = digest('carol-key');
+    expect(await store.countOwnedBy(carol)).toBe(0);
+    await store.register(registration('carol-1', carol), true);
+    await store.register(registration('carol-2', carol), true);
+    expect(await store.countOwnedBy(carol)).toBe(2);
+  });
 });

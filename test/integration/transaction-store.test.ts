@@ -98,6 +98,24 @@ describe('TransactionStore', () => {
     expect(await store.insertBranch('add-1', { branchId: 'y', participant: 'bank', action: 'debit', payload: {} }, [])).toBeNull();
   });
 
+  it('insertBranch refuses the branch past maxBranches; loadForAdd reads statuses and the one branch, no other payload', async () => {
+    await store.insert(newTx('lim-1', { oneShot: false, branches: [], ownerKeyDigest: Buffer.alloc(32, 7) }), 5_000);
+    const add = (id: string) => store.insertBranch('lim-1', { branchId: id, participant: 'bank', action: 'debit', payload: { id } }, [], 2);
+    expect(await add('x')).not.toBeNull();
+    expect(await add('y')).not.toBeNull();
+    expect(await add('z')).toBeNull();
+    await store.recordPhase1('lim-1', 'x', 'prepared', { result: { big: 'x' } }, []);
+    const forAdd = await store.loadForAdd('lim-1', 'y');
+    expect(forAdd?.tx.ownerKeyDigest?.equals(Buffer.alloc(32, 7))).toBe(true);
+    expect(forAdd?.branches).toEqual([
+      { branchId: 'x', status: 'prepared' },
+      { branchId: 'y', status: 'pending' },
+    ]);
+    expect(forAdd?.existing).toMatchObject({ branchId: 'y', payload: { id: 'y' } });
+    expect((await store.loadForAdd('lim-1', 'new'))?.existing).toBeNull();
+    expect(await store.loadForAdd('no-such-gid', 'x')).toBeNull();
+  });
+
   it('recordPhase1 moves only a pending branch, and always counts the call', async () => {
     await store.insert(newTx('p1-1', { oneShot: false, branches: [] }), 5_000);
     await store.insertBranch('p1-1', { branchId: 'x', participant: 'bank', action: 'debit', payload: {} }, []);

@@ -1,5 +1,7 @@
 // The admin API (PROTOCOL.md 6), always on this page's own origin: when API keys are
 // configured the browser's Basic prompt (answered once) covers fetch() and EventSource alike.
+// Basic alone authorises reads only (another site's form could send it too); POSTs also carry
+// the console token, which GET /admin/session hands to pages of this origin.
 
 export class ApiFailure extends Error {
   constructor(status, code, message) {
@@ -9,11 +11,32 @@ export class ApiFailure extends Error {
   }
 }
 
+const CONSOLE_TOKEN_HEADER = 'x-dtx-console-token';
+
+/** The session token, fetched once (null without API keys); a failed fetch is tried again next time. */
+let session = null;
+function consoleToken() {
+  session ??= request('GET', '/admin/session').then(
+    (body) => body?.token ?? null,
+    (error) => {
+      session = null;
+      throw error;
+    },
+  );
+  return session;
+}
+
 async function request(method, path) {
+  const headers = { accept: 'application/json' };
+  if (method === 'POST') {
+    headers['content-type'] = 'application/json';
+    const token = await consoleToken();
+    if (token) headers[CONSOLE_TOKEN_HEADER] = token;
+  }
   const response = await fetch(path, {
     method,
     credentials: 'same-origin',
-    headers: method === 'POST' ? { accept: 'application/json', 'content-type': 'application/json' } : { accept: 'application/json' },
+    headers,
     body: method === 'POST' ? '{}' : undefined,
   });
   const text = await response.text();

@@ -20,10 +20,30 @@ export const ErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   /** A valid API key without the role the route requires (403). */
   FORBIDDEN: 'FORBIDDEN',
-  /** Too many client API requests for this key (or address) in the current minute (429, Retry-After). */
+  /**
+   * Too many client API requests for this key (or address) in the current minute, or too many
+   * requests refused 401 from this address (429, Retry-After).
+   */
   RATE_LIMITED: 'RATE_LIMITED',
-  /** A participant registration names an endpoint or host outside PARTICIPANT_HOSTS (403). */
+  /**
+   * A state-changing request sent by a page of another site (Sec-Fetch-Site cross-site or
+   * same-site, or an Origin other than the coordinator's own) (403). Browsers only: requests
+   * without these headers (curl, the SDK, servers) are not concerned.
+   */
+  CROSS_SITE_REQUEST: 'CROSS_SITE_REQUEST',
+  /** A request body whose Content-Type is not application/json (415). */
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  /** The path exists, but not for this method (405, with an Allow header listing those it has). */
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  /** A participant registration names an endpoint or host (or a port of it) outside PARTICIPANT_HOSTS (403). */
   PARTICIPANT_HOST_NOT_ALLOWED: 'PARTICIPANT_HOST_NOT_ALLOWED',
+  /**
+   * A participant registration names an IP address the egress policy refuses (403, field
+   * `endpoint` or `host`): link-local (cloud metadata), unspecified, multicast, broadcast or
+   * reserved in any spelling, or a loopback, private or public address PARTICIPANT_NETWORKS
+   * does not allow.
+   */
+  PARTICIPANT_ADDRESS_NOT_ALLOWED: 'PARTICIPANT_ADDRESS_NOT_ALLOWED',
   /**
    * A participant registration names a broker transport (rabbitmq, nats) this coordinator has
    * no connection for: it was started without RABBITMQ_URL or NATS_URL (400, field `transport`).
@@ -35,6 +55,12 @@ export const ErrorCode = {
    * decided that is not durable: send the same request again (begin with the same gid).
    */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /** An interactive transaction already holds MAX_BRANCHES_PER_TRANSACTION branches: no more may be added (409). */
+  TOO_MANY_BRANCHES: 'TOO_MANY_BRANCHES',
+  /** The API key already owns MAX_PARTICIPANTS_PER_KEY participant names: a new name is refused (403). */
+  PARTICIPANT_LIMIT: 'PARTICIPANT_LIMIT',
+  /** A participant cannot be deleted while a transaction that is not finished has a branch (or msg check) on it (409). */
+  PARTICIPANT_IN_USE: 'PARTICIPANT_IN_USE',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

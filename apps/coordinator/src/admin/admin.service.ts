@@ -17,22 +17,11 @@ import { AdminStore } from '../store/admin.store.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { asApiError } from '../api/engine-errors.js';
 import { toTransactionView } from '../api/transaction.view.js';
+import { dateFilter, decodeTransactionCursor, encodeTransactionCursor } from './admin-filters.js';
 import { branchLocksView, decodeLockCursor, encodeLockCursor, heldLockView } from './lock-views.js';
 import type { ListLocksQueryDto } from './list-locks.query.js';
 
 const DEFAULT_PAGE = 50;
-
-function encodeCursor(position: { createdAt: string; gid: string }): string {
-  return Buffer.from(`${position.createdAt}|${position.gid}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: string; gid: string } {
-  const [createdAt, gid] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!createdAt || !gid || Number.isNaN(Date.parse(createdAt))) {
-    throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'cursor is not a cursor this API returned', { field: 'cursor' });
-  }
-  return { createdAt, gid };
-}
 
 /** The operator's API (PROTOCOL.md 6): inspect and steer transactions. */
 @Injectable()
@@ -52,12 +41,12 @@ export class AdminService {
       mode: query.mode,
       participant: query.participant,
       attention: query.attention === undefined ? undefined : query.attention === 'true',
-      from: query.from ? new Date(query.from) : undefined,
-      to: query.to ? new Date(query.to) : undefined,
+      from: dateFilter(query.from, 'from'),
+      to: dateFilter(query.to, 'to'),
       limit: query.limit ?? DEFAULT_PAGE,
-      after: query.cursor ? decodeCursor(query.cursor) : undefined,
+      after: query.cursor ? decodeTransactionCursor(query.cursor) : undefined,
     });
-    return { items: page.rows.map(toTransactionView), nextCursor: page.more && page.last ? encodeCursor(page.last) : null };
+    return { items: page.rows.map(toTransactionView), nextCursor: page.more && page.last ? encodeTransactionCursor(page.last) : null };
   }
 
   /** The transaction with its history; each AT branch whose prepare reported locks shows them, and for how long they were held. */

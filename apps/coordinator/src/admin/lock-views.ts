@@ -1,4 +1,5 @@
-import { readBranchLocks, type BranchLocksView, type HeldLockView } from '@nest-dtx/protocol';
+import { ID_PATTERN, readBranchLocks, type BranchLocksView, type HeldLockView } from '@nest-dtx/protocol';
+import { isKeysetTime } from './admin-filters.js';
 import type { HeldLockPosition, StoredBranchLocks, StoredHeldLock } from '../store/records.js';
 
 /**
@@ -54,6 +55,7 @@ export function decodeLockCursor(cursor: string): HeldLockPosition | null {
   }
   if (!Array.isArray(parsed) || parsed.length !== 3 || !parsed.every((part) => typeof part === 'string' && part.length > 0)) return null;
   const [lockedAt, gid, branchId] = parsed as [string, string, string];
-  if (Number.isNaN(Date.parse(lockedAt))) return null;
+  // Strictly what encodeLockCursor wrote: anything else reaching Postgres (year 0, a huge year, a NUL in an id) would be a 500.
+  if (!isKeysetTime(lockedAt) || !ID_PATTERN.test(gid) || !ID_PATTERN.test(branchId)) return null;
   return { lockedAt, gid, branchId };
 }

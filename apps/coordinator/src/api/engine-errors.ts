@@ -1,6 +1,6 @@
 import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
-import { TransactionNotFoundError, TransactionRefusedError } from '../engine/errors.js';
+import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from '../engine/errors.js';
 import { toTransactionView } from './transaction.view.js';
 
 /** The API's answer to an engine refusal (PROTOCOL.md 3). */
@@ -23,5 +23,6 @@ export function refusalToApiError(error: TransactionRefusedError): ApiError {
 export function asApiError(error: unknown): unknown {
   if (error instanceof TransactionNotFoundError) return ApiError.notFound(error.gid);
   if (error instanceof TransactionRefusedError) return refusalToApiError(error);
+  if (error instanceof TooManyBranchesError) return new ApiError(409, ErrorCode.TOO_MANY_BRANCHES, error.message, { limit: error.limit });
   return error;
 }

@@ -41,7 +41,7 @@ const withKeys = guard({ API_KEYS: `admin:${KEYS.admin},client:${KEYS.client},pa
 
 /** Runs the guard as Nest would for `controller.method`, with `key` as Bearer; the HTTP status it answers. */
 function statusFor<T extends object>(subject: ApiKeyGuard, controller: Type<T>, method: keyof T & string, key?: keyof typeof KEYS): number {
-  const request = { headers: key ? { authorization: `Bearer ${KEYS[key]}` } : {} } as AuthenticatedRequest;
+  const request: AuthenticatedRequest = { method: 'GET', headers: key ? { authorization: `Bearer ${KEYS[key]}` } : {} };
   const response = { header: () => undefined };
   const handler = controller.prototype[method as keyof typeof controller.prototype] as () => void;
   const context = new ExecutionContextHost([request, response], controller, handler);

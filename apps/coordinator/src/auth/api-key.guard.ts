@@ -2,7 +2,7 @@ import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
+import { authorize, decideAccess, type AuthenticatedRequest } from './authenticate.js';
 import { routeAccess } from './roles.decorator.js';
 
 /**
@@ -26,7 +26,8 @@ export class ApiKeyGuard implements CanActivate {
     const required = access.roles;
     const http = context.switchToHttp();
     const request = http.getRequest<AuthenticatedRequest>();
-    const decision = decideAccess(ring, request.headers.authorization, required);
+    // The front door (onRequest) has already authenticated the request; only the role is left.
+    const decision = request.apiKey ? authorize(request.apiKey, required) : decideAccess(ring, request, required);
     if (!decision.allowed) {
       const { body, challenge } = decision.refusal;
       if (challenge) http.getResponse<{ header(name: string, value: string): unknown }>().header('WWW-Authenticate', challenge);
@@ -36,3 +37,4 @@ export class ApiKeyGuard implements CanActivate {
     return true;
   }
 }
+

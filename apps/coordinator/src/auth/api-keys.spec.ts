@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '@nest-dtx/protocol';
 import { isLoopbackHost } from '@nest-dtx/protocol';
-import { ApiKeyRing, keyMayUse, parseApiKeys, readAuthorization } from './api-keys.js';
-import { ADMIN_CHALLENGE, decideAccess } from './authenticate.js';
+import { ApiKeyRing, CONSOLE_TOKEN_HEADER, consoleTokenOf, isConsoleTokenOf, keyMayUse, parseApiKeys, readAuthorization } from './api-keys.js';
+import { ADMIN_CHALLENGE, decideAccess, type AccessRequest } from './authenticate.js';
 
 const ADMIN = 'admin-key-0123456789';
 const CLIENT = 'client-key-0123456789';
@@ -68,10 +68,10 @@ describe('ApiKeyRing.match', () => {
 
 describe('readAuthorization', () => {
   it('reads Bearer (any case of the scheme) and Basic (the password is the key, any user)', () => {
-    expect(readAuthorization(`Bearer ${CLIENT}`)).toEqual({ kind: 'key', key: CLIENT });
-    expect(readAuthorization(`bearer   ${CLIENT}`)).toEqual({ kind: 'key', key: CLIENT });
-    expect(readAuthorization(basic('anyone', ADMIN))).toEqual({ kind: 'key', key: ADMIN });
-    expect(readAuthorization(basic('', ADMIN))).toEqual({ kind: 'key', key: ADMIN });
+    expect(readAuthorization(`Bearer ${CLIENT}`)).toEqual({ kind: 'key', key: CLIENT, scheme: 'bearer' });
+    expect(readAuthorization(`bearer   ${CLIENT}`)).toEqual({ kind: 'key', key: CLIENT, scheme: 'bearer' });
+    expect(readAuthorization(basic('anyone', ADMIN))).toEqual({ kind: 'key', key: ADMIN, scheme: 'basic' });
+    expect(readAuthorization(basic('', ADMIN))).toEqual({ kind: 'key', key: ADMIN, scheme: 'basic' });
   });
 
   it('treats a missing or blank header as no credential', () => {
@@ -109,29 +109,63 @@ describe('role rules', () => {
   });
 });
 
+/** A request of `method` with this Authorization header (and more headers). */
+const send = (method: string, authorization: string | undefined, headers: Record<string, string> = {}): AccessRequest => ({
+  method,
+  headers: { ...(authorization === undefined ? {} : { authorization }), ...headers },
+});
+const get = (authorization: string | undefined): AccessRequest => send('GET', authorization);
+
 describe('decideAccess', () => {
   it('allows the right role and says which key', () => {
-    expect(decideAccess(ring, `Bearer ${CLIENT}`, ['client'])).toMatchObject({ allowed: true, key: { id: 'key#2' } });
-    expect(decideAccess(ring, basic('ops', ADMIN), ['admin'])).toMatchObject({ allowed: true, key: { id: 'key#1' } });
+    expect(decideAccess(ring, get(`Bearer ${CLIENT}`), ['client'])).toMatchObject({ allowed: true, key: { id: 'key#2' } });
+    expect(decideAccess(ring, get(basic('ops', ADMIN)), ['admin'])).toMatchObject({ allowed: true, key: { id: 'key#1' } });
   });
 
   it('answers 401 UNAUTHENTICATED without a key, with an unknown one or a malformed header', () => {
     for (const header of [undefined, `Bearer ${CLIENT}x`, 'Bearer', basic('ops', 'wrong-password-000000')]) {
-      const decision = decideAccess(ring, header, ['client']);
+      const decision = decideAccess(ring, get(header), ['client']);
       expect(decision).toMatchObject({ allowed: false, refusal: { body: { statusCode: 401, error: ErrorCode.UNAUTHENTICATED } } });
     }
   });
 
   it('challenges with Basic on admin-only routes (the browser prompts) and Bearer elsewhere', () => {
-    const admin = decideAccess(ring, undefined, ['admin']);
-    const client = decideAccess(ring, undefined, ['client']);
+    const admin = decideAccess(ring, get(undefined), ['admin']);
+    const client = decideAccess(ring, get(undefined), ['client']);
     expect(!admin.allowed && admin.refusal.challenge).toBe(ADMIN_CHALLENGE);
     expect(!client.allowed && client.refusal.challenge).toBe('Bearer realm="nest-dtx"');
   });
 
   it('answers 403 FORBIDDEN, without a challenge, for a known key lacking the role', () => {
-    const decision = decideAccess(ring, `Bearer ${PARTICIPANT}`, ['client']);
+    const decision = decideAccess(ring, get(`Bearer ${PARTICIPANT}`), ['client']);
     expect(decision).toMatchObject({ allowed: false, refusal: { body: { statusCode: 403, error: ErrorCode.FORBIDDEN }, challenge: null } });
+  });
+
+  it('takes Basic (the browser\'s ambient login) on GET and HEAD only, unless the console token comes with it', () => {
+    const adminKey = ring.match(ADMIN)!;
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const refused = decideAccess(ring, send(method, basic('ops', ADMIN)), ['admin']);
+      expect(refused).toMatchObject({ allowed: false, refusal: { body: { statusCode: 401, error: ErrorCode.UNAUTHENTICATED }, challenge: 'Bearer realm="nest-dtx"' } });
+      const wrongToken = decideAccess(ring, send(method, basic('ops', ADMIN), { [CONSOLE_TOKEN_HEADER]: consoleTokenOf(ring.match(CLIENT)!) }), ['admin']);
+      expect(wrongToken.allowed).toBe(false);
+      expect(decideAccess(ring, send(method, basic('ops', ADMIN), { [CONSOLE_TOKEN_HEADER]: consoleTokenOf(adminKey) }), ['admin']).allowed).toBe(true);
+      expect(decideAccess(ring, send(method, `Bearer ${ADMIN}`), ['admin']).allowed).toBe(true);
+    }
+    expect(decideAccess(ring, send('HEAD', basic('ops', ADMIN)), ['admin']).allowed).toBe(true);
+  });
+
+  it('derives the same console token for the same key (every instance agrees), another for another key', () => {
+    const again = new ApiKeyRing(parseApiKeys(`admin:${ADMIN}`)).match(ADMIN)!;
+    expect(consoleTokenOf(again)).toBe(consoleTokenOf(ring.match(ADMIN)!));
+    expect(consoleTokenOf(again)).not.toBe(consoleTokenOf(ring.match(CLIENT)!));
+    expect(consoleTokenOf(again)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(isConsoleTokenOf(again, undefined)).toBe(false);
+    expect(isConsoleTokenOf(again, [consoleTokenOf(again)])).toBe(false);
+  });
+
+  it('asks only for a known key when no role is given (the front door, before routing)', () => {
+    expect(decideAccess(ring, get(`Bearer ${PARTICIPANT}`), null)).toMatchObject({ allowed: true });
+    expect(decideAccess(ring, get(undefined), null)).toMatchObject({ allowed: false, refusal: { body: { statusCode: 401 } } });
   });
 });
 

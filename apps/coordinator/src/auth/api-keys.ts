@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * What a key may do: `client` drives transactions, `participant` registers, `metrics` reads
@@ -82,8 +82,12 @@ export class ApiKeyRing {
   }
 }
 
-/** What an Authorization header carries: a key, nothing, or something we cannot read. */
-export type PresentedCredential = { kind: 'none' } | { kind: 'malformed'; reason: string } | { kind: 'key'; key: string };
+/**
+ * What an Authorization header carries: a key (and by which scheme), nothing, or something we
+ * cannot read. The scheme matters: a browser sends Basic credentials on its own (ambient
+ * credentials), Bearer only when a script of ours put it there.
+ */
+export type PresentedCredential = { kind: 'none' } | { kind: 'malformed'; reason: string } | { kind: 'key'; key: string; scheme: 'bearer' | 'basic' };
 
 /**
  * Reads `Authorization: Bearer <key>` or `Authorization: Basic base64(user:key)` (any user
@@ -99,7 +103,7 @@ export function readAuthorization(header: string | string[] | undefined): Presen
   const scheme = (space < 0 ? value : value.slice(0, space)).toLowerCase();
   const rest = space < 0 ? '' : value.slice(space + 1).trim();
   if (scheme === 'bearer') {
-    return rest === '' ? { kind: 'malformed', reason: 'Bearer without a key' } : { kind: 'key', key: rest };
+    return rest === '' ? { kind: 'malformed', reason: 'Bearer without a key' } : { kind: 'key', key: rest, scheme: 'bearer' };
   }
   if (scheme === 'basic') {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(rest)) return { kind: 'malformed', reason: 'Basic credentials are not base64' };
@@ -107,7 +111,7 @@ export function readAuthorization(header: string | string[] | undefined): Presen
     const colon = decoded.indexOf(':');
     if (colon < 0) return { kind: 'malformed', reason: 'Basic credentials must be user:key' };
     const key = decoded.slice(colon + 1);
-    return key === '' ? { kind: 'malformed', reason: 'Basic credentials without a key' } : { kind: 'key', key };
+    return key === '' ? { kind: 'malformed', reason: 'Basic credentials without a key' } : { kind: 'key', key, scheme: 'basic' };
   }
   return { kind: 'malformed', reason: 'Authorization must use the Bearer or Basic scheme' };
 }
@@ -115,4 +119,28 @@ export function readAuthorization(header: string | string[] | undefined): Presen
 /** Whether a key may use a route that requires one of `required` (admin may use every route). */
 export function keyMayUse(key: ApiKey, required: readonly ApiRole[]): boolean {
   return key.roles.has('admin') || required.some((role) => key.roles.has(role));
+}
+
+/** The header the web console sends its session token in, next to the browser's Basic login. */
+export const CONSOLE_TOKEN_HEADER = 'x-dtx-console-token';
+
+/** Fixed input of the console token's HMAC: changing it invalidates every token handed out. */
+const CONSOLE_TOKEN_LABEL = 'nest-dtx console session v1';
+
+/**
+ * The console session token of a key: HMAC-SHA256 keyed by the key's digest over a fixed label,
+ * base64url. Stateless, so every coordinator instance derives the same token for the same key,
+ * and it is worthless without the key (it proves the page could read a same-origin answer,
+ * which another site's page cannot).
+ */
+export function consoleTokenOf(key: ApiKey): string {
+  return createHmac('sha256', key.digest).update(CONSOLE_TOKEN_LABEL, 'utf8').digest('base64url');
+}
+
+/** Whether `presented` is the console token of `key`, compared in constant time. */
+export function isConsoleTokenOf(key: ApiKey, presented: string | string[] | undefined): boolean {
+  if (typeof presented !== 'string' || presented.length > 128) return false;
+  const expected = Buffer.from(consoleTokenOf(key), 'utf8');
+  const given = Buffer.from(presented, 'utf8');
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 
@@ -6,7 +7,7 @@ import { ApiError } from './api-error.js';
 export const BODY_LIMIT_BYTES = 1024 * 1024;
 
 const invalidJson = (): ApiError => new ApiError(400, ErrorCode.INVALID_JSON, 'request body is not valid JSON');
-const unsupportedEncoding = (): ApiError => new ApiError(415, ErrorCode.VALIDATION_FAILED, 'unsupported body encoding');
+const unsupportedEncoding = (): ApiError => new ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'unsupported body encoding');
 
 /** `charset=...` of a Content-Type, lower-case, if it names one. */
 function charsetOf(contentType: string | undefined): string | undefined {
@@ -35,9 +36,42 @@ export function parseJsonBody(text: string, contentType: string | undefined, con
   }
 }
 
+/** Whether a Content-Type is JSON's: application/json, with any parameters (parseJsonBody checks the charset). */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  return contentType.split(';', 1)[0].trim().toLowerCase() === 'application/json';
+}
+
+/** Whether the request says it has a body: a non-zero Content-Length, or any Transfer-Encoding. */
+export function announcesBody(headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && !/^0+$/.test(length.trim());
+}
+
 /**
- * Bodies are JSON or ignored. application/json (with any parameters) is parsed by parseJsonBody; any other content type is read (within the limit) and left out, so
- * the route validates an absent body, as it did on Express.
+ * Why a request's body is refused before it is read (415), or null. Every body the API takes
+ * is JSON; a body of another type used to be read and dropped, which let a cross-site form post
+ * (text/plain, urlencoded, multipart: types a page may send without asking) reach a route as if
+ * it had no body. A chunked body counts as non-empty: it is judged by its headers, unread.
+ */
+export function unsupportedBodyReason(headers: IncomingHttpHeaders): string | null {
+  if (!announcesBody(headers) || isJsonContentType(headers['content-type'])) return null;
+  const type = headers['content-type'];
+  return `a request body must be application/json${type === undefined ? ' (it has no Content-Type)' : `, not ${type.split(';', 1)[0].trim().slice(0, 100)}`}`;
+}
+
+/** An onRequest hook answering 415 UNSUPPORTED_MEDIA_TYPE for a non-JSON body, before it is read. */
+export function refuseNonJsonBody(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const reason = unsupportedBodyReason(request.headers);
+  if (reason === null) return done();
+  void reply.code(415).send({ statusCode: 415, error: ErrorCode.UNSUPPORTED_MEDIA_TYPE, message: reason } satisfies ErrorBody);
+}
+
+/**
+ * Bodies are JSON: application/json (with any parameters) is parsed by parseJsonBody. Other
+ * types with a body never get here (refuseNonJsonBody); an empty one (a Content-Type with
+ * Content-Length 0) is read as no body, which the routes with optional bodies accept.
  */
 export function registerBodyParsers(fastify: FastifyInstance): void {
   fastify.removeAllContentTypeParsers();
@@ -48,7 +82,10 @@ export function registerBodyParsers(fastify: FastifyInstance): void {
       done(error as Error, undefined);
     }
   });
-  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, _body, done) => done(null, undefined));
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    done(new ApiError(415, ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'a request body must be application/json'), undefined);
+  });
 }
 
 /** Fastify's own errors before a route runs (body reading, bad URLs), as the API's error codes. */
@@ -62,7 +99,7 @@ export function fastifyErrorBody(error: unknown): ErrorBody | null {
       return { statusCode: 400, error: ErrorCode.INVALID_JSON, message: 'request body is not valid JSON' };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return { statusCode: 415, error: ErrorCode.VALIDATION_FAILED, message: 'unsupported request body' };
+      return { statusCode: 415, error: ErrorCode.UNSUPPORTED_MEDIA_TYPE, message: 'unsupported request body' };
     case 'FST_ERR_BAD_URL':
       return { statusCode: 400, error: ErrorCode.VALIDATION_FAILED, message: 'the request path is not valid percent-encoding' };
     default: {

@@ -9,7 +9,9 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   401: ErrorCode.UNAUTHENTICATED,
   403: ErrorCode.FORBIDDEN,
   404: ErrorCode.NOT_FOUND,
+  405: ErrorCode.METHOD_NOT_ALLOWED,
   413: ErrorCode.PAYLOAD_TOO_LARGE,
+  415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
   429: ErrorCode.RATE_LIMITED,
 };
 
@@ -32,7 +34,7 @@ function bodyParserError(exception: unknown): ErrorBody | null {
     return { statusCode: 413, error: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body is too large' };
   }
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return { statusCode: 415, error: ErrorCode.VALIDATION_FAILED, message: 'unsupported body encoding' };
+    return { statusCode: 415, error: ErrorCode.UNSUPPORTED_MEDIA_TYPE, message: 'unsupported body encoding' };
   }
   return null;
 }

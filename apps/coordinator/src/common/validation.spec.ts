@@ -2,7 +2,11 @@ import type { ArgumentMetadata } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
 import { AddBranchDto, BeginTransactionDto, DecideDto } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
-import { BodyDepthPipe, createFullValidationPipe, createValidationPipe, deeperThan, MAX_BODY_DEPTH } from './validation.js';
+import { findJsonProblem } from './storable-json.js';
+import { BodyDepthPipe, createFullValidationPipe, createValidationPipe, MAX_BODY_DEPTH } from './validation.js';
+
+/** The depth half of the body check, on values without strings. */
+const deeperThan = (value: unknown, limit: number): boolean => findJsonProblem(value, limit)?.kind === 'too_deep';
 
 /** Reference model of the depth check: the nesting depth of a JSON value, without recursion. */
 function jsonDepth(value: unknown): number {

@@ -1,6 +1,7 @@
 import { ValidationPipe, type ArgumentMetadata, type PipeTransform, type ValidationError } from '@nestjs/common';
 import { AddBranchDto, BeginTransactionDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
+import { describeProblem, fieldName, findJsonProblem } from './storable-json.js';
 
 /** The first failing constraint, with its full path (e.g. `branches.0.participant`). */
 function firstFailure(errors: ValidationError[], prefix = ''): { field: string; message: string } | null {
@@ -111,28 +112,30 @@ export function createFullValidationPipe(): ValidationPipe {
 /** Deepest JSON nesting a request body may have; the API's own bodies need 4, payloads get the rest. */
 export const MAX_BODY_DEPTH = 64;
 
-/** Whether a parsed JSON value nests deeper than `limit`; recursion stops at the limit, so no body can overflow the stack. */
-export function deeperThan(value: unknown, limit: number): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  if (limit <= 0) return true;
-  if (Array.isArray(value)) {
-    for (const item of value) if (deeperThan(item, limit - 1)) return true;
-  } else {
-    for (const key in value) if (Object.hasOwn(value, key) && deeperThan((value as Record<string, unknown>)[key], limit - 1)) return true;
-  }
-  return false;
-}
+/** Where a pipe's value sits in the request, for the field a 400 names when the problem is the value itself. */
+const ROOT_FIELD: Partial<Record<ArgumentMetadata['type'], string>> = { body: 'body', query: 'query', param: 'param' };
 
 /**
- * Refuses request bodies nested deeper than MAX_BODY_DEPTH before the validation pipe runs:
- * class-transformer copies bodies recursively and a deep enough one (a 1 MB body can nest
- * ~150,000 levels) overflows its stack, which would be a 500.
+ * Refuses, before the validation pipe runs and before anything is written, request values that
+ * could never be stored or validated:
+ * - bodies nested deeper than MAX_BODY_DEPTH: class-transformer copies bodies recursively and a
+ *   deep enough one (a 1 MB body can nest ~150,000 levels) overflows its stack, a 500;
+ * - the NUL character or an unpaired UTF-16 surrogate in any string or key of a body, a query or
+ *   a path parameter: Postgres refuses them in `jsonb` and `text` columns, also a 500.
+ * Both in one walk of the value (this runs on every begin). The 400 names the field at fault,
+ * as the validation pipe's do (`branches.0.payload.note`).
  */
 export class BodyDepthPipe implements PipeTransform<unknown, unknown> {
   transform(value: unknown, metadata: ArgumentMetadata): unknown {
-    if (metadata.type === 'body' && deeperThan(value, MAX_BODY_DEPTH)) {
+    const root = ROOT_FIELD[metadata.type];
+    if (root === undefined) return value;
+    const problem = findJsonProblem(value, MAX_BODY_DEPTH);
+    if (!problem) return value;
+    if (problem.kind === 'too_deep') {
       throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `body is nested deeper than ${MAX_BODY_DEPTH} levels`, { field: 'body' });
     }
-    return value;
+    // A single query or path value (`@Query('name')`) is named by its key; a whole body or query by its path in it.
+    const field = fieldName(metadata.data ?? '', problem.path) || root;
+    throw new ApiError(400, ErrorCode.VALIDATION_FAILED, describeProblem(problem, field, MAX_BODY_DEPTH), { field });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CoordinatorConfig, loadCoordinatorEnv } from './coordinator.config.js';
+import { CoordinatorConfig, httpIdleTimeoutMs, loadCoordinatorEnv } from './coordinator.config.js';
 
 const KEYS = 'admin:admin-key-0123456789,client:client-key-0123456789';
 
@@ -9,6 +9,15 @@ describe('security configuration', () => {
     expect(config.apiKeys.enabled).toBe(false);
     expect(config.rateLimitPerMinute).toBe(60_000);
     expect(config.participantHosts).toBeNull();
+    // Without keys the coordinator listens on loopback only: a local trial calls local participants.
+    expect(config.participantNetworks.describe()).toBe('loopback, private, public');
+  });
+
+  it('calls public addresses only by default once API keys are set, and reads PARTICIPANT_NETWORKS', () => {
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS })).participantNetworks.describe()).toBe('public');
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_NETWORKS: 'Private, 10.1.0.0/16' }));
+    expect(config.participantNetworks.describe()).toBe('private, 10.1.0.0/16');
+    expect(() => loadCoordinatorEnv({ PARTICIPANT_NETWORKS: 'loopback,intranet' })).toThrow(/^invalid configuration: PARTICIPANT_NETWORKS: entry 2/);
   });
 
   it('refuses a non-loopback HOST without keys, and allows it with keys', () => {
@@ -24,10 +33,28 @@ describe('security configuration', () => {
   });
 
   it('reads keys, hosts and the rate limit', () => {
-    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_HOSTS: 'Bank-A,127.0.0.1', RATE_LIMIT_PER_MINUTE: '0' }));
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, PARTICIPANT_HOSTS: 'Bank-A,127.0.0.1:4001', RATE_LIMIT_PER_MINUTE: '0' }));
     expect(config.apiKeys.size).toBe(2);
-    expect([...(config.participantHosts ?? [])]).toEqual(['bank-a', '127.0.0.1']);
+    expect([...(config.participantHosts ?? [])]).toEqual([['bank-a', null], ['127.0.0.1', new Set([4001])]]);
     expect(config.rateLimitPerMinute).toBe(0);
+  });
+});
+
+describe('connection timeouts and the refused-request limit', () => {
+  it('defaults: headers 10 s, request 30 s, keep-alive 5 s, idle 60 s, 100 headers, 60 refusals a minute', () => {
+    const env = loadCoordinatorEnv({});
+    expect([env.HTTP_HEADERS_TIMEOUT_MS, env.HTTP_REQUEST_TIMEOUT_MS, env.HTTP_KEEP_ALIVE_TIMEOUT_MS, httpIdleTimeoutMs(env), env.HTTP_MAX_HEADERS]).toEqual([10_000, 30_000, 5_000, 60_000, 100]);
+    expect(new CoordinatorConfig(env).authFailureLimitPerMinute).toBe(60);
+  });
+
+  it('keeps the idle timeout past the longest silent answer (wait: true, a branch call)', () => {
+    expect(httpIdleTimeoutMs(loadCoordinatorEnv({ WAIT_MAX_MS: '90000' }))).toBe(100_000);
+    expect(() => loadCoordinatorEnv({ HTTP_IDLE_TIMEOUT_MS: '30000' })).toThrow(/^invalid configuration: HTTP_IDLE_TIMEOUT_MS \(30000\) must exceed WAIT_MAX_MS/);
+    expect(httpIdleTimeoutMs(loadCoordinatorEnv({ HTTP_IDLE_TIMEOUT_MS: '3000', WAIT_MAX_MS: '1000', CALL_TIMEOUT_MS: '1000' }))).toBe(3_000);
+  });
+
+  it('refuses a headers timeout longer than the request timeout', () => {
+    expect(() => loadCoordinatorEnv({ HTTP_HEADERS_TIMEOUT_MS: '5000', HTTP_REQUEST_TIMEOUT_MS: '2000' })).toThrow(/HTTP_HEADERS_TIMEOUT_MS \(5000\) must not exceed/);
   });
 });
 
@@ -70,5 +97,22 @@ describe('RABBITMQ_URL and NATS_URL', () => {
     expect(() => loadCoordinatorEnv({ NATS_URL: '127.0.0.1:4222' })).toThrow(/^invalid configuration: NATS_URL: NATS_URL must be a nats:\/\//);
     expect(() => loadCoordinatorEnv({ NATS_URL: 'nats://' })).toThrow(/^invalid configuration: NATS_URL/);
     expect(() => loadCoordinatorEnv({ NATS_URL: 'nats://exa mple:4222' })).toThrow(/^invalid configuration: NATS_URL/);
+  });
+});
+
+describe('limits and owner-scoped keys', () => {
+  it('defaults: 100 branches a transaction, 100 participants a key, 100 actions a participant; scoping only with keys', () => {
+    const env = loadCoordinatorEnv({});
+    expect([env.MAX_BRANCHES_PER_TRANSACTION, env.MAX_PARTICIPANTS_PER_KEY, env.MAX_ACTIONS_PER_PARTICIPANT]).toEqual([100, 100, 100]);
+    expect(new CoordinatorConfig(env).ownerScopedKeys).toBe(false);
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS })).ownerScopedKeys).toBe(true);
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ API_KEYS: KEYS, OWNER_SCOPED_KEYS: 'false' })).ownerScopedKeys).toBe(false);
+  });
+
+  it('refuses limits outside their range, in one line', () => {
+    expect(() => loadCoordinatorEnv({ MAX_BRANCHES_PER_TRANSACTION: '1001' })).toThrow(/^invalid configuration: MAX_BRANCHES_PER_TRANSACTION/);
+    expect(() => loadCoordinatorEnv({ MAX_PARTICIPANTS_PER_KEY: '0' })).toThrow(/^invalid configuration: MAX_PARTICIPANTS_PER_KEY/);
+    expect(() => loadCoordinatorEnv({ MAX_ACTIONS_PER_PARTICIPANT: '201' })).toThrow(/^invalid configuration: MAX_ACTIONS_PER_PARTICIPANT/);
+    expect(() => loadCoordinatorEnv({ OWNER_SCOPED_KEYS: 'maybe' })).toThrow(/^invalid configuration: OWNER_SCOPED_KEYS: .*must be true or false/);
   });
 });

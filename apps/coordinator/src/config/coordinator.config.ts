@@ -3,7 +3,8 @@ import { plainToInstance, Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 import { isLoopbackHost, natsConnectionOptions } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
-import { parseParticipantHosts } from '../participants/participant-hosts.js';
+import { EgressPolicy } from '../participants/egress-policy.js';
+import { parseParticipantHosts, type ParticipantHostList } from '../participants/participant-hosts.js';
 
 const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() !== '' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
@@ -12,6 +13,9 @@ const toBoolean = ({ value }: { value: unknown }): unknown => {
   const word = typeof value === 'string' ? value.trim().toLowerCase() : value;
   return word === 'true' || word === '1' ? true : word === 'false' || word === '0' ? false : value;
 };
+
+/** HTTP_IDLE_TIMEOUT_MS when unset and the silences it must outlast are shorter. */
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * The environment the coordinator reads (README "Configuration" lists the same names).
@@ -128,9 +132,21 @@ export class CoordinatorEnv {
   @IsOptional() @IsString()
   API_KEYS?: string = undefined;
 
-  /** Comma-separated host names or IP addresses participants may register; unset: any host. */
+  /**
+   * Comma-separated hosts participants may register, each with an optional port
+   * (`bank-a:8080`, `127.0.0.1:4001`, `[::1]:4001`; no port: any port); unset: any host.
+   */
   @IsOptional() @IsString()
   PARTICIPANT_HOSTS?: string = undefined;
+
+  /**
+   * The networks the coordinator may call participants in (participants/egress-policy.ts):
+   * `loopback`, `private`, `public` and CIDRs, comma-separated. Link-local (metadata services),
+   * unspecified, multicast, broadcast and reserved addresses are refused whatever it says. Unset:
+   * `loopback,private,public` without API_KEYS, `public` with them.
+   */
+  @IsOptional() @IsString()
+  PARTICIPANT_NETWORKS?: string = undefined;
 
   /**
    * The coordinator's signing secret, from which every participant's secret is derived
@@ -140,21 +156,85 @@ export class CoordinatorEnv {
   @IsOptional() @IsString() @Matches(/^[\x21-\x7e]{32,512}$/, { message: 'SIGNING_SECRET must be 32 to 512 visible ASCII characters (e.g. openssl rand -base64 32)' })
   SIGNING_SECRET?: string = undefined;
 
+  /**
+   * Branches (saga steps) one transaction may hold: at begin (400 VALIDATION_FAILED naming
+   * `branches` / `steps`) and when one more is added to an interactive one (409 TOO_MANY_BRANCHES).
+   * The request DTO's ceiling (LIMITS.maxBranches) bounds it.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(1_000)
+  MAX_BRANCHES_PER_TRANSACTION: number = 100;
+
+  /** Participant names one API key may own (without keys: names in all); a new name past it is 403 PARTICIPANT_LIMIT. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(100_000)
+  MAX_PARTICIPANTS_PER_KEY: number = 100;
+
+  /** Actions one participant may register (400 VALIDATION_FAILED naming `actions`); the DTO's ceiling is 200. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(200)
+  MAX_ACTIONS_PER_PARTICIPANT: number = 100;
+
+  /**
+   * With API_KEYS: a client key reads, extends and decides only the transactions it began
+   * (another key gets 404 TX_NOT_FOUND); admin keys see all. Without keys it changes nothing.
+   */
+  @IsOptional() @Transform(toBoolean) @IsBoolean({ message: 'OWNER_SCOPED_KEYS must be true or false' })
+  OWNER_SCOPED_KEYS: boolean = true;
+
   /** Client API requests per key (or address) per minute and instance; 0: unlimited. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
   RATE_LIMIT_PER_MINUTE: number = 60_000;
+
+  /**
+   * Requests refused 401 (no key, an unknown or malformed one) per client address per minute and
+   * instance, a token bucket; past it, 429 RATE_LIMITED. Requests with a valid key never count.
+   * 0: unlimited.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
+  AUTH_FAILURE_LIMIT_PER_MINUTE: number = 60;
+
+  /** Time a connection has to send a request's headers, from its first byte; then it is closed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  HTTP_HEADERS_TIMEOUT_MS: number = 10_000;
+
+  /**
+   * Time a connection has to send a whole request, headers and body; then it is closed (408).
+   * It governs receiving only: a response in progress (wait: true holds one up to WAIT_MAX_MS)
+   * is not cut by it.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(3_600_000)
+  HTTP_REQUEST_TIMEOUT_MS: number = 30_000;
+
+  /** Time an idle keep-alive connection is kept open between two requests. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(600_000)
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: number = 5_000;
+
+  /**
+   * Time a connection may stay silent in either direction (no byte read or written) before it
+   * is closed: a connection that never sends anything, or a request whose answer nobody reads.
+   * Must exceed WAIT_MAX_MS and CALL_TIMEOUT_MS, which an answer may be silent for; the console's live stream
+   * sends a keep-alive every 25 s, so below that it reconnects now and then. Unset: 60 s, or
+   * 10 s more than the longer of those two when that is more (httpIdleTimeoutMs).
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(3_600_000)
+  HTTP_IDLE_TIMEOUT_MS?: number = undefined;
+
+  /** Request headers read per request; the rest are dropped (Node's maxHeadersCount). */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(2_000)
+  HTTP_MAX_HEADERS: number = 100;
 }
 
 /** The typed, validated configuration every coordinator service injects. */
 export class CoordinatorConfig {
   /** The configured API keys (empty when API_KEYS is unset: authentication off). */
   readonly apiKeys: ApiKeyRing;
-  /** Hosts participants may register, lower-case; null: any host. */
-  readonly participantHosts: ReadonlySet<string> | null;
+  /** Hosts (and ports) participants may register, lower-case; null: any host. */
+  readonly participantHosts: ParticipantHostList | null;
+  /** The addresses the coordinator may call participants at (PARTICIPANT_NETWORKS or its default). */
+  readonly participantNetworks: EgressPolicy;
 
   constructor(readonly env: CoordinatorEnv) {
     this.apiKeys = new ApiKeyRing(env.API_KEYS ? parseApiKeys(env.API_KEYS) : []);
     this.participantHosts = env.PARTICIPANT_HOSTS ? parseParticipantHosts(env.PARTICIPANT_HOSTS) : null;
+    this.participantNetworks = env.PARTICIPANT_NETWORKS ? EgressPolicy.parse(env.PARTICIPANT_NETWORKS) : EgressPolicy.defaultFor(this.apiKeys.enabled);
   }
   get port(): number { return this.env.PORT; }
   get host(): string { return this.env.HOST; }
@@ -165,8 +245,21 @@ export class CoordinatorConfig {
   get instanceId(): string { return this.env.INSTANCE_ID; }
   get migrationsRun(): boolean { return this.env.MIGRATIONS_RUN; }
   get rateLimitPerMinute(): number { return this.env.RATE_LIMIT_PER_MINUTE; }
+  /** Whether transactions are scoped to the client key that began them (OWNER_SCOPED_KEYS, only with keys). */
+  get ownerScopedKeys(): boolean { return this.apiKeys.enabled && this.env.OWNER_SCOPED_KEYS; }
+  get authFailureLimitPerMinute(): number { return this.env.AUTH_FAILURE_LIMIT_PER_MINUTE; }
   /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
   get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }
+}
+
+/** The longest an answer in progress may be silent: a wait: true answer, or adding a branch while its participant is called. */
+function longestSilenceMs(env: CoordinatorEnv): number {
+  return Math.max(env.WAIT_MAX_MS, env.CALL_TIMEOUT_MS);
+}
+
+/** HTTP_IDLE_TIMEOUT_MS, or when unset 60 s, raised to outlast the longest silent answer. */
+export function httpIdleTimeoutMs(env: CoordinatorEnv): number {
+  return env.HTTP_IDLE_TIMEOUT_MS ?? Math.max(DEFAULT_IDLE_TIMEOUT_MS, longestSilenceMs(env) + 10_000);
 }
 
 /** Validates the environment; throws one line naming every bad variable. */
@@ -184,8 +277,20 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   if (env.LEASE_MS < 2 * env.CALL_TIMEOUT_MS) {
     throw new Error(`invalid configuration: LEASE_MS (${env.LEASE_MS}) must be at least twice CALL_TIMEOUT_MS (${env.CALL_TIMEOUT_MS})`);
   }
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new Error(
+      `invalid configuration: HTTP_HEADERS_TIMEOUT_MS (${env.HTTP_HEADERS_TIMEOUT_MS}) must not exceed HTTP_REQUEST_TIMEOUT_MS (${env.HTTP_REQUEST_TIMEOUT_MS})`,
+    );
+  }
+  // An idle timeout shorter than an answer's silence would cut answers the API promises.
+  if (httpIdleTimeoutMs(env) <= longestSilenceMs(env)) {
+    throw new Error(
+      `invalid configuration: HTTP_IDLE_TIMEOUT_MS (${httpIdleTimeoutMs(env)}) must exceed WAIT_MAX_MS and CALL_TIMEOUT_MS (${longestSilenceMs(env)})`,
+    );
+  }
   const keys = parseOrExplain('API_KEYS', env.API_KEYS, parseApiKeys);
   parseOrExplain('PARTICIPANT_HOSTS', env.PARTICIPANT_HOSTS, parseParticipantHosts);
+  parseOrExplain('PARTICIPANT_NETWORKS', env.PARTICIPANT_NETWORKS, (spec) => EgressPolicy.parse(spec));
   parseOrExplain('RABBITMQ_URL', env.RABBITMQ_URL, (url) => new URL(url));
   parseOrExplain('NATS_URL', env.NATS_URL, natsConnectionOptions);
   // Without keys anyone who reaches the port may commit, roll back and register: refuse to

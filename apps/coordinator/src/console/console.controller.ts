@@ -1,7 +1,9 @@
-import { Controller, Get, Header, Param, Sse, type MessageEvent, type StreamableFile } from '@nestjs/common';
+import { Controller, Get, Header, Param, Req, Sse, type MessageEvent, type StreamableFile } from '@nestjs/common';
 import { ApiOperation, ApiParam, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Observable } from 'rxjs';
 import { ErrorCode } from '@nest-dtx/protocol';
+import { consoleTokenOf } from '../auth/api-keys.js';
+import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { ApiErrors } from '../docs/api-responses.js';
 import { ConsoleAssets } from './console-assets.service.js';
 import { TransactionFeed } from './transaction-feed.service.js';
@@ -45,6 +47,24 @@ export class ConsoleController {
   @Header('Cache-Control', 'no-cache')
   asset(@Param('file') file: string): StreamableFile {
     return this.assets.file(file);
+  }
+
+  /**
+   * The console's session token: the page sends it (x-dtx-console-token) with its POSTs, which
+   * Basic credentials alone no longer authorise (auth/authenticate.ts). Derived from the key, so
+   * every instance accepts it; readable by this origin's pages only (no CORS header anywhere).
+   * Without API keys there is no login to protect: null.
+   */
+  @Get('session')
+  @ApiOperation({ summary: "The console's session token, sent back in x-dtx-console-token with the console's POSTs" })
+  @ApiResponse({
+    status: 200,
+    description: 'The token of the key this request used; null when the coordinator has no API keys.',
+    schema: { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: ['string', 'null'], maxLength: 128 } } },
+  })
+  @Header('Cache-Control', 'no-store')
+  session(@Req() request: AuthenticatedRequest): { token: string | null } {
+    return { token: request.apiKey ? consoleTokenOf(request.apiKey) : null };
   }
 
   @Sse('stream')

@@ -25,6 +25,9 @@ async function prepareSchema(config: CoordinatorConfig, url: string): Promise<vo
   }
 }
 
+/** How long a request waits for a Postgres connection (a new one, or a free one of the pool). */
+const DB_CONNECT_TIMEOUT_MS = 10_000;
+
 @Module({
   imports: [
     TypeOrmModule.forRootAsync({
@@ -43,7 +46,15 @@ async function prepareSchema(config: CoordinatorConfig, url: string): Promise<vo
           migrationsRun: false,
           migrationsTransactionMode: 'each' as const,
           synchronize: false,
-          extra: { max: config.env.DB_POOL_SIZE, keepAlive: true, application_name: `dtx-coordinator ${config.instanceId}` },
+          extra: {
+            max: config.env.DB_POOL_SIZE,
+            keepAlive: true,
+            application_name: `dtx-coordinator ${config.instanceId}`,
+            // A database that drops packets (a host gone, a firewall) would otherwise hold every
+            // request until the OS gives up on the socket, minutes later: after this a request
+            // answers 503 STORE_UNAVAILABLE. Also bounds the wait for a free connection of the pool.
+            connectionTimeoutMillis: DB_CONNECT_TIMEOUT_MS,
+          },
           retryAttempts: 0,
         };
       },

@@ -34,7 +34,7 @@ export function createApiDocument(app: INestApplication): OpenAPIObject {
     .setDescription(
       'Distributed transactions (TCC, 2PC, Saga, two-phase messages). The normative contract is PROTOCOL.md. ' +
         'JSON in and out; every error body is `{ statusCode, error: CODE, message }` (plus `field` for bad input), `CODE` one of the stable codes of ErrorBody. ' +
-        'A method a path does not have is answered 404 NOT_FOUND.',
+        'A method a path does not have is answered 405 METHOD_NOT_ALLOWED with an `Allow` header listing those it has; a path that does not exist, 404 NOT_FOUND.',
     )
     .setVersion('1')
     .addServer('/', 'This coordinator, whichever environment (local, staging, production) it runs in: the origin that serves this document.', undefined, {

@@ -75,7 +75,7 @@ export const COMMON_ANSWERS: readonly CommonAnswer[] = [
   {
     status: 401,
     codes: [ErrorCode.UNAUTHENTICATED],
-    why: 'API keys are configured and the key is missing, unknown or malformed',
+    why: 'API keys are configured and the key is missing, unknown or malformed, or Basic credentials came without x-dtx-console-token on a method other than GET or HEAD',
     when: secured,
     headers: {
       'WWW-Authenticate': {
@@ -85,18 +85,31 @@ export const COMMON_ANSWERS: readonly CommonAnswer[] = [
     },
   },
   { status: 403, codes: [ErrorCode.FORBIDDEN], why: 'the key holds none of the roles this route needs', when: secured },
+  {
+    status: 403,
+    codes: [ErrorCode.CROSS_SITE_REQUEST],
+    why: "a browser sent it from another site's page (Sec-Fetch-Site cross-site or same-site, or an Origin other than this coordinator's)",
+    when: takesBody,
+  },
   { status: 413, codes: [ErrorCode.PAYLOAD_TOO_LARGE], why: 'the body is larger than 1 MiB', when: takesBody },
   {
     status: 415,
-    codes: [ErrorCode.VALIDATION_FAILED],
-    why: 'a JSON body in a charset other than UTF-8, or with a Content-Encoding',
-    when: takesBody,
+    codes: [ErrorCode.UNSUPPORTED_MEDIA_TYPE],
+    why: 'a body that is not application/json (judged by its headers, before it is read), or JSON in a charset other than UTF-8, or with a Content-Encoding',
+    when: () => true,
   },
   {
     status: 429,
     codes: [ErrorCode.RATE_LIMITED],
     why: 'more client API requests in a minute than RATE_LIMIT_PER_MINUTE allows for this key (or address)',
     when: (route) => route.rateLimited,
+    headers: { 'Retry-After': RETRY_AFTER },
+  },
+  {
+    status: 429,
+    codes: [ErrorCode.RATE_LIMITED],
+    why: 'more requests refused 401 from this address in a minute than AUTH_FAILURE_LIMIT_PER_MINUTE allows',
+    when: secured,
     headers: { 'Retry-After': RETRY_AFTER },
   },
   { status: 500, codes: [ErrorCode.INTERNAL], why: 'a bug of the coordinator (it logs the cause)', when: () => true },

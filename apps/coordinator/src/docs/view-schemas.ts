@@ -8,6 +8,7 @@ import {
   AT_LOCKS_REPORTED,
   ErrorCode,
   ID_PATTERN,
+  LIMITS,
   NAME_PATTERN,
   TRANSPORTS,
   BRANCH_STATUSES,
@@ -108,7 +109,7 @@ export class TransactionViewSchema implements TransactionView {
   @ApiProperty({ description: 'Phase 2 was refused, or retried more than the configured count; still retried.', example: false })
   needsAttention!: boolean;
 
-  @ApiProperty({ type: [BranchViewSchema] })
+  @ApiProperty({ type: [BranchViewSchema], maxItems: LIMITS.maxBranches, description: 'At most MAX_BRANCHES_PER_TRANSACTION (a setting, at most 1000).' })
   branches!: BranchView[];
 }
 
@@ -258,7 +259,7 @@ export class BranchDetailViewSchema extends BranchViewSchema implements BranchDe
 
 @ApiSchema({ name: 'TransactionDetailView' })
 export class TransactionDetailViewSchema extends TransactionViewSchema implements TransactionDetailView {
-  @ApiProperty({ type: [BranchDetailViewSchema] })
+  @ApiProperty({ type: [BranchDetailViewSchema], maxItems: LIMITS.maxBranches, description: 'At most MAX_BRANCHES_PER_TRANSACTION (a setting, at most 1000).' })
   declare branches: BranchDetailView[];
 
   @ApiProperty({ type: [TransactionEventViewSchema], description: 'The full history, oldest first.' })

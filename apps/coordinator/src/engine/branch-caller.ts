@@ -7,6 +7,7 @@ import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
+import { storableOutcome } from './storable-answer.js';
 
 /** This instance no longer holds the lease of a transaction it was driving (it was paused, or slow). */
 export class LeaseLostError extends Error {
@@ -32,13 +33,13 @@ export class BranchCaller {
   ) {}
 
   /** An unregistered participant is a transient failure: it may register later. */
-  async call(loaded: LoadedTx, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
+  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const startedAt = Date.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
     const leaseVersion = loaded.heldUntil === undefined ? undefined : loaded.tx.version;
-    const outcome = await this.invoker.call(participant, {
+    const answer = await this.invoker.call(participant, {
       gid: loaded.tx.gid,
       branchId: branch.branchId,
       mode: loaded.tx.mode,
@@ -46,6 +47,8 @@ export class BranchCaller {
       phase,
       payload: branch.payload,
     }, leaseVersion, loaded.tx.traceParent ?? undefined);
+    // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
+    const outcome = storableOutcome(answer);
     stopTimer({ outcome: outcome.kind });
     // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
     if (debugLogged()) {

@@ -21,3 +21,14 @@ export class TransactionRefusedError extends Error {
     this.name = 'TransactionRefusedError';
   }
 }
+
+/** An interactive transaction already holds MAX_BRANCHES_PER_TRANSACTION branches. */
+export class TooManyBranchesError extends Error {
+  constructor(
+    readonly gid: string,
+    readonly limit: number,
+  ) {
+    super(`transaction ${gid} already holds ${limit} branches, the most one transaction may hold (MAX_BRANCHES_PER_TRANSACTION)`);
+    this.name = 'TooManyBranchesError';
+  }
+}

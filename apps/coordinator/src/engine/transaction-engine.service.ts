@@ -5,13 +5,13 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange } from '../store/records.js';
+import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from '../store/records.js';
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
-import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
 import { ModeProcessors } from './processors/mode-processors.js';
-import { transition, type MachineEvent } from './state-machine.js';
+import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
 import { TransactionWriter } from './transaction-writer.js';
 
 type DecisionEvent = Extract<MachineEvent, { type: 'commit_requested' | 'rollback_requested' | 'deadline_passed' }>;
@@ -30,6 +30,15 @@ export interface Decided {
   /** A commit was asked of a transaction with a failed or pending branch: it was rolled back instead. */
   cannotCommit: boolean;
 }
+
+/**
+ * Who may use a transaction: the digest of the client key it must have been begun with, or
+ * null for anyone (an admin key, no keys configured, or OWNER_SCOPED_KEYS off).
+ */
+export type TxScope = Buffer | null;
+
+/** A transaction begun without a recorded key (no keys then, or before keys were recorded) is anyone's. */
+const visibleTo = (tx: TxRecord, scope: TxScope): boolean => scope === null || tx.ownerKeyDigest === null || scope.equals(tx.ownerKeyDigest);
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -91,29 +100,36 @@ export class TransactionEngine {
 
   /**
    * Adds a branch to an active interactive transaction and runs its phase 1, once: the same
-   * branchId again returns the branch as recorded, with no second call.
+   * branchId again returns the branch as recorded, with no second call. Reads the others'
+   * statuses only, never their payloads or results: the n-th add costs about what the first did.
    */
-  async addBranch(gid: string, branch: NewBranch): Promise<BranchRecord> {
-    const loaded = await this.require(gid);
-    const recorded = loaded.branches.find((b) => b.branchId === branch.branchId);
-    if (recorded) return recorded;
-    const added = transition(machineOf(loaded), { type: 'branch_added', branchId: branch.branchId });
-    if (!added.ok) throw new TransactionRefusedError(added.error, loaded);
-    await this.participants.resolve(branch.participant, branch.action, loaded.tx.mode, '');
+  async addBranch(gid: string, branch: NewBranch, scope: TxScope = null): Promise<BranchRecord> {
+    const found = await this.writer.loadForAdd(gid, branch.branchId);
+    if (!found || !visibleTo(found.tx, scope)) throw new TransactionNotFoundError(gid);
+    if (found.existing) return found.existing;
+    const machine: MachineTx = { mode: found.tx.mode, status: found.tx.status, reason: found.tx.reason, branches: found.branches };
+    const added = transition(machine, { type: 'branch_added', branchId: branch.branchId });
+    // A refusal shows the whole transaction (PROTOCOL.md 3.2), so only then is it read whole.
+    if (!added.ok) throw new TransactionRefusedError(added.error, await this.require(gid));
+    const limit = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
+    if (found.branches.length >= limit) throw new TooManyBranchesError(gid, limit);
+    const participant = await this.participants.resolve(branch.participant, branch.action, found.tx.mode, '');
+    // The registered spelling (names are case-insensitive), so every branch on it names it alike.
+    const named: NewBranch = { ...branch, participant: participant.name };
 
-    const inserted = await this.writer.addBranch(gid, branch, [
-      { type: 'branch_added', branchId: branch.branchId, to: 'pending', detail: { participant: branch.participant, action: branch.action } },
+    const inserted = await this.writer.addBranch(gid, named, [
+      { type: 'branch_added', branchId: branch.branchId, to: 'pending', detail: { participant: named.participant, action: branch.action } },
     ]);
     if (!inserted) {
-      const now = await this.require(gid);
-      const raced = now.branches.find((b) => b.branchId === branch.branchId);
-      if (raced) return raced;
-      throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, now);
+      const now = await this.writer.loadForAdd(gid, branch.branchId);
+      if (now?.existing) return now.existing;
+      if (now && now.tx.status === 'active' && now.branches.length >= limit) throw new TooManyBranchesError(gid, limit);
+      throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, await this.require(gid));
     }
     crashPoint('after_branch_recorded', gid);
 
-    const phase = this.processors.get(loaded.tx.mode).phases.phase1;
-    const outcome = await this.caller.call(loaded, inserted, phase);
+    const phase = this.processors.get(found.tx.mode).phases.phase1;
+    const outcome = await this.caller.call(found, inserted, phase);
     const answered = transition(added.tx, { type: 'phase1_answered', answers: [{ branchId: branch.branchId, answer: phase1AnswerOf(outcome) }] });
     const status = answered.ok ? branchStatusIn(answered.tx)(inserted) : inserted.status;
     const saved = await this.writer.recordPhase1(
@@ -132,8 +148,9 @@ export class TransactionEngine {
    * while other writers (a branch being added, a timeout) move the transaction; then phase 2
    * (inline with `wait`).
    */
-  async decide(gid: string, event: RequestedDecision, wait: boolean): Promise<Decided> {
+  async decide(gid: string, event: RequestedDecision, wait: boolean, scope: TxScope = null): Promise<Decided> {
     let loaded = await this.require(gid);
+    if (!visibleTo(loaded.tx, scope)) throw new TransactionNotFoundError(gid);
     for (let attempt = 1; attempt <= DECIDE_ATTEMPTS; attempt++) {
       const result = transition(machineOf(loaded), event);
       if (!result.ok) throw new TransactionRefusedError(result.error, loaded);
@@ -145,8 +162,15 @@ export class TransactionEngine {
     throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, loaded, `transaction ${gid} is changing too fast; try again`);
   }
 
-  async get(gid: string): Promise<LoadedTx> {
-    return this.require(gid);
+  async get(gid: string, scope: TxScope = null): Promise<LoadedTx> {
+    const loaded = await this.require(gid);
+    if (!visibleTo(loaded.tx, scope)) throw new TransactionNotFoundError(gid);
+    return loaded;
+  }
+
+  /** Whether a client of `scope` may see the transaction (a begin with a gid another key took is a conflict). */
+  visibleTo(tx: TxRecord, scope: TxScope): boolean {
+    return visibleTo(tx, scope);
   }
 
   /**

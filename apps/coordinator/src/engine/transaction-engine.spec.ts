@@ -14,10 +14,10 @@ import type { ParticipantInvoker } from '../invoker/participant-invoker.service.
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller } from './branch-caller.js';
-import { TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeProcessors } from './processors/mode-processors.js';
 import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
@@ -37,6 +37,10 @@ class FakeStore {
   readonly phase1Outcomes: Phase1Outcome[] = [];
   /** Called before each compare-and-set: lets a test move the row under the engine's feet. */
   beforeApply: ((gid: string) => void) | null = null;
+  /** Every compare-and-set that won, whole (attention, events). */
+  readonly changes: TxChange[] = [];
+  /** Lets a test refuse a write as Postgres would (an error with a SQLSTATE `code`): returns the error, or null to write. */
+  refuse: ((change: TxChange | Phase1Outcome) => Error | null) | null = null;
 
   insert(input: NewTransaction, leaseMs: number): Promise<LoadedTx | null> {
     if (this.txs.has(input.gid)) return Promise.resolve(null);
@@ -46,7 +50,8 @@ class FakeStore {
         gid: input.gid, mode: input.mode, status: input.status ?? 'active', reason: null, oneShot: input.oneShot, concurrent: input.concurrent,
         requestHash: input.requestHash, metadata: input.metadata, timeoutMs: input.timeoutMs, deadline: new Date(now.getTime() + input.timeoutMs),
         version: 1, attempts: 0, needsAttention: false, nextAttemptAt: now, leaseOwner: input.leaseOwner,
-        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null, createdAt: now, updatedAt: now,
+        leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null,
+        ownerKeyDigest: input.ownerKeyDigest ?? null, createdAt: now, updatedAt: now,
       },
       branches: input.branches.map((b, i) => ({ ...this.branch(input.gid, b, i + 1), status: input.branchStatus ?? 'pending' })),
     };
@@ -57,6 +62,8 @@ class FakeStore {
 
   apply(gid: string, expectedVersion: number, change: TxChange): Promise<AppliedChange | null> {
     this.applyAttempts.push(`${gid} -> ${change.status}`);
+    const refused = this.refuse?.(change);
+    if (refused) return Promise.reject(refused);
     this.beforeApply?.(gid);
     const current = this.txs.get(gid);
     if (!current || current.tx.version !== expectedVersion) return Promise.resolve(null);
@@ -73,6 +80,7 @@ class FakeStore {
     }
     this.writes.push(`apply ${gid} -> ${change.status}`);
     this.branchChanges.push(change.branches);
+    this.changes.push(change);
     return Promise.resolve({ tx: { ...current.tx }, branches: changed });
   }
 
@@ -89,6 +97,8 @@ class FakeStore {
   recordPhase1(gid: string, branchId: string, status: BranchRecord['status'], outcome: Phase1Outcome): Promise<BranchRecord | null> {
     const b = this.txs.get(gid)?.branches.find((x) => x.branchId === branchId);
     if (!b) return Promise.resolve(null);
+    const refused = this.refuse?.(outcome);
+    if (refused) return Promise.reject(refused);
     this.phase1Outcomes.push(outcome);
     if (b.status === 'pending') b.status = status;
     b.attempts++;
@@ -99,6 +109,17 @@ class FakeStore {
   load(gid: string): Promise<LoadedTx | null> {
     const current = this.txs.get(gid);
     return Promise.resolve(current ? structuredClone(current) : null);
+  }
+
+  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    const current = this.txs.get(gid);
+    if (!current) return Promise.resolve(null);
+    const existing = current.branches.find((b) => b.branchId === branchId);
+    return Promise.resolve({
+      tx: structuredClone(current.tx),
+      branches: current.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
+      existing: existing ? structuredClone(existing) : null,
+    });
   }
 
   private branch(gid: string, b: NewBranch, seq: number): BranchRecord {
@@ -117,8 +138,8 @@ class FakeParticipants {
     return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
   }
 
-  resolve(): Promise<void> {
-    return Promise.resolve();
+  resolve(name: string): Promise<RegisteredParticipant | null> {
+    return this.find(name);
   }
 
   call(participant: RegisteredParticipant, body: PhaseCallBody): Promise<CallOutcome> {
@@ -127,10 +148,10 @@ class FakeParticipants {
   }
 }
 
-function engineWith() {
+function engineWith(env: Record<string, string> = {}) {
   const store = new FakeStore();
   const participants = new FakeParticipants();
-  const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance' }));
+  const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance', ...env }));
   const metrics = new MetricsService({} as DataSource);
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
@@ -227,6 +248,33 @@ describe('TransactionEngine', () => {
     const { loaded, cannotCommit } = await engine.decide('cc-1', { type: 'commit_requested' }, true);
     expect(cannotCommit).toBe(true);
     expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+  });
+
+  it('refuses the branch past MAX_BRANCHES_PER_TRANSACTION, calling no one, and still answers a recorded one', async () => {
+    const { engine, participants } = engineWith({ MAX_BRANCHES_PER_TRANSACTION: '2' });
+    await engine.create(oneShot('lim-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    for (const id of ['x', 'y']) await engine.addBranch('lim-1', { branchId: id, participant: 'bank-a', action: 'debit', payload: {} });
+    await expect(engine.addBranch('lim-1', { branchId: 'z', participant: 'bank-a', action: 'debit', payload: {} })).rejects.toMatchObject({
+      constructor: TooManyBranchesError,
+      limit: 2,
+    });
+    expect((await engine.addBranch('lim-1', { branchId: 'y', participant: 'bank-a', action: 'debit', payload: {} })).status).toBe('prepared');
+    expect(participants.calls).toEqual(['bank-a try', 'bank-a try']);
+  });
+
+  it('hides a transaction from a client key that did not begin it, and shows it to its own and to an unscoped caller', async () => {
+    const { engine, participants } = engineWith();
+    const owner = Buffer.alloc(32, 1);
+    const other = Buffer.alloc(32, 2);
+    await engine.create(oneShot('own-1', { oneShot: false, branches: [], leaseOwner: null, ownerKeyDigest: owner }), false);
+    const branch = { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} };
+    await expect(engine.get('own-1', other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    await expect(engine.addBranch('own-1', branch, other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    await expect(engine.decide('own-1', { type: 'rollback_requested', reason: 'client' }, false, other)).rejects.toBeInstanceOf(TransactionNotFoundError);
+    expect(participants.calls).toEqual([]);
+    expect((await engine.addBranch('own-1', branch, owner)).status).toBe('prepared');
+    expect((await engine.get('own-1', null)).tx.status).toBe('active');
+    expect((await engine.decide('own-1', { type: 'rollback_requested', reason: 'client' }, false, owner)).loaded.tx.status).toBe('rolling_back');
   });
 
   it('refuses what the state machine refuses, and an unknown gid', async () => {
@@ -383,6 +431,66 @@ describe('TransactionEngine: msg', () => {
     await engine.create(message('m-7'), false);
     await expect(engine.addBranch('m-7', { branchId: 'late', participant: 'bank-a', action: 'debit', payload: {} })).rejects.toMatchObject({
       code: 'WRONG_MODE',
+    });
+  });
+
+  describe('answers that cannot be stored as they are', () => {
+    const NUL = String.fromCharCode(0);
+    const LONE = String.fromCharCode(0xd800);
+    const saga = (gid: string): NewTransaction =>
+      oneShot(gid, { mode: 'saga', branches: [{ branchId: 's1', participant: 'shop', action: 'order', payload: {}, dependsOn: [] }] });
+    const marker = { error: 'UNSTORABLE_ANSWER', message: expect.stringContaining('it was not kept') as unknown };
+
+    it('a 2xx with NUL in its result: the step ran once, the saga commits, the result is a marker and the transaction is flagged', async () => {
+      const { engine, store, participants } = engineWith();
+      participants.answers['shop execute'] = { kind: 'ok', result: { note: `a${NUL}b` } };
+      const { loaded } = await engine.create(saga('nul-1'), true);
+      expect(loaded.tx.status).toBe('committed');
+      expect(participants.calls).toEqual(['shop execute']);
+      const step = store.changes[0];
+      expect(step.branches[0].result).toEqual(marker);
+      expect(step.needsAttention).toBe(true);
+      expect(step.events).toContainEqual({ type: 'attention', branchId: 's1', detail: { unstorableAnswer: true } });
+    });
+
+    it('a 409 body and a transient error text keep their meaning, with U+FFFD for what cannot be stored', async () => {
+      const { engine, store, participants } = engineWith();
+      participants.answers['bank-a try'] = { kind: 'failed', error: { message: `no${LONE}`, [`k${NUL}`]: 1 } };
+      participants.answers['bank-b try'] = { kind: 'transient', error: `down${NUL}` };
+      const { loaded } = await engine.create(oneShot('err-1'), true);
+      expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+      const errors = Object.fromEntries(store.branchChanges[0].map((b) => [b.branchId, b.lastError]));
+      expect(errors).toEqual({ b1: { message: 'no\ufffd', 'k\ufffd': 1 }, b2: 'down\ufffd' });
+      // Recorded as the participant meant it: no flag for a refusal.
+      expect(store.changes[0].needsAttention ?? false).toBe(false);
+    });
+
+    it('interactive: a prepared branch whose result cannot be stored is recorded as a marker, flagged', async () => {
+      const { engine, store, participants } = engineWith();
+      participants.answers['bank-a try'] = { kind: 'ok', result: [`x${LONE}`] };
+      await engine.create(oneShot('it-nul', { oneShot: false, branches: [], leaseOwner: null }), false);
+      const branch = await engine.addBranch('it-nul', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} });
+      expect(branch.status).toBe('prepared');
+      expect(store.phase1Outcomes).toEqual([{ result: marker, needsAttention: true }]);
+    });
+
+    it('any other refusal of the data: the write goes through once more without the answers, and the step is not run again', async () => {
+      const { engine, store, participants } = engineWith();
+      participants.answers['shop execute'] = { kind: 'ok', result: { fine: 'to us, not to the database' } };
+      // Postgres refusing what the checks let through (22P05: untranslatable character), once per write that carries it.
+      store.refuse = (change) => {
+        const results = 'branches' in change ? change.branches.map((b) => b.result) : [change.result];
+        return results.some((r) => JSON.stringify(r ?? null).includes('to us')) ? Object.assign(new Error('unsupported Unicode escape sequence'), { code: '22P05' }) : null;
+      };
+      const { loaded } = await engine.create(saga('refused-1'), true);
+      expect(loaded.tx.status).toBe('committed');
+      expect(participants.calls).toEqual(['shop execute']);
+      expect(store.changes[0].branches[0].result).toEqual({ error: 'UNSTORABLE_ANSWER', message: expect.stringContaining('refused by the database') as unknown });
+      expect(store.changes[0].needsAttention).toBe(true);
+
+      // A refusal that is not about data (a bug, a lost connection) is not papered over.
+      store.refuse = () => Object.assign(new Error('relation does not exist'), { code: '42P01' });
+      await expect(engine.create(saga('refused-2'), true)).rejects.toThrow('relation does not exist');
     });
   });
 });

@@ -3,9 +3,20 @@ import { isTerminal, type BranchStatus } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange } from '../store/records.js';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
+import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
+
+/**
+ * A write that records answers only as markers (storable-answer.ts) flags its transaction for
+ * attention, with an event naming each such branch: an operator must learn what the
+ * participant did, since the coordinator could not keep what it said.
+ */
+function flagUnkeptAnswers(change: TxChange): TxChange {
+  const attention = unkeptAnswerEvents(change.branches);
+  return attention.length === 0 ? change : { ...change, needsAttention: true, events: [...change.events, ...attention] };
+}
 
 /**
  * The engine's only way to the store. Every write passes here: the compare-and-set, the
@@ -52,7 +63,12 @@ export class TransactionWriter {
   /** Applies `change` if nobody else moved the transaction; null when fenced off. */
   async write(loaded: LoadedTx, change: TxChange): Promise<LoadedTx | null> {
     const startedAt = Date.now();
-    const saved = await this.store.apply(loaded.tx.gid, loaded.tx.version, change);
+    const saved = await this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
+      if (!refusedForItsData(error) || !carriesAnswers(change.branches, change.events)) throw error;
+      // Refused for an answer it carries: the same write without them, or the call behind it would be made again and again.
+      const dropped = withAnswersDropped(change.branches, change.events, error);
+      return this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers({ ...change, branches: dropped.answers, events: dropped.events }));
+    });
     if (!saved) return null;
     if (saved.tx.status !== loaded.tx.status || isTerminal(saved.tx.status)) {
       this.bus.publish({ kind: 'tx', gid: saved.tx.gid, status: saved.tx.status });
@@ -65,14 +81,27 @@ export class TransactionWriter {
     return change.lease?.owner === this.instanceId ? this.held(merged, startedAt) : merged;
   }
 
-  /** Records a branch added to an active interactive transaction; null when it is not active or the branch exists. */
+  /**
+   * Records a branch added to an active interactive transaction; null when it is not active,
+   * the branch exists, or it holds MAX_BRANCHES_PER_TRANSACTION branches already.
+   */
   addBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
-    return this.store.insertBranch(gid, branch, events);
+    return this.store.insertBranch(gid, branch, events, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
   }
 
   /** Records the phase-1 answer of an interactive branch (with an AT prepare's locked rows). */
-  recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): Promise<BranchRecord | null> {
-    return this.store.recordPhase1(gid, branchId, status, outcome, events);
+  async recordPhase1(gid: string, branchId: string, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): Promise<BranchRecord | null> {
+    const record = (answer: Phase1Outcome, withEvents: EventInput[]) => {
+      const attention = unkeptAnswerEvents([{ ...answer, branchId }]);
+      return this.store.recordPhase1(gid, branchId, status, attention.length ? { ...answer, needsAttention: true } : answer, [...withEvents, ...attention]);
+    };
+    try {
+      return await record(outcome, events);
+    } catch (error) {
+      if (!refusedForItsData(error) || !carriesAnswers([outcome], events)) throw error;
+      const dropped = withAnswersDropped([outcome], events, error);
+      return record(dropped.answers[0], dropped.events);
+    }
   }
 
   /** Claims up to `limit` due transactions for this instance, each with its lease. */
@@ -84,6 +113,11 @@ export class TransactionWriter {
 
   load(gid: string): Promise<LoadedTx | null> {
     return this.store.load(gid);
+  }
+
+  /** The transaction as adding one branch needs it, without the other branches' payloads and results. */
+  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    return this.store.loadForAdd(gid, branchId);
   }
 
   private held(loaded: LoadedTx, startedAt: number): LoadedTx {

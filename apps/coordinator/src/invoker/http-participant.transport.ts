@@ -1,8 +1,11 @@
 import http from 'node:http';
 import https from 'node:https';
 import { AT_LOCKS_HEADER, callId, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { addressOfHost, type EgressPolicy } from '../participants/egress-policy.js';
+import { checkedLookup } from './checked-lookup.js';
 
-const MAX_ANSWER_BYTES = 1024 * 1024;
+/** The most of an answer the coordinator reads: past it the connection is cut and the call is transient. */
+export const MAX_ANSWER_BYTES = 1024 * 1024;
 
 function parseJson(text: string): Json {
   if (text.trim() === '') return null;
@@ -23,6 +26,15 @@ export function okOutcome(result: Json, locksHeader: string | string[] | undefin
   return locks ? { kind: 'ok', result, locks } : { kind: 'ok', result };
 }
 
+/** A parsed endpoint; `refusal`: why the policy refuses its address literal (null for a name, or an allowed address). */
+interface HttpTarget {
+  secure: boolean;
+  hostname: string;
+  port: string;
+  path: string;
+  refusal: string | null;
+}
+
 /** What goes on one call besides its body. */
 export interface HttpCallOptions {
   /** `instance/leaseVersion` of the sender (x-tx-coordinator). */
@@ -41,12 +53,30 @@ export interface HttpCallOptions {
  */
 export class HttpParticipantTransport {
   /** Endpoints parsed once: a URL parse per call showed in the profile. */
-  private readonly endpoints = new Map<string, { secure: boolean; hostname: string; port: string; path: string }>();
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000 });
+  private readonly endpoints = new Map<string, HttpTarget>();
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: https.Agent;
+
+  /**
+   * Every address a name resolves to passes the egress policy before a connection is opened to
+   * it (the agents' lookup): a name registered as harmless cannot later resolve to a metadata
+   * service or the coordinator's own network. Redirects are never followed (node:http does
+   * not), so a participant cannot send the call elsewhere either.
+   */
+  constructor(
+    private readonly policy: EgressPolicy,
+    private readonly maxAnswerBytes: number = MAX_ANSWER_BYTES,
+  ) {
+    const lookup = checkedLookup(policy);
+    this.httpAgent = new http.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000, lookup });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 256, keepAliveMsecs: 10_000, lookup });
+  }
 
   call(endpoint: string, body: PhaseCallBody, timeoutMs: number, options: HttpCallOptions): Promise<CallOutcome> {
     const target = this.parsed(endpoint);
+    // An address literal never reaches the agents' lookup (nothing to resolve), so it is checked
+    // here: the registration check may have run under another policy.
+    if (target.refusal !== null) return Promise.resolve({ kind: 'transient', error: target.refusal });
     const payload = JSON.stringify(body);
     const client = target.secure ? https : http;
     // Registered headers first: the protocol's own come after and could not be overridden
@@ -80,11 +110,25 @@ export class HttpParticipantTransport {
           agent: target.secure ? this.httpsAgent : this.httpAgent,
         },
         (response) => {
+          if (Number(response.headers['content-length'] ?? 0) > this.maxAnswerBytes) {
+            settle({ kind: 'transient', error: `answer larger than ${this.maxAnswerBytes} bytes` });
+            response.destroy();
+            request.destroy();
+            return;
+          }
           const chunks: Buffer[] = [];
           let size = 0;
           response.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size <= MAX_ANSWER_BYTES) chunks.push(chunk);
+            if (size <= this.maxAnswerBytes) {
+              chunks.push(chunk);
+              return;
+            }
+            // Reading on would let a participant hold the coordinator's memory and time: stop
+            // and cut the connection (it cannot be reused mid-answer anyway).
+            settle({ kind: 'transient', error: `answer larger than ${this.maxAnswerBytes} bytes` });
+            response.destroy();
+            request.destroy();
           });
           response.on('end', () => {
             const status = response.statusCode ?? 0;
@@ -127,14 +171,16 @@ export class HttpParticipantTransport {
     });
   }
 
-  private parsed(endpoint: string): { secure: boolean; hostname: string; port: string; path: string } {
+  private parsed(endpoint: string): HttpTarget {
     let target = this.endpoints.get(endpoint);
     if (!target) {
       const url = new URL(endpoint);
       const secure = url.protocol === 'https:';
       // IPv6 literals come bracketed from URL; http.request wants them bare.
       const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
-      target = { secure, hostname, port: url.port || (secure ? '443' : '80'), path: url.pathname.replace(/\/+$/, '') };
+      const address = addressOfHost(hostname);
+      const refusal = address === null ? null : this.policy.refusal(address);
+      target = { secure, hostname, port: url.port || (secure ? '443' : '80'), path: url.pathname.replace(/\/+$/, ''), refusal };
       this.endpoints.set(endpoint, target);
     }
     return target;

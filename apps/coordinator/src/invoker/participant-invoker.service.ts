@@ -16,8 +16,8 @@ export class ParticipantInvoker implements OnModuleDestroy {
   private readonly nats: NatsParticipantTransport;
 
   constructor(private readonly config: CoordinatorConfig) {
-    this.http = new HttpParticipantTransport();
-    this.microservices = new MicroserviceParticipantTransport(config.redisUrl);
+    this.http = new HttpParticipantTransport(config.participantNetworks);
+    this.microservices = new MicroserviceParticipantTransport(config.redisUrl, config.participantNetworks);
     // Broker connections open on first use: an instance with RABBITMQ_URL or NATS_URL but no
     // such participant never connects.
     this.rabbitmq = new RabbitMqParticipantTransport(config.rabbitmqUrl, config.env.CALL_TIMEOUT_MS);

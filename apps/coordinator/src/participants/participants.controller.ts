@@ -1,12 +1,21 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
-import { ApiBody, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ErrorCode, RegisterParticipantDto, RotateSecretDto, type ParticipantAdminView, type ParticipantRegistrationView, type ParticipantView, type SecretRotationView } from '@nest-dtx/protocol';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiBody, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
+import {
+  ErrorCode,
+  RegisterParticipantDto,
+  RotateSecretDto,
+  type ParticipantAdminView,
+  type ParticipantRegistrationView,
+  type ParticipantView,
+  type SecretRotationView,
+} from '@nest-dtx/protocol';
 import { ParticipantAdminViewSchema, ParticipantRegistrationViewSchema, ParticipantViewSchema, SecretRotationViewSchema } from '../docs/view-schemas.js';
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireAnyRole, RequireRole } from '../auth/roles.decorator.js';
 import { ApiAnswer, ApiErrors, ApiParticipantNameParam, ApiStoreBacked } from '../docs/api-responses.js';
 import { ParticipantNamePipe } from '../common/path-param.pipes.js';
-import { ParticipantsService } from './participants.service.js';
+import { DEFAULT_PARTICIPANT_PAGE, ListParticipantsQueryDto, MAX_PARTICIPANTS_PER_ANSWER } from './list-participants.query.js';
+import { ParticipantsService, type ParticipantPage } from './participants.service.js';
 
 /** How long a rotated-out secret is still signed with when the operator does not say. */
 const DEFAULT_OVERLAP_SECONDS = 3600;
@@ -27,19 +36,80 @@ export class ParticipantsController {
   @ApiAnswer(201, ParticipantRegistrationViewSchema, 'Registered; `signingSecret` verifies the coordinator\'s calls.')
   @ApiErrors(
     { status: 400, codes: [ErrorCode.TRANSPORT_NOT_CONFIGURED], why: 'transport rabbitmq/nats on a coordinator without RABBITMQ_URL/NATS_URL; `field` names it' },
-    { status: 403, codes: [ErrorCode.FORBIDDEN, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED], why: 'the name belongs to another key, or the host is not allowed' },
+    {
+      status: 403,
+      codes: [ErrorCode.FORBIDDEN, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, ErrorCode.PARTICIPANT_ADDRESS_NOT_ALLOWED, ErrorCode.PARTICIPANT_LIMIT],
+      why:
+        'the name belongs to another key (names are case-insensitive), the host or port is not in PARTICIPANT_HOSTS, the address is refused by the egress policy (PARTICIPANT_NETWORKS), or the key owns MAX_PARTICIPANTS_PER_KEY names already',
+    },
   )
   register(@Body() dto: RegisterParticipantDto, @Req() request: AuthenticatedRequest): Promise<ParticipantRegistrationView> {
     return this.participants.register(dto, request.apiKey);
   }
 
-  /** Clients look up what they may call, participants what is registered: any key may read. */
+  /**
+   * Clients look up what they may call, participants what is registered: any key may read.
+   * Paged, so no answer grows with the registry: without `limit` and `cursor` it keeps its
+   * old shape (a bare array) but holds the first 200 names only, `x-next-cursor` saying where
+   * the rest starts; with either it is a page `{ items, nextCursor }`.
+   */
   @Get()
   @RequireAnyRole()
-  @ApiOperation({ summary: 'List the registered participants' })
-  @ApiAnswer(200, [ParticipantViewSchema], 'Every registered participant (never a secret or a header value).')
-  list(): Promise<ParticipantView[]> {
-    return this.participants.list();
+  @ApiOperation({
+    summary: 'List the registered participants',
+    description:
+      `Without \`limit\` and \`cursor\`: a bare array of the first ${MAX_PARTICIPANTS_PER_ANSWER} participants by name, and when there are more, ` +
+      'the header `x-next-cursor` to pass as `cursor`. With either: `{ "items": [...], "nextCursor": "..." | null }`.',
+  })
+  @ApiExtraModels(ParticipantViewSchema)
+  @ApiOkResponse({
+    description: 'The participants, by name (never a secret or a header value).',
+    headers: { 'x-next-cursor': { description: 'Without `limit` and `cursor`, when more participants follow: the `cursor` of the next page.', schema: { type: 'string', maxLength: 600 } } },
+    schema: {
+      oneOf: [
+        { type: 'array', maxItems: MAX_PARTICIPANTS_PER_ANSWER, items: { $ref: getSchemaPath(ParticipantViewSchema) } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            items: { type: 'array', maxItems: MAX_PARTICIPANTS_PER_ANSWER, items: { $ref: getSchemaPath(ParticipantViewSchema) } },
+            nextCursor: { type: ['string', 'null'], maxLength: 600 },
+          },
+          required: ['items', 'nextCursor'],
+        },
+      ],
+    },
+  })
+  async list(
+    @Query() query: ListParticipantsQueryDto,
+    @Res({ passthrough: true }) res: { header(name: string, value: string): unknown },
+  ): Promise<ParticipantView[] | ParticipantPage> {
+    if (query.limit !== undefined || query.cursor !== undefined) {
+      return this.participants.page(query.limit ?? DEFAULT_PARTICIPANT_PAGE, query.cursor);
+    }
+    const page = await this.participants.page(MAX_PARTICIPANTS_PER_ANSWER, undefined);
+    if (page.nextCursor) res.header('x-next-cursor', page.nextCursor);
+    return page.items;
+  }
+
+  @Delete(':name')
+  @HttpCode(204)
+  @RequireRole('participant')
+  @ApiOperation({
+    summary: 'Delete a participant',
+    description:
+      'Only the key that owns the name (admin keys: any). Refused while a transaction that is not finished has a branch on it. ' +
+      'The name may then be registered again, by any key, with a signing secret nobody saw before.',
+  })
+  @ApiParticipantNameParam()
+  @ApiResponse({ status: 204, description: 'Deleted.' })
+  @ApiErrors(
+    { status: 403, codes: [ErrorCode.FORBIDDEN], why: 'the name belongs to another key' },
+    { status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no participant of that name' },
+    { status: 409, codes: [ErrorCode.PARTICIPANT_IN_USE], why: 'a transaction that is not finished has a branch on it' },
+  )
+  async delete(@Param('name', ParticipantNamePipe) name: string, @Req() request: AuthenticatedRequest): Promise<void> {
+    await this.participants.delete(name, request.apiKey);
   }
 }
 

@@ -17,8 +17,19 @@ import type { ParticipantRecord } from '../store/records.js';
 import { ParticipantStore } from '../store/participant.store.js';
 import { brokerRegistrationProblem } from './broker-registration.js';
 import { checkCallHeaders } from './call-headers.js';
+import { registrationAddressRefusal } from './egress-policy.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
 import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
+
+/** The cache's key: participant names are case-insensitive (`Bank-A` and `bank-a` are one). */
+const keyOf = (name: string): string => name.toLowerCase();
+
+/** One page of GET /v1/participants. */
+export interface ParticipantPage {
+  items: ParticipantView[];
+  /** The cursor of the next page; null on the last one. */
+  nextCursor: string | null;
+}
 
 /**
  * The participant registry. Kept in memory (reads on the hot path cost no Postgres round trip)
@@ -46,9 +57,13 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         ? 'signing participant calls with secrets derived from SIGNING_SECRET'
         : 'signing participant calls with secrets derived from the coordinator secret kept in Postgres (SIGNING_SECRET unset)',
     );
+    const networks = this.config.participantNetworks;
+    this.logger.log(
+      `participant egress policy: calls go to ${networks.describe()} addresses (${networks.source}); link-local, unspecified, multicast, broadcast and reserved addresses never`,
+    );
     for (const record of await this.store.list()) this.remember(record);
     this.unsubscribe = this.bus.subscribe((message) => {
-      if (message.kind === 'participant') this.cache.delete(message.name);
+      if (message.kind === 'participant') this.cache.delete(keyOf(message.name));
     });
   }
 
@@ -67,13 +82,25 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     if (problem) throw new ApiError(400, problem.code, problem.message, { field: problem.field });
     const headers = checkCallHeaders(dto.headers, dto.transport);
     if (!headers.ok) throw new ApiError(400, ErrorCode.VALIDATION_FAILED, headers.message, { field: headers.field });
+    // The allow-list first: a host off the list is refused as such, whatever its address.
     const refused = hostOutsideAllowList(this.config.participantHosts, dto);
     if (refused) {
-      throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names host ${refused.host}, which PARTICIPANT_HOSTS does not allow`, {
+      const what = refused.field === 'port' ? `port ${refused.port} of host ${refused.host}` : `host ${refused.host}${refused.port === null ? '' : ` (port ${refused.port})`}`;
+      throw new ApiError(403, ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED, `${refused.field} names ${what}, which PARTICIPANT_HOSTS does not allow`, {
         field: refused.field,
       });
     }
+    const refusedAddress = registrationAddressRefusal(this.config.participantNetworks, dto);
+    if (refusedAddress) {
+      throw new ApiError(403, ErrorCode.PARTICIPANT_ADDRESS_NOT_ALLOWED, `${refusedAddress.field}: ${refusedAddress.reason}`, { field: refusedAddress.field });
+    }
+    const limit = this.config.env.MAX_ACTIONS_PER_PARTICIPANT;
+    if (dto.actions.length > limit) {
+      throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `actions must contain no more than ${limit} elements (MAX_ACTIONS_PER_PARTICIPANT)`, { field: 'actions' });
+    }
     const bindToKeys = this.config.apiKeys.enabled;
+    const owner = bindToKeys ? (key?.digest ?? null) : null;
+    await this.checkParticipantLimit(dto.name, owner);
     const saved = await this.store.register(
       {
         name: dto.name,
@@ -84,7 +111,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
         publish: dto.publish === true,
         actions: dto.actions.map((a) => ({ name: a.name, modes: [...new Set(a.modes)] })),
         callHeaders: headers.headers,
-        ownerKeyDigest: bindToKeys ? (key?.digest ?? null) : null,
+        ownerKeyDigest: owner,
       },
       bindToKeys,
     );
@@ -97,8 +124,53 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     return { ...toView(registered), signingSecret: registered.signing.secret };
   }
 
-  async list(): Promise<ParticipantView[]> {
-    return (await this.store.list()).map(toView);
+  /**
+   * MAX_PARTICIPANTS_PER_KEY: a new name past it is refused; an update of a name already
+   * registered never is. Counted before the insert, so two new names racing from one key may
+   * pass it by one each: a bound against runaway growth, not an exact quota.
+   */
+  private async checkParticipantLimit(name: string, owner: Buffer | null): Promise<void> {
+    if (await this.find(name)) return;
+    const limit = this.config.env.MAX_PARTICIPANTS_PER_KEY;
+    if ((await this.store.countOwnedBy(owner)) >= limit) {
+      throw new ApiError(403, ErrorCode.PARTICIPANT_LIMIT, `this key already owns ${limit} participants (MAX_PARTICIPANTS_PER_KEY); delete one first`, {
+        field: 'name',
+      });
+    }
+  }
+
+  /**
+   * One page of participants in name order (case-insensitive); `cursor` is the `nextCursor` of
+   * the previous page.
+   */
+  async page(limit: number, cursor: string | undefined): Promise<ParticipantPage> {
+    const after = cursor === undefined ? null : decodeParticipantCursor(cursor);
+    // One more than asked tells whether a next page exists without a count.
+    const records = await this.store.page(after, limit + 1);
+    const items = records.slice(0, limit).map(toView);
+    const last = records.length > limit ? records[limit - 1] : null;
+    return { items, nextCursor: last ? encodeParticipantCursor(last.name) : null };
+  }
+
+  /**
+   * Deletes a participant: only the key that owns its name may (admin keys any), and not while
+   * a transaction that is not finished has a branch on it (409 PARTICIPANT_IN_USE).
+   */
+  async delete(name: string, key: ApiKey | undefined): Promise<void> {
+    const found = await this.store.find(name);
+    if (!found) throw notRegistered(name);
+    const isAdmin = !key || key.roles.has('admin');
+    if (this.config.apiKeys.enabled && !isAdmin && found.ownerKeyDigest !== null && !(key && found.ownerKeyDigest.equals(key.digest))) {
+      throw new ApiError(403, ErrorCode.FORBIDDEN, `participant name ${found.name} belongs to another API key`, { field: 'name' });
+    }
+    const outcome = await this.store.delete(found.name);
+    if (outcome === 'missing') throw notRegistered(name);
+    if (outcome === 'in_use') {
+      throw new ApiError(409, ErrorCode.PARTICIPANT_IN_USE, `participant ${found.name} has branches in transactions that are not finished; delete it once they are`);
+    }
+    this.cache.delete(keyOf(found.name));
+    this.bus.publish({ kind: 'participant', name: found.name });
+    this.logger.log(`participant ${found.name} deleted`);
   }
 
   async listForAdmin(): Promise<ParticipantAdminView[]> {
@@ -124,7 +196,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   }
 
   async find(name: string): Promise<RegisteredParticipant | null> {
-    const cached = this.cache.get(name);
+    const cached = this.cache.get(keyOf(name));
     if (cached) return cached;
     const found = await this.store.find(name);
     return found ? this.remember(found) : null;
@@ -156,7 +228,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   private remember(record: ParticipantRecord): RegisteredParticipant {
     if (!this.coordinatorSecret) throw new Error('the participant registry is used before its signing secret is loaded');
     const registered: RegisteredParticipant = { ...record, signing: ParticipantSigning.of(this.coordinatorSecret, record) };
-    this.cache.set(record.name, registered);
+    this.cache.set(keyOf(record.name), registered);
     return registered;
   }
 
@@ -170,6 +242,17 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
       callHeaderNames: Object.keys(record.callHeaders).sort(),
     };
   }
+}
+
+/** A page cursor: the lower-case name the page ended at, opaque to clients. */
+export const encodeParticipantCursor = (name: string): string => Buffer.from(keyOf(name), 'utf8').toString('base64url');
+
+function decodeParticipantCursor(cursor: string): string {
+  const name = /^[A-Za-z0-9_-]{1,100}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  if (!/^[a-z0-9_.:-]{1,64}$/.test(name)) {
+    throw new ApiError(400, ErrorCode.VALIDATION_FAILED, 'cursor is not a cursor this API returned', { field: 'cursor' });
+  }
+  return name;
 }
 
 function notRegistered(name: string): ApiError {

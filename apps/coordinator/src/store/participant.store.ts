@@ -60,13 +60,16 @@ export class ParticipantStore {
    * Registers or updates a participant in one statement. With `bindToKeys`, a name owned by
    * another key is left as it is and null comes back: the ownership check and the write are one
    * atomic upsert, so two keys racing for a new name cannot both win. An unowned name is
-   * claimed by the key that registers it.
+   * claimed by the key that registers it. Names are case-insensitive (a unique index on
+   * lower(name)): another spelling updates the same row, which keeps its first spelling. A name
+   * deleted before starts past its last secret generation (deleted_participants).
    */
   async register(registration: ParticipantRegistrationRecord, bindToKeys: boolean): Promise<ParticipantRecord | null> {
     const rows = await this.rows(
-      `INSERT INTO participants (name, transport, endpoint, host, port, actions, call_headers, owner_key_digest, publish)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $10)
-       ON CONFLICT (name) DO UPDATE SET
+      `INSERT INTO participants (name, transport, endpoint, host, port, actions, call_headers, owner_key_digest, publish, secret_generation)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $10,
+               coalesce((SELECT d.secret_generation + 1 FROM deleted_participants d WHERE d.lower_name = lower($1::varchar)), 1))
+       ON CONFLICT ((lower(name))) DO UPDATE SET
          transport = EXCLUDED.transport, endpoint = EXCLUDED.endpoint, host = EXCLUDED.host, port = EXCLUDED.port,
          publish = EXCLUDED.publish, actions = EXCLUDED.actions, call_headers = EXCLUDED.call_headers,
          owner_key_digest = COALESCE(participants.owner_key_digest, EXCLUDED.owner_key_digest),
@@ -89,14 +92,63 @@ export class ParticipantStore {
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
+  /** The participant of that name in any case. */
   async find(name: string): Promise<ParticipantRecord | null> {
-    const rows = await this.rows(`SELECT ${COLUMNS} FROM participants WHERE name = $1`, [name]);
+    const rows = await this.rows(`SELECT ${COLUMNS} FROM participants WHERE lower(name) = lower($1)`, [name]);
     return rows[0] ? toRecord(rows[0]) : null;
   }
 
   async list(): Promise<ParticipantRecord[]> {
-    const rows = await this.rows(`SELECT ${COLUMNS} FROM participants ORDER BY name`);
+    const rows = await this.rows(`SELECT ${COLUMNS} FROM participants ORDER BY lower(name)`);
     return rows.map(toRecord);
+  }
+
+  /** Up to `limit` participants after the (lower-case) name `after`, in lower-case name order: a keyset page. */
+  async page(after: string | null, limit: number): Promise<ParticipantRecord[]> {
+    const rows = await this.rows(
+      `SELECT ${COLUMNS} FROM participants WHERE $1::text IS NULL OR lower(name) > $1 ORDER BY lower(name) LIMIT $2`,
+      [after, limit],
+    );
+    return rows.map(toRecord);
+  }
+
+  /** How many names a key owns (null: names no key owns, the count that applies without keys). */
+  async countOwnedBy(ownerKeyDigest: Buffer | null): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM participants WHERE owner_key_digest IS NOT DISTINCT FROM $1::bytea`,
+      [ownerKeyDigest],
+    );
+    return Number(rows[0].n);
+  }
+
+  /**
+   * Deletes a participant unless a transaction that is not finished has a branch on it or asks
+   * it msg's check-back: 'deleted', 'in_use', or 'missing'. Its secret generation is kept
+   * (deleted_participants), so the name registered again gets a secret nobody saw before.
+   */
+  async delete(name: string): Promise<'deleted' | 'in_use' | 'missing'> {
+    const { rows } = await this.pool.query<{ outcome: 'deleted' | 'in_use' | 'missing' }>(
+      `WITH target AS (
+         SELECT name, secret_generation FROM participants WHERE lower(name) = lower($1)
+       ), in_use AS (
+         SELECT EXISTS (
+           SELECT 1 FROM global_transactions t
+           WHERE t.status IN ('active', 'committing', 'rolling_back')
+             AND (lower(t.check_participant) = lower($1)
+                  OR EXISTS (SELECT 1 FROM branches b WHERE b.gid = t.gid AND lower(b.participant) = lower($1)))
+         ) AS yes
+       ), gone AS (
+         DELETE FROM participants p USING target, in_use WHERE p.name = target.name AND NOT in_use.yes RETURNING p.name
+       ), tombstone AS (
+         INSERT INTO deleted_participants (lower_name, secret_generation)
+         SELECT lower(target.name), target.secret_generation FROM target JOIN gone ON gone.name = target.name
+         ON CONFLICT (lower_name) DO UPDATE SET secret_generation = GREATEST(deleted_participants.secret_generation, EXCLUDED.secret_generation), deleted_at = now()
+       )
+       SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM target) THEN 'missing'
+                   WHEN EXISTS (SELECT 1 FROM gone) THEN 'deleted' ELSE 'in_use' END AS outcome`,
+      [name],
+    );
+    return rows[0].outcome;
   }
 
   /**
@@ -110,7 +162,7 @@ export class ParticipantStore {
          previous_secret_until = CASE WHEN $2::bigint > 0 THEN now() + $2::bigint * interval '1 millisecond' END,
          secret_generation = secret_generation + 1,
          updated_at = now()
-       WHERE name = $1
+       WHERE lower(name) = lower($1)
        RETURNING ${COLUMNS}`,
       [name, overlapMs],
     );
@@ -125,7 +177,7 @@ export class ParticipantStore {
     const rows = await this.rows(
       `UPDATE participants SET owner_key_digest = NULL, secret_generation = secret_generation + 1,
          previous_secret_generation = NULL, previous_secret_until = NULL, updated_at = now()
-       WHERE name = $1
+       WHERE lower(name) = lower($1)
        RETURNING ${COLUMNS}`,
       [name],
     );

@@ -21,6 +21,8 @@ export interface TxRecord {
   traceParent: string | null;
   /** msg: the action of the caller's service that answers whether its local transaction committed. */
   check: MsgCheckTarget | null;
+  /** SHA-256 of the API key that began it; null when begun without keys (or before keys were recorded). */
+  ownerKeyDigest: Buffer | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -57,6 +59,17 @@ export interface LoadedTx {
   heldUntil?: number;
 }
 
+/**
+ * What adding a branch needs of a transaction, without the other branches' payloads and
+ * results: the global row, every branch's status (the state machine's rules), and the branch
+ * of that id when it exists already (the same branchId again answers its recorded outcome).
+ */
+export interface TxForAdd {
+  tx: TxRecord;
+  branches: { branchId: string; status: BranchStatus }[];
+  existing: BranchRecord | null;
+}
+
 export interface EventInput {
   type: string;
   branchId?: string | null;
@@ -90,6 +103,8 @@ export interface NewTransaction {
   traceParent: string | null;
   /** msg only: where the check-back goes. */
   check?: MsgCheckTarget;
+  /** SHA-256 of the API key that begins it (null without keys). */
+  ownerKeyDigest?: Buffer | null;
   /**
    * How it starts: `active` (the default), or `committing` for a message submitted at once
    * (`"submit": true`): its insert is the commit point.
@@ -118,6 +133,8 @@ export interface Phase1Outcome {
   lastError?: Json;
   /** An AT prepare's answer: the rows it locked. */
   locks?: BranchLocks;
+  /** Flags the transaction for attention in the same write (an answer that could not be kept as it was). */
+  needsAttention?: boolean;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */

@@ -8,6 +8,13 @@ export type RawRow = Record<string, unknown>;
 export const toDate = (value: unknown): Date => new Date(value as string);
 const toDateOrNull = (value: unknown): Date | null => (value == null ? null : new Date(value as string));
 
+/** bytea: a Buffer from a plain column, `\\x<hex>` from row_to_json. */
+function toBytesOrNull(value: unknown): Buffer | null {
+  if (value == null) return null;
+  if (Buffer.isBuffer(value)) return value;
+  return typeof value === 'string' && value.startsWith('\\x') ? Buffer.from(value.slice(2), 'hex') : null;
+}
+
 export function mapTx(raw: RawRow): TxRecord {
   return {
     gid: String(raw.gid),
@@ -28,6 +35,7 @@ export function mapTx(raw: RawRow): TxRecord {
     leaseUntil: toDateOrNull(raw.lease_until),
     traceParent: (raw.trace_parent ?? null) as string | null,
     check: typeof raw.check_participant === 'string' ? { participant: raw.check_participant, action: raw.check_action as string } : null,
+    ownerKeyDigest: toBytesOrNull(raw.owner_key_digest),
     createdAt: toDate(raw.created_at),
     updatedAt: toDate(raw.updated_at),
   };

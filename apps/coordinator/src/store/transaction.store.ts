@@ -2,8 +2,8 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import type { BranchStatus, TransactionEventView } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxRecord } from './records.js';
+import { LIMITS, type BranchStatus, type TransactionEventView } from '@nest-dtx/protocol';
+import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
 
@@ -82,15 +82,15 @@ ins_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
     timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, status text, branch_status text,
-    check_participant text, check_action text, branches jsonb, events jsonb)
+    check_participant text, check_action text, owner_key text, branches jsonb, events jsonb)
 ), ins AS (
   INSERT INTO global_transactions
     (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent,
-     check_participant, check_action)
+     check_participant, check_action, owner_key_digest)
   SELECT gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms,
          now() + timeout_ms * interval '1 millisecond', now() + first_attempt_ms * interval '1 millisecond', lease_owner,
          CASE WHEN lease_owner IS NULL THEN NULL ELSE now() + lease_ms * interval '1 millisecond' END, trace_parent,
-         check_participant, check_action
+         check_participant, check_action, decode(owner_key, 'hex')
   FROM ins_in ORDER BY gid
   ON CONFLICT (gid) DO NOTHING
   RETURNING *
@@ -135,7 +135,7 @@ app_in AS (
   branch: {
     ctes: `
 nb_in AS (
-  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, events jsonb)
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, max_branches int, events jsonb)
 ), nb_g AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
   UPDATE global_transactions t SET version = t.version + 1, updated_at = now()
@@ -143,6 +143,8 @@ nb_in AS (
   -- status || '' is no index condition, so the plan looks the rows up by gid, not among every active one.
   WHERE t.gid = x.gid AND t.gid = ANY (ARRAY(SELECT gid FROM nb_in)) AND t.status || '' = 'active'
     AND NOT EXISTS (SELECT 1 FROM branches b WHERE b.gid = x.gid AND b.branch_id = x.branch_id)
+    -- MAX_BRANCHES_PER_TRANSACTION, also against adds that raced the engine's own check.
+    AND (SELECT count(*) FROM branches b WHERE b.gid = x.gid) < x.max_branches
   RETURNING t.gid
 ), nb AS (
   INSERT INTO branches (gid, branch_id, seq, participant, action, payload, status)
@@ -159,7 +161,8 @@ nb_in AS (
     ctes: `
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
-    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, events jsonb)
+    k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb,
+    needs_attention boolean, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -174,6 +177,11 @@ p1_in AS (
   FROM p1_in x
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
+), p1_g AS (
+  -- An answer recorded only as a marker flags its transaction (no version bump: the flag is no move, and only ever set).
+  UPDATE global_transactions t SET needs_attention = true
+  FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
+  WHERE x.needs_attention AND t.gid = b.gid AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention))
 )`,
     events: `SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
     results: `SELECT 'phase1'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches
@@ -272,6 +280,7 @@ export class TransactionStore {
       branch_status: input.branchStatus ?? 'pending',
       check_participant: input.check?.participant ?? null,
       check_action: input.check?.action ?? null,
+      owner_key: input.ownerKeyDigest ? input.ownerKeyDigest.toString('hex') : null,
       branches: input.branches.map((b, i) => ({
         branch_id: b.branchId,
         seq: i + 1,
@@ -316,15 +325,17 @@ export class TransactionStore {
 
   /**
    * Records a new branch of an active interactive transaction, bumping the global version.
-   * Returns null when the transaction is not active or the branch already exists.
+   * Returns null when the transaction is not active, the branch already exists, or the
+   * transaction already holds `maxBranches` branches.
    */
-  insertBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
+  insertBranch(gid: string, branch: NewBranch, events: EventInput[], maxBranches: number = LIMITS.maxBranches): Promise<BranchRecord | null> {
     return this.write<BranchRecord | null>('branch', gid, {
       gid,
       branch_id: branch.branchId,
       participant: branch.participant,
       action: branch.action,
       payload: branch.payload,
+      max_branches: maxBranches,
       events: eventRows(events),
     });
   }
@@ -343,12 +354,35 @@ export class TransactionStore {
       set_error: outcome.lastError !== undefined,
       last_error: outcome.lastError ?? null,
       ...(outcome.locks ? { locks: outcome.locks } : {}),
+      needs_attention: outcome.needsAttention ?? false,
       events: eventRows(events),
     });
   }
 
   load(gid: string): Promise<LoadedTx | null> {
     return new Promise((resolve, reject) => this.reads.submit({ key: `${this.readSeq++}`, gid, resolve, reject }));
+  }
+
+  /**
+   * The transaction as adding `branchId` needs it (TxForAdd): the other branches' ids and
+   * statuses only, so the n-th add reads no payload or result of the n-1 before it.
+   */
+  async loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    const { rows } = await this.pool.query<{ tx: RawRow; statuses: [string, BranchStatus][]; existing: RawRow | null }>({
+      name: 'dtx_load_for_add',
+      text: `SELECT row_to_json(t.*) AS tx,
+         (SELECT coalesce(json_agg(json_build_array(b.branch_id, b.status) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS statuses,
+         (SELECT row_to_json(b.*) FROM branches b WHERE b.gid = t.gid AND b.branch_id = $2) AS existing
+       FROM global_transactions t WHERE t.gid = $1`,
+      values: [gid, branchId],
+    });
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      tx: mapTx(row.tx),
+      branches: row.statuses.map(([id, status]) => ({ branchId: id, status })),
+      existing: row.existing ? mapBranch(row.existing) : null,
+    };
   }
 
   /** Several transactions with their branches, in the order of `gids`. */

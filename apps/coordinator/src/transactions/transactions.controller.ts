@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@nest-dtx/protocol';
 import { BranchOutcomeViewSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
+import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ErrorCode } from '@nest-dtx/protocol';
@@ -33,14 +34,15 @@ export class TransactionsController {
   @ApiAnswer(200, TransactionViewSchema, 'The same gid and body were sent before: the existing transaction.')
   @ApiErrors(
     { status: 400, codes: [ErrorCode.UNKNOWN_PARTICIPANT, ErrorCode.UNKNOWN_ACTION, ErrorCode.MODE_NOT_SUPPORTED], why: 'a branch or step names what is not registered' },
-    { status: 409, codes: [ErrorCode.GID_CONFLICT], why: 'the gid names a transaction with a different body' },
+    { status: 409, codes: [ErrorCode.GID_CONFLICT], why: 'the gid names a transaction with a different body, or one another client key began' },
   )
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
     @Res({ passthrough: true }) res: { status(code: number): unknown; header(name: string, value: string): unknown },
+    @Req() request: AuthenticatedRequest,
   ): Promise<TransactionView> {
-    const { created, view } = await this.transactions.begin(dto, traceparent);
+    const { created, view } = await this.transactions.begin(dto, traceparent, request.apiKey);
     res.status(created ? 201 : 200);
     if (created) res.header('Location', `/v1/transactions/${view.gid}`);
     return view;
@@ -58,13 +60,13 @@ export class TransactionsController {
     TX_NOT_FOUND,
     {
       status: 409,
-      codes: [ErrorCode.BRANCH_FAILED, ErrorCode.TX_NOT_ACTIVE, ErrorCode.BRANCH_CONFLICT],
-      why: 'BRANCH_FAILED carries branchId, status `failed` and lastError; TX_NOT_ACTIVE the transaction',
+      codes: [ErrorCode.BRANCH_FAILED, ErrorCode.TX_NOT_ACTIVE, ErrorCode.BRANCH_CONFLICT, ErrorCode.TOO_MANY_BRANCHES],
+      why: 'BRANCH_FAILED carries branchId, status `failed` and lastError; TX_NOT_ACTIVE the transaction; TOO_MANY_BRANCHES: MAX_BRANCHES_PER_TRANSACTION reached',
     },
     { status: 502, codes: [ErrorCode.BRANCH_UNKNOWN], why: 'no usable answer in time: outcome unknown (branchId, status `pending`, lastError); the client should roll back' },
   )
-  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto): Promise<BranchOutcomeView> {
-    return this.transactions.addBranch(gid, dto);
+  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto, @Req() request: AuthenticatedRequest): Promise<BranchOutcomeView> {
+    return this.transactions.addBranch(gid, dto, request.apiKey);
   }
 
   @Post(':gid/commit')
@@ -81,8 +83,8 @@ export class TransactionsController {
     TX_NOT_FOUND,
     { status: 409, codes: [ErrorCode.CANNOT_COMMIT, ErrorCode.TX_ALREADY_DECIDED, ErrorCode.TX_NOT_ACTIVE], why: 'the body carries the transaction view as `transaction`' },
   )
-  commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
-    return this.transactions.commit(gid, dto.wait ?? false);
+  commit(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.commit(gid, dto.wait ?? false, request.apiKey);
   }
 
   @Post(':gid/rollback')
@@ -96,8 +98,8 @@ export class TransactionsController {
     TX_NOT_FOUND,
     { status: 409, codes: [ErrorCode.TX_ALREADY_DECIDED, ErrorCode.TX_NOT_ACTIVE], why: 'already committing or committed; the body carries the transaction view as `transaction`' },
   )
-  rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto): Promise<TransactionView> {
-    return this.transactions.rollback(gid, dto.wait ?? false);
+  rollback(@Param('gid', GidPipe) gid: string, @Body() dto: DecideDto, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.rollback(gid, dto.wait ?? false, request.apiKey);
   }
 
   @Get(':gid')
@@ -105,7 +107,7 @@ export class TransactionsController {
   @ApiGidParam()
   @ApiAnswer(200, TransactionViewSchema, 'The transaction.')
   @ApiErrors(TX_NOT_FOUND)
-  get(@Param('gid', GidPipe) gid: string): Promise<TransactionView> {
-    return this.transactions.get(gid);
+  get(@Param('gid', GidPipe) gid: string, @Req() request: AuthenticatedRequest): Promise<TransactionView> {
+    return this.transactions.get(gid, request.apiKey);
   }
 }

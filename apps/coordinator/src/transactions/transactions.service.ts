@@ -14,7 +14,8 @@ import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { ModeProcessors } from '../engine/processors/mode-processors.js';
 import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
-import { TransactionEngine, type RequestedDecision } from '../engine/transaction-engine.service.js';
+import { TransactionEngine, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
+import type { ApiKey } from '../auth/api-keys.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, NewBranch } from '../store/records.js';
 import { asApiError } from '../api/engine-errors.js';
@@ -55,15 +56,21 @@ export class TransactionsService {
   ) {}
 
   /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
-  async begin(dto: BeginTransactionDto, traceparent?: string): Promise<BeginResult> {
+  async begin(dto: BeginTransactionDto, traceparent?: string, key?: ApiKey): Promise<BeginResult> {
     this.processors.get(dto.mode);
     this.checkMsgFields(dto);
-    const branches = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);
-    for (const [i, b] of branches.entries()) {
-      await this.participants.resolve(b.participant, b.action, dto.mode, dto.mode === 'saga' ? `steps.${i}` : `branches.${i}`);
+    this.checkBranchCount(dto);
+    const named = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);
+    const branches: NewBranch[] = [];
+    for (const [i, b] of named.entries()) {
+      const participant = await this.participants.resolve(b.participant, b.action, dto.mode, dto.mode === 'saga' ? `steps.${i}` : `branches.${i}`);
+      // The registered spelling (names are case-insensitive), so every branch on it names it alike.
+      branches.push({ ...b, participant: participant.name });
     }
-    if (dto.check) {
-      const checked = await this.participants.resolve(dto.check.participant, dto.check.action, 'msg', 'check');
+    let check = dto.check ? { participant: dto.check.participant, action: dto.check.action } : undefined;
+    if (check) {
+      const checked = await this.participants.resolve(check.participant, check.action, 'msg', 'check');
+      check = { participant: checked.name, action: check.action };
       // A publish target answers nothing, so it cannot tell whether a message's local transaction
       // committed: publishing the check would read as "committed" and deliver what may never have been.
       if (checked.publish) {
@@ -97,7 +104,9 @@ export class TransactionsService {
           branches,
           leaseOwner: oneShot ? this.engine.instanceId : null,
           traceParent: traceparent && TRACEPARENT.test(traceparent) ? traceparent : null,
-          ...(dto.check ? { check: { participant: dto.check.participant, action: dto.check.action } } : {}),
+          ...(check ? { check } : {}),
+          // Recorded whenever keys are configured, so turning OWNER_SCOPED_KEYS on later scopes these too.
+          ownerKeyDigest: this.config.apiKeys.enabled && key ? key.digest : null,
           status,
           // A message's branches wait for nothing but the commit.
           branchStatus: isMsg ? 'prepared' : 'pending',
@@ -118,10 +127,31 @@ export class TransactionsService {
       )
       .catch(rethrowAsApiError);
     if (created) return { created, view: toTransactionView(loaded) };
-    if (loaded.tx.requestHash !== requestHash) {
+    // Another key's gid: a conflict, worded as any other, so the answer tells nothing of its body.
+    if (loaded.tx.requestHash !== requestHash || !this.engine.visibleTo(loaded.tx, this.scopeOf(key))) {
       throw new ApiError(409, ErrorCode.GID_CONFLICT, `gid ${gid} already names a different transaction`, { field: 'gid' });
     }
     return { created, view: toTransactionView(wait ? await this.engine.waitForTerminal(gid) : loaded) };
+  }
+
+  /**
+   * Which transactions a key may use: with OWNER_SCOPED_KEYS, a client key only those it began
+   * (null: all of them, for admin keys, or when scoping is off or there are no keys).
+   */
+  private scopeOf(key: ApiKey | undefined): TxScope {
+    if (!this.config.ownerScopedKeys || !key || key.roles.has('admin')) return null;
+    return key.digest;
+  }
+
+  /** MAX_BRANCHES_PER_TRANSACTION at begin, as a 400 naming the field (the same limit holds for adds). */
+  private checkBranchCount(dto: BeginTransactionDto): void {
+    const limit = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
+    for (const field of ['branches', 'steps'] as const) {
+      const count = dto[field]?.length ?? 0;
+      if (count > limit) {
+        throw new ApiError(400, ErrorCode.VALIDATION_FAILED, `${field} must contain no more than ${limit} elements (MAX_BRANCHES_PER_TRANSACTION)`, { field });
+      }
+    }
   }
 
   /** `check` and `submit` belong to msg, which needs `branches` and `check` (PROTOCOL.md 3.1). */
@@ -180,26 +210,26 @@ export class TransactionsService {
     }));
   }
 
-  async addBranch(gid: string, dto: AddBranchDto): Promise<BranchOutcomeView> {
+  async addBranch(gid: string, dto: AddBranchDto, key?: ApiKey): Promise<BranchOutcomeView> {
     const branch: NewBranch = { branchId: dto.branchId ?? `b-${randomUUID()}`, participant: dto.participant, action: dto.action, payload: dto.payload ?? {} };
-    const recorded = await this.engine.addBranch(gid, branch).catch(rethrowAsApiError);
+    const recorded = await this.engine.addBranch(gid, branch, this.scopeOf(key)).catch(rethrowAsApiError);
     return this.outcomeOf(recorded, dto);
   }
 
-  commit(gid: string, wait: boolean): Promise<TransactionView> {
-    return this.decide(gid, { type: 'commit_requested' }, wait);
+  commit(gid: string, wait: boolean, key?: ApiKey): Promise<TransactionView> {
+    return this.decide(gid, { type: 'commit_requested' }, wait, key);
   }
 
-  rollback(gid: string, wait: boolean): Promise<TransactionView> {
-    return this.decide(gid, { type: 'rollback_requested', reason: 'client' }, wait);
+  rollback(gid: string, wait: boolean, key?: ApiKey): Promise<TransactionView> {
+    return this.decide(gid, { type: 'rollback_requested', reason: 'client' }, wait, key);
   }
 
-  async get(gid: string): Promise<TransactionView> {
-    return toTransactionView(await this.engine.get(gid).catch(rethrowAsApiError));
+  async get(gid: string, key?: ApiKey): Promise<TransactionView> {
+    return toTransactionView(await this.engine.get(gid, this.scopeOf(key)).catch(rethrowAsApiError));
   }
 
-  private async decide(gid: string, event: RequestedDecision, wait: boolean): Promise<TransactionView> {
-    const { loaded, cannotCommit } = await this.engine.decide(gid, event, wait).catch(rethrowAsApiError);
+  private async decide(gid: string, event: RequestedDecision, wait: boolean, key: ApiKey | undefined): Promise<TransactionView> {
+    const { loaded, cannotCommit } = await this.engine.decide(gid, event, wait, this.scopeOf(key)).catch(rethrowAsApiError);
     const view = toTransactionView(loaded);
     if (cannotCommit) {
       throw new ApiError(409, ErrorCode.CANNOT_COMMIT, 'a branch is failed or pending: the transaction was rolled back', { transaction: view });
@@ -209,7 +239,8 @@ export class TransactionsService {
 
   /** A recorded branch as the answer to an add-branch request (PROTOCOL.md 3.2). */
   private outcomeOf(branch: BranchRecord, dto: AddBranchDto): BranchOutcomeView {
-    if (branch.participant !== dto.participant || branch.action !== dto.action) {
+    // Participant names are case-insensitive: the branch holds the registered spelling.
+    if (branch.participant.toLowerCase() !== dto.participant.toLowerCase() || branch.action !== dto.action) {
       throw new ApiError(409, ErrorCode.BRANCH_CONFLICT, `branch ${branch.branchId} already exists for ${branch.participant}/${branch.action}`, {
         field: 'branchId',
       });

@@ -17,6 +17,7 @@ import {
   IsString,
   Matches,
   Max,
+  MaxLength,
   Min,
   ValidateNested,
 } from 'class-validator';
@@ -24,7 +25,11 @@ import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, type GlobalStatus, ty
 import type { JsonObject } from '../views.js';
 
 export const LIMITS = {
-  maxBranches: 100,
+  /**
+   * The ceiling of branches (saga steps) in one transaction the DTO accepts; the coordinator's
+   * MAX_BRANCHES_PER_TRANSACTION (default 100) is the limit that applies, at begin and at add.
+   */
+  maxBranches: 1000,
   minTimeoutMs: 100,
   maxTimeoutMs: 24 * 60 * 60 * 1000,
   defaultTimeoutMs: 60_000,
@@ -40,11 +45,8 @@ export const NAME_PATTERN_SOURCE = NAME_PATTERN.source;
 /** ID_PATTERN and NAME_PATTERN with the length they allow, as OpenAPI wants both said. */
 const ID_FIELD = { pattern: ID_PATTERN_SOURCE, maxLength: 128 } as const;
 const NAME_FIELD = { pattern: NAME_PATTERN_SOURCE, maxLength: 64 } as const;
-/**
- * A string the server bounds only by Node's limit on a request's head (16 KiB for the request
- * line and headers together): query parameters and headers it does not check the length of.
- */
-const HEAD_BOUND = { maxLength: 16_384 } as const;
+/** Longest `from` / `to` filter: an ISO-8601 date and time with microseconds and an offset is 32 characters. */
+const DATE_FILTER_MAX_LENGTH = 40;
 
 /** An opaque JSON object in the OpenAPI document: payloads and metadata are not the coordinator's business. */
 export const JSON_OBJECT_SCHEMA = { type: 'object', additionalProperties: true } as const;
@@ -280,14 +282,16 @@ export class ListTransactionsQueryDto extends AdminPageQueryDto {
   attention?: 'true' | 'false';
 
   /** Created at or after (ISO-8601). */
-  @ApiOptionalField({ format: 'date-time', ...HEAD_BOUND, description: 'Created at or after (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', maxLength: DATE_FILTER_MAX_LENGTH, description: 'Created at or after (ISO-8601). Years 0001 to 9999.' })
   @IsOptional()
+  @MaxLength(DATE_FILTER_MAX_LENGTH)
   @IsDateString()
   from?: string;
 
   /** Created before (ISO-8601). */
-  @ApiOptionalField({ format: 'date-time', ...HEAD_BOUND, description: 'Created before (ISO-8601).' })
+  @ApiOptionalField({ format: 'date-time', maxLength: DATE_FILTER_MAX_LENGTH, description: 'Created before (ISO-8601). Years 0001 to 9999.' })
   @IsOptional()
+  @MaxLength(DATE_FILTER_MAX_LENGTH)
   @IsDateString()
   to?: string;
 

@@ -157,8 +157,20 @@ export class TransactionClient {
     return this.request('POST', '/v1/participants', request);
   }
 
+  /** The first 200 participants by name (the coordinator's cap on an unpaged list); listParticipantsPage pages through all. */
   listParticipants(): Promise<ParticipantView[]> {
     return this.request('GET', '/v1/participants');
+  }
+
+  /** One page of participants by name; pass `nextCursor` back as `cursor` until it is null. */
+  listParticipantsPage(page: { limit?: number; cursor?: string } = {}): Promise<{ items: ParticipantView[]; nextCursor: string | null }> {
+    const query = new URLSearchParams({ limit: String(page.limit ?? 50), ...(page.cursor ? { cursor: page.cursor } : {}) });
+    return this.request('GET', `/v1/participants?${query.toString()}`);
+  }
+
+  /** Deletes a participant this key owns (409 PARTICIPANT_IN_USE while an unfinished transaction has a branch on it). */
+  async deleteParticipant(name: string): Promise<void> {
+    await this.request<null>('DELETE', `/v1/participants/${encodeURIComponent(name)}`);
   }
 
   /** Starts building a saga (see SagaBuilder). */
@@ -190,7 +202,7 @@ export class TransactionClient {
     return this.commit(started.gid, { wait });
   }
 
-  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const retries = this.options.retries ?? Math.max(2, this.baseUrls.length);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -203,7 +215,7 @@ export class TransactionClient {
     }
   }
 
-  private async send<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async send<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const baseUrl = this.baseUrls[this.current];
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';

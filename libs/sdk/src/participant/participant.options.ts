@@ -115,7 +115,9 @@ export interface ParticipantModuleOptions {
   signingSecret?: string;
   /**
    * How often the participant registers again, which is how it picks up a rotated signing
-   * secret. Default 5 minutes; 0 never (a refused call still triggers one, at most every 10 s).
+   * secret: it is the bound within which a rotation without overlap (a revocation) takes effect
+   * here, the old secret refused from then on. Default 60 s; 0 never (a refused call still
+   * triggers one, at most every 10 s, but a revoked secret then works until the next start).
    */
   registrationRefreshMs?: number;
   /**
@@ -143,7 +145,7 @@ export const BARRIER_RETENTION_DEFAULTS = {
 /** Defaults of the registration options. */
 export const REGISTRATION_DEFAULTS = {
   waitMs: 15_000,
-  refreshMs: 5 * 60 * 1000,
+  refreshMs: 60 * 1000,
 } as const;
 
 export const PARTICIPANT_OPTIONS = Symbol('dtx:participant-options');

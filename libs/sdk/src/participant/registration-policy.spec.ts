@@ -32,6 +32,7 @@ describe('classifyRegistrationFailure', () => {
   it('treats the other answers that only an operator can change as refused', () => {
     expect(classifyRegistrationFailure(answer(401, 'UNAUTHENTICATED'), 'a')).toMatchObject({ kind: 'refused', line: expect.stringContaining('apiKey') });
     expect(classifyRegistrationFailure(answer(403, 'PARTICIPANT_HOST_NOT_ALLOWED'), 'a')).toMatchObject({ kind: 'refused', line: expect.stringContaining('PARTICIPANT_HOSTS') });
+    expect(classifyRegistrationFailure(answer(403, 'PARTICIPANT_ADDRESS_NOT_ALLOWED'), 'a')).toMatchObject({ kind: 'refused', line: expect.stringContaining('PARTICIPANT_NETWORKS') });
     expect(classifyRegistrationFailure(answer(400, 'VALIDATION_FAILED'), 'a').kind).toBe('refused');
   });
 

@@ -35,7 +35,7 @@ export class RefreshGate {
 
 /**
  * Why a registration failed. `refused`: the coordinator answered and will answer the same until
- * someone changes something (a key, a name's owner, PARTICIPANT_HOSTS), so it is said once, as an
+ * someone changes something (a key, a name's owner, PARTICIPANT_HOSTS, PARTICIPANT_NETWORKS), so it is said once, as an
  * error, and tried again slowly. `transient`: no answer, or one worth retrying soon.
  */
 export type RegistrationFailure = { kind: 'refused' | 'transient'; line: string };
@@ -55,7 +55,9 @@ export function classifyRegistrationFailure(error: unknown, name: string): Regis
     case ErrorCode.UNAUTHENTICATED:
       return refused('the coordinator requires an API key with the participant role (apiKey), and this one is missing or unknown');
     case ErrorCode.PARTICIPANT_HOST_NOT_ALLOWED:
-      return refused('the coordinator\'s PARTICIPANT_HOSTS does not list the host this participant registers');
+      return refused('the coordinator\'s PARTICIPANT_HOSTS does not list the host (or port) this participant registers');
+    case ErrorCode.PARTICIPANT_ADDRESS_NOT_ALLOWED:
+      return refused('the coordinator\'s egress policy (PARTICIPANT_NETWORKS) refuses the address this participant registers');
     default:
       return refused('the coordinator does not accept this registration');
   }

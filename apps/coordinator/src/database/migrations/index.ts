@@ -5,6 +5,7 @@ import { RetentionIndex1763800000700 } from './1763800000700-retention-index.js'
 import { ParticipantTrust1763800000800 } from './1763800000800-participant-trust.js';
 import { Messages1763800000900 } from './1763800000900-messages.js';
 import { AtLocks1763800001000 } from './1763800001000-at-locks.js';
+import { OwnersAndNames1763800001200 } from './1763800001200-owners-and-names.js';
 
 /** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
 export const COORDINATOR_MIGRATIONS = [
@@ -15,4 +16,5 @@ export const COORDINATOR_MIGRATIONS = [
   ParticipantTrust1763800000800,
   Messages1763800000900,
   AtLocks1763800001000,
+  OwnersAndNames1763800001200,
 ];
