@@ -199,7 +199,9 @@ export async function runOutboxDemo(db: RunningEmbeddedPostgres, stoppers: (() =
   const stocked = await postJson(`${inventory.url}/stock`, { sku: SKU, available: INITIAL_STOCK });
   if (stocked.status !== 201) throw new Error(`stocking ${SKU} failed: ${stocked.status}`);
 
-  const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.client });
+  // The orders are begun by the order service with its own key, and a client key reads only the
+  // transactions it began (OWNER_SCOPED_KEYS): the demo watches them as an operator does.
+  const client = new TransactionClient({ coordinatorUrl: coord.url, apiKey: keys.admin });
   const orders = reader(db.urlFor('demo_order'), stoppers);
   const stock = reader(db.urlFor('demo_inventory'), stoppers);
   const events = reader(db.urlFor('demo_events'), stoppers);
