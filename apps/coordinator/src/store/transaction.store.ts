@@ -21,6 +21,7 @@ type WriteOp =
   | (BatchedOp<BranchRecord | null> & { kind: 'phase1'; row: Record<string, unknown> });
 
 type ReadOp = BatchedOp<LoadedTx | null> & { gid: string };
+type AddReadOp = BatchedOp<TxForAdd | null> & { gid: string; branchId: string };
 
 /** How the store batches: set by the app (config), defaults for tests that build a store by hand. */
 export interface StoreOptions {
@@ -217,6 +218,17 @@ function writeStatement(kinds: readonly WriteKind[]): { name: string; text: stri
   return statement;
 }
 
+/**
+ * The transactions as adding a branch needs them (TxForAdd), for a batch of (gid, branchId):
+ * each row, its branches' ids and statuses (no payload, no result: the n-th add must not reread
+ * the n-1 before it), and the branch of that id if it exists. `k` is the op's 1-based position.
+ */
+const LOAD_FOR_ADD_SQL = `SELECT x.k, row_to_json(t.*) AS tx,
+    (SELECT coalesce(json_agg(json_build_array(b.branch_id, b.status) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS statuses,
+    (SELECT row_to_json(b.*) FROM branches b WHERE b.gid = t.gid AND b.branch_id = x.branch_id) AS existing
+  FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(gid, branch_id, k)
+  JOIN global_transactions t ON t.gid = x.gid`;
+
 const LOAD_SQL = `
 SELECT row_to_json(t.*) AS tx,
        (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS branches
@@ -248,6 +260,7 @@ export class TransactionStore {
   private readonly pool: pg.Pool;
   private readonly writes: Batcher<WriteOp>;
   private readonly reads: Batcher<ReadOp>;
+  private readonly addReads: Batcher<AddReadOp>;
   private readSeq = 0;
   readonly stats: WriteBatchStats = { batches: 0, operations: 0 };
 
@@ -260,6 +273,7 @@ export class TransactionStore {
     const maxBatch = options.maxBatch ?? 200;
     this.writes = new Batcher((batch) => this.flushWrites(batch), { maxInFlight: options.writeConcurrency ?? 2, maxBatch });
     this.reads = new Batcher((batch) => this.flushReads(batch), { maxInFlight: 2, maxBatch });
+    this.addReads = new Batcher((batch) => this.flushAddReads(batch), { maxInFlight: 2, maxBatch });
   }
 
   /** Creates the transaction with its known branches; null when the gid already exists. */
@@ -367,22 +381,9 @@ export class TransactionStore {
    * The transaction as adding `branchId` needs it (TxForAdd): the other branches' ids and
    * statuses only, so the n-th add reads no payload or result of the n-1 before it.
    */
-  async loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
-    const { rows } = await this.pool.query<{ tx: RawRow; statuses: [string, BranchStatus][]; existing: RawRow | null }>({
-      name: 'dtx_load_for_add',
-      text: `SELECT row_to_json(t.*) AS tx,
-         (SELECT coalesce(json_agg(json_build_array(b.branch_id, b.status) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS statuses,
-         (SELECT row_to_json(b.*) FROM branches b WHERE b.gid = t.gid AND b.branch_id = $2) AS existing
-       FROM global_transactions t WHERE t.gid = $1`,
-      values: [gid, branchId],
-    });
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      tx: mapTx(row.tx),
-      branches: row.statuses.map(([id, status]) => ({ branchId: id, status })),
-      existing: row.existing ? mapBranch(row.existing) : null,
-    };
+  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    // Batched like load(): the adds of concurrent interactive transactions share one round trip.
+    return new Promise((resolve, reject) => this.addReads.submit({ key: `${this.readSeq++}`, gid, branchId, resolve, reject }));
   }
 
   /** Several transactions with their branches, in the order of `gids`. */
@@ -490,6 +491,27 @@ export class TransactionStore {
     try {
       const byGid = await this.loadRows([...new Set(batch.map((op) => op.gid))]);
       for (const op of batch) op.resolve(byGid.get(op.gid) ?? null);
+    } catch (error) {
+      for (const op of batch) op.reject(error);
+    }
+  }
+
+  private async flushAddReads(batch: AddReadOp[]): Promise<void> {
+    try {
+      const { rows } = await this.pool.query<{ k: number; tx: RawRow; statuses: [string, BranchStatus][]; existing: RawRow | null }>({
+        name: 'dtx_load_for_add',
+        text: LOAD_FOR_ADD_SQL,
+        values: [batch.map((op) => op.gid), batch.map((op) => op.branchId)],
+      });
+      const byIndex = new Map(rows.map((row) => [Number(row.k), row]));
+      batch.forEach((op, index) => {
+        const row = byIndex.get(index + 1);
+        op.resolve(
+          row
+            ? { tx: mapTx(row.tx), branches: row.statuses.map(([id, status]) => ({ branchId: id, status })), existing: row.existing ? mapBranch(row.existing) : null }
+            : null,
+        );
+      });
     } catch (error) {
       for (const op of batch) op.reject(error);
     }
