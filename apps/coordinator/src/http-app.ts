@@ -3,7 +3,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyInstance } from 'fastify';
 import { AppModule } from './app.module.js';
 import { authenticateFirst, refuseCrossSite } from './auth/front-door.js';
-import { RefusalLimiter } from './auth/refusal-limiter.js';
+import { ClientRateLimiter } from './auth/client-rate-limit.js';
 import { CoordinatorConfig, httpIdleTimeoutMs, type CoordinatorEnv } from './config/coordinator.config.js';
 import { setUpApiDocs } from './docs/api-docs.js';
 import { JsonLogger } from './logging/json-logger.js';
@@ -63,9 +63,10 @@ export async function createCoordinatorApp(env: CoordinatorEnv): Promise<NestFas
   // 2. 401 (429 past AUTH_FAILURE_LIMIT_PER_MINUTE): no known key, on every route but @Public()
   //    ones, Nest's or not (the API docs, static files). Without keys there is no hook at all.
   if (config.apiKeys.enabled) {
-    const refusals = new RefusalLimiter(config.authFailureLimitPerMinute);
+    // The client API's sliding one-minute window, counting refusals per address instead.
+    const refusals = new ClientRateLimiter(config.authFailureLimitPerMinute);
     fastify.addHook('onClose', (_instance, done) => {
-      refusals.close();
+      refusals.onApplicationShutdown();
       done();
     });
     fastify.addHook('onRequest', authenticateFirst(config.apiKeys, refusals));

@@ -3,7 +3,7 @@ import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
 import type { ApiKeyRing, ApiRole } from './api-keys.js';
 import { decideAccess, type AuthenticatedRequest } from './authenticate.js';
 import { crossSiteReason } from './cross-site.js';
-import type { RefusalLimiter } from './refusal-limiter.js';
+import type { ClientRateLimiter } from './client-rate-limit.js';
 import type { PublicRouteConfig } from './roles.decorator.js';
 
 /** A Fastify onRequest hook: it runs once the route is found, before the body is read. */
@@ -62,9 +62,10 @@ export function refuseCrossSite(): OnRequestHook {
  * when keys are configured). Roles of Nest routes are left to ApiKeyGuard, except on the admin
  * surface, whose pages may be served outside Nest's router (Swagger UI's files): admin (or
  * metrics for /metrics) is required here, on the routed path. Refusals (401) count against the
- * client address's RefusalLimiter; past it, 429 RATE_LIMITED with Retry-After.
+ * client address's window (the client API's ClientRateLimiter, here counting refusals per
+ * address: AUTH_FAILURE_LIMIT_PER_MINUTE); past it, 429 RATE_LIMITED with Retry-After.
  */
-export function authenticateFirst(ring: ApiKeyRing, refusals: RefusalLimiter): OnRequestHook {
+export function authenticateFirst(ring: ApiKeyRing, refusals: ClientRateLimiter): OnRequestHook {
   return (request, reply, done) => {
     if ((request.routeOptions.config as PublicRouteConfig | undefined)?.dtxPublic === true && !request.is404) return done();
     const path = judgedPath(request);
@@ -76,8 +77,8 @@ export function authenticateFirst(ring: ApiKeyRing, refusals: RefusalLimiter): O
     }
     const { body, challenge } = decision.refusal;
     if (body.statusCode === 401) {
-      const limited = refusals.take(request.ip);
-      if (!limited.allowed) {
+      const limited = refusals.enabled ? refusals.hit(`ip:${request.ip}`) : null;
+      if (limited && !limited.allowed) {
         return send(
           reply,
           { statusCode: 429, error: ErrorCode.RATE_LIMITED, message: `too many refused requests from this address; retry after ${limited.retryAfterSeconds} s` },

@@ -185,7 +185,7 @@ export class CoordinatorEnv {
 
   /**
    * Requests refused 401 (no key, an unknown or malformed one) per client address per minute and
-   * instance, a token bucket; past it, 429 RATE_LIMITED. Requests with a valid key never count.
+   * instance, a sliding one-minute window; past it, 429 RATE_LIMITED. Requests with a valid key never count.
    * 0: unlimited.
    */
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(100_000_000)
