@@ -22,6 +22,7 @@ import {
   type StackApiKeys,
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { rawHttp } from '../support/raw-http.js';
 
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
@@ -284,9 +285,10 @@ async function sendProbes(baseUrl: string, all: Probe[]): Promise<{ sent: number
         const headers: Record<string, string> = {};
         if (probe.contentType) headers['content-type'] = probe.contentType;
         if (probe.authorization !== undefined) headers.authorization = probe.authorization;
-        const response = await fetch(`${baseUrl}${probe.path}`, { method: probe.method, headers, body: probe.body });
+        // A connection of its own per probe (raw-http.ts): the judged answer is the server's, never a pool's race.
+        const response = await rawHttp(Number(new URL(baseUrl).port), { method: probe.method, path: probe.path, headers, body: probe.body });
         sent++;
-        const text = await response.text();
+        const text = response.text;
         let code: unknown;
         try {
           code = (JSON.parse(text) as { error?: unknown }).error;

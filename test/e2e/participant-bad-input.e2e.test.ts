@@ -11,7 +11,6 @@
  * A correctly signed call at the end does change it, so that comparison can fail.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { Logger } from '@nestjs/common';
@@ -53,6 +52,7 @@ import {
   type StackApiKeys,
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { rawHttp, type RawAnswer } from '../support/raw-http.js';
 
 const TRANSPORTS: ParticipantTransport[] = ['http', 'tcp', 'redis'];
 const ACTIONS = ['debit', 'credit'] as const;
@@ -605,32 +605,9 @@ function messageShapeProbes(call: PhaseCallBody): MessageProbe[] {
 // ---------------------------------------------------------------------------------------------
 // Sending, and judging the answers.
 
-const agent = new Agent({ keepAlive: true, maxSockets: 25 });
-
-function httpPost(port: number, probe: HttpProbe): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | string[]> = typeof probe.headers === 'function' ? probe.headers() : { ...probe.headers };
-    if (!probe.chunked) headers['content-length'] = String(Buffer.byteLength(probe.body));
-    let answered = false;
-    const req = request({ host: '127.0.0.1', port, path: probe.path, method: 'POST', headers, agent }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    // A server that answers 413 before reading the whole body may close while we still write.
-    req.on('error', (error) => {
-      if (!answered) reject(error);
-    });
-    if (probe.chunked) {
-      const bytes = Buffer.from(probe.body);
-      for (let i = 0; i < bytes.length; i += 64 * 1024) req.write(bytes.subarray(i, i + 64 * 1024));
-      req.end();
-    } else {
-      req.end(probe.body);
-    }
-  });
+function httpPost(port: number, probe: HttpProbe): Promise<RawAnswer> {
+  const headers = typeof probe.headers === 'function' ? probe.headers() : { ...probe.headers };
+  return rawHttp(port, { method: 'POST', path: probe.path, headers, body: probe.body, chunked: probe.chunked });
 }
 
 /** Whether an error body is a refusal as expected: a 4xx with a stable code (and the exact status and code when the probe names them). */
@@ -859,7 +836,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  agent.destroy();
   await Promise.all([...participants.values()].map((p) => p.service.process.kill()));
   await coord?.process.kill();
   await Promise.all([coordDb, ...[...participants.values()].map((p) => p.db)].filter(Boolean).map((d) => d.drop()));
