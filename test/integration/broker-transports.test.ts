@@ -53,7 +53,7 @@ const participant = (name: string, transport: 'rabbitmq' | 'nats', publish: bool
   secretGeneration: 1,
   previousSecretGeneration: null,
   previousSecretUntil: null,
-  callHeaders: {},
+  callHeaders: {}, maxInFlight: null,
   updatedAt: new Date(),
 });
 

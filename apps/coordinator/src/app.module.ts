@@ -5,6 +5,7 @@ import { ScheduleModule } from '@nestjs/schedule';
 import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
+import { ParticipantGates } from './overload/participant-gates.service.js';
 import { InProcessTxEventBus, RedisTxEventBus, TxEventBus } from './bus/tx-event-bus.js';
 import { AdminController } from './admin/admin.controller.js';
 import { AdminService } from './admin/admin.service.js';
@@ -62,6 +63,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
     ParticipantStore,
     ParticipantsService,
     ParticipantInvoker,
+    ParticipantGates,
     BranchCaller,
     TransactionWriter,
     ...MODE_PROCESSOR_PROVIDERS,

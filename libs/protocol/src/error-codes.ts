@@ -55,6 +55,12 @@ export const ErrorCode = {
    * decided that is not durable: send the same request again (begin with the same gid).
    */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
+  /**
+   * The coordinator has more participant calls waiting than it admits new work for (a
+   * participant the begin names, or the instance as a whole): the begin was refused before
+   * anything was written (503, Retry-After). Send the same request again after Retry-After.
+   */
+  OVERLOADED: 'OVERLOADED',
   /** An interactive transaction already holds MAX_BRANCHES_PER_TRANSACTION branches: no more may be added (409). */
   TOO_MANY_BRANCHES: 'TOO_MANY_BRANCHES',
   /** The API key already owns MAX_PARTICIPANTS_PER_KEY participant names: a new name is refused (403). */

@@ -63,6 +63,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const body = bounded(this.toBody(exception));
     const adapter = this.adapterHost.httpAdapter;
     if (body.error === ErrorCode.STORE_UNAVAILABLE) adapter.setHeader(response, 'Retry-After', '1');
+    // An overloaded instance says how long its queues need (503 OVERLOADED): in the body and as Retry-After.
+    if (typeof body.retryAfterSeconds === 'number') adapter.setHeader(response, 'Retry-After', String(body.retryAfterSeconds));
     adapter.reply(response, body, body.statusCode);
   }
 

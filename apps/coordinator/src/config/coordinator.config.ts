@@ -98,6 +98,53 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   RECOVERY_BATCH_SIZE: number = 100;
 
+  /**
+   * The most calls one instance has in flight to one participant (an operator may set another
+   * for a participant: PUT /admin/participants/{name}/limits). Below it the limit adapts itself
+   * (PARTICIPANT_ADAPTIVE_LIMIT); calls past it wait in the participant's queue, their waiting
+   * time taken from their CALL_TIMEOUT_MS.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  PARTICIPANT_MAX_IN_FLIGHT: number = 128;
+
+  /** Where a participant's adaptive limit starts, and starts again after its breaker closed. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
+  PARTICIPANT_INITIAL_IN_FLIGHT: number = 16;
+
+  /**
+   * Whether the in-flight limit adapts (AIMD: up by one while answers come fast, down by a tenth
+   * on a time-out, a transient failure or an answer slower than half CALL_TIMEOUT_MS). false:
+   * it is PARTICIPANT_MAX_IN_FLIGHT, fixed.
+   */
+  @IsOptional() @Transform(toBoolean) @IsBoolean({ message: 'PARTICIPANT_ADAPTIVE_LIMIT must be true or false' })
+  PARTICIPANT_ADAPTIVE_LIMIT: boolean = true;
+
+  /** Calls that may wait for a participant's slot on one instance; one more is not made now, and its transaction tries again later. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  PARTICIPANT_QUEUE_LIMIT: number = 2_000;
+
+  /** Transient failures in a row (no answer, 5xx) that open a participant's circuit breaker; 0: never. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  BREAKER_FAILURE_THRESHOLD: number = 5;
+
+  /** How long an open breaker sends nothing before one probe call; doubled after each failed probe up to BREAKER_OPEN_MAX_MS. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(3_600_000)
+  BREAKER_OPEN_MS: number = 1_000;
+
+  @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(3_600_000)
+  BREAKER_OPEN_MAX_MS: number = 10_000;
+
+  /**
+   * A begin naming a participant with this many calls waiting on this instance is refused
+   * (503 OVERLOADED, Retry-After) before anything is written; 0: never.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(1_000_000)
+  ADMISSION_QUEUE_LIMIT: number = 1_000;
+
+  /** Every begin is refused (503 OVERLOADED, Retry-After) while this instance has this many participant calls waiting in all; 0: never. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(10_000_000)
+  ADMISSION_BACKLOG_LIMIT: number = 10_000;
+
   /** Transactions one instance's recovery resumes at once; the rest of a batch waits its turn. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(1) @Max(10_000)
   RECOVERY_CONCURRENCY: number = 16;

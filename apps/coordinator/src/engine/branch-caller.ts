@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { Injectable, Logger } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -6,6 +7,8 @@ import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
+import type { GateRefusal } from '../overload/participant-gate.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
 import { storableOutcome } from './storable-answer.js';
 
@@ -20,6 +23,18 @@ export class LeaseLostError extends Error {
 /** What one call goes to: a branch, or msg's check-back (which names the caller's action, not a branch). */
 export type CallTarget = Pick<BranchRecord, 'branchId' | 'participant' | 'action' | 'payload'>;
 
+/** Why a call was not made, in the words the branch's lastError and the log show. */
+function notCalled(participant: string, refusal: GateRefusal): string {
+  switch (refusal.kind) {
+    case 'breaker_open':
+      return `not called: participant ${participant}'s circuit breaker is open after transient failures in a row; next probe in ${refusal.retryInMs} ms`;
+    case 'queue_full':
+      return `not called: ${refusal.queued} calls already waiting for participant ${participant} on this instance`;
+    case 'queue_timeout':
+      return `not called: waited ${refusal.waitedMs} ms for a free slot to participant ${participant}, too long to make the call in time`;
+  }
+}
+
 /** Calls one phase of one branch on its registered participant. */
 @Injectable()
 export class BranchCaller {
@@ -30,33 +45,54 @@ export class BranchCaller {
     private readonly invoker: ParticipantInvoker,
     private readonly config: CoordinatorConfig,
     private readonly metrics: MetricsService,
+    private readonly gates: ParticipantGates,
   ) {}
 
-  /** An unregistered participant is a transient failure: it may register later. */
+  /**
+   * An unregistered participant is a transient failure: it may register later. The call goes
+   * through the participant's gate (overload/participant-gate.ts): it waits for a slot, and the
+   * wait is taken from its CALL_TIMEOUT_MS; a phase-1 call of an active transaction waits no
+   * later than the transaction's deadline. A call the gate does not let through (breaker open,
+   * queue full, budget spent waiting) is not made: a transient outcome, tried again later.
+   */
   async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
-    const startedAt = Date.now();
+    const { tx } = loaded;
+    const maxWaitMs = tx.status === 'active' && phase !== 'check' ? Math.max(0, tx.deadline.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
+    const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(this.config.env.CALL_TIMEOUT_MS, maxWaitMs);
+    if (admission.kind !== 'permit') {
+      this.metrics.callsNotMade.inc({ participant: participant.name, reason: admission.kind });
+      return { kind: 'transient', error: notCalled(participant.name, admission) };
+    }
+    const startedAt = performance.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
-    const leaseVersion = loaded.heldUntil === undefined ? undefined : loaded.tx.version;
-    const answer = await this.invoker.call(participant, {
-      gid: loaded.tx.gid,
-      branchId: branch.branchId,
-      mode: loaded.tx.mode,
-      action: branch.action,
-      phase,
-      payload: branch.payload,
-    }, leaseVersion, loaded.tx.traceParent ?? undefined);
+    const leaseVersion = loaded.heldUntil === undefined ? undefined : tx.version;
+    let answer: CallOutcome;
+    try {
+      answer = await this.invoker.call(
+        participant,
+        { gid: tx.gid, branchId: branch.branchId, mode: tx.mode, action: branch.action, phase, payload: branch.payload },
+        admission.timeoutMs,
+        leaseVersion,
+        tx.traceParent ?? undefined,
+      );
+    } catch (error) {
+      admission.release('transient', performance.now() - startedAt);
+      throw error;
+    }
+    admission.release(answer.kind, performance.now() - startedAt);
     // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
     const outcome = storableOutcome(answer);
     stopTimer({ outcome: outcome.kind });
     // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
     if (debugLogged()) {
-      forTransaction(this.logger, loaded.tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
+      forTransaction(this.logger, tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
         participant: branch.participant,
         phase,
         outcome: outcome.kind,
-        durationMs: Date.now() - startedAt,
+        durationMs: Math.round(performance.now() - startedAt),
+        queuedMs: admission.waitedMs,
         error: outcome.kind === 'ok' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
       });
     }

@@ -11,6 +11,7 @@ import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import type { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
@@ -152,10 +153,11 @@ function engineWith(env: Record<string, string> = {}) {
   const store = new FakeStore();
   const participants = new FakeParticipants();
   const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance', ...env }));
-  const metrics = new MetricsService({} as DataSource);
+  const gates = new ParticipantGates(config);
+  const metrics = new MetricsService({} as DataSource, gates);
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
-  const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics);
+  const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates);
   const processors = new ModeProcessors(
     new TccProcessor(writer, caller),
     new TwoPhaseCommitProcessor(writer, caller),

@@ -25,11 +25,11 @@ export class ParticipantInvoker implements OnModuleDestroy {
   }
 
   /**
-   * Every call is signed with the participant's keys (PROTOCOL.md 5.5). `leaseVersion`: the
+   * Every call is signed with the participant's keys (PROTOCOL.md 5.5). `timeoutMs`: what is left
+   * of the call's CALL_TIMEOUT_MS after it waited for a slot. `leaseVersion`: the
    * transaction version under which this instance holds the lease, when it drives the call.
    */
-  async call(participant: RegisteredParticipant, body: PhaseCallBody, leaseVersion?: number, traceparent?: string): Promise<CallOutcome> {
-    const timeoutMs = this.config.env.CALL_TIMEOUT_MS;
+  async call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number, leaseVersion?: number, traceparent?: string): Promise<CallOutcome> {
     switch (participant.transport) {
       case 'http': {
         if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };

@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DataSource } from 'typeorm';
+import type { GateSnapshot } from '../overload/participant-gate.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 
 /**
  * Prometheus metrics (prom-client). Counters and histograms are fed by the engine as things
@@ -41,8 +43,26 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  constructor(@InjectDataSource() private readonly db: DataSource) {
+  readonly callsNotMade = new Counter({
+    name: 'dtx_participant_calls_not_made_total',
+    help: 'Participant calls not made, their transactions to try again later, by participant and reason: breaker_open, queue_full, queue_timeout',
+    labelNames: ['participant', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly admission = new Counter({
+    name: 'dtx_admission_total',
+    help: 'Begins admitted or refused (503 OVERLOADED) by admission control on this instance',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    gates: ParticipantGates,
+  ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'dtx_' });
+    this.gateGauges(gates);
     // One query per scrape serves all three gauges, whichever prom-client collects first.
     let pending: Promise<void> | null = null;
     const refresh = (): Promise<void> =>
@@ -68,6 +88,28 @@ export class MetricsService {
       registers: [this.registry],
       collect: refresh,
     });
+  }
+
+  /** Every participant gate of this instance, read when scraped (overload/participant-gates.service.ts). */
+  private gateGauges(gates: ParticipantGates): void {
+    const gauge = (name: string, help: string, read: (g: GateSnapshot) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['participant'] as const,
+        registers: [this.registry],
+        collect(this: Gauge<'participant'>) {
+          this.reset();
+          for (const [participant, snapshot] of gates.snapshot()) this.set({ participant }, read(snapshot));
+        },
+      });
+    };
+    gauge('dtx_participant_in_flight', 'Calls in flight to a participant from this instance', (g) => g.inFlight);
+    gauge('dtx_participant_queued', 'Calls waiting for a slot to a participant on this instance (the queue depth)', (g) => g.queued);
+    gauge('dtx_participant_limit', 'A participant\'s current in-flight limit on this instance (adaptive, at most its maximum)', (g) => g.limit);
+    gauge('dtx_participant_breaker_open', 'Whether a participant\'s circuit breaker is open (1), half-open (0.5) or closed (0) on this instance', (g) =>
+      g.breaker === 'open' ? 1 : g.breaker === 'half_open' ? 0.5 : 0,
+    );
   }
 
   private async readGauges(inDoubt: Gauge<'status'>, attention: Gauge, lag: Gauge): Promise<void> {

@@ -7,7 +7,7 @@ import { deriveParticipantKey, ParticipantSigning } from './participant-signing.
 const coordinatorSecret = randomBytes(32);
 const record = (over: Partial<ParticipantRecord> = {}): ParticipantRecord => ({
   name: 'bank-a', transport: 'http', endpoint: 'http://127.0.0.1:1/tx', host: null, port: null, publish: false, actions: [],
-  ownerKeyDigest: null, secretGeneration: 1, previousSecretGeneration: null, previousSecretUntil: null, callHeaders: {}, updatedAt: new Date(),
+  ownerKeyDigest: null, secretGeneration: 1, previousSecretGeneration: null, previousSecretUntil: null, callHeaders: {}, maxInFlight: null, updatedAt: new Date(),
   ...over,
 });
 

@@ -18,11 +18,12 @@ interface ParticipantRow {
   previous_secret_generation: number | null;
   previous_secret_until: Date | null;
   call_headers: Record<string, string>;
+  max_in_flight: number | null;
   updated_at: Date;
 }
 
 const COLUMNS = `name, transport, endpoint, host, port, publish, actions, owner_key_digest, secret_generation,
-  previous_secret_generation, previous_secret_until, call_headers, updated_at`;
+  previous_secret_generation, previous_secret_until, call_headers, max_in_flight, updated_at`;
 
 function toRecord(row: ParticipantRow): ParticipantRecord {
   return {
@@ -38,6 +39,7 @@ function toRecord(row: ParticipantRow): ParticipantRecord {
     previousSecretGeneration: row.previous_secret_generation,
     previousSecretUntil: row.previous_secret_until,
     callHeaders: row.call_headers,
+    maxInFlight: row.max_in_flight,
     updatedAt: row.updated_at,
   };
 }

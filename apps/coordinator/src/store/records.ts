@@ -170,6 +170,8 @@ export interface ParticipantRecord {
   previousSecretUntil: Date | null;
   /** Headers sent on every call to it (HTTP), e.g. an API gateway's credentials. */
   callHeaders: Record<string, string>;
+  /** An operator's ceiling on calls in flight to it from one instance; null: PARTICIPANT_MAX_IN_FLIGHT. */
+  maxInFlight: number | null;
   updatedAt: Date;
 }
 

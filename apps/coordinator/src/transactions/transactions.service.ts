@@ -16,6 +16,8 @@ import { ModeProcessors } from '../engine/processors/mode-processors.js';
 import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
 import { TransactionEngine, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
 import type { ApiKey } from '../auth/api-keys.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, NewBranch } from '../store/records.js';
 import { asApiError } from '../api/engine-errors.js';
@@ -53,6 +55,8 @@ export class TransactionsService {
     private readonly processors: ModeProcessors,
     private readonly participants: ParticipantsService,
     private readonly config: CoordinatorConfig,
+    private readonly gates: ParticipantGates,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
@@ -79,6 +83,12 @@ export class TransactionsService {
         });
       }
     }
+
+    // Admission control: refused while the participants it names (or this instance) have more
+    // calls waiting than admitted work may add to, before anything is written.
+    const refusal = this.gates.admit(check ? [...branches.map((b) => b.participant), check.participant] : branches.map((b) => b.participant));
+    this.metrics.admission.inc({ outcome: refusal ? 'refused' : 'admitted' });
+    if (refusal) throw new ApiError(503, ErrorCode.OVERLOADED, `${refusal.reason}; try again in ${refusal.retryAfterSeconds} s`, { retryAfterSeconds: refusal.retryAfterSeconds });
 
     const gid = dto.gid ?? randomUUID();
     const timeoutMs = dto.timeoutMs ?? LIMITS.defaultTimeoutMs;

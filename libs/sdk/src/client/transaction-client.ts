@@ -8,11 +8,14 @@ import type {
   ParticipantView,
   TransactionView,
 } from '@nest-dtx/protocol';
-import { CoordinatorError } from './coordinator-error.js';
+import { CoordinatorError, parseRetryAfter } from './coordinator-error.js';
 import { MsgBuilder, type MsgCheckTarget, type MsgOptions } from './msg-builder.js';
 
 /** What is worth sending again: no answer at all, or a coordinator that lost its database mid-request. */
 const isRetryable = (error: CoordinatorError): boolean => error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE';
+
+/** Refused before anything was done, with a Retry-After to honour: an overloaded or rate-limiting coordinator. */
+const isBackPressure = (error: CoordinatorError): boolean => error.code === 'OVERLOADED' || error.code === 'RATE_LIMITED';
 
 export interface TransactionClientOptions {
   /**
@@ -30,6 +33,13 @@ export interface TransactionClientOptions {
    * does not, so a resent begin or branch finds the first one instead of making a second.
    */
   retries?: number;
+  /**
+   * How long in all a request may wait on answers asking it to come back later (`503 OVERLOADED`,
+   * `429 RATE_LIMITED`): each is sent again after its Retry-After (plus up to a quarter more, so
+   * refused callers do not all come back at once), to the next coordinator URL if there are
+   * several. Past it, the refusal is thrown. Default 60 s; 0: never wait.
+   */
+  maxBackPressureWaitMs?: number;
 }
 
 export interface BranchRequest {
@@ -204,13 +214,23 @@ export class TransactionClient {
 
   private async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const retries = this.options.retries ?? Math.max(2, this.baseUrls.length);
-    for (let attempt = 0; ; attempt++) {
+    let waitBudgetMs = this.options.maxBackPressureWaitMs ?? 60_000;
+    for (let attempt = 0; ; ) {
       try {
         return await this.send<T>(method, path, body);
       } catch (error) {
-        if (!(error instanceof CoordinatorError) || !isRetryable(error) || attempt >= retries) throw error;
+        if (!(error instanceof CoordinatorError)) throw error;
+        let delayMs: number;
+        if (isBackPressure(error)) {
+          delayMs = Math.round((error.retryAfterMs ?? 1_000) * (1 + Math.random() / 4));
+          if (delayMs > waitBudgetMs) throw error;
+          waitBudgetMs -= delayMs;
+        } else {
+          if (!isRetryable(error) || attempt >= retries) throw error;
+          delayMs = 200 * 2 ** attempt++;
+        }
         this.current = (this.current + 1) % this.baseUrls.length;
-        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
     }
   }
@@ -233,7 +253,7 @@ export class TransactionClient {
     }
     const text = await response.text();
     const parsed: unknown = text ? JSON.parse(text) : null;
-    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null);
+    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null, undefined, parseRetryAfter(response.headers.get('retry-after')));
     return parsed as T;
   }
 }

@@ -6,6 +6,7 @@ import { ParticipantTrust1763800000800 } from './1763800000800-participant-trust
 import { Messages1763800000900 } from './1763800000900-messages.js';
 import { AtLocks1763800001000 } from './1763800001000-at-locks.js';
 import { OwnersAndNames1763800001200 } from './1763800001200-owners-and-names.js';
+import { ParticipantLimits1763800001300 } from './1763800001300-participant-limits.js';
 
 /** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
 export const COORDINATOR_MIGRATIONS = [
@@ -17,4 +18,5 @@ export const COORDINATOR_MIGRATIONS = [
   Messages1763800000900,
   AtLocks1763800001000,
   OwnersAndNames1763800001200,
+  ParticipantLimits1763800001300,
 ];

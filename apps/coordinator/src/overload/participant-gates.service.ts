@@ -1,0 +1,110 @@
+import { Injectable } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { ParticipantGate, type GateSnapshot } from './participant-gate.js';
+
+/** A begin refused before anything was written: 503 OVERLOADED with Retry-After. */
+export interface AdmissionRefusal {
+  reason: string;
+  retryAfterSeconds: number;
+}
+
+/**
+ * Every participant's gate in this instance (participant-gate.ts), made on first use, keyed by
+ * the registered name in lower case (names are case-insensitive). Also the instance's admission
+ * control: a begin is refused, before anything is written, when a participant it names already
+ * has ADMISSION_QUEUE_LIMIT calls waiting here, or this instance has ADMISSION_BACKLOG_LIMIT
+ * waiting in all: the work already accepted is finished first, and callers slow down instead of
+ * every transaction growing slower.
+ */
+@Injectable()
+export class ParticipantGates {
+  private readonly gates = new Map<string, ParticipantGate>();
+  private readonly admission = { admitted: 0, refused: 0 };
+
+  constructor(private readonly config: CoordinatorConfig) {}
+
+  /** The gate of a participant; `maxInFlight`: its own ceiling (set by an operator), or null for the default. */
+  gate(participant: string, maxInFlight: number | null = null): ParticipantGate {
+    const key = participant.toLowerCase();
+    const env = this.config.env;
+    const max = maxInFlight ?? env.PARTICIPANT_MAX_IN_FLIGHT;
+    let gate = this.gates.get(key);
+    if (!gate) {
+      gate = new ParticipantGate({
+        limit: {
+          max,
+          initial: Math.min(env.PARTICIPANT_INITIAL_IN_FLIGHT, max),
+          // An answer taking half the call's timeout is a participant queueing our calls.
+          slowAfterMs: env.CALL_TIMEOUT_MS / 2,
+          adaptive: env.PARTICIPANT_ADAPTIVE_LIMIT,
+        },
+        breaker: { failureThreshold: env.BREAKER_FAILURE_THRESHOLD, openMs: env.BREAKER_OPEN_MS, maxOpenMs: env.BREAKER_OPEN_MAX_MS },
+        queueLimit: env.PARTICIPANT_QUEUE_LIMIT,
+        minCallMs: Math.min(250, env.CALL_TIMEOUT_MS / 4),
+        now: () => performance.now(),
+      });
+      this.gates.set(key, gate);
+    } else {
+      gate.setMaxInFlight(max);
+    }
+    return gate;
+  }
+
+  /**
+   * Whether a begin naming these participants may be accepted now. Counted either way, for the
+   * admitted/refused rates an operator watches.
+   */
+  admit(participants: readonly string[]): AdmissionRefusal | null {
+    const refusal = this.refusalFor(participants);
+    if (refusal) this.admission.refused++;
+    else this.admission.admitted++;
+    return refusal;
+  }
+
+  /** Every gate's state, by participant name (lower case). */
+  snapshot(): Map<string, GateSnapshot> {
+    return new Map([...this.gates].map(([name, gate]) => [name, gate.snapshot()]));
+  }
+
+  /** Begins admitted and refused by this instance since it started. */
+  admissionCounts(): { admitted: number; refused: number } {
+    return { ...this.admission };
+  }
+
+  /** Calls waiting for a slot in this instance, all participants together. */
+  backlog(): number {
+    let queued = 0;
+    for (const gate of this.gates.values()) queued += gate.queued;
+    return queued;
+  }
+
+  private refusalFor(participants: readonly string[]): AdmissionRefusal | null {
+    const { ADMISSION_QUEUE_LIMIT, ADMISSION_BACKLOG_LIMIT } = this.config.env;
+    if (ADMISSION_BACKLOG_LIMIT > 0) {
+      const backlog = this.backlog();
+      if (backlog >= ADMISSION_BACKLOG_LIMIT) {
+        return { reason: `this instance has ${backlog} participant calls waiting (ADMISSION_BACKLOG_LIMIT ${ADMISSION_BACKLOG_LIMIT})`, retryAfterSeconds: this.drainSeconds() };
+      }
+    }
+    if (ADMISSION_QUEUE_LIMIT > 0) {
+      for (const name of new Set(participants.map((p) => p.toLowerCase()))) {
+        const gate = this.gates.get(name);
+        if (gate && gate.queued >= ADMISSION_QUEUE_LIMIT) {
+          return {
+            reason: `participant ${name} has ${gate.queued} calls waiting on this instance (ADMISSION_QUEUE_LIMIT ${ADMISSION_QUEUE_LIMIT})`,
+            retryAfterSeconds: gate.drainSeconds(),
+          };
+        }
+      }
+    }
+    return null;
+  }
+
+  /** The longest any gate needs to drain its queue, as a Retry-After. */
+  private drainSeconds(): number {
+    let seconds = 1;
+    for (const gate of this.gates.values()) seconds = Math.max(seconds, gate.drainSeconds());
+    return seconds;
+  }
+}
