@@ -81,6 +81,8 @@ export function listHeldLocks(cursor, limit = 100) {
 }
 
 export const getStats = () => request('GET', '/admin/stats');
+/** Every participant with its gate on the instance that answers (GET /admin/participants). */
+export const listParticipants = () => request('GET', '/admin/participants');
 export const getTransaction = (gid) => request('GET', transactionPath(gid));
 export const retryTransaction = (gid) => request('POST', `${transactionPath(gid)}/retry`);
 export const rollbackTransaction = (gid) => request('POST', `${transactionPath(gid)}/rollback`);

@@ -2,12 +2,14 @@
 // the coordinator's server-sent events (GET /admin/stream), which only say "gid X is now Y";
 // the page then refetches what it shows from the admin API. Routes live in the hash:
 // #/?status=…&mode=…&participant=…&attention=true&from=<ISO>&to=<ISO> for the list (created in
-// [from, to)), #/tx/<gid> for one transaction, #/locks for the row locks AT transactions hold.
+// [from, to)), #/tx/<gid> for one transaction, #/locks for the row locks AT transactions hold,
+// #/participants for the participants and their gates (breaker, calls in flight, queue).
 import {
   filterQuery,
   getStats,
   getTransaction,
   listHeldLocks,
+  listParticipants,
   listTransactions,
   openChangeStream,
   retryTransaction,
@@ -29,6 +31,8 @@ const SIDE_DATA_EVERY_MS = 2000;
  * without changing any status, so no event on the stream says so.
  */
 const LOCKS_REFRESH_MS = 5000;
+/** How often the participants view refetches: calls in flight and queues move without any event on the stream. */
+const PARTICIPANTS_REFRESH_MS = 2000;
 
 const statusLabel = (status) => status.replace('_', ' ');
 
@@ -97,6 +101,7 @@ function parseRoute() {
   const tx = /^\/tx\/(.+)$/.exec(hash);
   if (tx) return { name: 'tx', gid: decodeURIComponent(tx[1]) };
   if (/^\/locks\/?$/.test(hash)) return { name: 'locks' };
+  if (/^\/participants\/?$/.test(hash)) return { name: 'participants' };
   const query = new URLSearchParams(hash.split('?')[1] ?? '');
   return {
     name: 'list',
@@ -144,7 +149,14 @@ let current = null;
 function route() {
   document.getElementById('toast').hidden = true;
   const next = parseRoute();
-  current = next.name === 'tx' ? new TransactionPage(next.gid) : next.name === 'locks' ? new LocksPage() : new ListPage(next.filters);
+  current =
+    next.name === 'tx'
+      ? new TransactionPage(next.gid)
+      : next.name === 'locks'
+        ? new LocksPage()
+        : next.name === 'participants'
+          ? new ParticipantsPage()
+          : new ListPage(next.filters);
   for (const link of document.querySelectorAll('.nav a')) {
     if (link.dataset.view === next.name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -853,6 +865,135 @@ class LocksPage {
     for (const cell of this.tbody.querySelectorAll('.held[data-held-ms]')) {
       cell.textContent = formatDuration(Number(cell.dataset.heldMs) + elapsed);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------- participants
+
+const BREAKER_LABELS = { closed: 'closed', open: 'breaker open', half_open: 'breaker half-open' };
+
+/**
+ * A participant's circuit breaker: a badge when it is open or half-open (calls are held back),
+ * plain text when closed, a dash before this instance has called it.
+ */
+function breakerCell(load) {
+  if (!load) return h('span', { class: 'muted', dataset: { breaker: 'none' } }, '—');
+  if (load.breaker === 'closed') return h('span', { class: 'muted', dataset: { breaker: 'closed' } }, 'closed');
+  const retry = load.breakerRetryInMs === null ? '' : ` · probe in ${formatDuration(load.breakerRetryInMs)}`;
+  return h(
+    'span',
+    {
+      class: `badge breaker breaker-${load.breaker}`,
+      dataset: { breaker: load.breaker },
+      title: 'Transient failures in a row: calls to this participant are held back and their transactions try again later',
+    },
+    `${BREAKER_LABELS[load.breaker] ?? load.breaker}${retry}`,
+  );
+}
+
+/**
+ * The participants and their gates on the instance that answers (GET /admin/participants):
+ * the circuit breaker, calls in flight over the adaptive limit, the queue, and the calls not
+ * made. Refetched every PARTICIPANTS_REFRESH_MS while on screen.
+ */
+class ParticipantsPage {
+  constructor() {
+    this.generation = 0;
+  }
+
+  mount() {
+    this.tbody = h('tbody');
+    this.summary = h('span', { class: 'muted', 'data-testid': 'participants-summary' });
+    replaceChildren(
+      view,
+      h(
+        'section',
+        { class: 'panel' },
+        h('h2', {}, 'Participants'),
+        h(
+          'p',
+          { class: 'muted' },
+          'Each coordinator instance keeps its own gate per participant; this is the gate of the instance that answered. ' +
+            'In flight / limit: calls out now over the adaptive limit (its ceiling in brackets). Not made: calls held back by the breaker, a full queue, or a wait too long.',
+        ),
+        h(
+          'table',
+          { class: 'tx-table participant-table', 'data-testid': 'participants', 'data-state': 'loading' },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', {}, 'Participant'),
+              h('th', {}, 'Transport'),
+              h('th', {}, 'Breaker'),
+              h('th', { class: 'num' }, 'In flight / limit'),
+              h('th', { class: 'num' }, 'Queued'),
+              h('th', { class: 'num' }, 'Not made'),
+            ),
+          ),
+          this.tbody,
+        ),
+        h('div', { class: 'list-footer' }, this.summary),
+      ),
+    );
+    this.tick();
+    return this.reload();
+  }
+
+  tick() {
+    setTimeout(() => {
+      if (current !== this) return; // another page is on screen: stop
+      void this.reload().finally(() => this.tick());
+    }, PARTICIPANTS_REFRESH_MS);
+  }
+
+  async reload() {
+    const generation = ++this.generation;
+    try {
+      const participants = await listParticipants();
+      if (generation !== this.generation || current !== this) return;
+      this.render(participants);
+    } catch (error) {
+      if (current !== this) return;
+      replaceChildren(this.tbody, h('tr', {}, h('td', { colspan: 6 }, errorPanel(error))));
+    }
+  }
+
+  onChanges() {
+    // Transactions moving say nothing about the gates; the timer refetches.
+  }
+
+  render(participants) {
+    const rows = participants.map((p) => {
+      const load = p.load;
+      const ceiling = load ? load.maxInFlight : p.maxInFlight;
+      const notMade = load ? load.notMade.breakerOpen + load.notMade.queueFull + load.notMade.queueTimeout : 0;
+      return h(
+        'tr',
+        { dataset: { participant: p.name, breaker: load ? load.breaker : 'none' } },
+        h('td', {}, p.name, p.maxInFlight === null ? null : h('span', { class: 'chip override', title: 'Ceiling set by an operator (PUT /admin/participants/{name}/limits)' }, `max ${p.maxInFlight}`)),
+        h('td', {}, h('span', { class: 'chip' }, p.transport)),
+        h('td', { 'data-testid': 'breaker' }, breakerCell(load)),
+        h('td', { class: 'num', 'data-testid': 'in-flight' }, load ? `${load.inFlight} / ${load.limit}` : '—', ceiling === null || ceiling === undefined ? null : h('span', { class: 'muted' }, ` (${ceiling})`)),
+        h('td', { class: 'num', 'data-testid': 'queued' }, load ? String(load.queued) : '—'),
+        h(
+          'td',
+          {
+            class: 'num',
+            'data-testid': 'not-made',
+            title: load ? `breaker open ${load.notMade.breakerOpen}, queue full ${load.notMade.queueFull}, waited too long ${load.notMade.queueTimeout}` : null,
+          },
+          load ? String(notMade) : '—',
+        ),
+      );
+    });
+    if (rows.length === 0) rows.push(h('tr', { class: 'empty' }, h('td', { colspan: 6 }, 'No participant is registered.')));
+    replaceChildren(this.tbody, rows);
+    this.tbody.parentElement.dataset.state = 'ready';
+    const held = participants.filter((p) => p.load && p.load.breaker !== 'closed').length;
+    this.summary.textContent = `${participants.length} participant${participants.length === 1 ? '' : 's'}${held ? `, ${held} with the breaker open or half-open` : ''}`;
   }
 }
 

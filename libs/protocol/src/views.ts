@@ -66,6 +66,36 @@ export interface ParticipantAdminView extends ParticipantView {
   previousSecretValidUntil: string | null;
   /** Names of the headers sent on its calls; their values are never shown. */
   callHeaderNames: string[];
+  /**
+   * The operator's ceiling on the calls each instance has in flight to it at once
+   * (PUT /admin/participants/{name}/limits); null: PARTICIPANT_MAX_IN_FLIGHT applies.
+   */
+  maxInFlight: number | null;
+  /** Its gate on the instance that answered, as it is now; null until that instance has called it. */
+  load: ParticipantLoadView | null;
+}
+
+/** A participant circuit breaker's state: calls go through, none does, one probe is out (or may go). */
+export type BreakerStateView = 'closed' | 'open' | 'half_open';
+
+/**
+ * One participant's gate on one coordinator instance (each instance has its own): the calls in
+ * flight and waiting, the adaptive limit, the circuit breaker, and the calls it did not make.
+ */
+export interface ParticipantLoadView {
+  /** Calls this instance has in flight to the participant now. */
+  inFlight: number;
+  /** Calls waiting here for a free slot. */
+  queued: number;
+  /** The adaptive limit on calls in flight now (at most `maxInFlight`). */
+  limit: number;
+  /** The ceiling in force on this instance: the operator's `maxInFlight`, or PARTICIPANT_MAX_IN_FLIGHT. */
+  maxInFlight: number;
+  breaker: BreakerStateView;
+  /** An open breaker: milliseconds until it lets a probe call through; null when not open. */
+  breakerRetryInMs: number | null;
+  /** Calls not made since this instance started, by reason; their transactions try again later. */
+  notMade: { breakerOpen: number; queueFull: number; queueTimeout: number };
 }
 
 /** The answer to a rotation: the new secret, for a participant that does not register to learn it. */
@@ -138,4 +168,21 @@ export interface TransactionCounts {
   byMode: Record<string, number>;
   needsAttention: number;
   total: number;
+}
+
+/** The admission control of the instance that answered GET /admin/stats (each instance counts its own). */
+export interface InstanceLoadView {
+  /** INSTANCE_ID of the instance that answered. */
+  instanceId: string;
+  /** Begins this instance admitted since it started. */
+  admitted: number;
+  /** Begins it refused with 503 OVERLOADED since it started. */
+  refused: number;
+  /** Participant calls waiting for a slot on it now, all participants together. */
+  queued: number;
+}
+
+/** GET /admin/stats: the transactions in the log (every instance's), and this instance's admission control. */
+export interface AdminStats extends TransactionCounts {
+  instance: InstanceLoadView;
 }

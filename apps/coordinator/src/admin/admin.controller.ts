@@ -2,13 +2,13 @@ import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import {
   ListTransactionsQueryDto,
+  type AdminStats,
   type HeldLocksPage,
-  type TransactionCounts,
   type TransactionDetailView,
   type TransactionPage,
   type TransactionView,
 } from '@nest-dtx/protocol';
-import { HeldLocksPageSchema, TransactionCountsSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
+import { AdminStatsSchema, HeldLocksPageSchema, TransactionDetailViewSchema, TransactionPageSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ErrorCode } from '@nest-dtx/protocol';
@@ -32,9 +32,12 @@ export class AdminController {
   }
 
   @Get('stats')
-  @ApiOperation({ summary: 'Count transactions by status and mode' })
-  @ApiAnswer(200, TransactionCountsSchema, 'The counts.')
-  counts(): Promise<TransactionCounts> {
+  @ApiOperation({
+    summary: "Count transactions by status and mode, and this instance's admission control",
+    description: 'The counts are of the transaction log, every instance\'s; `instance` is the instance that answered: begins it admitted and refused (503 OVERLOADED) since it started, and the participant calls waiting on it now.',
+  })
+  @ApiAnswer(200, AdminStatsSchema, 'The counts.')
+  counts(): Promise<AdminStats> {
     return this.admin.counts();
   }
 

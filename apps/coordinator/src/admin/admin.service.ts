@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import {
   ErrorCode,
+  type AdminStats,
   type ListTransactionsQueryDto,
   type BranchDetailView,
   type HeldLocksPage,
@@ -10,6 +11,8 @@ import {
   type TransactionView,
 } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
+import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { RecoveryService } from '../recovery/recovery.service.js';
@@ -33,6 +36,8 @@ export class AdminService {
     private readonly store: TransactionStore,
     private readonly engine: TransactionEngine,
     private readonly recovery: RecoveryService,
+    private readonly gates: ParticipantGates,
+    private readonly config: CoordinatorConfig,
   ) {}
 
   async list(query: ListTransactionsQueryDto): Promise<TransactionPage> {
@@ -74,8 +79,11 @@ export class AdminService {
     };
   }
 
-  counts(): Promise<TransactionCounts> {
-    return this.admin.counts();
+  /** The log's counts (every instance's transactions) and this instance's admission control. */
+  async counts(): Promise<AdminStats> {
+    const counts: TransactionCounts = await this.admin.counts();
+    const { admitted, refused } = this.gates.admissionCounts();
+    return { ...counts, instance: { instanceId: this.config.instanceId, admitted, refused, queued: this.gates.backlog() } };
   }
 
   /** Schedules phase-2 delivery (or a waiting saga's next step) now. */

@@ -47,7 +47,7 @@ export function createApiDocument(app: INestApplication): OpenAPIObject {
     .build();
   const document = SwaggerModule.createDocument(app, config, { extraModels: [ErrorBodySchema] });
   const routes = routesOf(app);
-  routes.set('SwaggerUi_page', { operationId: 'SwaggerUi_page', access: { public: false, roles: ['admin'] }, rateLimited: false, storeBacked: false, errors: [] });
+  routes.set('SwaggerUi_page', { operationId: 'SwaggerUi_page', access: { public: false, roles: ['admin'] }, rateLimited: false, storeBacked: false, admissionControlled: false, errors: [] });
   return finishDocument(document, routes, DOCS_PAGE);
 }
 

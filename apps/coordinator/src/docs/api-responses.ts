@@ -23,6 +23,9 @@ export const RouteErrors = Reflector.createDecorator<readonly DocumentedError[]>
 /** Metadata read when the document is built: the route reads or writes the transaction log (so may answer 503 STORE_UNAVAILABLE). */
 export const StoreBacked = Reflector.createDecorator<true>();
 
+/** Metadata read when the document is built: the route passes admission control (so may answer 503 OVERLOADED). */
+export const AdmissionControlled = Reflector.createDecorator<true>();
+
 /** The route's own error answers; their bodies are the ErrorBody with `error` one of `codes`. */
 export function ApiErrors(...errors: DocumentedError[]): MethodDecorator {
   return RouteErrors(errors);
@@ -31,6 +34,11 @@ export function ApiErrors(...errors: DocumentedError[]): MethodDecorator {
 /** A controller whose routes use Postgres: a lost connection is 503 STORE_UNAVAILABLE with Retry-After. */
 export function ApiStoreBacked(): ClassDecorator & MethodDecorator {
   return StoreBacked(true);
+}
+
+/** A route admission control may refuse before it writes anything: 503 OVERLOADED with Retry-After. */
+export function ApiAdmissionControlled(): MethodDecorator {
+  return AdmissionControlled(true);
 }
 
 /** Documents a success answer and its body (and headers it always carries). */

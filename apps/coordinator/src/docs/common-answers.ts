@@ -12,6 +12,8 @@ export interface RouteTraits {
   roles: readonly ApiRole[] | null;
   rateLimited: boolean;
   storeBacked: boolean;
+  /** Admission control may refuse it before anything is written (503 OVERLOADED): begin. */
+  admissionControlled: boolean;
   /** Path or query parameters, each validated (400 VALIDATION_FAILED naming it). */
   hasParameters: boolean;
 }
@@ -118,6 +120,15 @@ export const COMMON_ANSWERS: readonly CommonAnswer[] = [
     codes: [ErrorCode.STORE_UNAVAILABLE],
     why: 'the connection to Postgres was lost while answering; nothing undurable was decided: send the same request again',
     when: (route) => route.storeBacked,
+    headers: { 'Retry-After': RETRY_AFTER },
+  },
+  {
+    status: 503,
+    codes: [ErrorCode.OVERLOADED],
+    why:
+      'admission control: a participant it names has ADMISSION_QUEUE_LIMIT calls waiting on this instance, or this instance has ADMISSION_BACKLOG_LIMIT waiting in all; ' +
+      'nothing was written: send the same request again after Retry-After seconds (also the body\'s `retryAfterSeconds`, 1 to 30)',
+    when: (route) => route.admissionControlled,
     headers: { 'Retry-After': RETRY_AFTER },
   },
 ];

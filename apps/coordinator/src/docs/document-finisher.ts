@@ -7,7 +7,7 @@ import { ErrorCode } from '@nest-dtx/protocol';
 import { API_ROLES, type ApiRole } from '../auth/api-keys.js';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import { routeAccess } from '../auth/roles.decorator.js';
-import { RouteErrors, StoreBacked, type DocumentedError } from './api-responses.js';
+import { AdmissionControlled, RouteErrors, StoreBacked, type DocumentedError } from './api-responses.js';
 import { ANY_JSON_MARK } from './view-schemas.js';
 import { COMMON_ANSWERS, RATE_LIMIT_HEADERS, type DocumentedHeader, type RouteTraits } from './common-answers.js';
 
@@ -29,6 +29,7 @@ export interface DocumentedRoute {
   access: ReturnType<typeof routeAccess>;
   rateLimited: boolean;
   storeBacked: boolean;
+  admissionControlled: boolean;
   errors: readonly DocumentedError[];
 }
 
@@ -50,6 +51,7 @@ export function routesOf(app: INestApplication): Map<string, DocumentedRoute> {
           access: routeAccess(reflector, handler, controller),
           rateLimited: guards.includes(ClientRateLimitGuard),
           storeBacked: reflector.getAllAndOverride(StoreBacked, [handler, controller]) === true,
+          admissionControlled: reflector.get(AdmissionControlled, handler) === true,
           errors: reflector.get(RouteErrors, handler) ?? [],
         });
       }
@@ -89,6 +91,7 @@ function finishOperation(operation: Operation, method: string, route: Documented
     roles: route.access.public ? null : route.access.roles,
     rateLimited: route.rateLimited,
     storeBacked: route.storeBacked,
+    admissionControlled: route.admissionControlled,
     hasParameters: (operation.parameters ?? []).length > 0,
   };
   operation.security = securityOf(traits.roles);

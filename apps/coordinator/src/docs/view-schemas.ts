@@ -19,7 +19,11 @@ import {
   type GlobalStatus,
   type Mode,
   type RollbackReason,
+  type AdminStats,
+  type BreakerStateView,
+  type InstanceLoadView,
   type ParticipantAdminView,
+  type ParticipantLoadView,
   type ParticipantRegistrationView,
   type SecretRotationView,
   type BranchDetailView,
@@ -167,6 +171,57 @@ export class ParticipantRegistrationViewSchema extends ParticipantViewSchema imp
   signingSecret!: string;
 }
 
+@ApiSchema({ name: 'CallsNotMade', description: 'Calls a gate did not make since its instance started, by reason; their transactions try again later.' })
+export class CallsNotMadeSchema {
+  @ApiProperty({ ...BIG_COUNT, description: 'Refused while the circuit breaker was open (or its probe was out).', example: 0 })
+  breakerOpen!: number;
+
+  @ApiProperty({ ...BIG_COUNT, description: 'Refused because PARTICIPANT_QUEUE_LIMIT calls were waiting already.', example: 0 })
+  queueFull!: number;
+
+  @ApiProperty({ ...BIG_COUNT, description: 'Left the queue when too little of their CALL_TIMEOUT_MS (or transaction deadline) was left to make the call.', example: 0 })
+  queueTimeout!: number;
+}
+
+@ApiSchema({
+  name: 'ParticipantLoadView',
+  description: "A participant's gate on the instance that answered (each instance has its own): calls in flight and waiting, the adaptive limit, the circuit breaker.",
+})
+export class ParticipantLoadViewSchema implements ParticipantLoadView {
+  @ApiProperty({ ...COUNT, description: 'Calls in flight to the participant from this instance now.', example: 3 })
+  inFlight!: number;
+
+  @ApiProperty({ ...COUNT, description: 'Calls waiting here for a free slot.', example: 0 })
+  queued!: number;
+
+  @ApiProperty({ type: 'integer', format: 'int32', minimum: 1, maximum: 10_000, description: 'The adaptive limit on calls in flight now (at most `maxInFlight`).', example: 16 })
+  limit!: number;
+
+  @ApiProperty({
+    type: 'integer',
+    format: 'int32',
+    minimum: 1,
+    maximum: 10_000,
+    description: "The ceiling in force on this instance: the operator's `maxInFlight`, or PARTICIPANT_MAX_IN_FLIGHT.",
+    example: 128,
+  })
+  maxInFlight!: number;
+
+  @ApiProperty({
+    enum: ['closed', 'open', 'half_open'],
+    enumName: 'BreakerState',
+    description: 'closed: calls go through; open: none is sent (after BREAKER_FAILURE_THRESHOLD transient failures in a row); half_open: one probe call may go, or is out.',
+    example: 'closed',
+  })
+  breaker!: BreakerStateView;
+
+  @ApiProperty({ ...COUNT, nullable: true, description: 'An open breaker: milliseconds until it lets a probe call through; null when not open.', example: null })
+  breakerRetryInMs!: number | null;
+
+  @ApiProperty({ type: CallsNotMadeSchema })
+  notMade!: { breakerOpen: number; queueFull: number; queueTimeout: number };
+}
+
 @ApiSchema({ name: 'ParticipantAdminView' })
 export class ParticipantAdminViewSchema extends ParticipantViewSchema implements ParticipantAdminView {
   @ApiProperty({
@@ -195,6 +250,20 @@ export class ParticipantAdminViewSchema extends ParticipantViewSchema implements
     example: ['x-gateway-key'],
   })
   callHeaderNames!: string[];
+
+  @ApiProperty({
+    type: 'integer',
+    format: 'int32',
+    minimum: 1,
+    maximum: 10_000,
+    nullable: true,
+    description: "The operator's ceiling on calls in flight to it from each instance (PUT /admin/participants/{name}/limits); null: PARTICIPANT_MAX_IN_FLIGHT.",
+    example: null,
+  })
+  maxInFlight!: number | null;
+
+  @ApiProperty({ type: ParticipantLoadViewSchema, nullable: true, description: 'Its gate on the instance that answered; null until that instance has called it.' })
+  load!: ParticipantLoadView | null;
 }
 
 @ApiSchema({ name: 'SecretRotationView' })
@@ -329,6 +398,27 @@ export class TransactionCountsSchema implements TransactionCounts {
   total!: number;
 }
 
+@ApiSchema({ name: 'InstanceLoadView', description: "The admission control of the instance that answered: each instance counts its own, since it started." })
+export class InstanceLoadViewSchema implements InstanceLoadView {
+  @ApiProperty({ type: String, pattern: '^[A-Za-z0-9_.:-]{1,128}$', maxLength: 128, description: 'INSTANCE_ID of the instance that answered.', example: 'coordinator-1' })
+  instanceId!: string;
+
+  @ApiProperty({ ...BIG_COUNT, description: 'Begins admitted.', example: 1200 })
+  admitted!: number;
+
+  @ApiProperty({ ...BIG_COUNT, description: 'Begins refused with 503 OVERLOADED.', example: 0 })
+  refused!: number;
+
+  @ApiProperty({ ...BIG_COUNT, description: 'Participant calls waiting for a slot on this instance now, all participants together.', example: 0 })
+  queued!: number;
+}
+
+@ApiSchema({ name: 'AdminStats', description: 'The transactions in the log (every instance\'s), and the admission control of the instance that answered.' })
+export class AdminStatsSchema extends TransactionCountsSchema implements AdminStats {
+  @ApiProperty({ type: InstanceLoadViewSchema })
+  instance!: InstanceLoadView;
+}
+
 /** What an error message or field may be at most; the exception filter cuts longer ones (a field name can come from the body). */
 export const MAX_ERROR_MESSAGE = 1024;
 export const MAX_ERROR_FIELD = 256;
@@ -359,6 +449,9 @@ export class ErrorBodySchema {
 
   @ApiPropertyOptional({ type: () => TransactionViewSchema, description: 'TX_NOT_ACTIVE, TX_ALREADY_DECIDED, CANNOT_COMMIT: the transaction as it is now.' })
   transaction?: TransactionView;
+
+  @ApiPropertyOptional({ type: 'integer', format: 'int32', minimum: 1, maximum: 30, description: 'OVERLOADED: seconds to wait before beginning again, as the Retry-After header says.' })
+  retryAfterSeconds?: number;
 
   @ApiPropertyOptional({ type: () => HealthDetailsSchema, description: 'NOT_READY: each dependency and its state.' })
   details?: Record<string, { status: string }>;

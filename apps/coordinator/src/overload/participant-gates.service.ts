@@ -67,6 +67,11 @@ export class ParticipantGates {
     return new Map([...this.gates].map(([name, gate]) => [name, gate.snapshot()]));
   }
 
+  /** One participant's gate state, or null when this instance has not made one for it yet. */
+  snapshotOf(participant: string): GateSnapshot | null {
+    return this.gates.get(participant.toLowerCase())?.snapshot() ?? null;
+  }
+
   /** Begins admitted and refused by this instance since it started. */
   admissionCounts(): { admitted: number; refused: number } {
     return { ...this.admission };

@@ -1,7 +1,8 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiExtraModels, ApiOkResponse, ApiOperation, ApiResponse, ApiTags, getSchemaPath } from '@nestjs/swagger';
 import {
   ErrorCode,
+  ParticipantLimitsDto,
   RegisterParticipantDto,
   RotateSecretDto,
   type ParticipantAdminView,
@@ -113,7 +114,7 @@ export class ParticipantsController {
   }
 }
 
-/** Operators' side of the registry: ownership, secret rotation, releasing a name. */
+/** Operators' side of the registry: ownership, load, secret rotation, releasing a name, limits. */
 @ApiTags('admin')
 @ApiStoreBacked()
 @Controller('admin/participants')
@@ -122,7 +123,12 @@ export class ParticipantsAdminController {
   constructor(private readonly participants: ParticipantsService) {}
 
   @Get()
-  @ApiOperation({ summary: 'Participants with their owner key and secret generation' })
+  @ApiOperation({
+    summary: 'Participants with their owner key, secret generation, limits and load',
+    description:
+      '`load` is the gate of the instance that answered (each instance has its own): calls in flight and waiting, the adaptive limit, ' +
+      'the circuit breaker, the calls not made; null until that instance has called the participant.',
+  })
   @ApiAnswer(200, [ParticipantAdminViewSchema], 'Every registered participant.')
   list(): Promise<ParticipantAdminView[]> {
     return this.participants.listForAdmin();
@@ -155,5 +161,21 @@ export class ParticipantsAdminController {
   @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no participant of that name' })
   release(@Param('name', ParticipantNamePipe) name: string): Promise<ParticipantAdminView> {
     return this.participants.release(name);
+  }
+
+  @Put(':name/limits')
+  @ApiOperation({
+    summary: "Set a participant's ceiling on calls in flight",
+    description:
+      'The most calls each coordinator instance may have in flight to this participant at once, instead of PARTICIPANT_MAX_IN_FLIGHT; ' +
+      'its adaptive limit stays at or below it, and calls past it wait in its queue. Every instance applies it within moments (the bus), ' +
+      'and a registration keeps it. `{ "maxInFlight": null }` clears it.',
+  })
+  @ApiParticipantNameParam()
+  @ApiBody({ type: ParticipantLimitsDto })
+  @ApiAnswer(200, ParticipantAdminViewSchema, 'Set; the participant as GET /admin/participants shows it.')
+  @ApiErrors({ status: 404, codes: [ErrorCode.NOT_FOUND], why: 'no participant of that name' })
+  setLimits(@Param('name', ParticipantNamePipe) name: string, @Body() dto: ParticipantLimitsDto): Promise<ParticipantAdminView> {
+    return this.participants.setLimits(name, dto.maxInFlight);
   }
 }

@@ -13,12 +13,15 @@ import type { ApiKey } from '../auth/api-keys.js';
 import { ApiError } from '../common/api-error.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import type { GateSnapshot } from '../overload/participant-gate.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { ParticipantRecord } from '../store/records.js';
 import { ParticipantStore } from '../store/participant.store.js';
 import { brokerRegistrationProblem } from './broker-registration.js';
 import { checkCallHeaders } from './call-headers.js';
 import { registrationAddressRefusal } from './egress-policy.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
+import { participantLoadView } from './participant-load.js';
 import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
 
 /** The cache's key: participant names are case-insensitive (`Bank-A` and `bank-a` are one). */
@@ -47,6 +50,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     private readonly store: ParticipantStore,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
+    private readonly gates: ParticipantGates,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -63,7 +67,9 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     );
     for (const record of await this.store.list()) this.remember(record);
     this.unsubscribe = this.bus.subscribe((message) => {
-      if (message.kind === 'participant') this.cache.delete(keyOf(message.name));
+      if (message.kind !== 'participant') return;
+      this.cache.delete(keyOf(message.name));
+      void this.refreshGate(message.name);
     });
   }
 
@@ -173,8 +179,30 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     this.logger.log(`participant ${found.name} deleted`);
   }
 
+  /** Every participant, each with this instance's gate (`load`) as it is now. */
   async listForAdmin(): Promise<ParticipantAdminView[]> {
-    return (await this.store.list()).map((record) => this.adminView(record));
+    const records = await this.store.list();
+    const gates = this.gates.snapshot();
+    return records.map((record) => this.adminView(record, gates.get(keyOf(record.name)) ?? null));
+  }
+
+  /**
+   * An operator's ceiling on the calls each instance has in flight to one participant (null: back
+   * to PARTICIPANT_MAX_IN_FLIGHT). Written to Postgres, applied to this instance's gate at once,
+   * and announced on the bus like any change of a participant: every other instance drops its
+   * cached record and, if it has a gate for the participant, re-reads it and applies it (refreshGate).
+   */
+  async setLimits(name: string, maxInFlight: number | null): Promise<ParticipantAdminView> {
+    const saved = await this.store.setMaxInFlight(name, maxInFlight);
+    if (!saved) throw notRegistered(name);
+    this.applyLimits(saved);
+    this.changed(saved);
+    this.logger.log(
+      maxInFlight === null
+        ? `participant ${saved.name}: in-flight ceiling cleared by an operator (PARTICIPANT_MAX_IN_FLIGHT ${this.config.env.PARTICIPANT_MAX_IN_FLIGHT} applies)`
+        : `participant ${saved.name}: at most ${maxInFlight} calls in flight per instance, set by an operator`,
+    );
+    return this.adminView(saved);
   }
 
   /** A new secret for one participant; the old one is still signed with for `overlapMs` (0: revoked now). */
@@ -218,6 +246,26 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     return participant;
   }
 
+  /** This instance's gate for the participant, if it has one, takes the record's ceiling now rather than at its next call. */
+  private applyLimits(record: ParticipantRecord): void {
+    if (this.gates.snapshotOf(record.name)) this.gates.gate(record.name, record.maxInFlight);
+  }
+
+  /**
+   * Another instance changed a participant (or this one did): a gate this instance has for it
+   * re-reads the record, so an operator's new ceiling holds here without waiting for a call.
+   */
+  private async refreshGate(name: string): Promise<void> {
+    if (!this.gates.snapshotOf(name)) return;
+    try {
+      const record = await this.find(name);
+      if (record) this.applyLimits(record);
+    } catch (error) {
+      // The next call re-reads it anyway (the cache entry is gone).
+      this.logger.warn(`could not re-read participant ${name} after a change: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+
   /** Caches a record just written here and tells the other instances to re-read it. */
   private changed(record: ParticipantRecord): RegisteredParticipant {
     const registered = this.remember(record);
@@ -232,7 +280,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     return registered;
   }
 
-  private adminView(record: ParticipantRecord): ParticipantAdminView {
+  private adminView(record: ParticipantRecord, gate: GateSnapshot | null = this.gates.snapshotOf(record.name)): ParticipantAdminView {
     const stillSigned = record.previousSecretUntil !== null && record.previousSecretUntil.getTime() > Date.now();
     return {
       ...toView(record),
@@ -240,6 +288,8 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
       secretGeneration: record.secretGeneration,
       previousSecretValidUntil: stillSigned ? record.previousSecretUntil!.toISOString() : null,
       callHeaderNames: Object.keys(record.callHeaders).sort(),
+      maxInFlight: record.maxInFlight,
+      load: participantLoadView(gate),
     };
   }
 }

@@ -187,6 +187,21 @@ export class ParticipantStore {
   }
 
   /**
+   * The operator's ceiling on calls in flight to the participant (per instance); null clears it
+   * (PARTICIPANT_MAX_IN_FLIGHT applies). Null when the name is not registered. A registration
+   * never touches it.
+   */
+  async setMaxInFlight(name: string, maxInFlight: number | null): Promise<ParticipantRecord | null> {
+    const rows = await this.rows(
+      `UPDATE participants SET max_in_flight = $2::integer, updated_at = now()
+       WHERE lower(name) = lower($1)
+       RETURNING ${COLUMNS}`,
+      [name, maxInFlight],
+    );
+    return rows[0] ? toRecord(rows[0]) : null;
+  }
+
+  /**
    * The coordinator's signing secret kept in Postgres: `candidate` becomes it when there is
    * none yet; otherwise the one already there comes back. Every instance gets the same bytes.
    */

@@ -7,7 +7,7 @@ import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireRole } from '../auth/roles.decorator.js';
 import { GidPipe } from '../common/path-param.pipes.js';
 import { ErrorCode } from '@nest-dtx/protocol';
-import { ApiAnswer, ApiErrors, ApiGidParam, ApiStoreBacked, TX_NOT_FOUND } from '../docs/api-responses.js';
+import { ApiAdmissionControlled, ApiAnswer, ApiErrors, ApiGidParam, ApiStoreBacked, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { TransactionsService } from './transactions.service.js';
 
 /** The client REST API (PROTOCOL.md 3). Each route is one call into the service. */
@@ -36,6 +36,7 @@ export class TransactionsController {
     { status: 400, codes: [ErrorCode.UNKNOWN_PARTICIPANT, ErrorCode.UNKNOWN_ACTION, ErrorCode.MODE_NOT_SUPPORTED], why: 'a branch or step names what is not registered' },
     { status: 409, codes: [ErrorCode.GID_CONFLICT], why: 'the gid names a transaction with a different body, or one another client key began' },
   )
+  @ApiAdmissionControlled()
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,

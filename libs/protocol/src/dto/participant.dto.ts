@@ -141,3 +141,27 @@ export class RotateSecretDto {
   @Max(30 * 24 * 3600)
   overlapSeconds?: number;
 }
+
+/** The most calls in flight an operator may allow one instance to have to one participant (as PARTICIPANT_MAX_IN_FLIGHT). */
+export const MAX_IN_FLIGHT_LIMIT = 10_000;
+
+/** PUT /admin/participants/{name}/limits. */
+export class ParticipantLimitsDto {
+  @ApiField({
+    type: 'integer',
+    format: 'int32',
+    minimum: 1,
+    maximum: MAX_IN_FLIGHT_LIMIT,
+    nullable: true,
+    description:
+      'The most calls each coordinator instance may have in flight to this participant at once (its adaptive limit stays at or below it); ' +
+      'null: back to PARTICIPANT_MAX_IN_FLIGHT. Required: send null to clear it.',
+    example: 32,
+  })
+  // null is a value here (clear the override); a missing field is not.
+  @ValidateIf((dto: ParticipantLimitsDto) => dto.maxInFlight !== null)
+  @IsInt({ message: '$property must be an integer from 1 to 10000, or null' })
+  @Min(1, { message: '$property must be an integer from 1 to 10000, or null' })
+  @Max(MAX_IN_FLIGHT_LIMIT, { message: '$property must be an integer from 1 to 10000, or null' })
+  maxInFlight!: number | null;
+}
