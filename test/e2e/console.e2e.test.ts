@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TransactionCounts, TransactionDetailView, TransactionView } from '@nest-dtx/protocol';
+import type { ParticipantAdminView, TransactionCounts, TransactionDetailView, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import {
   ROOT,
@@ -16,6 +16,7 @@ import {
   generateApiKeys,
   getJson,
   openAccount,
+  postJson,
   until,
   type CoordinatorHandle,
   type ServiceHandle,
@@ -430,5 +431,36 @@ describe('behind API keys', () => {
       await keyed.process.kill();
       await database.drop();
     }
+  });
+});
+
+// Last: its transactions would change the counts the tests above read.
+describe('participants', () => {
+  it("shows each participant's gate, with a badge when its circuit breaker is open", async () => {
+    // A participant nobody answers for: every call fails, and after BREAKER_FAILURE_THRESHOLD (5) in a row its breaker opens.
+    const registered = await postJson(`${coord.url}/v1/participants`, {
+      name: 'con-dead',
+      transport: 'http',
+      endpoint: 'http://127.0.0.1:9/tx',
+      actions: [{ name: 'debit', modes: ['tcc'] }],
+    });
+    expect(registered.status).toBe(201);
+    for (let i = 1; i <= 3; i++) await client.begin({ mode: 'tcc', gid: `con-dead-${i}`, branches: [{ participant: 'con-dead', action: 'debit', payload: {} }] });
+    await until('the breaker of con-dead to open', async () => {
+      const list = await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`);
+      const load = list.find((p) => p.name === 'con-dead')?.load;
+      return load && load.breaker !== 'closed' ? true : undefined;
+    });
+
+    await openConsole('#/participants');
+    await page.locator('[data-testid="participants"][data-state="ready"]').waitFor();
+    const badge = page.locator('tr[data-participant="con-dead"] [data-testid="breaker"] .badge');
+    await badge.waitFor();
+    expect(await badge.innerText()).toMatch(/^breaker (open|half-open)/);
+    const bank = page.locator('tr[data-participant="bank-a"]');
+    expect(await bank.getAttribute('data-breaker')).toBe('closed');
+    expect(await bank.locator('[data-testid="in-flight"]').innerText()).toMatch(/^0 \/ \d+ \(128\)$/);
+    expect(await bank.locator('[data-testid="queued"]').innerText()).toBe('0');
+    await screenshot('participants');
   });
 });
