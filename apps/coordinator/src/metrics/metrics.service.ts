@@ -50,6 +50,12 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly recoveryDeferred = new Counter({
+    name: 'dtx_recovery_deferred_total',
+    help: 'Transactions recovery claimed but left for later (until their lease ran out) because a participant of theirs already had a full round of calls waiting',
+    registers: [this.registry],
+  });
+
   readonly admission = new Counter({
     name: 'dtx_admission_total',
     help: 'Begins admitted or refused (503 OVERLOADED) by admission control on this instance',

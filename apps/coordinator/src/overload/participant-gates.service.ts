@@ -77,6 +77,19 @@ export class ParticipantGates {
     return { ...this.admission };
   }
 
+  /**
+   * Whether one of these participants already has a full round of calls waiting here (as many
+   * queued as its limit lets run at once): recovery leaves such a transaction for later rather
+   * than hold one of its slots in that queue while other participants' transactions wait.
+   */
+  saturated(participants: Iterable<string>): boolean {
+    for (const name of participants) {
+      const gate = this.gates.get(name.toLowerCase());
+      if (gate && gate.queued > 0 && gate.queued >= gate.snapshot().limit) return true;
+    }
+    return false;
+  }
+
   /** Calls waiting for a slot in this instance, all participants together. */
   backlog(): number {
     let queued = 0;

@@ -3,7 +3,15 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { LoadedTx } from '../store/records.js';
+
+/** Every participant a resumed transaction may call: its branches', and a message's check-back target. */
+function* participantsOf(loaded: LoadedTx): Iterable<string> {
+  for (const branch of loaded.branches) yield branch.participant;
+  if (loaded.tx.check) yield loaded.tx.check.participant;
+}
 
 /**
  * Runs in every instance. Claims due transactions (expired active ones, decided ones whose
@@ -28,6 +36,8 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
   constructor(
     private readonly engine: TransactionEngine,
     private readonly config: CoordinatorConfig,
+    private readonly gates: ParticipantGates,
+    private readonly metrics: MetricsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -51,6 +61,13 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     if (asked <= 0) return { asked: 0, claimed: 0 };
     const claimed = await this.engine.claimDue(asked);
     for (const loaded of claimed) {
+      // Fair across participants: a transaction whose participant already has a full round of
+      // calls waiting is left leased, not resumed; its lease runs out and it is claimed again
+      // later, and the slot goes to the next one, perhaps another participant's.
+      if (this.gates.saturated(participantsOf(loaded))) {
+        this.metrics.recoveryDeferred.inc();
+        continue;
+      }
       const resumed: Promise<void> = this.resume(loaded).finally(() => {
         this.inFlight.delete(resumed);
         this.slotFreed();
