@@ -120,6 +120,23 @@ describe('ParticipantGate: the limit and the queue', () => {
     expect(g.snapshot()).toMatchObject({ inFlight: 0, queued: 0, granted: 1 });
   });
 
+  it('a slot freed after maxWaitMs passed, before its timer ran (a busy event loop), does not go to the expired call', async () => {
+    const g = gate({ max: 1 });
+    const { admissions } = enterMany(g, 1);
+    let late: Admission | undefined;
+    let next: Admission | undefined;
+    void g.enter(10_000, 200).then((a) => (late = a));
+    void g.enter(10_000).then((a) => (next = a));
+    await flush();
+    // The clock moves past the 200 ms, but no timer has run yet: the release comes first.
+    vi.setSystemTime(Date.now() + 300);
+    permit(admissions[0]).release('ok', 300);
+    await flush();
+    expect(late).toEqual({ kind: 'queue_timeout', waitedMs: 300 });
+    expect(permit(next).waitedMs).toBe(300);
+    expect(g.snapshot()).toMatchObject({ inFlight: 1, queued: 0, granted: 2, refused: { queueTimeout: 1 } });
+  });
+
   it('a call whose whole budget is below minCallMs is not sent even with a free slot', async () => {
     const g = gate({ max: 4, minCallMs: 50 });
     expect(await g.enter(49)).toEqual({ kind: 'queue_timeout', waitedMs: 0 });
