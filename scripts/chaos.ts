@@ -167,6 +167,8 @@ interface ProxyOptions {
   mayKillBank: () => boolean;
   /** Kills the bank with SIGKILL; it comes back by itself a moment later. */
   killBank: () => Promise<void>;
+  /** Until when (Date.now()) the bank is slow (slow_participant): every call is held about CALL_TIMEOUT_MS first. */
+  slowUntil: () => number;
 }
 
 interface HeldCall {
@@ -240,6 +242,9 @@ function faultProxy(options: ProxyOptions): Server {
         if (call) seen.push({ gid: call.gid, branchId: call.branchId, mode: call.mode, phase, instance: String(req.headers['x-tx-coordinator'] ?? '?'), at: arrivedAt });
         const fault = call ? chooseFault(phase) : null;
         if (fault) count(fault);
+        // A slow bank (slow_participant): held 60% to 115% of CALL_TIMEOUT_MS, so some answers come
+        // just in time (slow), others just after the coordinator gave up on them (it still applies them).
+        if (call && Date.now() < options.slowUntil()) await sleep(CALL_TIMEOUT_MS * (0.6 + random() * 0.55));
         try {
           if (fault === 'drop_call') return res.destroy();
           if (fault === 'answer_503') return res.writeHead(503).end('{"injected":true}');
@@ -305,6 +310,8 @@ async function main(): Promise<number> {
   const banks = {} as Record<Bank, ServiceHandle>;
   const proxies: Server[] = [];
   const seen: SeenCall[] = [];
+  /** Until when each bank is slow (slow_participant). */
+  const slowUntil: Record<Bank, number> = { 'bank-a': 0, 'bank-b': 0 };
   let faulting = true;
   let lastFaultAt = Date.now();
   try {
@@ -351,6 +358,7 @@ async function main(): Promise<number> {
         unseen: unseenProxyFaults,
         mayKillBank: () => mayKillBank(name),
         killBank: () => killBank(name),
+        slowUntil: () => (faulting ? slowUntil[name] : 0),
       });
       await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
       proxies.push(proxy);
@@ -501,6 +509,14 @@ async function main(): Promise<number> {
           await sleep(1_000);
           redis.start();
           break;
+        case 'slow_participant': {
+          // One bank answers about CALL_TIMEOUT_MS late for 3 to 5 s, then is fast again.
+          const name = pick(BANKS);
+          const forMs = 3_000 + random() * 2_000;
+          slowUntil[name] = Date.now() + forMs;
+          await sleep(forMs);
+          break;
+        }
       }
     };
     const injectFaults = async (done: () => boolean) => {

@@ -22,7 +22,13 @@ export const PROXY_FAULTS = [
   'kill_bank_after_apply',
 ] as const;
 export type ProxyFault = (typeof PROXY_FAULTS)[number];
-export const PROCESS_FAULTS = ['kill_coordinator', 'crash_point', 'kill_participant', 'pause_coordinator', 'cut_postgres', 'stop_redis'] as const;
+/**
+ * Faults on a whole process for a while. `slow_participant` makes one bank slow for a few
+ * seconds: its proxy holds every call for about CALL_TIMEOUT_MS (some answers arrive just in
+ * time, slower than the adaptive limit likes, some just too late), so the coordinators' gates
+ * shrink that bank's limit, queue its calls and refuse what cannot wait.
+ */
+export const PROCESS_FAULTS = ['kill_coordinator', 'crash_point', 'kill_participant', 'pause_coordinator', 'cut_postgres', 'stop_redis', 'slow_participant'] as const;
 export type FaultKind = ProxyFault | (typeof PROCESS_FAULTS)[number] | `crash_point:${CrashPoint}`;
 
 /** Every kind, each crash point apart: what a run that exercised everything has counted. */

@@ -34,6 +34,8 @@ export interface GateOptions {
 interface Waiter {
   readonly enqueuedAt: number;
   readonly deadline: number;
+  /** enqueuedAt + maxWaitMs: no slot is given past it, even when its timer has not run yet. */
+  readonly sendBy: number;
   readonly resolve: (admission: Permit | GateRefusal) => void;
   timer: NodeJS.Timeout | null;
   done: boolean;
@@ -98,7 +100,7 @@ export class ParticipantGate {
       return Promise.resolve({ kind: 'queue_full', queued: this.queued });
     }
     return new Promise((resolve) => {
-      const waiter: Waiter = { enqueuedAt: now, deadline: now + budgetMs, resolve, timer: null, done: false };
+      const waiter: Waiter = { enqueuedAt: now, deadline: now + budgetMs, sendBy: now + maxWaitMs, resolve, timer: null, done: false };
       // Leaves the queue when its budget can no longer pay for a call.
       waiter.timer = setTimeout(() => this.expire(waiter), Math.max(0, Math.min(budgetMs - this.options.minCallMs, maxWaitMs)));
       this.queue.push(waiter);
@@ -195,6 +197,12 @@ export class ParticipantGate {
     while (this.waiting > 0 && this.inFlight < this.limit.current) {
       const waiter = this.shift()!;
       const now = this.options.now();
+      // Its maxWaitMs (a phase-1 call: its transaction's deadline) passed before its timer ran: not sent.
+      if (now >= waiter.sendBy) {
+        this.refused.queueTimeout++;
+        this.settle(waiter, { kind: 'queue_timeout', waitedMs: Math.round(now - waiter.enqueuedAt) });
+        continue;
+      }
       this.settle(waiter, this.grant(now, waiter.enqueuedAt, waiter.deadline));
     }
   }
