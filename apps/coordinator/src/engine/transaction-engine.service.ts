@@ -168,6 +168,11 @@ export class TransactionEngine {
     return loaded;
   }
 
+  /** Whether a transaction with this gid exists (whoever began it). */
+  async exists(gid: string): Promise<boolean> {
+    return (await this.writer.load(gid)) !== null;
+  }
+
   /** Whether a client of `scope` may see the transaction (a begin with a gid another key took is a conflict). */
   visibleTo(tx: TxRecord, scope: TxScope): boolean {
     return visibleTo(tx, scope);

@@ -41,7 +41,7 @@ export class CircuitBreaker {
 
   /**
    * Whether a call may be sent now. In half-open only one at a time (the probe); the caller
-   * must report its outcome with onSuccess / onFailure, or onAbandoned if it never sent it.
+   * must report its outcome with onSuccess / onFailure.
    */
   tryPass(now: number): boolean {
     const state = this.state(now);
@@ -76,11 +76,6 @@ export class CircuitBreaker {
     if (this.failures < this.options.failureThreshold) return false;
     this.open(now);
     return true;
-  }
-
-  /** A probe that was let through but not sent (its time ran out first): let the next one go. */
-  onAbandoned(): void {
-    if (this.stateNow === 'half_open') this.probeOut = false;
   }
 
   private open(now: number): void {

@@ -283,3 +283,32 @@ describe('ParticipantGate: the circuit breaker', () => {
     expect(openFor).toEqual([1_000, 2_000, 4_000, 4_000, 4_000]);
   });
 });
+
+describe('ParticipantGate: time-outs our own queue caused', () => {
+  it('a call that waited and then ran out of its shortened timeout does not count against the breaker; calls that fail outright do', async () => {
+    const g = gate({ max: 1, threshold: 2 });
+    const first = enterMany(g, 1, 1_000);
+    const queued = enterMany(g, 1, 1_000);
+    await flush();
+    vi.advanceTimersByTime(600);
+    permit(first.admissions[0]).release('ok', 600);
+    await flush();
+    // Waited 600 ms of its 1 000: 400 ms left, all spent, no answer.
+    const shortened = permit(queued.admissions[0]);
+    expect(shortened.timeoutMs).toBe(400);
+    vi.advanceTimersByTime(400);
+    shortened.release('transient', 400);
+    await flush();
+    // Two outright failures open it (threshold 2): the shortened one was not the first of them.
+    const failNow = async () => {
+      const { admissions } = enterMany(g, 1, 1_000);
+      await flush();
+      permit(admissions[0]).release('transient', 10);
+      await flush();
+    };
+    await failNow();
+    expect(g.snapshot().breaker).toBe('closed');
+    await failNow();
+    expect(g.snapshot().breaker).toBe('open');
+  });
+});

@@ -31,6 +31,9 @@ export interface GateOptions {
   now: () => number;
 }
 
+/** How early a timer may fire, or how late a call's end may be measured, against its timeout. */
+const TIMER_SLACK_MS = 50;
+
 interface Waiter {
   readonly enqueuedAt: number;
   readonly deadline: number;
@@ -157,6 +160,7 @@ export class ParticipantGate {
     this.granted++;
     this.waitedMsTotal += now - askedAt;
     const inFlightAtStart = this.inFlight;
+    const waited = now - askedAt;
     let released = false;
     return {
       kind: 'permit',
@@ -169,8 +173,12 @@ export class ParticipantGate {
         this.latencyMs = this.latencyMs === 0 ? latencyMs : this.latencyMs * 0.9 + latencyMs * 0.1;
         this.limit.onSample(latencyMs, inFlightAtStart, result === 'transient');
         const at = this.options.now();
+        // A call that ran out of a timeout our own queue had shortened says the participant is
+        // slow (the limit above took it as a drop), not that it is down: the breaker ignores it.
+        const timedOutOnOurWait = waited > 0 && latencyMs >= left - TIMER_SLACK_MS;
+        // (A half-open breaker's probe always counts: its answer is what the breaker waits for.)
         if (result === 'transient') {
-          if (this.breaker.onFailure(at)) this.opened(at);
+          if ((!timedOutOnOurWait || this.breaker.state(at) === 'half_open') && this.breaker.onFailure(at)) this.opened(at);
         } else if (this.breaker.onSuccess()) {
           // Back after an outage: start low again rather than at the old limit (no thundering herd).
           this.limit.restart();

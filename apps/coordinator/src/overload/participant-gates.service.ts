@@ -20,6 +20,8 @@ export interface AdmissionRefusal {
 @Injectable()
 export class ParticipantGates {
   private readonly gates = new Map<string, ParticipantGate>();
+  /** Each gate's participant as registered (the metrics' label, so it joins the call metrics'). */
+  private readonly spellings = new Map<string, string>();
   private readonly admission = { admitted: 0, refused: 0 };
 
   constructor(private readonly config: CoordinatorConfig) {}
@@ -45,26 +47,26 @@ export class ParticipantGates {
         now: () => performance.now(),
       });
       this.gates.set(key, gate);
+      this.spellings.set(key, participant);
     } else {
       gate.setMaxInFlight(max);
     }
     return gate;
   }
 
-  /**
-   * Whether a begin naming these participants may be accepted now. Counted either way, for the
-   * admitted/refused rates an operator watches.
-   */
-  admit(participants: readonly string[]): AdmissionRefusal | null {
-    const refusal = this.refusalFor(participants);
-    if (refusal) this.admission.refused++;
-    else this.admission.admitted++;
-    return refusal;
+  /** Why a begin naming these participants may not be accepted now, or null when it may. */
+  admissionRefusal(participants: readonly string[]): AdmissionRefusal | null {
+    return this.refusalFor(participants);
   }
 
-  /** Every gate's state, by participant name (lower case). */
+  /** Counts a begin admitted or refused, for the admitted/refused rates an operator watches (GET /admin/stats). */
+  countAdmission(outcome: 'admitted' | 'refused'): void {
+    this.admission[outcome]++;
+  }
+
+  /** Every gate's state, by participant name as registered. */
   snapshot(): Map<string, GateSnapshot> {
-    return new Map([...this.gates].map(([name, gate]) => [name, gate.snapshot()]));
+    return new Map([...this.gates].map(([key, gate]) => [this.spellings.get(key) ?? key, gate.snapshot()]));
   }
 
   /** One participant's gate state, or null when this instance has not made one for it yet. */

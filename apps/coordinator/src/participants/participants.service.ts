@@ -182,8 +182,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   /** Every participant, each with this instance's gate (`load`) as it is now. */
   async listForAdmin(): Promise<ParticipantAdminView[]> {
     const records = await this.store.list();
-    const gates = this.gates.snapshot();
-    return records.map((record) => this.adminView(record, gates.get(keyOf(record.name)) ?? null));
+    return records.map((record) => this.adminView(record, this.gates.snapshotOf(record.name)));
   }
 
   /**

@@ -86,9 +86,15 @@ export class TransactionsService {
 
     // Admission control: refused while the participants it names (or this instance) have more
     // calls waiting than admitted work may add to, before anything is written.
-    const refusal = this.gates.admit(check ? [...branches.map((b) => b.participant), check.participant] : branches.map((b) => b.participant));
-    this.metrics.admission.inc({ outcome: refusal ? 'refused' : 'admitted' });
-    if (refusal) throw new ApiError(503, ErrorCode.OVERLOADED, `${refusal.reason}; try again in ${refusal.retryAfterSeconds} s`, { retryAfterSeconds: refusal.retryAfterSeconds });
+    // A begin sent again for a transaction that exists adds no work: it is answered as always.
+    const refusal = this.gates.admissionRefusal(check ? [...branches.map((b) => b.participant), check.participant] : branches.map((b) => b.participant));
+    if (refusal && !(dto.gid !== undefined && (await this.engine.exists(dto.gid)))) {
+      this.gates.countAdmission('refused');
+      this.metrics.admission.inc({ outcome: 'refused' });
+      throw new ApiError(503, ErrorCode.OVERLOADED, `${refusal.reason}; try again in ${refusal.retryAfterSeconds} s`, { retryAfterSeconds: refusal.retryAfterSeconds });
+    }
+    this.gates.countAdmission('admitted');
+    this.metrics.admission.inc({ outcome: 'admitted' });
 
     const gid = dto.gid ?? randomUUID();
     const timeoutMs = dto.timeoutMs ?? LIMITS.defaultTimeoutMs;
