@@ -447,14 +447,19 @@ async function deadParticipant(bench: Bench): Promise<void> {
     ]);
   }
   printTable(['t s', 'phase', `calls ${a.participant} received`, 'connections tried while dead (reset)', 'breaker', 'queued', 'in flight', 'limit', 'not terminal'], rows, 2);
+  // While dead every attempt is a connection reset on arrival (a call received in a "dead" row came before the switch, in that second).
   const deadRows = rows.filter((r) => r[1] === 'dead');
-  const deadAttempts = deadRows.reduce((sum, r) => sum + Number(r[3]) + Number(r[2]), 0);
+  const deadAttempts = deadRows.reduce((sum, r) => sum + Number(r[3]), 0);
+  const backRows = rows.filter((r) => r[1] === 'back');
+  const firstCall = backRows.findIndex((r) => Number(r[2]) > 0);
+  const busiest = Math.max(0, ...backRows.map((r) => Number(r[2])));
   console.log(
     `  begins: accepted ${stats.accepted}, 503 refusals ${stats.refusals}, given up ${stats.failed}${stats.firstError ? ` (first: ${stats.firstError})` : ''}; ` +
       `while dead the coordinator tried ${deadAttempts} connections in ${deadRows.length} s (${fmt(deadAttempts / Math.max(1, deadRows.length), 1)}/s)`,
   );
   console.log(
-    `  after ${a.participant} came back: every transaction terminal in ${seconds(drainedAt - backAt)}; NOT terminal: ${nonTerminalDelta(before, after)}; ` +
+    `  after ${a.participant} came back: first call in its ${firstCall < 0 ? '-' : firstCall + 1}th second back, busiest second ${busiest} calls; ` +
+      `every transaction terminal in ${seconds(drainedAt - backAt)}; NOT terminal: ${nonTerminalDelta(before, after)}; ` +
       `committed ${statusDelta(before, after, 'committed')}, rolled back ${statusDelta(before, after, 'rolled_back')}; ` +
       `calls not made: ${notMadeLine(metrics, [a])}; max concurrent calls ${a.participant} saw: ${aStats.maxInFlight}; peak coordinator RSS ${fmt(sampler.peakRssMb())} MB`,
   );
