@@ -10,6 +10,7 @@ export interface HttpAnswer {
   status: number;
   /** The parsed JSON body, or null when empty. */
   body: unknown;
+  headers: http.IncomingHttpHeaders;
 }
 
 let agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
@@ -43,9 +44,9 @@ function once(method: 'GET' | 'POST', url: string, payload: string | null, heade
         response.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : null });
+            resolve({ status: response.statusCode ?? 0, body: text ? (JSON.parse(text) as unknown) : null, headers: response.headers });
           } catch {
-            resolve({ status: response.statusCode ?? 0, body: text });
+            resolve({ status: response.statusCode ?? 0, body: text, headers: response.headers });
           }
         });
       },

@@ -6,7 +6,8 @@
 import { resolve } from 'node:path';
 import { parseSigningSecret, type Json, type ParticipantRegistrationView, type ParticipantView } from '@nest-dtx/protocol';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/databases.js';
-import { ManagedProcess, ROOT, accountService, freePort, openAccount, until, type ServiceHandle } from '../stack.js';
+import { ManagedProcess, ROOT, accountService, freePort, openAccount, participantService, until, type ServiceHandle } from '../stack.js';
+import { ParticipantControl } from './control.js';
 import { getJson, postJson } from './http-client.js';
 import type { ParticipantKind } from './options.js';
 
@@ -24,6 +25,8 @@ export interface BenchSide {
   msgAction: string;
   /** Its AT action (a 2PC action whose undo the SDK records): the banks' `at-debit` / `at-credit`. */
   atAction: string;
+  /** Its knobs (latency, down, counters), when started `controlled`. */
+  control?: ParticipantControl;
 }
 
 export interface BenchParticipants {
@@ -43,16 +46,27 @@ const PLAIN_ACTION = 'work';
 /** The account service's action for mode msg. */
 const BANK_MSG_ACTION = 'credit';
 
-async function startPlain(name: string): Promise<{ process: ManagedProcess; endpoint: string }> {
+/**
+ * A plain participant; `controlled`: with its knobs on a control port (and `upstream`: as the
+ * latency and fault proxy in front of that real participant).
+ */
+async function startPlain(name: string, controlled = false, upstream?: string): Promise<{ process: ManagedProcess; endpoint: string; url: string; control?: ParticipantControl }> {
   const port = await freePort();
-  const managed = new ManagedProcess(name, PLAIN_ENTRY, { PORT: String(port) });
+  const controlPort = controlled ? await freePort() : 0;
+  const managed = new ManagedProcess(name, PLAIN_ENTRY, {
+    PORT: String(port),
+    ...(controlled ? { CONTROL_PORT: String(controlPort) } : {}),
+    ...(upstream ? { UPSTREAM: upstream } : {}),
+  });
   managed.start();
   const url = `http://127.0.0.1:${port}`;
   await until(`${name} to answer`, async () => {
     if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
     return (await getJson(`${url}/health`)).status === 200 ? true : undefined;
   });
-  return { process: managed, endpoint: `${url}/tx` };
+  const control = controlled ? new ParticipantControl(name, port, `http://127.0.0.1:${controlPort}`) : undefined;
+  if (control) await until(`${name}'s control port`, async () => ((await control.stats()) ? true : undefined));
+  return { process: managed, endpoint: `${url}/tx`, url, control };
 }
 
 /** Registers a participant (the bench's coordinator has no API keys) and returns its signing key. */
@@ -87,10 +101,13 @@ async function keyOf(coordinatorUrl: string, name: string): Promise<Buffer[]> {
 /**
  * Starts the participants; they register with the coordinator at `coordinatorUrl`. The banks get
  * `accounts` payers and payees; transaction i moves money from payer i mod accounts.
+ * `controlled` (the overload bench): every side gets knobs (BenchSide.control): a plain one its
+ * own, a bank a plain participant in front of it as its proxy (the coordinator calls the proxy,
+ * which forwards to the bank; the bank itself has no latency hook).
  */
-export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, withMsg: boolean, accounts = 64): Promise<BenchParticipants> {
+export async function startParticipants(kind: ParticipantKind, coordinatorUrl: string, withMsg: boolean, accounts = 64, controlled = false): Promise<BenchParticipants> {
   if (kind === 'plain') {
-    const [a, b] = await Promise.all([startPlain('bench-a'), startPlain('bench-b')]);
+    const [a, b] = await Promise.all([startPlain('bench-a', controlled), startPlain('bench-b', controlled)]);
     const processes = [a.process, b.process];
     let keys: [Buffer[], Buffer[]];
     try {
@@ -104,8 +121,8 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
     }
     return {
       kind,
-      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[0] },
-      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[1] },
+      a: { participant: 'bench-a', endpoint: a.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[0], control: a.control },
+      b: { participant: 'bench-b', endpoint: b.endpoint, action: PLAIN_ACTION, msgAction: PLAIN_ACTION, atAction: PLAIN_ACTION, payload: () => ({}), keys: keys[1], control: b.control },
       msgCheck: { participant: 'bench-a', action: PLAIN_ACTION },
       databases: [],
       processes,
@@ -115,13 +132,22 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
 
   const databases = await Promise.all(['bench_bank_a', 'bench_bank_b'].map((prefix) => createTestDatabase(prefix)));
   const banks: ServiceHandle[] = [];
+  const proxies: Awaited<ReturnType<typeof startPlain>>[] = [];
   const stop = async () => {
-    await Promise.all(banks.map((bank) => bank.process.kill()));
+    await Promise.all([...banks.map((bank) => bank.process.kill()), ...proxies.map((proxy) => proxy.process.kill())]);
     await Promise.all(databases.map((db) => db.drop()));
   };
   try {
-    banks.push(await accountService('bank-a', databases[0].url, coordinatorUrl));
-    banks.push(await accountService('bank-b', databases[1].url, coordinatorUrl));
+    for (const [i, name] of ['bank-a', 'bank-b'].entries()) {
+      if (!controlled) {
+        banks.push(await accountService(name, databases[i].url, coordinatorUrl));
+        continue;
+      }
+      const bankPort = await freePort();
+      const proxy = await startPlain(`${name}-proxy`, true, `http://127.0.0.1:${bankPort}`);
+      proxies.push(proxy);
+      banks.push(await participantService('account', name, databases[i].url, coordinatorUrl, 'http', proxy.url, bankPort));
+    }
     await Promise.all(banks.map((bank) => bank.start()));
     // One hot account would serialise every debit on its row lock (and XA holds it until commit):
     // transactions take turns over many accounts instead.
@@ -136,11 +162,11 @@ export async function startParticipants(kind: ParticipantKind, coordinatorUrl: s
   return {
     kind,
     // A message's branches must succeed: both banks take theirs as a credit (the bank's msg action).
-    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', msgAction: BANK_MSG_ACTION, atAction: 'at-debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA },
-    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', msgAction: BANK_MSG_ACTION, atAction: 'at-credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB },
+    a: { participant: 'bank-a', endpoint: `${banks[0].url}/tx`, action: 'debit', msgAction: BANK_MSG_ACTION, atAction: 'at-debit', payload: (i) => ({ accountId: `payer-${i % accounts}`, amount: 1 }), keys: keysA, control: proxies[0]?.control },
+    b: { participant: 'bank-b', endpoint: `${banks[1].url}/tx`, action: 'credit', msgAction: BANK_MSG_ACTION, atAction: 'at-credit', payload: (i) => ({ accountId: `payee-${i % accounts}`, amount: 1 }), keys: keysB, control: proxies[1]?.control },
     msgCheck: { participant: 'bank-a', action: 'dtx-msg-check' },
     databases,
-    processes: banks.map((bank) => bank.process),
+    processes: [...banks.map((bank) => bank.process), ...proxies.map((proxy) => proxy.process)],
     stop,
   };
 }

@@ -59,8 +59,11 @@ interface Batch {
   firstError: string | null;
 }
 
-/** Runs `total` transactions, `concurrency` at a time, each transaction i being `one(i)`. */
-export async function runBatch(total: number, concurrency: number, one: (i: number) => Promise<Failure>): Promise<Batch> {
+/**
+ * Runs `total` transactions, `concurrency` at a time, each transaction i being `one(i)`; with
+ * `stop`, no new one starts once it returns true (a run for a while rather than a count).
+ */
+export async function runBatch(total: number, concurrency: number, one: (i: number) => Promise<Failure>, stop?: () => boolean): Promise<Batch> {
   const latencies: number[] = [];
   let next = 0;
   let succeeded = 0;
@@ -69,7 +72,7 @@ export async function runBatch(total: number, concurrency: number, one: (i: numb
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: Math.min(concurrency, total) }, async () => {
-      while (next < total) {
+      while (next < total && !stop?.()) {
         const i = next++;
         const t0 = process.hrtime.bigint();
         let done = false;
