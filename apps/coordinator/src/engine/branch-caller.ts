@@ -23,15 +23,25 @@ export class LeaseLostError extends Error {
 /** What one call goes to: a branch, or msg's check-back (which names the caller's action, not a branch). */
 export type CallTarget = Pick<BranchRecord, 'branchId' | 'participant' | 'action' | 'payload'>;
 
+/** How the error of every call the gate held back begins. */
+const NOT_CALLED = 'not called: ';
+
+/** Whether an outcome is a call the participant's gate held back (no call was made). */
+export const wasNotCalled = (outcome: CallOutcome): boolean => outcome.kind === 'transient' && typeof outcome.error === 'string' && outcome.error.startsWith(NOT_CALLED);
+
 /** Why a call was not made, in the words the branch's lastError and the log show. */
 function notCalled(participant: string, refusal: GateRefusal): string {
+  return NOT_CALLED + notCalledReason(participant, refusal);
+}
+
+function notCalledReason(participant: string, refusal: GateRefusal): string {
   switch (refusal.kind) {
     case 'breaker_open':
-      return `not called: participant ${participant}'s circuit breaker is open after transient failures in a row; next probe in ${refusal.retryInMs} ms`;
+      return `participant ${participant}'s circuit breaker is open after transient failures in a row; next probe in ${refusal.retryInMs} ms`;
     case 'queue_full':
-      return `not called: ${refusal.queued} calls already waiting for participant ${participant} on this instance`;
+      return `${refusal.queued} calls already waiting for participant ${participant} on this instance`;
     case 'queue_timeout':
-      return `not called: waited ${refusal.waitedMs} ms for a free slot to participant ${participant}, too long to make the call in time`;
+      return `waited ${refusal.waitedMs} ms for a free slot to participant ${participant}, too long to make the call in time`;
   }
 }
 

@@ -6,7 +6,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from '../store/records.js';
-import { BranchCaller, LeaseLostError } from './branch-caller.js';
+import { BranchCaller, LeaseLostError, wasNotCalled } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
@@ -335,12 +335,12 @@ export class TransactionEngine {
           if (outcome.kind === 'ok') return;
           // Why, too: without it an operator reading the log cannot tell a down participant from a lock timeout.
           const why = typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error);
-          txLogger.branch(branch.branchId).warn(`phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`, {
-            phase,
-            attempts,
-            outcome: outcome.kind,
-            error: why.slice(0, 300),
-          });
+          const line = `phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`;
+          const detail = { phase, attempts, outcome: outcome.kind, error: why.slice(0, 300) };
+          // A call the participant's gate held back (its breaker open, its queue full) is no news
+          // per transaction: the breaker's own line and the metrics say it once for all of them.
+          if (wasNotCalled(outcome)) txLogger.branch(branch.branchId).debug(line, detail);
+          else txLogger.branch(branch.branchId).warn(line, detail);
         });
         break;
       }

@@ -29,6 +29,8 @@ export interface GateOptions {
   minCallMs: number;
   /** The clock: monotonic milliseconds (performance.now). */
   now: () => number;
+  /** Told when the breaker opens (with how long it stays open) and when it closes again. */
+  onBreaker?: (change: { state: 'open'; openForMs: number } | { state: 'closed' }) => void;
 }
 
 /** How early a timer may fire, or how late a call's end may be measured, against its timeout. */
@@ -123,8 +125,12 @@ export class ParticipantGate {
    * queue over the limit, times the recent answer time. What a refused begin's Retry-After says.
    */
   drainSeconds(): number {
-    const seconds = (this.waiting / Math.max(1, this.limit.current)) * (this.latencyMs / 1000);
-    return Math.min(30, Math.max(1, Math.ceil(seconds)));
+    return Math.min(30, Math.max(1, Math.ceil(this.expectedWaitMs() / 1000)));
+  }
+
+  /** About how long a call entering the queue now would wait for its slot, in ms (0 with nobody waiting). */
+  expectedWaitMs(): number {
+    return (this.waiting / Math.max(1, this.limit.current)) * this.latencyMs;
   }
 
   get queued(): number {
@@ -182,6 +188,7 @@ export class ParticipantGate {
         } else if (this.breaker.onSuccess()) {
           // Back after an outage: start low again rather than at the old limit (no thundering herd).
           this.limit.restart();
+          this.options.onBreaker?.({ state: 'closed' });
         }
         this.pump();
       },
@@ -197,6 +204,8 @@ export class ParticipantGate {
   /** The breaker opened: the calls waiting for this participant go back to their transactions at once. */
   private opened(now: number): void {
     this.limit.restart();
+    const reopensAt = this.breaker.reopensAt();
+    this.options.onBreaker?.({ state: 'open', openForMs: reopensAt === null ? 0 : Math.round(reopensAt - now) });
     for (let waiter = this.shift(); waiter; waiter = this.shift()) this.settle(waiter, this.breakerRefusal(now));
   }
 

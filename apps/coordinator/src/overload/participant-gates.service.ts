@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { ParticipantGate, type GateSnapshot } from './participant-gate.js';
@@ -13,12 +13,14 @@ export interface AdmissionRefusal {
  * Every participant's gate in this instance (participant-gate.ts), made on first use, keyed by
  * the registered name in lower case (names are case-insensitive). Also the instance's admission
  * control: a begin is refused, before anything is written, when a participant it names already
- * has ADMISSION_QUEUE_LIMIT calls waiting here, or this instance has ADMISSION_BACKLOG_LIMIT
+ * has ADMISSION_QUEUE_LIMIT calls waiting here (or so many, at its recent answer time, that a new
+ * call would wait more than half CALL_TIMEOUT_MS), or this instance has ADMISSION_BACKLOG_LIMIT
  * waiting in all: the work already accepted is finished first, and callers slow down instead of
  * every transaction growing slower.
  */
 @Injectable()
 export class ParticipantGates {
+  private readonly logger = new Logger(ParticipantGates.name);
   private readonly gates = new Map<string, ParticipantGate>();
   /** Each gate's participant as registered (the metrics' label, so it joins the call metrics'). */
   private readonly spellings = new Map<string, string>();
@@ -45,6 +47,11 @@ export class ParticipantGates {
         queueLimit: env.PARTICIPANT_QUEUE_LIMIT,
         minCallMs: Math.min(250, env.CALL_TIMEOUT_MS / 4),
         now: () => performance.now(),
+        // One line per change of state, however many transactions it holds back.
+        onBreaker: (change) =>
+          change.state === 'open'
+            ? this.logger.warn(`participant ${participant}: circuit breaker open after transient failures in a row; no calls for ${change.openForMs} ms, then one probe`)
+            : this.logger.log(`participant ${participant}: circuit breaker closed, calls resume`),
       });
       this.gates.set(key, gate);
       this.spellings.set(key, participant);
@@ -113,6 +120,15 @@ export class ParticipantGates {
         if (gate && gate.queued >= ADMISSION_QUEUE_LIMIT) {
           return {
             reason: `participant ${name} has ${gate.queued} calls waiting on this instance (ADMISSION_QUEUE_LIMIT ${ADMISSION_QUEUE_LIMIT})`,
+            retryAfterSeconds: gate.drainSeconds(),
+          };
+        }
+        // Fewer waiting, but answering so slowly that a new call would spend half its
+        // CALL_TIMEOUT_MS in the queue: admitting more would only turn waits into time-outs.
+        const waitMs = gate?.expectedWaitMs() ?? 0;
+        if (gate && waitMs > this.config.env.CALL_TIMEOUT_MS / 2) {
+          return {
+            reason: `participant ${name} has ${gate.queued} calls waiting on this instance, about ${Math.round(waitMs)} ms of waiting (more than half of CALL_TIMEOUT_MS)`,
             retryAfterSeconds: gate.drainSeconds(),
           };
         }
