@@ -133,6 +133,13 @@ export class ParticipantGate {
     return (this.waiting / Math.max(1, this.limit.current)) * this.latencyMs;
   }
 
+  /** Whether the breaker is open now (not yet letting its probe through), and for how much longer. */
+  breakerOpenForMs(): number | null {
+    const now = this.options.now();
+    if (this.breaker.state(now) !== 'open') return null;
+    return Math.max(0, Math.ceil((this.breaker.reopensAt() ?? now) - now));
+  }
+
   get queued(): number {
     return this.waiting;
   }

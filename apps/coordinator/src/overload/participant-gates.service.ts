@@ -127,11 +127,11 @@ export class ParticipantGates {
         // participant's transactions the writes (the bench's isolation run: p99 4x idle).
         // Only while open: once its time is up a begin is let in, whose call may be the probe
         // (with nothing else for it to call, a breaker refusing begins would never close).
-        const state = gate?.snapshot();
-        if (state && state.breaker === 'open') {
+        const openForMs = gate?.breakerOpenForMs() ?? null;
+        if (openForMs !== null) {
           return {
             reason: `participant ${name}'s circuit breaker is open: it failed ${this.config.env.BREAKER_FAILURE_THRESHOLD} times in a row`,
-            retryAfterSeconds: Math.min(30, Math.max(1, Math.ceil((state.breakerRetryInMs ?? 1_000) / 1000))),
+            retryAfterSeconds: Math.min(30, Math.max(1, Math.ceil(openForMs / 1000))),
           };
         }
         // Fewer waiting, but answering so slowly that a new call would spend half its
