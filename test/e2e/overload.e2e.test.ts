@@ -184,11 +184,17 @@ describe('overload protection (real coordinator, test participants)', () => {
   it('opens the breaker after BREAKER_FAILURE_THRESHOLD transient failures: calls stop reaching the participant but for probes, and it closes once the participant answers', async () => {
     const { coord, participant } = await stack('flaky', { BREAKER_FAILURE_THRESHOLD: '3', BREAKER_OPEN_MS: '500', BREAKER_OPEN_MAX_MS: '500', RETRY_MAX_MS: '200' });
     let down = true;
-    participant.behave = () => ({ status: down ? 503 : 200 });
+    // The first answers come late, so all ten are begun before the breaker opens (begins naming a
+    // participant whose breaker is open are refused: below).
+    let delayMs = 1_000;
+    participant.behave = () => ({ status: down ? 503 : 200, delayMs });
     const gids = Array.from({ length: 10 }, (_, i) => `breaker-${i}`);
-    for (const gid of gids) expect((await api(coord, 'POST', '/v1/transactions', saga(gid, 'flaky', 60_000))).status).toBe(201);
+    const begun = await Promise.all(gids.map((gid) => api(coord, 'POST', '/v1/transactions', saga(gid, 'flaky', 60_000))));
+    expect(begun.map((b) => b.status)).toEqual(gids.map(() => 201));
+    delayMs = 0;
 
     await until('the breaker to open', async () => ((await metric(coord, 'dtx_participant_breaker_open', { participant: 'flaky' })) === 1 ? true : undefined), 10_000, 50);
+
     const notMade = () => metric(coord, 'dtx_participant_calls_not_made_total', { participant: 'flaky', reason: 'breaker_open' });
     const [calls0, notMade0] = [participant.calls.length, await notMade()];
     await sleep(3_000);
@@ -204,6 +210,21 @@ describe('overload protection (real coordinator, test participants)', () => {
     expect(participant.calls.every((c) => c.status === 503)).toBe(true);
     // The sagas are waiting, not given up.
     expect((await Promise.all(gids.map((gid) => view(coord, gid)))).map((v) => v.status)).toEqual(gids.map(() => 'active'));
+
+    // While it is open, a new begin naming it is refused before anything is written (503
+    // OVERLOADED, Retry-After); in the moments its probe may go (half-open), one is let in.
+    const answers: { gid: string; status: number; error: unknown; retryAfter: string | null }[] = [];
+    for (let i = 0; i < 10; i++) {
+      const gid = `breaker-late-${i}`;
+      const answer = await api(coord, 'POST', '/v1/transactions', saga(gid, 'flaky', 60_000));
+      answers.push({ gid, status: answer.status, error: answer.json.error, retryAfter: answer.headers.get('retry-after') });
+      await sleep(50);
+    }
+    const refusals = answers.filter((a) => a.status !== 201);
+    expect(refusals.length).toBeGreaterThan(0);
+    for (const r of refusals) expect([r.status, r.error, r.retryAfter]).toEqual([503, 'OVERLOADED', expect.stringMatching(/^[1-9]\d*$/)]);
+    for (const r of refusals) expect((await api(coord, 'GET', `/v1/transactions/${r.gid}`)).status).toBe(404);
+    gids.push(...answers.filter((a) => a.status === 201).map((a) => a.gid));
 
     down = false;
     const views = await allEnded(coord, gids);
