@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionView } from '@nest-dtx/protocol';
 import { coordinator, postJson, sleep, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { rawHttp } from '../support/raw-http.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const NUL = String.fromCharCode(0);
@@ -174,6 +175,23 @@ describe('participant answers that cannot be stored as they are', () => {
     expect(shown.needsAttention).toBe(true);
     expect(shown.branches[0]).toMatchObject({ status: 'prepared', result: { error: 'UNSTORABLE_ANSWER' } });
     expect((await request('POST', `/v1/transactions/${gid}/commit`, { wait: true })).body.status).toBe('committed');
+  });
+});
+
+describe('a body past the limit', () => {
+  it('is answered 413 PAYLOAD_TOO_LARGE to every sender, even one that closes after its request: the body is read first, so no write of it fails', async () => {
+    const port = Number(new URL(coord.url).port);
+    const body = JSON.stringify({ mode: 'tcc', metadata: { big: 'x'.repeat(3 * 1024 * 1024) } });
+    // A connection of its own each (Connection: close), 20 at once, 3 rounds: a server that answered
+    // and closed with the body still arriving would reset some of them before their answer was read.
+    const answers: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, () => rawHttp(port, { method: 'POST', path: '/v1/transactions', headers: { 'content-type': 'application/json' }, body })),
+      );
+      for (const r of results) answers.push(r.status === 'fulfilled' ? `${r.value.status} ${(JSON.parse(r.value.text) as { error: string }).error}` : `failed: ${String(r.reason)}`);
+    }
+    expect(new Set(answers)).toEqual(new Set(['413 PAYLOAD_TOO_LARGE']));
   });
 });
 

@@ -61,11 +61,38 @@ export function unsupportedBodyReason(headers: IncomingHttpHeaders): string | nu
   return `a request body must be application/json${type === undefined ? ' (it has no Content-Type)' : `, not ${type.split(';', 1)[0].trim().slice(0, 100)}`}`;
 }
 
-/** An onRequest hook answering 415 UNSUPPORTED_MEDIA_TYPE for a non-JSON body, before it is read. */
+/**
+ * A body announced past the limit, up to this size, is read to its end (and dropped) before its
+ * 413 is sent. Answering first and closing with the body still arriving makes the kernel reset
+ * the connection, and the client's write fails (EPIPE) before it reads the 413; past this size
+ * the connection is closed without reading, as before.
+ */
+const DRAIN_BEFORE_413_BYTES = 16 * BODY_LIMIT_BYTES;
+
+const tooLarge = (): ErrorBody => ({ statusCode: 413, error: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body is too large' });
+
+/**
+ * An onRequest hook answering 415 UNSUPPORTED_MEDIA_TYPE for a non-JSON body, before it is read,
+ * and 413 PAYLOAD_TOO_LARGE for a Content-Length past BODY_LIMIT_BYTES once the body has arrived
+ * (see DRAIN_BEFORE_413_BYTES).
+ */
 export function refuseNonJsonBody(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
   const reason = unsupportedBodyReason(request.headers);
-  if (reason === null) return done();
-  void reply.code(415).send({ statusCode: 415, error: ErrorCode.UNSUPPORTED_MEDIA_TYPE, message: reason } satisfies ErrorBody);
+  if (reason !== null) {
+    void reply.code(415).send({ statusCode: 415, error: ErrorCode.UNSUPPORTED_MEDIA_TYPE, message: reason } satisfies ErrorBody);
+    return;
+  }
+  const length = Number(request.headers['content-length'] ?? 0);
+  if (!(length > BODY_LIMIT_BYTES)) return done();
+  if (length > DRAIN_BEFORE_413_BYTES) {
+    void reply.header('connection', 'close').code(413).send(tooLarge());
+    return;
+  }
+  // Read and drop (the request timeout still bounds how long), then answer.
+  const raw = request.raw;
+  raw.on('data', () => undefined);
+  raw.once('end', () => void reply.code(413).send(tooLarge()));
+  raw.once('error', () => raw.destroy());
 }
 
 /**
@@ -93,7 +120,7 @@ export function fastifyErrorBody(error: unknown): ErrorBody | null {
   if (typeof error !== 'object' || error === null || !('code' in error) || typeof error.code !== 'string' || !error.code.startsWith('FST_')) return null;
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return { statusCode: 413, error: ErrorCode.PAYLOAD_TOO_LARGE, message: 'request body is too large' };
+      return tooLarge();
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return { statusCode: 400, error: ErrorCode.INVALID_JSON, message: 'request body is not valid JSON' };
