@@ -135,16 +135,18 @@ const view = async (coord: CoordinatorHandle, gid: string): Promise<TransactionV
 /** A saga of one step on `participant`, begun without waiting. */
 const saga = (gid: string, participant: string, timeoutMs = 30_000) => ({ mode: 'saga', gid, timeoutMs, steps: [{ name: 's1', participant, action: 'op', payload: {} }] });
 
-/** The value of one metric sample on /metrics whose labels include `labels`; 0 when there is none. */
+/** A metric's value on /metrics: the sum of its series carrying `labels` (0 when none). */
 async function metric(coord: CoordinatorHandle, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${coord.url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  // The sum over every series with these labels (calls not made by any reason, say).
+  let sum = 0;
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
     if (!match || match[1] !== name) continue;
     const found = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => found[k] === v)) return Number(match[3]);
+    if (Object.entries(labels).every(([k, v]) => found[k] === v)) sum += Number(match[3]);
   }
-  return 0;
+  return sum;
 }
 
 /** Resolves once every gid has ended; returns their views. */

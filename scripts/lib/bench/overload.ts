@@ -161,7 +161,7 @@ export function metricSum(samples: MetricSample[], name: string, labels: Record<
     .reduce((sum, s) => sum + s.value, 0);
 }
 
-/** dtx_participant_calls_not_made_total by participant (lower case, as the gates name them) and reason. */
+/** dtx_participant_calls_not_made_total by participant (keyed in lower case) and reason. */
 export function callsNotMade(samples: MetricSample[]): Map<string, Record<string, number>> {
   const out = new Map<string, Record<string, number>>();
   for (const s of samples) {

@@ -126,7 +126,8 @@ export const COMMON_ANSWERS: readonly CommonAnswer[] = [
     status: 503,
     codes: [ErrorCode.OVERLOADED],
     why:
-      'admission control: a participant it names has ADMISSION_QUEUE_LIMIT calls waiting on this instance, or this instance has ADMISSION_BACKLOG_LIMIT waiting in all; ' +
+      'admission control: a participant it names has ADMISSION_QUEUE_LIMIT calls waiting on this instance (or enough to make a new call wait over half CALL_TIMEOUT_MS), ' +
+      'or its circuit breaker is open, or this instance has ADMISSION_BACKLOG_LIMIT waiting in all; ' +
       'nothing was written: send the same request again after Retry-After seconds (also the body\'s `retryAfterSeconds`, 1 to 30)',
     when: (route) => route.admissionControlled,
     headers: { 'Retry-After': RETRY_AFTER },

@@ -71,10 +71,7 @@ export class BranchCaller {
     const { tx } = loaded;
     const maxWaitMs = tx.status === 'active' && phase !== 'check' ? Math.max(0, tx.deadline.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
     const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(this.config.env.CALL_TIMEOUT_MS, maxWaitMs);
-    if (admission.kind !== 'permit') {
-      this.metrics.callsNotMade.inc({ participant: participant.name, reason: admission.kind });
-      return { kind: 'transient', error: notCalled(participant.name, admission) };
-    }
+    if (admission.kind !== 'permit') return { kind: 'transient', error: notCalled(participant.name, admission) };
     const startedAt = performance.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
     const leaseVersion = loaded.heldUntil === undefined ? undefined : tx.version;

@@ -43,23 +43,9 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  readonly callsNotMade = new Counter({
-    name: 'dtx_participant_calls_not_made_total',
-    help: 'Participant calls not made, their transactions to try again later, by participant and reason: breaker_open, queue_full, queue_timeout',
-    labelNames: ['participant', 'reason'] as const,
-    registers: [this.registry],
-  });
-
   readonly recoveryDeferred = new Counter({
     name: 'dtx_recovery_deferred_total',
     help: 'Transactions recovery claimed but left for later (until their lease ran out) because a participant of theirs already had a full round of calls waiting',
-    registers: [this.registry],
-  });
-
-  readonly admission = new Counter({
-    name: 'dtx_admission_total',
-    help: 'Begins admitted or refused (503 OVERLOADED) by admission control on this instance',
-    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 
@@ -113,6 +99,33 @@ export class MetricsService {
     gauge('dtx_participant_in_flight', 'Calls in flight to a participant from this instance', (g) => g.inFlight);
     gauge('dtx_participant_queued', 'Calls waiting for a slot to a participant on this instance (the queue depth)', (g) => g.queued);
     gauge('dtx_participant_limit', 'A participant\'s current in-flight limit on this instance (adaptive, at most its maximum)', (g) => g.limit);
+    // Counted once, where they happen (the gates); exported from there when scraped.
+    new Counter({
+      name: 'dtx_participant_calls_not_made_total',
+      help: 'Participant calls not made, their transactions to try again later, by participant and reason: breaker_open, queue_full, queue_timeout',
+      labelNames: ['participant', 'reason'] as const,
+      registers: [this.registry],
+      collect(this: Counter<'participant' | 'reason'>) {
+        this.reset();
+        for (const [participant, { refused }] of gates.snapshot()) {
+          this.inc({ participant, reason: 'breaker_open' }, refused.breakerOpen);
+          this.inc({ participant, reason: 'queue_full' }, refused.queueFull);
+          this.inc({ participant, reason: 'queue_timeout' }, refused.queueTimeout);
+        }
+      },
+    });
+    new Counter({
+      name: 'dtx_admission_total',
+      help: 'Begins admitted or refused (503 OVERLOADED) by admission control on this instance',
+      labelNames: ['outcome'] as const,
+      registers: [this.registry],
+      collect(this: Counter<'outcome'>) {
+        this.reset();
+        const { admitted, refused } = gates.admissionCounts();
+        this.inc({ outcome: 'admitted' }, admitted);
+        this.inc({ outcome: 'refused' }, refused);
+      },
+    });
     gauge('dtx_participant_breaker_open', 'Whether a participant\'s circuit breaker is open (1), half-open (0.5) or closed (0) on this instance', (g) =>
       g.breaker === 'open' ? 1 : g.breaker === 'half_open' ? 0.5 : 0,
     );

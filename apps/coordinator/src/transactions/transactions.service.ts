@@ -16,7 +16,6 @@ import { ModeProcessors } from '../engine/processors/mode-processors.js';
 import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
 import { TransactionEngine, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
 import type { ApiKey } from '../auth/api-keys.js';
-import { MetricsService } from '../metrics/metrics.service.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, NewBranch } from '../store/records.js';
@@ -56,7 +55,6 @@ export class TransactionsService {
     private readonly participants: ParticipantsService,
     private readonly config: CoordinatorConfig,
     private readonly gates: ParticipantGates,
-    private readonly metrics: MetricsService,
   ) {}
 
   /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
@@ -90,11 +88,9 @@ export class TransactionsService {
     const refusal = this.gates.admissionRefusal(check ? [...branches.map((b) => b.participant), check.participant] : branches.map((b) => b.participant));
     if (refusal && !(dto.gid !== undefined && (await this.engine.exists(dto.gid)))) {
       this.gates.countAdmission('refused');
-      this.metrics.admission.inc({ outcome: 'refused' });
       throw new ApiError(503, ErrorCode.OVERLOADED, `${refusal.reason}; try again in ${refusal.retryAfterSeconds} s`, { retryAfterSeconds: refusal.retryAfterSeconds });
     }
     this.gates.countAdmission('admitted');
-    this.metrics.admission.inc({ outcome: 'admitted' });
 
     const gid = dto.gid ?? randomUUID();
     const timeoutMs = dto.timeoutMs ?? LIMITS.defaultTimeoutMs;
