@@ -28,6 +28,7 @@ import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
 import { RetentionModule } from './retention/retention.module.js';
 import { AdminStore } from './store/admin.store.js';
+import { DatabaseClock, DatabaseTime } from './store/database-clock.js';
 import { ParticipantStore } from './store/participant.store.js';
 import { STORE_OPTIONS, TransactionStore, type StoreOptions } from './store/transaction.store.js';
 import { TransactionsController } from './transactions/transactions.controller.js';
@@ -60,6 +61,9 @@ import { TransactionsService } from './transactions/transactions.service.js';
       useFactory: (config: CoordinatorConfig): StoreOptions => ({ writeConcurrency: config.env.DB_WRITE_CONCURRENCY }),
     },
     TransactionStore,
+    DatabaseClock,
+    // What the engine and services compare stored times with (a plain DatabaseTime in unit specs).
+    { provide: DatabaseTime, useExisting: DatabaseClock },
     ParticipantStore,
     ParticipantsService,
     ParticipantInvoker,

@@ -48,7 +48,7 @@ export class ClientRateLimiter implements OnApplicationShutdown {
   }
 
   /** Counts one request of `tracker` at `now` (ms), unless it is over the limit. */
-  hit(tracker: string, now: number = Date.now()): RateDecision {
+  hit(tracker: string, now: number = performance.now()): RateDecision {
     const slot = Math.floor(now / SLOT_MS);
     let bucket = this.buckets.get(tracker);
     if (bucket === undefined) {
@@ -67,7 +67,7 @@ export class ClientRateLimiter implements OnApplicationShutdown {
   }
 
   /** Forgets callers with nothing left in the window. */
-  sweep(now: number = Date.now()): void {
+  sweep(now: number = performance.now()): void {
     const slot = Math.floor(now / SLOT_MS);
     for (const [tracker, bucket] of this.buckets) if (slot - bucket.slot >= SLOTS) this.buckets.delete(tracker);
   }

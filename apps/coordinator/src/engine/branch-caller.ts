@@ -9,6 +9,7 @@ import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { GateRefusal } from '../overload/participant-gate.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
+import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
 import { storableOutcome } from './storable-answer.js';
 
@@ -56,6 +57,7 @@ export class BranchCaller {
     private readonly config: CoordinatorConfig,
     private readonly metrics: MetricsService,
     private readonly gates: ParticipantGates,
+    private readonly clock: DatabaseTime,
   ) {}
 
   /**
@@ -69,7 +71,7 @@ export class BranchCaller {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const { tx } = loaded;
-    const maxWaitMs = tx.status === 'active' && phase !== 'check' ? Math.max(0, tx.deadline.getTime() - Date.now()) : Number.POSITIVE_INFINITY;
+    const maxWaitMs = tx.status === 'active' && phase !== 'check' ? Math.max(0, this.clock.msUntil(tx.deadline)) : Number.POSITIVE_INFINITY;
     const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(this.config.env.CALL_TIMEOUT_MS, maxWaitMs);
     if (admission.kind !== 'permit') return { kind: 'transient', error: notCalled(participant.name, admission) };
     const startedAt = performance.now();
@@ -112,7 +114,7 @@ export class BranchCaller {
    * nothing, so two instances never call for one transaction in overlapping leases.
    */
   callAll(loaded: LoadedTx, branches: readonly CallTarget[], phase: Phase, onFirstAnswer?: () => void): Promise<CallOutcome[]> {
-    if (loaded.heldUntil === undefined || Date.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
+    if (loaded.heldUntil === undefined || performance.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
       return Promise.reject(new LeaseLostError(loaded.tx.gid));
     }
     let answered = 0;

@@ -183,7 +183,7 @@ export class TransactionEngine {
    * another instance finishing it) and, should a message be lost, by polling the store.
    */
   async waitForTerminal(gid: string): Promise<LoadedTx> {
-    const deadline = Date.now() + this.config.env.WAIT_MAX_MS;
+    const deadline = performance.now() + this.config.env.WAIT_MAX_MS;
     let wake: (() => void) | null = null;
     const unsubscribe = this.bus.subscribe((message) => {
       if (message.kind === 'tx' && message.gid === gid && isTerminal(message.status)) wake?.();
@@ -191,7 +191,7 @@ export class TransactionEngine {
     try {
       for (;;) {
         const loaded = await this.require(gid);
-        const remaining = deadline - Date.now();
+        const remaining = deadline - performance.now();
         if (isTerminal(loaded.tx.status) || remaining <= 0) return loaded;
         await new Promise<void>((resolve) => {
           wake = resolve;

@@ -5,7 +5,7 @@
  * writer moved the transaction, refusals as the machine words them.
  */
 import { Logger } from '@nestjs/common';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DataSource } from 'typeorm';
 import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
@@ -15,9 +15,10 @@ import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import type { ParticipantsService } from '../participants/participants.service.js';
+import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
-import { BranchCaller } from './branch-caller.js';
+import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeProcessors } from './processors/mode-processors.js';
 import { MsgProcessor } from './processors/msg.processor.js';
@@ -149,7 +150,11 @@ class FakeParticipants {
   }
 }
 
-function engineWith(env: Record<string, string> = {}) {
+/**
+ * The database's clock as the engine reads it. By default it agrees with this machine's; a
+ * test of skew gives one measured against a "database" whose time differs from Date.now().
+ */
+function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new DatabaseTime()) {
   const store = new FakeStore();
   const participants = new FakeParticipants();
   const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance', ...env }));
@@ -157,12 +162,12 @@ function engineWith(env: Record<string, string> = {}) {
   const metrics = new MetricsService({} as DataSource, gates);
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
-  const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates);
+  const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates, clock);
   const processors = new ModeProcessors(
     new TccProcessor(writer, caller),
     new TwoPhaseCommitProcessor(writer, caller),
-    new SagaProcessor(writer, caller),
-    new MsgProcessor(writer, caller),
+    new SagaProcessor(writer, caller, clock),
+    new MsgProcessor(writer, caller, clock),
   );
   const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics);
   return { engine, store, participants };
@@ -365,7 +370,7 @@ describe('TransactionEngine: msg', () => {
   async function claimedPastDeadline(store: FakeStore, gid: string): Promise<LoadedTx> {
     store.txs.get(gid)!.tx.deadline = new Date(Date.now() - 1);
     const loaded = await store.load(gid);
-    return { ...loaded!, heldUntil: Date.now() + 60_000 };
+    return { ...loaded!, heldUntil: performance.now() + 60_000 };
   }
 
   it('prepared: calls nobody until the commit, then delivers execute to every branch', async () => {
@@ -494,5 +499,105 @@ describe('TransactionEngine: msg', () => {
       store.refuse = () => Object.assign(new Error('relation does not exist'), { code: '42P01' });
       await expect(engine.create(saga('refused-2'), true)).rejects.toThrow('relation does not exist');
     });
+  });
+});
+
+describe('TransactionEngine: stored times are compared in the database time, not this machine\'s clock', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+  afterEach(() => vi.useRealTimers());
+
+  /** A clock measured against a database that agrees with the machine now; the machine's clock is then moved by `skewMs`. */
+  function skewedAfterMeasuring(skewMs: number): DatabaseTime {
+    const clock = new DatabaseTime();
+    const at = performance.now();
+    expect(clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at })).toBe(true);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + skewMs);
+    return clock;
+  }
+
+  const claimed = async (store: FakeStore, gid: string): Promise<LoadedTx> => ({ ...(await store.load(gid))!, heldUntil: performance.now() + 60_000 });
+
+  it('a saga retried by an instance whose clock is 30 s ahead is retried, not rolled back as timed out before its deadline', async () => {
+    const clock = new DatabaseTime();
+    const { engine, store, participants } = engineWith({}, clock);
+    const at = performance.now();
+    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
+    participants.answers['shop execute'] = { kind: 'transient', error: 'HTTP 503' };
+    const saga = oneShot('skew-saga', { mode: 'saga', timeoutMs: 10_000, branches: [{ branchId: 's1', participant: 'shop', action: 'order', payload: {}, dependsOn: [] }] });
+    await engine.create(saga, false);
+    await vi.waitFor(() => expect(store.changes).toHaveLength(1));
+    expect(store.txs.get('skew-saga')!.tx.status).toBe('active');
+
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() + 30_000);
+    delete participants.answers['shop execute'];
+    await engine.resume(await claimed(store, 'skew-saga'));
+    expect(participants.calls).toEqual(['shop execute', 'shop execute']);
+    expect((await store.load('skew-saga'))!.tx.status).toBe('committed');
+  });
+
+  it('a saga past its deadline in the database time is rolled back as timed out, though this machine\'s clock is 30 s behind', async () => {
+    const clock = skewedAfterMeasuring(-30_000);
+    const { engine, store, participants } = engineWith({}, clock);
+    participants.answers['shop execute'] = { kind: 'transient', error: 'HTTP 503' };
+    const saga = oneShot('late-saga', { mode: 'saga', timeoutMs: 10_000, branches: [{ branchId: 's1', participant: 'shop', action: 'order', payload: {}, dependsOn: [] }] });
+    await engine.create(saga, false);
+    await vi.waitFor(() => expect(store.changes).toHaveLength(1));
+    store.txs.get('late-saga')!.tx.deadline = new Date(clock.now() - 1);
+    await engine.resume(await claimed(store, 'late-saga'));
+    expect((await store.load('late-saga'))!.tx).toMatchObject({ status: 'rolled_back', reason: 'timeout' });
+    // Not run again: compensated (its first try may have done its work before the 503).
+    expect(participants.calls).toEqual(['shop execute', 'shop compensate']);
+  });
+
+  it('a message claimed at its deadline is checked at once by an instance whose clock is 30 s behind', async () => {
+    const clock = skewedAfterMeasuring(-30_000);
+    const { engine, store, participants } = engineWith({}, clock);
+    const msg = oneShot('skew-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    store.txs.get('skew-msg')!.tx.deadline = new Date(clock.now() - 1);
+    await engine.resume(await claimed(store, 'skew-msg'));
+    expect(participants.calls).toEqual(['order check', 'inventory execute']);
+    expect((await store.load('skew-msg'))!.tx.status).toBe('committed');
+  });
+
+  it('a message claimed before its deadline (the clocks\' sampling error) asks nobody and falls due again at the deadline, not a lease later', async () => {
+    const clock = skewedAfterMeasuring(+30_000);
+    const { engine, store, participants } = engineWith({}, clock);
+    const msg = oneShot('early-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    store.txs.get('early-msg')!.tx.deadline = new Date(clock.now() + 2_000);
+    await engine.resume(await claimed(store, 'early-msg'));
+    expect(participants.calls).toEqual([]);
+    const write = store.changes.at(-1)!;
+    expect(write).toMatchObject({ status: 'active', lease: null, events: [] });
+    expect(write.nextAttemptInMs).toBeGreaterThan(1_900);
+    expect(write.nextAttemptInMs).toBeLessThanOrEqual(2_000);
+  });
+
+  it('sends no call once the lease has less than a call\'s time left on the monotonic clock, whatever the wall clock says', async () => {
+    const clock = new DatabaseTime();
+    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
+    const at = performance.now();
+    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
+    const msg = oneShot('lease-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    store.txs.get('lease-msg')!.tx.deadline = new Date(Date.now() - 1);
+    // Stepped back 20 s, as after a pause: a wall-clock lease would look fresh again.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() - 20_000);
+    const loaded = { ...(await store.load('lease-msg'))!, heldUntil: performance.now() + 500 };
+    await expect(engine.resume(loaded)).rejects.toThrow(LeaseLostError);
+    expect(participants.calls).toEqual([]);
   });
 });

@@ -22,7 +22,9 @@ function flagUnkeptAnswers(change: TxChange): TxChange {
  * The engine's only way to the store. Every write passes here: the compare-and-set, the
  * state-change notification on the bus, the finished-transaction metric, the in-memory merge,
  * and the lease rule (this instance holds a lease it took from just before the write that
- * took it, for LEASE_MS: `heldUntil`), in one place.
+ * took it, for LEASE_MS: `heldUntil`), in one place. `heldUntil` is on the monotonic clock
+ * (performance.now()): Postgres starts the lease later than that, at the write, and a step of
+ * this machine's wall clock moves neither end.
  */
 @Injectable()
 export class TransactionWriter {
@@ -52,7 +54,7 @@ export class TransactionWriter {
 
   /** Inserts a new transaction (with this instance's lease when `leaseOwner` is set); null when the gid exists. */
   async create(input: NewTransaction): Promise<LoadedTx | null> {
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const inserted = await this.store.insert(input, this.config.env.LEASE_MS);
     if (!inserted) return null;
     this.metrics.begun.inc({ mode: input.mode });
@@ -62,7 +64,7 @@ export class TransactionWriter {
 
   /** Applies `change` if nobody else moved the transaction; null when fenced off. */
   async write(loaded: LoadedTx, change: TxChange): Promise<LoadedTx | null> {
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const saved = await this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
       if (!refusedForItsData(error) || !carriesAnswers(change.branches, change.events)) throw error;
       // Refused for an answer it carries: the same write without them, or the call behind it would be made again and again.
@@ -106,7 +108,7 @@ export class TransactionWriter {
 
   /** Claims up to `limit` due transactions for this instance, each with its lease. */
   async claimDue(limit: number): Promise<LoadedTx[]> {
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const claimed = await this.store.claimDue(this.instanceId, this.config.env.LEASE_MS, limit);
     return claimed.map((loaded) => this.held(loaded, startedAt));
   }

@@ -150,10 +150,11 @@ export class HttpParticipantTransport {
       // (SIGSTOP, a stall) between creating the call and writing it could otherwise wake up and
       // write it after its lease ran out, while another instance drives the transaction: on
       // resume, a pending socket assignment can run before the expired timer (seen on Node 24).
-      const deadline = Date.now() + timeoutMs;
+      // Monotonic: a wall clock stepped back during a pause must not reopen the window.
+      const deadline = performance.now() + timeoutMs;
       const send = (): void => {
         if (settled) return;
-        if (Date.now() >= deadline) {
+        if (performance.now() >= deadline) {
           settle({ kind: 'transient', error: `not sent: its ${timeoutMs} ms ran out before it had a connection` });
           request.destroy();
           return;

@@ -75,7 +75,7 @@ export class MicroserviceParticipantTransport {
   private clientFor(participant: ParticipantRecord): Promise<ClientProxy | null> {
     const key = `${participant.name}|${participant.transport}|${participant.host ?? ''}|${participant.port ?? ''}`;
     const cached = this.clients.get(key);
-    if (cached && (cached.address === null || Date.now() - cached.checkedAt < TCP_RESOLVE_EVERY_MS)) return Promise.resolve(cached.client);
+    if (cached && (cached.address === null || performance.now() - cached.checkedAt < TCP_RESOLVE_EVERY_MS)) return Promise.resolve(cached.client);
     let pending = this.resolving.get(key);
     if (!pending) {
       pending = this.connectChecked(key, participant).finally(() => this.resolving.delete(key));
@@ -90,20 +90,20 @@ export class MicroserviceParticipantTransport {
       return this.replace(key, participant.name, {
         client: ClientProxyFactory.create({ transport: Transport.REDIS, options: redisTransportOptions(this.redisUrl) }),
         address: null,
-        checkedAt: Date.now(),
+        checkedAt: performance.now(),
       });
     }
     if (participant.transport !== 'tcp' || !participant.host || !participant.port) return null;
     const [first] = await resolveChecked(this.policy, participant.host);
     const cached = this.clients.get(key);
     if (cached && cached.address === first.address) {
-      cached.checkedAt = Date.now();
+      cached.checkedAt = performance.now();
       return cached.client;
     }
     return this.replace(key, participant.name, {
       client: ClientProxyFactory.create({ transport: Transport.TCP, options: { host: first.address, port: participant.port } }),
       address: first.address,
-      checkedAt: Date.now(),
+      checkedAt: performance.now(),
     });
   }
 

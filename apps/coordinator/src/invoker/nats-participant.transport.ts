@@ -54,13 +54,13 @@ export class NatsParticipantTransport {
 
   private async publish(client: ClientProxy, subject: string, body: PhaseCallBody, keys: readonly Buffer[], timeoutMs: number): Promise<CallOutcome> {
     let timer: NodeJS.Timeout | undefined;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     const expired = new Promise<CallOutcome>((resolve) => {
       timer = setTimeout(() => resolve({ kind: 'transient', error: `no PubAck from JetStream for subject ${subject} within ${timeoutMs} ms` }), timeoutMs);
     });
     const attempt = async (): Promise<CallOutcome> => {
       const js = await this.jetStreamOf(client);
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) return { kind: 'transient', error: `not published: its ${timeoutMs} ms ran out before NATS was connected` };
       // Signed as it leaves, over the exact bytes published.
       const call = publishedCall(body, keys);

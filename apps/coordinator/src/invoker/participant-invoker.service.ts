@@ -2,6 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
+import { DatabaseTime } from '../store/database-clock.js';
 import { HttpParticipantTransport } from './http-participant.transport.js';
 import { MicroserviceParticipantTransport } from './microservice-participant.transport.js';
 import { NatsParticipantTransport } from './nats-participant.transport.js';
@@ -15,7 +16,11 @@ export class ParticipantInvoker implements OnModuleDestroy {
   private readonly rabbitmq: RabbitMqParticipantTransport;
   private readonly nats: NatsParticipantTransport;
 
-  constructor(private readonly config: CoordinatorConfig) {
+  constructor(
+    private readonly config: CoordinatorConfig,
+    // A rotated-out secret signs until a time stored in the database: compared in its time.
+    private readonly clock: DatabaseTime,
+  ) {
     this.http = new HttpParticipantTransport(config.participantNetworks);
     this.microservices = new MicroserviceParticipantTransport(config.redisUrl, config.participantNetworks);
     // Broker connections open on first use: an instance with RABBITMQ_URL or NATS_URL but no
@@ -37,17 +42,17 @@ export class ParticipantInvoker implements OnModuleDestroy {
         return this.http.call(participant.endpoint, body, timeoutMs, {
           sender,
           traceparent,
-          keys: participant.signing.keysAt(Date.now()),
+          keys: participant.signing.keysAt(this.clock.now()),
           headers: participant.callHeaders,
         });
       }
       case 'rabbitmq':
-        return this.rabbitmq.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
+        return this.rabbitmq.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
       case 'nats':
-        return this.nats.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
+        return this.nats.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
       case 'tcp':
       case 'redis':
-        return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(Date.now()));
+        return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
     }
   }
 

@@ -5,6 +5,7 @@ import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import type { GateSnapshot } from '../overload/participant-gate.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
+import { DatabaseTime } from '../store/database-clock.js';
 import type { ParticipantRecord } from '../store/records.js';
 import type { ParticipantStore } from '../store/participant.store.js';
 import { participantLoadView } from './participant-load.js';
@@ -52,7 +53,7 @@ async function instance(store: FakeStore, env: Record<string, string> = {}) {
   const published: BusMessage[] = [];
   bus.subscribe((message) => published.push(message));
   const gates = new ParticipantGates(config);
-  const service = new ParticipantsService(store as unknown as ParticipantStore, bus, config, gates);
+  const service = new ParticipantsService(store as unknown as ParticipantStore, bus, config, gates, new DatabaseTime());
   await service.onModuleInit();
   return { service, gates, bus, published };
 }

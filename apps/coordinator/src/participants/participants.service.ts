@@ -16,6 +16,7 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import type { GateSnapshot } from '../overload/participant-gate.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { ParticipantRecord } from '../store/records.js';
+import { DatabaseTime } from '../store/database-clock.js';
 import { ParticipantStore } from '../store/participant.store.js';
 import { brokerRegistrationProblem } from './broker-registration.js';
 import { checkCallHeaders } from './call-headers.js';
@@ -51,6 +52,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
     private readonly gates: ParticipantGates,
+    private readonly clock: DatabaseTime,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -280,7 +282,7 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
   }
 
   private adminView(record: ParticipantRecord, gate: GateSnapshot | null = this.gates.snapshotOf(record.name)): ParticipantAdminView {
-    const stillSigned = record.previousSecretUntil !== null && record.previousSecretUntil.getTime() > Date.now();
+    const stillSigned = record.previousSecretUntil !== null && this.clock.msUntil(record.previousSecretUntil) > 0;
     return {
       ...toView(record),
       owner: record.ownerKeyDigest ? (this.config.apiKeys.idOfDigest(record.ownerKeyDigest) ?? 'unconfigured key') : null,

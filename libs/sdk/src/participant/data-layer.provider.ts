@@ -30,7 +30,7 @@ export async function findDataSource(moduleRef: ModuleRef, options: Pick<Partici
     throw new Error(`participant ${options.name}: no dataLayer option, and @nestjs/typeorm (for ${described}) is not installed`);
   }
   const token = getDataSourceToken(options.dataSource) as string;
-  const giveUpAt = Date.now() + WAIT_LIMIT_MS;
+  const giveUpAt = performance.now() + WAIT_LIMIT_MS;
   for (;;) {
     let found: DataSource | undefined;
     try {
@@ -40,7 +40,7 @@ export async function findDataSource(moduleRef: ModuleRef, options: Pick<Partici
       throw new Error(`participant ${options.name}: ${described} is not in the app (the barrier needs ${hint}, or a dataLayer option)`);
     }
     if (found) return found;
-    if (Date.now() > giveUpAt) throw new Error(`participant ${options.name}: ${described} was not ready after ${WAIT_LIMIT_MS} ms`);
+    if (performance.now() > giveUpAt) throw new Error(`participant ${options.name}: ${described} was not ready after ${WAIT_LIMIT_MS} ms`);
     await delay(POLL_MS, undefined, { ref: false });
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { MODE_PHASES, MSG_CHECK_BRANCH_ID, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, TxChange } from '../../store/records.js';
+import { DatabaseTime } from '../../store/database-clock.js';
 import { BranchCaller, type CallTarget } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';
 import { errorOf, machineOf } from '../machine.js';
@@ -31,6 +32,7 @@ export class MsgProcessor implements ModeProcessor {
   constructor(
     private readonly writer: TransactionWriter,
     private readonly caller: BranchCaller,
+    private readonly clock: DatabaseTime,
   ) {}
 
   /** A submitted message starts committing: its insert was the decision, so there is nothing to run before phase 2. */
@@ -46,7 +48,13 @@ export class MsgProcessor implements ModeProcessor {
   /** Asks the caller's service whether the local transaction committed, and writes what that decides. */
   async resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
     const { tx } = loaded;
-    if (tx.deadline.getTime() > Date.now()) return loaded;
+    // In the database's time, as the deadline was set and the row fell due: this machine's clock,
+    // ahead or behind, would ask early or leave the message to wait a whole lease.
+    const untilDeadline = this.clock.msUntil(tx.deadline);
+    if (untilDeadline > 0) {
+      // Claimed a hair early (the clocks' sampling error): due again at the deadline, not after the lease.
+      return (await this.writer.write(loaded, { status: tx.status, reason: tx.reason, lease: null, nextAttemptInMs: Math.ceil(untilDeadline), branches: [], events: [] })) ?? loaded;
+    }
     if (!tx.check) throw new Error(`msg transaction ${tx.gid} has no check target`);
     const target: CallTarget = { branchId: MSG_CHECK_BRANCH_ID, participant: tx.check.participant, action: tx.check.action, payload: {} };
     const [outcome] = await this.caller.callAll(loaded, [target], 'check');

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { MODE_PHASES, isTerminal, type BranchStatus } from '@nest-dtx/protocol';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange } from '../../store/records.js';
+import { DatabaseTime } from '../../store/database-clock.js';
 import { BranchCaller } from '../branch-caller.js';
 import { crashPoint } from '../crash-points.js';
 import { compensableSteps, runnableSteps, type SagaStep } from '../saga-dag.js';
@@ -31,15 +32,16 @@ export class SagaProcessor implements ModeProcessor {
   constructor(
     private readonly writer: TransactionWriter,
     private readonly caller: BranchCaller,
+    private readonly clock: DatabaseTime,
   ) {}
 
   start(loaded: LoadedTx): Promise<LoadedTx> {
     return this.runForward(loaded);
   }
 
-  /** A saga also falls due between retries of its steps: only past its deadline is it rolled back. */
+  /** A saga also falls due between retries of its steps: only past its deadline (in the database's time) is it rolled back. */
   expiredWhenClaimed(loaded: LoadedTx): boolean {
-    return loaded.tx.deadline.getTime() <= Date.now();
+    return this.clock.msUntil(loaded.tx.deadline) <= 0;
   }
 
   resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
@@ -72,7 +74,7 @@ export class SagaProcessor implements ModeProcessor {
       const moved = next.status !== current.tx.status;
       const attempts = moved ? 0 : transient ? current.tx.attempts + 1 : current.tx.attempts;
       // Still active with a transient failure: retry later, but never past the deadline.
-      const untilDeadline = Math.max(0, current.tx.deadline.getTime() - Date.now());
+      const untilDeadline = Math.max(0, Math.ceil(this.clock.msUntil(current.tx.deadline)));
       const schedule: Pick<TxChange, 'lease' | 'nextAttemptInMs'> = isTerminal(next.status)
         ? { lease: null, nextAttemptInMs: null }
         : next.status === 'active' && transient

@@ -123,7 +123,7 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
   }
 
   async prepare(call: PhaseCallBody, work: BusinessWork<Tx>, { lockWaitMs }: { lockWaitMs: number }): Promise<BarrierOutcome> {
-    const giveUpAt = Date.now() + lockWaitMs;
+    const giveUpAt = performance.now() + lockWaitMs;
     for (let attempt = 0; ; attempt++) {
       let locks: BranchLocks | undefined;
       try {
@@ -140,7 +140,7 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
         return { ...outcome, locks: locks ?? (await this.locksOf(this.driver.run, call)) };
       } catch (error) {
         if (atLockError(error) !== 'conflict') throw error;
-        if (Date.now() >= giveUpAt) {
+        if (performance.now() >= giveUpAt) {
           const failure = new BusinessFailure(`${lockMessage(error)}, still after ${lockWaitMs} ms`, { reason: 'at_lock_conflict' });
           return { kind: 'failed', message: failure.message, details: failure.details };
         }
@@ -179,7 +179,7 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
   }
 
   async readUnlocked<T>(rows: readonly AtRowRef[], read: (tx: Tx) => Promise<T>, { waitMs, forUpdate }: { waitMs: number; forUpdate: boolean }): Promise<T> {
-    const giveUpAt = Date.now() + waitMs;
+    const giveUpAt = performance.now() + waitMs;
     for (let attempt = 0; ; attempt++) {
       const held = await this.driver.transaction<{ value: T } | { table: string; key: string; gid: string }>(async (run, handle) => {
         await run(this.barrier.lockTimeout(Math.max(1, waitMs)));
@@ -194,7 +194,7 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
         return { value: await read(handle) };
       });
       if ('value' in held) return held.value;
-      if (Date.now() >= giveUpAt) {
+      if (performance.now() >= giveUpAt) {
         throw new AtRowLockedError(`row ${held.key} of ${held.table} is locked by global transaction ${held.gid} (waited ${waitMs} ms)`, held.table, held.key, held.gid);
       }
       await sleep(pauseAfter(attempt));

@@ -284,7 +284,7 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
    * timeout; then the error is a transient failure, and the coordinator retries.
    */
   private async finish(xa: XaSql, xid: Xid, decision: 'commit' | 'rollback'): Promise<void> {
-    const giveUpAt = Date.now() + this.lockTimeoutMs;
+    const giveUpAt = performance.now() + this.lockTimeoutMs;
     for (let pause = 10; ; pause = Math.min(2 * pause, 200)) {
       try {
         await this.driver.run(xa.finish(xid, decision));
@@ -293,7 +293,7 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
         if (!xa.isUnknownXid(error)) throw error;
       }
       if (!(await this.isPrepared(xa, xid))) return;
-      if (Date.now() >= giveUpAt) throw new Error(`prepared transaction ${xid.name} is still held by the session that prepared it: ${decision} it again later`);
+      if (performance.now() >= giveUpAt) throw new Error(`prepared transaction ${xid.name} is still held by the session that prepared it: ${decision} it again later`);
       await sleep(pause);
     }
   }
