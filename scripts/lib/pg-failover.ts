@@ -36,8 +36,15 @@
  * the proxy has marked the standby down.
  *
  * Between the kill and the promotion's end the proxy has no server: HAProxy accepts a client's
- * connection and closes it (the client sees "Connection terminated unexpectedly" or ECONNRESET),
- * so clients must retry, as the coordinator's pool does on a new connection.
+ * connection and closes it (the client sees "Connection terminated unexpectedly" or ECONNRESET);
+ * one that arrives before the dead primary is marked down waits for HAProxy's retries (two, 500 ms
+ * apart) first. Clients must retry, as the coordinator's pool does on a new connection. A write
+ * whose commit failed that way is uncertain: the standby may have flushed it before the kill, and
+ * then it is there after the promotion although its client saw an error.
+ *
+ * Synchronous replication has one more consequence the suite must not trip on: while the standby
+ * is down, every commit on the primary waits (without a timeout). This module never stops the
+ * standby before the primary.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
@@ -138,37 +145,53 @@ export function clusterNames(name: string): { primary: string; standby: string }
 const dataDir = (cluster: string): string => `/var/lib/postgresql/${PG_VERSION}/${cluster}`;
 const configDir = (cluster: string): string => `/etc/postgresql/${PG_VERSION}/${cluster}`;
 
-/** State and process group of a process from /proc, or null when it is gone (or a zombie). */
-async function procStat(pid: number): Promise<{ state: string; pgrp: number } | null> {
+/** State, parent and process group of a process from /proc, or null when it is gone (or a zombie). */
+async function procStat(pid: number): Promise<{ state: string; ppid: number; pgrp: number } | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const state = fields[0];
-    return state === 'Z' || state === 'X' ? null : { state, pgrp: Number(fields[2]) };
+    return state === 'Z' || state === 'X' ? null : { state, ppid: Number(fields[1]), pgrp: Number(fields[2]) };
   } catch {
     return null;
   }
 }
 
-/** Live processes of process group `pgrp`. */
-async function groupMembers(pgrp: number): Promise<number[]> {
+/** Live processes of the postmaster `pid`: itself, its children and its process group (pg_ctl makes it a session leader). */
+async function groupMembers(pid: number): Promise<number[]> {
   const members: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     const stat = await procStat(Number(entry));
-    if (stat?.pgrp === pgrp) members.push(Number(entry));
+    if (stat && (Number(entry) === pid || stat.pgrp === pid || stat.ppid === pid)) members.push(Number(entry));
   }
   return members;
 }
 
-/** The postmaster's pid from its data directory, or null when it has none or is gone. */
+/**
+ * The postmaster's pid from its data directory, or null when it has none or is gone. A stale pid
+ * file's pid may belong to another process by now: the process must be a postgres of this data
+ * directory (its command line names it).
+ */
 async function postmasterPid(cluster: string): Promise<number | null> {
   try {
     const pid = Number((await readFile(join(dataDir(cluster), 'postmaster.pid'), 'utf8')).split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 && (await procStat(pid)) ? pid : null;
+    if (!Number.isInteger(pid) || pid <= 0 || !(await procStat(pid))) return null;
+    const args = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    return args[0]?.endsWith('/postgres') && args.includes(dataDir(cluster)) ? pid : null;
   } catch {
     return null;
   }
+}
+
+/** SIGKILLs a postmaster, its process group and its children at once; resolves with when (performance.now()). */
+async function killPostmaster(pid: number): Promise<number> {
+  const members = await groupMembers(pid);
+  const at = performance.now();
+  signal(pid, 'SIGKILL');
+  signal(-pid, 'SIGKILL');
+  for (const member of members) signal(member, 'SIGKILL');
+  return at;
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -277,7 +300,9 @@ function haproxyConfig(options: ReplicatedPostgresOptions, socketPath: string): 
     '',
     'defaults',
     '    mode tcp',
-    '    timeout connect 1s',
+    // Loopback: a live server accepts at once. It also bounds the turn-around before a retry
+    // (min(timeout connect, 1 s)), which a client connecting to a freshly killed primary waits.
+    '    timeout connect 500ms',
     // Idle pooled connections stay open for the length of a run.
     '    timeout client 1h',
     '    timeout server 1h',
@@ -326,7 +351,7 @@ async function dropCluster(cluster: string): Promise<void> {
   if (listed?.running || pid !== null) {
     await run('pg_ctlcluster', ['--skip-systemctl-redirect', PG_VERSION, cluster, 'stop', '-m', 'immediate']).catch(() => undefined);
     if (pid !== null) {
-      signal(-pid, 'SIGKILL');
+      await killPostmaster(pid);
       await until(`the processes of ${cluster} to end`, async () => (await groupMembers(pid)).length === 0, 10_000);
     }
   }
@@ -411,6 +436,7 @@ export async function startReplicatedPostgres(options: ReplicatedPostgresOptions
   let stopping: Promise<void> | null = null;
 
   const stop = (): Promise<void> => {
+    // One stop at a time, and done once; a stop that failed may be tried again.
     stopping ??= (async () => {
       if (proxy && proxy.exitCode === null && proxy.signalCode === null) {
         const exited = new Promise<void>((resolve) => proxy?.once('exit', () => resolve()));
@@ -419,7 +445,10 @@ export async function startReplicatedPostgres(options: ReplicatedPostgresOptions
         if (proxy.exitCode === null && proxy.signalCode === null) proxy.kill('SIGKILL');
       }
       await removeReplicatedPostgres(name);
-    })();
+    })().catch((error: unknown) => {
+      stopping = null;
+      throw error;
+    });
     return stopping;
   };
 
@@ -507,9 +536,7 @@ export async function startReplicatedPostgres(options: ReplicatedPostgresOptions
       // The postmaster first, then the rest of its process group (pg_ctl made it a session leader):
       // backends and the WAL sender die at once, as in a machine crash, instead of lingering
       // until they notice the postmaster is gone.
-      killedAt = performance.now();
-      signal(pid, 'SIGKILL');
-      signal(-pid, 'SIGKILL');
+      killedAt = await killPostmaster(pid);
       await until('the primary\'s processes to end', async () => (await groupMembers(pid)).length === 0, 10_000, 10);
       log(name, `primary killed (SIGKILL, postmaster ${pid} and its process group)`);
     },
