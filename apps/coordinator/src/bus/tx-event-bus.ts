@@ -50,6 +50,8 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
   private readonly subscriber: Redis;
   /** Tags this process's messages so it does not hear them twice. */
   private readonly origin = randomUUID();
+  /** Shutting down: what fails now (a subscribe still queued) is no outage. */
+  private closing = false;
 
   constructor(
     url: string,
@@ -62,13 +64,13 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
     this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
     for (const [name, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
       // ioredis reports every refused reconnect as an 'error', and reconnects by itself.
-      client.on('error', (error: Error) => this.outage.failed(`${name}: ${describeCause(error)}`, name));
-      client.on('reconnecting', () => this.outage.failed(`${name}: connection lost, reconnecting`, name));
+      client.on('error', (error: Error) => this.lost(name, describeCause(error)));
+      client.on('reconnecting', () => this.lost(name, 'connection lost, reconnecting'));
       // 'ready': connected and answering (ioredis subscribes the subscriber again right then).
       client.on('ready', () => this.outage.recovered(name));
     }
     // Queued while Redis is away (the subscriber has an offline queue): refused only past its retries.
-    this.subscriber.subscribe(TX_EVENTS_CHANNEL).catch((error: Error) => this.outage.failed(`subscribe: ${describeCause(error)}`, 'subscriber'));
+    this.subscriber.subscribe(TX_EVENTS_CHANNEL).catch((error: Error) => this.lost('subscriber', `subscribe: ${describeCause(error)}`));
     this.subscriber.on('message', (_channel: string, raw: string) => {
       try {
         const envelope = JSON.parse(raw) as { origin: string; message: BusMessage };
@@ -89,7 +91,12 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
     await this.publisher.ping();
   }
 
+  private lost(name: 'publisher' | 'subscriber', cause: string): void {
+    if (!this.closing) this.outage.failed(`${name}: ${cause}`, name);
+  }
+
   async onModuleDestroy(): Promise<void> {
+    this.closing = true;
     await Promise.all([this.publisher.quit(), this.subscriber.quit()]).catch(() => undefined);
     this.publisher.disconnect();
     this.subscriber.disconnect();

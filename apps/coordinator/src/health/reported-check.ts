@@ -10,14 +10,16 @@ export async function reportedTo<Key extends string>(
   outage: OutageEpisode,
   key: Key,
   check: PromiseLike<HealthIndicatorResult<Key>>,
+  /** The connection the check goes over, when the episode tells its connections apart. */
+  source?: string,
 ): Promise<HealthIndicatorResult<Key>> {
   const result = await check;
   const outcome = result[key];
   if (outcome.status === 'down') {
     const message: unknown = outcome.message;
-    outage.failed(typeof message === 'string' && message !== '' ? `readiness: ${message}` : 'readiness check failed');
+    outage.failed(typeof message === 'string' && message !== '' ? `readiness: ${message}` : 'readiness check failed', source);
   } else {
-    outage.recovered();
+    outage.recovered(source);
   }
   return result;
 }

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { ClientNats, ClientRMQ, type NatsOptions, type RmqOptions } from '@nestjs/microservices';
-import type { OutageEpisode } from '../logging/outage-episode.js';
+import { describeCause, type OutageEpisode } from '../logging/outage-episode.js';
 
 /**
  * A NestJS client's own Logger, except that the error lines it writes when its connection to the
@@ -18,7 +18,8 @@ export class ConnectionLossLogger extends Logger {
 
   override error(message: unknown, ...rest: unknown[]): void {
     if (this.aboutLoss(message)) {
-      super.debug(message);
+      // ClientRMQ logs the connection manager's `{ err }` as it is: one readable line instead.
+      super.debug(describeCause(message));
       return;
     }
     super.error(message, ...rest);
