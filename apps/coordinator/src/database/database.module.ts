@@ -71,7 +71,9 @@ const opened = new WeakMap<object, DataSource>();
             // readiness probe asks (pg-pool calls it for each connection it opens).
             onConnect: () => postgres.recovered(),
           },
-          // openTransactionLog retries, with backoff and quieter logs than TypeORM's own retries.
+          // @nestjs/typeorm's own retries (retryAttempts, retryDelay) wait a fixed delay, log every
+          // attempt at error level and leave out the migrations run before the pool opens:
+          // openTransactionLog retries instead, around both.
           retryAttempts: 0,
         };
         opened.set(options, await openTransactionLog(config, url, options, postgres));
@@ -134,7 +136,7 @@ async function openTransactionLog(config: CoordinatorConfig, url: string, option
 const seconds = (ms: number): string => (ms / 1000).toFixed(ms % 1000 === 0 ? 0 : 1);
 
 /** host:port/database of a Postgres URL, without its credentials (the line goes to logs and stderr). */
-export function describeDatabase(url: string): string {
+function describeDatabase(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`;

@@ -113,7 +113,7 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     try {
       result = await this.runOnce();
       // A claim answered: Postgres is there, which ends an outage even with no probe asking.
-      this.outages.postgres.recovered();
+      if (result.asked > 0) this.outages.postgres.recovered();
     } catch (error) {
       // Every instance claims every second: during an outage that is one failure a second.
       if (isStoreUnavailable(error)) this.outages.postgres.failed(error);
