@@ -6,7 +6,9 @@
  *   carries the same webhook-id, and JetStream drops the second as a duplicate;
  * - request/reply participants: a minimal ServerRMQ / ServerNats answering `tx.branch` gets only
  *   its own participant's calls, and its ok / failed come back; no server is transient;
- * - an unreachable broker is transient, and a connection the broker dropped is opened again.
+ * - an unreachable broker is transient, and a connection the broker dropped is opened again;
+ * - a dropped connection is logged as one outage (one warn line, one line once it is back), and
+ *   the NestJS clients' own error lines about it are debug lines.
  * Every queue, stream and subject is named for this run and deleted after it.
  */
 import { randomBytes } from 'node:crypto';
@@ -16,6 +18,7 @@ import amqplib from 'amqplib';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
 import { ServerNats, ServerRMQ, type MessageHandler } from '@nestjs/microservices';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +36,7 @@ import {
 } from '@nest-dtx/protocol';
 import { NatsParticipantTransport } from '../../apps/coordinator/src/invoker/nats-participant.transport.js';
 import { RabbitMqParticipantTransport } from '../../apps/coordinator/src/invoker/rabbitmq-participant.transport.js';
+import { OutageEpisode, type OutageLine } from '../../apps/coordinator/src/logging/outage-episode.js';
 import type { ParticipantRecord } from '../../apps/coordinator/src/store/records.js';
 
 const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -141,6 +145,42 @@ function branchHandler(seen: PhaseCallBody[]): MessageHandler {
     const refuse = (call.payload as { refuse?: boolean }).refuse === true;
     return Promise.resolve((refuse ? { outcome: 'failed', message: 'insufficient funds' } : { outcome: 'ok', result: { handledBy: call.action } }) satisfies MicroserviceReply);
   };
+}
+
+/**
+ * What an outage of the broker logs: the episode's lines, and the error lines of everything
+ * logging through Nest's Logger (the NestJS clients) until `stop()`.
+ */
+function watchOutage(dependency: string) {
+  const lines: OutageLine[] = [];
+  const errors: string[] = [];
+  const quiet = (): void => undefined;
+  const recorder: LoggerService = {
+    error: (message: unknown) => errors.push(typeof message === 'string' ? message : JSON.stringify(message)),
+    warn: quiet,
+    log: quiet,
+    debug: quiet,
+    verbose: quiet,
+  };
+  Logger.overrideLogger(recorder);
+  return {
+    outage: new OutageEpisode(dependency, (line) => lines.push(line)),
+    /** The lines above debug, as [level, msg]. */
+    logged: () => lines.filter((line) => line.level !== 'debug').map((line) => [line.level, line.msg]),
+    errors,
+    stop: (): void => {
+      Logger.overrideLogger(new ConsoleLogger());
+    },
+  };
+}
+
+/** Waits until `done()` holds, for at most `timeoutMs`. */
+async function waitFor(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 async function listen(server: ServerRMQ | ServerNats): Promise<void> {
@@ -278,6 +318,41 @@ describe('RabbitMQ', () => {
       await channel.purgeQueue(queue);
     }
   });
+
+  it('logs a dropped connection as one outage of the publisher and the request/reply clients, and no error line', async () => {
+    const name = `bank-outage-${run}`;
+    const server = new ServerRMQ({ urls: [RABBITMQ_URL], queue: rabbitmqParticipantQueue(name), queueOptions: { durable: true, autoDelete: true } });
+    server.addHandler(BRANCH_MESSAGE_PATTERN, branchHandler([]));
+    await listen(server);
+    servers.push(server);
+    const proxy = await tcpProxy({ host: '127.0.0.1', port: Number(new URL(RABBITMQ_URL).port || 5672) });
+    const url = new URL(RABBITMQ_URL);
+    url.port = String(proxy.port);
+    const watch = watchOutage('rabbitmq');
+    const proxied = new RabbitMqParticipantTransport(url.toString(), TIMEOUT_MS, watch.outage);
+    const bank = participant(name, 'rabbitmq', false);
+    const tryCall = () => proxied.call(bank, { ...execute('debit'), mode: 'tcc', phase: 'try' }, TIMEOUT_MS, [key]);
+    const publish = () => proxied.call(target, execute(queue), TIMEOUT_MS, [key]);
+    try {
+      expect((await publish()).kind).toBe('ok');
+      expect((await tryCall()).kind).toBe('ok');
+      proxy.cut();
+      // The client reconnects by itself (after 5 s); the publisher on the next publish.
+      expect((await eventuallyOk(tryCall, 60)).outcome.kind).toBe('ok');
+      expect((await eventuallyOk(publish)).outcome.kind).toBe('ok');
+      await waitFor('the outage to end', () => !watch.outage.ongoing);
+      expect(watch.logged()).toEqual([
+        ['warn', expect.stringMatching(/^rabbitmq unreachable: /)],
+        ['log', expect.stringMatching(/^rabbitmq reachable again after \d+\.\d s \(\d+ failures?\)$/)],
+      ]);
+      expect(watch.errors).toEqual([]);
+    } finally {
+      watch.stop();
+      await proxied.close();
+      await proxy.close();
+      await channel.purgeQueue(queue);
+    }
+  });
 });
 
 describe('NATS JetStream', () => {
@@ -395,6 +470,27 @@ describe('NATS JetStream', () => {
       const { outcome } = await eventuallyOk(() => proxied.call(target, execute(subject), TIMEOUT_MS, [key]));
       expect(outcome).toMatchObject({ kind: 'ok', result: { stream } });
     } finally {
+      await proxied.close();
+      await proxy.close();
+    }
+  });
+
+  it('logs a dropped connection as one outage, and no error line', async () => {
+    const proxy = await tcpProxy({ host: '127.0.0.1', port: Number(new URL(NATS_URL).port || 4222) });
+    const watch = watchOutage('nats');
+    const proxied = new NatsParticipantTransport(`nats://127.0.0.1:${proxy.port}`, TIMEOUT_MS, watch.outage);
+    try {
+      expect((await proxied.call(target, execute(subject), TIMEOUT_MS, [key])).kind).toBe('ok');
+      proxy.cut();
+      expect((await eventuallyOk(() => proxied.call(target, execute(subject), TIMEOUT_MS, [key]))).outcome.kind).toBe('ok');
+      await waitFor('the outage to end', () => !watch.outage.ongoing);
+      expect(watch.logged()).toEqual([
+        ['warn', 'nats unreachable: connection lost, reconnecting'],
+        ['log', expect.stringMatching(/^nats reachable again after \d+\.\d s \(1 failure\)$/)],
+      ]);
+      expect(watch.errors).toEqual([]);
+    } finally {
+      watch.stop();
       await proxied.close();
       await proxy.close();
     }

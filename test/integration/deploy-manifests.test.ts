@@ -58,7 +58,12 @@ function parseYaml(yaml: string): unknown {
 
 type Labels = Record<string, string>;
 interface Manifest { kind: string; metadata: { name: string; labels?: Labels } }
-interface Probe { httpGet?: { path: string; port: string | number } }
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  failureThreshold?: number;
+}
 interface EnvVar { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }
 interface Container {
   image: string;
@@ -126,6 +131,20 @@ describe.skipIf(!kubectlFound)(kubectlFound ? 'deploy/k8s, as kubectl kustomize 
     const port = ports![0];
     expect(port.containerPort).toBe(Number(config().data.PORT));
     for (const probe of [readinessProbe, livenessProbe, startupProbe]) expect([port.name, port.containerPort]).toContain(probe?.httpGet?.port);
+  });
+
+  it('lets a coordinator started before Postgres wait for it: the startupProbe outlasts DATABASE_CONNECT_TIMEOUT_MS', () => {
+    // The server listens only once Postgres answers (database/database.module.ts): until then
+    // only the startupProbe runs, and it must not give up before the coordinator does.
+    const { startupProbe } = server();
+    // Kubernetes' defaults for the fields left out.
+    const windowMs = ((startupProbe?.initialDelaySeconds ?? 0) + (startupProbe?.periodSeconds ?? 10) * (startupProbe?.failureThreshold ?? 3)) * 1000;
+    const settings = config().data;
+    const real = { API_KEYS: 'admin:0123456789abcdef0123', DATABASE_URL: 'postgres://db/coordinator' };
+    const waitMs = loadCoordinatorEnv({ ...settings, ...real }).DATABASE_CONNECT_TIMEOUT_MS;
+    expect(waitMs).toBeGreaterThan(0);
+    // The rest of the start (migrations checked, the pool opened, Nest) within 30 s of it.
+    expect(windowMs).toBeGreaterThanOrEqual(waitMs + 30_000);
   });
 
   it('leaves migrations to the Job: the Deployment sets MIGRATIONS_RUN=false', () => {

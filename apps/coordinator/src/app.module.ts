@@ -18,6 +18,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { CoordinatorConfig } from './config/coordinator.config.js';
 import { CoordinatorConfigModule } from './config/config.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { DependencyOutages, DependencyOutagesModule } from './logging/dependency-outages.js';
 import { BranchCaller } from './engine/branch-caller.js';
 import { MODE_PROCESSOR_PROVIDERS } from './engine/processors/mode-processors.js';
 import { TransactionWriter } from './engine/transaction-writer.js';
@@ -38,8 +39,11 @@ import { TransactionsService } from './transactions/transactions.service.js';
 @Module({
   imports: [
     CoordinatorConfigModule,
+    DependencyOutagesModule,
     DatabaseModule,
-    TerminusModule,
+    // Terminus would log every failed probe at error level: HealthController reports the
+    // dependency's outage instead (one warn line an outage, logging/outage-episode.ts).
+    TerminusModule.forRoot({ logger: false }),
     ScheduleModule.forRoot(),
     RetentionModule,
     clientRateLimitModule(),
@@ -51,9 +55,9 @@ import { TransactionsService } from './transactions/transactions.service.js';
     { provide: APP_GUARD, useClass: ApiKeyGuard },
     {
       provide: TxEventBus,
-      inject: [CoordinatorConfig],
-      useFactory: (config: CoordinatorConfig): TxEventBus =>
-        config.redisUrl ? new RedisTxEventBus(config.redisUrl) : new InProcessTxEventBus(),
+      inject: [CoordinatorConfig, DependencyOutages],
+      useFactory: (config: CoordinatorConfig, outages: DependencyOutages): TxEventBus =>
+        config.redisUrl ? new RedisTxEventBus(config.redisUrl, outages.redis) : new InProcessTxEventBus(),
     },
     {
       provide: STORE_OPTIONS,

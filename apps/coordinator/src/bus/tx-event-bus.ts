@@ -3,6 +3,8 @@ import { EventEmitter } from 'node:events';
 import { Logger, type OnModuleDestroy } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import type { GlobalStatus } from '@nest-dtx/protocol';
+import { standaloneOutage } from '../logging/dependency-outages.js';
+import { describeCause, type OutageEpisode } from '../logging/outage-episode.js';
 
 /** A durable change that other parts (waiting clients, other instances) may want to hear of. */
 export type BusMessage =
@@ -48,17 +50,27 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
   private readonly subscriber: Redis;
   /** Tags this process's messages so it does not hear them twice. */
   private readonly origin = randomUUID();
+  /** Shutting down: what fails now (a subscribe still queued) is no outage. */
+  private closing = false;
 
-  constructor(url: string) {
+  constructor(
+    url: string,
+    /** Redis's outage episode: a lost Redis is one warn line, and one line when both connections are back. */
+    private readonly outage: OutageEpisode = standaloneOutage('redis', 'RedisTxEventBus'),
+  ) {
     super();
     const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false };
     this.publisher = new Redis(url, options);
     this.subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
     for (const [name, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
-      client.on('error', (error: Error) => this.logger.warn(`redis ${name}: ${error.message}`));
-      client.on('reconnecting', () => this.logger.warn(`redis ${name}: reconnecting`));
+      // ioredis reports every refused reconnect as an 'error', and reconnects by itself.
+      client.on('error', (error: Error) => this.lost(name, describeCause(error)));
+      client.on('reconnecting', () => this.lost(name, 'connection lost, reconnecting'));
+      // 'ready': connected and answering (ioredis subscribes the subscriber again right then).
+      client.on('ready', () => this.outage.recovered(name));
     }
-    this.subscriber.subscribe(TX_EVENTS_CHANNEL).catch((error: Error) => this.logger.warn(`subscribe failed: ${error.message}`));
+    // Queued while Redis is away (the subscriber has an offline queue): refused only past its retries.
+    this.subscriber.subscribe(TX_EVENTS_CHANNEL).catch((error: Error) => this.lost('subscriber', `subscribe: ${describeCause(error)}`));
     this.subscriber.on('message', (_channel: string, raw: string) => {
       try {
         const envelope = JSON.parse(raw) as { origin: string; message: BusMessage };
@@ -79,7 +91,12 @@ export class RedisTxEventBus extends TxEventBus implements OnModuleDestroy {
     await this.publisher.ping();
   }
 
+  private lost(name: 'publisher' | 'subscriber', cause: string): void {
+    if (!this.closing) this.outage.failed(`${name}: ${cause}`, name);
+  }
+
   async onModuleDestroy(): Promise<void> {
+    this.closing = true;
     await Promise.all([this.publisher.quit(), this.subscriber.quit()]).catch(() => undefined);
     this.publisher.disconnect();
     this.subscriber.disconnect();

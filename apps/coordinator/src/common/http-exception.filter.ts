@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ErrorCode, type ErrorBody } from '@nest-dtx/protocol';
+import { DependencyOutages } from '../logging/dependency-outages.js';
 import { fastifyErrorBody } from './http-body.js';
 import { isStoreUnavailable } from './store-unavailable.js';
 
@@ -56,7 +57,10 @@ function bounded(body: ErrorBody): ErrorBody {
 export class HttpExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('HttpExceptionFilter');
 
-  constructor(private readonly adapterHost: HttpAdapterHost) {}
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly outages: DependencyOutages,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response: unknown = host.switchToHttp().getResponse();
@@ -89,7 +93,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
     }
     if (isStoreUnavailable(exception)) {
       // Not a bug: Postgres went away mid-request. What is durable stands; the client sends again.
-      this.logger.warn(`database unavailable: ${exception instanceof Error ? exception.message : String(exception)}`);
+      // Every request fails the same way during an outage: one warn line for all of them.
+      this.outages.postgres.failed(exception);
       return { statusCode: 503, error: ErrorCode.STORE_UNAVAILABLE, message: 'the transaction log is unavailable; send the same request again' };
     }
     // The stack goes in its own field, so the line stays one JSON object.

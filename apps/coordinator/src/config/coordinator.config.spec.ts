@@ -76,6 +76,23 @@ describe('MIGRATIONS_RUN', () => {
   });
 });
 
+describe('DATABASE_CONNECT_TIMEOUT_MS', () => {
+  it('defaults to two minutes, long enough for a Postgres restart', () => {
+    expect(loadCoordinatorEnv({}).DATABASE_CONNECT_TIMEOUT_MS).toBe(120_000);
+  });
+
+  it('reads milliseconds, 0 meaning no wait', () => {
+    expect(loadCoordinatorEnv({ DATABASE_CONNECT_TIMEOUT_MS: '0' }).DATABASE_CONNECT_TIMEOUT_MS).toBe(0);
+    expect(loadCoordinatorEnv({ DATABASE_CONNECT_TIMEOUT_MS: '300000' }).DATABASE_CONNECT_TIMEOUT_MS).toBe(300_000);
+  });
+
+  it('refuses a negative, fractional or non-numeric value, or more than an hour, in one line', () => {
+    for (const value of ['-1', '1.5', 'soon', '3600001']) {
+      expect(() => loadCoordinatorEnv({ DATABASE_CONNECT_TIMEOUT_MS: value }), value).toThrow(/^invalid configuration: DATABASE_CONNECT_TIMEOUT_MS: /);
+    }
+  });
+});
+
 describe('RABBITMQ_URL and NATS_URL', () => {
   it('are optional: unset, the coordinator has no broker connection', () => {
     const config = new CoordinatorConfig(loadCoordinatorEnv({}));

@@ -64,6 +64,15 @@ export class CoordinatorEnv {
   DB_POOL_SIZE: number = 20;
 
   /**
+   * How long a coordinator started while Postgres does not answer (refused, starting up, no DNS
+   * name yet) keeps trying before it exits, retrying with backoff (0.5 s doubling to 5 s, with
+   * jitter); it listens only once Postgres answered and the schema is ready. The default
+   * outlasts a Postgres restart or failover; 0: one attempt, no wait.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(3_600_000)
+  DATABASE_CONNECT_TIMEOUT_MS: number = 120_000;
+
+  /**
    * Group commit: write statements one instance runs at once. Writes that arrive meanwhile
    * share the next statement and its commit, so fewer means bigger batches and fewer commits.
    */

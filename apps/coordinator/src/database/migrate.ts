@@ -21,6 +21,9 @@ export interface MigrationLog {
  */
 export async function runMigrationsLocked(dataSource: DataSource, log?: MigrationLog): Promise<Migration[]> {
   const lock = new pg.Client(connectionConfig(dataSource.options));
+  // The server going away while this session idles (Postgres restarting mid-start) is emitted as
+  // an event, which unheard would end the process: the queries below fail with it instead.
+  lock.on('error', () => undefined);
   await lock.connect();
   try {
     const tried = await lock.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [MIGRATION_LOCK_KEY]);

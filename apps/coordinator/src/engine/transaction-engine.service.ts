@@ -1,7 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ErrorCode, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
+import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { DependencyOutages } from '../logging/dependency-outages.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
@@ -63,6 +65,7 @@ export class TransactionEngine {
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
     private readonly metrics: MetricsService,
+    private readonly outages: DependencyOutages,
   ) {}
 
   get instanceId(): string {
@@ -88,7 +91,7 @@ export class TransactionEngine {
         .get(input.mode)
         .start(inserted)
         .then((started) => this.finish(started, false))
-        .catch((error: unknown) => forTransaction(this.logger, input.gid).error(`saga run failed: ${String(error)}; recovery will resume it`));
+        .catch((error: unknown) => this.backgroundFailed(input.gid, 'saga run', error));
       return { created: true, loaded: inserted };
     }
     const decided = await this.processors
@@ -350,9 +353,18 @@ export class TransactionEngine {
 
   /** Phase 2 in the background, after the decision was answered. */
   private deliverInBackground(loaded: LoadedTx): void {
-    this.deliverPhase2(loaded).catch((error: unknown) =>
-      forTransaction(this.logger, loaded.tx.gid).error(`phase-2 delivery failed: ${String(error)}; recovery will resume it`),
-    );
+    this.deliverPhase2(loaded).catch((error: unknown) => this.backgroundFailed(loaded.tx.gid, 'phase-2 delivery', error));
+  }
+
+  /** Work after the answer failed; recovery resumes the transaction either way. */
+  private backgroundFailed(gid: string, work: string, error: unknown): void {
+    if (isStoreUnavailable(error)) {
+      // Postgres away is an outage, said once for every transaction it interrupts.
+      this.outages.postgres.failed(error);
+      forTransaction(this.logger, gid).debug(`${work} interrupted: ${String(error)}; recovery will resume it`);
+    } else {
+      forTransaction(this.logger, gid).error(`${work} failed: ${String(error)}; recovery will resume it`);
+    }
   }
 
   /** A lease lost mid-way is not an error for the caller: another instance finishes the work. */

@@ -11,6 +11,7 @@ import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { InProcessTxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import type { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
+import { DependencyOutages } from '../logging/dependency-outages.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
@@ -169,7 +170,7 @@ function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new 
     new SagaProcessor(writer, caller, clock),
     new MsgProcessor(writer, caller, clock),
   );
-  const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics);
+  const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics, new DependencyOutages());
   return { engine, store, participants };
 }
 

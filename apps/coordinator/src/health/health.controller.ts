@@ -14,6 +14,8 @@ import {
 import { Public } from '../auth/roles.decorator.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { DependencyOutages } from '../logging/dependency-outages.js';
+import { reportedTo } from './reported-check.js';
 
 /** Liveness (the process answers) and readiness (Postgres and, when configured, Redis answer). */
 @ApiTags('operations')
@@ -27,6 +29,7 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
+    private readonly outages: DependencyOutages,
   ) {}
 
   @Get('live')
@@ -44,9 +47,10 @@ export class HealthController {
   @ApiErrors({ status: 503, codes: [ErrorCode.NOT_READY], why: 'a dependency does not answer; `details` says which' })
   @HealthCheck({ noCache: true, swaggerDocumentation: false })
   ready(): Promise<HealthCheckResult> {
-    const checks: HealthIndicatorFunction[] = [() => this.database.pingCheck('database').withTimeout(1_500)];
+    const checks: HealthIndicatorFunction[] = [() => reportedTo(this.outages.postgres, 'database', this.database.pingCheck('database').withTimeout(1_500))];
     if (this.config.redisUrl) {
-      checks.push(() => this.indicators.check('redis').attempt(() => this.bus.ping()).withTimeout(1_500));
+      // The bus pings over its publisher connection, one of the two the Redis episode follows.
+      checks.push(() => reportedTo(this.outages.redis, 'redis', this.indicators.check('redis').attempt(() => this.bus.ping()).withTimeout(1_500), 'publisher'));
     }
     return this.health.check(checks);
   }

@@ -49,7 +49,10 @@ export function outcomeOfReply(reply: MicroserviceReply): CallOutcome {
  * Sends one call and maps the reply: `{ outcome: 'ok' | 'failed' }`; an error, an unexpected
  * reply or no reply within `timeoutMs` is transient.
  */
-export async function sendForReply(client: ClientProxy, pattern: string | Record<string, string>, data: unknown, timeoutMs: number): Promise<CallOutcome> {
+/** What a call needs of a client, whatever its transport's event and status types. */
+export type ReplyClient = Pick<ClientProxy, 'send'>;
+
+export async function sendForReply(client: ReplyClient, pattern: string | Record<string, string>, data: unknown, timeoutMs: number): Promise<CallOutcome> {
   try {
     const reply: unknown = await firstValueFrom(client.send(pattern, data).pipe(timeout(timeoutMs)));
     if (!isReply(reply)) return { kind: 'transient', error: `unexpected reply: ${describeError(reply)}` };

@@ -1,8 +1,10 @@
-import { ClientProxyFactory, Transport, type ClientProxy } from '@nestjs/microservices';
 import { headers as natsHeaders, RequestError, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { natsBranchSubject, natsConnectionOptions, type CallOutcome, type PhaseCallBody } from '@nest-dtx/protocol';
+import { standaloneOutage } from '../logging/dependency-outages.js';
+import type { OutageEpisode } from '../logging/outage-episode.js';
 import type { ParticipantRecord } from '../store/records.js';
+import { OutageAwareNatsClient } from './broker-clients.js';
 import { describeError, sendForReply, signedMessage } from './microservice-reply.js';
 import { publishedCall, refusedByPublishTarget } from './publish-call.js';
 
@@ -27,13 +29,15 @@ function noResponders(error: unknown): boolean {
  *   are never created here: the consumer owns them.
  */
 export class NatsParticipantTransport {
-  private client: ClientProxy | null = null;
+  private client: OutageAwareNatsClient | null = null;
   /** The JetStream client of the connection it was made on (a reconnect keeps the connection object). */
   private jetStream: { connection: NatsConnection; client: JetStreamClient } | null = null;
 
   constructor(
     private readonly url: string | undefined,
     private readonly callTimeoutMs: number,
+    /** NATS's outage episode: a server restart is one warn line and one when reconnected. */
+    private readonly outage: OutageEpisode = standaloneOutage('nats', 'NATS'),
   ) {}
 
   async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
@@ -52,7 +56,7 @@ export class NatsParticipantTransport {
     await client?.close();
   }
 
-  private async publish(client: ClientProxy, subject: string, body: PhaseCallBody, keys: readonly Buffer[], timeoutMs: number): Promise<CallOutcome> {
+  private async publish(client: OutageAwareNatsClient, subject: string, body: PhaseCallBody, keys: readonly Buffer[], timeoutMs: number): Promise<CallOutcome> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = performance.now() + timeoutMs;
     const expired = new Promise<CallOutcome>((resolve) => {
@@ -86,17 +90,16 @@ export class NatsParticipantTransport {
     }
   }
 
-  private async jetStreamOf(client: ClientProxy): Promise<JetStreamClient> {
+  private async jetStreamOf(client: OutageAwareNatsClient): Promise<JetStreamClient> {
     // ClientNats.connect() resolves with the NatsConnection; while it reconnects it rejects.
     const connection = (await client.connect()) as NatsConnection;
     if (this.jetStream?.connection !== connection) this.jetStream = { connection, client: jetstream(connection) };
     return this.jetStream.client;
   }
 
-  private clientFor(url: string): ClientProxy {
-    this.client ??= ClientProxyFactory.create({
-      transport: Transport.NATS,
-      options: {
+  private clientFor(url: string): OutageAwareNatsClient {
+    this.client ??= new OutageAwareNatsClient(
+      {
         ...natsConnectionOptions(url),
         name: 'nest-dtx coordinator',
         // Reconnect for as long as it takes (a broker restart); calls meanwhile are transient.
@@ -104,7 +107,8 @@ export class NatsParticipantTransport {
         reconnectTimeWait: 1_000,
         timeout: this.callTimeoutMs,
       },
-    });
+      this.outage,
+    );
     return this.client;
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { DependencyOutages } from '../logging/dependency-outages.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
 import { DatabaseTime } from '../store/database-clock.js';
 import { HttpParticipantTransport } from './http-participant.transport.js';
@@ -20,13 +21,14 @@ export class ParticipantInvoker implements OnModuleDestroy {
     private readonly config: CoordinatorConfig,
     // A rotated-out secret signs until a time stored in the database: compared in its time.
     private readonly clock: DatabaseTime,
+    outages: DependencyOutages,
   ) {
     this.http = new HttpParticipantTransport(config.participantNetworks);
     this.microservices = new MicroserviceParticipantTransport(config.redisUrl, config.participantNetworks);
     // Broker connections open on first use: an instance with RABBITMQ_URL or NATS_URL but no
     // such participant never connects.
-    this.rabbitmq = new RabbitMqParticipantTransport(config.rabbitmqUrl, config.env.CALL_TIMEOUT_MS);
-    this.nats = new NatsParticipantTransport(config.natsUrl, config.env.CALL_TIMEOUT_MS);
+    this.rabbitmq = new RabbitMqParticipantTransport(config.rabbitmqUrl, config.env.CALL_TIMEOUT_MS, outages.rabbitmq);
+    this.nats = new NatsParticipantTransport(config.natsUrl, config.env.CALL_TIMEOUT_MS, outages.nats);
   }
 
   /**

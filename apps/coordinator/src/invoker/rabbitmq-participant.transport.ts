@@ -1,11 +1,17 @@
 import { Logger } from '@nestjs/common';
-import { ClientProxyFactory, RmqRecordBuilder, Transport, type ClientProxy } from '@nestjs/microservices';
+import { RmqRecordBuilder } from '@nestjs/microservices';
 import amqplib from 'amqplib';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import { BRANCH_MESSAGE_PATTERN, rabbitmqParticipantQueue, type CallOutcome, type PhaseCallBody } from '@nest-dtx/protocol';
+import { standaloneOutage } from '../logging/dependency-outages.js';
+import { describeCause, type OutageEpisode } from '../logging/outage-episode.js';
 import type { ParticipantRecord } from '../store/records.js';
+import { OutageAwareRmqClient } from './broker-clients.js';
 import { describeError, sendForReply, signedMessage } from './microservice-reply.js';
 import { publishedCall, refusedByPublishTarget } from './publish-call.js';
+
+/** The publisher's connection, among the RabbitMQ episode's sources (one per request/reply participant too). */
+const PUBLISHER = 'publisher';
 
 /** A publish waiting for the broker's confirm. */
 interface PendingPublish {
@@ -35,6 +41,8 @@ export class RabbitMqPublisher {
     private readonly url: string,
     /** How long opening the connection may take (the call timeout: a call never waits longer). */
     private readonly connectTimeoutMs: number,
+    /** RabbitMQ's outage episode: a broker away is one warn line, not one per publish. */
+    private readonly outage: OutageEpisode = standaloneOutage('rabbitmq', 'RabbitMQ'),
   ) {}
 
   /**
@@ -119,8 +127,9 @@ export class RabbitMqPublisher {
       const opening = this.connect();
       this.channel = opening;
       // A failed attempt is not kept: the next publish tries again.
-      opening.catch(() => {
+      opening.catch((error: unknown) => {
         if (this.channel === opening) this.channel = null;
+        if (!this.closing) this.outage.failed(`publisher: ${describeCause(error)}`, PUBLISHER);
       });
     }
     return this.channel;
@@ -134,8 +143,12 @@ export class RabbitMqPublisher {
       this.channel = null;
     };
     // 'close' follows every 'error'; without a listener an 'error' would be thrown.
-    connection.on('error', (error: Error) => this.logger.warn(`RabbitMQ connection error: ${error.message}`));
-    connection.on('close', drop);
+    connection.on('error', (error: Error) => this.outage.failed(`publisher: ${describeCause(error)}`, PUBLISHER));
+    connection.on('close', () => {
+      // Closed under it (a broker restart), not by us: the next publish connects again.
+      if (this.connection === connection && !this.closing) this.outage.failed('publisher: connection closed', PUBLISHER);
+      drop();
+    });
     try {
       const channel = await connection.createConfirmChannel();
       channel.on('return', (message: Message) => this.returned(message));
@@ -150,6 +163,7 @@ export class RabbitMqPublisher {
         await connection.close().catch(() => undefined);
         throw new Error('the coordinator is shutting down');
       }
+      this.outage.recovered(PUBLISHER);
       return channel;
     } catch (error) {
       await connection.close().catch(() => undefined);
@@ -167,14 +181,16 @@ export class RabbitMqPublisher {
  * - publish targets: the call's 5.1 body published to the queue named like the action (RabbitMqPublisher).
  */
 export class RabbitMqParticipantTransport {
-  private readonly clients = new Map<string, ClientProxy>();
+  private readonly clients = new Map<string, OutageAwareRmqClient>();
   private readonly publisher: RabbitMqPublisher | null;
 
   constructor(
     private readonly url: string | undefined,
     callTimeoutMs: number,
+    /** RabbitMQ's outage episode, which the publisher and every participant's client report to. */
+    private readonly outage: OutageEpisode = standaloneOutage('rabbitmq', 'RabbitMQ'),
   ) {
-    this.publisher = url ? new RabbitMqPublisher(url, callTimeoutMs) : null;
+    this.publisher = url ? new RabbitMqPublisher(url, callTimeoutMs, outage) : null;
   }
 
   async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
@@ -196,6 +212,8 @@ export class RabbitMqParticipantTransport {
     const client = this.clients.get(name);
     if (!client) return;
     this.clients.delete(name);
+    // Closed on purpose: a connection that was down no longer holds the outage open.
+    this.outage.forget(rabbitmqParticipantQueue(name));
     // ClientProxy.close() is typed any; ClientRMQ's resolves once its connection closed.
     void Promise.resolve(client.close() as unknown).catch(() => undefined);
   }
@@ -206,15 +224,13 @@ export class RabbitMqParticipantTransport {
     await Promise.all([...clients.map(async (c) => { await c.close(); }), this.publisher?.close()]);
   }
 
-  private clientFor(name: string, url: string): ClientProxy {
+  private clientFor(name: string, url: string): OutageAwareRmqClient {
     let client = this.clients.get(name);
     if (!client) {
-      client = ClientProxyFactory.create({
-        transport: Transport.RMQ,
-        // noAssert: the participant declares its queue (with its own options); a call to a queue
-        // that does not exist yet is dropped by the broker and times out, which is transient.
-        options: { urls: [url], queue: rabbitmqParticipantQueue(name), noAssert: true, persistent: false },
-      });
+      const queue = rabbitmqParticipantQueue(name);
+      // noAssert: the participant declares its queue (with its own options); a call to a queue
+      // that does not exist yet is dropped by the broker and times out, which is transient.
+      client = new OutageAwareRmqClient({ urls: [url], queue, noAssert: true, persistent: false }, this.outage, queue);
       this.clients.set(name, client);
     }
     return client;

@@ -1,5 +1,7 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
+import { DependencyOutages } from '../logging/dependency-outages.js';
 import { LeaseLostError } from '../engine/branch-caller.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { TransactionEngine } from '../engine/transaction-engine.service.js';
@@ -38,6 +40,7 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     private readonly config: CoordinatorConfig,
     private readonly gates: ParticipantGates,
     private readonly metrics: MetricsService,
+    private readonly outages: DependencyOutages,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -82,7 +85,11 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
       await this.engine.resume(loaded);
     } catch (error) {
       if (error instanceof LeaseLostError) forTransaction(this.logger, error.gid).warn(error.message);
-      else forTransaction(this.logger, loaded.tx.gid).error(`recovery failed: ${String(error)}`);
+      else if (isStoreUnavailable(error)) {
+        // Postgres went away mid-way: part of the outage, and the row is claimed again after it.
+        this.outages.postgres.failed(error);
+        forTransaction(this.logger, loaded.tx.gid).debug(`recovery interrupted: ${String(error)}`);
+      } else forTransaction(this.logger, loaded.tx.gid).error(`recovery failed: ${String(error)}`);
     }
   }
 
@@ -105,8 +112,12 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     let result = { asked: 0, claimed: 0 };
     try {
       result = await this.runOnce();
+      // A claim answered: Postgres is there, which ends an outage even with no probe asking.
+      if (result.asked > 0) this.outages.postgres.recovered();
     } catch (error) {
-      this.logger.warn(`recovery pass failed: ${String(error)}`);
+      // Every instance claims every second: during an outage that is one failure a second.
+      if (isStoreUnavailable(error)) this.outages.postgres.failed(error);
+      else this.logger.warn(`recovery pass failed: ${String(error)}`);
     }
     // Got all it asked for: more is probably due, go again as soon as slots free up.
     if (result.asked > 0 && result.claimed >= result.asked) this.schedule(0);
