@@ -20,8 +20,8 @@
  * Compile-time switches (spin -D...):
  *   FAULTS=n          the fault budget (default 2)
  *   NO_ADMIN          leave out the operator's forced rollback (AdminService.rollback)
- *   ADMIN_RETRY       add the operator's "retry now" (AdminService.retry -> AdminStore.makeDue):
- *                     a documented finding, see README
+ *   ADMIN_RETRY       add the operator's "retry now" (AdminService.retry -> AdminStore.makeDue)
+ *   ADMIN_RETRY_OVER_LEASE  mutant (with ADMIN_RETRY): the retry takes the row from a live lease
  *   NO_FENCING        mutant: the store's writes do not compare the version
  *   NO_ANTI_HANGING   mutant: the barrier lets a try that comes after its cancel run
  *   NO_RETRY          mutant: an incomplete phase-2 round schedules no retry (next_attempt_at NULL)
@@ -130,6 +130,11 @@ bit adminLeft = 1;
 #endif
 #ifdef ADMIN_RETRY
 bit retryLeft = 1;
+#ifdef ADMIN_RETRY_OVER_LEASE
+#define RETRY_MAY_TAKE (true)                            /* mutant: takes the row from a live lease */
+#else
+#define RETRY_MAY_TAKE (owner == NOBODY || !leaseLive)   /* makeDue: lease_owner IS NULL OR lease_until <= now() */
+#endif
 #endif
 
 /* ---------------- ghosts for the properties ---------------- */
@@ -463,9 +468,12 @@ end_tick:
      next_attempt_at (the same instant, TransactionWriter.ownLease / claimDue) pass */
   :: d_step { leaseLive && owner != NOBODY && !held[owner] -> leaseLive = 0; printf("i%d's lease runs out\n", owner) }
 #ifdef ADMIN_RETRY
-  /* AdminService.retry -> admin.store.ts makeDue: due now, lease dropped, version + 1, "fencing
-     off whoever holds it", in the database only: the holder's in-memory lease lives on */
-  :: d_step { retryLeft && (st == COMMITTING || st == ROLLING_BACK) ->
+  /* AdminService.retry -> admin.store.ts makeDue: due now, lease dropped, version + 1, only when
+     no instance holds a live lease (lease_owner IS NULL OR lease_until <= now()): a holder is
+     driving it already, and fencing it in the database alone would leave its in-memory lease
+     alive, so it could send one more round under an out-of-date version. ADMIN_RETRY_OVER_LEASE
+     is that earlier behaviour, kept as a mutant. */
+  :: d_step { retryLeft && (st == COMMITTING || st == ROLLING_BACK) && RETRY_MAY_TAKE ->
        retryLeft = 0; ver++; owner = NOBODY; leaseLive = 0; nxt = N_NOW;
        printf("operator: retry now (v%d)\n", ver) }
 #endif

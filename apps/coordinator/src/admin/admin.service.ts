@@ -86,12 +86,19 @@ export class AdminService {
     return { ...counts, instance: { instanceId: this.config.instanceId, admitted, refused, queued: this.gates.backlog() } };
   }
 
-  /** Schedules phase-2 delivery (or a waiting saga's next step) now. */
+  /**
+   * Schedules phase-2 delivery (or a waiting saga's next step) now; a transaction an instance
+   * holds under a live lease is left to it (it is being delivered now) and answered as it is.
+   */
   async retry(gid: string): Promise<TransactionView> {
     const loaded = await this.store.load(gid);
     if (!loaded) throw ApiError.notFound(gid);
-    if (!(await this.admin.makeDue(gid))) {
-      throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is ${loaded.tx.status}: nothing to retry`);
+    const made = await this.admin.makeDue(gid);
+    if (made === 'not_retryable') throw new ApiError(409, ErrorCode.TX_NOT_ACTIVE, `transaction ${gid} is ${loaded.tx.status}: nothing to retry`);
+    if (made === 'leased') {
+      // An instance holds a live lease on it: it is being driven right now, which is what a retry asks for.
+      forTransaction(this.logger, gid).log('retry requested by an operator: an instance is driving it now');
+      return toTransactionView((await this.store.load(gid)) ?? loaded);
     }
     forTransaction(this.logger, gid).log('retry requested by an operator');
     this.recovery.runOnce().catch((error: unknown) => this.logger.warn(`retry pass failed: ${String(error)}`));
