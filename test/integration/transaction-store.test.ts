@@ -255,6 +255,10 @@ describe('recovery claims', () => {
     await new Promise((r) => setTimeout(r, 400));
     const [second] = (await store.claimDue('second', 300, 10)).filter((r) => r.tx.gid === 'lease-0');
     expect(second.tx.leaseOwner).toBe('second');
+    // The claim's own now(): its lease ends LEASE_MS after it, in Postgres's time.
+    expect(second.claimedAt).toBeInstanceOf(Date);
+    expect(second.tx.leaseUntil!.getTime() - second.claimedAt!.getTime()).toBe(300);
+    expect(second.claimedAt!.getTime()).toBeGreaterThan(first.claimedAt!.getTime() + 300);
     expect(await store.apply('lease-0', first.tx.version, decide({ status: 'rolling_back', reason: 'timeout', branches: [] }))).toBeNull();
     expect(await store.apply('lease-0', second.tx.version, decide({ status: 'rolling_back', reason: 'timeout', branches: [] }))).not.toBeNull();
   });

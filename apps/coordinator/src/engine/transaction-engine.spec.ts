@@ -566,7 +566,23 @@ describe('TransactionEngine: stored times are compared in the database time, not
     expect((await store.load('skew-msg'))!.tx.status).toBe('committed');
   });
 
-  it('a message claimed before its deadline (the clocks\' sampling error) asks nobody and falls due again at the deadline, not a lease later', async () => {
+  it('a message claimed by recovery is judged by the claim\'s own now(), even with this instance\'s reading of the database clock off', async () => {
+    // A reading 30 s behind the database (as if mis-sampled): the claim's now() decides, not the reading.
+    const clock = new DatabaseTime();
+    const at = performance.now();
+    clock.observe({ databaseMs: Date.now() - 30_000, sentAt: at, receivedAt: at });
+    const { engine, store, participants } = engineWith({}, clock);
+    const msg = oneShot('claimed-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    const deadline = store.txs.get('claimed-msg')!.tx.deadline;
+    await engine.resume({ ...(await claimed(store, 'claimed-msg')), claimedAt: new Date(deadline.getTime() + 1) });
+    expect(participants.calls).toEqual(['order check', 'inventory execute']);
+  });
+
+  it('a message resumed before its deadline (not by a claim) asks nobody and falls due again at the deadline, not a lease later', async () => {
     const clock = skewedAfterMeasuring(+30_000);
     const { engine, store, participants } = engineWith({}, clock);
     const msg = oneShot('early-msg', {

@@ -53,10 +53,16 @@ export interface LoadedTx {
   tx: TxRecord;
   branches: BranchRecord[];
   /**
-   * In memory only: until when (this process's clock) this instance holds the transaction's
-   * lease, counted from before the write that took it. Unset when it holds none.
+   * In memory only: until when (this process's monotonic clock, performance.now()) this
+   * instance holds the transaction's lease, counted from before the write that took it. Unset
+   * when it holds none.
    */
   heldUntil?: number;
+  /**
+   * Postgres's `now()` in the statement that claimed it for recovery: what "due" and "past its
+   * deadline" were judged by, exactly, with no clock of this machine involved. Unset otherwise.
+   */
+  claimedAt?: Date;
 }
 
 /**

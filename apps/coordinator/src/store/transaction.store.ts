@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { LIMITS, type BranchStatus, type TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
-import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, type RawRow } from './rows.js';
+import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, toDate, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
 
 export type * from './records.js';
@@ -399,7 +399,7 @@ export class TransactionStore {
    * version bump that fences off the previous holder.
    */
   async claimDue(owner: string, leaseMs: number, limit: number): Promise<LoadedTx[]> {
-    const { rows } = await this.pool.query<LoadedRow>({
+    const { rows } = await this.pool.query<LoadedRow & { claimed_at: Date | string }>({
       name: 'dtx_claim_due',
       text: `WITH claimed AS (
          UPDATE global_transactions t SET
@@ -415,11 +415,12 @@ export class TransactionStore {
        )
        SELECT row_to_json(c.*) AS tx,
               (SELECT coalesce(json_agg(row_to_json(b.*) ORDER BY b.seq), '[]'::json)
-                 FROM branches b WHERE b.gid = c.gid) AS branches
+                 FROM branches b WHERE b.gid = c.gid) AS branches,
+              now() AS claimed_at
        FROM claimed c`,
       values: [owner, leaseMs, limit],
     });
-    return rows.map(mapLoaded);
+    return rows.map((row) => ({ ...mapLoaded(row), claimedAt: toDate(row.claimed_at) }));
   }
 
   /** The transaction's history, oldest first (PROTOCOL.md 6). */

@@ -1,4 +1,5 @@
 import type { Mode, ModePhases } from '@nest-dtx/protocol';
+import type { DatabaseTime } from '../../store/database-clock.js';
 import type { BranchRecord, LoadedTx } from '../../store/records.js';
 
 /**
@@ -20,4 +21,13 @@ export interface ModeProcessor {
   resumeActive(loaded: LoadedTx): Promise<LoadedTx>;
   /** The branches the next phase-2 call round goes to (all at once, or in dependency order). */
   phase2Wave(loaded: LoadedTx): BranchRecord[];
+}
+
+/**
+ * Milliseconds left until the transaction's deadline, in the database's time: against the
+ * claim's own `now()` when recovery claimed it (exact: what made it due), else against this
+ * instance's reading of the database clock (within half a sample's round trip).
+ */
+export function untilDeadlineMs(loaded: LoadedTx, clock: DatabaseTime): number {
+  return loaded.claimedAt ? loaded.tx.deadline.getTime() - loaded.claimedAt.getTime() : clock.msUntil(loaded.tx.deadline);
 }

@@ -7,7 +7,7 @@ import { crashPoint } from '../crash-points.js';
 import { errorOf, machineOf } from '../machine.js';
 import { branchesAwaitingPhase2, transition, type CheckAnswer } from '../state-machine.js';
 import { TransactionWriter } from '../transaction-writer.js';
-import type { ModeProcessor } from './mode-processor.js';
+import { untilDeadlineMs, type ModeProcessor } from './mode-processor.js';
 
 /** What the caller's answer to a check-back means (PROTOCOL.md 3.1): 2xx committed, 409 not and never, else ask again. */
 export const checkAnswerOf = (outcome: CallOutcome): CheckAnswer =>
@@ -50,9 +50,9 @@ export class MsgProcessor implements ModeProcessor {
     const { tx } = loaded;
     // In the database's time, as the deadline was set and the row fell due: this machine's clock,
     // ahead or behind, would ask early or leave the message to wait a whole lease.
-    const untilDeadline = this.clock.msUntil(tx.deadline);
+    const untilDeadline = untilDeadlineMs(loaded, this.clock);
     if (untilDeadline > 0) {
-      // Claimed a hair early (the clocks' sampling error): due again at the deadline, not after the lease.
+      // Not yet (resumed other than by a claim, which only takes it once due): due again at the deadline, not after a lease.
       return (await this.writer.write(loaded, { status: tx.status, reason: tx.reason, lease: null, nextAttemptInMs: Math.ceil(untilDeadline), branches: [], events: [] })) ?? loaded;
     }
     if (!tx.check) throw new Error(`msg transaction ${tx.gid} has no check target`);

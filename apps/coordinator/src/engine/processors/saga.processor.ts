@@ -8,7 +8,7 @@ import { compensableSteps, runnableSteps, type SagaStep } from '../saga-dag.js';
 import { branchStatusIn, branchStatuses, callEvent, errorOf, machineOf, phase1AnswerOf } from '../machine.js';
 import { transition } from '../state-machine.js';
 import { TransactionWriter } from '../transaction-writer.js';
-import type { ModeProcessor } from './mode-processor.js';
+import { untilDeadlineMs, type ModeProcessor } from './mode-processor.js';
 
 const stepsOf = (loaded: LoadedTx): SagaStep[] => loaded.branches.map((b) => ({ name: b.branchId, dependsOn: b.dependsOn }));
 
@@ -39,9 +39,12 @@ export class SagaProcessor implements ModeProcessor {
     return this.runForward(loaded);
   }
 
-  /** A saga also falls due between retries of its steps: only past its deadline (in the database's time) is it rolled back. */
+  /**
+   * A saga also falls due between retries of its steps: only past its deadline is it rolled
+   * back, judged in the database's time (the claim's own `now()` when recovery claimed it).
+   */
   expiredWhenClaimed(loaded: LoadedTx): boolean {
-    return this.clock.msUntil(loaded.tx.deadline) <= 0;
+    return untilDeadlineMs(loaded, this.clock) <= 0;
   }
 
   resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
