@@ -47,6 +47,17 @@ describe('DatabaseTime', () => {
     expect(time.now()).toBe(9_999);
   });
 
+  it('prefers a precise sample to a much slower one for a minute, then takes what comes', () => {
+    const mono = manualClock(0);
+    const time = new DatabaseTime(mono.read);
+    time.observe({ databaseMs: 10_000, sentAt: 0, receivedAt: 2 });
+    // 200 ms round trip (the answer waited in a busy event loop): not taken while the precise one is fresh.
+    expect(time.observe({ databaseMs: 10_500, sentAt: 400, receivedAt: 600 })).toBe(false);
+    expect(time.uncertaintyMs).toBe(1);
+    expect(time.observe({ databaseMs: 70_003, sentAt: 60_002, receivedAt: 60_202 })).toBe(true);
+    expect(time.uncertaintyMs).toBe(100);
+  });
+
   it('follows a later sample (the database clock stepped, or the clocks drifted)', () => {
     const mono = manualClock(0);
     const time = new DatabaseTime(mono.read);

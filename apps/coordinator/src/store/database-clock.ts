@@ -13,6 +13,8 @@ export interface ClockSample {
 
 /** A sample whose round trip took longer than this says too little about when the database read its clock. */
 export const MAX_SAMPLE_ROUND_TRIP_MS = 250;
+/** How long a precise sample is preferred to a much less precise one (the clocks drift by ppm: a minute is nothing). */
+export const KEEP_BETTER_SAMPLE_MS = 60_000;
 
 /**
  * The database's time, as this instance knows it: a monotonic reading (performance.now(), which
@@ -29,15 +31,25 @@ export class DatabaseTime {
   /** databaseMs - performance.now(), once measured. */
   private offset: number | null = null;
   private errorMs = Number.POSITIVE_INFINITY;
+  /** performance.now() when the sample in use arrived. */
+  private takenAt: number | null = null;
 
   constructor(private readonly monotonic: () => number = () => performance.now()) {}
 
-  /** Takes a sample unless its round trip is too slow to say when the database read its clock. */
+  /**
+   * Takes a sample unless its round trip is too slow to say when the database read its clock, or
+   * much slower than the one in use while that one is still fresh (NTP's minimum filter: under
+   * load the answer waits in the event loop, and the middle of an inflated round trip is not
+   * when the database read its clock).
+   */
   observe(sample: ClockSample): boolean {
     const roundTrip = sample.receivedAt - sample.sentAt;
     if (roundTrip < 0 || roundTrip > MAX_SAMPLE_ROUND_TRIP_MS) return false;
+    const fresh = this.takenAt !== null && sample.receivedAt - this.takenAt < KEEP_BETTER_SAMPLE_MS;
+    if (fresh && roundTrip / 2 > 2 * this.errorMs + 1) return false;
     this.offset = sample.databaseMs - (sample.sentAt + roundTrip / 2);
     this.errorMs = roundTrip / 2;
+    this.takenAt = sample.receivedAt;
     return true;
   }
 
@@ -84,8 +96,8 @@ export class DatabaseClock extends DatabaseTime implements OnModuleInit, OnAppli
   }
 
   async onModuleInit(): Promise<void> {
-    // Three tries: the first query on a fresh pool may pay for the connection.
-    for (let i = 0; i < 3 && !(await this.sample()); i++);
+    // A few samples, the most precise kept: the first query on a fresh pool pays for the connection.
+    for (let i = 0; i < 5; i++) await this.sample();
     this.timer = setInterval(() => void this.sample(), RESAMPLE_EVERY_MS);
     this.timer.unref();
   }
