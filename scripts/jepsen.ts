@@ -1,0 +1,668 @@
+/**
+ * `npm run jepsen -- --fault <kind|all> --seed S --transfers N`: the fault suite beyond
+ * `npm run chaos`, for the faults a process cannot inject from inside: network partitions,
+ * clocks that are skewed and stepped, Postgres restarts, Postgres out of connections and
+ * Postgres failover. Each kind runs two coordinator instances, two banks (each behind a
+ * recorder that logs every call it receives: scripts/jepsen-recorder.ts), the suite's own
+ * Postgres clusters and a private Redis; makes N transfers across tcc, 2pc, saga and msg (more
+ * if some sub-kind of fault has not happened yet, bounded); injects its faults meanwhile
+ * (reproducible from the seed: the same faults in the same order, the same transfers); heals
+ * them; waits until every transaction has ended; and checks (scripts/lib/jepsen/checks.ts and
+ * scripts/lib/transfer-checks.ts). A report per kind; exit 1 on any violation.
+ *
+ * Kinds: partition (hosts in network namespaces, cut with tc netem), clock (libfaketime),
+ * pg-restart, pg-exhaustion, failover (scripts/lib/pg-failover.ts, when it is there).
+ * Options: --fault (all), --seed (time), --transfers (200), --concurrency (6).
+ *
+ * Runs as root (ip netns, pg_createcluster). Its Postgres clusters are dtxjepsen* on ports
+ * 5492/5493 (failover: 5481-5483), Redis on 6392; namespaces dtxj-*, addresses 10.231.0.0/24.
+ * Whatever an interrupted run left is removed first; everything is removed on exit, on failure
+ * and on Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { Mode } from '@nest-dtx/protocol';
+import { option, prng, textOption } from './lib/run-options.js';
+import { ManagedProcess, ROOT, accountsOf, coordinator, freePort, openAccount, participantService, sleep, until, type CoordinatorHandle, type ServiceHandle } from './lib/stack.js';
+import { checkBankBalances, checkInvariants, emptyTally, preparedLeft, rollBackPrepared, type RecordTally, type SeenCall } from './lib/transfer-checks.js';
+import { BANKS, OPENING_BALANCE, runTransfer, type Acknowledged, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
+import { checkDeadlines, checkDecisions, checkLeases, type DeadlineFigures, type DecisionFigures, type FaultWindow, type LeaseFigures, type TimeoutEvent, type TxRow } from './lib/jepsen/checks.js';
+import { loadFailover, type ReplicatedPostgres } from './lib/jepsen/failover-contract.js';
+import {
+  CLOCK_STEPS,
+  EXHAUSTIONS,
+  FAULT_KINDS,
+  PARTITIONS,
+  RESTARTS,
+  clockFaults,
+  exhaustionFaults,
+  partitionFaults,
+  restartFaults,
+  setOffset,
+  type FakeClock,
+  type FaultKindName,
+  type FaultLog,
+} from './lib/jepsen/faults.js';
+import { INSTALL_LEASE_LOG, readLeaseLog } from './lib/jepsen/lease-log.js';
+import { NET_HOSTS, SUBNET, createNetwork, destroyNetwork } from './lib/jepsen/network.js';
+import { APP_ROLE, SuiteCluster } from './lib/jepsen/postgres.js';
+import { abandonedBySender, type RecordedCall } from './lib/jepsen/recorded-call.js';
+import { CLUSTER_PREFIX, RUN_MARKER, haveProgram, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
+import { LOOPBACK, NAMESPACES, launcher, placement, type Topology, type Where } from './lib/jepsen/topology.js';
+
+const CALL_TIMEOUT_MS = 1_000;
+const LEASE_MS = 3_000;
+/** How long a msg transfer may stay unsubmitted before the check-back. */
+const MSG_TIMEOUT_MS = 2_000;
+const TX_TIMEOUT_MS = 8_000;
+const COORD_PORT = 5492;
+const BANKS_PORT = 5493;
+const REDIS_PORT = 6392;
+const FAILOVER_PORTS = { primaryPort: 5481, standbyPort: 5482, proxyPort: 5483 };
+const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1'];
+/** How long the suite waits for every transaction to end once the faults are healed. */
+const HEAL_WAIT_MS = 120_000;
+/** Past `--transfers`, transfers go on until every sub-kind of fault has happened: at most this many more, for at most this long. */
+const EXTRA_TRANSFERS = 3_000;
+const EXTRA_MS = 120_000;
+const WORK_DIR = join(ROOT, '.data/jepsen');
+
+export interface KindReport {
+  kind: FaultKindName;
+  seed: number;
+  available: boolean;
+  /** Why the kind did not run (a tool missing, the failover module absent). */
+  reason?: string;
+  transfers: number;
+  extraTransfers: number;
+  byMode: Record<string, number>;
+  committed: number;
+  rolledBack: number;
+  notStarted: number;
+  open: number;
+  faults: Record<string, number>;
+  violations: number;
+  violationSamples: string[];
+  secondsToHeal: number;
+  seconds: number;
+  lease: LeaseFigures | null;
+  deadlines: DeadlineFigures | null;
+  decisions: DecisionFigures | null;
+  rollbackReasons: Record<string, number>;
+  checkBacks: Record<string, number>;
+  clientErrors: Record<string, number>;
+  /** Coordinator processes that exited by themselves (and were started again). */
+  coordinatorExits: number;
+  failover?: FailoverFigures;
+}
+
+interface FailoverFigures {
+  /** Transactions the client had been told of (begun or decided) before the primary was killed. */
+  acknowledgedBeforeKill: number;
+  /** Rows of the coordinator's log read just before the kill (through the proxy). */
+  snapshotRows: number;
+  /** Decisions phase 2 had been sent for before the kill. */
+  decisionsActedOnBeforeKill: number;
+  lost: number;
+  secondsToNewPrimary: number;
+}
+
+const emptyReport = (kind: FaultKindName, seed: number): KindReport => ({
+  kind,
+  seed,
+  available: true,
+  transfers: 0,
+  extraTransfers: 0,
+  byMode: {},
+  committed: 0,
+  rolledBack: 0,
+  notStarted: 0,
+  open: 0,
+  faults: {},
+  violations: 0,
+  violationSamples: [],
+  secondsToHeal: 0,
+  seconds: 0,
+  lease: null,
+  deadlines: null,
+  decisions: null,
+  rollbackReasons: {},
+  checkBacks: {},
+  clientErrors: {},
+  coordinatorExits: 0,
+});
+
+const libfaketime = (): string | undefined => LIBFAKETIME.find((path) => haveProgram(path));
+
+/** Why a kind cannot run on this machine, or null. */
+export function missingFor(kind: FaultKindName): string | null {
+  const tools = ['pg_createcluster', 'pg_ctlcluster', 'redis-server', ...(kind === 'partition' ? ['ip', 'tc'] : []), ...(kind === 'clock' ? ['faketime'] : []), ...(kind === 'failover' ? ['haproxy'] : [])];
+  const missing = tools.filter((tool) => !haveProgram(tool));
+  if (kind === 'clock' && !libfaketime()) missing.push('libfaketimeMT.so.1');
+  if (missing.length > 0) return `missing ${missing.join(', ')}`;
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces, Postgres clusters)';
+  return null;
+}
+
+const TRANSFER_MODES: readonly Mode[] = ['tcc', '2pc', 'saga', 'msg'];
+
+/** The clusters a run uses, created once by the outer process. */
+const clusters = {
+  coord: (where: Where) => new SuiteCluster({ name: `${CLUSTER_PREFIX}`, port: COORD_PORT, maxConnections: 40, placement: where }),
+  banks: (where: Where) => new SuiteCluster({ name: `${CLUSTER_PREFIX}banks`, port: BANKS_PORT, maxConnections: 100, placement: where }),
+};
+
+/** One fault kind, start to end: the stack, the transfers and the faults, the heal, the checks. */
+async function runKind(kind: FaultKindName, seed: number, transfers: number, concurrency: number): Promise<KindReport> {
+  const report = emptyReport(kind, seed);
+  const startedAt = Date.now();
+  const random = prng(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const topology: Topology = kind === 'partition' ? NAMESPACES : LOOPBACK;
+  const say = (line: string) => console.log(line);
+  mkdirSync(WORK_DIR, { recursive: true });
+
+  let failoverPg: ReplicatedPostgres | null = null;
+  if (kind === 'failover') {
+    const loaded = await loadFailover();
+    if (typeof loaded === 'string') return { ...report, available: false, reason: `not available: ${loaded}` };
+    failoverPg = await loaded.startReplicatedPostgres({ name: `${CLUSTER_PREFIX}failover`, ...FAILOVER_PORTS, synchronous: true });
+  }
+  const coordCluster = clusters.coord(topology.pg);
+  const bankCluster = clusters.banks(topology.bankdb);
+  const redis = new ManagedProcess(`jepsen-${kind}-redis`, '', {}, launcher(topology.redis)('redis-server', ['--port', String(REDIS_PORT), '--bind', topology.redis.address, '--save', '', '--appendonly', 'no']));
+  const coordinators: CoordinatorHandle[] = [];
+  const recorders: ManagedProcess[] = [];
+  const banks = {} as Record<Bank, ServiceHandle>;
+  const recordFiles: string[] = [];
+  const clocks: FakeClock[] = [];
+  const holding = new Set<CoordinatorHandle>();
+  let watching = false;
+  let watchdog: Promise<void> = Promise.resolve();
+  const bankDbUrls: string[] = [];
+  try {
+    if (!failoverPg) await coordCluster.start();
+    await bankCluster.start();
+    const coordDbName = 'dtx_coordinator';
+    let coordDbUrl: string;
+    let coordAdminUrl: string;
+    if (failoverPg) {
+      coordDbUrl = failoverPg.url;
+      coordAdminUrl = failoverPg.url;
+    } else {
+      await coordCluster.freshDatabase(coordDbName);
+      coordDbUrl = coordCluster.url(coordDbName, APP_ROLE);
+      coordAdminUrl = coordCluster.url(coordDbName);
+    }
+    for (const bank of BANKS) {
+      const name = bank.replace('-', '_');
+      await bankCluster.freshDatabase(name);
+      bankDbUrls.push(bankCluster.url(name));
+    }
+    redis.start();
+    await sleep(300);
+
+    const faketime = libfaketime();
+    for (const [i, where] of topology.coordinators.entries()) {
+      // clock: libfaketime under the instance, its offset in a file it rereads at every call
+      // (FAKETIME_NO_CACHE); the monotonic clock is left alone, as NTP leaves it.
+      const clockFile = join(WORK_DIR, `clock-c${i}`);
+      const clockEnv: Record<string, string> =
+        kind === 'clock' && faketime ? { LD_PRELOAD: faketime, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' } : {};
+      const handle = await coordinator(
+        `jepsen-${kind}-c${i}`,
+        coordDbUrl,
+        {
+          INSTANCE_ID: `c${i}`,
+          REDIS_URL: `redis://${topology.redis.address}:${REDIS_PORT}`,
+          LEASE_MS: String(LEASE_MS),
+          CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS),
+          RECOVERY_INTERVAL_MS: '200',
+          RETRY_BASE_MS: '50',
+          RETRY_MAX_MS: '1000',
+          WAIT_MAX_MS: '5000',
+          LOG_LEVEL: 'warn',
+          DB_POOL_SIZE: '10',
+          PARTICIPANT_NETWORKS: topology.netns ? SUBNET : 'loopback',
+          ...clockEnv,
+        },
+        placement(where, topology.netns ? 7070 : undefined),
+      );
+      if (kind === 'clock') {
+        const clock: FakeClock = { coordinator: handle, file: clockFile, offsetSeconds: 0 };
+        setOffset(clock, i === 0 ? 30 : -30);
+        clocks.push(clock);
+      }
+      coordinators.push(handle);
+      await handle.start();
+      // The first instance has made the schema: the trigger that logs each version and lease goes on it.
+      if (i === 0) {
+        const admin = new pg.Client({ connectionString: coordAdminUrl });
+        await admin.connect();
+        await admin.query(INSTALL_LEASE_LOG);
+        await admin.end();
+      }
+    }
+    for (const [i, bank] of BANKS.entries()) {
+      const where = topology.banks[bank];
+      const recorderPort = topology.netns ? 4101 : await freePort();
+      const bankPort = topology.netns ? 4001 : await freePort();
+      const file = join(WORK_DIR, `${kind}-${bank}.jsonl`);
+      rmSync(file, { force: true });
+      recordFiles.push(file);
+      const recorder = new ManagedProcess(
+        `jepsen-${kind}-recorder-${bank}`,
+        '',
+        { LISTEN_HOST: where.address, LISTEN_PORT: String(recorderPort), TARGET_HOST: where.address, TARGET_PORT: String(bankPort), RECORD_FILE: file, FLAKY_RATE: '0.04', SEED: String(seed + i + 1) },
+        launcher(where)(process.execPath, [join(ROOT, 'dist/scripts/jepsen-recorder.js')]),
+      );
+      recorder.start();
+      recorders.push(recorder);
+      banks[bank] = await participantService('account', bank, bankDbUrls[i], coordinators[0].url, 'http', `http://${where.address}:${recorderPort}`, bankPort, undefined, placement(where, bankPort));
+      await banks[bank].start();
+    }
+    const accounts = Array.from({ length: 30 }, (_, i) => `acc-${i}`);
+    for (const bank of BANKS) for (const id of accounts) await openAccount(banks[bank], id, OPENING_BALANCE);
+    const initial = (await accountsOf(banks['bank-a'])).totalBalance + (await accountsOf(banks['bank-b'])).totalBalance;
+
+    // A coordinator that exits by itself (not one a fault holds down) is counted and started again.
+    watching = true;
+    watchdog = (async () => {
+      while (watching) {
+        await sleep(500);
+        for (const c of coordinators) {
+          if (!watching || c.process.alive || holding.has(c)) continue;
+          report.coordinatorExits++;
+          say(`  ${c.process.name} exited by itself (see ${c.process.logFile}); starting it again`);
+          await c.start().catch(() => undefined);
+        }
+      }
+    })();
+
+    // The transfers, and the faults meanwhile.
+    const legsByGid = new Map<string, Leg[]>();
+    const acknowledged = new Map<string, Acknowledged>();
+    const clientError = (error: unknown) => {
+      const text = error instanceof Error ? error.message : String(error);
+      const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
+      report.clientErrors[key] = (report.clientErrors[key] ?? 0) + 1;
+    };
+    const context: TransferContext = {
+      random,
+      accounts,
+      bankUrl: (bank) => banks[bank].url,
+      coordinatorUrls: () => coordinators.map((c) => c.url),
+      legsByGid,
+      clientError,
+      msgTimeoutMs: MSG_TIMEOUT_MS,
+      txTimeoutMs: TX_TIMEOUT_MS,
+    };
+    const windows: FaultWindow[] = [];
+    let lastHealAt = Date.now();
+    const faultLog: FaultLog = {
+      random,
+      count: (name) => (report.faults[name] = (report.faults[name] ?? 0) + 1),
+      window: (name, from, to) => windows.push({ kind: name, from, to }),
+      healed: () => (lastHealAt = Date.now()),
+      holding,
+      log: say,
+    };
+    const subKinds: Record<FaultKindName, readonly string[]> = { partition: PARTITIONS, clock: CLOCK_STEPS, 'pg-restart': RESTARTS, 'pg-exhaustion': EXHAUSTIONS, failover: ['kill_primary'] };
+    const allHappened = () => subKinds[kind].every((k) => (report.faults[k] ?? 0) > 0);
+
+    let next = 0;
+    const extraUntil = Date.now() + EXTRA_MS;
+    const wanted = () => next < transfers || (!allHappened() && next < transfers + EXTRA_TRANSFERS && Date.now() < extraUntil);
+    const shapeOf = (): TransferShape => {
+      const mode = pick(TRANSFER_MODES);
+      const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
+      const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
+      const roll = random();
+      const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
+      return { mode, interactive, amount, ...(leave ? { leave } : {}) };
+    };
+    const worker = async () => {
+      while (wanted()) {
+        const i = next++;
+        if (i >= transfers) report.extraTransfers++;
+        const shape = shapeOf();
+        report.byMode[shape.mode] = (report.byMode[shape.mode] ?? 0) + 1;
+        const gid = `jepsen-${kind}-${seed}-${i}`;
+        const target = pick(coordinators);
+        const told = await runTransfer(context, gid, shape, target.url);
+        if (told) acknowledged.set(gid, told);
+        // Spread over time: the faults come every few seconds.
+        await sleep(20 + random() * 60);
+      }
+    };
+    let loadDone = false;
+    const done = () => loadDone;
+    /** What the failover fault saw at the kill. */
+    const atKill: { figures?: FailoverFigures; snapshot?: Map<string, string>; acknowledged: Map<string, Acknowledged>; at: number } = { acknowledged: new Map(), at: 0 };
+    const faults = (async () => {
+      switch (kind) {
+        case 'partition':
+          return partitionFaults(faultLog, done);
+        case 'clock':
+          return clockFaults(faultLog, clocks, LEASE_MS, done);
+        case 'pg-restart':
+          return restartFaults(faultLog, coordCluster, done);
+        case 'pg-exhaustion':
+          return exhaustionFaults(faultLog, coordCluster, coordDbName, done);
+        case 'failover': {
+          if (!failoverPg) return;
+          const pg2 = failoverPg;
+          await sleep(3_000 + random() * 3_000);
+          faultLog.count('kill_primary');
+          // What was durable before the kill: every row of the log, read through the proxy.
+          const snap = new pg.Client({ connectionString: pg2.url });
+          await snap.connect();
+          atKill.snapshot = new Map((await snap.query<{ gid: string; status: string }>('SELECT gid, status FROM global_transactions')).rows.map((r) => [r.gid, r.status]));
+          await snap.end();
+          atKill.acknowledged = new Map(acknowledged);
+          const killAt = Date.now();
+          atKill.at = killAt;
+          await pg2.killPrimary();
+          await pg2.promoteStandby();
+          const newPrimary = await until('the new primary to answer through the proxy', async () => {
+            const c = new pg.Client({ connectionString: pg2.url, connectionTimeoutMillis: 2_000 });
+            c.on('error', () => undefined);
+            try {
+              await c.connect();
+              const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+              return rows[0].r ? undefined : Date.now();
+            } finally {
+              await c.end().catch(() => undefined);
+            }
+          }, 60_000, 200);
+          faultLog.window('kill_primary', killAt, newPrimary);
+          faultLog.healed();
+          say(`  primary killed, standby promoted: the proxy reached the new primary after ${((newPrimary - killAt) / 1000).toFixed(1)} s`);
+          atKill.figures = { acknowledgedBeforeKill: atKill.acknowledged.size, snapshotRows: atKill.snapshot.size, decisionsActedOnBeforeKill: 0, lost: 0, secondsToNewPrimary: (newPrimary - killAt) / 1000 };
+          return;
+        }
+      }
+    })();
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    loadDone = true;
+    await faults;
+    report.transfers = next;
+
+    // Heal: everything is back; every transaction must end.
+    for (const clock of clocks) clock.coordinator.process.signal('SIGCONT');
+    const db = new pg.Client({ connectionString: coordAdminUrl });
+    db.on('error', () => undefined);
+    await until('the coordinators\u2019 Postgres', async () => {
+      await db.connect();
+      return true;
+    }, 60_000, 500);
+    try {
+      let allEndedAt = Date.now();
+      const open = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM global_transactions WHERE status NOT IN ('committed', 'rolled_back')`)).rows[0].n);
+      report.open = await until('every transaction to end', async () => {
+        const n = await open();
+        if (n === 0) allEndedAt = Date.now();
+        return n === 0 ? 0 : undefined;
+      }, HEAL_WAIT_MS, 100).catch(() => open());
+      report.secondsToHeal = Math.max(0, allEndedAt - lastHealAt) / 1000;
+      watching = false;
+      await watchdog;
+
+      // The recorders' files are complete once they stopped.
+      await Promise.all(recorders.map((r) => r.kill('SIGTERM')));
+      const calls: RecordedCall[] = recordFiles.flatMap((file) =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .filter((line) => line.trim() !== '')
+          .map((line) => JSON.parse(line) as RecordedCall),
+      );
+      const tally: RecordTally = emptyTally();
+      const seen: SeenCall[] = calls
+        .filter((c) => c.gid !== '' && !abandonedBySender(c))
+        .map((c) => ({ gid: c.gid, branchId: c.branchId, mode: c.mode, phase: c.phase, instance: c.sender, at: c.at }));
+      await checkInvariants(db, tally, legsByGid, seen);
+      const status = new Map((await db.query<{ gid: string; status: string }>(`SELECT gid, status FROM global_transactions`)).rows.map((r) => [r.gid, r.status]));
+      await checkBankBalances(tally.violations, status, legsByGid, banks, initial);
+      for (const [i, url] of bankDbUrls.entries()) for (const gid of await preparedLeft(url)) tally.violations.push({ gid, problem: `prepared transaction left in ${BANKS[i]}'s database` });
+
+      const txs = new Map(
+        (await db.query<{ gid: string; mode: Mode; status: string; reason: string | null; deadline: Date }>(`SELECT gid, mode, status, reason, deadline FROM global_transactions`)).rows.map((r) => [
+          r.gid,
+          { gid: r.gid, mode: r.mode, status: r.status, reason: r.reason, deadline: r.deadline.getTime() } satisfies TxRow,
+        ]),
+      );
+      const timeouts: TimeoutEvent[] = (
+        await db.query<{ gid: string; at: Date }>(`SELECT gid, at FROM transaction_events WHERE type = 'status' AND to_status = 'rolling_back' AND detail->>'reason' = 'timeout' ORDER BY id`)
+      ).rows.map((r) => ({ gid: r.gid, at: r.at.getTime() }));
+      const versions = await readLeaseLog(db);
+      report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations);
+      report.decisions = checkDecisions(calls, txs, tally.violations);
+      // Pauses and cuts hold things up; a constant skew does not excuse a late check-back.
+      report.deadlines = checkDeadlines(calls, txs, timeouts, windows, LEASE_MS, tally.violations);
+
+      const failover = atKill.figures;
+      if (failover && atKill.snapshot) {
+        const before: ReadonlyMap<string, string> = atKill.snapshot;
+        const rank = (s: string | undefined) => (s === undefined ? -1 : s === 'active' ? 0 : s === 'committing' || s === 'rolling_back' ? 1 : 2);
+        const direction = (s: string | undefined) => (s === 'committing' || s === 'committed' ? 'commit' : s === 'rolling_back' || s === 'rolled_back' ? 'rollback' : null);
+        const lost = (gid: string, problem: string) => {
+          failover.lost++;
+          tally.violations.push({ gid, problem: `failover: ${problem}` });
+        };
+        for (const [gid, was] of before) {
+          const now = status.get(gid);
+          if (rank(now) < rank(was)) lost(gid, `was ${was} before the kill, ${now ?? 'gone'} after`);
+          else if (direction(was) && direction(now) !== direction(was)) lost(gid, `decided ${was} before the kill, ended ${now ?? 'gone'}`);
+        }
+        for (const [gid, told] of atKill.acknowledged) {
+          const now = status.get(gid);
+          if (now === undefined) lost(gid, `the client was told ${told.view.status} before the kill; the transaction is gone`);
+          else if (direction(told.view.status) && direction(now) !== direction(told.view.status)) lost(gid, `the client was told ${told.view.status} before the kill; it ended ${now}`);
+        }
+        const actedOn = new Map<string, 'commit' | 'rollback'>();
+        for (const call of calls) {
+          if (call.at >= atKill.at || call.injected || !/^(confirm|commit|cancel|rollback|compensate)$/.test(call.phase)) continue;
+          actedOn.set(call.gid, /^(confirm|commit)$/.test(call.phase) ? 'commit' : 'rollback');
+        }
+        failover.decisionsActedOnBeforeKill = actedOn.size;
+        for (const [gid, decided] of actedOn) if (direction(status.get(gid)) !== decided) lost(gid, `phase 2 (${decided}) was sent before the kill; it ended ${status.get(gid) ?? 'gone'}`);
+        report.failover = failover;
+      }
+
+      report.committed = tally.committed;
+      report.rolledBack = tally.rolledBack;
+      report.notStarted = tally.notStarted;
+      report.rollbackReasons = tally.rollbackReasons;
+      report.checkBacks = tally.checkBacks;
+      report.violations = tally.violations.length;
+      report.violationSamples = tally.violations.slice(0, 25).map((v) => `${v.gid}: ${v.problem}`);
+    } finally {
+      await db.end().catch(() => undefined);
+    }
+  } finally {
+    watching = false;
+    await watchdog.catch(() => undefined);
+    for (const c of coordinators) c.process.signal('SIGCONT');
+    await Promise.all([...Object.values(banks).map((b) => b.process.kill('SIGKILL')), ...coordinators.map((c) => c.process.kill('SIGKILL')), ...recorders.map((r) => r.kill('SIGKILL'))]);
+    await redis.kill('SIGKILL');
+    for (const url of bankDbUrls) await rollBackPrepared(url).catch(() => undefined);
+    if (failoverPg) await Promise.resolve(failoverPg.stop()).catch(() => undefined);
+    else await coordCluster.stop('immediate');
+    await bankCluster.stop('immediate');
+  }
+  report.seconds = (Date.now() - startedAt) / 1000;
+  return report;
+}
+
+const fmt = (record: Record<string, number>): string =>
+  Object.entries(record)
+    .sort()
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || 'none';
+
+function printReport(r: KindReport): void {
+  console.log(`\n== jepsen ${r.kind} (seed ${r.seed})`);
+  if (!r.available) {
+    console.log(`  ${r.reason ?? 'not available'}`);
+    console.log(`JEPSEN_REPORT ${JSON.stringify(r)}`);
+    return;
+  }
+  console.log(`  transfers: ${r.transfers} (${r.extraTransfers} past --transfers until every fault had happened); by mode: ${fmt(r.byMode)}`);
+  console.log(`  ended: committed ${r.committed}, rolled back ${r.rolledBack} (${fmt(r.rollbackReasons)}), never begun ${r.notStarted}, still open ${r.open}`);
+  console.log(`  faults injected: ${fmt(r.faults)}`);
+  console.log(`  time to heal (last fault healed -> every transaction terminal): ${r.secondsToHeal.toFixed(1)} s`);
+  if (r.lease) {
+    const l = r.lease;
+    console.log(
+      `  leases: ${l.leasedCalls} calls under a lease (${l.leasedPhase2Calls} phase-2): after another instance's claim ${l.afterClaim}, after the lease ran out ${l.afterExpiry}, ` +
+        `latest relative to its lease's end ${l.closestToExpiryMs ?? '-'} ms; version not logged ${l.unmatched}; delivered after their sender gave up (held by the network) ${l.deliveredAfterSenderGaveUp} (${l.deliveredLateAfterClaim} after a claim)`,
+    );
+  }
+  if (r.deadlines) {
+    const d = r.deadlines;
+    console.log(
+      `  deadlines: ${d.timeouts} timeout rollbacks, ${d.earlyTimeouts} early (earliest ${d.earliestTimeoutMs} ms before); ${d.checkBacks} check-backs, ${d.earlyCheckBacks} early (earliest ${d.earliestCheckBackMs} ms before); ` +
+        `first check-back of ${d.checkedMessages} messages after the deadline: max ${d.firstCheckBackLatenessMs.max} ms, p50 ${d.firstCheckBackLatenessMs.p50}, p99 ${d.firstCheckBackLatenessMs.p99}; late (> 1 s, no fault) ${d.lateCheckBacks}`,
+    );
+  }
+  if (r.decisions) console.log(`  decisions: ${r.decisions.phase2Received} phase-2 calls reached the banks; branches given both decisions ${r.decisions.bothDecisions}, given the wrong one ${r.decisions.wrongDecision}`);
+  if (r.failover) {
+    const f = r.failover;
+    console.log(`  failover: new primary after ${f.secondsToNewPrimary.toFixed(1)} s; before the kill: ${f.acknowledgedBeforeKill} acknowledged to clients, ${f.snapshotRows} rows in the log, ${f.decisionsActedOnBeforeKill} decisions acted on; lost ${f.lost}`);
+  }
+  console.log(`  msg check-backs by outcome: ${fmt(r.checkBacks)}; coordinator exits: ${r.coordinatorExits}; client errors: ${fmt(r.clientErrors)}`);
+  console.log(`  violations: ${r.violations}`);
+  for (const v of r.violationSamples) console.log(`    ${v}`);
+  console.log(`  (${r.seconds.toFixed(0)} s)`);
+  console.log(`JEPSEN_REPORT ${JSON.stringify(r)}`);
+}
+
+/** The partition kind runs in a process of its own on the client host (its namespace): only from there are the hosts reachable. */
+function runInClientNamespace(seed: number, transfers: number, concurrency: number): Promise<KindReport> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(
+      'ip',
+      ['netns', 'exec', NET_HOSTS.client.ns, process.execPath, join(ROOT, 'dist/scripts/jepsen.js'), '--inner', 'partition', '--seed', String(seed), '--transfers', String(transfers), '--concurrency', String(concurrency)],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    inner = child;
+    let report: KindReport | null = null;
+    let buffer = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (line.startsWith('JEPSEN_INNER ')) report = JSON.parse(line.slice('JEPSEN_INNER '.length)) as KindReport;
+        else console.log(line);
+      }
+    });
+    child.on('exit', (code) => {
+      inner = null;
+      if (report) resolve(report);
+      else reject(new Error(`the partition run exited (${code ?? 'signal'}) without a report`));
+    });
+  });
+}
+
+let inner: ChildProcess | null = null;
+let tearingDown: Promise<void> | null = null;
+
+/** Everything this run made goes: its processes (by id), its namespaces, its clusters. */
+function teardown(runId: string): Promise<void> {
+  tearingDown ??= (async () => {
+    inner?.kill('SIGTERM');
+    await killPids(markedProcesses(runId));
+    await destroyNetwork().catch(() => undefined);
+    await removeLeftovers().catch(() => undefined);
+  })();
+  return tearingDown;
+}
+
+async function main(): Promise<number> {
+  const seed = option('seed', Date.now() % 1_000_000_007);
+  const transfers = option('transfers', 200);
+  const concurrency = option('concurrency', 6);
+  const innerKind = textOption('inner', '');
+  if (innerKind === 'partition') {
+    // The inner process of a partition run (the outer one made the network and the clusters, and removes them).
+    const report = await runKind('partition', seed, transfers, concurrency);
+    console.log(`JEPSEN_INNER ${JSON.stringify(report)}`);
+    return 0;
+  }
+  const fault = textOption('fault', 'all');
+  const kinds: FaultKindName[] = fault === 'all' ? [...FAULT_KINDS] : (FAULT_KINDS as readonly string[]).includes(fault) ? [fault as FaultKindName] : [];
+  if (kinds.length === 0) {
+    console.error(`--fault must be one of ${FAULT_KINDS.join(', ')} or all`);
+    return 2;
+  }
+  console.log(`jepsen: ${kinds.join(', ')}; seed ${seed}, ${transfers} transfers, concurrency ${concurrency} (rerun: npm run jepsen -- --fault ${fault} --seed ${seed} --transfers ${transfers})`);
+  const runId = randomBytes(6).toString('hex');
+  await removeLeftovers((line) => console.log(`  ${line}`));
+  process.env[RUN_MARKER] = runId;
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.log(`\n${signal}: removing what the run made`);
+    void teardown(runId).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const reports: KindReport[] = [];
+  try {
+    const created = new Set<string>();
+    for (const kind of kinds) {
+      const missing = missingFor(kind);
+      if (missing) {
+        const skipped = { ...emptyReport(kind, seed), available: false, reason: `skipped: ${missing}` };
+        printReport(skipped);
+        reports.push(skipped);
+        continue;
+      }
+      // The clusters are made once (initdb takes seconds) and started per kind, where the kind wants them.
+      if (!created.has('clusters')) {
+        await clusters.coord(LOOPBACK.pg).create();
+        await clusters.banks(LOOPBACK.bankdb).create();
+        created.add('clusters');
+      }
+      let report: KindReport;
+      try {
+        if (kind === 'partition') {
+          await createNetwork();
+          try {
+            report = await runInClientNamespace(seed, transfers, concurrency);
+          } finally {
+            await killPids(markedProcesses(runId));
+            await destroyNetwork();
+          }
+        } else {
+          report = await runKind(kind, seed, transfers, concurrency);
+        }
+      } catch (error) {
+        report = { ...emptyReport(kind, seed), violations: 1, violationSamples: [`the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`] };
+        await killPids(markedProcesses(runId));
+      }
+      printReport(report);
+      reports.push(report);
+    }
+  } finally {
+    await teardown(runId);
+  }
+  console.log('\n== summary');
+  for (const r of reports) {
+    console.log(
+      `  ${r.kind.padEnd(14)} ${r.available ? `transfers ${String(r.transfers).padStart(5)}  faults ${String(Object.values(r.faults).reduce((a, b) => a + b, 0)).padStart(3)}  violations ${String(r.violations).padStart(3)}  open ${r.open}  heal ${r.secondsToHeal.toFixed(1)} s` : (r.reason ?? 'not available')}`,
+    );
+  }
+  return reports.some((r) => r.violations > 0 || r.open > 0) ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`jepsen run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(2);
+  },
+);
