@@ -10,7 +10,7 @@
  * them; waits until every transaction has ended; and checks (scripts/lib/jepsen/checks.ts and
  * scripts/lib/transfer-checks.ts). A report per kind; exit 1 on any violation.
  *
- * Kinds: partition (hosts in network namespaces, cut with tc netem), clock (libfaketime),
+ * Kinds: partition (hosts in network namespaces, cut with tc: packets dropped), clock (libfaketime),
  * pg-restart, pg-exhaustion, failover (scripts/lib/pg-failover.ts, when it is there).
  * Options: --fault (all), --seed (time), --transfers (200), --concurrency (6).
  *
@@ -205,6 +205,8 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     redis.start();
     await sleep(300);
 
+    // A coordinator listens beyond the loopback only with API_KEYS: one key, for the client, the banks and the checks.
+    const apiKey = topology.netns ? randomBytes(24).toString('base64url') : undefined;
     const faketime = libfaketime();
     for (const [i, where] of topology.coordinators.entries()) {
       // clock: libfaketime under the instance, its offset in a file it rereads at every call
@@ -227,6 +229,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
           LOG_LEVEL: 'warn',
           DB_POOL_SIZE: '10',
           PARTICIPANT_NETWORKS: topology.netns ? SUBNET : 'loopback',
+          ...(apiKey ? { API_KEYS: `client+participant+admin:${apiKey}` } : {}),
           ...clockEnv,
         },
         placement(where, topology.netns ? 7070 : undefined),
@@ -261,7 +264,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       );
       recorder.start();
       recorders.push(recorder);
-      banks[bank] = await participantService('account', bank, bankDbUrls[i], coordinators[0].url, 'http', `http://${where.address}:${recorderPort}`, bankPort, undefined, placement(where, bankPort));
+      banks[bank] = await participantService('account', bank, bankDbUrls[i], coordinators[0].url, 'http', `http://${where.address}:${recorderPort}`, bankPort, apiKey, placement(where, bankPort));
       await banks[bank].start();
     }
     const accounts = Array.from({ length: 30 }, (_, i) => `acc-${i}`);
@@ -299,6 +302,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       clientError,
       msgTimeoutMs: MSG_TIMEOUT_MS,
       txTimeoutMs: TX_TIMEOUT_MS,
+      ...(apiKey ? { apiKey } : {}),
     };
     const windows: FaultWindow[] = [];
     let lastHealAt = Date.now();

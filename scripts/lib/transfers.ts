@@ -51,6 +51,8 @@ export interface TransferContext {
   msgTimeoutMs: number;
   /** The deadline of the other transactions. */
   txTimeoutMs: number;
+  /** A key with the client role, when the coordinators require keys. */
+  apiKey?: string;
 }
 
 /** What the client was last told of its transaction (a begin's or commit's answer), and when; null when it was told nothing. */
@@ -97,7 +99,7 @@ export async function runTransfer(ctx: TransferContext, gid: string, shape: Tran
   const calls = legs.map((l) => ({ participant: l.bank, action: shape.at ? `at-${l.action}` : l.action, payload: { accountId: l.account, amount: l.amount } }));
   // As a careful client does: a request that found no coordinator, or one that lost its
   // database, goes again, same gid and body (every call is idempotent), to the next instance.
-  const client = new TransactionClient({ coordinatorUrl: [targetUrl, ...ctx.coordinatorUrls().filter((url) => url !== targetUrl)], timeoutMs: 8_000, retries: 3 });
+  const client = new TransactionClient({ coordinatorUrl: [targetUrl, ...ctx.coordinatorUrls().filter((url) => url !== targetUrl)], timeoutMs: 8_000, retries: 3, ...(ctx.apiKey ? { apiKey: ctx.apiKey } : {}) });
   const { mode } = shape;
   let last: Acknowledged | null = null;
   try {

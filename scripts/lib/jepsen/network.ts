@@ -4,10 +4,12 @@
  * more namespace, addresses in 10.231.0.0/24. No address of the machine's own namespace is
  * involved: the suite's traffic stays inside these namespaces (or on 127.0.0.1 within one).
  *
- * A cut is `tc netem loss 100%` on the sending side: every host's interface has a prio qdisc
- * whose fourth band drops everything, and a u32 filter per cut destination sends that
- * destination's packets there (a filter per destination, at a priority of its own, so that one
- * cut is healed without touching the others). Cuts are symmetric: both ends drop.
+ * A cut drops every packet on the sending side, as `tc netem loss 100%` would: every host's
+ * interface has an htb qdisc with a class whose queue holds no packet (pfifo limit 0: whatever is
+ * sent to it is dropped), and a u32 filter per cut destination sends that destination's packets
+ * there (a filter per destination, at a priority of its own, so that one cut is healed without
+ * touching the others). Cuts are symmetric: both ends drop. (netem is not used: kernels built
+ * without sch_netem, as this machine's is, have htb, pfifo and u32 all the same.)
  */
 import { NS_PREFIX, deleteNamespaces, must, suiteNamespaces } from './system.js';
 
@@ -64,9 +66,11 @@ export async function createNetwork(): Promise<void> {
     await must('ip', ['-n', BRIDGE_NS, 'link', 'set', peer, 'up']);
     await must('ip', ['-n', h.ns, 'addr', 'add', `${h.address}/24`, 'dev', 'eth0']);
     await must('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
-    // Everything goes to band 1 unless a filter sends it to band 4, which drops all.
-    await must('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'prio', 'bands', '4', 'priomap', ...Array<string>(16).fill('0')]);
-    await must('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'parent', '1:4', 'handle', '40:', 'netem', 'loss', '100%']);
+    // Everything goes to class 1:1 unless a filter sends it to class 1:4, which drops all.
+    await must('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'handle', '1:', 'htb', 'default', '1', 'r2q', '100000']);
+    await must('tc', ['-n', h.ns, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:1', 'htb', 'rate', '10gbit']);
+    await must('tc', ['-n', h.ns, 'class', 'add', 'dev', 'eth0', 'parent', '1:', 'classid', '1:4', 'htb', 'rate', '10gbit']);
+    await must('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'parent', '1:4', 'handle', '40:', 'pfifo', 'limit', '0']);
   }
 }
 

@@ -57,6 +57,11 @@ export class SuiteCluster {
   async create(): Promise<void> {
     await dropCluster(PG_VERSION, this.name).catch(() => undefined);
     await must('pg_createcluster', [PG_VERSION, this.name, '--port', String(this.port), '--start-conf', 'manual', '--', '--auth=trust', '--no-sync'], 120_000);
+    writeFileSync(`${this.confDir()}/pg_hba.conf`, ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host all all 10.231.0.0/24 trust', ''].join('\n'));
+  }
+
+  /** The settings of this start: where it listens (the same cluster serves loopback and namespace runs). */
+  private configure(): void {
     writeFileSync(
       `${this.confDir()}/conf.d/jepsen.conf`,
       [
@@ -70,11 +75,11 @@ export class SuiteCluster {
         '',
       ].join('\n'),
     );
-    writeFileSync(`${this.confDir()}/pg_hba.conf`, ['local all all trust', 'host all all 127.0.0.1/32 trust', 'host all all 10.231.0.0/24 trust', ''].join('\n'));
   }
 
   /** Starts the postmaster (in its namespace) and waits until it answers. */
   async start(): Promise<void> {
+    this.configure();
     const args = ['--skip-systemctl-redirect', PG_VERSION, this.name, 'start'];
     const { ns } = this.options.placement;
     await must(ns ? 'ip' : 'pg_ctlcluster', ns ? ['netns', 'exec', ns, 'pg_ctlcluster', ...args] : args, 120_000);
