@@ -50,7 +50,8 @@ import { INSTALL_LEASE_LOG, readLeaseLog } from './lib/jepsen/lease-log.js';
 import { NET_HOSTS, SUBNET, createNetwork, destroyNetwork } from './lib/jepsen/network.js';
 import { APP_ROLE, SuiteCluster } from './lib/jepsen/postgres.js';
 import { abandonedBySender, type RecordedCall } from './lib/jepsen/recorded-call.js';
-import { CLUSTER_PREFIX, RUN_MARKER, haveProgram, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
+import { libfaketime, missingFor } from './lib/jepsen/requirements.js';
+import { CLUSTER_PREFIX, RUN_MARKER, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
 import { LOOPBACK, NAMESPACES, launcher, placement, type Topology, type Where } from './lib/jepsen/topology.js';
 
 const CALL_TIMEOUT_MS = 1_000;
@@ -62,7 +63,6 @@ const COORD_PORT = 5492;
 const BANKS_PORT = 5493;
 const REDIS_PORT = 6392;
 const FAILOVER_PORTS = { primaryPort: 5481, standbyPort: 5482, proxyPort: 5483 };
-const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1'];
 /** How long the suite waits for every transaction to end once the faults are healed. */
 const HEAL_WAIT_MS = 120_000;
 /** Past `--transfers`, transfers go on until every sub-kind of fault has happened: at most this many more, for at most this long. */
@@ -84,6 +84,8 @@ export interface KindReport {
   notStarted: number;
   open: number;
   faults: Record<string, number>;
+  /** What the faults did, as far as the suite could see it (connections refused to the coordinators, say). */
+  observed: Record<string, number>;
   violations: number;
   violationSamples: string[];
   secondsToHeal: number;
@@ -122,6 +124,7 @@ const emptyReport = (kind: FaultKindName, seed: number): KindReport => ({
   notStarted: 0,
   open: 0,
   faults: {},
+  observed: {},
   violations: 0,
   violationSamples: [],
   secondsToHeal: 0,
@@ -134,18 +137,6 @@ const emptyReport = (kind: FaultKindName, seed: number): KindReport => ({
   clientErrors: {},
   coordinatorExits: 0,
 });
-
-const libfaketime = (): string | undefined => LIBFAKETIME.find((path) => haveProgram(path));
-
-/** Why a kind cannot run on this machine, or null. */
-export function missingFor(kind: FaultKindName): string | null {
-  const tools = ['pg_createcluster', 'pg_ctlcluster', 'redis-server', ...(kind === 'partition' ? ['ip', 'tc'] : []), ...(kind === 'clock' ? ['faketime'] : []), ...(kind === 'failover' ? ['haproxy'] : [])];
-  const missing = tools.filter((tool) => !haveProgram(tool));
-  if (kind === 'clock' && !libfaketime()) missing.push('libfaketimeMT.so.1');
-  if (missing.length > 0) return `missing ${missing.join(', ')}`;
-  if (process.getuid?.() !== 0) return 'needs root (network namespaces, Postgres clusters)';
-  return null;
-}
 
 const TRANSFER_MODES: readonly Mode[] = ['tcc', '2pc', 'saga', 'msg'];
 
@@ -306,16 +297,56 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     };
     const windows: FaultWindow[] = [];
     let lastHealAt = Date.now();
+    /**
+     * Time to heal: from a heal on, how long until every transaction that existed then has ended
+     * (those begun after it are the load going on, not the fault's doing). Watched from each heal;
+     * a later heal replaces the watch.
+     */
+    interface HealWatch {
+      from: number;
+      endedAt: number;
+      stopped: boolean;
+    }
+    const heal: { watch: HealWatch | null } = { watch: null };
+    const poll = async (watch: HealWatch): Promise<void> => {
+      while (!watch.stopped) {
+        const client = new pg.Client({ connectionString: coordAdminUrl, connectionTimeoutMillis: 2_000 });
+        client.on('error', () => undefined);
+        // A new connection each round: Postgres may have restarted since the last.
+        const left = await client
+          .connect()
+          .then(() => client.query<{ n: string }>(`SELECT count(*) AS n FROM global_transactions WHERE status NOT IN ('committed', 'rolled_back') AND created_at <= to_timestamp($1::float8 / 1000)`, [watch.from]))
+          .then((r) => Number(r.rows[0].n))
+          .catch(() => -1);
+        await client.end().catch(() => undefined);
+        if (left === 0) {
+          watch.endedAt = Date.now();
+          return;
+        }
+        await sleep(100);
+      }
+    };
+    const watchHeal = (from: number): void => {
+      if (heal.watch) heal.watch.stopped = true;
+      const watch: HealWatch = { from, endedAt: 0, stopped: false };
+      heal.watch = watch;
+      void poll(watch);
+    };
     const faultLog: FaultLog = {
       random,
       count: (name) => (report.faults[name] = (report.faults[name] ?? 0) + 1),
+      note: (name, n) => (report.observed[name] = (report.observed[name] ?? 0) + n),
       window: (name, from, to) => windows.push({ kind: name, from, to }),
-      healed: () => (lastHealAt = Date.now()),
+      healed: () => {
+        lastHealAt = Date.now();
+        watchHeal(lastHealAt);
+      },
       holding,
       log: say,
     };
     const subKinds: Record<FaultKindName, readonly string[]> = { partition: PARTITIONS, clock: CLOCK_STEPS, 'pg-restart': RESTARTS, 'pg-exhaustion': EXHAUSTIONS, failover: ['kill_primary'] };
-    const allHappened = () => subKinds[kind].every((k) => (report.faults[k] ?? 0) > 0);
+    // Every sub-kind has happened, and the transfers went on for a while after the last heal.
+    const allHappened = () => subKinds[kind].every((k) => (report.faults[k] ?? 0) > 0) && Date.now() - lastHealAt > 2_000;
 
     let next = 0;
     const extraUntil = Date.now() + EXTRA_MS;
@@ -360,7 +391,6 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
           if (!failoverPg) return;
           const pg2 = failoverPg;
           await sleep(3_000 + random() * 3_000);
-          faultLog.count('kill_primary');
           // What was durable before the kill: every row of the log, read through the proxy.
           const snap = new pg.Client({ connectionString: pg2.url });
           await snap.connect();
@@ -383,6 +413,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
             }
           }, 60_000, 200);
           faultLog.window('kill_primary', killAt, newPrimary);
+          faultLog.count('kill_primary');
           faultLog.healed();
           say(`  primary killed, standby promoted: the proxy reached the new primary after ${((newPrimary - killAt) / 1000).toFixed(1)} s`);
           atKill.figures = { acknowledgedBeforeKill: atKill.acknowledged.size, snapshotRows: atKill.snapshot.size, decisionsActedOnBeforeKill: 0, lost: 0, secondsToNewPrimary: (newPrimary - killAt) / 1000 };
@@ -411,7 +442,11 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         if (n === 0) allEndedAt = Date.now();
         return n === 0 ? 0 : undefined;
       }, HEAL_WAIT_MS, 100).catch(() => open());
-      report.secondsToHeal = Math.max(0, allEndedAt - lastHealAt) / 1000;
+      // Every transaction has ended: the watch of the last heal has seen its own end (or sees it now).
+      const watch = heal.watch;
+      if (watch) await until('the heal watch', () => Promise.resolve(watch.endedAt > 0 ? true : undefined), 10_000, 50).catch(() => undefined);
+      if (watch) watch.stopped = true;
+      report.secondsToHeal = Math.max(0, (watch?.endedAt || allEndedAt) - lastHealAt) / 1000;
       watching = false;
       await watchdog;
 
@@ -516,7 +551,7 @@ function printReport(r: KindReport): void {
   }
   console.log(`  transfers: ${r.transfers} (${r.extraTransfers} past --transfers until every fault had happened); by mode: ${fmt(r.byMode)}`);
   console.log(`  ended: committed ${r.committed}, rolled back ${r.rolledBack} (${fmt(r.rollbackReasons)}), never begun ${r.notStarted}, still open ${r.open}`);
-  console.log(`  faults injected: ${fmt(r.faults)}`);
+  console.log(`  faults injected: ${fmt(r.faults)}${Object.keys(r.observed).length > 0 ? `; observed: ${fmt(r.observed)}` : ''}`);
   console.log(`  time to heal (last fault healed -> every transaction terminal): ${r.secondsToHeal.toFixed(1)} s`);
   if (r.lease) {
     const l = r.lease;

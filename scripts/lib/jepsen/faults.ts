@@ -3,12 +3,12 @@
  * transfers run (and past them, until every sub-kind happened once), records when each one held
  * (a window) and when the last was healed.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import type { CoordinatorHandle } from '../stack.js';
 import { sleep } from '../stack.js';
 import { NET_HOSTS, applyCut, healCut, type Cut, type NetHost } from './network.js';
-import type { SuiteCluster } from './postgres.js';
+import { APP_ROLE, type SuiteCluster } from './postgres.js';
 
 export const FAULT_KINDS = ['partition', 'clock', 'pg-restart', 'pg-exhaustion', 'failover'] as const;
 export type FaultKindName = (typeof FAULT_KINDS)[number];
@@ -17,6 +17,8 @@ export type FaultKindName = (typeof FAULT_KINDS)[number];
 export interface FaultLog {
   random: () => number;
   count(name: string): void;
+  /** Adds to a figure of what the faults did (not a fault of their own). */
+  note(name: string, n: number): void;
   window(kind: string, from: number, to: number): void;
   /** The last fault was healed now. */
   healed(): void;
@@ -37,8 +39,9 @@ export async function faultLoop<T extends string>(log: FaultLog, kinds: readonly
   while (!done() || pending.length > 0) {
     await pause(log, between[0], between[1]);
     const kind = pending.shift() ?? kinds[Math.floor(log.random() * kinds.length)];
-    log.count(kind);
     await inject(kind);
+    // Counted once healed: the transfers go on until every sub-kind has happened, and a while after.
+    log.count(kind);
     log.healed();
   }
 }
@@ -144,6 +147,8 @@ export function exhaustionFaults(log: FaultLog, cluster: SuiteCluster, database:
         return false;
       }
     };
+    const logFile = cluster.logFile;
+    const logFrom = existsSync(logFile) ? statSync(logFile).size : 0;
     const from = Date.now();
     while (await grab()) {
       // Every slot a non-superuser may have.
@@ -159,5 +164,9 @@ export function exhaustionFaults(log: FaultLog, cluster: SuiteCluster, database:
     log.log(`  Postgres out of connections for ${((Date.now() - from) / 1000).toFixed(1)} s (${hogs.length} taken by another client)`);
     if (refused === 0) log.log('  (no slot was ever refused to the other client: it may not have held them all)');
     log.window('connections_exhausted', from, Date.now());
+    // The coordinators' refused connections, from the server's log (user@database FATAL ...).
+    const text = existsSync(logFile) ? readFileSync(logFile).subarray(logFrom).toString('utf8') : '';
+    const refusedToCoordinators = text.split('\n').filter((line) => line.includes(` ${APP_ROLE}@`) && /FATAL: .*(connection slots|too many clients)/.test(line)).length;
+    log.note('connections refused to the coordinators', refusedToCoordinators);
   });
 }

@@ -50,6 +50,11 @@ export class SuiteCluster {
     return `postgres://${user}@${this.address}:${this.port}/${database}`;
   }
 
+  /** The server's log (Debian's place for it). */
+  get logFile(): string {
+    return `/var/log/postgresql/postgresql-${PG_VERSION}-${this.name}.log`;
+  }
+
   private confDir(): string {
     return `/etc/postgresql/${PG_VERSION}/${this.name}`;
   }
