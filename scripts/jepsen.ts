@@ -150,8 +150,12 @@ const clusters = {
 async function runKind(kind: FaultKindName, seed: number, transfers: number, concurrency: number): Promise<KindReport> {
   const report = emptyReport(kind, seed);
   const startedAt = Date.now();
+  // The faults draw from one stream, each transfer from its own (seed and number): the same
+  // seed gives the same faults in the same order and the same transfers, however the
+  // transfers and the faults interleave in time.
   const random = prng(seed);
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const transferRandom = (i: number) => prng(Math.imul(seed ^ 0x9e3779b9, 31) + i * 7919);
+  const pickWith = <T>(draw: () => number, items: readonly T[]): T => items[Math.floor(draw() * items.length)];
   const topology: Topology = kind === 'partition' ? NAMESPACES : LOOPBACK;
   const say = (line: string) => console.log(line);
   mkdirSync(WORK_DIR, { recursive: true });
@@ -229,6 +233,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         const clock: FakeClock = { coordinator: handle, file: clockFile, offsetSeconds: 0 };
         setOffset(clock, i === 0 ? 30 : -30);
         clocks.push(clock);
+        report.faults[i === 0 ? 'skew_ahead_30s' : 'skew_behind_30s'] = 1;
       }
       coordinators.push(handle);
       await handle.start();
@@ -351,11 +356,11 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     let next = 0;
     const extraUntil = Date.now() + EXTRA_MS;
     const wanted = () => next < transfers || (!allHappened() && next < transfers + EXTRA_TRANSFERS && Date.now() < extraUntil);
-    const shapeOf = (): TransferShape => {
-      const mode = pick(TRANSFER_MODES);
-      const amount = random() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(random() * 5_000);
-      const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
-      const roll = random();
+    const shapeOf = (draw: () => number): TransferShape => {
+      const mode = pickWith(draw, TRANSFER_MODES);
+      const amount = draw() < 0.1 ? 2 * OPENING_BALANCE : 1 + Math.floor(draw() * 5_000);
+      const interactive = (mode === 'tcc' || mode === '2pc') && draw() < 0.3;
+      const roll = draw();
       const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
       return { mode, interactive, amount, ...(leave ? { leave } : {}) };
     };
@@ -363,14 +368,15 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       while (wanted()) {
         const i = next++;
         if (i >= transfers) report.extraTransfers++;
-        const shape = shapeOf();
+        const draw = transferRandom(i);
+        const shape = shapeOf(draw);
         report.byMode[shape.mode] = (report.byMode[shape.mode] ?? 0) + 1;
         const gid = `jepsen-${kind}-${seed}-${i}`;
-        const target = pick(coordinators);
-        const told = await runTransfer(context, gid, shape, target.url);
+        const target = pickWith(draw, coordinators);
+        const told = await runTransfer({ ...context, random: draw }, gid, shape, target.url);
         if (told) acknowledged.set(gid, told);
         // Spread over time: the faults come every few seconds.
-        await sleep(20 + random() * 60);
+        await sleep(20 + draw() * 60);
       }
     };
     let loadDone = false;

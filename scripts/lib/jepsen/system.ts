@@ -4,7 +4,7 @@
  * namespaces, Postgres clusters) by their ids. Nothing here touches what the suite did not make.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 
 /** Every process the suite starts carries this variable (value: the run's id); leftovers are found by it. */
 export const RUN_MARKER = 'DTX_JEPSEN_RUN';
@@ -113,6 +113,16 @@ export async function dropCluster(version: string, name: string): Promise<void> 
   if (!name.startsWith(CLUSTER_PREFIX)) throw new Error(`refusing to drop ${name}: not one of the suite's clusters`);
   await run('pg_ctlcluster', ['--skip-systemctl-redirect', version, name, 'stop', '-m', 'immediate'], 30_000);
   await run('pg_dropcluster', [version, name], 60_000);
+  // pg_dropcluster leaves the configuration directory when it holds files of the suite's own (conf.d/jepsen.conf).
+  rmSync(`/etc/postgresql/${version}/${name}`, { recursive: true, force: true });
+}
+
+/** Configuration directories of the suite's clusters that no longer exist (a drop that left them). */
+function strayConfigDirs(): { version: string; name: string }[] {
+  if (!existsSync('/etc/postgresql')) return [];
+  return readdirSync('/etc/postgresql').flatMap((version) =>
+    existsSync(`/etc/postgresql/${version}`) ? readdirSync(`/etc/postgresql/${version}`).filter((name) => name.startsWith(CLUSTER_PREFIX)).map((name) => ({ version, name })) : [],
+  );
 }
 
 /** Removes whatever an earlier run left: its processes, namespaces and clusters. */
@@ -127,4 +137,5 @@ export async function removeLeftovers(log: (line: string) => void = () => undefi
     log(`dropping Postgres cluster ${cluster.version}/${cluster.name} an earlier run left`);
     await dropCluster(cluster.version, cluster.name);
   }
+  for (const dir of strayConfigDirs()) rmSync(`/etc/postgresql/${dir.version}/${dir.name}`, { recursive: true, force: true });
 }
