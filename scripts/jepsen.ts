@@ -380,7 +380,8 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       }
     };
     let loadDone = false;
-    const done = () => loadDone;
+    // No new fault once the transfers are made and every sub-kind has happened (the last heal is then the last fault).
+    const done = () => loadDone || (next >= transfers && subKinds[kind].every((k) => (report.faults[k] ?? 0) > 0));
     /** What the failover fault saw at the kill. */
     const atKill: { figures?: FailoverFigures; snapshot?: Map<string, string>; acknowledged: Map<string, Acknowledged>; at: number } = { acknowledged: new Map(), at: 0 };
     const faults = (async () => {
