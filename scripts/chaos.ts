@@ -32,7 +32,7 @@ import { atRowsByGid } from './lib/at-rows.js';
 import { PROCESS_FAULTS, PROXY_FAULTS, TRANSFER_KINDS, type FaultKind, type ProxyFault, type TransferKind } from './lib/chaos-faults.js';
 import { option, prng } from './lib/run-options.js';
 import { PHASE1, ROLLBACK_PHASES, checkBankBalances, checkInvariants, preparedLeft, rollBackPrepared, type SeenCall, type Violation } from './lib/transfer-checks.js';
-import { BANKS, OPENING_BALANCE, runTransfer, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
+import { BANKS, CALL_TIMEOUT_MS, FAULT_RUN_COORDINATOR_ENV, LEASE_MS, MSG_TIMEOUT_MS, OPENING_BALANCE, countErrorsInto, runTransfer, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import {
   ManagedProcess,
@@ -47,10 +47,6 @@ import {
   type ServiceHandle,
 } from './lib/stack.js';
 
-const CALL_TIMEOUT_MS = 1_000;
-const LEASE_MS = 3_000;
-/** How long a msg transfer may stay unsubmitted before the check-back. */
-const MSG_TIMEOUT_MS = 2_000;
 
 interface Report {
   seed: number;
@@ -260,14 +256,7 @@ async function main(): Promise<number> {
     await sleep(300);
     const env = {
       REDIS_URL: redisUrl,
-      LEASE_MS: String(LEASE_MS),
-      CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS),
-      RECOVERY_INTERVAL_MS: '200',
-      RETRY_BASE_MS: '50',
-      RETRY_MAX_MS: '1000',
-      WAIT_MAX_MS: '5000',
-      LOG_LEVEL: 'warn',
-      DB_POOL_SIZE: '10',
+      ...FAULT_RUN_COORDINATOR_ENV,
     };
     for (let i = 0; i < instances; i++) coordinators.push(await coordinator(`chaos-coordinator-${i}`, dbs[0].url, { ...env, INSTANCE_ID: `chaos-${i}` }));
     for (const c of coordinators) await c.start();
@@ -316,11 +305,7 @@ async function main(): Promise<number> {
     const kindByGid = new Map<string, TransferKind>();
     const atPairs: [string, string][] = [];
     const alive = () => coordinators.filter((c) => c.process.alive);
-    const clientError = (error: unknown) => {
-      const text = error instanceof Error ? error.message : String(error);
-      const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
-      report.clientErrors[key] = (report.clientErrors[key] ?? 0) + 1;
-    };
+    const clientError = countErrorsInto(report.clientErrors);
 
     const transferContext: TransferContext = {
       random,

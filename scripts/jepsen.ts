@@ -28,7 +28,7 @@ import type { Mode } from '@nest-dtx/protocol';
 import { option, prng, textOption } from './lib/run-options.js';
 import { ManagedProcess, ROOT, accountsOf, coordinator, freePort, openAccount, participantService, sleep, until, type CoordinatorHandle, type ServiceHandle } from './lib/stack.js';
 import { checkBankBalances, checkInvariants, emptyTally, preparedLeft, rollBackPrepared, type RecordTally, type SeenCall } from './lib/transfer-checks.js';
-import { BANKS, OPENING_BALANCE, runTransfer, type Acknowledged, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
+import { BANKS, FAULT_RUN_COORDINATOR_ENV, LEASE_MS, MSG_TIMEOUT_MS, OPENING_BALANCE, countErrorsInto, runTransfer, type Acknowledged, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
 import { checkDeadlines, checkDecisions, checkLeases, type DeadlineFigures, type DecisionFigures, type FaultWindow, type LeaseFigures, type TimeoutEvent, type TxRow } from './lib/jepsen/checks.js';
 import { loadFailover, type ReplicatedPostgres } from './lib/jepsen/failover-contract.js';
 import {
@@ -54,10 +54,6 @@ import { libfaketime, missingFor } from './lib/jepsen/requirements.js';
 import { CLUSTER_PREFIX, RUN_MARKER, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
 import { LOOPBACK, NAMESPACES, launcher, placement, type Topology, type Where } from './lib/jepsen/topology.js';
 
-const CALL_TIMEOUT_MS = 1_000;
-const LEASE_MS = 3_000;
-/** How long a msg transfer may stay unsubmitted before the check-back. */
-const MSG_TIMEOUT_MS = 2_000;
 const TX_TIMEOUT_MS = 8_000;
 const COORD_PORT = 5492;
 const BANKS_PORT = 5493;
@@ -174,7 +170,6 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
   const banks = {} as Record<Bank, ServiceHandle>;
   const recordFiles: string[] = [];
   const clocks: FakeClock[] = [];
-  const holding = new Set<CoordinatorHandle>();
   let watching = false;
   let watchdog: Promise<void> = Promise.resolve();
   const bankDbUrls: string[] = [];
@@ -215,14 +210,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         {
           INSTANCE_ID: `c${i}`,
           REDIS_URL: `redis://${topology.redis.address}:${REDIS_PORT}`,
-          LEASE_MS: String(LEASE_MS),
-          CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS),
-          RECOVERY_INTERVAL_MS: '200',
-          RETRY_BASE_MS: '50',
-          RETRY_MAX_MS: '1000',
-          WAIT_MAX_MS: '5000',
-          LOG_LEVEL: 'warn',
-          DB_POOL_SIZE: '10',
+          ...FAULT_RUN_COORDINATOR_ENV,
           PARTICIPANT_NETWORKS: topology.netns ? SUBNET : 'loopback',
           ...(apiKey ? { API_KEYS: `client+participant+admin:${apiKey}` } : {}),
           ...clockEnv,
@@ -267,13 +255,13 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     for (const bank of BANKS) for (const id of accounts) await openAccount(banks[bank], id, OPENING_BALANCE);
     const initial = (await accountsOf(banks['bank-a'])).totalBalance + (await accountsOf(banks['bank-b'])).totalBalance;
 
-    // A coordinator that exits by itself (not one a fault holds down) is counted and started again.
+    // A coordinator that exits by itself (no fault kills one) is counted and started again.
     watching = true;
     watchdog = (async () => {
       while (watching) {
         await sleep(500);
         for (const c of coordinators) {
-          if (!watching || c.process.alive || holding.has(c)) continue;
+          if (!watching || c.process.alive) continue;
           report.coordinatorExits++;
           say(`  ${c.process.name} exited by itself (see ${c.process.logFile}); starting it again`);
           await c.start().catch(() => undefined);
@@ -284,11 +272,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     // The transfers, and the faults meanwhile.
     const legsByGid = new Map<string, Leg[]>();
     const acknowledged = new Map<string, Acknowledged>();
-    const clientError = (error: unknown) => {
-      const text = error instanceof Error ? error.message : String(error);
-      const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
-      report.clientErrors[key] = (report.clientErrors[key] ?? 0) + 1;
-    };
+    const clientError = countErrorsInto(report.clientErrors);
     const context: TransferContext = {
       random,
       accounts,
@@ -346,7 +330,6 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         lastHealAt = Date.now();
         watchHeal(lastHealAt);
       },
-      holding,
       log: say,
     };
     const subKinds: Record<FaultKindName, readonly string[]> = { partition: PARTITIONS, clock: CLOCK_STEPS, 'pg-restart': RESTARTS, 'pg-exhaustion': EXHAUSTIONS, failover: ['kill_primary'] };

@@ -119,3 +119,30 @@ export async function runTransfer(ctx: TransferContext, gid: string, shape: Tran
     return last;
   }
 }
+
+/** The fault runners' coordinator timing: short leases and calls, so that recovery shows within seconds. */
+export const CALL_TIMEOUT_MS = 1_000;
+export const LEASE_MS = 3_000;
+/** How long a msg transfer may stay unsubmitted before the check-back. */
+export const MSG_TIMEOUT_MS = 2_000;
+
+/** The fault runners' coordinator settings (on top of the instance's own: id, database, Redis). */
+export const FAULT_RUN_COORDINATOR_ENV: Readonly<Record<string, string>> = {
+  LEASE_MS: String(LEASE_MS),
+  CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS),
+  RECOVERY_INTERVAL_MS: '200',
+  RETRY_BASE_MS: '50',
+  RETRY_MAX_MS: '1000',
+  WAIT_MAX_MS: '5000',
+  LOG_LEVEL: 'warn',
+  DB_POOL_SIZE: '10',
+};
+
+/** Counts a client's errors into `record`, by message with the numbers masked. */
+export const countErrorsInto =
+  (record: Record<string, number>) =>
+  (error: unknown): void => {
+    const text = error instanceof Error ? error.message : String(error);
+    const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
+    record[key] = (record[key] ?? 0) + 1;
+  };

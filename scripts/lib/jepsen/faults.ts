@@ -22,8 +22,6 @@ export interface FaultLog {
   window(kind: string, from: number, to: number): void;
   /** The last fault was healed now. */
   healed(): void;
-  /** Processes the loop takes down on purpose (the watchdog leaves them alone meanwhile). */
-  holding: Set<CoordinatorHandle>;
   log(line: string): void;
 }
 
