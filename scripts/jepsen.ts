@@ -12,7 +12,8 @@
  *
  * Kinds: partition (hosts in network namespaces, cut with tc: packets dropped), clock (libfaketime),
  * pg-restart, pg-exhaustion, failover (scripts/lib/pg-failover.ts, when it is there).
- * Options: --fault (all), --seed (time), --transfers (200), --concurrency (6).
+ * Options: --fault (all), --seed (time), --transfers (200), --concurrency (6), --quick (faults half
+ * as long and half as far apart: pg-restart every 2.5-10 s, say; CI's short run).
  *
  * Runs as root (ip netns, pg_createcluster). Its Postgres clusters are dtxjepsen* on ports
  * 5492/5493 (failover: 5481-5483), Redis on 6392; namespaces dtxj-*, addresses 10.231.0.0/24.
@@ -143,7 +144,7 @@ const clusters = {
 };
 
 /** One fault kind, start to end: the stack, the transfers and the faults, the heal, the checks. */
-async function runKind(kind: FaultKindName, seed: number, transfers: number, concurrency: number): Promise<KindReport> {
+async function runKind(kind: FaultKindName, seed: number, transfers: number, concurrency: number, quick: boolean): Promise<KindReport> {
   const report = emptyReport(kind, seed);
   const startedAt = Date.now();
   // The faults draw from one stream, each transfer from its own (seed and number): the same
@@ -324,6 +325,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     const faultLog: FaultLog = {
       random,
       count: (name) => (report.faults[name] = (report.faults[name] ?? 0) + 1),
+      scale: quick ? 0.5 : 1,
       note: (name, n) => (report.observed[name] = (report.observed[name] ?? 0) + n),
       window: (name, from, to) => windows.push({ kind: name, from, to }),
       healed: () => {
@@ -570,11 +572,11 @@ function printReport(r: KindReport): void {
 }
 
 /** The partition kind runs in a process of its own on the client host (its namespace): only from there are the hosts reachable. */
-function runInClientNamespace(seed: number, transfers: number, concurrency: number): Promise<KindReport> {
+function runInClientNamespace(seed: number, transfers: number, concurrency: number, quick: boolean): Promise<KindReport> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(
       'ip',
-      ['netns', 'exec', NET_HOSTS.client.ns, process.execPath, join(ROOT, 'dist/scripts/jepsen.js'), '--inner', 'partition', '--seed', String(seed), '--transfers', String(transfers), '--concurrency', String(concurrency)],
+      ['netns', 'exec', NET_HOSTS.client.ns, process.execPath, join(ROOT, 'dist/scripts/jepsen.js'), '--inner', 'partition', '--seed', String(seed), '--transfers', String(transfers), '--concurrency', String(concurrency), ...(quick ? ['--quick'] : [])],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     inner = child;
@@ -616,10 +618,11 @@ async function main(): Promise<number> {
   const seed = option('seed', Date.now() % 1_000_000_007);
   const transfers = option('transfers', 200);
   const concurrency = option('concurrency', 6);
+  const quick = process.argv.includes('--quick');
   const innerKind = textOption('inner', '');
   if (innerKind === 'partition') {
     // The inner process of a partition run (the outer one made the network and the clusters, and removes them).
-    const report = await runKind('partition', seed, transfers, concurrency);
+    const report = await runKind('partition', seed, transfers, concurrency, quick);
     console.log(`JEPSEN_INNER ${JSON.stringify(report)}`);
     return 0;
   }
@@ -629,7 +632,9 @@ async function main(): Promise<number> {
     console.error(`--fault must be one of ${FAULT_KINDS.join(', ')} or all`);
     return 2;
   }
-  console.log(`jepsen: ${kinds.join(', ')}; seed ${seed}, ${transfers} transfers, concurrency ${concurrency} (rerun: npm run jepsen -- --fault ${fault} --seed ${seed} --transfers ${transfers})`);
+  console.log(
+    `jepsen: ${kinds.join(', ')}; seed ${seed}, ${transfers} transfers, concurrency ${concurrency}${quick ? ', quick' : ''} (rerun: npm run jepsen -- --fault ${fault} --seed ${seed} --transfers ${transfers}${quick ? ' --quick' : ''})`,
+  );
   const runId = randomBytes(6).toString('hex');
   await removeLeftovers((line) => console.log(`  ${line}`));
   process.env[RUN_MARKER] = runId;
@@ -661,13 +666,13 @@ async function main(): Promise<number> {
         if (kind === 'partition') {
           await createNetwork();
           try {
-            report = await runInClientNamespace(seed, transfers, concurrency);
+            report = await runInClientNamespace(seed, transfers, concurrency, quick);
           } finally {
             await killPids(markedProcesses(runId));
             await destroyNetwork();
           }
         } else {
-          report = await runKind(kind, seed, transfers, concurrency);
+          report = await runKind(kind, seed, transfers, concurrency, quick);
         }
       } catch (error) {
         report = { ...emptyReport(kind, seed), violations: 1, violationSamples: [`the run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`] };

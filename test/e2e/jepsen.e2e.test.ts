@@ -1,6 +1,7 @@
 /**
  * CI's short seeded run of the jepsen fault suite (`npm run jepsen`): each fault kind briefly
- * (a few dozen transfers, and more until each of its faults has happened once), held to zero
+ * (a few dozen transfers, and more until each of its faults has happened once; `--quick`: faults
+ * half as long and half as far apart), held to zero
  * violations and every transaction terminal. A kind is skipped, with its reason, only when a
  * tool it needs is missing (ip/tc, faketime, haproxy, Postgres' cluster tools, root); the
  * failover kind also needs scripts/lib/pg-failover.ts, and without it the suite reports it
@@ -33,7 +34,7 @@ const SEED = Number(process.env.JEPSEN_SEED ?? Date.now() % 1_000_000_007);
 const TRANSFERS = 50;
 
 async function runKind(kind: FaultKindName): Promise<KindReport> {
-  const { code, output } = await runScript('jepsen', '--fault', kind, '--seed', String(SEED), '--transfers', String(TRANSFERS));
+  const { code, output } = await runScript('jepsen', '--fault', kind, '--seed', String(SEED), '--transfers', String(TRANSFERS), '--quick');
   console.log(output.split('\n').filter((line) => !line.startsWith('JEPSEN_REPORT')).join('\n'));
   const line = output.split('\n').find((l) => l.startsWith('JEPSEN_REPORT '));
   expect(line, `the ${kind} run printed no report (exit ${code})`).toBeDefined();

@@ -17,6 +17,8 @@ export type FaultKindName = (typeof FAULT_KINDS)[number];
 export interface FaultLog {
   random: () => number;
   count(name: string): void;
+  /** How long faults last and how far apart they are, relative to the kind's own times (1; `--quick`: 0.5). A pause past the lease is never shortened. */
+  scale: number;
   /** Adds to a figure of what the faults did (not a fault of their own). */
   note(name: string, n: number): void;
   window(kind: string, from: number, to: number): void;
@@ -26,7 +28,7 @@ export interface FaultLog {
 }
 
 /** Sleeps `min`..`max` ms, drawn from the run's seed. */
-const pause = (log: FaultLog, min: number, max: number): Promise<void> => sleep(min + log.random() * (max - min));
+const pause = (log: FaultLog, min: number, max: number): Promise<void> => sleep((min + log.random() * (max - min)) * log.scale);
 
 /**
  * Runs `inject` for every sub-kind first (each once, in order), then for random ones, until
@@ -152,7 +154,7 @@ export function exhaustionFaults(log: FaultLog, cluster: SuiteCluster, database:
       // Every slot a non-superuser may have.
     }
     await cluster.admin('postgres', (c) => c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'dtx-coordinator%'`, [database]));
-    const until = Date.now() + 3_000 + log.random() * 5_000;
+    const until = Date.now() + (3_000 + log.random() * 5_000) * log.scale;
     while (Date.now() < until) {
       await grab();
       await sleep(50);
