@@ -50,7 +50,7 @@ import {
 import { INSTALL_LEASE_LOG, readLeaseLog } from './lib/jepsen/lease-log.js';
 import { NET_HOSTS, SUBNET, createNetwork, destroyNetwork } from './lib/jepsen/network.js';
 import { APP_ROLE, SuiteCluster } from './lib/jepsen/postgres.js';
-import { abandonedBySender, type RecordedCall } from './lib/jepsen/recorded-call.js';
+import { heldByNetwork, type CutWindow, type RecordedCall } from './lib/jepsen/recorded-call.js';
 import { libfaketime, missingFor } from './lib/jepsen/requirements.js';
 import { CLUSTER_PREFIX, RUN_MARKER, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
 import { LOOPBACK, NAMESPACES, launcher, placement, type Topology, type Where } from './lib/jepsen/topology.js';
@@ -286,6 +286,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       ...(apiKey ? { apiKey } : {}),
     };
     const windows: FaultWindow[] = [];
+    const cuts: CutWindow[] = [];
     let lastHealAt = Date.now();
     /**
      * Time to heal: from a heal on, how long until every transaction that existed then has ended
@@ -327,7 +328,10 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       count: (name) => (report.faults[name] = (report.faults[name] ?? 0) + 1),
       scale: quick ? 0.5 : 1,
       note: (name, n) => (report.observed[name] = (report.observed[name] ?? 0) + n),
-      window: (name, from, to) => windows.push({ kind: name, from, to }),
+      window: (name, from, to, cut) => {
+        windows.push({ kind: name, from, to });
+        if (cut) cuts.push({ ...cut, from, to });
+      },
       healed: () => {
         lastHealAt = Date.now();
         watchHeal(lastHealAt);
@@ -444,15 +448,16 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
 
       // The recorders' files are complete once they stopped.
       await Promise.all(recorders.map((r) => r.kill('SIGTERM')));
-      const calls: RecordedCall[] = recordFiles.flatMap((file) =>
+      const calls: RecordedCall[] = recordFiles.flatMap((file, i) =>
         readFileSync(file, 'utf8')
           .split('\n')
           .filter((line) => line.trim() !== '')
-          .map((line) => JSON.parse(line) as RecordedCall),
+          .map((line) => ({ ...(JSON.parse(line) as RecordedCall), bank: BANKS[i] })),
       );
+      const late = (call: RecordedCall) => heldByNetwork(call, cuts);
       const tally: RecordTally = emptyTally();
       const seen: SeenCall[] = calls
-        .filter((c) => c.gid !== '' && !abandonedBySender(c))
+        .filter((c) => c.gid !== '' && !late(c))
         .map((c) => ({ gid: c.gid, branchId: c.branchId, mode: c.mode, phase: c.phase, instance: c.sender, at: c.at }));
       await checkInvariants(db, tally, legsByGid, seen);
       const status = new Map((await db.query<{ gid: string; status: string }>(`SELECT gid, status FROM global_transactions`)).rows.map((r) => [r.gid, r.status]));
@@ -469,7 +474,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         await db.query<{ gid: string; at: Date }>(`SELECT gid, at FROM transaction_events WHERE type = 'status' AND to_status = 'rolling_back' AND detail->>'reason' = 'timeout' ORDER BY id`)
       ).rows.map((r) => ({ gid: r.gid, at: r.at.getTime() }));
       const versions = await readLeaseLog(db);
-      report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations);
+      report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations, late);
       report.decisions = checkDecisions(calls, txs, tally.violations);
       // Pauses and cuts hold things up; a constant skew does not excuse a late check-back.
       report.deadlines = checkDeadlines(calls, txs, timeouts, windows, LEASE_MS, tally.violations);
@@ -549,7 +554,7 @@ function printReport(r: KindReport): void {
     const l = r.lease;
     console.log(
       `  leases: ${l.leasedCalls} calls under a lease (${l.leasedPhase2Calls} phase-2): after another instance's claim ${l.afterClaim}, after the lease ran out ${l.afterExpiry}, ` +
-        `latest relative to its lease's end ${l.closestToExpiryMs ?? '-'} ms; version not logged ${l.unmatched}; delivered after their sender gave up (held by the network) ${l.deliveredAfterSenderGaveUp} (${l.deliveredLateAfterClaim} after a claim)`,
+        `latest relative to its lease's end ${l.closestToExpiryMs ?? '-'} ms; version not logged ${l.unmatched}; delivered after their sender gave up (held by the network through a cut) ${l.deliveredAfterSenderGaveUp} (${l.deliveredLateAfterClaim} after a claim)`,
     );
   }
   if (r.deadlines) {

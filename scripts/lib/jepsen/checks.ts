@@ -15,7 +15,7 @@
 import type { Mode } from '@nest-dtx/protocol';
 import { COMMIT_PHASES, ROLLBACK_PHASES, type Violation } from '../transfer-checks.js';
 import type { VersionRow } from './lease-log.js';
-import { abandonedBySender, type RecordedCall } from './recorded-call.js';
+import type { RecordedCall } from './recorded-call.js';
 
 /** How far a call's arrival may trail what bounds it: the recorder's own delay between the call reaching the host and its handler reading the clock. */
 export const ARRIVAL_TOLERANCE_MS = 25;
@@ -56,7 +56,7 @@ export interface LeaseFigures {
   afterExpiry: number;
   /** The latest any leased call arrived relative to its lease's end (negative: before it). */
   closestToExpiryMs: number | null;
-  /** Calls whose sender had given up on them before they arrived (held by the network through a partition), not counted above. */
+  /** Calls whose sender had given up on them before they arrived, during or just after a cut between the two (held by the network through the partition), not counted above. */
   deliveredAfterSenderGaveUp: number;
   /** Of those, how many arrived after another instance's claim. */
   deliveredLateAfterClaim: number;
@@ -94,7 +94,7 @@ const senderOf = (call: RecordedCall): { instance: string; version: number } | n
 const isPhase2Call = (call: RecordedCall): boolean => COMMIT_PHASES.has(call.phase) || ROLLBACK_PHASES.has(call.phase) || (call.mode === 'msg' && call.phase === 'execute');
 
 /** No call under a lease after the lease was gone (claimed by another instance, or run out). */
-export function checkLeases(calls: readonly RecordedCall[], versions: readonly VersionRow[], violations: Violation[]): LeaseFigures {
+export function checkLeases(calls: readonly RecordedCall[], versions: readonly VersionRow[], violations: Violation[], heldByNetwork: (call: RecordedCall) => boolean = () => false): LeaseFigures {
   const byGid = new Map<string, VersionRow[]>();
   for (const row of versions) byGid.set(row.gid, [...(byGid.get(row.gid) ?? []), row]);
   const figures: LeaseFigures = {
@@ -119,8 +119,7 @@ export function checkLeases(calls: readonly RecordedCall[], versions: readonly V
     // version comes back only if a row were reinserted): the latest before the call counts.
     const lease = own.filter((r) => r.at <= call.at + ARRIVAL_TOLERANCE_MS).at(-1) ?? own.at(-1);
     const claim = rows.find((r) => r.claim && r.version > sender.version && r.leaseOwner !== sender.instance && r.at < call.at);
-    const abandoned = abandonedBySender(call);
-    if (abandoned) {
+    if (heldByNetwork(call)) {
       figures.deliveredAfterSenderGaveUp++;
       if (claim) figures.deliveredLateAfterClaim++;
       continue;

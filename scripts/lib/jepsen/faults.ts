@@ -21,7 +21,8 @@ export interface FaultLog {
   scale: number;
   /** Adds to a figure of what the faults did (not a fault of their own). */
   note(name: string, n: number): void;
-  window(kind: string, from: number, to: number): void;
+  /** A fault held from `from` to `to`; a cut between an instance and a bank (or everything: '*') names them. */
+  window(kind: string, from: number, to: number, cut?: { instance: string; peer: string }): void;
   /** The last fault was healed now. */
   healed(): void;
   log(line: string): void;
@@ -70,7 +71,8 @@ export function partitionFaults(log: FaultLog, done: () => boolean): Promise<voi
     await healCut(cut);
     const names = cut.kind === 'isolate' ? `${cut.host.name} from everything` : cut.pairs.map(([a, b]) => `${a.name} <-> ${b.name}`).join(', ');
     log.log(`  cut ${names} for ${((Date.now() - from) / 1000).toFixed(1)} s`);
-    log.window(kind, from, Date.now());
+    const peer = cut.kind === 'isolate' ? '*' : cut.pairs[0][1].name;
+    log.window(kind, from, Date.now(), { instance: instance.name, peer });
   });
 }
 
