@@ -27,10 +27,12 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Mode } from '@nest-dtx/protocol';
-import { TransactionClient } from '@nest-dtx/sdk';
 import { CRASH_POINTS, type CrashPoint } from '../apps/coordinator/src/engine/crash-points.js';
 import { atRowsByGid } from './lib/at-rows.js';
 import { PROCESS_FAULTS, PROXY_FAULTS, TRANSFER_KINDS, type FaultKind, type ProxyFault, type TransferKind } from './lib/chaos-faults.js';
+import { option, prng } from './lib/run-options.js';
+import { PHASE1, ROLLBACK_PHASES, checkBankBalances, checkInvariants, preparedLeft, rollBackPrepared, type SeenCall, type Violation } from './lib/transfer-checks.js';
+import { BANKS, CALL_TIMEOUT_MS, FAULT_RUN_COORDINATOR_ENV, LEASE_MS, MSG_TIMEOUT_MS, OPENING_BALANCE, countErrorsInto, runTransfer, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import {
   ManagedProcess,
@@ -39,59 +41,12 @@ import {
   freePort,
   openAccount,
   participantService,
-  postJson,
   sleep,
   until,
   type CoordinatorHandle,
   type ServiceHandle,
 } from './lib/stack.js';
 
-function option(name: string, fallback: number): number {
-  const index = process.argv.indexOf(`--${name}`);
-  return index > 0 ? Number(process.argv[index + 1]) : fallback;
-}
-
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const PHASE1 = new Set(['try', 'prepare', 'execute']);
-const ROLLBACK_PHASES = new Set(['cancel', 'rollback', 'compensate']);
-
-const CALL_TIMEOUT_MS = 1_000;
-const LEASE_MS = 3_000;
-/** How long a msg transfer may stay unsubmitted before the check-back. */
-const MSG_TIMEOUT_MS = 2_000;
-
-/**
- * One transfer: its mode, whether the client drives it branch by branch (tcc/2pc), its amount,
- * and for msg whether the bank leaves it to the check-back (committed locally but never
- * submitted, or begun and never run locally).
- */
-interface TransferShape {
-  mode: Mode;
-  /** AT mode: a 2PC transaction whose branches are the banks' at-debit / at-credit. */
-  at?: boolean;
-  /** Given accounts (the paying bank, the debited and the credited account), for two AT transfers run at once on the same rows. */
-  rows?: { from: Bank; debit: string; credit: string };
-  interactive: boolean;
-  amount: number;
-  leave?: 'after_local_commit' | 'before_local_commit';
-}
-
-interface Leg {
-  bank: 'bank-a' | 'bank-b';
-  action: 'debit' | 'credit';
-  account: string;
-  amount: number;
-}
 
 interface Report {
   seed: number;
@@ -104,7 +59,7 @@ interface Report {
   rolledBack: number;
   notStarted: number;
   faults: Record<string, number>;
-  violations: { gid: string; problem: string; history?: unknown }[];
+  violations: Violation[];
   secondsFromLastFaultToAllEnded: number;
   phase2Calls: number;
   /** Rolled-back transactions by reason (client, timeout, branch_failed, admin). */
@@ -138,19 +93,6 @@ interface AtReport {
   /** From every transaction ended to no AT row left (the batched clean-up and the banks' sweeps). */
   secondsToCleanedUp: number;
 }
-
-/** A call as a proxy saw it: which instance sent which phase of which branch, and when. */
-interface SeenCall {
-  gid: string;
-  branchId: string;
-  mode: string;
-  phase: string;
-  instance: string;
-  at: number;
-}
-const PHASE2 = new Set(['confirm', 'cancel', 'commit', 'rollback', 'compensate']);
-/** A phase-2 call: a decided transaction's confirm/cancel/..., or a message's execute (only ever sent after its commit). */
-const isPhase2 = (call: Pick<SeenCall, 'mode' | 'phase'>): boolean => PHASE2.has(call.phase) || (call.mode === 'msg' && call.phase === 'execute');
 
 interface ProxyOptions {
   /** The bank's port (it changes nothing across restarts, but is read per call). */
@@ -276,11 +218,6 @@ function faultProxy(options: ProxyOptions): Server {
   });
 }
 
-type Bank = 'bank-a' | 'bank-b';
-const BANKS: readonly Bank[] = ['bank-a', 'bank-b'];
-const other = (bank: Bank): Bank => (bank === 'bank-a' ? 'bank-b' : 'bank-a');
-const OPENING_BALANCE = 100_000;
-
 async function main(): Promise<number> {
   const transfers = option('transfers', 300);
   const seed = option('seed', Date.now() % 1_000_000_007);
@@ -319,14 +256,7 @@ async function main(): Promise<number> {
     await sleep(300);
     const env = {
       REDIS_URL: redisUrl,
-      LEASE_MS: String(LEASE_MS),
-      CALL_TIMEOUT_MS: String(CALL_TIMEOUT_MS),
-      RECOVERY_INTERVAL_MS: '200',
-      RETRY_BASE_MS: '50',
-      RETRY_MAX_MS: '1000',
-      WAIT_MAX_MS: '5000',
-      LOG_LEVEL: 'warn',
-      DB_POOL_SIZE: '10',
+      ...FAULT_RUN_COORDINATOR_ENV,
     };
     for (let i = 0; i < instances; i++) coordinators.push(await coordinator(`chaos-coordinator-${i}`, dbs[0].url, { ...env, INSTANCE_ID: `chaos-${i}` }));
     for (const c of coordinators) await c.start();
@@ -375,70 +305,25 @@ async function main(): Promise<number> {
     const kindByGid = new Map<string, TransferKind>();
     const atPairs: [string, string][] = [];
     const alive = () => coordinators.filter((c) => c.process.alive);
-    const clientError = (error: unknown) => {
-      const text = error instanceof Error ? error.message : String(error);
-      const key = text.replace(/[0-9]+/g, 'N').slice(0, 80);
-      report.clientErrors[key] = (report.clientErrors[key] ?? 0) + 1;
-    };
+    const clientError = countErrorsInto(report.clientErrors);
 
-    /**
-     * One bank transfer as a client makes it: one-shot tcc/2pc, interactive tcc/2pc (the client
-     * adds the branches and decides; a refused branch means rollback), or a saga.
-     */
+    const transferContext: TransferContext = {
+      random,
+      accounts,
+      bankUrl: (bank) => banks[bank].url,
+      coordinatorUrls: () => coordinators.map((c) => c.url),
+      legsByGid,
+      clientError,
+      msgTimeoutMs: MSG_TIMEOUT_MS,
+      txTimeoutMs: 8_000,
+    };
+    /** One bank transfer as a client makes it (scripts/lib/transfers.ts), counted by kind. */
     const transfer = async (gid: string, shape: TransferShape, target: CoordinatorHandle): Promise<void> => {
-      const [from, to] = shape.rows ? ([shape.rows.from, other(shape.rows.from)] as const) : random() < 0.5 ? (['bank-a', 'bank-b'] as const) : (['bank-b', 'bank-a'] as const);
-      const legs: Leg[] = [
-        { bank: from, action: 'debit', account: shape.rows?.debit ?? pick(accounts), amount: shape.amount },
-        { bank: to, action: 'credit', account: shape.rows?.credit ?? pick(accounts), amount: shape.amount },
-      ];
-      legsByGid.set(gid, legs);
       const kind: TransferKind = shape.at ? 'at' : shape.mode;
       report.transfersByKind[kind] = (report.transfersByKind[kind] ?? 0) + 1;
       kindByGid.set(gid, kind);
       if (shape.at) atGids.add(gid);
-      if (shape.mode === 'msg') {
-        // The paying bank sends the message itself: its debit is the local transaction.
-        const answer = await postJson<{ error?: string; message?: string }>(`${banks[from].url}/transfers/msg`, {
-          gid,
-          from: legs[0].account,
-          to: legs[1].account,
-          toParticipant: to,
-          amount: shape.amount,
-          timeoutMs: MSG_TIMEOUT_MS,
-          ...(shape.leave === 'after_local_commit' ? { skipSubmit: true } : shape.leave === 'before_local_commit' ? { failBeforeLocal: true } : {}),
-        }).catch((error: unknown) => {
-          clientError(error);
-          return null;
-        });
-        // 409: a refused debit (the message rolled back). Anything else: the bank could not reach its coordinator, say.
-        if (answer && answer.status >= 400 && answer.status !== 409) {
-          clientError(new Error(`msg transfer: HTTP ${answer.status >= 500 ? '5xx' : '4xx'} ${answer.body.error ?? answer.body.message ?? ''}`));
-        }
-        return;
-      }
-      const calls = legs.map((l) => ({ participant: l.bank, action: shape.at ? `at-${l.action}` : l.action, payload: { accountId: l.account, amount: l.amount } }));
-      // As a careful client does: a request that found no coordinator, or one that lost its
-      // database, goes again, same gid and body (every call is idempotent), to the next instance.
-      const client = new TransactionClient({ coordinatorUrl: [target.url, ...coordinators.filter((c) => c !== target).map((c) => c.url)], timeoutMs: 8_000, retries: 3 });
-      const { mode } = shape;
-      try {
-        if (shape.interactive) {
-          await client.begin({ mode, gid, timeoutMs: 8_000 });
-          try {
-            for (const [n, call] of calls.entries()) await client.addBranch(gid, { ...call, branchId: `b${n + 1}` });
-          } catch {
-            await client.rollback(gid);
-            return;
-          }
-          await client.commit(gid);
-        } else if (mode === 'saga') {
-          await client.begin({ mode, gid, timeoutMs: 8_000, steps: calls.map((call, n) => ({ name: `s${n + 1}`, ...call })) });
-        } else {
-          await client.begin({ mode, gid, timeoutMs: 8_000, branches: calls });
-        }
-      } catch (error) {
-        clientError(error);
-      }
+      await runTransfer(transferContext, gid, shape, target.url);
     };
 
     /**
@@ -602,34 +487,12 @@ async function main(): Promise<number> {
 
       // Atomicity, exactly once: each account holds its opening balance moved by the committed transfers only.
       const status = new Map((await db.query<{ gid: string; status: string }>(`SELECT gid, status FROM global_transactions`)).rows.map((r) => [r.gid, r.status]));
-      const expected = new Map<string, number>();
-      for (const [gid, legs] of legsByGid) {
-        if (status.get(gid) !== 'committed') continue;
+      await checkBankBalances(report.violations, status, legsByGid, banks, initial, (gid) => {
         const kind = kindByGid.get(gid) ?? '?';
         report.committedByKind[kind] = (report.committedByKind[kind] ?? 0) + 1;
-        for (const leg of legs) {
-          const key = `${leg.bank}/${leg.account}`;
-          expected.set(key, (expected.get(key) ?? OPENING_BALANCE) + (leg.action === 'debit' ? -leg.amount : leg.amount));
-        }
-      }
-      let total = 0;
-      for (const [name, bank] of Object.entries(banks)) {
-        const summary = await until(`${name} to answer`, () => accountsOf(bank), 60_000, 1_000);
-        total += summary.totalBalance;
-        if (summary.totalFrozen !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.totalFrozen} left frozen` });
-        if (summary.pendingCredits !== 0) report.violations.push({ gid: '-', problem: `${name}: ${summary.pendingCredits} left as pending credit` });
-        for (const account of summary.accounts) {
-          const want = expected.get(`${name}/${account.id}`) ?? OPENING_BALANCE;
-          if (account.balance !== want) report.violations.push({ gid: '-', problem: `${name}/${account.id}: balance ${account.balance}, expected ${want}` });
-        }
-      }
-      if (total !== initial) report.violations.push({ gid: '-', problem: `money not conserved: ${initial} before, ${total} after` });
+      });
       for (const bankDb of dbs.slice(1)) {
-        const client = new pg.Client({ connectionString: bankDb.url });
-        await client.connect();
-        const prepared = await client.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database()`);
-        for (const row of prepared.rows as { gid: string }[]) report.violations.push({ gid: row.gid, problem: `prepared transaction left in ${bankDb.name}` });
-        await client.end();
+        for (const gid of await preparedLeft(bankDb.url)) report.violations.push({ gid, problem: `prepared transaction left in ${bankDb.name}` });
       }
       report.at.pairs = atPairs.length;
       report.at.pairsBothCommitted = atPairs.filter((pair) => pair.every((gid) => status.get(gid) === 'committed')).length;
@@ -642,14 +505,7 @@ async function main(): Promise<number> {
     for (const proxy of proxies) proxy.close();
     await Promise.all([...Object.values(banks).map((b) => b.process.kill()), ...coordinators.map((c) => c.process.kill('SIGKILL'))]);
     await redis.kill('SIGKILL');
-    for (const bankDb of dbs.slice(1)) {
-      const client = new pg.Client({ connectionString: bankDb.url });
-      await client.connect();
-      for (const row of (await client.query(`SELECT gid FROM pg_prepared_xacts WHERE database = current_database()`)).rows as { gid: string }[]) {
-        await client.query(`ROLLBACK PREPARED '${row.gid}'`);
-      }
-      await client.end();
-    }
+    for (const bankDb of dbs.slice(1)) await rollBackPrepared(bankDb.url);
     await Promise.all(dbs.map((d) => d.drop()));
   }
 
@@ -720,124 +576,6 @@ async function checkAt(db: pg.Client, report: Report, atGids: ReadonlySet<string
   } finally {
     for (const client of clients) await client.end().catch(() => undefined);
   }
-}
-
-const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string | null }> = {
-  tcc: { commit: 'confirm', rollback: 'cancel' },
-  '2pc': { commit: 'commit', rollback: 'rollback' },
-  msg: { commit: 'execute', rollback: null },
-  saga: { commit: null, rollback: 'compensate' },
-};
-
-/**
- * The coordinator's own record, after every transaction ended: every one terminal; its status
- * history moved only as PROTOCOL.md 2 allows and ends where the row is; its event history is
- * complete and in order (every branch ended in the decided state, with a successful call of the
- * decided phase after the decision); phase-2 calls under two leases never overlap.
- */
-async function checkInvariants(db: pg.Client, report: Report, legsByGid: Map<string, Leg[]>, seen: SeenCall[]): Promise<void> {
-  const rows = (await db.query<{ gid: string; status: string; mode: Mode; reason: string | null }>(`SELECT gid, status, mode, reason FROM global_transactions`)).rows;
-  for (const r of rows) {
-    if (r.status === 'committed') report.committed++;
-    else if (r.status === 'rolled_back') {
-      report.rolledBack++;
-      report.rollbackReasons[r.reason ?? '?'] = (report.rollbackReasons[r.reason ?? '?'] ?? 0) + 1;
-    } else report.violations.push({ gid: r.gid, problem: `left ${r.status}` });
-  }
-  report.notStarted = legsByGid.size - rows.length;
-
-  const failures = await db.query<{ cause: string; n: string }>(
-    `SELECT (detail->>'outcome') || ': ' || regexp_replace(left(coalesce(detail->>'error', ''), 60), '[0-9]+', 'N', 'g') AS cause, count(*) AS n
-     FROM transaction_events WHERE type = 'call' AND detail->>'phase' IN ('try', 'prepare', 'execute') AND detail->>'outcome' <> 'ok'
-     GROUP BY 1 ORDER BY 2 DESC LIMIT 8`,
-  );
-  for (const f of failures.rows) report.phase1Failures[f.cause] = Number(f.n);
-
-  const allowed: Record<string, string[]> = { active: ['committing', 'rolling_back', 'committed'], committing: ['committed'], rolling_back: ['rolled_back'] };
-  const events = (
-    await db.query<{ id: string; gid: string; type: string; branch_id: string | null; from_status: string | null; to_status: string | null; detail: { phase?: string; outcome?: string } | null; at: Date; mode: Mode }>(
-      `SELECT e.id, e.gid, e.type, e.branch_id, e.from_status, e.to_status, e.detail, e.at, t.mode
-       FROM transaction_events e JOIN global_transactions t USING (gid) ORDER BY e.id`,
-    )
-  ).rows;
-  const byGid = new Map<string, typeof events>();
-  for (const e of events) byGid.set(e.gid, [...(byGid.get(e.gid) ?? []), e]);
-  const branches = (await db.query<{ gid: string; branch_id: string; status: string }>(`SELECT gid, branch_id, status FROM branches`)).rows;
-  const branchesByGid = new Map<string, typeof branches>();
-  for (const b of branches) branchesByGid.set(b.gid, [...(branchesByGid.get(b.gid) ?? []), b]);
-
-  for (const { gid, mode, status: final } of rows) {
-    const history = byGid.get(gid) ?? [];
-    const violation = (problem: string) => report.violations.push({ gid, problem, history: history.map((e) => [e.type, e.branch_id, e.from_status, e.to_status, e.detail?.phase, e.detail?.outcome]) });
-    // Status: created active, then only allowed moves, ending where the row is.
-    let current: string | null = null;
-    let decidedAt = -1;
-    for (const [index, e] of history.entries()) {
-      if (e.type !== 'created' && e.type !== 'status') continue;
-      const ok = current === null
-        ? e.type === 'created' && e.to_status === 'active'
-        : e.from_status === current && (allowed[current] ?? []).includes(e.to_status ?? '') && !(mode !== 'saga' && current === 'active' && e.to_status === 'committed');
-      if (!ok) violation(`status move ${current ?? '(none)'} -> ${e.to_status}`);
-      current = e.to_status;
-      if (current !== 'active' && decidedAt < 0) decidedAt = index;
-    }
-    if (current !== final) violation(`history ends ${current}, row says ${final}`);
-    if (history.some((e, i) => i > 0 && e.at.getTime() < history[i - 1].at.getTime())) violation('events out of time order');
-    // Branches: every one in the decided state, with a successful call of the decided phase after the decision.
-    const phase = final === 'committed' ? PHASE2_OF[mode].commit : final === 'rolled_back' ? PHASE2_OF[mode].rollback : null;
-    const wanted = final === 'committed' ? 'committed' : 'rolled_back';
-    for (const b of branchesByGid.get(gid) ?? []) {
-      if (final !== 'committed' && final !== 'rolled_back') continue;
-      if (b.status !== wanted) violation(`branch ${b.branch_id} ended ${b.status} in a ${final} transaction`);
-      if (phase === null && mode === 'msg') {
-        // A message that was rolled back was never sent to its branches.
-        if (history.some((e) => e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === 'execute')) {
-          violation(`rolled-back message: branch ${b.branch_id} was sent execute`);
-        }
-        continue;
-      }
-      if (phase === null) {
-        if (!history.some((e) => e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === 'execute' && e.detail.outcome === 'ok')) {
-          violation(`committed saga step ${b.branch_id} has no successful execute in its history`);
-        }
-        continue;
-      }
-      const delivered = history.findIndex((e, i) => i > decidedAt && e.branch_id === b.branch_id && e.type === 'call' && e.detail?.phase === phase && e.detail.outcome === 'ok');
-      if (decidedAt < 0 || delivered < 0) violation(`branch ${b.branch_id}: no successful ${phase} recorded after the decision`);
-    }
-  }
-
-  // Fencing: phase-2 calls for one transaction never come from two holders at once. The calls
-  // sent under one lease (instance/version) span [first, last]; two leases' spans may not overlap.
-  const spans = new Map<string, Map<string, { first: number; last: number }>>();
-  for (const call of seen.filter(isPhase2)) {
-    const byInstance = spans.get(call.gid) ?? new Map<string, { first: number; last: number }>();
-    const span = byInstance.get(call.instance) ?? { first: call.at, last: call.at };
-    span.first = Math.min(span.first, call.at);
-    span.last = Math.max(span.last, call.at);
-    byInstance.set(call.instance, span);
-    spans.set(call.gid, byInstance);
-  }
-  for (const [gid, byInstance] of spans) {
-    const list = [...byInstance.entries()].sort((x, y) => x[1].first - y[1].first);
-    for (let k = 1; k < list.length; k++) {
-      if (list[k][1].first < list[k - 1][1].last) {
-        report.violations.push({ gid, problem: `phase-2 calls under leases ${list[k - 1][0]} and ${list[k][0]} overlap`, history: seen.filter((c) => c.gid === gid) });
-      }
-    }
-  }
-  report.phase2Calls = seen.filter(isPhase2).length;
-  // Every message's execute came after its commit (PROTOCOL.md 5.3), whoever decided it (the
-  // bank's submit or a check-back): no execute reached a bank for a message before that.
-  const decidedAtByGid = new Map(events.filter((e) => e.mode === 'msg' && e.type === 'status' && e.to_status === 'committing').map((e) => [e.gid, e.at.getTime()]));
-  for (const call of seen.filter((c) => c.mode === 'msg' && c.phase === 'execute')) {
-    const decided = decidedAtByGid.get(call.gid);
-    if (decided === undefined || call.at < decided - 5) report.violations.push({ gid: call.gid, problem: `execute of ${call.branchId} reached the bank before the message was committed` });
-  }
-  const checks = await db.query<{ outcome: string; n: string }>(
-    `SELECT detail->>'outcome' AS outcome, count(*) AS n FROM transaction_events WHERE type = 'call' AND detail->>'phase' = 'check' GROUP BY 1 ORDER BY 1`,
-  );
-  report.checkBacks = Object.fromEntries(checks.rows.map((r) => [r.outcome, Number(r.n)]));
 }
 
 main().then(

@@ -195,12 +195,26 @@ export const DEMO_RECOVERY_ENV = {
   CALL_TIMEOUT_MS: '1000',
 } as const;
 
-export async function coordinator(name: string, databaseUrl: string, env: Record<string, string> = {}): Promise<CoordinatorHandle> {
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+/**
+ * Where a process runs when not on 127.0.0.1 with a free port: its address and port, and how it
+ * is launched (`ip netns exec <ns> node ...`, say: the jepsen suite's hosts in network namespaces).
+ */
+export interface Placement {
+  host: string;
+  port?: number;
+  wrap?: (program: string, args: string[]) => { program: string; args: string[] };
+}
+
+const launchedBy = (entry: string, placement?: Placement): { program: string; args: string[] } | null =>
+  placement?.wrap ? placement.wrap(process.execPath, [entry]) : null;
+
+export async function coordinator(name: string, databaseUrl: string, env: Record<string, string> = {}, placement?: Placement): Promise<CoordinatorHandle> {
+  const port = placement?.port ?? (await freePort());
+  const host = placement?.host ?? '127.0.0.1';
+  const url = `http://${host}:${port}`;
   const managed = new ManagedProcess(name, ENTRY.coordinator, {
     PORT: String(port),
-    HOST: '127.0.0.1',
+    HOST: host,
     DATABASE_URL: databaseUrl,
     INSTANCE_ID: name,
     LOG_LEVEL: 'log',
@@ -208,7 +222,7 @@ export async function coordinator(name: string, databaseUrl: string, env: Record
     // egress policy (public only) would refuse them.
     PARTICIPANT_NETWORKS: 'loopback',
     ...env,
-  });
+  }, launchedBy(ENTRY.coordinator, placement));
   return {
     process: managed,
     url,
@@ -261,13 +275,16 @@ export async function participantService(
   port?: number,
   /** Key with the participant role, when the coordinator was started with API_KEYS. */
   apiKey?: string,
+  /** Another address than 127.0.0.1, and how the process is launched (the jepsen suite's network namespaces). */
+  placement?: Placement,
 ): Promise<ServiceHandle> {
-  port ??= await freePort();
+  port ??= placement?.port ?? (await freePort());
   const tcpPort = transport === 'tcp' ? await freePort() : 0;
-  const url = `http://127.0.0.1:${port}`;
+  const host = placement?.host ?? '127.0.0.1';
+  const url = `http://${host}:${port}`;
   const managed = new ManagedProcess(participant, ENTRY[app], {
     PORT: String(port),
-    HOST: '127.0.0.1',
+    HOST: host,
     DATABASE_URL: databaseUrl,
     COORDINATOR_URL: coordinatorUrl,
     PARTICIPANT_NAME: participant,
@@ -278,7 +295,7 @@ export async function participantService(
     ...(transport === 'redis' ? { REDIS_URL } : {}),
     ...(transport === 'rabbitmq' ? { RABBITMQ_URL } : {}),
     ...(transport === 'nats' ? { NATS_URL } : {}),
-  });
+  }, launchedBy(ENTRY[app], placement));
   const registeredHere = (p: RegisteredParticipant): boolean =>
     p.name === participant &&
     p.transport === transport &&
