@@ -31,7 +31,7 @@ import { ManagedProcess, ROOT, accountsOf, coordinator, freePort, openAccount, p
 import { checkBankBalances, checkInvariants, emptyTally, preparedLeft, rollBackPrepared, type RecordTally, type SeenCall } from './lib/transfer-checks.js';
 import { BANKS, FAULT_RUN_COORDINATOR_ENV, LEASE_MS, MSG_TIMEOUT_MS, OPENING_BALANCE, countErrorsInto, runTransfer, type Acknowledged, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
 import { checkDeadlines, checkDecisions, checkLeases, type DeadlineFigures, type DecisionFigures, type FaultWindow, type LeaseFigures, type TimeoutEvent, type TxRow } from './lib/jepsen/checks.js';
-import { loadFailover, type ReplicatedPostgres } from './lib/jepsen/failover-contract.js';
+import { startReplicatedPostgres, type ReplicatedPostgres } from './lib/pg-failover.js';
 import {
   CLOCK_STEPS,
   EXHAUSTIONS,
@@ -159,9 +159,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
 
   let failoverPg: ReplicatedPostgres | null = null;
   if (kind === 'failover') {
-    const loaded = await loadFailover();
-    if (typeof loaded === 'string') return { ...report, available: false, reason: `not available: ${loaded}` };
-    failoverPg = await loaded.startReplicatedPostgres({ name: `${CLUSTER_PREFIX}failover`, ...FAILOVER_PORTS, synchronous: true });
+    failoverPg = await startReplicatedPostgres({ name: `${CLUSTER_PREFIX}failover`, ...FAILOVER_PORTS, synchronous: true });
   }
   const coordCluster = clusters.coord(topology.pg);
   const bankCluster = clusters.banks(topology.bankdb);

@@ -3,12 +3,10 @@
  * (a few dozen transfers, and more until each of its faults has happened once; `--quick`: faults
  * half as long and half as far apart), held to zero
  * violations and every transaction terminal. A kind is skipped, with its reason, only when a
- * tool it needs is missing (ip/tc, faketime, haproxy, Postgres' cluster tools, root); the
- * failover kind also needs scripts/lib/pg-failover.ts, and without it the suite reports it
- * "not available" (a skip here, never a pass).
+ * tool it needs is missing (ip/tc, faketime, haproxy, Postgres' cluster tools, root).
  *
- * The clock kind runs instances 30 s ahead and behind, stepped while paused: it fails until the
- * coordinator measures time against Postgres and a monotonic clock (issue 24).
+ * The clock kind runs instances 30 s ahead and behind, stepped while paused: it failed before
+ * the coordinator measured time against Postgres and a monotonic clock (issue 24).
  */
 import { describe, expect, it } from 'vitest';
 import { runScript } from '../../scripts/lib/stack.js';
@@ -44,14 +42,9 @@ async function runKind(kind: FaultKindName): Promise<KindReport> {
 describe(`jepsen fault suite, short run (seed ${SEED})`, () => {
   for (const kind of FAULT_KINDS) {
     const missing = missingFor(kind);
-    it.skipIf(missing !== null)(`${kind}: every transfer ends, no violation${missing ? ` (skipped: ${missing})` : ''}`, async (context) => {
+    it.skipIf(missing !== null)(`${kind}: every transfer ends, no violation${missing ? ` (skipped: ${missing})` : ''}`, async () => {
       const report = await runKind(kind);
-      if (!report.available) {
-        // Only the failover kind may be unavailable at run time (its module not merged yet).
-        expect(kind).toBe('failover');
-        context.skip(report.reason ?? 'not available');
-        return;
-      }
+      expect(report.available, report.reason).toBe(true);
       expect(report.seed).toBe(SEED);
       expect(report.violationSamples, `${kind} violations`).toEqual([]);
       expect(report.violations).toBe(0);
