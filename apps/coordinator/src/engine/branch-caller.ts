@@ -72,7 +72,14 @@ export class BranchCaller {
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const { tx } = loaded;
     const maxWaitMs = tx.status === 'active' && phase !== 'check' ? Math.max(0, this.clock.msUntil(tx.deadline)) : Number.POSITIVE_INFINITY;
-    const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(this.config.env.CALL_TIMEOUT_MS, maxWaitMs);
+    // A call under a lease must be over (sent, or given up) before the lease ends. callAll checked
+    // that a whole call's time was left, but a pause since (GC, SIGSTOP, a stalled VM) at any
+    // await above would otherwise still get a whole CALL_TIMEOUT_MS from here: the budget is
+    // what is left of the lease, on the monotonic clock.
+    const leaseLeftMs = loaded.heldUntil === undefined ? Number.POSITIVE_INFINITY : loaded.heldUntil - performance.now();
+    if (leaseLeftMs <= 0) throw new LeaseLostError(tx.gid);
+    const budgetMs = Math.min(this.config.env.CALL_TIMEOUT_MS, leaseLeftMs);
+    const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(budgetMs, maxWaitMs);
     if (admission.kind !== 'permit') return { kind: 'transient', error: notCalled(participant.name, admission) };
     const startedAt = performance.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });

@@ -137,7 +137,11 @@ class FakeParticipants {
   readonly calls: string[] = [];
   answers: Record<string, CallOutcome> = {};
 
-  find(name: string): Promise<RegisteredParticipant | null> {
+  /** How long looking a participant up takes (a cache miss reads Postgres): where a pause can fall. */
+  findDelayMs = 0;
+
+  async find(name: string): Promise<RegisteredParticipant | null> {
+    if (this.findDelayMs > 0) await new Promise((r) => setTimeout(r, this.findDelayMs));
     return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
   }
 
@@ -145,8 +149,12 @@ class FakeParticipants {
     return this.find(name);
   }
 
-  call(participant: RegisteredParticipant, body: PhaseCallBody): Promise<CallOutcome> {
+  /** The time each call was given, in order. */
+  readonly timeouts: number[] = [];
+
+  call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number): Promise<CallOutcome> {
     this.calls.push(`${participant.name} ${body.phase}`);
+    this.timeouts.push(timeoutMs);
     return Promise.resolve(this.answers[`${participant.name} ${body.phase}`] ?? { kind: 'ok', result: {} });
   }
 }
@@ -597,6 +605,44 @@ describe('TransactionEngine: stored times are compared in the database time, not
     expect(write).toMatchObject({ status: 'active', lease: null, events: [] });
     expect(write.nextAttemptInMs).toBeGreaterThan(1_900);
     expect(write.nextAttemptInMs).toBeLessThanOrEqual(2_000);
+  });
+
+  it('sends no call when its lease ran out between the lease check and the call (a pause at an await in between)', async () => {
+    const clock = new DatabaseTime();
+    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
+    const at = performance.now();
+    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
+    const msg = oneShot('paused-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    store.txs.get('paused-msg')!.tx.deadline = new Date(clock.now() - 1);
+    // A call's time and 30 ms more of lease are left when callAll checks; the lookup then takes 1.1 s.
+    participants.findDelayMs = 1_100;
+    const loaded = { ...(await store.load('paused-msg'))!, heldUntil: performance.now() + 1_030 };
+    await expect(engine.resume(loaded)).rejects.toThrow(LeaseLostError);
+    expect(participants.calls).toEqual([]);
+  });
+
+  it('a call made after a stall since the lease check gets only what is left of the lease, not a whole call timeout', async () => {
+    const clock = new DatabaseTime();
+    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
+    const at = performance.now();
+    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
+    const msg = oneShot('stalled-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(msg, false);
+    store.txs.get('stalled-msg')!.tx.deadline = new Date(clock.now() - 1);
+    participants.findDelayMs = 300;
+    const heldUntil = performance.now() + 1_030;
+    await engine.resume({ ...(await store.load('stalled-msg'))!, heldUntil });
+    expect(participants.calls[0]).toBe('order check');
+    // Given at most what was left of the lease after the 300 ms stall (about 730 ms), so it is over before the lease is.
+    expect(participants.timeouts[0]).toBeLessThanOrEqual(735);
+    expect(participants.timeouts[0]).toBeGreaterThan(500);
   });
 
   it('sends no call once the lease has less than a call\'s time left on the monotonic clock, whatever the wall clock says', async () => {
