@@ -527,6 +527,21 @@ describe('TransactionEngine: stored times are compared in the database time, not
 
   const claimed = async (store: FakeStore, gid: string): Promise<LoadedTx> => ({ ...(await store.load(gid))!, heldUntil: performance.now() + 60_000 });
 
+  /** A prepared message left to its check-back, with one branch. */
+  const checkBackMessage = (gid: string): NewTransaction =>
+    oneShot(gid, {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+
+  /** A clock measured against a database that agrees with this machine, which is left as it is. */
+  function measuredClock(databaseMs = Date.now()): DatabaseTime {
+    const clock = new DatabaseTime();
+    const at = performance.now();
+    clock.observe({ databaseMs, sentAt: at, receivedAt: at });
+    return clock;
+  }
+
   it('a saga retried by an instance whose clock is 30 s ahead is retried, not rolled back as timed out before its deadline', async () => {
     const clock = new DatabaseTime();
     const { engine, store, participants } = engineWith({}, clock);
@@ -563,10 +578,7 @@ describe('TransactionEngine: stored times are compared in the database time, not
   it('a message claimed at its deadline is checked at once by an instance whose clock is 30 s behind', async () => {
     const clock = skewedAfterMeasuring(-30_000);
     const { engine, store, participants } = engineWith({}, clock);
-    const msg = oneShot('skew-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('skew-msg');
     await engine.create(msg, false);
     store.txs.get('skew-msg')!.tx.deadline = new Date(clock.now() - 1);
     await engine.resume(await claimed(store, 'skew-msg'));
@@ -576,14 +588,9 @@ describe('TransactionEngine: stored times are compared in the database time, not
 
   it('a message claimed by recovery is judged by the claim\'s own now(), even with this instance\'s reading of the database clock off', async () => {
     // A reading 30 s behind the database (as if mis-sampled): the claim's now() decides, not the reading.
-    const clock = new DatabaseTime();
-    const at = performance.now();
-    clock.observe({ databaseMs: Date.now() - 30_000, sentAt: at, receivedAt: at });
+    const clock = measuredClock(Date.now() - 30_000);
     const { engine, store, participants } = engineWith({}, clock);
-    const msg = oneShot('claimed-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('claimed-msg');
     await engine.create(msg, false);
     const deadline = store.txs.get('claimed-msg')!.tx.deadline;
     await engine.resume({ ...(await claimed(store, 'claimed-msg')), claimedAt: new Date(deadline.getTime() + 1) });
@@ -593,10 +600,7 @@ describe('TransactionEngine: stored times are compared in the database time, not
   it('a message resumed before its deadline (not by a claim) asks nobody and falls due again at the deadline, not a lease later', async () => {
     const clock = skewedAfterMeasuring(+30_000);
     const { engine, store, participants } = engineWith({}, clock);
-    const msg = oneShot('early-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('early-msg');
     await engine.create(msg, false);
     store.txs.get('early-msg')!.tx.deadline = new Date(clock.now() + 2_000);
     await engine.resume(await claimed(store, 'early-msg'));
@@ -608,14 +612,9 @@ describe('TransactionEngine: stored times are compared in the database time, not
   });
 
   it('sends no call when its lease ran out between the lease check and the call (a pause at an await in between)', async () => {
-    const clock = new DatabaseTime();
+    const clock = measuredClock();
     const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const at = performance.now();
-    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
-    const msg = oneShot('paused-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('paused-msg');
     await engine.create(msg, false);
     store.txs.get('paused-msg')!.tx.deadline = new Date(clock.now() - 1);
     // A call's time and 30 ms more of lease are left when callAll checks; the lookup then takes 1.1 s.
@@ -626,14 +625,9 @@ describe('TransactionEngine: stored times are compared in the database time, not
   });
 
   it('a call made after a stall since the lease check gets only what is left of the lease, not a whole call timeout', async () => {
-    const clock = new DatabaseTime();
+    const clock = measuredClock();
     const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const at = performance.now();
-    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
-    const msg = oneShot('stalled-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('stalled-msg');
     await engine.create(msg, false);
     store.txs.get('stalled-msg')!.tx.deadline = new Date(clock.now() - 1);
     participants.findDelayMs = 300;
@@ -646,14 +640,9 @@ describe('TransactionEngine: stored times are compared in the database time, not
   });
 
   it('sends no call once the lease has less than a call\'s time left on the monotonic clock, whatever the wall clock says', async () => {
-    const clock = new DatabaseTime();
+    const clock = measuredClock();
     const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const at = performance.now();
-    clock.observe({ databaseMs: Date.now(), sentAt: at, receivedAt: at });
-    const msg = oneShot('lease-msg', {
-      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
-      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
-    });
+    const msg = checkBackMessage('lease-msg');
     await engine.create(msg, false);
     store.txs.get('lease-msg')!.tx.deadline = new Date(Date.now() - 1);
     // Stepped back 20 s, as after a pause: a wall-clock lease would look fresh again.
