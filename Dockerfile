@@ -2,8 +2,9 @@
 # coordinator server; docker-compose.yml runs the demo services with another `command:`, and
 # the Kubernetes migration Job runs `node apps/coordinator/dist/cli/main.js migrate`.
 # docs/deployment.md describes the image: its environment, volume and health check.
-# Node 24, the supported LTS line: 20 is past its end of life, some dependencies already want
-# 22+ (file-type, content-disposition), and CI runs the whole suite on 24 as well.
+# Node 24, the newer of the two supported lines (22 and 24, as package.json's engines say; CI
+# runs the whole suite on both). Node 20 is past its end of life and dependencies no longer
+# support it (typeorm asks for ^22.13 or >=24.11).
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app

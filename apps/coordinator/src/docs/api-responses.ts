@@ -48,12 +48,12 @@ export function ApiAnswer(status: number, type: Type | [Type], description: stri
 
 /** The `{gid}` path parameter of a route about one transaction. */
 export function ApiGidParam(): MethodDecorator {
-  return ApiParam({ name: 'gid', description: 'The transaction id.', schema: { type: 'string', pattern: ID_PATTERN.source, maxLength: 128 }, example: 'order-4711' });
+  return ApiParam({ name: 'gid', description: 'The transaction id.', schema: { type: 'string', pattern: ID_PATTERN.source, maxLength: 128, example: 'order-4711' } });
 }
 
 /** The `{name}` path parameter of a route about one participant. */
 export function ApiParticipantNameParam(): MethodDecorator {
-  return applyDecorators(ApiParam({ name: 'name', description: 'The participant name.', schema: { type: 'string', pattern: NAME_PATTERN.source, maxLength: 64 }, example: 'account' }));
+  return applyDecorators(ApiParam({ name: 'name', description: 'The participant name.', schema: { type: 'string', pattern: NAME_PATTERN.source, maxLength: 64, example: 'account' } }));
 }
 
 /** No transaction with that gid. */
