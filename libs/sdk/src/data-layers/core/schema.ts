@@ -82,13 +82,14 @@ function missingParts(found: SchemaFound, tables: Readonly<Record<string, readon
  */
 export function schemaGap(found: SchemaFound, dialect: SqlDialect, needs: SchemaNeeds, fix: SchemaFix): string | null {
   if (found.database === null) return `the connections have no default database, where the SDK's tables live: give the pool one (its \`database\` option)`;
-  const barrier = missingParts(found, BARRIER_TABLE, []);
-  const at = needs.at && dialect === 'postgres' ? missingParts(found, AT_TABLES, AT_FUNCTIONS) : [];
-  const parts = [...barrier, ...at];
+  const at = needs.at && dialect === 'postgres';
+  const parts = missingParts(found, { ...BARRIER_TABLE, ...(at ? AT_TABLES : {}) }, at ? AT_FUNCTIONS : []);
   if (parts.length === 0) return null;
-  const fixes = [...new Set([...(barrier.length > 0 ? [fix.barrier] : []), ...(at.length > 0 ? [fix.at ?? fix.barrier] : [])])];
+  const fixes = new Set<string>();
+  if (missingParts(found, BARRIER_TABLE, []).length > 0) fixes.add(fix.barrier);
+  if (at && missingParts(found, AT_TABLES, AT_FUNCTIONS).length > 0) fixes.add(fix.at ?? fix.barrier);
   const plural = parts.length > 1 || /^(tables|columns|functions) /.test(parts[0]);
-  return `${parts.join(' and ')} ${plural ? 'are' : 'is'} missing in database ${found.database}: ${fixes.join('; ')}`;
+  return `${parts.join(' and ')} ${plural ? 'are' : 'is'} missing in database ${found.database}: ${[...fixes].join('; ')}`;
 }
 
 const rows = (text: string): SqlStatement => ({ text, values: [], reads: 'rows' });
