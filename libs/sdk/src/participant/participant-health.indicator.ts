@@ -23,9 +23,9 @@ export type DtxHealthIndicatorResult<Key extends string = string> = Record<
  * this participant and the participant's own registration succeeded (with `register: false`:
  * when the coordinator answers and lists it), `down` with a `reason` otherwise (the SDK's
  * tables missing from its database, coordinator unreachable or failing, registration pending
- * or refused, name not in the registry). Each
- * check asks the coordinator (`GET /v1/participants`, with the `apiKey` option), waiting at
- * most `timeoutMs` (default 3 s).
+ * or refused, name not in the registry). Each check asks the coordinator (`GET
+ * /v1/participants`, with the `apiKey` option), waiting at most `timeoutMs` (default 3 s); the
+ * database only while its schema is known to be missing (to see it come back).
  *
  * Provided and exported by DtxParticipantModule. It needs nothing of @nestjs/terminus (an
  * optional peer of the SDK): its result is what Terminus's HealthCheckService takes from an
