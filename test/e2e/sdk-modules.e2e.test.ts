@@ -2,7 +2,7 @@
  * The SDK's modules as a team assembles them, against a real coordinator process: forRootAsync
  * (useFactory, useClass) over TCP and Redis with nothing about the transport declared up front;
  * the same participant on Express and on Fastify; the barrier in a named TypeORM DataSource;
- * the Terminus health indicator; isGlobal.
+ * the Terminus health indicator; isGlobal; a barrier table dropped under a running participant.
  */
 import { randomBytes } from 'node:crypto';
 import { Injectable, Module } from '@nestjs/common';
@@ -10,8 +10,9 @@ import { NestFactory } from '@nestjs/core';
 import { DataSource } from 'typeorm';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callId, signCall, SIGNATURE_HEADERS, type PhaseCallBody } from '@nest-dtx/protocol';
+import { callId, signCall, SIGNATURE_HEADERS, type PhaseCallBody, type TransactionDetailView } from '@nest-dtx/protocol';
 import {
+  barrierTableDdl,
   BranchBarrier,
   DtxClientModule,
   DtxParticipantHealthIndicator,
@@ -21,7 +22,7 @@ import {
   type TransactionClientOptions,
 } from '@nest-dtx/sdk';
 import { SigningKeys } from '../../libs/sdk/src/participant/signing-keys.js';
-import { coordinator, REDIS_URL, type CoordinatorHandle } from '../../scripts/lib/stack.js';
+import { coordinator, getJson, REDIS_URL, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
 import { freePort, LEDGER_DDL, startApp, type StartedApp } from '../support/signed-participant.js';
@@ -164,6 +165,64 @@ describe.each(['express', 'fastify'] as const)('an HTTP participant on %s', (pla
     expect(await ledgerOf(dataSource, gid('forged'))).toEqual([]);
     // Nor did it reach the barrier.
     expect(await dataSource.query(`SELECT count(*)::int AS n FROM dtx_barrier WHERE gid = $1`, [gid('forged')])).toEqual([{ n: 0 }]);
+  });
+});
+
+describe.each(['http', 'tcp'] as const)('a participant whose barrier table is dropped after start, over %s', (transport) => {
+  it('answers 503 DTX_SCHEMA_MISSING naming the table and the migration; the coordinator records that answer for each call and retries; the transaction finishes once the table is back', async () => {
+    const { url, dataSource } = await walletDatabase(`sdkmod_schema_${transport}`);
+    const name = `wallet-schema-${transport}-${run}`;
+    const port = await freePort();
+    const options = await walletOptions(name, transport, port);
+    const app = await start(WalletApp.with(participantModule('forRoot', options, { isGlobal: true }), { default: url }, { imports: [WalletHealthModule] }), { port });
+    await dataSource.query('DROP TABLE dtx_barrier');
+    const body = {
+      statusCode: 503,
+      error: 'DTX_SCHEMA_MISSING',
+      message: `table dtx_barrier is missing in database ${new URL(url).pathname.slice(1)}: add ...dtxMigrations to the DataSource's migrations and run them`,
+    };
+
+    // The try fails transiently: the coordinator decides to roll back, and the cancel fails the same way, retried.
+    const gid = `sdkmod-schema-${transport}-${run}`;
+    await client.begin({ mode: 'tcc', gid, branches: [{ participant: name, action: 'hold', payload: { amount: 3 } }] });
+    const answered = transport === 'http' ? `HTTP 503: ${JSON.stringify(body)}` : JSON.stringify(body);
+    // Every call's answer is in the history (the branch's lastError is the latest; once the
+    // coordinator's circuit breaker opens, calls between its probes are "not called").
+    const calls = await until('the cancel to be retried', async () => {
+      const detail = await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/${gid}`);
+      const failed = detail.events.filter((event) => event.type === 'call' && (event.detail as { error?: unknown }).error === answered);
+      return detail.status === 'rolling_back' && failed.length >= 3 ? failed.map((event) => (event.detail as { phase: string }).phase) : undefined;
+    });
+    expect(calls.slice(0, 3)).toEqual(['try', 'cancel', 'cancel']);
+    // Said once, not per call.
+    expect(app.logger.lines.filter((line) => line.message.startsWith('calls fail:'))).toEqual([
+      { level: 'error', message: `calls fail: ${body.message} (answered 503 DTX_SCHEMA_MISSING until it is there)` },
+    ]);
+    const down = await fetch(`${app.url}/health`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({ error: { dtx: { status: 'down', participant: name, reason: body.message } } });
+    if (transport === 'http') {
+      // The answer itself, to a call signed as the coordinator signs it.
+      const call: PhaseCallBody = { gid: `${gid}-direct`, branchId: 'b1', mode: 'tcc', action: 'hold', phase: 'try', payload: { amount: 1 } };
+      const signed = JSON.stringify(call);
+      const keys = app.app.get(SigningKeys, { strict: false }).current();
+      const answer = await fetch(`${app.url}/tx/hold/try`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signCall(keys, callId(call), Math.floor(Date.now() / 1000), signed) },
+        body: signed,
+      });
+      expect({ status: answer.status, body: await answer.json() }).toEqual({ status: 503, body });
+    }
+
+    // The migration runs again (here: its DDL): the next retry goes through.
+    for (const ddl of barrierTableDdl('postgres')) await dataSource.query(ddl);
+    const done = await until('the rollback to finish', async () => {
+      const view = await client.get(gid);
+      return view.status === 'rolled_back' ? view : undefined;
+    });
+    expect(done.branches[0]).toMatchObject({ status: 'rolled_back' });
+    expect(await ledgerOf(dataSource, gid)).toEqual([]);
+    expect((await fetch(`${app.url}/health`)).status).toBe(200);
   });
 });
 

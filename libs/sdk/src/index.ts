@@ -14,6 +14,8 @@ export { AtAction, MsgAction, SagaAction, TccAction, TransactionParticipant, Two
 export type { AtActionOptions, MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
+// The SDK's tables missing from the participant's database (thrown by a data layer, answered 503 DTX_SCHEMA_MISSING).
+export { DtxSchemaError, type SchemaNeeds } from './data-layers/core/schema.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
 // Its health, for a Terminus health check (the SDK itself does not load Terminus).
 export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './participant/participant-health.indicator.js';

@@ -100,6 +100,11 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
       await f?.tearDown();
     });
 
+    it('finds the SDK’s schema whole in the fixture’s database (Redis: has none to check)', async () => {
+      if (traits.retentionJob) expect(await f.layer.checkSchema!({ at: traits.at ?? false })).toBeNull();
+      else expect(f.layer.checkSchema).toBeUndefined();
+    });
+
     it('runs a try once; a duplicate try answers ok with the first result and changes nothing', async () => {
       const gid = id('dup-try');
       expect(await phase(gid, 'try')).toEqual({ kind: 'ok', result: { recorded: 'try' }, duplicate: false, skipped: false });

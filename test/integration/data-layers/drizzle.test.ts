@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import type { DtxDataLayer } from '@nest-dtx/sdk';
 import { drizzleDataLayer, dtxBarrierMysql, dtxBarrierPg } from '@nest-dtx/sdk/drizzle';
 import { call, describeBarrierConformance } from './conformance.js';
+import { describeSchemaCheck, migrateWithDdl } from './schema-check.js';
 import { sqlFixture, sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
 /** LEDGER_DDL of sql-fixtures.ts, as drizzle tables. */
@@ -27,22 +28,67 @@ const mysqlLedger = mysqlTable('ledger', {
   phase: varchar('phase', { length: 32 }).notNull(),
 });
 
-describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob: true, at: true }, async () => {
-  const database = await sqlTestDatabase('postgres', 'conf_drizzle_postgres');
+/** The drizzle layer on a fresh Postgres database, the business work through drizzle's query builder on the transaction (not raw SQL). */
+function postgresLayer(database: SqlTestDatabase) {
   // Room for the suite's ten concurrent calls, each holding a connection for its transaction.
   const pool = new pg.Pool({ connectionString: database.db.url, max: 12 });
-  const db = drizzlePg({ client: pool });
-  const layer = drizzleDataLayer(db, { dialect: 'postgres', lockTimeoutMs: 1000 });
-  // Through drizzle's query builder on the transaction, not raw SQL.
-  return sqlFixture(database, layer, async (tx, gid, phase) => void (await tx.insert(pgLedger).values({ gid, phase })), () => pool.end());
+  const layer = drizzleDataLayer(drizzlePg({ client: pool }), { dialect: 'postgres', lockTimeoutMs: 1000 });
+  type Tx = Parameters<Parameters<typeof layer.runPhase>[1]>[0];
+  return { layer, record: async (tx: Tx, gid: string, phase: string) => void (await tx.insert(pgLedger).values({ gid, phase })), close: () => pool.end() };
+}
+
+function mysqlLayer(database: SqlTestDatabase) {
+  const pool = mysql.createPool({ uri: database.db.url, connectionLimit: 12 });
+  const layer = drizzleDataLayer(drizzleMysql({ client: pool }), { dialect: 'mysql', lockTimeoutMs: 1000 });
+  type Tx = Parameters<Parameters<typeof layer.runPhase>[1]>[0];
+  return { layer, record: async (tx: Tx, gid: string, phase: string) => void (await tx.insert(mysqlLedger).values({ gid, phase })), close: () => pool.end() };
+}
+
+describeBarrierConformance('Drizzle (Postgres)', { rowLocks: true, retentionJob: true, at: true }, async () => {
+  const database = await sqlTestDatabase('postgres', 'conf_drizzle_postgres');
+  const { layer, record, close } = postgresLayer(database);
+  return sqlFixture(database, layer, record, close);
 });
 
 describeBarrierConformance('Drizzle (MariaDB)', { rowLocks: true, retentionJob: true }, async () => {
   const database = await sqlTestDatabase('mysql', 'conf_drizzle_mysql');
-  const pool = mysql.createPool({ uri: database.db.url, connectionLimit: 12 });
-  const db = drizzleMysql({ client: pool });
-  const layer = drizzleDataLayer(db, { dialect: 'mysql', lockTimeoutMs: 1000 });
-  return sqlFixture(database, layer, async (tx, gid, phase) => void (await tx.insert(mysqlLedger).values({ gid, phase })), () => pool.end());
+  const { layer, record, close } = mysqlLayer(database);
+  return sqlFixture(database, layer, record, close);
+});
+
+describeSchemaCheck('Drizzle (Postgres)', async () => {
+  const database = await sqlTestDatabase('postgres', 'schema_drizzle_postgres', false);
+  const { layer, record, close } = postgresLayer(database);
+  return {
+    database,
+    layer,
+    fix: {
+      barrier: "export dtxBarrierPg (@nest-dtx/sdk/drizzle) from your schema and migrate with drizzle-kit, or run barrierTableDdl('postgres')",
+      at: 'run atSchemaDdl() (@nest-dtx/sdk/drizzle) in a migration',
+    },
+    migrate: () => migrateWithDdl(database),
+    record,
+    tearDown: async () => {
+      await close();
+      await database.drop();
+    },
+  };
+});
+
+describeSchemaCheck('Drizzle (MariaDB)', async () => {
+  const database = await sqlTestDatabase('mysql', 'schema_drizzle_mysql', false);
+  const { layer, record, close } = mysqlLayer(database);
+  return {
+    database,
+    layer,
+    fix: { barrier: "export dtxBarrierMysql (@nest-dtx/sdk/drizzle) from your schema and migrate with drizzle-kit, or run barrierTableDdl('mysql')" },
+    migrate: () => migrateWithDdl(database),
+    record,
+    tearDown: async () => {
+      await close();
+      await database.drop();
+    },
+  };
 });
 
 // Type-level: business methods get drizzle's own transaction type (with its query builder),

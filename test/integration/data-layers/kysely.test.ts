@@ -13,6 +13,7 @@ import type { PhaseCallBody } from '@nest-dtx/protocol';
 import { BusinessFailure, PreparedTransactions, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { dtxAtMigration, dtxBarrierMigration, kyselyDataLayer } from '@nest-dtx/sdk/kysely';
 import { describeBarrierConformance } from './conformance.js';
+import { describeSchemaCheck } from './schema-check.js';
 import { sqlFixture, sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
 interface LedgerDb {
@@ -52,6 +53,22 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
     const db = kyselyOn(dialect, database.db.url);
     await migrateToLatest(db, dialect);
     return sqlFixture(database, kyselyDataLayer(db, { dialect, lockTimeoutMs: 1000 }), record, () => db.destroy());
+  });
+
+  describeSchemaCheck(`Kysely (${label(dialect)})`, async () => {
+    const database = await sqlTestDatabase(dialect, `schema_kysely_${dialect}`, false);
+    const db = kyselyOn(dialect, database.db.url);
+    return {
+      database,
+      layer: kyselyDataLayer(db, { dialect }),
+      fix: { barrier: `add dtxBarrierMigration('${dialect}') (@nest-dtx/sdk/kysely) to your Migrator's migrations and migrate`, at: 'add dtxAtMigration() after it' },
+      migrate: () => migrateToLatest(db, dialect),
+      record,
+      tearDown: async () => {
+        await db.destroy();
+        await database.drop();
+      },
+    };
   });
 
   describe(`dtxBarrierMigration (${label(dialect)})`, () => {

@@ -13,9 +13,10 @@ import { MikroORM as MySqlMikroORM } from '@mikro-orm/mysql';
 // Both drivers' EntityManager is @mikro-orm/knex's SqlEntityManager, which each re-exports.
 import { MikroORM as PostgreSqlMikroORM, type SqlEntityManager } from '@mikro-orm/postgresql';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
-import { BusinessFailure, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
+import { atSchemaDdl, barrierTableDdl, BusinessFailure, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { mikroOrmDataLayer } from '@nest-dtx/sdk/mikro-orm';
 import { describeBarrierConformance } from './conformance.js';
+import { describeSchemaCheck } from './schema-check.js';
 import { sqlTestDatabase, type SqlTestDatabase } from './sql-fixtures.js';
 
 /** A row of the fixtures' ledger table (LEDGER_DDL). */
@@ -75,6 +76,26 @@ for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDiale
       refuse: (em, gid) => recordThenFail(em, gid, new BusinessFailure('no stock', { reason: 'out_of_stock' })),
       crash: (em, gid) => recordThenFail(em, gid, new Error('disk on fire')),
       async tearDown() {
+        await orm.close(true);
+        await database.drop();
+      },
+    };
+  });
+
+  describeSchemaCheck(`MikroORM (${label(dialect)})`, async () => {
+    const database = await sqlTestDatabase(dialect, `schema_mikro_${dialect}`, false);
+    const orm = await ormOn(dialect, database.db.url);
+    return {
+      database,
+      layer: mikroOrmDataLayer(orm),
+      fix: { barrier: `add a migration that runs barrierTableDdl('${dialect}') (@nest-dtx/sdk/mikro-orm) and run it`, at: 'run atSchemaDdl() in one too' },
+      // What a MikroORM Migration of the SDK's DDL does (addSql of each statement).
+      migrate: async () => {
+        const em = orm.em.fork();
+        for (const ddl of [...barrierTableDdl(dialect), ...(dialect === 'postgres' ? atSchemaDdl() : [])]) await em.execute(ddl);
+      },
+      record,
+      tearDown: async () => {
         await orm.close(true);
         await database.drop();
       },

@@ -21,6 +21,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import { type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { prismaDataLayer, type PrismaClientLike, type PrismaTransactionClientLike } from '@nest-dtx/sdk/prisma';
 import { describeBarrierConformance } from './conformance.js';
+import { describeSchemaCheck, migrateWithDdl } from './schema-check.js';
 import { sqlFixture, sqlTestDatabase } from './sql-fixtures.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -65,14 +66,36 @@ function adapterFor(dialect: SqlDialect, url: string): PrismaPg | PrismaMariaDb 
   });
 }
 
+// Prisma's own API on the transaction's client, not raw SQL.
+const record = async (tx: LedgerTx, gid: string, phase: string) => void (await tx.ledger.create({ data: { gid, phase } }));
+
 for (const dialect of ['postgres', 'mysql'] as const satisfies readonly SqlDialect[]) {
   describeBarrierConformance(`Prisma (${dialect === 'postgres' ? 'Postgres' : 'MariaDB'})`, { rowLocks: true, retentionJob: true, at: dialect === 'postgres' }, async () => {
     const { PrismaClient } = await generatedClient(dialect);
     const database = await sqlTestDatabase(dialect, `conf_prisma_${dialect}`);
     const prisma = new PrismaClient({ adapter: adapterFor(dialect, database.db.url) });
-    // Prisma's own API on the transaction's client, not raw SQL.
-    const record = async (tx: LedgerTx, gid: string, phase: string) => void (await tx.ledger.create({ data: { gid, phase } }));
     return sqlFixture(database, prismaDataLayer(prisma, { dialect, lockTimeoutMs: 1000 }), record, () => prisma.$disconnect());
+  });
+
+  describeSchemaCheck(`Prisma (${dialect === 'postgres' ? 'Postgres' : 'MariaDB'})`, async () => {
+    const { PrismaClient } = await generatedClient(dialect);
+    const database = await sqlTestDatabase(dialect, `schema_prisma_${dialect}`, false);
+    const prisma = new PrismaClient({ adapter: adapterFor(dialect, database.db.url) });
+    return {
+      database,
+      layer: prismaDataLayer(prisma, { dialect }),
+      fix: {
+        barrier: `add a migration.sql of barrierTableDdl('${dialect}') (@nest-dtx/sdk/prisma) and run prisma migrate deploy`,
+        at: 'add one of atSchemaDdl() the same way',
+      },
+      // The SQL of the migration.sql files (prisma migrate deploy needs Prisma's schema engine, which the tests do not download).
+      migrate: () => migrateWithDdl(database),
+      record,
+      tearDown: async () => {
+        await prisma.$disconnect();
+        await database.drop();
+      },
+    };
   });
 }
 

@@ -24,6 +24,8 @@ export const LEDGER_INSERT: Record<SqlDialect, string> = {
 export interface SqlTestDatabase extends Pick<ConformanceFixture<unknown>, 'effects' | 'barrierRows' | 'holdPhase1' | 'age' | 'lockWaiters'> {
   db: TestDatabase;
   dialect: SqlDialect;
+  /** Runs statements of the test's own (DDL), outside any data layer. */
+  exec(...statements: string[]): Promise<void>;
   /** Closes the admin connections and drops the database. */
   drop(): Promise<void>;
 }
@@ -40,6 +42,9 @@ async function postgresDatabase(prefix: string, withBarrierTable: boolean): Prom
   return {
     db,
     dialect: 'postgres',
+    async exec(...statements) {
+      for (const text of statements) await pool.query(text);
+    },
     async effects(gid) {
       const { rows } = await pool.query<{ phase: string }>(`SELECT phase FROM ledger WHERE gid = $1 ORDER BY id`, [gid]);
       return rows.map((r) => r.phase);
@@ -84,6 +89,9 @@ async function mariadbDatabase(prefix: string, withBarrierTable: boolean): Promi
   return {
     db,
     dialect: 'mysql',
+    async exec(...statements) {
+      for (const text of statements) await pool.query(text);
+    },
     async effects(gid) {
       const [rows] = await pool.query(`SELECT phase FROM ledger WHERE gid = ? ORDER BY id`, [gid]);
       return (rows as { phase: string }[]).map((r) => r.phase);

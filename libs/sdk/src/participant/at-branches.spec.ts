@@ -8,6 +8,7 @@ import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { checkParticipantOptions } from './options-check.js';
 import { MSG_CHECK_ACTION, type ParticipantExplorer, type RegisteredAction } from './participant.explorer.js';
+import { ParticipantSchema } from './participant-schema.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
 
@@ -83,8 +84,9 @@ function setUp(options: Partial<ParticipantModuleOptions> = {}, actions = [AT_DE
   layer.at = at;
   const all: ParticipantModuleOptions = { name: 'wallet', coordinatorUrl: 'http://127.0.0.1:7070', at: { tables: ['accounts'] }, ...options };
   const explorer = explorerOf(actions);
-  const branches = new AtBranches(layer, all, explorer);
-  const dispatcher = new BranchDispatcher(explorer, new BranchBarrier(layer, all), new PreparedTransactions(layer), branches, all);
+  const schema = new ParticipantSchema(layer, all, explorer);
+  const branches = new AtBranches(layer, all, explorer, schema);
+  const dispatcher = new BranchDispatcher(explorer, new BranchBarrier(layer, all), new PreparedTransactions(layer), branches, all, schema);
   return { layer, at, branches, dispatcher };
 }
 

@@ -5,7 +5,8 @@ import type { BranchKey } from '../data-layers/core/barrier-sql.js';
 import type { AtDataLayer, AtRowRef, BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { DTX_DATA_LAYER } from './data-layer.provider.js';
 import { ParticipantExplorer } from './participant.explorer.js';
-import { AT_DEFAULTS, PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
+import { ParticipantSchema } from './participant-schema.js';
+import { AT_DEFAULTS, PARTICIPANT_OPTIONS, type AtModeOptions, type ParticipantModuleOptions } from './participant.options.js';
 
 /**
  * The AT actions' phases (see AtAction), and the clean-up after their commits.
@@ -30,6 +31,7 @@ export class AtBranches implements OnApplicationBootstrap, OnApplicationShutdown
     @Inject(DTX_DATA_LAYER) private readonly dataLayer: DtxDataLayer,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
     private readonly explorer: ParticipantExplorer,
+    private readonly schema: ParticipantSchema,
   ) {}
 
   /** Whether this participant has AT actions (then the data layer is AT-ready: checked at start-up). */
@@ -42,12 +44,23 @@ export class AtBranches implements OnApplicationBootstrap, OnApplicationShutdown
     if (actions.length === 0) return;
     const who = `participant ${this.options.name}: AtAction ${actions.map((a) => a.name).join(', ')}`;
     if (!this.dataLayer.at) throw new Error(`${who} needs AT mode, which ${this.dataLayer.description} does not have (Postgres data layers only)`);
-    if (!this.options.at) throw new Error(`${who} needs the module option at: { tables: [...] }, the tables its AT actions write`);
-    const tables = await this.dataLayer.at.install(this.options.at.tables, { installTriggers: this.options.at.installTriggers ?? true });
+    const at = this.options.at;
+    if (!at) throw new Error(`${who} needs the module option at: { tables: [...] }, the tables its AT actions write`);
+    // The triggers need AT's functions: under schemaCheck `fail` a missing schema has already
+    // failed start-up; under `warn` they are installed once it is there.
+    await this.schema.checkedAtStartUp();
+    if (!this.schema.missing) return this.start(at);
+    void this.schema.present
+      .then(() => (this.stopped ? undefined : this.start(at)))
+      .catch((error: unknown) => this.logger.error(`${who}: ${(error as Error).message}`));
+  }
+
+  private async start(at: AtModeOptions): Promise<void> {
+    const tables = await this.at().install(at.tables, { installTriggers: at.installTriggers ?? true });
     const fresh = tables.filter((table) => table.installed).map((table) => table.name);
     this.logger.log(`AT tables ${tables.map((table) => table.name).join(', ')}${fresh.length > 0 ? ` (triggers installed on ${fresh.join(', ')})` : ''}`);
     await this.sweep();
-    const interval = this.options.at.leftoverSweepIntervalMs ?? AT_DEFAULTS.leftoverSweepIntervalMs;
+    const interval = at.leftoverSweepIntervalMs ?? AT_DEFAULTS.leftoverSweepIntervalMs;
     this.sweepTimer = setInterval(() => void this.sweep(), interval);
     this.sweepTimer.unref();
   }

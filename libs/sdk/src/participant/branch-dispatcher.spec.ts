@@ -8,6 +8,7 @@ import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { DTX_MSG_CHECK_ACTION, LocalTransactionRefused } from './msg-check.js';
 import { MSG_CHECK_ACTION, type BranchContext, type ParticipantExplorer, type RegisteredAction } from './participant.explorer.js';
+import { ParticipantSchema } from './participant-schema.js';
 import type { ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
 
@@ -76,7 +77,8 @@ function dispatcherWith(layer: DtxDataLayer<{ handle: string }> & { xa?: XaDataL
     get: (name: string, mode: string) => all.find((a) => a.name === name && a.mode === mode),
     list: () => all,
   } as unknown as ParticipantExplorer;
-  return new BranchDispatcher(explorer, new BranchBarrier(layer, options), new PreparedTransactions(layer), new AtBranches(layer, options, explorer), options);
+  const schema = new ParticipantSchema(layer, options, explorer);
+  return new BranchDispatcher(explorer, new BranchBarrier(layer, options), new PreparedTransactions(layer), new AtBranches(layer, options, explorer, schema), options, schema);
 }
 
 const call: PhaseCallBody = { gid: 'g1', branchId: 'b1', mode: 'tcc', action: 'pay', phase: 'try', payload: { amount: 5 } };

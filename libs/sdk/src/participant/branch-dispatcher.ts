@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type BranchLocks, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { DtxSchemaError } from '../data-layers/core/schema.js';
 import { AtBranches } from './at-branches.js';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantExplorer } from './participant.explorer.js';
+import { ParticipantSchema } from './participant-schema.js';
 import { isPhaseCall } from './phase-call.js';
 
 /** A transport-neutral answer: the HTTP controller and the message handlers map it. */
@@ -12,7 +14,9 @@ export type DispatchAnswer =
   /** `locks`: an AT prepare's locked rows, which the transports send beside the result. */
   | { kind: 'ok'; result: Json; locks?: BranchLocks }
   | { kind: 'failed'; message: string; details: Json }
-  | { kind: 'invalid'; message: string };
+  | { kind: 'invalid'; message: string }
+  /** The SDK's tables are not in the database (a migration not run, a table dropped): transient, it clears once they are. */
+  | { kind: 'schema_missing'; message: string };
 
 /**
  * Runs one phase call through the barrier (or, for XA actions, a prepared transaction; for AT
@@ -28,6 +32,7 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     private readonly prepared: PreparedTransactions,
     private readonly atBranches: AtBranches,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
+    private readonly schema: ParticipantSchema,
   ) {}
 
   /** After a restart, prepared transactions may be waiting: say so, and leave them to the coordinator. */
@@ -46,6 +51,18 @@ export class BranchDispatcher implements OnApplicationBootstrap {
   }
 
   async dispatch(body: unknown): Promise<DispatchAnswer> {
+    try {
+      return await this.dispatchCall(body);
+    } catch (error) {
+      // Named rather than a bare 5xx: the coordinator keeps it as the branch's lastError, so
+      // the operator reads which table is missing and which migration makes it.
+      if (!(error instanceof DtxSchemaError)) throw error;
+      this.schema.metByCall(error);
+      return { kind: 'schema_missing', message: error.message };
+    }
+  }
+
+  private async dispatchCall(body: unknown): Promise<DispatchAnswer> {
     if (!isPhaseCall(body)) return { kind: 'invalid', message: 'not a phase call (PROTOCOL.md 5.1)' };
     const action = this.explorer.get(body.action, body.mode);
     if (!action) return { kind: 'invalid', message: `no ${body.mode} action ${body.action}` };

@@ -76,6 +76,12 @@ describe('checkParticipantOptions', () => {
     expect(check({ registrationRefreshMs: -1 })).toThrow(/registrationRefreshMs/);
     expect(check({ publicUrl: undefined })).toThrow('participant account: the http transport needs publicUrl');
   });
+
+  it('takes schemaCheck fail or warn, and nothing else', () => {
+    expect(check({ schemaCheck: 'fail' })).not.toThrow();
+    expect(check({ schemaCheck: 'warn' })).not.toThrow();
+    expect(check({ schemaCheck: 'off' as 'warn' })).toThrow("participant account: schemaCheck must be 'fail' or 'warn'");
+  });
 });
 
 describe('resolveParticipantOptions', () => {

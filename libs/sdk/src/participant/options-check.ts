@@ -39,6 +39,9 @@ export function checkParticipantOptions(options: ParticipantModuleOptions): void
     throw new Error(`${who}: give dataLayer or dataSource (a TypeORM DataSource's name), not both`);
   }
   if (options.at !== undefined) checkAtOptions(who, options.at);
+  if (options.schemaCheck !== undefined && options.schemaCheck !== 'fail' && options.schemaCheck !== 'warn') {
+    throw new Error(`${who}: schemaCheck must be 'fail' or 'warn'`);
+  }
   if (options.signingSecret !== undefined) {
     try {
       parseSigningSecret(options.signingSecret);

@@ -22,6 +22,12 @@ export const ParticipantErrorCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   /** The business refused phase 1 (PROTOCOL.md 5.1: 409). */
   BUSINESS_FAILURE: 'BUSINESS_FAILURE',
+  /**
+   * The SDK's tables are not in the participant's database (its migration has not run, or a
+   * table was dropped): 503, transient, the coordinator retries until they are there. The
+   * message names what is missing and the migration that makes it.
+   */
+  DTX_SCHEMA_MISSING: 'DTX_SCHEMA_MISSING',
   /** Anything unexpected (the database went away): transient, the coordinator retries. */
   INTERNAL: 'INTERNAL',
 } as const;
@@ -39,6 +45,7 @@ export const PARTICIPANT_ERROR_STATUS: Record<ParticipantErrorCode, number> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   BAD_REQUEST: 400,
   BUSINESS_FAILURE: 409,
+  DTX_SCHEMA_MISSING: 503,
   INTERNAL: 500,
 };
 

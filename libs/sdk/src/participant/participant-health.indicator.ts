@@ -3,6 +3,7 @@ import { CoordinatorError } from '../client/coordinator-error.js';
 import { TransactionClient } from '../client/transaction-client.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { healthProblem, type CoordinatorProbe } from './participant-health.js';
+import { ParticipantSchema } from './participant-schema.js';
 import { ParticipantRegistration } from './registration.service.js';
 
 /** How long a health check waits for the coordinator by default. */
@@ -20,10 +21,11 @@ export type DtxHealthIndicatorResult<Key extends string = string> = Record<
 /**
  * A Terminus health indicator for a participant: `up` when the coordinator answers and lists
  * this participant and the participant's own registration succeeded (with `register: false`:
- * when the coordinator answers and lists it), `down` with a `reason` otherwise (coordinator
- * unreachable or failing, registration pending or refused, name not in the registry). Each
- * check asks the coordinator (`GET /v1/participants`, with the `apiKey` option), waiting at
- * most `timeoutMs` (default 3 s).
+ * when the coordinator answers and lists it), `down` with a `reason` otherwise (the SDK's
+ * tables missing from its database, coordinator unreachable or failing, registration pending
+ * or refused, name not in the registry). Each check asks the coordinator (`GET
+ * /v1/participants`, with the `apiKey` option), waiting at most `timeoutMs` (default 3 s); the
+ * database only while its schema is known to be missing (to see it come back).
  *
  * Provided and exported by DtxParticipantModule. It needs nothing of @nestjs/terminus (an
  * optional peer of the SDK): its result is what Terminus's HealthCheckService takes from an
@@ -54,11 +56,13 @@ export class DtxParticipantHealthIndicator {
   constructor(
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
     private readonly registration: ParticipantRegistration,
+    private readonly schema: ParticipantSchema,
   ) {}
 
   async isHealthy<Key extends string = 'dtx'>(key: Key = 'dtx' as Key, { timeoutMs = HEALTH_CHECK_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<DtxHealthIndicatorResult<Key>> {
     const name = this.options.name;
-    const problem = healthProblem(this.registration.status(), await this.probe(timeoutMs), name);
+    // The SDK's tables missing first: nothing else matters until they are there.
+    const problem = (await this.schema.current()) ?? healthProblem(this.registration.status(), await this.probe(timeoutMs), name);
     const detail = problem === null ? { status: 'up' as const, participant: name } : { status: 'down' as const, participant: name, reason: problem };
     return { [key]: detail } as DtxHealthIndicatorResult<Key>;
   }

@@ -48,9 +48,9 @@ function signedContent(request: ParticipantHttpRequest): Buffer | string | null 
 /**
  * The HTTP side of PROTOCOL.md 5.1: `POST {path}/{action}/{phase}`. Nothing runs before the
  * call's signature is verified (5.5). 2xx success, 409 business failure (refusal, or
- * anti-hanging), 401 a refused signature, 4xx other bad input, 500 anything unexpected
- * (transient); every error body is `{ statusCode, error: <ParticipantErrorCode>, message }`.
- * Built per module so the route prefix comes from the options.
+ * anti-hanging), 401 a refused signature, 4xx other bad input, 503 DTX_SCHEMA_MISSING when the
+ * SDK's tables are not in the database, 500 anything unexpected (both transient); every error
+ * body is `{ statusCode, error: <ParticipantErrorCode>, message }`. Built per module so the route prefix comes from the options.
  *
  * A success is the result as JSON text under a JSON content type, so that the adapter
  * (Express or Fastify) sends it as it is: given a bare string or number, both would send it as
@@ -108,6 +108,8 @@ export function createParticipantHttpController(path: string): Type<unknown> {
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
         case 'invalid':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
+        case 'schema_missing':
+          throw new ParticipantRefusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, outcome.message));
       }
     }
   }

@@ -25,7 +25,8 @@ class Refusal extends Error {
  * `{ outcome: 'failed', message }`. The call's data carries the three signature values in a
  * `headers` member; what is signed is the data without it (5.5). A refused signature or a
  * malformed call is an error `{ statusCode, error: <ParticipantErrorCode>, message }` (401 for
- * signatures), which the coordinator treats as transient; nothing runs.
+ * signatures), which the coordinator treats as transient; nothing runs. So is a call that
+ * found the SDK's tables missing (503 DTX_SCHEMA_MISSING).
  *
  * A plain handler (connectParticipantTransport registers it on the server with addHandler,
  * under the pattern the options give at run time), so it answers through the transport's
@@ -76,6 +77,8 @@ export class ParticipantMessageHandler {
         return { outcome: 'failed', message: answer.message };
       case 'invalid':
         throw new Refusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, answer.message));
+      case 'schema_missing':
+        throw new Refusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, answer.message));
     }
   }
 }

@@ -12,6 +12,7 @@ import { createParticipantHttpController } from './participant-http.controller.j
 import { ParticipantRequestErrors } from './participant-http-errors.js';
 import { ParticipantMessageHandler } from './participant-message.handler.js';
 import { ParticipantExplorer } from './participant.explorer.js';
+import { ParticipantSchema } from './participant-schema.js';
 import {
   PARTICIPANT_OPTIONS,
   PARTICIPANT_OPTIONS_FACTORY_METHOD,
@@ -25,6 +26,7 @@ import { SigningKeys } from './signing-keys.js';
 const PROVIDERS: Provider[] = [
   dataLayerProvider,
   ParticipantExplorer,
+  ParticipantSchema,
   BranchBarrier,
   PreparedTransactions,
   AtBranches,

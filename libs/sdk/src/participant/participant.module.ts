@@ -7,7 +7,8 @@ import { ConfigurableParticipantModule } from './participant.module-definition.j
  * runs (CallVerifier), runs every phase in the barrier, and registers with the coordinator,
  * which gives it its signing secret (SigningKeys). Needs TypeOrmModule.forRoot in the app (the
  * barrier uses its DataSource, or the one the `dataSource` option names) with
- * `...dtxMigrations` among its migrations; create the app with `rawBody: true` so the
+ * `...dtxMigrations` among its migrations (checked at start-up, before registering: see the
+ * `schemaCheck` option and ParticipantSchema); create the app with `rawBody: true` so the
  * signature is checked over the bytes that arrived. Old barrier rows are deleted in the
  * background past `barrierRetentionMs` (BarrierRetention).
  *

@@ -89,6 +89,18 @@ export interface ParticipantModuleOptions {
   dataSource?: string;
   /** AT mode: required when the participant has AtAction methods. */
   at?: AtModeOptions;
+  /**
+   * What start-up does when the SDK's tables are not in the data layer's database (the barrier
+   * table dtx_barrier and its columns; with AtAction methods, AT mode's tables and functions):
+   * - `fail` (default): start-up fails with one line naming what is missing and the migration
+   *   that makes it; nothing is registered with the coordinator.
+   * - `warn`: for an app whose migrations run after it starts. The line is logged, the app
+   *   starts but does not register, and its health indicator is down with that line; the
+   *   schema is checked again every 5 s, and once it is there the participant registers (and
+   *   installs its AT triggers).
+   * Data layers without a schema (Redis) have nothing to check.
+   */
+  schemaCheck?: 'fail' | 'warn';
   /** Register with the coordinator at start-up. Default true. */
   register?: boolean;
   /** How long start-up waits for the first successful registration before going on in the background. Default 15 s. */

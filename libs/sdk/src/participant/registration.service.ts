@@ -12,7 +12,13 @@ import {
   REFUSED_RETRY_MS,
   transientRetryMs,
 } from './registration-policy.js';
+import { ParticipantSchema } from './participant-schema.js';
 import { SigningKeys } from './signing-keys.js';
+
+/** Resolves when `work` does or the app shuts down, whichever comes first. */
+function untilAborted(work: Promise<void>, signal: AbortSignal): Promise<void> {
+  return Promise.race([work, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
+}
 
 /** Waits, or stops waiting when the app shuts down. `ref: false` lets a process that is otherwise done exit. */
 async function sleep(ms: number, signal: AbortSignal, ref: boolean): Promise<void> {
@@ -40,7 +46,9 @@ export interface ParticipantRegistrationState {
 
 /**
  * Registers the participant and its actions with the coordinator (PROTOCOL.md 4) and keeps its
- * signing secret (SigningKeys) as new as the coordinator's. At start-up it retries with backoff
+ * signing secret (SigningKeys) as new as the coordinator's. Not before the SDK's tables are
+ * found in its database (ParticipantSchema): a participant without them could only fail every
+ * call. At start-up it retries with backoff
  * while the coordinator is not reachable; start-up waits for the first success up to
  * `registerWaitMs`, then the retries go on in the background. After that it registers again
  * every `registrationRefreshMs`, and when a call was refused for a signature this participant
@@ -68,6 +76,7 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
     private readonly explorer: ParticipantExplorer,
     private readonly keys: SigningKeys,
+    private readonly schema: ParticipantSchema,
   ) {
     this.client = new TransactionClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey, timeoutMs: 10_000 });
   }
@@ -77,8 +86,12 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
   }
 
   async onApplicationBootstrap(): Promise<void> {
+    // Under schemaCheck `fail`, a missing schema rejects here: start-up fails, nothing registered.
+    await this.schema.checkedAtStartUp();
     if (!this.enabled) return;
     const first = this.exclusive(() => this.registerUntilDone());
+    // Under `warn`, with the schema missing: registered in the background once it is there (ParticipantSchema said so).
+    if (this.schema.missing) return;
     const waitMs = this.options.registerWaitMs ?? REGISTRATION_DEFAULTS.waitMs;
     const inTime = await Promise.race([first.then(() => true), sleep(waitMs, this.stopping.signal, true).then(() => false)]);
     if (inTime || this.stopping.signal.aborted) return;
@@ -122,6 +135,7 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
   }
 
   private async registerUntilDone(): Promise<void> {
+    await untilAborted(this.schema.present, this.stopping.signal);
     for (let attempt = 1; !this.stopping.signal.aborted; attempt++) {
       const outcome = await this.attempt(attempt);
       if (outcome === 'ok') {

@@ -1,6 +1,7 @@
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from './barrier-rules.js';
 import type { BranchKey } from './barrier-sql.js';
+import type { SchemaNeeds } from './schema.js';
 
 /** A business method's work, given the data layer's transactional handle. */
 export type BusinessWork<Tx> = (tx: Tx) => Promise<Json | void>;
@@ -33,6 +34,14 @@ export interface DtxDataLayer<Tx = unknown> {
    * the participant's retention job does not run, and its `barrierRetentionMs` does not apply.
    */
   readonly expiresRowsItself?: boolean;
+  /**
+   * What of the SDK's schema in the database is missing (the barrier table and the columns it
+   * uses; with `at`, AT mode's tables and functions), as one line that names it and the fix for
+   * this library; null when nothing is. The participant asks at start-up. Absent where there is
+   * no schema to make (Redis). A phase that fails because the schema is missing throws
+   * DtxSchemaError with the same line.
+   */
+  checkSchema?(needs: SchemaNeeds): Promise<string | null>;
   /** Prepared (XA) transactions, when the database and the library allow them; else XaAction is refused at start-up. */
   readonly xa?: XaDataLayer<Tx>;
   /** AT mode (undo log and row locks by triggers), on Postgres; else AtAction is refused at start-up. */

@@ -12,6 +12,8 @@ import type { BarrierOutcome } from './barrier-rules.js';
 import type { BarrierSql, BranchKey } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import type { AtDataLayer, AtRowRef, AtTable, BusinessWork } from './data-layer.js';
+import { errorChain } from './driver-errors.js';
+import type { SqlSchema } from './schema.js';
 import type { SqlDriver, SqlRun } from './sql.js';
 
 /** Runs a barrier phase whose work also runs statements (SqlDataLayer.runPhaseWith). */
@@ -30,24 +32,13 @@ export class AtRowLockedError extends Error {
   }
 }
 
+/** What AT mode's statements need: the barrier table and AT's own tables and functions. */
+const AT_NEEDS = { at: true } as const;
+
 /** The pause before the next attempt on a locked row: 5 ms doubling to 100 ms, with jitter. */
 function pauseAfter(attempt: number): number {
   const capped = Math.min(100, 5 * 2 ** attempt);
   return capped / 2 + Math.random() * (capped / 2);
-}
-
-/** The errors a library may wrap a driver's error in, down to the driver's. */
-function* errorChain(error: unknown): Generator<Record<string, unknown>> {
-  const seen = new Set<unknown>();
-  const queue: unknown[] = [error];
-  while (queue.length > 0) {
-    const next = queue.shift();
-    if (typeof next !== 'object' || next === null || seen.has(next)) continue;
-    seen.add(next);
-    const record = next as Record<string, unknown>;
-    yield record;
-    queue.push(record.driverError, record.cause, record.original, record.meta);
-  }
 }
 
 /** Whether an error is the trigger's: a row held by another global transaction, or a plain write refused. */
@@ -91,6 +82,7 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
     private readonly driver: SqlDriver<Tx>,
     private readonly barrier: BarrierSql,
     private readonly runBarrierPhase: BarrierPhaseRunner<Tx>,
+    private readonly schema: SqlSchema,
   ) {}
 
   async install(tables: readonly string[], { installTriggers }: { installTriggers: boolean }): Promise<AtTable[]> {
@@ -122,7 +114,11 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
     return installed;
   }
 
-  async prepare(call: PhaseCallBody, work: BusinessWork<Tx>, { lockWaitMs }: { lockWaitMs: number }): Promise<BarrierOutcome> {
+  prepare(call: PhaseCallBody, work: BusinessWork<Tx>, options: { lockWaitMs: number }): Promise<BarrierOutcome> {
+    return this.schema.explain(AT_NEEDS, () => this.prepareWaiting(call, work, options));
+  }
+
+  private async prepareWaiting(call: PhaseCallBody, work: BusinessWork<Tx>, { lockWaitMs }: { lockWaitMs: number }): Promise<BarrierOutcome> {
     const giveUpAt = performance.now() + lockWaitMs;
     for (let attempt = 0; ; attempt++) {
       let locks: BranchLocks | undefined;
@@ -150,10 +146,14 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
   }
 
   commit(call: PhaseCallBody): Promise<BarrierOutcome> {
-    return this.runBarrierPhase(call, () => Promise.resolve(null));
+    return this.schema.explain(AT_NEEDS, () => this.runBarrierPhase(call, () => Promise.resolve(null)));
   }
 
   rollback(call: PhaseCallBody): Promise<BarrierOutcome> {
+    return this.schema.explain(AT_NEEDS, () => this.undo(call));
+  }
+
+  private undo(call: PhaseCallBody): Promise<BarrierOutcome> {
     return this.runBarrierPhase(call, async (run) => {
       const dirty = (await run(AtSql.undoBranch(call))).rows[0]?.dirty;
       if (typeof dirty === 'string') {
@@ -169,16 +169,20 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
 
   async deleteCommitted(keys: readonly BranchKey[]): Promise<{ undo: number; locks: number }> {
     if (keys.length === 0) return { undo: 0, locks: 0 };
-    const row = (await this.driver.run(AtSql.deleteCommitted(keys))).rows[0];
+    const row = (await this.schema.explain(AT_NEEDS, () => this.driver.run(AtSql.deleteCommitted(keys)))).rows[0];
     return { undo: Number(row?.undo ?? 0), locks: Number(row?.locks ?? 0) };
   }
 
   async committedLeftovers(limit: number): Promise<BranchKey[]> {
-    const { rows } = await this.driver.run(AtSql.committedLeftovers(limit));
+    const { rows } = await this.schema.explain(AT_NEEDS, () => this.driver.run(AtSql.committedLeftovers(limit)));
     return rows.map((row) => ({ gid: String(row.gid), branchId: String(row.branch_id) }));
   }
 
-  async readUnlocked<T>(rows: readonly AtRowRef[], read: (tx: Tx) => Promise<T>, { waitMs, forUpdate }: { waitMs: number; forUpdate: boolean }): Promise<T> {
+  readUnlocked<T>(rows: readonly AtRowRef[], read: (tx: Tx) => Promise<T>, options: { waitMs: number; forUpdate: boolean }): Promise<T> {
+    return this.schema.explain(AT_NEEDS, () => this.readWaiting(rows, read, options));
+  }
+
+  private async readWaiting<T>(rows: readonly AtRowRef[], read: (tx: Tx) => Promise<T>, { waitMs, forUpdate }: { waitMs: number; forUpdate: boolean }): Promise<T> {
     const giveUpAt = performance.now() + waitMs;
     for (let attempt = 0; ; attempt++) {
       const held = await this.driver.transaction<{ value: T } | { table: string; key: string; gid: string }>(async (run, handle) => {

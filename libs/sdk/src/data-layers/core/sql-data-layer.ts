@@ -3,6 +3,7 @@ import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, typ
 import { BarrierSql } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, type AtDataLayer, type BusinessWork, type DataLayerOptions, type DtxDataLayer, type XaDataLayer } from './data-layer.js';
+import { SqlSchema, type SchemaNeeds } from './schema.js';
 import { SqlAt } from './sql-at.js';
 import type { SqlDriver, SqlRun } from './sql.js';
 import { SqlXa } from './sql-xa.js';
@@ -11,6 +12,9 @@ import { SqlXa } from './sql-xa.js';
 export function failedOutcome(error: BusinessFailure): BarrierOutcome {
   return { kind: 'failed', message: error.message, details: error.details };
 }
+
+/** What the barrier's own statements need of the schema. */
+const BARRIER_NEEDS = { at: false } as const;
 
 /** Work inside a barrier phase's local transaction that also runs statements of its own (AT mode). */
 export type PhaseWork<Tx> = (run: SqlRun, handle: Tx) => Promise<Json | void>;
@@ -24,6 +28,7 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
   readonly xa?: XaDataLayer<Tx>;
   readonly at?: AtDataLayer<Tx>;
   private readonly sql: BarrierSql;
+  private readonly schema: SqlSchema;
   private readonly lockTimeoutMs: number;
 
   constructor(
@@ -31,16 +36,21 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     options: DataLayerOptions = {},
   ) {
     this.sql = new BarrierSql(driver.dialect);
+    this.schema = new SqlSchema(driver, driver.schemaFix);
     this.lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
     // Checked now, not at the first call.
     this.sql.lockTimeout(this.lockTimeoutMs);
     this.description = `${driver.library} (${driver.dialect === 'postgres' ? 'Postgres' : 'MySQL/MariaDB'})`;
-    if (driver.session) this.xa = new SqlXa(driver, this.sql, this.lockTimeoutMs);
-    if (driver.dialect === 'postgres') this.at = new SqlAt(driver, this.sql, (call, work) => this.runPhaseWith(call, work));
+    if (driver.session) this.xa = new SqlXa(driver, this.sql, this.lockTimeoutMs, this.schema);
+    if (driver.dialect === 'postgres') this.at = new SqlAt(driver, this.sql, (call, work) => this.runPhaseWith(call, work), this.schema);
+  }
+
+  checkSchema(needs: SchemaNeeds): Promise<string | null> {
+    return this.schema.check(needs);
   }
 
   runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
-    return this.runPhaseWith(call, (_run, handle) => work(handle));
+    return this.schema.explain(BARRIER_NEEDS, () => this.runPhaseWith(call, (_run, handle) => work(handle)));
   }
 
   /** runPhase, for work that also runs statements in the phase's local transaction. */
@@ -66,7 +76,11 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     return barrierOutcome(call, decision, result);
   }
 
-  async deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number> {
+  deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number> {
+    return this.schema.explain(BARRIER_NEEDS, () => this.deleteExpired(retentionMs, batchSize));
+  }
+
+  private async deleteExpired(retentionMs: number, batchSize: number): Promise<number> {
     if (this.driver.dialect === 'postgres') {
       const { rows } = await this.driver.run(this.sql.deleteExpired(retentionMs, batchSize));
       return Number(rows[0]?.removed ?? 0);

@@ -5,6 +5,7 @@ import { rolledBackRefusal, type BarrierOutcome } from './barrier-rules.js';
 import { BarrierSql, type BranchKey } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import type { BusinessWork, XaDataLayer } from './data-layer.js';
+import type { SqlSchema } from './schema.js';
 import type { SqlDialect, SqlDriver, SqlRun, SqlStatement } from './sql.js';
 
 /** ASCII only and at most 64 characters: the participant is MySQL's bqual, at most 64 bytes. */
@@ -13,6 +14,9 @@ const PARTICIPANT_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const HASH_PATTERN = /^[0-9a-f]{40}$/;
 /** XA START's default formatID, the one our XA ids have. */
 const MYSQL_FORMAT_ID = 1;
+
+/** XA keeps its bookkeeping (duplicates, anti-hanging) in the barrier table: nothing else of the schema. */
+const BARRIER_NEEDS = { at: false } as const;
 
 const statement = (text: string, reads: SqlStatement['reads'] = 'count'): SqlStatement => ({ text, values: [], reads });
 
@@ -162,9 +166,14 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
     private readonly driver: SqlDriver<Tx>,
     private readonly sql: BarrierSql,
     private readonly lockTimeoutMs: number,
+    private readonly schema: SqlSchema,
   ) {}
 
-  async prepare(participant: string, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+  prepare(participant: string, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
+    return this.schema.explain(BARRIER_NEEDS, () => this.prepareBranch(participant, call, work));
+  }
+
+  private async prepareBranch(participant: string, call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
     const xid = new Xid(participant, call);
     const xa = await this.xaSql();
     if (await this.isPrepared(xa, xid)) return { kind: 'ok', result: null, duplicate: true, skipped: true };
@@ -236,10 +245,12 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
     const xid = new Xid(participant, call);
     const xa = await this.xaSql();
     if (await this.isPrepared(xa, xid)) await this.finish(xa, xid, 'rollback');
-    await this.driver.transaction(async (run) => {
-      await run(this.sql.lockTimeout(this.lockTimeoutMs));
-      await run(this.sql.insert(call, { slot: 'phase1', origin: 'rollback' }));
-    });
+    await this.schema.explain(BARRIER_NEEDS, () =>
+      this.driver.transaction(async (run) => {
+        await run(this.sql.lockTimeout(this.lockTimeoutMs));
+        await run(this.sql.insert(call, { slot: 'phase1', origin: 'rollback' }));
+      }),
+    );
     return { kind: 'ok', result: null, duplicate: false, skipped: false };
   }
 

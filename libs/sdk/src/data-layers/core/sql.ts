@@ -1,3 +1,5 @@
+import type { SchemaFix } from './schema.js';
+
 /**
  * What a SQL library adapter gives the barrier: statements run inside the library's own local
  * transaction, and the handle the business method writes through. Statements are written once,
@@ -41,6 +43,8 @@ export interface SqlDriver<Tx> {
   /** The library, for messages: `pg`, `TypeORM`... */
   readonly library: string;
   readonly dialect: SqlDialect;
+  /** How an app using this library makes the SDK's tables: named when they are missing. */
+  readonly schemaFix: SchemaFix;
   /** Runs work in one local transaction of the library: committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (run: SqlRun, handle: Tx) => Promise<T>): Promise<T>;
   /** Runs one statement on its own (autocommit). */

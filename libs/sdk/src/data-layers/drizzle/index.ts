@@ -92,6 +92,10 @@ export function drizzleDataLayer<Tx extends DrizzleExecutorLike>(db: DrizzleData
     {
       library: 'Drizzle',
       dialect,
+      schemaFix: {
+        barrier: `export ${dialect === 'postgres' ? 'dtxBarrierPg' : 'dtxBarrierMysql'} (@nest-dtx/sdk/drizzle) from your schema and migrate with drizzle-kit, or run barrierTableDdl('${dialect}')`,
+        at: 'run atSchemaDdl() (@nest-dtx/sdk/drizzle) in a migration',
+      },
       run: runOn(db, dialect),
       transaction: (work) => db.transaction((tx) => work(runOn(tx, dialect), tx)),
     },

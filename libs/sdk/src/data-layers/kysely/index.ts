@@ -74,6 +74,10 @@ export function kyselyDataLayer<DB>(db: Kysely<DB>, options: KyselyDataLayerOpti
     {
       library: 'Kysely',
       dialect,
+      schemaFix: {
+        barrier: `add dtxBarrierMigration('${dialect}') (@nest-dtx/sdk/kysely) to your Migrator's migrations and migrate`,
+        at: 'add dtxAtMigration() after it',
+      },
       run: runOn(db, dialect),
       transaction: (work) => db.transaction().execute((trx) => work(runOn(trx, dialect), trx)),
       // startTransaction is Kysely 0.28's: with 0.27 there is no XA.

@@ -108,6 +108,10 @@ export function mikroOrmDataLayer<Em extends MikroOrmSqlEntityManager>(source: E
     {
       library: 'MikroORM',
       dialect,
+      schemaFix: {
+        barrier: `add a migration that runs barrierTableDdl('${dialect}') (@nest-dtx/sdk/mikro-orm) and run it`,
+        at: 'run atSchemaDdl() in one too',
+      },
       run: (statement) => runOn(fork())(statement),
       // transactional flushes after the work (and the barrier's last statement) and before the commit.
       transaction: (work) => fork().transactional((tx) => work(runOn(tx), tx)),

@@ -33,6 +33,7 @@ export function mysql2DataLayer(pool: Pool, options?: DataLayerOptions): DtxData
     {
       library: 'mysql2',
       dialect: 'mysql',
+      schemaFix: { barrier: "run barrierTableDdl('mysql') (@nest-dtx/sdk/mysql2) in your migrations" },
       run: async (statement) => {
         const connection = await pool.getConnection();
         try {

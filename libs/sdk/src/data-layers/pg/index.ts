@@ -32,6 +32,10 @@ export function pgDataLayer(pool: Pool, options?: DataLayerOptions): DtxDataLaye
     {
       library: 'pg',
       dialect: 'postgres',
+      schemaFix: {
+        barrier: "run barrierTableDdl('postgres') (@nest-dtx/sdk/pg) in your migrations",
+        at: 'run atSchemaDdl() (@nest-dtx/sdk/pg) in your migrations',
+      },
       run: alone,
       transaction: async (work) => {
         const client = await pool.connect();

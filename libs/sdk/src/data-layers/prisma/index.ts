@@ -120,6 +120,10 @@ export function prismaDataLayer<Tx extends PrismaTransactionClientLike>(prisma: 
     {
       library: 'Prisma',
       dialect,
+      schemaFix: {
+        barrier: `add a migration.sql of barrierTableDdl('${dialect}') (@nest-dtx/sdk/prisma) and run prisma migrate deploy`,
+        at: 'add one of atSchemaDdl() the same way',
+      },
       run: runOn(prisma, dialect),
       transaction: async (work) => prisma.$transaction((tx) => work(runOn(tx, dialect), tx), transactionOptions),
     },

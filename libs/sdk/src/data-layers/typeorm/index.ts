@@ -6,6 +6,8 @@ import { typeormDialect } from './dialect.js';
 
 export { dtxMigrations, CreateDtxAt1763800000200, CreateDtxBarrier1763800000100 } from './barrier.migration.js';
 
+const TYPEORM_FIX = "add ...dtxMigrations to the DataSource's migrations and run them";
+
 function runOn(runner: QueryRunner, dialect: SqlDialect): SqlRun {
   return async (statement) => {
     const text = dialect === 'postgres' ? dollarPlaceholders(statement.text) : statement.text;
@@ -41,6 +43,8 @@ export function typeormDataLayer(dataSource: DataSource, options?: DataLayerOpti
     {
       library: 'TypeORM',
       dialect,
+      // dtxMigrations makes both (its AT migration does nothing on MySQL/MariaDB).
+      schemaFix: { barrier: TYPEORM_FIX, at: TYPEORM_FIX },
       run: alone,
       transaction: (work) => dataSource.transaction((manager) => work(runOn(manager.queryRunner!, dialect), manager)),
       ...(dialect === 'postgres' ? { session } : {}),
