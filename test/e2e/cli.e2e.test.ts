@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ParticipantAdminView, SecretRotationView, TransactionCounts, TransactionDetailView, TransactionPage } from '@nest-dtx/protocol';
+import { MODES, type ParticipantAdminView, type SecretRotationView, type TransactionCounts, type TransactionDetailView, type TransactionPage } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import {
   ManagedProcess,
@@ -238,6 +238,23 @@ describe('exit codes', () => {
     expect(show).toMatchObject({ code: 0 });
     expect(show.stdout).toMatch(/^Usage: nest-dtx tx show <gid>/);
     expect((await cli(['participants', 'rotate-secret', '--help'])).stdout).toContain('--overlap-seconds N');
+  });
+
+  it('0 for help tx and tx --help, which list the tx commands', async () => {
+    for (const args of [['help', 'tx'], ['tx', '--help']]) {
+      const run = await cli(args);
+      expect(run, args.join(' ')).toMatchObject({ code: 0, stderr: '' });
+      expect(run.stdout).toMatch(/^Usage: nest-dtx tx <command>/);
+      for (const command of ['list', 'show', 'retry', 'rollback']) expect(run.stdout).toMatch(new RegExp(`^ {2}tx ${command} `, 'm'));
+    }
+  });
+
+  it("tx list --help names every mode the coordinator takes, msg included", async () => {
+    const run = await cli(['tx', 'list', '--help']);
+    expect(run.code).toBe(0);
+    const modes = /^ +--mode M +(.+)$/m.exec(run.stdout)?.[1] ?? '';
+    expect(modes.split(/, | or /)).toEqual([...MODES]);
+    expect(modes).toContain('msg');
   });
 });
 
