@@ -15,7 +15,7 @@ import {
   retryTransaction,
   rollbackTransaction,
 } from './api.js';
-import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren } from './dom.js';
+import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren, zoneName } from './dom.js';
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
 const MODES = ['tcc', '2pc', 'saga', 'msg'];
@@ -230,7 +230,8 @@ class ListPage {
       checked: this.filters.attention,
       onchange: (e) => this.applyFilters({ attention: e.target.checked }),
     });
-    // Created from / before, in the operator's local time (minute steps; the hash takes any instant).
+    // Created from / before, in the operator's local time (minute steps; the hash takes any instant),
+    // its zone named beside them as every time on the page carries its own.
     const from = h('input', {
       name: 'from',
       type: 'datetime-local',
@@ -255,7 +256,7 @@ class ListPage {
       status,
       mode,
       participant,
-      h('label', { class: 'range' }, 'Created', from, '–', to),
+      h('label', { class: 'range' }, 'Created', from, '–', to, h('span', { class: 'muted zone', 'data-testid': 'range-zone' }, zoneName())),
       h('label', { class: 'checkbox' }, attention, 'Needs attention only'),
       active ? h('a', { class: 'clear-filters', href: '#/' }, 'Clear filters') : null,
     );
