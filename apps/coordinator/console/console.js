@@ -16,6 +16,7 @@ import {
   rollbackTransaction,
 } from './api.js';
 import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren, zoneName } from './dom.js';
+import { phaseAttempts, repeatRuns } from './history.js';
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
 const MODES = ['tcc', '2pc', 'saga', 'msg'];
@@ -452,6 +453,8 @@ class TransactionPage {
   constructor(gid) {
     this.gid = gid;
     this.generation = 0;
+    /** The folded runs of retries the operator opened, so a live re-render keeps them open. */
+    this.openRuns = new Set();
   }
 
   mount() {
@@ -635,20 +638,70 @@ class TransactionPage {
     );
   }
 
+  /**
+   * The history, oldest first. Calls repeated to one branch in one phase with one outcome (a
+   * participant down through hundreds of retries) fold into one line that says how many, from
+   * when to when, and the last error; it opens to show each.
+   */
   timeline(tx) {
     const participantOf = new Map(tx.branches.map((b) => [b.branchId, `${b.participant} / ${b.action}`]));
+    const attempts = phaseAttempts(tx.events);
+    const entry = (index) => {
+      const event = tx.events[index];
+      const { title, details, tone } = describeEvent(event, participantOf, attempts[index]);
+      return h(
+        'li',
+        { class: `event tone-${tone}`, dataset: { type: event.type, ...(event.detail?.phase ? { phase: event.detail.phase } : {}), ...(attempts[index] ? { attempt: String(attempts[index]) } : {}) } },
+        eventTime(event.at),
+        h('div', { class: 'event-body' }, h('div', { class: 'event-title' }, title), details.length ? h('div', { class: 'event-details' }, details) : null),
+      );
+    };
     return h(
       'ol',
       { class: 'timeline', 'data-testid': 'timeline' },
-      tx.events.map((event) => {
-        const { title, details, tone } = describeEvent(event, participantOf);
-        return h(
-          'li',
-          { class: `event tone-${tone}`, dataset: { type: event.type, ...(event.detail?.phase ? { phase: event.detail.phase } : {}) } },
-          h('time', { datetime: event.at, title: event.at }, formatTime(event.at)),
-          h('div', { class: 'event-body' }, h('div', { class: 'event-title' }, title), details.length ? h('div', { class: 'event-details' }, details) : null),
-        );
-      }),
+      repeatRuns(tx.events).map((run) => (run.length === 1 ? entry(run[0]) : this.repeatedCalls(tx.events, run, participantOf, attempts, entry))),
+    );
+  }
+
+  /** One line for a run of repeated calls (see timeline), opening to the calls themselves. */
+  repeatedCalls(events, run, participantOf, attempts, entry) {
+    const first = events[run[0]];
+    const last = events[run.at(-1)];
+    const { phase, outcome } = first.detail;
+    const who = participantOf.get(first.branchId) ?? first.branchId;
+    const key = `${first.branchId}/${phase}/${outcome}@${run[0]}`;
+    const lastError = [...run].reverse().map((i) => events[i].detail.error).find((error) => error !== undefined);
+    return h(
+      'li',
+      {
+        class: `event repeated tone-${callTone(outcome)}`,
+        dataset: { type: 'call', phase, outcome, branch: first.branchId, repeat: String(run.length) },
+      },
+      eventTime(first.at),
+      h(
+        'details',
+        {
+          class: 'event-body',
+          open: this.openRuns.has(key),
+          ontoggle: (e) => (e.target.open ? this.openRuns.add(key) : this.openRuns.delete(key)),
+        },
+        h(
+          'summary',
+          {},
+          h('span', { class: 'event-title' }, `${who} ← ${phase}: ${outcome} `, h('span', { class: 'repeat-count' }, `×${run.length}`)),
+          // Spans: a summary holds phrasing content only.
+          h(
+            'span',
+            { class: 'event-details' },
+            detail(`branch ${first.branchId}`),
+            detail(`attempts ${attempts[run[0]]}–${attempts[run.at(-1)]}`),
+            detail(h('span', {}, 'first ', h('time', { datetime: first.at, title: first.at }, formatTime(first.at)))),
+            detail(h('span', {}, 'last ', h('time', { datetime: last.at, title: last.at }, formatTime(last.at)))),
+            lastError !== undefined ? h('span', { class: 'event-error' }, `last error: ${describeJson(lastError)}`) : null,
+          ),
+        ),
+        h('ol', { class: 'timeline repeats' }, run.map(entry)),
+      ),
     );
   }
 
@@ -682,8 +735,15 @@ class TransactionPage {
   }
 }
 
-/** Turns one history event into a line of the timeline: who was called, with what answer. */
-function describeEvent(event, participantOf) {
+const eventTime = (at) => h('time', { datetime: at, title: at }, formatTime(at));
+
+const callTone = (outcome) => (outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn');
+
+/**
+ * Turns one history event into a line of the timeline: who was called, with what answer.
+ * `attempt`: a call's number within its branch and phase (phaseAttempts).
+ */
+function describeEvent(event, participantOf, attempt) {
   const d = event.detail ?? {};
   const who = event.branchId ? participantOf.get(event.branchId) ?? event.branchId : null;
   const move = event.from || event.to ? `${event.from ?? '∅'} → ${event.to ?? '∅'}` : null;
@@ -702,11 +762,11 @@ function describeEvent(event, participantOf) {
         title: `${who ?? d.participant} ← ${d.phase}: ${outcome}`,
         details: [
           detail(`branch ${event.branchId}`),
-          detail(`attempt ${d.attempt ?? '?'}`),
+          detail(`attempt ${attempt ?? '?'}`),
           move ? detail(`branch ${move}`) : null,
           d.error !== undefined ? h('span', { class: 'event-error' }, describeJson(d.error)) : null,
         ].filter(Boolean),
-        tone: outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn',
+        tone: callTone(outcome),
       };
     }
     case 'status':
