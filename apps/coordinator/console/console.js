@@ -175,6 +175,23 @@ class ListPage {
     this.nextCursor = null;
     /** Drops answers to requests that a newer reload has overtaken. */
     this.generation = 0;
+    /** The reloads and changes not yet applied, run one after the other (inTurn). */
+    this.turns = Promise.resolve();
+    /** Which counts request was sent last, and whose answer is on screen. */
+    this.sideDataAsked = 0;
+    this.sideDataShown = 0;
+  }
+
+  /**
+   * Runs the reloads of the rows and the changes to them one after the other, in the order
+   * they came. Side by side, a page of rows read before a change could arrive after it and put
+   * the changed row back as it was (or take it out), and no later event would set it right:
+   * the live update would be lost, more often the slower the server.
+   */
+  inTurn(task) {
+    const turn = this.turns.then(task);
+    this.turns = turn.catch(() => {});
+    return turn;
   }
 
   mount() {
@@ -269,8 +286,7 @@ class ListPage {
 
   /** The first page, the counts and the attention panel, from scratch. */
   async reload() {
-    const generation = ++this.generation;
-    await Promise.all([this.loadFirstPage(generation), this.refreshSideData()]);
+    await Promise.all([this.inTurn(() => this.loadFirstPage(++this.generation)), this.refreshSideData()]);
   }
 
   async loadFirstPage(generation) {
@@ -303,8 +319,11 @@ class ListPage {
   }
 
   async refreshSideData() {
+    const asked = ++this.sideDataAsked;
     const [stats, attention] = await Promise.allSettled([getStats(), listTransactions({ attention: true }, null, 20)]);
-    if (current !== this) return;
+    // An answer to an older request, overtaken by a newer one already shown, is older news.
+    if (current !== this || asked < this.sideDataShown) return;
+    this.sideDataShown = asked;
     if (stats.status === 'fulfilled') this.renderStats(stats.value);
     if (attention.status === 'fulfilled') this.renderAttention(attention.value);
   }
@@ -417,12 +436,14 @@ class ListPage {
   }
 
   /** Changed transactions, coalesced: refetch each one (or the page after a burst) and the counts. */
-  async onChanges(gids) {
+  onChanges(gids) {
     if (gids.length > BURST_RELOAD_THRESHOLD) return this.reload();
-    const views = await Promise.allSettled(gids.map((gid) => getTransaction(gid)));
-    if (current !== this) return;
-    for (const result of views) if (result.status === 'fulfilled') this.upsert(result.value);
-    this.refreshSideDataSoon();
+    return this.inTurn(async () => {
+      const views = await Promise.allSettled(gids.map((gid) => getTransaction(gid)));
+      if (current !== this) return;
+      for (const result of views) if (result.status === 'fulfilled') this.upsert(result.value);
+      this.refreshSideDataSoon();
+    });
   }
 
   /**
