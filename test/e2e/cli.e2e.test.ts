@@ -125,7 +125,7 @@ describe('nest-dtx tx', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^gid: +cli-refused$/m);
     expect(run.stdout).toMatch(/^status: +rolled_back$/m);
-    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +ATTEMPTS\n\S+ +bank +debit +rolled_back +\d+\n {2}last error: \{.*insufficient funds/m);
+    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +CALLS\n\S+ +bank +debit +rolled_back +\d+\n {2}last error: \{.*insufficient funds/m);
     expect(run.stdout).toMatch(/^History:\nAT +EVENT /m);
     const json = await cli(['tx', 'show', 'cli-refused', '--json']);
     const detail = JSON.parse(json.stdout) as TransactionDetailView;
@@ -284,7 +284,7 @@ describe('errors longer than a line', () => {
 
     const run = await cli(['tx', 'show', gid]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +ATTEMPTS\n\S+ +cli-long +debit +\S+ +\d+\n {2}last error: (.+)$/m);
+    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +CALLS\n\S+ +cli-long +debit +\S+ +\d+\n {2}last error: (.+)$/m);
     const lines = run.stdout.split('\n');
     expect(lines).toContain(`  last error: ${error}`);
     // The failed try in the history: its row, then its error whole on the next line.

@@ -593,6 +593,10 @@ describe('a transaction with many retries', () => {
     try {
       await openConsole('#/tx/con-retries', own, retrying.url);
       await own.locator('[data-testid="tx-header"][data-gid="con-retries"][data-status="committed"]').waitFor();
+      // The branch table counts calls over both phases (the try, then every confirm), and says so.
+      const [calls] = await readAll('[data-testid="branches"] tbody tr', ['branch'], own);
+      expect(calls.text.split('\t')).toContain(String(FAILURES + 2));
+      expect(await own.locator('[data-testid="branches"] thead th.num').innerText()).toMatch(/^calls$/i);
       // One line for the FAILURES failed confirms, one for each other event.
       expect(await own.locator('[data-testid="timeline"] > li').count()).toBe(detail.events.length - FAILURES + 1);
       const folded = own.locator('[data-testid="timeline"] > li.repeated');

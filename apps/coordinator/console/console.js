@@ -369,7 +369,8 @@ class ListPage {
             txLink(tx.gid),
             statusBadge(tx.status),
             h('span', { class: 'chip' }, tx.mode),
-            h('span', { class: 'muted' }, failing.map((b) => `${b.participant}: ${describeJson(b.lastError)} (${b.attempts} attempts)`).join('; ') || 'no error recorded'),
+            // A branch's `attempts` counts its calls in every phase (its try too), not the retries of the failing one.
+            h('span', { class: 'muted' }, failing.map((b) => `${b.participant}: ${describeJson(b.lastError)} (${b.attempts} calls)`).join('; ') || 'no error recorded'),
           );
         }),
       ),
@@ -637,7 +638,7 @@ class TransactionPage {
       h(
         'thead',
         {},
-        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num' }, 'Attempts'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
+        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num', title: 'Calls made to the branch, every phase together; the timeline numbers the attempts of each phase' }, 'Calls'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
       ),
       h(
         'tbody',

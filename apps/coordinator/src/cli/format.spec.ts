@@ -187,7 +187,7 @@ describe('rendered answers', () => {
     expect(text).toContain(
       [
         'Branches:',
-        'BRANCH  PARTICIPANT  ACTION  STATUS     ATTEMPTS',
+        'BRANCH  PARTICIPANT  ACTION  STATUS     CALLS',
         'b1      bank-a       debit   prepared   3',
         `  last error: ${error}`,
         'b2      bank-b       credit  committed  2',

@@ -166,7 +166,8 @@ function transactionSummary(t: TransactionView): string {
 function branches(t: TransactionView): string {
   if (t.branches.length === 0) return 'no branches';
   return table(
-    ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'ATTEMPTS'],
+    // The API's `attempts`: calls made to the branch over all its phases (its try included).
+    ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'CALLS'],
     t.branches.map((b) => [b.branchId, b.participant, b.action, b.status, String(b.attempts)]),
     t.branches.map((b) => labelled('last error', b.lastError)),
   );
