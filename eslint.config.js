@@ -31,7 +31,7 @@ export default tseslint.config(
       ...tseslint.configs.disableTypeChecked.languageOptions,
       sourceType: 'module',
       globals: Object.fromEntries(
-        ['window', 'document', 'location', 'fetch', 'EventSource', 'URLSearchParams', 'Node', 'HTMLAnchorElement', 'setTimeout', 'clearTimeout']
+        ['window', 'document', 'location', 'fetch', 'EventSource', 'URLSearchParams', 'Node', 'HTMLAnchorElement', 'setTimeout', 'clearTimeout', 'AbortSignal']
           .map((name) => [name, 'readonly']),
       ),
     },

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ParticipantAdminView, SecretRotationView, TransactionCounts, TransactionDetailView, TransactionPage } from '@nest-dtx/protocol';
+import { MODES, type ParticipantAdminView, type SecretRotationView, type TransactionCounts, type TransactionDetailView, type TransactionPage } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import {
   ManagedProcess,
@@ -18,6 +18,7 @@ import {
   generateApiKeys,
   getJson,
   openAccount,
+  postJson,
   until,
   type CoordinatorHandle,
   type ServiceHandle,
@@ -25,6 +26,7 @@ import {
 } from '../../scripts/lib/stack.js';
 import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/migrations/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { scriptedParticipant, type ScriptedAnswer, type ScriptedParticipant } from '../support/scripted-participant.js';
 
 const CLI = resolve(ROOT, 'dist/apps/coordinator/src/cli/main.js');
 // Phase-2 retries are a minute apart and one failed round needs attention, so only the
@@ -123,7 +125,7 @@ describe('nest-dtx tx', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/^gid: +cli-refused$/m);
     expect(run.stdout).toMatch(/^status: +rolled_back$/m);
-    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +ATTEMPTS +LAST ERROR\n\S+ +bank +debit +rolled_back /m);
+    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +CALLS\n\S+ +bank +debit +rolled_back +\d+\n {2}last error: \{.*insufficient funds/m);
     expect(run.stdout).toMatch(/^History:\nAT +EVENT /m);
     const json = await cli(['tx', 'show', 'cli-refused', '--json']);
     const detail = JSON.parse(json.stdout) as TransactionDetailView;
@@ -238,6 +240,59 @@ describe('exit codes', () => {
     expect(show).toMatchObject({ code: 0 });
     expect(show.stdout).toMatch(/^Usage: nest-dtx tx show <gid>/);
     expect((await cli(['participants', 'rotate-secret', '--help'])).stdout).toContain('--overlap-seconds N');
+  });
+
+  it('0 for help tx and tx --help, which list the tx commands', async () => {
+    for (const args of [['help', 'tx'], ['tx', '--help']]) {
+      const run = await cli(args);
+      expect(run, args.join(' ')).toMatchObject({ code: 0, stderr: '' });
+      expect(run.stdout).toMatch(/^Usage: nest-dtx tx <command>/);
+      for (const command of ['list', 'show', 'retry', 'rollback']) expect(run.stdout).toMatch(new RegExp(`^ {2}tx ${command} `, 'm'));
+    }
+  });
+
+  it("tx list --help names every mode the coordinator takes, msg included", async () => {
+    const run = await cli(['tx', 'list', '--help']);
+    expect(run.code).toBe(0);
+    const modes = /^ +--mode M +(.+)$/m.exec(run.stdout)?.[1] ?? '';
+    expect(modes.split(/, | or /)).toEqual([...MODES]);
+    expect(modes).toContain('msg');
+  });
+});
+
+describe('errors longer than a line', () => {
+  const LONG_REFUSAL = 'account cli-long is frozen by the compliance hold placed on 2026-11-30 (case AML-20931); ask the risk team to lift it before any debit';
+  let participant: ScriptedParticipant;
+  beforeAll(async () => {
+    // Refuses the try with a message far past 80 characters; agrees to everything else (the cancel).
+    participant = await scriptedParticipant((call): ScriptedAnswer => (call.phase === 'try' ? { status: 409, body: { message: LONG_REFUSAL } } : { status: 200, body: {} }));
+    const registration = { name: 'cli-long', transport: 'http', endpoint: participant.endpoint, actions: [{ name: 'debit', modes: ['tcc'] }] };
+    const registered = await postJson(`${coord.url}/v1/participants`, registration, keys.participant);
+    expect(registered.status).toBe(201);
+  });
+  afterAll(async () => {
+    await participant?.close();
+  });
+
+  it('tx show prints the whole error, under its branch and under its call, the columns staying narrow', async () => {
+    const gid = 'cli-long-error';
+    await client.begin({ mode: 'tcc', gid, wait: true, branches: [{ participant: 'cli-long', action: 'debit', payload: {} }] });
+    const detail = await admin<TransactionDetailView>(`/admin/transactions/${gid}`);
+    const error = JSON.stringify(detail.branches[0].lastError);
+    expect(error).toContain(LONG_REFUSAL);
+    expect(error.length).toBeGreaterThan(80);
+
+    const run = await cli(['tx', 'show', gid]);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^Branches:\nBRANCH +PARTICIPANT +ACTION +STATUS +CALLS\n\S+ +cli-long +debit +\S+ +\d+\n {2}last error: (.+)$/m);
+    const lines = run.stdout.split('\n');
+    expect(lines).toContain(`  last error: ${error}`);
+    // The failed try in the history: its row, then its error whole on the next line.
+    const tryRow = lines.findIndex((line) => /^\S+ \S+ +call +\S+ .*"phase":"try"/.test(line));
+    expect(tryRow).toBeGreaterThan(0);
+    expect(lines[tryRow + 1]).toBe(`  error: ${error}`);
+    // The text is in those two lines only, never in a cell that would widen a column.
+    expect(lines.filter((line) => line.includes(LONG_REFUSAL))).toEqual([`  last error: ${error}`, `  error: ${error}`]);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ParticipantAdminView, TransactionCounts, TransactionDetailView, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
@@ -22,6 +22,7 @@ import {
   type ServiceHandle,
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { scriptedParticipant, type ScriptedAnswer, type ScriptedParticipant } from '../support/scripted-participant.js';
 
 const SCREENSHOTS = join(ROOT, '.data/screenshots');
 
@@ -37,6 +38,14 @@ let page: Page;
 // in phase 2 comes from the operator's retry; one failed round is enough to need attention.
 const COORDINATOR_ENV = { RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', ATTENTION_AFTER_ATTEMPTS: '1', CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' };
 const LONG_TIMEOUT_MS = 600_000;
+/**
+ * The browser's zone: not UTC and not a whole hour off it, so a time shown without its zone, or
+ * converted wrongly, shows. No daylight saving there, so the offset is the same all year.
+ */
+const ZONE = { id: 'Asia/Kolkata', offset: '+05:30', minutes: 330 };
+/** The most a wait for something the page shows may take on a loaded machine; it ends as soon as the page shows it. */
+const CEILING = { timeout: 60_000 };
+const DESKTOP = { width: 1360, height: 900 };
 
 const transfer = (from: string, to: string, amount: number) => [
   { participant: 'bank-a', action: 'debit', payload: { accountId: from, amount } },
@@ -49,8 +58,8 @@ interface ReadElement {
   text: string;
   [attribute: string]: string | null;
 }
-async function readAll(selector: string, attributes: string[]): Promise<ReadElement[]> {
-  const found = await page.locator(selector).all();
+async function readAll(selector: string, attributes: string[], on: Page = page): Promise<ReadElement[]> {
+  const found = await on.locator(selector).all();
   return Promise.all(
     found.map(async (element) => {
       const read: ReadElement = { text: await element.innerText() };
@@ -60,15 +69,72 @@ async function readAll(selector: string, attributes: string[]): Promise<ReadElem
   );
 }
 const shownGids = async () => (await readAll('.tx-table tbody tr[data-gid]', ['gid'])).map((r) => r.gid);
-const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+const screenshot = (name: string, on: Page = page) => on.screenshot({ path: join(SCREENSHOTS, `console-${name}.png`), fullPage: true });
+
+/** An instant as the console shows it in ZONE: local date and time to the second (or the time to the millisecond), then the offset. */
+function inZone(iso: string, precision: 'seconds' | 'milliseconds' = 'seconds'): string {
+  const wall = new Date(Date.parse(iso) + ZONE.minutes * 60_000).toISOString();
+  return precision === 'seconds' ? `${wall.slice(0, 10)} ${wall.slice(11, 19)}${ZONE.offset}` : `${wall.slice(11, 23)}${ZONE.offset}`;
+}
+
+/** Every element `selector` matches shows the instant of its `attribute` (an ISO time) in ZONE, with the offset; how many there are. */
+async function expectZonedTimes(on: Page, selector: string, attribute: 'title' | 'datetime', precision: 'seconds' | 'milliseconds' = 'seconds'): Promise<number> {
+  const shown = await on.locator(selector).all();
+  for (const element of shown) {
+    const iso = (await element.getAttribute(attribute)) ?? '';
+    expect((await element.textContent())?.trim(), `${selector} ${iso}`).toBe(inZone(iso, precision));
+  }
+  return shown.length;
+}
+
+/** A page of its own (its own size and live stream), in ZONE like the main one. */
+async function newPage(viewport: { width: number; height: number }): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ viewport, timezoneId: ZONE.id });
+  return { context, page: await context.newPage() };
+}
+
+interface Box {
+  name: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The header's parts on screen: the name, each view's link, the live state. */
+async function headerBoxes(on: Page): Promise<Box[]> {
+  const boxes: Box[] = [];
+  for (const [name, locator] of [['brand', on.locator('.topbar .brand')], ...(await on.locator('.topbar .nav a').all()).map((link, i) => [`nav ${i}`, link] as const), ['live', on.locator('#live')]] as const) {
+    const box = await locator.boundingBox();
+    expect(box, name).not.toBeNull();
+    boxes.push({ name, ...box! });
+  }
+  return boxes;
+}
+
+const overlap = (a: Box, b: Box) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
+/** No two parts of the header overlap, and each is inside the window, width `width`. */
+async function expectTidyHeader(on: Page, width: number): Promise<Box[]> {
+  const boxes = await headerBoxes(on);
+  expect(boxes.length).toBe(5);
+  for (const box of boxes) {
+    expect(box.x, box.name).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width, box.name).toBeLessThanOrEqual(width);
+  }
+  for (const [i, a] of boxes.entries()) for (const b of boxes.slice(i + 1)) expect(overlap(a, b), `${a.name} overlaps ${b.name}`).toBe(false);
+  // Nothing on the page is wider than the window: a wide table scrolls inside its panel.
+  expect(await on.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(width);
+  return boxes;
+}
 
 /** Waits until the list shows the rows for these filters (`status=rolled_back`, '' for none). */
-const listReady = (query: string) => page.locator(`.tx-table[data-state="ready"][data-query="${query}"]`).waitFor();
+const listReady = (query: string, on: Page = page) => on.locator(`.tx-table[data-state="ready"][data-query="${query}"]`).waitFor();
 
 /** Waits until the page has its live stream open: from then on no change is missed. */
-async function openConsole(hash = '#/'): Promise<void> {
-  await page.goto(`${coord.url}/admin${hash}`);
-  await page.locator('#live[data-state="live"]').waitFor();
+async function openConsole(hash = '#/', on: Page = page, url = coord.url): Promise<void> {
+  await on.goto(`${url}/admin${hash}`);
+  await on.locator('#live[data-state="live"]').waitFor();
 }
 
 beforeAll(async () => {
@@ -116,7 +182,7 @@ beforeAll(async () => {
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
-  page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+  page = (await newPage(DESKTOP)).page;
 });
 
 afterAll(async () => {
@@ -145,7 +211,36 @@ describe('the list of transactions', () => {
     expect(await count('committing')).toBe(1);
     expect(await count('attention')).toBe(1);
     expect(await page.locator('[data-testid="count-modes"]').innerText()).toMatch(/tcc\s*5.*saga\s*1/s);
+    // Created and updated of each row, in the browser's zone with its offset; the time range's inputs name the zone.
+    expect(await expectZonedTimes(page, '.tx-table td.time', 'title')).toBe(12);
+    expect(await page.locator('[data-testid="range-zone"]').innerText()).toBe(`UTC${ZONE.offset}`);
     await screenshot('list');
+  });
+
+  it('stacks the header on a narrow screen (420 px) instead of overlapping its parts; one row on a wide one', async () => {
+    await openConsole('#/');
+    await listReady('');
+    const wide = await expectTidyHeader(page, DESKTOP.width);
+    // One row: some height is shared by every part.
+    expect(Math.max(...wide.map((b) => b.y))).toBeLessThan(Math.min(...wide.map((b) => b.y + b.height)));
+
+    const { context, page: narrow } = await newPage({ width: 420, height: 800 });
+    try {
+      await openConsole('#/', narrow);
+      await listReady('', narrow);
+      const boxes = await expectTidyHeader(narrow, 420);
+      const [brand, live] = [boxes[0], boxes.at(-1)!];
+      // The views' links go on a row of their own, under the name and the live state.
+      for (const link of boxes.slice(1, -1)) expect(link.y, link.name).toBeGreaterThanOrEqual(Math.max(brand.y + brand.height, live.y + live.height));
+      await screenshot('narrow-list', narrow);
+
+      await openConsole('#/tx/con-attn', narrow);
+      await narrow.locator('[data-testid="tx-header"][data-gid="con-attn"]').waitFor();
+      await expectTidyHeader(narrow, 420);
+      await screenshot('narrow-transaction', narrow);
+    } finally {
+      await context.close();
+    }
   });
 
   it('puts the transaction that needs attention first, with why', async () => {
@@ -234,9 +329,9 @@ describe("a transaction's page", () => {
     expect(branches[0].text).toContain('insufficient funds');
     expect(branches[1].text).toContain('bank-b');
 
-    const timeline = page.locator('[data-testid="timeline"] li');
+    const timeline = page.locator('[data-testid="timeline"] > li');
     expect(await timeline.count()).toBe(detail.events.length);
-    const shown = await readAll('[data-testid="timeline"] li', ['type', 'phase']);
+    const shown = await readAll('[data-testid="timeline"] > li', ['type', 'phase', 'attempt']);
     expect(shown.map((e) => e.type)).toEqual(detail.events.map((e) => e.type));
     const calls = shown.filter((e) => e.type === 'call');
     expect(calls.map((c) => c.phase)).toEqual(detail.events.filter((e) => e.type === 'call').map((e) => (e.detail as { phase: string }).phase));
@@ -246,6 +341,19 @@ describe("a transaction's page", () => {
     expect(failedTry?.text).toContain('attempt 1');
     expect(calls.some((c) => c.phase === 'cancel' && c.text.includes('bank-b') && c.text.includes('ok'))).toBe(true);
     expect(shown.at(-1)?.text).toContain('rolling_back → rolled_back');
+    // Attempts count within a phase: each branch's cancel is its attempt 1, though the stored
+    // detail.attempt counts the branch's calls over its phases (its try was the first).
+    const cancels = calls.filter((c) => c.phase === 'cancel');
+    expect(cancels.length).toBe(2);
+    for (const cancel of cancels) {
+      expect(cancel.attempt).toBe('1');
+      expect(cancel.text).toMatch(/\battempt 1\b/);
+    }
+    const storedCancels = detail.events.filter((e) => e.type === 'call' && (e.detail as { phase: string }).phase === 'cancel');
+    expect(storedCancels.map((e) => (e.detail as { attempt: number }).attempt)).toEqual([2, 2]);
+    // Its times, in the browser's zone with the offset.
+    expect(await expectZonedTimes(page, '[data-testid="tx-header"] .meta dd[title]', 'title')).toBe(3);
+    expect(await expectZonedTimes(page, '[data-testid="timeline"] > li > time', 'datetime', 'milliseconds')).toBe(detail.events.length);
     await screenshot('transaction');
   });
 
@@ -280,16 +388,17 @@ describe('live updates', () => {
     // A reload would lose this mark.
     await page.evaluate('window.consoleNotReloaded = true');
 
+    // Each wait ends when the page shows the change; CEILING only bounds how long that may take.
     await client.begin({ mode: 'tcc', gid: 'con-live-1', wait: true, branches: transfer('alice', 'bob', 300) });
-    await row('con-live-1', 'committed').waitFor();
+    await row('con-live-1', 'committed').waitFor(CEILING);
 
     await client.begin({ mode: 'tcc', gid: 'con-live-2', timeoutMs: LONG_TIMEOUT_MS });
-    await row('con-live-2', 'active').waitFor();
+    await row('con-live-2', 'active').waitFor(CEILING);
     for (const branch of transfer('alice', 'dave', 200)) await client.addBranch('con-live-2', branch);
     await client.commit('con-live-2', { wait: true });
-    await row('con-live-2', 'committed').waitFor();
+    await row('con-live-2', 'committed').waitFor(CEILING);
     expect((await shownGids()).slice(0, 2)).toEqual(['con-live-2', 'con-live-1']);
-    await page.locator('[data-testid="count-total"] .stat-count', { hasText: '8' }).waitFor();
+    await page.locator('[data-testid="count-total"] .stat-count', { hasText: /^8$/ }).waitFor(CEILING);
 
     expect(await page.evaluate('window.consoleNotReloaded === true')).toBe(true);
     await screenshot('live');
@@ -348,6 +457,7 @@ describe('locks', () => {
       ['credit', 'public.accounts', '["frank"]', 'held'],
     ]);
     expect(locked[0].text).toContain('held');
+    expect(await expectZonedTimes(page, '[data-testid="tx-locks"] td.time', 'title', 'milliseconds')).toBe(2);
     await screenshot('transaction-locks');
 
     await page.locator('#nav-locks').click();
@@ -361,6 +471,7 @@ describe('locks', () => {
     ]);
     expect(held[0].text).toContain('public.accounts ["erin"]');
     expect(held[0].text).toContain('bank-a');
+    expect(await expectZonedTimes(page, '[data-testid="held-locks"] td.time', 'title')).toBe(2);
     await screenshot('locks');
 
     // The commit finishes the transaction: its change reaches the open view, which lists its locks no more.
@@ -430,6 +541,93 @@ describe('behind API keys', () => {
     } finally {
       await keyed.process.kill();
       await database.drop();
+    }
+  });
+});
+
+describe('a transaction with many retries', () => {
+  const FAILURES = 12;
+  const REFUSAL = 'the ledger is being re-indexed after the nightly batch; account a-17 stays locked until the re-index finishes';
+  let database: TestDatabase;
+  let retrying: CoordinatorHandle;
+  let flaky: ScriptedParticipant;
+
+  beforeAll(async () => {
+    // Its own coordinator, retrying phase 2 at once and without a circuit breaker or an attention
+    // flag in between, so the failed confirms follow each other as fast as the recovery loop goes.
+    database = await createTestDatabase('console_retries');
+    retrying = await coordinator('console-retry-coordinator', database.url, {
+      RETRY_BASE_MS: '10',
+      RETRY_MAX_MS: '20',
+      RECOVERY_INTERVAL_MS: '20',
+      ATTENTION_AFTER_ATTEMPTS: '1000',
+      BREAKER_FAILURE_THRESHOLD: '0',
+    });
+    await retrying.start();
+    // Answers its confirm with a 503 FAILURES times, then agrees.
+    flaky = await scriptedParticipant((call, earlier): ScriptedAnswer =>
+      call.phase === 'confirm' && earlier.filter((c) => c.phase === 'confirm').length < FAILURES ? { status: 503, body: { message: REFUSAL } } : { status: 200, body: {} },
+    );
+    const registered = await postJson(`${retrying.url}/v1/participants`, { name: 'con-flaky', transport: 'http', endpoint: flaky.endpoint, actions: [{ name: 'reserve', modes: ['tcc'] }] });
+    expect(registered.status).toBe(201);
+  });
+
+  afterAll(async () => {
+    await retrying?.process.kill();
+    await flaky?.close();
+    await database?.drop();
+  });
+
+  it('folds the failed confirms into one line (count, first and last time, last error) that opens to each, attempts numbered within the phase', async () => {
+    const retryingClient = new TransactionClient({ coordinatorUrl: retrying.url });
+    await retryingClient.begin({ mode: 'tcc', gid: 'con-retries', branches: [{ participant: 'con-flaky', action: 'reserve', payload: {} }] });
+    await until('con-retries to commit', async () => ((await retryingClient.get('con-retries')).status === 'committed' ? true : undefined), CEILING.timeout);
+    const detail = await getJson<TransactionDetailView>(`${retrying.url}/admin/transactions/con-retries`);
+    const confirms = detail.events.filter((e) => e.type === 'call' && (e.detail as { phase: string }).phase === 'confirm');
+    const confirmDetail = (i: number) => confirms[i].detail as { outcome: string; attempt: number; error?: string };
+    expect(confirms.map((_, i) => confirmDetail(i).outcome)).toEqual([...Array<string>(FAILURES).fill('transient'), 'ok']);
+    // The stored counter runs over the branch's phases: its first confirm is its second call.
+    expect(confirmDetail(0).attempt).toBe(2);
+
+    const { context, page: own } = await newPage(DESKTOP);
+    try {
+      await openConsole('#/tx/con-retries', own, retrying.url);
+      await own.locator('[data-testid="tx-header"][data-gid="con-retries"][data-status="committed"]').waitFor();
+      // The branch table counts calls over both phases (the try, then every confirm), and says so.
+      const [calls] = await readAll('[data-testid="branches"] tbody tr', ['branch'], own);
+      expect(calls.text.split('\t')).toContain(String(FAILURES + 2));
+      expect(await own.locator('[data-testid="branches"] thead th.num').innerText()).toMatch(/^calls$/i);
+      // One line for the FAILURES failed confirms, one for each other event.
+      expect(await own.locator('[data-testid="timeline"] > li').count()).toBe(detail.events.length - FAILURES + 1);
+      const folded = own.locator('[data-testid="timeline"] > li.repeated');
+      expect(await folded.count()).toBe(1);
+      expect(await folded.getAttribute('data-phase')).toBe('confirm');
+      expect(await folded.getAttribute('data-repeat')).toBe(String(FAILURES));
+      const summary = await folded.locator('summary').innerText();
+      expect(summary).toContain(`con-flaky / reserve ← confirm: transient ×${FAILURES}`);
+      expect(summary).toContain(`attempts 1–${FAILURES}`);
+      expect(summary).toContain(`first ${inZone(confirms[0].at, 'milliseconds')}`);
+      expect(summary).toContain(`last ${inZone(confirms[FAILURES - 1].at, 'milliseconds')}`);
+      expect(confirmDetail(FAILURES - 1).error).toContain(REFUSAL);
+      expect(summary).toContain(`last error: ${confirmDetail(FAILURES - 1).error}`);
+
+      // Folded until opened; then every call, numbered 1 to FAILURES.
+      const each = folded.locator('ol.repeats > li');
+      expect(await each.first().isVisible()).toBe(false);
+      await folded.locator('summary').click();
+      await each.first().waitFor();
+      const opened = await readAll('[data-testid="timeline"] > li.repeated ol.repeats > li', ['attempt'], own);
+      expect(opened.map((e) => e.attempt)).toEqual(Array.from({ length: FAILURES }, (_, i) => String(i + 1)));
+      expect(opened[0].text).toContain(REFUSAL);
+
+      // The try is attempt 1 of its phase, and so is the first confirm; the confirm that went through is the last of its phase.
+      expect(await own.locator('[data-testid="timeline"] > li[data-phase="try"]').getAttribute('data-attempt')).toBe('1');
+      const through = own.locator('[data-testid="timeline"] > li[data-phase="confirm"]:not(.repeated)');
+      expect(await through.getAttribute('data-attempt')).toBe(String(FAILURES + 1));
+      expect(await through.innerText()).toContain(`attempt ${FAILURES + 1}`);
+      await screenshot('retries', own);
+    } finally {
+      await context.close();
     }
   });
 });

@@ -12,6 +12,11 @@ export class ApiFailure extends Error {
 }
 
 const CONSOLE_TOKEN_HEADER = 'x-dtx-console-token';
+/**
+ * A request not answered by then fails: the list applies its reloads and changes in turn, so
+ * one request left hanging (a connection dropped without a reset) would hold up every update.
+ */
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /** The session token, fetched once (null without API keys); a failed fetch is tried again next time. */
 let session = null;
@@ -38,6 +43,7 @@ async function request(method, path) {
     credentials: 'same-origin',
     headers,
     body: method === 'POST' ? '{}' : undefined,
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   const text = await response.text();
   let body = null;

@@ -15,7 +15,8 @@ import {
   retryTransaction,
   rollbackTransaction,
 } from './api.js';
-import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren } from './dom.js';
+import { describeJson, formatDateTime, formatDuration, formatTime, h, replaceChildren, zoneName } from './dom.js';
+import { phaseAttempts, repeatRuns } from './history.js';
 
 const STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'];
 const MODES = ['tcc', '2pc', 'saga', 'msg'];
@@ -174,6 +175,23 @@ class ListPage {
     this.nextCursor = null;
     /** Drops answers to requests that a newer reload has overtaken. */
     this.generation = 0;
+    /** The reloads and changes not yet applied, run one after the other (inTurn). */
+    this.turns = Promise.resolve();
+    /** Which counts request was sent last, and whose answer is on screen. */
+    this.sideDataAsked = 0;
+    this.sideDataShown = 0;
+  }
+
+  /**
+   * Runs the reloads of the rows and the changes to them one after the other, in the order
+   * they came. Side by side, a page of rows read before a change could arrive after it and put
+   * the changed row back as it was (or take it out), and no later event would set it right:
+   * the live update would be lost, more often the slower the server.
+   */
+  inTurn(task) {
+    const turn = this.turns.then(task);
+    this.turns = turn.catch(() => {});
+    return turn;
   }
 
   mount() {
@@ -230,7 +248,8 @@ class ListPage {
       checked: this.filters.attention,
       onchange: (e) => this.applyFilters({ attention: e.target.checked }),
     });
-    // Created from / before, in the operator's local time (minute steps; the hash takes any instant).
+    // Created from / before, in the operator's local time (minute steps; the hash takes any instant),
+    // its zone named beside them as every time on the page carries its own.
     const from = h('input', {
       name: 'from',
       type: 'datetime-local',
@@ -255,7 +274,7 @@ class ListPage {
       status,
       mode,
       participant,
-      h('label', { class: 'range' }, 'Created', from, '–', to),
+      h('label', { class: 'range' }, 'Created', from, '–', to, h('span', { class: 'muted zone', 'data-testid': 'range-zone' }, zoneName())),
       h('label', { class: 'checkbox' }, attention, 'Needs attention only'),
       active ? h('a', { class: 'clear-filters', href: '#/' }, 'Clear filters') : null,
     );
@@ -267,8 +286,7 @@ class ListPage {
 
   /** The first page, the counts and the attention panel, from scratch. */
   async reload() {
-    const generation = ++this.generation;
-    await Promise.all([this.loadFirstPage(generation), this.refreshSideData()]);
+    await Promise.all([this.inTurn(() => this.loadFirstPage(++this.generation)), this.refreshSideData()]);
   }
 
   async loadFirstPage(generation) {
@@ -301,8 +319,11 @@ class ListPage {
   }
 
   async refreshSideData() {
+    const asked = ++this.sideDataAsked;
     const [stats, attention] = await Promise.allSettled([getStats(), listTransactions({ attention: true }, null, 20)]);
-    if (current !== this) return;
+    // An answer to an older request, overtaken by a newer one already shown, is older news.
+    if (current !== this || asked < this.sideDataShown) return;
+    this.sideDataShown = asked;
     if (stats.status === 'fulfilled') this.renderStats(stats.value);
     if (attention.status === 'fulfilled') this.renderAttention(attention.value);
   }
@@ -348,7 +369,8 @@ class ListPage {
             txLink(tx.gid),
             statusBadge(tx.status),
             h('span', { class: 'chip' }, tx.mode),
-            h('span', { class: 'muted' }, failing.map((b) => `${b.participant}: ${describeJson(b.lastError)} (${b.attempts} attempts)`).join('; ') || 'no error recorded'),
+            // A branch's `attempts` counts its calls in every phase (its try too), not the retries of the failing one.
+            h('span', { class: 'muted' }, failing.map((b) => `${b.participant}: ${describeJson(b.lastError)} (${b.attempts} calls)`).join('; ') || 'no error recorded'),
           );
         }),
       ),
@@ -415,12 +437,14 @@ class ListPage {
   }
 
   /** Changed transactions, coalesced: refetch each one (or the page after a burst) and the counts. */
-  async onChanges(gids) {
+  onChanges(gids) {
     if (gids.length > BURST_RELOAD_THRESHOLD) return this.reload();
-    const views = await Promise.allSettled(gids.map((gid) => getTransaction(gid)));
-    if (current !== this) return;
-    for (const result of views) if (result.status === 'fulfilled') this.upsert(result.value);
-    this.refreshSideDataSoon();
+    return this.inTurn(async () => {
+      const views = await Promise.allSettled(gids.map((gid) => getTransaction(gid)));
+      if (current !== this) return;
+      for (const result of views) if (result.status === 'fulfilled') this.upsert(result.value);
+      this.refreshSideDataSoon();
+    });
   }
 
   /**
@@ -451,6 +475,8 @@ class TransactionPage {
   constructor(gid) {
     this.gid = gid;
     this.generation = 0;
+    /** The folded runs of retries the operator opened, so a live re-render keeps them open. */
+    this.openRuns = new Set();
   }
 
   mount() {
@@ -612,7 +638,7 @@ class TransactionPage {
       h(
         'thead',
         {},
-        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num' }, 'Attempts'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
+        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num', title: 'Calls made to the branch, every phase together; the timeline numbers the attempts of each phase' }, 'Calls'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
       ),
       h(
         'tbody',
@@ -634,20 +660,70 @@ class TransactionPage {
     );
   }
 
+  /**
+   * The history, oldest first. Calls repeated to one branch in one phase with one outcome (a
+   * participant down through hundreds of retries) fold into one line that says how many, from
+   * when to when, and the last error; it opens to show each.
+   */
   timeline(tx) {
     const participantOf = new Map(tx.branches.map((b) => [b.branchId, `${b.participant} / ${b.action}`]));
+    const attempts = phaseAttempts(tx.events);
+    const entry = (index) => {
+      const event = tx.events[index];
+      const { title, details, tone } = describeEvent(event, participantOf, attempts[index]);
+      return h(
+        'li',
+        { class: `event tone-${tone}`, dataset: { type: event.type, ...(event.detail?.phase ? { phase: event.detail.phase } : {}), ...(attempts[index] ? { attempt: String(attempts[index]) } : {}) } },
+        eventTime(event.at),
+        h('div', { class: 'event-body' }, h('div', { class: 'event-title' }, title), details.length ? h('div', { class: 'event-details' }, details) : null),
+      );
+    };
     return h(
       'ol',
       { class: 'timeline', 'data-testid': 'timeline' },
-      tx.events.map((event) => {
-        const { title, details, tone } = describeEvent(event, participantOf);
-        return h(
-          'li',
-          { class: `event tone-${tone}`, dataset: { type: event.type, ...(event.detail?.phase ? { phase: event.detail.phase } : {}) } },
-          h('time', { datetime: event.at, title: event.at }, formatTime(event.at)),
-          h('div', { class: 'event-body' }, h('div', { class: 'event-title' }, title), details.length ? h('div', { class: 'event-details' }, details) : null),
-        );
-      }),
+      repeatRuns(tx.events).map((run) => (run.length === 1 ? entry(run[0]) : this.repeatedCalls(tx.events, run, participantOf, attempts, entry))),
+    );
+  }
+
+  /** One line for a run of repeated calls (see timeline), opening to the calls themselves. */
+  repeatedCalls(events, run, participantOf, attempts, entry) {
+    const first = events[run[0]];
+    const last = events[run.at(-1)];
+    const { phase, outcome } = first.detail;
+    const who = participantOf.get(first.branchId) ?? first.branchId;
+    const key = `${first.branchId}/${phase}/${outcome}@${run[0]}`;
+    const lastError = [...run].reverse().map((i) => events[i].detail.error).find((error) => error !== undefined);
+    return h(
+      'li',
+      {
+        class: `event repeated tone-${callTone(outcome)}`,
+        dataset: { type: 'call', phase, outcome, branch: first.branchId, repeat: String(run.length) },
+      },
+      eventTime(first.at),
+      h(
+        'details',
+        {
+          class: 'event-body',
+          open: this.openRuns.has(key),
+          ontoggle: (e) => (e.target.open ? this.openRuns.add(key) : this.openRuns.delete(key)),
+        },
+        h(
+          'summary',
+          {},
+          h('span', { class: 'event-title' }, `${who} ← ${phase}: ${outcome} `, h('span', { class: 'repeat-count' }, `×${run.length}`)),
+          // Spans: a summary holds phrasing content only.
+          h(
+            'span',
+            { class: 'event-details' },
+            detail(`branch ${first.branchId}`),
+            detail(`attempts ${attempts[run[0]]}–${attempts[run.at(-1)]}`),
+            detail(h('span', {}, 'first ', h('time', { datetime: first.at, title: first.at }, formatTime(first.at)))),
+            detail(h('span', {}, 'last ', h('time', { datetime: last.at, title: last.at }, formatTime(last.at)))),
+            lastError !== undefined ? h('span', { class: 'event-error' }, `last error: ${describeJson(lastError)}`) : null,
+          ),
+        ),
+        h('ol', { class: 'timeline repeats' }, run.map(entry)),
+      ),
     );
   }
 
@@ -681,8 +757,15 @@ class TransactionPage {
   }
 }
 
-/** Turns one history event into a line of the timeline: who was called, with what answer. */
-function describeEvent(event, participantOf) {
+const eventTime = (at) => h('time', { datetime: at, title: at }, formatTime(at));
+
+const callTone = (outcome) => (outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn');
+
+/**
+ * Turns one history event into a line of the timeline: who was called, with what answer.
+ * `attempt`: a call's number within its branch and phase (phaseAttempts).
+ */
+function describeEvent(event, participantOf, attempt) {
   const d = event.detail ?? {};
   const who = event.branchId ? participantOf.get(event.branchId) ?? event.branchId : null;
   const move = event.from || event.to ? `${event.from ?? '∅'} → ${event.to ?? '∅'}` : null;
@@ -701,11 +784,11 @@ function describeEvent(event, participantOf) {
         title: `${who ?? d.participant} ← ${d.phase}: ${outcome}`,
         details: [
           detail(`branch ${event.branchId}`),
-          detail(`attempt ${d.attempt ?? '?'}`),
+          detail(`attempt ${attempt ?? '?'}`),
           move ? detail(`branch ${move}`) : null,
           d.error !== undefined ? h('span', { class: 'event-error' }, describeJson(d.error)) : null,
         ].filter(Boolean),
-        tone: outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn',
+        tone: callTone(outcome),
       };
     }
     case 'status':

@@ -34,17 +34,35 @@ export function replaceChildren(parent, ...children) {
 
 const pad = (n, width = 2) => String(n).padStart(width, '0');
 
-/** Local date and time, to the second: 2026-11-23 08:22:31. */
+/**
+ * The UTC offset of this browser's zone at `date` (daylight saving moves it): Z for none, else
+ * +05:30 or -04:00. Every time shown carries it: an operator comparing the console with logs
+ * (the CLI prints UTC with a Z) must not have to guess whose clock a time is on.
+ */
+export function zoneOffset(date) {
+  const minutes = -date.getTimezoneOffset();
+  if (minutes === 0) return 'Z';
+  const abs = Math.abs(minutes);
+  return `${minutes > 0 ? '+' : '-'}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+}
+
+/** The zone as a label next to inputs in local time: UTC, UTC+05:30. */
+export function zoneName(date = new Date()) {
+  const offset = zoneOffset(date);
+  return offset === 'Z' ? 'UTC' : `UTC${offset}`;
+}
+
+/** Local date and time, to the second, with the zone: 2026-11-23 08:22:31+01:00. */
 export function formatDateTime(iso) {
   if (!iso) return '—';
   const d = new Date(iso);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${zoneOffset(d)}`;
 }
 
-/** Local time with milliseconds, for the timeline: 08:22:31.042. */
+/** Local time with milliseconds and the zone, for the timeline: 08:22:31.042+01:00. */
 export function formatTime(iso) {
   const d = new Date(iso);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}${zoneOffset(d)}`;
 }
 
 /** A JSON value as short readable text (strings as they are). */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { GLOBAL_STATUSES, MODES } from '@nest-dtx/protocol';
 import { DEFAULT_COORDINATOR_URL, parseCommandLine, type Invocation } from './arguments.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import { generalHelp, topicHelp } from './help.js';
 
 const parse = (line: string, env: Record<string, string> = {}): Invocation => parseCommandLine(line.split(' ').filter(Boolean), env);
 
@@ -86,7 +88,40 @@ describe('parseCommandLine: help', () => {
     expect(parse('tx list --bogus --help')).toMatchObject({ kind: 'help', topic: { name: 'tx list' } });
     expect(parse('help participants rotate-secret')).toMatchObject({ kind: 'help', topic: { name: 'participants rotate-secret' } });
   });
+
+  it('takes a group alone, as help tx or tx --help: its commands', () => {
+    for (const line of ['help tx', 'tx --help', 'tx -h']) {
+      expect(parse(line), line).toMatchObject({ kind: 'help', topic: { name: 'tx' } });
+      const text = helpText(line);
+      expect(text).toMatch(/^Usage: nest-dtx tx <command>/);
+      for (const command of ['tx list [options]', 'tx show <gid>', 'tx retry <gid>', 'tx rollback <gid>']) expect(text).toContain(command);
+    }
+    expect(usage('help tx delete')).toMatch(/^unknown command "tx delete"; tx commands: list, show, retry, rollback \(see nest-dtx help tx\)$/);
+    expect(generalHelp()).toContain('nest-dtx help tx');
+  });
+
+  it("names every mode and status the protocol has in tx list's options", () => {
+    const text = helpText('tx list --help');
+    const mode = /^ +--mode M +(.+)$/m.exec(text)?.[1];
+    const status = /^ +--status S +(.+)$/m.exec(text)?.[1];
+    expect(mode).toBe(`${MODES.slice(0, -1).join(', ')} or ${MODES.at(-1)}`);
+    expect(mode).toContain('msg');
+    for (const s of GLOBAL_STATUSES) expect(status).toContain(s);
+  });
+
+  it('lists the commands a command is the first word of', () => {
+    expect(helpText('help participants')).toMatch(/^See also:\n {2}participants rotate-secret <name> \[options\] +Rotate/m);
+    expect(helpText('help participants')).toMatch(/^ {2}participants release <name> +Release/m);
+    expect(helpText('help tx show')).not.toContain('See also');
+  });
 });
+
+/** What the CLI prints for a help command line. */
+function helpText(line: string): string {
+  const invocation = parse(line);
+  if (invocation.kind !== 'help' || !invocation.topic) throw new Error(`"${line}" is no help on a topic`);
+  return topicHelp(invocation.topic);
+}
 
 describe('parseCommandLine: usage errors (exit code 2)', () => {
   it('names the unknown command or option', () => {
@@ -114,7 +149,10 @@ describe('parseCommandLine: usage errors (exit code 2)', () => {
     expect(usage('tx list --status')).toMatch(/^tx list: Option '--status <value>' argument missing/);
   });
 
-  it('points at --help', () => {
+  it('points at --help, or at the help of the command or group', () => {
     expect(usage('deploy')).toMatch(/\(see nest-dtx --help\)$/);
+    expect(usage('tx')).toMatch(/\(see nest-dtx help tx\)$/);
+    expect(usage('tx show')).toMatch(/\(see nest-dtx help tx show\)$/);
+    expect(usage('tx list --bogus')).toMatch(/\(see nest-dtx help tx list\)$/);
   });
 });

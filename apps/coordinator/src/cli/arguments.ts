@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { GLOBAL_STATUSES, MODES } from '@nest-dtx/protocol';
 import { usageError } from './exit-codes.js';
 
 /** Where the admin commands go when neither --url nor DTX_COORDINATOR_URL says. */
@@ -31,9 +32,9 @@ export type AdminCommand =
   | { name: 'participants release'; participant: string }
   | { name: 'stats' };
 
-/** What a command line asks for. */
+/** What a command line asks for; help's topic is a command, a group of them (`tx`), or everything (null). */
 export type Invocation =
-  | { kind: 'help'; topic: CommandSpec | null }
+  | { kind: 'help'; topic: CommandSpec | CommandGroup | null }
   | { kind: 'start' }
   | { kind: 'migrate' }
   | { kind: 'admin'; command: AdminCommand; url: string; json: boolean };
@@ -67,6 +68,19 @@ export const ADMIN_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   url: { type: 'string', value: 'URL', description: `the coordinator (default: $DTX_COORDINATOR_URL, else ${DEFAULT_COORDINATOR_URL})` },
   json: { type: 'boolean', description: "print the API's JSON answer unchanged" },
 };
+
+/**
+ * A word that names no command alone but introduces several (`tx list`, `tx show`...): its
+ * help lists them.
+ */
+export interface CommandGroup {
+  name: string;
+  summary: string;
+  commands: readonly CommandSpec[];
+}
+
+/** `a, b or c`, for the values an option takes. */
+const alternatives = (values: readonly string[]): string => (values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`);
 
 const admin = (command: AdminCommand, url: string, json: boolean): Invocation => ({ kind: 'admin', command, url, json });
 
@@ -102,8 +116,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: [],
     summary: 'List transactions, newest first',
     options: {
-      status: { type: 'string', value: 'S', description: 'active, committing, committed, rolling_back or rolled_back' },
-      mode: { type: 'string', value: 'M', description: 'tcc, 2pc or saga' },
+      // From the protocol's own lists, so a new mode or status shows here as soon as the API takes it.
+      status: { type: 'string', value: 'S', description: alternatives(GLOBAL_STATUSES) },
+      mode: { type: 'string', value: 'M', description: alternatives(MODES) },
       participant: { type: 'string', value: 'P', description: 'only transactions with a branch on this participant' },
       attention: { type: 'boolean', description: 'only transactions flagged for attention' },
       limit: { type: 'string', value: 'N', description: 'page size (the API allows 1 to 200)' },
@@ -188,7 +203,9 @@ export const COMMANDS: readonly CommandSpec[] = [
 ];
 
 /** Words that name no command alone but introduce some: `tx`. */
-const GROUPS = new Map<string, string>([['tx', 'list, show, retry, rollback']]);
+export const GROUPS: readonly CommandGroup[] = [
+  { name: 'tx', summary: 'Look at transactions, and retry or roll back one', commands: COMMANDS.filter((c) => c.name.startsWith('tx ')) },
+];
 /** `participants list` is `participants`. */
 const ALIASES = new Map<string, string>([['participants list', 'participants']]);
 
@@ -200,23 +217,23 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   // A lenient first pass, knowing every option, finds the command words among the arguments.
   const first = parseArgs({ args: [...argv], options: parseArgsOptions(allOptions()), allowPositionals: true, strict: false });
   const words = first.positionals;
-  if (words[0] === 'help') return { kind: 'help', topic: words.length > 1 ? findCommand(words.slice(1)).spec : null };
+  if (words[0] === 'help') return { kind: 'help', topic: words.length > 1 ? helpTopic(words.slice(1)) : null };
   if (words.length === 0) {
     if (first.values.help === true) return { kind: 'help', topic: null };
     throw usageError('no command given');
   }
+  if (first.values.help === true) return { kind: 'help', topic: helpTopic(words) };
   const { spec, rest } = findCommand(words);
-  if (first.values.help === true) return { kind: 'help', topic: spec };
   // The strict pass knows only this command's options.
   const known = commandOptions(spec);
   let values: RawOptions;
   try {
     values = parseArgs({ args: [...argv], options: parseArgsOptions(known), allowPositionals: true, strict: true }).values;
   } catch (error) {
-    throw usageError(`${spec.name}: ${firstSentence(error)}`);
+    throw usageError(`${spec.name}: ${firstSentence(error)}`, `help ${spec.name}`);
   }
-  if (rest.length < spec.args.length) throw usageError(`${spec.name}: missing <${spec.args[rest.length]}>`);
-  if (rest.length > spec.args.length) throw usageError(`${spec.name}: unexpected argument "${rest[spec.args.length]}"`);
+  if (rest.length < spec.args.length) throw usageError(`${spec.name}: missing <${spec.args[rest.length]}>`, `help ${spec.name}`);
+  if (rest.length > spec.args.length) throw usageError(`${spec.name}: unexpected argument "${rest[spec.args.length]}"`, `help ${spec.name}`);
   const url = spec.admin ? coordinatorUrl(text(values.url) ?? nonEmpty(env.DTX_COORDINATOR_URL) ?? DEFAULT_COORDINATOR_URL) : '';
   return spec.build(rest, values, url, values.json === true);
 }
@@ -226,14 +243,22 @@ export function commandOptions(spec: CommandSpec): Record<string, OptionSpec> {
   return { ...spec.options, ...(spec.admin ? ADMIN_OPTIONS : {}), ...HELP_OPTION };
 }
 
+/** What `help <words>` or `<words> --help` is about: a group named alone, else the command the words name. */
+function helpTopic(words: readonly string[]): CommandSpec | CommandGroup {
+  const group = GROUPS.find((g) => g.name === words[0]);
+  return group && words.length === 1 ? group : findCommand(words).spec;
+}
+
 /** The command the leading words name, and the words after them (its arguments). */
 function findCommand(words: readonly string[]): { spec: CommandSpec; rest: string[] } {
   const two = words.slice(0, 2).join(' ');
   const byTwo = COMMANDS.find((c) => c.name === (ALIASES.get(two) ?? two));
   if (byTwo && words.length >= 2) return { spec: byTwo, rest: words.slice(2) };
-  const group = GROUPS.get(words[0]);
+  const group = GROUPS.find((g) => g.name === words[0]);
   if (group) {
-    throw usageError(words.length < 2 ? `${words[0]} needs a command: ${group}` : `unknown command "${two}"; ${words[0]} commands: ${group}`);
+    const names = group.commands.map((c) => c.name.slice(group.name.length + 1)).join(', ');
+    const problem = words.length < 2 ? `${group.name} needs a command: ${names}` : `unknown command "${two}"; ${group.name} commands: ${names}`;
+    throw usageError(problem, `help ${group.name}`);
   }
   const byOne = COMMANDS.find((c) => c.name === words[0]);
   if (byOne) return { spec: byOne, rest: words.slice(1) };

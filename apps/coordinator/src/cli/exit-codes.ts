@@ -28,7 +28,8 @@ export class CliError extends Error {
   }
 }
 
-export const usageError = (message: string): CliError => new CliError('USAGE', `${message} (see nest-dtx --help)`, ExitCode.USAGE);
+/** A usage error, pointing at the help that would have told (`help` words: `help tx`, default the general help). */
+export const usageError = (message: string, help = '--help'): CliError => new CliError('USAGE', `${message} (see nest-dtx ${help})`, ExitCode.USAGE);
 
 /** The exit code of an HTTP error status. */
 export function exitCodeForStatus(status: number): ExitCode {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { HeldLocksPage, TransactionDetailView, TransactionPage, TransactionView } from '@nest-dtx/protocol';
-import { compactJson, duration, fields, instant, orDash, table, truncate } from './format.js';
+import { compactJson, duration, fields, instant, labelled, orDash, table, truncate } from './format.js';
 import { counts, heldLocks, transactionDetail, transactionPage } from './render.js';
 
 describe('table', () => {
@@ -17,6 +17,29 @@ describe('table', () => {
 
   it('counts characters, not bytes, for non-ASCII cells', () => {
     expect(table(['NAME', 'X'], [['zoë', '1']])).toBe('NAME  X\nzoë   1');
+  });
+
+  it('puts notes under their row, indented, without widening the columns', () => {
+    const long = 'y'.repeat(120);
+    expect(table(['A', 'B'], [['a1', 'b1'], ['a2', 'b2']], [[`note: ${long}`], undefined])).toBe(['A   B', 'a1  b1', `  note: ${long}`, 'a2  b2'].join('\n'));
+  });
+});
+
+describe('labelled', () => {
+  it('keeps the whole text, a string as it is and any other JSON on one line', () => {
+    const long = `connect ECONNREFUSED 10.0.3.7:4001 ${'while the ledger was re-indexed '.repeat(5)}end`;
+    expect(labelled('error', long)).toEqual([`error: ${long}`]);
+    expect(labelled('error', { message: 'no', code: 7 })).toEqual(['error: {"message":"no","code":7}']);
+    expect(labelled('error', null)).toEqual([]);
+  });
+
+  it('hangs the later lines of a text of several under the first', () => {
+    expect(labelled('last error', 'Error: boom\n    at call (x.js:1)\r\n\n  at run (y.js:2)\n')).toEqual([
+      'last error: Error: boom',
+      '                at call (x.js:1)',
+      '',
+      '              at run (y.js:2)',
+    ]);
   });
 });
 
@@ -144,5 +167,37 @@ describe('rendered answers', () => {
       ].join('\n'),
     );
     expect(transactionDetail({ ...detail, branches: [detail.branches[2]] })).not.toContain('Locks');
+  });
+
+  it('shows errors whole, on lines of their own under the branch and the event, the tables staying narrow', () => {
+    const error = `HTTP 503: {"message":"the ledger is being re-indexed, try again in a minute; account a-17 is locked by the nightly batch"}`;
+    expect(error.length).toBeGreaterThan(80);
+    const detail: TransactionDetailView = {
+      ...view('tx-4', { status: 'committing', needsAttention: true }),
+      branches: [
+        { branchId: 'b1', participant: 'bank-a', action: 'debit', status: 'prepared', attempts: 3, lastError: error, result: null },
+        { branchId: 'b2', participant: 'bank-b', action: 'credit', status: 'committed', attempts: 2, lastError: null, result: null },
+      ],
+      events: [
+        { at: '2026-12-01T10:00:02.000Z', type: 'call', branchId: 'b1', from: 'prepared', to: 'prepared', detail: { phase: 'confirm', outcome: 'transient', attempt: 2, error } },
+        { at: '2026-12-01T10:00:03.000Z', type: 'call', branchId: 'b2', from: 'prepared', to: 'committed', detail: { phase: 'confirm', outcome: 'ok', attempt: 2 } },
+      ],
+    };
+    const text = transactionDetail(detail);
+    expect(text).toContain(
+      [
+        'Branches:',
+        'BRANCH  PARTICIPANT  ACTION  STATUS     CALLS',
+        'b1      bank-a       debit   prepared   3',
+        `  last error: ${error}`,
+        'b2      bank-b       credit  committed  2',
+        '',
+        'History:',
+        'AT                    EVENT  BRANCH  FROM      TO         DETAIL',
+        '2026-12-01 10:00:02Z  call   b1      prepared  prepared   {"phase":"confirm","outcome":"transient","attempt":2}',
+        `  error: ${error}`,
+        '2026-12-01 10:00:03Z  call   b2      prepared  committed  {"phase":"confirm","outcome":"ok","attempt":2}',
+      ].join('\n'),
+    );
   });
 });

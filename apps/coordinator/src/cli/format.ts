@@ -3,15 +3,32 @@
  * terminal width guessing, so the output reads the same in a pipe, a log and a terminal.
  */
 
-/** Columns separated by two spaces, each as wide as its widest cell; no trailing spaces. */
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * Columns separated by two spaces, each as wide as its widest cell; no trailing spaces.
+ * `notes[i]`: lines printed under row i, indented, for text too long for a cell (an error):
+ * they take no column width, so the columns stay narrow and the text stays whole.
+ */
+export function table(headers: readonly string[], rows: readonly (readonly string[])[], notes: readonly (readonly string[] | undefined)[] = []): string {
   const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     widths
       .map((width, i) => (cells[i] ?? '').padEnd(width))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...rows.map(line)].join('\n');
+  return [line(headers), ...rows.flatMap((row, i) => [line(row), ...(notes[i] ?? []).map((note) => `  ${note}`)])].join('\n');
+}
+
+/**
+ * `label: text` as whole lines, never cut: a text of several lines (a stack trace) keeps them,
+ * the later ones indented under the first. A JSON value other than a string is shown as JSON
+ * on one line. No lines for null.
+ */
+export function labelled(label: string, value: unknown): string[] {
+  if (value === null || value === undefined) return [];
+  const text = typeof value === 'string' ? value : JSON.stringify(value);
+  const [first, ...rest] = text.trimEnd().split(/\r?\n/).map((l) => l.trimEnd());
+  const hang = ' '.repeat(label.length + 2);
+  return [`${label}: ${first}`.trimEnd(), ...rest.map((l) => (l ? `${hang}${l}` : ''))];
 }
 
 /** `label:  value` lines, the values aligned. */

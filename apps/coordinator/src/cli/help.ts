@@ -1,4 +1,4 @@
-import { ADMIN_OPTIONS, COMMANDS, DEFAULT_COORDINATOR_URL, commandOptions, type CommandSpec } from './arguments.js';
+import { ADMIN_OPTIONS, COMMANDS, DEFAULT_COORDINATOR_URL, commandOptions, type CommandGroup, type CommandSpec } from './arguments.js';
 import { ExitCode } from './exit-codes.js';
 
 /** `nest-dtx --help`: every command, the environment and the exit codes. */
@@ -10,7 +10,7 @@ export function generalHelp(): string {
     'nest-dtx: run and operate a nest-dtx coordinator',
     '',
     'Usage: nest-dtx <command> [arguments] [options]',
-    '       nest-dtx help <command>',
+    '       nest-dtx help <command>        (or <command> --help; a group too: nest-dtx help tx)',
     '',
     'Running the coordinator (configured from its environment: PORT, HOST, DATABASE_URL, REDIS_URL, ...):',
     ...indent(columns(server)),
@@ -36,14 +36,32 @@ export function generalHelp(): string {
   ].join('\n');
 }
 
-/** `nest-dtx help <command>` or `nest-dtx <command> --help`. */
-export function commandHelp(spec: CommandSpec): string {
+/** `nest-dtx help <topic>` or `nest-dtx <topic> --help`: a command, or a group of them (`tx`). */
+export function topicHelp(topic: CommandSpec | CommandGroup): string {
+  return 'commands' in topic ? groupHelp(topic) : commandHelp(topic);
+}
+
+function commandHelp(spec: CommandSpec): string {
   const lines = [`Usage: nest-dtx ${usageLine(spec)}`, '', spec.summary + '.'];
   const options = optionLines(commandOptions(spec));
   lines.push('', 'Options:', ...indent(columns(options)));
-  if (spec.admin) lines.push('', 'DTX_API_KEY: an admin API key (environment only). Exit codes: nest-dtx --help.');
+  // `participants` is a command and the first word of others: say where those are.
+  const related = COMMANDS.filter((c) => c.name.startsWith(`${spec.name} `));
+  if (related.length > 0) lines.push('', 'See also:', ...indent(columns(related.map((c) => [shortUsage(c), c.summary]))));
+  if (spec.admin) lines.push('', ADMIN_FOOTER);
   return lines.join('\n');
 }
+
+/** `nest-dtx help tx`: the group's commands, each with its arguments and what it does. */
+function groupHelp(group: CommandGroup): string {
+  const lines = [`Usage: nest-dtx ${group.name} <command> [arguments] [options]`, '', group.summary + '.', ''];
+  lines.push('Commands:', ...indent(columns(group.commands.map((c) => [shortUsage(c), c.summary]))));
+  lines.push('', `A command's own options: nest-dtx help ${group.name} <command>.`);
+  if (group.commands.every((c) => c.admin)) lines.push(`Every ${group.name} command also takes --url URL and --json.`, ADMIN_FOOTER);
+  return lines.join('\n');
+}
+
+const ADMIN_FOOTER = 'DTX_API_KEY: an admin API key (environment only). Exit codes: nest-dtx --help.';
 
 const EXIT_CODES = columns([
   [String(ExitCode.OK), 'success'],

@@ -1,16 +1,18 @@
 import type {
   BranchLocksView,
+  Json,
   HeldLocksPage,
   ParticipantAdminView,
   ParticipantView,
   SecretRotationView,
   TransactionCounts,
   TransactionDetailView,
+  TransactionEventView,
   TransactionPage,
   TransactionView,
 } from '@nest-dtx/protocol';
 import { natsBranchSubject, rabbitmqParticipantQueue } from '@nest-dtx/protocol';
-import { compactJson, duration, fields, instant, orDash, table, truncate } from './format.js';
+import { compactJson, duration, fields, instant, labelled, orDash, table, truncate } from './format.js';
 
 /** The admin API's answers as people read them (--json prints them as sent instead). */
 
@@ -31,16 +33,33 @@ export function transactionPage(page: TransactionPage): string {
 }
 
 export function transactionDetail(detail: TransactionDetailView): string {
-  const history =
-    detail.events.length === 0
-      ? 'no events'
-      : table(
-          ['AT', 'EVENT', 'BRANCH', 'FROM', 'TO', 'DETAIL'],
-          detail.events.map((e) => [instant(e.at), e.type, orDash(e.branchId), orDash(e.from), orDash(e.to), compactJson(e.detail, 80)]),
-        );
+  return [transactionSummary(detail), '', 'Branches:', branches(detail), ...locksOf(detail), '', 'History:', history(detail.events)].join('\n');
+}
+
+/**
+ * One line per event, its detail cut to keep the table narrow; an error, the one part an
+ * operator needs whole, goes on the lines under its event instead.
+ */
+function history(events: readonly TransactionEventView[]): string {
+  if (events.length === 0) return 'no events';
+  const split = events.map((e) => splitError(e.detail));
+  return table(
+    ['AT', 'EVENT', 'BRANCH', 'FROM', 'TO', 'DETAIL'],
+    events.map((e, i) => [instant(e.at), e.type, orDash(e.branchId), orDash(e.from), orDash(e.to), compactJson(split[i].rest, 100)]),
+    split.map(({ error }) => labelled('error', error)),
+  );
+}
+
+/** An event's detail without its `error`, and the error. */
+function splitError(detail: Json): { rest: Json; error: Json } {
+  if (detail === null || typeof detail !== 'object' || Array.isArray(detail) || !('error' in detail)) return { rest: detail, error: null };
+  const { error, ...rest } = detail;
+  return { rest, error };
+}
+
+function locksOf(detail: TransactionDetailView): string[] {
   const locked = detail.branches.filter((b) => b.locks);
-  const locks = locked.length === 0 ? [] : ['', 'Locks (AT):', branchLocks(locked)];
-  return [transactionSummary(detail), '', 'Branches:', branches(detail), ...locks, '', 'History:', history].join('\n');
+  return locked.length === 0 ? [] : ['', 'Locks (AT):', branchLocks(locked)];
 }
 
 /** `locks`: the row locks AT branches hold now, held longest first. */
@@ -147,8 +166,10 @@ function transactionSummary(t: TransactionView): string {
 function branches(t: TransactionView): string {
   if (t.branches.length === 0) return 'no branches';
   return table(
-    ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'ATTEMPTS', 'LAST ERROR'],
-    t.branches.map((b) => [b.branchId, b.participant, b.action, b.status, String(b.attempts), orDash(compactJson(b.lastError, 80))]),
+    // The API's `attempts`: calls made to the branch over all its phases (its try included).
+    ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'CALLS'],
+    t.branches.map((b) => [b.branchId, b.participant, b.action, b.status, String(b.attempts)]),
+    t.branches.map((b) => labelled('last error', b.lastError)),
   );
 }
 

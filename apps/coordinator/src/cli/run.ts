@@ -2,7 +2,7 @@ import { AdminClient } from './admin-client.js';
 import { parseCommandLine } from './arguments.js';
 import { runAdminCommand } from './commands.js';
 import { CliError, ExitCode } from './exit-codes.js';
-import { commandHelp, generalHelp } from './help.js';
+import { generalHelp, topicHelp } from './help.js';
 import { migrate, start } from './server-commands.js';
 
 /** What the CLI reads and writes, so tests can run it in-process. */
@@ -22,7 +22,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const invocation = parseCommandLine(argv, io.env);
     switch (invocation.kind) {
       case 'help':
-        io.stdout(`${invocation.topic ? commandHelp(invocation.topic) : generalHelp()}\n`);
+        io.stdout(`${invocation.topic ? topicHelp(invocation.topic) : generalHelp()}\n`);
         return ExitCode.OK;
       case 'start':
         await start();
