@@ -8,7 +8,8 @@
  *
  * A page that builds an app (docs/getting-started.md) marks its files (`docs-check: file`):
  * those compile together, with the page's own tsconfig.json. A deliberate fragment is marked
- * `docs-check: skip (reason)` and counted.
+ * `docs-check: skip (reason)` and counted. The same pages' relative links must reach a file that
+ * exists, and their anchors a heading of it (markdown-links.ts).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { isTypeScript, projectFiles, readCodeBlocks, type CodeBlock } from './markdown-blocks.js';
-import { PACKAGES, isPackageName, lockedVersion, npmInstall, packWorkspaces, tarballSpec } from './packed-packages.js';
+import { brokenLinks } from './markdown-links.js';
+import { PACKAGES, ROOT_MANIFEST, isPackageName, lockedVersion, npmInstall, packWorkspaces, tarballSpec, type Overrides } from './packed-packages.js';
 import { ROOT } from './stack.js';
 
 const run = promisify(execFile);
@@ -111,6 +113,25 @@ export function importedPackages(code: string): string[] {
 /** `@types/pg` for `pg`, `@types/foo__bar` for `@foo/bar`. */
 const typesPackageOf = (name: string): string => `@types/${name.startsWith('@') ? name.slice(1).replace('/', '__') : name}`;
 
+/**
+ * The repository's npm overrides (TypeORM 1 declares ioredis 5 as an optional peer, and the
+ * repository uses ioredis 6) for the check's install: a `$name` reference names a dependency
+ * of the root project, which here is the version installed, or dropped when the blocks do not
+ * use that package.
+ */
+function resolvedOverrides(overrides: Overrides, dependencies: Record<string, string>): Overrides {
+  const resolved: Overrides = {};
+  for (const [name, value] of Object.entries(overrides)) {
+    if (typeof value !== 'string') {
+      resolved[name] = resolvedOverrides(value, dependencies);
+      continue;
+    }
+    const target = value.startsWith('$') ? dependencies[value.slice(1)] : value;
+    if (target !== undefined) resolved[name] = target;
+  }
+  return resolved;
+}
+
 interface TscError {
   file: string;
   line: number;
@@ -152,6 +173,7 @@ export async function checkDocs(options: DocsCheckOptions = {}): Promise<DocsChe
   const standalone: CodeBlock[] = [];
   const projects = new Map<string, Map<string, CodeBlock>>();
   for (const file of files) {
+    report.failures.push(...brokenLinks(ROOT, file));
     let blocks: CodeBlock[];
     let pageFiles: Map<string, CodeBlock>;
     try {
@@ -205,7 +227,8 @@ export async function checkDocs(options: DocsCheckOptions = {}): Promise<DocsChe
       const typesVersion = lockedVersion(types);
       if (typesVersion) dependencies[types] = typesVersion;
     }
-    writeFileSync(join(workDir, 'package.json'), JSON.stringify({ name: 'dtx-docs-check', private: true, type: 'module', dependencies }, null, 2));
+    const overrides = resolvedOverrides(ROOT_MANIFEST.overrides ?? {}, dependencies);
+    writeFileSync(join(workDir, 'package.json'), JSON.stringify({ name: 'dtx-docs-check', private: true, type: 'module', dependencies, overrides }, null, 2));
     log(`installing ${Object.keys(dependencies).length} packages into ${workDir}`);
     await npmInstall(workDir);
 

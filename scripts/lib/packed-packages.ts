@@ -46,9 +46,13 @@ export async function packWorkspaces(packDir: string, names: readonly PackageNam
   await run('npm', ['pack', '--silent', ...names.flatMap((name) => ['-w', name]), '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 32 * 1024 * 1024 });
 }
 
+/** npm's `overrides`: a version (or `$name`, the root's own version of name) per package, nested per dependent. */
+export type Overrides = { [name: string]: string | Overrides };
+
 interface RootManifest {
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
+  overrides?: Overrides;
 }
 
 export const ROOT_MANIFEST = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as RootManifest;
