@@ -1,6 +1,6 @@
 /**
  * The secure front door against a real coordinator started with API_KEYS and PARTICIPANT_HOSTS:
- * who may call what (README "Security"), the participant allow-list, the SDK and a demo account
+ * who may call what (docs/security.md), the participant allow-list, the SDK and a demo account
  * service working with keys, the client API's rate limit, and the refusal to listen publicly
  * without keys.
  */

@@ -159,7 +159,7 @@ function probes(existingGid: string): Probe[] {
   for (const endpoint of ['file:///etc/passwd', 'ftp://x', 'javascript:alert(1)', 'http://', 'not a url']) post('/v1/participants', JSON.stringify({ ...participant, endpoint }));
   post('/v1/participants', JSON.stringify({ ...participant, actions: [{ name: 'a', modes: ['xa'] }] }));
   post('/v1/participants', JSON.stringify({ ...participant, transport: 'tcp', port: 70_000, host: 'x' }));
-  // Registered call headers (README "Security"): none of these may be stored.
+  // Registered call headers (docs/security.md "Calls that pass a gateway"): none of these may be stored.
   const manyHeaders = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`x-h${i}`, 'v']));
   for (const headers of ['text', [], ['x-a', 'b'], 5, { connection: 'close' }, { Upgrade: 'h2c' }, { 'x-a': 5 }, { 'x a': 'v' }, { 'x-a': 'a\r\nInjected: 1' },
     { 'x-a': 'x'.repeat(5_000) }, { 'webhook-signature': 'v1,x' }, { 'x-tx-gid': 'g' }, { traceparent: '00-x' }, manyHeaders, { 'x-ok': 'v', host: 'elsewhere' }]) {
@@ -325,7 +325,7 @@ async function snapshot(databaseUrl = databases[0].url): Promise<string> {
 beforeAll(async () => {
   databases = await Promise.all(['bad_coord', 'bad_bank', 'bad_keyed'].map((p) => createTestDatabase(p)));
   // Both coordinators call the same bank, which verifies with the secret its registration got:
-  // one SIGNING_SECRET makes both derive that secret (README "Security").
+  // one SIGNING_SECRET makes both derive that secret (docs/security.md "Secrets").
   coord = await coordinator('bad-input-coordinator', databases[0].url, { LOG_LEVEL: 'warn', SIGNING_SECRET });
   await coord.start();
   bank = await accountService('bank', databases[1].url, coord.url);

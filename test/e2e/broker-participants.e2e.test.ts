@@ -1,5 +1,5 @@
 /**
- * Broker participants on the real coordinator process (README "RabbitMQ and NATS"):
+ * Broker participants on the real coordinator process (docs/transports.md "RabbitMQ and NATS"):
  * - the registration rules: a broker transport on a coordinator without its URL is 400
  *   TRANSPORT_NOT_CONFIGURED (field `transport`); `publish` only with rabbitmq or nats (field
  *   `publish`), and then only mode msg (field `actions.<i>.modes`); a publish target cannot be a

@@ -380,11 +380,11 @@ function judgeAuth(operation: Operation, c: Case, status: number, text: string):
   const roles = rolesOf(operation);
   const error = status === 401 || status === 403 ? (JSON.parse(text) as { error: string }).error : null;
   if (roles === null) return status === 401 || status === 403 ? 'a public route refused a key' : null;
-  // Basic credentials (a browser's saved login) authorise GET and HEAD only (README "Security").
+  // Basic credentials (a browser's saved login) authorise GET and HEAD only (docs/security.md "The front door").
   const ambientOnly = c.auth === 'basic-admin' && c.method.toUpperCase() !== 'GET' && c.method.toUpperCase() !== 'HEAD';
   const keyless = c.auth === 'none' || c.auth === 'wrong' || c.auth === 'malformed' || ambientOnly;
   const role: Role | null = keyless ? null : c.auth === 'basic-admin' ? 'admin' : (c.auth as Role);
-  // The key is checked before the body is read (README "Security"): only a path that is not
+  // The key is checked before the body is read (docs/security.md "The front door"): only a path that is not
   // valid percent-encoding (the router's 400, before any hook) comes first.
   const beforeAuth = status === 400 && c.badPath;
   if (role === null) return status === 401 || beforeAuth ? null : `expected 401 without a valid key`;

@@ -1,4 +1,4 @@
-/** The README's demos, run exactly as a newcomer runs them (after the build): they must end with every invariant OK. */
+/** The demos (docs/demos.md), run exactly as a newcomer runs them (after the build): they must end with every invariant OK. */
 import { describe, expect, it } from 'vitest';
 import { runScript } from '../../scripts/lib/stack.js';
 

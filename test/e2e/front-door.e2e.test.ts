@@ -1,5 +1,5 @@
 /**
- * The front door against real coordinators over real sockets (README "Security"): another
+ * The front door against real coordinators over real sockets (docs/security.md "The front door"): another
  * site's page cannot change anything with the operator's saved console login (a real chromium
  * logged in to the console, attacked from pages of other origins); an unauthenticated request
  * is refused before its body is read; slow connections are closed; non-JSON bodies, wrong

@@ -3,7 +3,7 @@
  * API keys and small limits (MAX_BRANCHES_PER_TRANSACTION, MAX_PARTICIPANTS_PER_KEY,
  * MAX_ACTIONS_PER_PARTICIPANT), a bare participant that answers 200 to every call. Covers the
  * limits, the paged participant list, DELETE /v1/participants/{name}, owner-scoped client keys
- * and case-insensitive participant names (README "Limits", "Participant registry").
+ * and case-insensitive participant names (docs/rest-api.md "Limits").
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';

@@ -6,18 +6,18 @@
  * saga through the app's participant, on Express and then on Fastify. The same app is built a
  * second time against the lowest peers the SDK declares (NestJS 11, TypeORM 0.3).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppProcess, PACKAGES, ROOT_MANIFEST, npmInstall, packWorkspaces, rootVersions, tarballPath, tarballSpec, type PackageName } from '../../scripts/lib/packed-packages.js';
 import { ROOT, freePort, until } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
 const run = promisify(execFile);
-const PACKAGES = ['@nest-dtx/protocol', '@nest-dtx/sdk', '@nest-dtx/coordinator'];
 const workDir = mkdtempSync(join(tmpdir(), 'dtx-consumer-'));
 const packDir = join(workDir, 'packs');
 
@@ -27,42 +27,6 @@ interface ConsumerApp {
   db: TestDatabase;
 }
 
-/** A process of the consumer app, in its own process group so `npx` and its child stop together. */
-class AppProcess {
-  private readonly output: string[] = [];
-  private readonly child: ChildProcess;
-  readonly exited: Promise<number | null>;
-
-  constructor(
-    readonly name: string,
-    cwd: string,
-    program: string,
-    args: string[],
-    env: Record<string, string>,
-  ) {
-    this.child = spawn(program, args, { cwd, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
-    this.child.stderr?.on('data', (chunk: Buffer) => this.output.push(chunk.toString()));
-    this.exited = new Promise((done) => this.child.once('exit', (code) => done(code)));
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  get log(): string {
-    return this.output.join('').slice(-4000);
-  }
-
-  async stop(): Promise<void> {
-    if (!this.alive || this.child.pid === undefined) return;
-    process.kill(-this.child.pid, 'SIGTERM');
-    const forced = setTimeout(() => this.child.pid !== undefined && process.kill(-this.child.pid, 'SIGKILL'), 10_000);
-    await this.exited;
-    clearTimeout(forced);
-  }
-}
-
 const processes: AppProcess[] = [];
 let coordinatorDb: TestDatabase;
 let coordinatorUrl: string;
@@ -70,12 +34,6 @@ let coordinatorUrl: string;
 let current: ConsumerApp;
 /** The app on NestJS 11 and TypeORM 0.3. */
 let nest11: ConsumerApp;
-
-function versionOf(name: string, from: Record<string, string>): string {
-  const version = from[name];
-  if (!version) throw new Error(`the root package.json has no version of ${name}`);
-  return version;
-}
 
 async function waitUntilAnswering(process: AppProcess, url: string): Promise<void> {
   await until(
@@ -136,14 +94,12 @@ async function transfer(app: ConsumerApp, amount: number): Promise<{ participant
   return JSON.parse(stdout) as { participants: string[]; tcc: string; saga: string };
 }
 
-const tarball = (name: string) => `file:${join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)}`;
-
 /**
  * Copies test/consumer-app to `name` in the work folder, writes its package.json (the tarballs
  * of `packages` plus `dependencies`), installs it from the registry (npm's cache first) and
  * compiles it with its own tsconfig; gives it a fresh database with the wallets table's rows.
  */
-async function prepareApp(name: string, packages: string[], dependencies: Record<string, string>): Promise<ConsumerApp> {
+async function prepareApp(name: string, packages: readonly PackageName[], dependencies: Record<string, string>): Promise<ConsumerApp> {
   const dir = join(workDir, name);
   cpSync(join(ROOT, 'test/consumer-app'), dir, { recursive: true });
   const manifest = {
@@ -152,26 +108,23 @@ async function prepareApp(name: string, packages: string[], dependencies: Record
     private: true,
     license: 'UNLICENSED',
     scripts: { build: 'tsc -p tsconfig.build.json', start: 'node dist/main.js' },
-    dependencies: { ...Object.fromEntries(packages.map((pkg) => [pkg, tarball(pkg)])), ...dependencies },
+    dependencies: { ...Object.fromEntries(packages.map((pkg) => [pkg, tarballSpec(packDir, pkg)])), ...dependencies },
     devDependencies: { '@types/node': ROOT_MANIFEST.devDependencies['@types/node'], typescript: ROOT_MANIFEST.devDependencies.typescript },
   };
   writeFileSync(join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: dir, maxBuffer: 32 * 1024 * 1024 });
+  await npmInstall(dir);
   await run('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: dir });
   return { dir, db: await createTestDatabase(`dtx_consumer_${name}`) };
 }
 
-const ROOT_MANIFEST = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-const fromRoot = (names: string[]) => Object.fromEntries(names.map((name) => [name, versionOf(name, ROOT_MANIFEST.dependencies)]));
 const APP_DEPENDENCIES = ['@nestjs/common', '@nestjs/core', '@nestjs/platform-express', '@nestjs/platform-fastify', '@nestjs/typeorm', 'pg', 'reflect-metadata', 'rxjs', 'typeorm'];
 
 beforeAll(async () => {
-  // npm pack builds each package first (its prepack script), in workspace order.
   mkdirSync(packDir);
-  await run('npm', ['pack', '--silent', ...PACKAGES.flatMap((name) => ['-w', name]), '--pack-destination', packDir], { cwd: ROOT, maxBuffer: 32 * 1024 * 1024 });
-  current = await prepareApp('current', PACKAGES, fromRoot(APP_DEPENDENCIES));
+  await packWorkspaces(packDir);
+  current = await prepareApp('current', PACKAGES, rootVersions(APP_DEPENDENCIES));
   nest11 = await prepareApp('nest11', ['@nest-dtx/protocol', '@nest-dtx/sdk'], {
-    ...fromRoot(['pg', 'reflect-metadata', 'rxjs']),
+    ...rootVersions(['pg', 'reflect-metadata', 'rxjs']),
     '@nestjs/common': '^11.0.0',
     '@nestjs/core': '^11.0.0',
     '@nestjs/platform-express': '^11.0.0',
@@ -192,28 +145,29 @@ beforeAll(async () => {
   await waitUntilAnswering(coordinator, `${coordinatorUrl}/health/ready`);
 }, 600_000);
 
+// The work folder holds whole installs (hundreds of MB): removing it took 84 s on a loaded 2-core box.
 afterAll(async () => {
   for (const process of processes.reverse()) await process.stop();
   await current?.db.drop();
   await nest11?.db.drop();
   await coordinatorDb?.drop();
   rmSync(workDir, { recursive: true, force: true });
-}, 60_000);
+}, 300_000);
 
 describe('the published packages in a new NestJS app', () => {
   it('packs each package with typings and only its public files', async () => {
     for (const name of PACKAGES) {
-      const { stdout } = await run('tar', ['tzf', join(packDir, `${name.slice(1).replace('/', '-')}-0.1.0.tgz`)]);
+      const { stdout } = await run('tar', ['tzf', tarballPath(packDir, name)]);
       const files = stdout.split('\n').filter(Boolean);
       expect(files.some((file) => file.endsWith('.spec.js'))).toBe(false);
       if (name !== '@nest-dtx/coordinator') expect(files).toContain('package/dist/index.d.ts');
     }
-    const { stdout } = await run('tar', ['tzf', join(packDir, 'nest-dtx-coordinator-0.1.0.tgz')]);
+    const { stdout } = await run('tar', ['tzf', tarballPath(packDir, '@nest-dtx/coordinator')]);
     expect(stdout.split('\n')).toEqual(expect.arrayContaining(['package/dist/cli/main.js', 'package/openapi.json', 'package/console/index.html']));
   });
 
   it('ships every file the SDK\'s exports name: the main entry and each data layer\'s subpath, with typings', async () => {
-    const { stdout } = await run('tar', ['tzf', join(packDir, 'nest-dtx-sdk-0.1.0.tgz')]);
+    const { stdout } = await run('tar', ['tzf', tarballPath(packDir, '@nest-dtx/sdk')]);
     const files = new Set(stdout.split('\n').filter(Boolean));
     const manifest = JSON.parse(readFileSync(join(ROOT, 'libs/sdk/package.json'), 'utf8')) as { exports: Record<string, string | Record<string, string>> };
     const targets = Object.values(manifest.exports).flatMap((target) => (typeof target === 'string' ? [target] : Object.values(target)));

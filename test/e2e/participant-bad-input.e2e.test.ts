@@ -5,7 +5,7 @@
  * coordinator in between: malformed, oversized, wrongly typed (unsigned and signed), forged,
  * replayed outside the window, signed for another participant, changed after signing, with a
  * webhook-id or (HTTP) a path that does not match the body. Every one must be refused with a
- * 4xx and a stable code (401 where only the signature is wrong; PROTOCOL.md 5.5, README "Signed
+ * 4xx and a stable code (401 where only the signature is wrong; PROTOCOL.md 5.5, docs/participants.md "Signed
  * calls"), never a 5xx or a 2xx, and none may store anything: each service's database
  * (accounts, pending credits, the barrier, prepared transactions) is the same before and after.
  * A correctly signed call at the end does change it, so that comparison can fail.

@@ -23,7 +23,7 @@ import { BodyDepthPipe, createValidationPipe } from './common/validation.js';
 export async function createCoordinatorApp(env: CoordinatorEnv): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
-    // Every connection is on a clock (README "Configuration"): its headers, its whole request,
+    // Every connection is on a clock (docs/configuration.md): its headers, its whole request,
     // silence in either direction, and idling between requests.
     connectionTimeout: httpIdleTimeoutMs(env),
     requestTimeout: env.HTTP_REQUEST_TIMEOUT_MS,
@@ -45,7 +45,7 @@ export async function createCoordinatorApp(env: CoordinatorEnv): Promise<NestFas
     frameworkErrors: frameworkErrorAnswer,
   });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
-    // Every line, Nest's own included, is one JSON object on stdout (README "For operators").
+    // Every line, Nest's own included, is one JSON object on stdout (docs/operations.md "Logs").
     logger: new JsonLogger({ level: env.LOG_LEVEL, instance: env.INSTANCE_ID }),
     bodyParser: false,
     // Let start-up errors reach the caller, which prints one line and exits non-zero.

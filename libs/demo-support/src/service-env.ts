@@ -6,8 +6,8 @@ const toInt = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
 
 /**
- * Environment of the demo participant services (account, order, inventory; README
- * "Configuration"). Each service passes its own defaults (port, participant name).
+ * Environment of the demo participant services (account, order, inventory;
+ * docs/configuration.md "The demo services"). Each service passes its own defaults (port, participant name).
  */
 export class ServiceEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)

@@ -1,7 +1,7 @@
 import { BRANCH_MESSAGE_PATTERN } from './participant-call.js';
 
 /**
- * Where the calls of the broker transports travel (README "RabbitMQ and NATS"). Participants
+ * Where the calls of the broker transports travel (docs/transports.md "RabbitMQ and NATS"). Participants
  * of these transports register no address: the coordinator uses its own RABBITMQ_URL or
  * NATS_URL, and every participant shares that broker, so each name below is derived from the
  * participant's name and each participant receives only its own calls. The SDK and the

@@ -4,7 +4,7 @@ import { BusinessFailure, CoordinatorError, LocalTransactionRefused } from '@nes
 import { MsgTransferDto } from './msg-transfer.dto.js';
 import { MsgTransfersService } from './msg-transfers.service.js';
 
-/** The bank's own API for msg transfers (the e2e tests and the README use it). */
+/** The bank's own API for msg transfers (the e2e tests and docs/msg.md use it). */
 @Controller('transfers')
 export class MsgTransfersController {
   constructor(private readonly transfers: MsgTransfersService) {}

@@ -18,7 +18,7 @@ const toBoolean = ({ value }: { value: unknown }): unknown => {
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
 /**
- * The environment the coordinator reads (README "Configuration" lists the same names).
+ * The environment the coordinator reads (docs/configuration.md lists the same names).
  * PORT, HOST, DATABASE_URL and REDIS_URL are part of the public contract (PROTOCOL.md 7).
  */
 export class CoordinatorEnv {

@@ -43,7 +43,7 @@ export class MicroserviceParticipantTransport {
 
   /**
    * The data is the 5.1 body plus `headers` with the three signature values, signed over the
-   * body as JSON.stringify writes it (PROTOCOL.md 5.5; README "Security").
+   * body as JSON.stringify writes it (PROTOCOL.md 5.5; docs/security.md "Signed calls").
    */
   async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
     let client: ClientProxy | null;

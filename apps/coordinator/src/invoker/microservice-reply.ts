@@ -28,7 +28,7 @@ export function describeError(error: unknown): string {
 
 /**
  * The data of a call (PROTOCOL.md 5.2): the 5.1 body plus `headers` with the three signature
- * values, signed over the body as JSON.stringify writes it (5.5; README "Security").
+ * values, signed over the body as JSON.stringify writes it (5.5; docs/security.md "Signed calls").
  */
 export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[]): SignedPhaseCallMessage {
   return { ...body, [MESSAGE_SIGNATURE_MEMBER]: signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body)) };

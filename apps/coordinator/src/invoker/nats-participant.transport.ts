@@ -18,7 +18,7 @@ function noResponders(error: unknown): boolean {
 }
 
 /**
- * The nats transport, over the coordinator's NATS_URL (README "RabbitMQ and NATS"), on one
+ * The nats transport, over the coordinator's NATS_URL (docs/transports.md "RabbitMQ and NATS"), on one
  * connection (NestJS ClientNats, which reconnects by itself after the server restarts):
  * - request/reply participants: `tx.branch.<name>` requests, the pattern qualified with the
  *   participant's name as on Redis; the participant's instances answer in one queue group.

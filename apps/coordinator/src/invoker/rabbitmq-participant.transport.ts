@@ -173,7 +173,7 @@ export class RabbitMqPublisher {
 }
 
 /**
- * The rabbitmq transport, over the coordinator's RABBITMQ_URL (README "RabbitMQ and NATS"):
+ * The rabbitmq transport, over the coordinator's RABBITMQ_URL (docs/transports.md "RabbitMQ and NATS"):
  * - request/reply participants: NestJS ClientRMQ, one per participant, sending `tx.branch`
  *   messages to the participant's own queue `dtx.participant.<name>` (which the participant
  *   declares and consumes); each message expires after the call timeout, so a call nobody took

@@ -4,7 +4,7 @@ import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger
 import { ApiStoreBacked } from '../docs/api-responses.js';
 import { MetricsService } from './metrics.service.js';
 
-/** Prometheus scrape endpoint (README "For operators"). */
+/** Prometheus scrape endpoint (docs/operations.md "Metrics"). */
 @ApiTags('operations')
 @Controller('metrics')
 // A Prometheus server's key needs only the metrics role (admin may too).

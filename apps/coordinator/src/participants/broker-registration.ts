@@ -18,7 +18,7 @@ export interface RegistrationProblem {
 const PUBLISH_TRANSPORTS: readonly string[] = ['rabbitmq', 'nats'];
 
 /**
- * The rules of a registration that depend on the brokers (README "RabbitMQ and NATS"), or null
+ * The rules of a registration that depend on the brokers (docs/transports.md "RabbitMQ and NATS"), or null
  * when there is none to break:
  * - a broker transport needs the coordinator's own connection to that broker;
  * - `publish` only with rabbitmq or nats, and then every action takes mode msg alone: a publish

@@ -3,7 +3,7 @@ import { AdminPageQueryDto } from '@nest-dtx/protocol';
 /**
  * GET /v1/participants query: the paging of the admin lists (limit 1..200, cursor). With
  * either, the answer is a page `{ items, nextCursor }`; with neither, the bare array it always
- * was, of the first 200 names (README "Participant registry").
+ * was, of the first 200 names (docs/rest-api.md "Limits").
  */
 export class ListParticipantsQueryDto extends AdminPageQueryDto {}
 
