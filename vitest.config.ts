@@ -25,11 +25,11 @@ const plugins = [
 ];
 
 // The projects that use services (Postgres, Redis, brokers, spawned processes): the global set-up
-// checks the machine's prerequisites and starts the run's own Postgres. The unit project has no
-// global set-up: it needs nothing.
+// checks the machine's prerequisites and starts the run's own Postgres; the safety net stops and
+// drops, after each file, what the file left. The unit project has neither: it needs nothing.
 const withServices = {
   globalSetup: ['test/support/global-setup.ts'],
-  setupFiles: ['test/support/setup.ts'],
+  setupFiles: ['test/support/setup.ts', 'test/support/safety-net.ts'],
 };
 
 export default defineConfig({
