@@ -14,9 +14,11 @@ import { LOG_DIR, freePort } from '../../scripts/lib/stack.js';
 import { redacted } from './prerequisites.js';
 
 /**
- * The settings the tests need. Connections: up to 4 coordinators (pools of 20) and 5 banks
- * (pools of 10) in one end-to-end file, beside an integration file with pools of 20, beside
- * the migrations' and the tests' own clients; 300 leaves room for a slow teardown.
+ * The settings the tests need. Connections: the pools open them as needed (a coordinator's holds
+ * up to 20, a bank's 10, a participant data source's 20), and an end-to-end file runs up to 4
+ * coordinators and 5 banks beside an integration file. Measured: modes-transports beside three
+ * integration files peaked at 10 client connections, and the whole suite ran on Debian's default
+ * of 100 so far; 300 is room for every pool filled at once.
  */
 export const TEST_POSTGRES_SETTINGS = {
   max_prepared_transactions: '64',
