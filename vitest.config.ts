@@ -24,6 +24,14 @@ const plugins = [
   }),
 ];
 
+// The projects that use services (Postgres, Redis, brokers, spawned processes): the global set-up
+// checks the machine's prerequisites and starts the run's own Postgres; the safety net stops and
+// drops, after each file, what the file left. The unit project has neither: it needs nothing.
+const withServices = {
+  globalSetup: ['test/support/global-setup.ts'],
+  setupFiles: ['test/support/setup.ts', 'test/support/safety-net.ts'],
+};
+
 export default defineConfig({
   plugins,
   resolve: { alias },
@@ -41,7 +49,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
-          setupFiles: ['test/support/setup.ts'],
+          ...withServices,
           testTimeout: 30_000,
           hookTimeout: 60_000,
           fileParallelism: false,
@@ -54,7 +62,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
-          setupFiles: ['test/support/setup.ts'],
+          ...withServices,
           testTimeout: 120_000,
           hookTimeout: 120_000,
           fileParallelism: false,

@@ -115,6 +115,20 @@ process.once('exit', () => {
   for (const p of running) p.child?.kill('SIGKILL');
 });
 
+/**
+ * Stops every process started here that still runs, and resolves with their names: the tests'
+ * safety net (test/support/safety-net.ts) calls it after each test file, for what a file whose
+ * set-up failed could not stop itself.
+ */
+export async function stopRunningProcesses(): Promise<string[]> {
+  const left = [...running].filter((p) => p.alive);
+  // A test may have paused one (SIGSTOP); it would take its SIGTERM only once resumed.
+  for (const p of left) p.signal('SIGCONT');
+  await Promise.all(left.map((p) => p.kill()));
+  running.clear();
+  return left.map((p) => p.name);
+}
+
 /** One child process with its log file; `kill('SIGKILL')` is a real kill -9. */
 export class ManagedProcess {
   child: ChildProcess | null = null;

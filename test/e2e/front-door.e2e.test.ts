@@ -9,21 +9,24 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, type ParticipantAdminView, type ParticipantView, type TransactionCounts, type TransactionView } from '@nest-dtx/protocol';
 import { coordinator, generateApiKeys, getJson, postJson, type CoordinatorHandle, type StackApiKeys } from '../../scripts/lib/stack.js';
+import { describeInBrowser, launchChromium } from '../support/browser.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { closeServer } from '../support/servers.js';
 
 let database: TestDatabase;
 let coord: CoordinatorHandle;
 let keys: StackApiKeys;
-let browser: Browser;
 
 const basic = (password: string) => `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`;
 const LONG_TIMEOUT_MS = 600_000;
 /** Refusals (401) one address may have a minute on the keyed coordinator: room for this file's own, then the limit's test uses it up. */
 const REFUSALS_PER_MINUTE = 40;
+/** The participant the cross-site attacks try to change. */
+const TARGET_PARTICIPANT = 'fd-target';
 
 interface Answer {
   status: number;
@@ -48,15 +51,19 @@ beforeAll(async () => {
   database = await createTestDatabase('front_door');
   coord = await coordinator('front-door-coordinator', database.url, { API_KEYS: keys.API_KEYS, AUTH_FAILURE_LIMIT_PER_MINUTE: String(REFUSALS_PER_MINUTE) });
   await coord.start();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  // What the attacks aim at, and what the later tests read (they run without chromium too).
+  const registered = await postJson(
+    `${coord.url}/v1/participants`,
+    { name: TARGET_PARTICIPANT, transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions: [{ name: 'a', modes: ['tcc'] }] },
+    keys.participant,
+  );
+  expect(registered.status).toBe(201);
+  for (const gid of ['fd-victim', 'fd-admin-victim', 'fd-console']) {
+    expect((await postJson(`${coord.url}/v1/transactions`, { mode: 'tcc', gid, timeoutMs: LONG_TIMEOUT_MS }, keys.client)).status).toBe(201);
+  }
 });
 
 afterAll(async () => {
-  await browser?.close();
   await coord?.process.kill();
   await database?.drop();
 });
@@ -99,22 +106,15 @@ attack();`;
   return `<!doctype html><html><head><title>cat pictures</title></head><body><script>${script}</script></body></html>`;
 }
 
-describe('another site cannot change anything with the operator\'s console login', () => {
+// A real chromium: without it, this block is one failing test naming the fix, and the rest of the file runs.
+describeInBrowser('another site cannot change anything with the operator\'s console login', () => {
+  let browser: Browser;
   let evil: Server;
   let evilPort: number;
   let context: BrowserContext;
-  const participantName = 'fd-target';
 
   beforeAll(async () => {
-    const registered = await postJson(
-      `${coord.url}/v1/participants`,
-      { name: participantName, transport: 'http', endpoint: 'http://127.0.0.1:9/tx', actions: [{ name: 'a', modes: ['tcc'] }] },
-      keys.participant,
-    );
-    expect(registered.status).toBe(201);
-    for (const gid of ['fd-victim', 'fd-admin-victim', 'fd-console']) {
-      expect((await postJson(`${coord.url}/v1/transactions`, { mode: 'tcc', gid, timeoutMs: LONG_TIMEOUT_MS }, keys.client)).status).toBe(201);
-    }
+    browser = await launchChromium();
     evil = createServer();
     await new Promise<void>((listening) => evil.listen(0, '127.0.0.1', listening));
     evilPort = (evil.address() as AddressInfo).port;
@@ -125,7 +125,8 @@ describe('another site cannot change anything with the operator\'s console login
 
   afterAll(async () => {
     await context?.close();
-    await new Promise((closed) => evil?.close(closed));
+    await browser?.close();
+    await closeServer(evil);
   });
 
   it('refuses every state-changing route to form posts and fetches from other origins; nothing changes', async () => {
@@ -137,13 +138,13 @@ describe('another site cannot change anything with the operator\'s console login
     expect(templates).toEqual(
       expect.arrayContaining(['/v1/transactions', '/v1/transactions/{gid}/commit', '/v1/transactions/{gid}/rollback', '/admin/transactions/{gid}/retry', '/admin/transactions/{gid}/rollback', '/admin/participants/{name}/rotate-secret', '/admin/participants/{name}/release']),
     );
-    const routes = templates.map((path) => path.replace('/admin/transactions/{gid}', '/admin/transactions/fd-admin-victim').replace('{gid}', 'fd-victim').replace('{name}', participantName));
+    const routes = templates.map((path) => path.replace('/admin/transactions/{gid}', '/admin/transactions/fd-admin-victim').replace('{gid}', 'fd-victim').replace('{name}', TARGET_PARTICIPANT));
 
     const before = {
       stats: await getJson<TransactionCounts>(`${coord.url}/admin/stats`, keys.admin),
       participants: await getJson<ParticipantAdminView[]>(`${coord.url}/admin/participants`, keys.admin),
     };
-    const target = before.participants.find((p) => p.name === participantName);
+    const target = before.participants.find((p) => p.name === TARGET_PARTICIPANT);
     expect(target).toBeDefined();
 
     evil.removeAllListeners('request');

@@ -13,6 +13,7 @@ import type { TransactionView } from '@nest-dtx/protocol';
 import { coordinator, postJson, sleep, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { rawHttp } from '../support/raw-http.js';
+import { closeServer } from '../support/servers.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 
 const NUL = String.fromCharCode(0);
@@ -91,7 +92,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await coord?.process.kill();
   await proxy?.refuse();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await closeServer(server);
   await database?.drop();
 });
 

@@ -19,6 +19,7 @@ import {
   type CoordinatorHandle,
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { closeServer } from '../support/servers.js';
 
 interface ReceivedCall {
   path: string;
@@ -137,7 +138,7 @@ afterAll(async () => {
   // Every call the coordinator made in the tests after this file's own refusals verified.
   expect(refused).toEqual([]);
   await Promise.all([bank?.process.kill(), coord?.process.kill()]);
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await closeServer(server);
   await Promise.all(databases.map((d) => d.drop()));
 });
 

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyCall } from '@nest-dtx/protocol';
 import { HttpParticipantTransport, type HttpCallOptions } from '../../apps/coordinator/src/invoker/http-participant.transport.js';
 import { EgressPolicy } from '../../apps/coordinator/src/participants/egress-policy.js';
+import { closeServer } from '../support/servers.js';
 
 /** The server lives on 127.0.0.1: the policy of a coordinator that allows loopback participants. */
 const LOOPBACK = EgressPolicy.parse('loopback');
@@ -38,7 +39,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await closeServer(server);
 });
 
 const body = (gid: string) => ({ gid, branchId: 'b1', mode: 'tcc' as const, action: 'debit', phase: 'confirm' as const, payload: {} });

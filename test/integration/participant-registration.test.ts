@@ -14,6 +14,7 @@ import { formatSigningSecret } from '@nest-dtx/protocol';
 import type { ParticipantModuleOptions } from '@nest-dtx/sdk';
 import type { TestDatabase } from '../support/databases.js';
 import { participantDatabase } from '../support/participant-db.js';
+import { closeServer } from '../support/servers.js';
 import { creditCall, LEDGER_DDL, sign, startParticipant, type StartedParticipant } from '../support/signed-participant.js';
 
 type Mode = 'ok' | 'forbidden' | 'no-secret';
@@ -34,7 +35,7 @@ class FakeCoordinator {
 
   async stop(): Promise<void> {
     this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
+    await closeServer(this.server);
   }
 
   count(name: string): number {

@@ -228,7 +228,7 @@ describe('startReplicatedPostgres', () => {
     expect(existsSync(join(tmpdir(), `pg-failover-${NAME}`))).toBe(false);
     for (const cluster of Object.values(clusterNames(NAME))) expect(existsSync(`/var/lib/postgresql/15/${cluster}`)).toBe(false);
     await db.stop();
-    // The machine's own Postgres is untouched.
+    // The Postgres the tests run on (not one of the pair's clusters) is untouched.
     expect(await connects(PG_ADMIN_URL)).toBe(true);
   }, 60_000);
 });

@@ -45,7 +45,7 @@ beforeAll(async () => {
   ({ db, dataSource } = await participantDatabase('xa', [`CREATE TABLE stock (sku text PRIMARY KEY, qty int NOT NULL CHECK (qty >= 0))`]));
   const settings: { max_prepared_transactions: string }[] = await dataSource.query(`SHOW max_prepared_transactions`);
   const max = settings[0]?.max_prepared_transactions;
-  if (Number(max) === 0) throw new Error('this Postgres has max_prepared_transactions = 0: enable it (see .ci/run) to test 2PC');
+  if (Number(max) === 0) throw new Error('this Postgres has max_prepared_transactions = 0: unset TEST_DATABASE_URL to let the tests start their own (test/support/global-setup.ts), or enable them there');
   xa = new PreparedTransactions<EntityManager>(typeormDataLayer(dataSource));
 });
 

@@ -31,22 +31,34 @@ export interface TransportBanks {
  * `bankName`; `prefix` names the databases and the coordinator's process.
  */
 export async function startTransportBanks(prefix: string, transports: readonly ParticipantTransport[], bankName: (t: ParticipantTransport) => string): Promise<TransportBanks> {
-  const databases = await Promise.all([`${prefix}_coord`, ...transports.map((t) => `${prefix}_${t}`)].map((p) => createTestDatabase(p)));
-  const coord = await coordinator(`${prefix}-coordinator`, databases[0].url, {
-    REDIS_URL,
-    RABBITMQ_URL,
-    NATS_URL,
-    RECOVERY_INTERVAL_MS: '200',
-    RETRY_BASE_MS: '50',
-    RETRY_MAX_MS: '500',
-    LEASE_MS: '3000',
-    CALL_TIMEOUT_MS: '1500',
-  });
-  await coord.start();
+  const created = await Promise.allSettled([`${prefix}_coord`, ...transports.map((t) => `${prefix}_${t}`)].map((p) => createTestDatabase(p)));
+  const databases = created.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
+  let coord: CoordinatorHandle | undefined;
   const banks = new Map<ParticipantTransport, ServiceHandle>();
-  for (const [i, t] of transports.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
-  await Promise.all([...banks.values()].map((b) => b.start()));
-  return { databases, coord, banks };
+  try {
+    const failed = created.find((c) => c.status === 'rejected');
+    if (failed) throw failed.reason;
+    coord = await coordinator(`${prefix}-coordinator`, databases[0].url, {
+      REDIS_URL,
+      RABBITMQ_URL,
+      NATS_URL,
+      RECOVERY_INTERVAL_MS: '200',
+      RETRY_BASE_MS: '50',
+      RETRY_MAX_MS: '500',
+      LEASE_MS: '3000',
+      CALL_TIMEOUT_MS: '1500',
+    });
+    await coord.start();
+    for (const [i, t] of transports.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
+    await Promise.all([...banks.values()].map((b) => b.start()));
+    return { databases, coord, banks };
+  } catch (error) {
+    // The caller gets no handle to any of it: what was started and created is stopped and
+    // dropped here, and the error is the caller's to report.
+    await Promise.allSettled([...[...banks.values()].map((b) => b.process.kill()), coord?.process.kill()]);
+    await Promise.allSettled(databases.map((d) => d.drop()));
+    throw error;
+  }
 }
 
 /** A transaction's history rows, oldest first, read from the coordinator's database. */
