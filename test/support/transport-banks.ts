@@ -16,7 +16,7 @@ import {
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 
-/** Every participant transport (PROTOCOL.md 4, and the broker transports of the README). */
+/** Every participant transport (PROTOCOL.md 4, and the broker transports of docs/transports.md). */
 export const EVERY_TRANSPORT: readonly ParticipantTransport[] = ['http', 'tcp', 'redis', 'rabbitmq', 'nats'];
 
 export interface TransportBanks {
