@@ -132,6 +132,19 @@ function resolvedOverrides(overrides: Overrides, dependencies: Record<string, st
   return resolved;
 }
 
+/**
+ * @nestjs/terminus names @mikro-orm/nestjs as an optional peer. npm resolves an optional peer's
+ * version even when nothing installs it, and on Node 22.17+ it picks @mikro-orm/nestjs 7, whose
+ * peer @mikro-orm/core 7 conflicts with the MikroORM 6 the repository (and its docs) use:
+ * ERESOLVE. On Node 20 npm skipped that version for its engines, which hid this. A reader gets
+ * the same error, and data-layers.md gives them this same override.
+ */
+function optionalPeerPins(dependencies: Record<string, string>): Overrides {
+  const mikroOrm = Object.entries(dependencies).find(([name]) => name.startsWith('@mikro-orm/'))?.[1];
+  if (!mikroOrm || !dependencies['@nestjs/terminus'] || !mikroOrm.startsWith('6.')) return {};
+  return { '@mikro-orm/nestjs': '^6.1.0' };
+}
+
 interface TscError {
   file: string;
   line: number;
@@ -227,7 +240,7 @@ export async function checkDocs(options: DocsCheckOptions = {}): Promise<DocsChe
       const typesVersion = lockedVersion(types);
       if (typesVersion) dependencies[types] = typesVersion;
     }
-    const overrides = resolvedOverrides(ROOT_MANIFEST.overrides ?? {}, dependencies);
+    const overrides = { ...resolvedOverrides(ROOT_MANIFEST.overrides ?? {}, dependencies), ...optionalPeerPins(dependencies) };
     writeFileSync(join(workDir, 'package.json'), JSON.stringify({ name: 'dtx-docs-check', private: true, type: 'module', dependencies, overrides }, null, 2));
     log(`installing ${Object.keys(dependencies).length} packages into ${workDir}`);
     await npmInstall(workDir);

@@ -12,13 +12,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import type { TransactionView } from '@nest-dtx/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectFiles, readCodeBlocks } from '../../scripts/lib/markdown-blocks.js';
 import { AppProcess, isPackageName, npmInstall, packWorkspaces, tarballSpec } from '../../scripts/lib/packed-packages.js';
 import { DEMO_RECOVERY_ENV, ROOT, coordinator, freePort, getJson, postJson, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { readWallets, type WalletRow } from '../support/wallets.js';
 
 const run = promisify(execFile);
 const PAGE = 'docs/getting-started.md';
@@ -64,16 +64,7 @@ async function startWallet(): Promise<void> {
   );
 }
 
-async function balances(): Promise<Record<string, { balance: number; frozen: number }>> {
-  const client = new pg.Client({ connectionString: walletDb.url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ id: string; balance: number; frozen: number }>('SELECT id, balance, frozen FROM wallets ORDER BY id');
-    return Object.fromEntries(rows.map((row) => [row.id, { balance: row.balance, frozen: row.frozen }]));
-  } finally {
-    await client.end();
-  }
-}
+const balances = (): Promise<Record<string, WalletRow>> => readWallets(walletDb.url);
 
 const transaction = (gid: string): Promise<TransactionView> => getJson<TransactionView>(`${coord.url}/v1/transactions/${gid}`);
 

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppProcess, PACKAGES, ROOT_MANIFEST, npmInstall, packWorkspaces, rootVersions, tarballPath, tarballSpec, type PackageName } from '../../scripts/lib/packed-packages.js';
 import { ROOT, freePort, until } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { readWallets, type WalletRow } from '../support/wallets.js';
 
 const run = promisify(execFile);
 const workDir = mkdtempSync(join(tmpdir(), 'dtx-consumer-'));
@@ -47,16 +48,7 @@ async function waitUntilAnswering(process: AppProcess, url: string): Promise<voi
   );
 }
 
-async function walletBalances(app: ConsumerApp): Promise<Record<string, { balance: number; frozen: number }>> {
-  const client = new pg.Client({ connectionString: app.db.url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ id: string; balance: number; frozen: number }>('SELECT id, balance, frozen FROM wallets ORDER BY id');
-    return Object.fromEntries(rows.map((row) => [row.id, { balance: row.balance, frozen: row.frozen }]));
-  } finally {
-    await client.end();
-  }
-}
+const walletBalances = (app: ConsumerApp): Promise<Record<string, WalletRow>> => readWallets(app.db.url);
 
 /** Starts the app's participant on the given HTTP adapter and waits until it has registered. */
 async function startWallet(app: ConsumerApp, adapter: 'express' | 'fastify'): Promise<{ process: AppProcess; url: string }> {
