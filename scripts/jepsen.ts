@@ -475,7 +475,12 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations, late);
       report.decisions = checkDecisions(calls, txs, tally.violations);
       // Pauses and cuts hold things up; a constant skew does not excuse a late check-back.
-      report.deadlines = checkDeadlines(calls, txs, timeouts, windows, LEASE_MS, tally.violations);
+      const checkAttempts = new Map(
+        (
+          await db.query<{ gid: string; at: Date }>(`SELECT gid, min(at) AS at FROM transaction_events WHERE type = 'call' AND detail->>'phase' = 'check' GROUP BY gid`)
+        ).rows.map((r) => [r.gid, r.at.getTime()]),
+      );
+      report.deadlines = checkDeadlines(calls, txs, timeouts, windows, LEASE_MS, tally.violations, checkAttempts);
 
       const failover = atKill.figures;
       if (failover && atKill.snapshot) {

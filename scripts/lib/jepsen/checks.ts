@@ -185,6 +185,12 @@ export function checkDeadlines(
   windows: readonly FaultWindow[],
   leaseMs: number,
   violations: Violation[],
+  /**
+   * The first check-back each message's coordinator recorded (transaction_events, Postgres time),
+   * whether or not it reached the bank: a call the participant's gate held back (its circuit
+   * breaker open after transient answers) is an attempt in time that no bank saw.
+   */
+  checkAttempts: ReadonlyMap<string, number> = new Map(),
 ): DeadlineFigures {
   const figures: DeadlineFigures = {
     timeouts: timeouts.length,
@@ -222,10 +228,10 @@ export function checkDeadlines(
     first.set(call.gid, Math.min(first.get(call.gid) ?? Number.POSITIVE_INFINITY, call.at));
   }
   const lateness: number[] = [];
-  for (const [gid, at] of first) {
+  for (const [gid, arrived] of first) {
     const tx = txs.get(gid);
     if (!tx) continue;
-    const late = at - tx.deadline;
+    const late = Math.min(arrived, checkAttempts.get(gid) ?? Number.POSITIVE_INFINITY) - tx.deadline;
     lateness.push(late);
     // A fault (or a lease taken just before it, which holds the message until it runs out) explains a wait.
     const explained = windows.some((w) => w.from <= tx.deadline + CHECK_BACK_WITHIN_MS && w.to + leaseMs >= tx.deadline);
