@@ -611,12 +611,17 @@ describe('TransactionEngine: stored times are compared in the database time, not
     expect(write.nextAttemptInMs).toBeLessThanOrEqual(2_000);
   });
 
-  it('sends no call when its lease ran out between the lease check and the call (a pause at an await in between)', async () => {
+  /** A message past its deadline, due for its check-back, on an engine with 1 s calls and 3 s leases. */
+  async function dueMessage(gid: string) {
     const clock = measuredClock();
-    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const msg = checkBackMessage('paused-msg');
-    await engine.create(msg, false);
-    store.txs.get('paused-msg')!.tx.deadline = new Date(clock.now() - 1);
+    const setup = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
+    await setup.engine.create(checkBackMessage(gid), false);
+    setup.store.txs.get(gid)!.tx.deadline = new Date(clock.now() - 1);
+    return setup;
+  }
+
+  it('sends no call when its lease ran out between the lease check and the call (a pause at an await in between)', async () => {
+    const { engine, store, participants } = await dueMessage('paused-msg');
     // A call's time and 30 ms more of lease are left when callAll checks; the lookup then takes 1.1 s.
     participants.findDelayMs = 1_100;
     const loaded = { ...(await store.load('paused-msg'))!, heldUntil: performance.now() + 1_030 };
@@ -625,11 +630,7 @@ describe('TransactionEngine: stored times are compared in the database time, not
   });
 
   it('a call made after a stall since the lease check gets only what is left of the lease, not a whole call timeout', async () => {
-    const clock = measuredClock();
-    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const msg = checkBackMessage('stalled-msg');
-    await engine.create(msg, false);
-    store.txs.get('stalled-msg')!.tx.deadline = new Date(clock.now() - 1);
+    const { engine, store, participants } = await dueMessage('stalled-msg');
     participants.findDelayMs = 300;
     const heldUntil = performance.now() + 1_030;
     await engine.resume({ ...(await store.load('stalled-msg'))!, heldUntil });
@@ -640,11 +641,7 @@ describe('TransactionEngine: stored times are compared in the database time, not
   });
 
   it('sends no call once the lease has less than a call\'s time left on the monotonic clock, whatever the wall clock says', async () => {
-    const clock = measuredClock();
-    const { engine, store, participants } = engineWith({ CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' }, clock);
-    const msg = checkBackMessage('lease-msg');
-    await engine.create(msg, false);
-    store.txs.get('lease-msg')!.tx.deadline = new Date(Date.now() - 1);
+    const { engine, store, participants } = await dueMessage('lease-msg');
     // Stepped back 20 s, as after a pause: a wall-clock lease would look fresh again.
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(Date.now() - 20_000);
