@@ -319,6 +319,7 @@ async function main(): Promise<number> {
     };
     /** One bank transfer as a client makes it (scripts/lib/transfers.ts), counted by kind. */
     const transfer = async (gid: string, shape: TransferShape, target: CoordinatorHandle): Promise<void> => {
+      if (shape.mode === 'workflow') throw new Error('the chaos runner draws no workflow transfers');
       const kind: TransferKind = shape.at ? 'at' : shape.mode;
       report.transfersByKind[kind] = (report.transfersByKind[kind] ?? 0) + 1;
       kindByGid.set(gid, kind);

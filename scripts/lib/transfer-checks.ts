@@ -120,6 +120,8 @@ export const PHASE2_OF: Record<Mode, { commit: string | null; rollback: string |
   '2pc': { commit: 'commit', rollback: 'rollback' },
   msg: { commit: 'execute', rollback: null },
   saga: { commit: null, rollback: 'compensate' },
+  // The bank transfers run as workflows record tcc steps.
+  workflow: { commit: 'confirm', rollback: 'cancel' },
 };
 
 /**

@@ -191,6 +191,7 @@ function stillValid(call: PhaseCallBody, field: keyof PhaseCallBody, value: unkn
 }
 
 const phasesOf = (mode: Mode): Phase[] => {
+  if (mode === 'workflow') return ['resume'];
   const p = MODE_PHASES[mode];
   return [p.phase1, ...(p.commit ? [p.commit] : []), ...(p.rollback ? [p.rollback] : [])];
 };
@@ -381,7 +382,7 @@ function variants(call: PhaseCallBody, key: Buffer, others: Buffer[]): Variant[]
   // validates them and refuses (409), keeping nothing. (A signed phase 2 with another payload
   // is a genuine call: a null compensation, say, which rightly leaves its barrier marker.)
   // msg's phase 1 is the sender's own local transaction: its `check` runs no business (the barrier answers it).
-  const isPhase1 = call.mode !== 'msg' && MODE_PHASES[call.mode].phase1 === call.phase;
+  const isPhase1 = call.mode !== 'msg' && call.mode !== 'workflow' && MODE_PHASES[call.mode].phase1 === call.phase;
   for (const [member, values] of [['accountId', WRONG_ACCOUNT_IDS], ['amount', WRONG_AMOUNTS]] as const) {
     for (const value of values) {
       const wrong = { ...body, payload: { ...payload, [member]: value } };

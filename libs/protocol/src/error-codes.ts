@@ -67,6 +67,13 @@ export const ErrorCode = {
   PARTICIPANT_LIMIT: 'PARTICIPANT_LIMIT',
   /** A participant cannot be deleted while a transaction that is not finished has a branch (or msg check) on it (409). */
   PARTICIPANT_IN_USE: 'PARTICIPANT_IN_USE',
+  /**
+   * A workflow step recorded again under its stepId with another kind, participant or action
+   * (409): the workflow did not replay the way it ran before, it is not deterministic (PROTOCOL.md 3.7).
+   */
+  STEP_MISMATCH: 'STEP_MISMATCH',
+  /** A reported outcome (PROTOCOL.md 3.6) for a phase the branch is not waiting on now (409). */
+  PHASE_NOT_IN_PROGRESS: 'PHASE_NOT_IN_PROGRESS',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

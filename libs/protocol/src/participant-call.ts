@@ -83,7 +83,12 @@ export type MicroserviceReply = { outcome: 'ok'; result: Json; locks?: BranchLoc
 export type CallOutcome =
   | { kind: 'ok'; result: Json; locks?: BranchLocks }
   | { kind: 'failed'; error: Json }
-  | { kind: 'transient'; error: string };
+  | { kind: 'transient'; error: string }
+  /**
+   * `202` (message transports: `{ "outcome": "ongoing" }`): accepted, outcome not known yet; ask
+   * again, at `retryAfterMs` when the participant said (PROTOCOL.md 3.6). Not a failure.
+   */
+  | { kind: 'ongoing'; retryAfterMs?: number };
 
 /** Connection options of the NestJS Redis transport (host, port, password, db) from a redis:// URL. */
 export function redisTransportOptions(url: string): { host: string; port: number; password?: string; db?: number } {

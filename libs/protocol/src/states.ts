@@ -2,8 +2,14 @@
  * The vocabulary of PROTOCOL.md sections 1 and 2, as values and types.
  * Every other module imports these instead of spelling the strings again.
  */
-export const MODES = ['tcc', '2pc', 'saga', 'msg'] as const;
+export const MODES = ['tcc', '2pc', 'saga', 'msg', 'workflow'] as const;
 export type Mode = (typeof MODES)[number];
+/** The modes whose branches are all of their own kind; a workflow's steps each have a kind (PROTOCOL.md 3.7). */
+export type BranchMode = Exclude<Mode, 'workflow'>;
+
+/** What a workflow's step is (PROTOCOL.md 3.7): a branch of one of these modes, or code the host ran itself. */
+export const STEP_KINDS = ['tcc', '2pc', 'saga', 'local'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
 
 export const GLOBAL_STATUSES = ['active', 'committing', 'committed', 'rolling_back', 'rolled_back'] as const;
 export type GlobalStatus = (typeof GLOBAL_STATUSES)[number];
@@ -17,14 +23,15 @@ export type BranchStatus = (typeof BRANCH_STATUSES)[number];
 export const ROLLBACK_REASONS = ['client', 'timeout', 'branch_failed', 'admin'] as const;
 export type RollbackReason = (typeof ROLLBACK_REASONS)[number];
 
-export const PHASES = ['try', 'confirm', 'cancel', 'prepare', 'commit', 'rollback', 'execute', 'compensate', 'check'] as const;
+export const PHASES = ['try', 'confirm', 'cancel', 'prepare', 'commit', 'rollback', 'execute', 'compensate', 'check', 'resume'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /**
  * The role a phase plays, whatever the mode calls it. `check` is msg's question to the caller's
- * service: did the local transaction of this message commit?
+ * service: did the local transaction of this message commit? `resume` asks a workflow's host to
+ * run the workflow again (PROTOCOL.md 3.7).
  */
-export type PhaseKind = 'phase1' | 'commit' | 'rollback' | 'check';
+export type PhaseKind = 'phase1' | 'commit' | 'rollback' | 'check' | 'resume';
 
 export interface ModePhases {
   /** msg: its phase 1 is the caller's own local transaction; the coordinator only asks about it (`check`). */
@@ -35,7 +42,8 @@ export interface ModePhases {
   rollback: Phase | null;
 }
 
-export const MODE_PHASES: Readonly<Record<Mode, ModePhases>> = {
+/** The phases of each mode's branches (a workflow's steps take the phases of their kind). */
+export const MODE_PHASES: Readonly<Record<BranchMode, ModePhases>> = {
   tcc: { phase1: 'try', commit: 'confirm', rollback: 'cancel' },
   '2pc': { phase1: 'prepare', commit: 'commit', rollback: 'rollback' },
   saga: { phase1: 'execute', commit: null, rollback: 'compensate' },
@@ -63,6 +71,8 @@ export function phaseKind(phase: Phase): PhaseKind {
       return 'rollback';
     case 'check':
       return 'check';
+    case 'resume':
+      return 'resume';
   }
 }
 

@@ -97,7 +97,8 @@ export class BranchCaller {
       admission.release('transient', performance.now() - startedAt);
       throw error;
     }
-    admission.release(answer.kind, performance.now() - startedAt);
+    // A 202 (ongoing) is a participant answering in health: for its breaker it is a success.
+    admission.release(answer.kind === 'ongoing' ? 'ok' : answer.kind, performance.now() - startedAt);
     // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
     const outcome = storableOutcome(answer);
     stopTimer({ outcome: outcome.kind });
@@ -109,7 +110,7 @@ export class BranchCaller {
         outcome: outcome.kind,
         durationMs: Math.round(performance.now() - startedAt),
         queuedMs: admission.waitedMs,
-        error: outcome.kind === 'ok' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
+        error: outcome.kind === 'ok' || outcome.kind === 'ongoing' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
       });
     }
     return outcome;

@@ -19,7 +19,7 @@ export const phase1AnswerOf = (outcome: CallOutcome): Phase1Answer =>
 export const phase2AnswerOf = (outcome: CallOutcome): Phase2Answer =>
   outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : 'transient';
 
-export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' ? null : outcome.error);
+export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' || outcome.kind === 'ongoing' ? null : outcome.error);
 
 /**
  * The rows an AT prepare's answer says it locked, to record with the answer (spread into it);

@@ -22,6 +22,7 @@ const EXPECTED_MOVES: Record<Mode, [GlobalStatus, GlobalStatus][]> = {
   '2pc': [['active', 'committing'], ['committing', 'committed'], ['active', 'rolling_back'], ['rolling_back', 'rolled_back']],
   saga: [['active', 'committed'], ['active', 'rolling_back'], ['rolling_back', 'rolled_back']],
   msg: [['active', 'committing'], ['committing', 'committed'], ['active', 'rolling_back'], ['rolling_back', 'rolled_back']],
+  workflow: [['active', 'committing'], ['committing', 'committed'], ['active', 'rolling_back'], ['rolling_back', 'rolled_back']],
 };
 
 describe('isAllowedMove', () => {

@@ -68,6 +68,8 @@ export function storableOutcome(outcome: CallOutcome): CallOutcome {
       const error = scrubText(outcome.error);
       return error === outcome.error ? outcome : { kind: 'transient', error };
     }
+    case 'ongoing':
+      return outcome;
   }
 }
 

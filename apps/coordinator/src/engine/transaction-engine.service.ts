@@ -140,7 +140,7 @@ export class TransactionEngine {
       branch.branchId,
       status,
       // An AT prepare's locked rows are recorded in the same write as its answer.
-      outcome.kind === 'ok' ? { result: outcome.result, ...lockedRowsOf(outcome) } : { lastError: outcome.error },
+      outcome.kind === 'ok' ? { result: outcome.result, ...lockedRowsOf(outcome) } : { lastError: errorOf(outcome) },
       [callEvent(inserted, phase, outcome, status)],
     );
     return saved ?? { ...inserted, status };
@@ -337,7 +337,8 @@ export class TransactionEngine {
           const outcome = outcomes[i];
           if (outcome.kind === 'ok') return;
           // Why, too: without it an operator reading the log cannot tell a down participant from a lock timeout.
-          const why = typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error);
+          const error = errorOf(outcome);
+          const why = typeof error === 'string' ? error : JSON.stringify(error);
           const line = `phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`;
           const detail = { phase, attempts, outcome: outcome.kind, error: why.slice(0, 300) };
           // A call the participant's gate held back (its breaker open, its queue full) is no news

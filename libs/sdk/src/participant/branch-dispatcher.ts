@@ -72,6 +72,8 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (body.mode === 'msg' && body.branchId === MSG_CHECK_BRANCH_ID) {
       return { kind: 'invalid', message: `branchId ${MSG_CHECK_BRANCH_ID} is msg's check-back, not a branch` };
     }
+    // A workflow's resume goes to its host's workflow runner, not to a branch's phases.
+    if (body.mode === 'workflow') return { kind: 'invalid', message: `no workflow ${body.action} is hosted here` };
     const phases = MODE_PHASES[body.mode];
     if (body.phase !== phases.phase1 && body.phase !== phases.commit && body.phase !== phases.rollback) {
       return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };

@@ -10,14 +10,14 @@ import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
 /** The processor of each mode. */
 @Injectable()
 export class ModeProcessors {
-  private readonly byMode: Record<Mode, ModeProcessor>;
+  private readonly byMode: Partial<Record<Mode, ModeProcessor>>;
 
   constructor(tcc: TccProcessor, twoPhaseCommit: TwoPhaseCommitProcessor, saga: SagaProcessor, msg: MsgProcessor) {
     this.byMode = { tcc, '2pc': twoPhaseCommit, saga, msg };
   }
 
   get(mode: Mode): ModeProcessor {
-    const processor = this.byMode[mode] as ModeProcessor | undefined;
+    const processor = this.byMode[mode];
     if (!processor) throw new ApiError(400, ErrorCode.MODE_NOT_SUPPORTED, `mode ${mode} is not supported`, { field: 'mode' });
     return processor;
   }

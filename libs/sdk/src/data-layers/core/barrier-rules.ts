@@ -51,6 +51,8 @@ const INSERTS: Record<PhaseKind, readonly BarrierInsert[]> = {
   // when it is free answers "no" for good: the local transaction, were it still running, now
   // conflicts on the slot and can no longer commit.
   check: [{ slot: 'phase1', origin: 'rollback' }],
+  // A workflow's resume (PROTOCOL.md 3.7) takes no row: its steps are recorded by the coordinator.
+  resume: [],
 };
 
 /** The rows a phase inserts, in this order, each only if its slot is free. */
@@ -84,6 +86,8 @@ export function barrierDecision(kind: PhaseKind, inserted: readonly boolean[], p
       // now or from an earlier check): refuse, a 409 the coordinator takes as "roll back".
       if (inserted[0]) return { kind: 'refuse' };
       return phase1Origin === 'rollback' ? { kind: 'refuse' } : { kind: 'replay' };
+    case 'resume':
+      return { kind: 'run', storesResult: false };
   }
 }
 
