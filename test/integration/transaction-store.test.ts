@@ -124,6 +124,51 @@ describe('TransactionStore', () => {
     expect(await store.recordPhase1('p1-1', 'x', 'failed', { lastError: 'late' }, [])).toMatchObject({ status: 'prepared', attempts: 2 });
   });
 
+  it('a workflow keeps its host, input and commit result; its steps their kind, recorded status and result; each step puts off its resume, never past the deadline', async () => {
+    const inserted = (await store.insert(newTx('wf-1', { mode: 'workflow', branches: [], workflow: { participant: 'orders', name: 'placeOrder' }, input: { orderId: 7 } }), 5_000))!;
+    expect(inserted.tx).toMatchObject({ mode: 'workflow', workflow: { participant: 'orders', name: 'placeOrder' }, input: { orderId: 7 }, result: null });
+    const tcc = await store.insertBranch('wf-1', { branchId: 's1', participant: 'stock', action: 'reserve', payload: { sku: 'a' }, kind: 'tcc' }, [], 100, 30_000);
+    expect(tcc).toMatchObject({ branchId: 's1', kind: 'tcc', status: 'pending', seq: 1, waitingSince: null });
+    const local = await store.insertBranch('wf-1', { branchId: 's2', participant: 'orders', action: 'unnumber', payload: {}, kind: 'local', status: 'committed', result: { n: 4 } }, [], 100, 30_000);
+    expect(local).toMatchObject({ branchId: 's2', kind: 'local', status: 'committed', result: { n: 4 }, seq: 2 });
+    const afterSteps = (await store.load('wf-1'))!;
+    const resumeInMs = afterSteps.tx.nextAttemptAt!.getTime() - afterSteps.tx.updatedAt.getTime();
+    expect(resumeInMs).toBeGreaterThan(29_000);
+    expect(resumeInMs).toBeLessThanOrEqual(30_000);
+    // A resume interval past the deadline: due at the deadline.
+    await store.insertBranch('wf-1', { branchId: 's3', participant: 'ship', action: 'ship', payload: {}, kind: 'saga' }, [], 100, 10 * 60_000);
+    const capped = (await store.load('wf-1'))!;
+    expect(capped.tx.nextAttemptAt!.getTime()).toBe(capped.tx.deadline.getTime());
+    // A branch of another mode has no kind; a begin's result stays until a commit carries one.
+    expect((await store.insert(newTx('wf-plain'), 5_000))!.branches.map((b) => b.kind)).toEqual([null, null]);
+    const committed = await store.apply('wf-1', capped.tx.version, { ...decide({ branches: [] }), result: { shipped: true } });
+    expect(committed?.tx.result).toEqual({ shipped: true });
+    const again = await store.apply('wf-1', committed!.tx.version, decide({ branches: [], status: 'committed', nextAttemptInMs: null, lease: null }));
+    expect(again?.tx.result).toEqual({ shipped: true });
+  });
+
+  it('a branch answering ongoing (202) is waiting from its first such answer until a final one', async () => {
+    await store.insert(newTx('wait-1'), 5_000);
+    const first = await store.recordPhase1('wait-1', 'b1', 'pending', { waiting: true }, []);
+    expect(first?.waitingSince).toBeInstanceOf(Date);
+    await new Promise((r) => setTimeout(r, 20));
+    const second = await store.recordPhase1('wait-1', 'b1', 'pending', { waiting: true }, []);
+    expect(second?.waitingSince?.getTime()).toBe(first!.waitingSince!.getTime());
+    expect(second?.attempts).toBe(2);
+    const final = await store.recordPhase1('wait-1', 'b1', 'prepared', { result: { ok: true }, waiting: false }, []);
+    expect(final).toMatchObject({ status: 'prepared', waitingSince: null, result: { ok: true } });
+
+    const loaded = (await store.load('wait-1'))!;
+    const phase2 = await store.apply('wait-1', loaded.tx.version, decide({ branches: [{ branchId: 'b2', calls: 1, waiting: true }] }));
+    const waitingSince = phase2!.branches.find((b) => b.branchId === 'b2')!.waitingSince;
+    expect(waitingSince).toBeInstanceOf(Date);
+    // A change that says nothing of waiting leaves it; a final answer clears it.
+    const untouched = await store.apply('wait-1', phase2!.tx.version, decide({ branches: [{ branchId: 'b2', calls: 1 }] }));
+    expect(untouched!.branches.find((b) => b.branchId === 'b2')!.waitingSince?.getTime()).toBe(waitingSince!.getTime());
+    const done = await store.apply('wait-1', untouched!.tx.version, decide({ branches: [{ branchId: 'b2', status: 'committed', calls: 1, waiting: false }] }));
+    expect(done!.branches.find((b) => b.branchId === 'b2')!.waitingSince).toBeNull();
+  });
+
   it('keeps the history in order, oldest first', async () => {
     await store.insert(newTx('hist-1', { events: [{ type: 'created' }, { type: 'branch_added', branchId: 'b1' }, { type: 'branch_added', branchId: 'b2' }] }), 5_000);
     await store.apply('hist-1', 1, decide());

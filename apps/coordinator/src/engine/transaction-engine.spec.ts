@@ -54,6 +54,7 @@ class FakeStore {
         requestHash: input.requestHash, metadata: input.metadata, timeoutMs: input.timeoutMs, deadline: new Date(now.getTime() + input.timeoutMs),
         version: 1, attempts: 0, needsAttention: false, nextAttemptAt: now, leaseOwner: input.leaseOwner,
         leaseUntil: input.leaseOwner ? new Date(now.getTime() + leaseMs) : null, traceParent: input.traceParent, check: input.check ?? null,
+        workflow: input.workflow ?? null, input: input.input ?? null, result: null,
         ownerKeyDigest: input.ownerKeyDigest ?? null, createdAt: now, updatedAt: now,
       },
       branches: input.branches.map((b, i) => ({ ...this.branch(input.gid, b, i + 1), status: input.branchStatus ?? 'pending' })),
@@ -128,7 +129,7 @@ class FakeStore {
   private branch(gid: string, b: NewBranch, seq: number): BranchRecord {
     const now = new Date();
     return { gid, branchId: b.branchId, seq, participant: b.participant, action: b.action, payload: b.payload, dependsOn: b.dependsOn ?? [],
-      status: 'pending', attempts: 0, lastError: null, result: null, createdAt: now, updatedAt: now };
+      kind: b.kind ?? null, status: 'pending', waitingSince: null, attempts: 0, lastError: null, result: null, createdAt: now, updatedAt: now };
   }
 }
 

@@ -1,4 +1,4 @@
-import type { BranchLocks, BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, Transport } from '@nest-dtx/protocol';
+import type { BranchLocks, BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, StepKind, Transport } from '@nest-dtx/protocol';
 
 /** A global transaction as the engine holds it in memory. */
 export interface TxRecord {
@@ -21,6 +21,12 @@ export interface TxRecord {
   traceParent: string | null;
   /** msg: the action of the caller's service that answers whether its local transaction committed. */
   check: MsgCheckTarget | null;
+  /** workflow: the host's workflow, which a resume calls (PROTOCOL.md 3.7). */
+  workflow: WorkflowTarget | null;
+  /** workflow: what it was begun with (the resume call's payload); null for other modes. */
+  input: Json;
+  /** workflow: what its commit carried; null until then, and for other modes. */
+  result: Json;
   /** SHA-256 of the API key that began it; null when begun without keys (or before keys were recorded). */
   ownerKeyDigest: Buffer | null;
   createdAt: Date;
@@ -33,6 +39,12 @@ export interface MsgCheckTarget {
   action: string;
 }
 
+/** A workflow's host and the name it registered the workflow under (PROTOCOL.md 3.7). */
+export interface WorkflowTarget {
+  participant: string;
+  name: string;
+}
+
 export interface BranchRecord {
   gid: string;
   branchId: string;
@@ -41,7 +53,11 @@ export interface BranchRecord {
   action: string;
   payload: JsonObject;
   dependsOn: string[];
+  /** A workflow step's kind; null on the branches of every other mode (their kind is the mode). */
+  kind: StepKind | null;
   status: BranchStatus;
+  /** Since when the phase in progress has answered `202` (ongoing, PROTOCOL.md 3.6); null otherwise. */
+  waitingSince: Date | null;
   attempts: number;
   lastError: Json;
   result: Json;
@@ -91,6 +107,14 @@ export interface NewBranch {
   payload: JsonObject;
   /** Saga steps only. */
   dependsOn?: string[];
+  /** Workflow steps only. */
+  kind?: StepKind;
+  /**
+   * How it is recorded (default `pending`: its phase 1 is to be called); a workflow's local step
+   * is recorded `committed` with its result, as the host ran it.
+   */
+  status?: Extract<BranchStatus, 'pending' | 'committed'>;
+  result?: Json;
 }
 
 export interface NewTransaction {
@@ -109,6 +133,9 @@ export interface NewTransaction {
   traceParent: string | null;
   /** msg only: where the check-back goes. */
   check?: MsgCheckTarget;
+  /** workflow only: the host's workflow, and what it was begun with. */
+  workflow?: WorkflowTarget;
+  input?: Json;
   /** SHA-256 of the API key that begins it (null without keys). */
   ownerKeyDigest?: Buffer | null;
   /**
@@ -131,6 +158,11 @@ export interface BranchChange {
   lastError?: Json;
   /** An AT prepare's answer: the rows it locked, recorded with the time of this write. */
   locks?: BranchLocks;
+  /**
+   * true: the phase in progress answered `202` (ongoing): waiting since this write unless it
+   * was already; false: a final answer, no longer waiting. Unset: as it was.
+   */
+  waiting?: boolean;
 }
 
 /** A phase-1 answer of an interactive branch, as recorded. */
@@ -141,6 +173,8 @@ export interface Phase1Outcome {
   locks?: BranchLocks;
   /** Flags the transaction for attention in the same write (an answer that could not be kept as it was). */
   needsAttention?: boolean;
+  /** As BranchChange.waiting. */
+  waiting?: boolean;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */
@@ -155,6 +189,8 @@ export interface TxChange {
   lease: { owner: string; ms: number } | null;
   branches: BranchChange[];
   events: EventInput[];
+  /** workflow: the result its commit carried (PROTOCOL.md 3.7); unset leaves it as it was. */
+  result?: Json;
 }
 
 /** A registered participant as the registry stores it (PROTOCOL.md 4). */

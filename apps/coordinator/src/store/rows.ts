@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, TransactionEventView } from '@nest-dtx/protocol';
+import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, StepKind, TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, TxRecord } from './records.js';
 
 /** Rows as Postgres sends them (row_to_json, or plain columns): snake_case names, JSON values. */
@@ -35,6 +35,9 @@ export function mapTx(raw: RawRow): TxRecord {
     leaseUntil: toDateOrNull(raw.lease_until),
     traceParent: (raw.trace_parent ?? null) as string | null,
     check: typeof raw.check_participant === 'string' ? { participant: raw.check_participant, action: raw.check_action as string } : null,
+    workflow: typeof raw.workflow_participant === 'string' ? { participant: raw.workflow_participant, name: raw.workflow_name as string } : null,
+    input: (raw.input ?? null) as Json,
+    result: (raw.result ?? null) as Json,
     ownerKeyDigest: toBytesOrNull(raw.owner_key_digest),
     createdAt: toDate(raw.created_at),
     updatedAt: toDate(raw.updated_at),
@@ -50,7 +53,9 @@ export function mapBranch(raw: RawRow): BranchRecord {
     action: String(raw.action),
     payload: (raw.payload ?? {}) as JsonObject,
     dependsOn: (raw.depends_on ?? []) as string[],
+    kind: (raw.kind ?? null) as StepKind | null,
     status: raw.status as BranchStatus,
+    waitingSince: toDateOrNull(raw.waiting_since),
     attempts: Number(raw.attempts),
     lastError: (raw.last_error ?? null) as Json,
     result: (raw.result ?? null) as Json,

@@ -83,15 +83,15 @@ ins_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, mode text, one_shot boolean, concurrent boolean, request_hash text, metadata jsonb,
     timeout_ms int, first_attempt_ms int, lease_owner text, lease_ms int, trace_parent text, status text, branch_status text,
-    check_participant text, check_action text, owner_key text, branches jsonb, events jsonb)
+    check_participant text, check_action text, workflow_participant text, workflow_name text, input jsonb, owner_key text, branches jsonb, events jsonb)
 ), ins AS (
   INSERT INTO global_transactions
     (gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms, deadline, next_attempt_at, lease_owner, lease_until, trace_parent,
-     check_participant, check_action, owner_key_digest)
+     check_participant, check_action, workflow_participant, workflow_name, input, owner_key_digest)
   SELECT gid, mode, status, one_shot, concurrent, request_hash, metadata, timeout_ms,
          now() + timeout_ms * interval '1 millisecond', now() + first_attempt_ms * interval '1 millisecond', lease_owner,
          CASE WHEN lease_owner IS NULL THEN NULL ELSE now() + lease_ms * interval '1 millisecond' END, trace_parent,
-         check_participant, check_action, decode(owner_key, 'hex')
+         check_participant, check_action, workflow_participant, workflow_name, input, decode(owner_key, 'hex')
   FROM ins_in ORDER BY gid
   ON CONFLICT (gid) DO NOTHING
   RETURNING *
@@ -106,7 +106,7 @@ ins_in AS (
 app_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, expected int, status text, reason text, attempts int, needs_attention boolean,
-    next_ms int, lease_owner text, lease_ms int, branches jsonb, events jsonb)
+    next_ms int, lease_owner text, lease_ms int, set_result boolean, result jsonb, branches jsonb, events jsonb)
 ), app AS (
   UPDATE global_transactions t SET
     status = a.status, reason = a.reason, version = t.version + 1, updated_at = now(),
@@ -114,7 +114,8 @@ app_in AS (
     needs_attention = t.needs_attention OR a.needs_attention,
     next_attempt_at = CASE WHEN a.next_ms IS NULL THEN NULL ELSE now() + a.next_ms * interval '1 millisecond' END,
     lease_owner = a.lease_owner,
-    lease_until = CASE WHEN a.lease_owner IS NULL THEN NULL ELSE now() + a.lease_ms * interval '1 millisecond' END
+    lease_until = CASE WHEN a.lease_owner IS NULL THEN NULL ELSE now() + a.lease_ms * interval '1 millisecond' END,
+    result = CASE WHEN a.set_result THEN a.result ELSE t.result END
   FROM app_in a
   WHERE t.gid = a.gid AND t.version = a.expected AND t.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING t.*
@@ -127,19 +128,23 @@ app_in AS (
     -- An AT prepare's answer: the rows it locked, held from this write on.
     locks = coalesce(x.locks, br.locks),
     locked_at = CASE WHEN x.locks IS NULL THEN br.locked_at ELSE now() END,
+    waiting_since = CASE WHEN x.waiting IS NULL THEN br.waiting_since WHEN x.waiting THEN coalesce(br.waiting_since, now()) ELSE NULL END,
     updated_at = now()
   FROM app g JOIN app_in a ON a.gid = g.gid,
-       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb)
+       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, waiting boolean)
   WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
 )`),
   branch: {
     ctes: `
 nb_in AS (
-  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(k int, gid text, branch_id text, participant text, action text, payload jsonb, max_branches int, events jsonb)
+  SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
+    k int, gid text, branch_id text, participant text, action text, payload jsonb, kind text, status text, result jsonb, max_branches int, next_ms int, events jsonb)
 ), nb_g AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
-  UPDATE global_transactions t SET version = t.version + 1, updated_at = now()
+  -- A workflow's step also puts off its resume (next_ms), never past the deadline.
+  UPDATE global_transactions t SET version = t.version + 1, updated_at = now(),
+    next_attempt_at = CASE WHEN x.next_ms IS NULL THEN t.next_attempt_at ELSE least(t.deadline, now() + x.next_ms * interval '1 millisecond') END
   FROM nb_in x
   -- status || '' is no index condition, so the plan looks the rows up by gid, not among every active one.
   WHERE t.gid = x.gid AND t.gid = ANY (ARRAY(SELECT gid FROM nb_in)) AND t.status || '' = 'active'
@@ -148,9 +153,9 @@ nb_in AS (
     AND (SELECT count(*) FROM branches b WHERE b.gid = x.gid) < x.max_branches
   RETURNING t.gid
 ), nb AS (
-  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, status)
+  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, kind, status, result)
   SELECT x.gid, x.branch_id, (SELECT coalesce(max(b.seq), 0) + 1 FROM branches b WHERE b.gid = x.gid), x.participant, x.action,
-         coalesce(x.payload, '{}'::jsonb), 'pending'
+         coalesce(x.payload, '{}'::jsonb), x.kind, coalesce(x.status, 'pending'), x.result
   FROM nb_g g JOIN nb_in x ON x.gid = g.gid
   ON CONFLICT (gid, branch_id) DO NOTHING
   RETURNING *
@@ -163,7 +168,7 @@ nb_in AS (
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb,
-    needs_attention boolean, events jsonb)
+    needs_attention boolean, waiting boolean, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -174,6 +179,7 @@ p1_in AS (
     -- The rows an AT prepare locked, with the answer that moves the branch on (as its status).
     locks = CASE WHEN br.status = 'pending' AND x.locks IS NOT NULL THEN x.locks ELSE br.locks END,
     locked_at = CASE WHEN br.status = 'pending' AND x.locks IS NOT NULL THEN now() ELSE br.locked_at END,
+    waiting_since = CASE WHEN x.waiting IS NULL THEN br.waiting_since WHEN x.waiting THEN coalesce(br.waiting_since, now()) ELSE NULL END,
     updated_at = now()
   FROM p1_in x
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
@@ -294,6 +300,9 @@ export class TransactionStore {
       branch_status: input.branchStatus ?? 'pending',
       check_participant: input.check?.participant ?? null,
       check_action: input.check?.action ?? null,
+      workflow_participant: input.workflow?.participant ?? null,
+      workflow_name: input.workflow?.name ?? null,
+      input: input.input ?? null,
       owner_key: input.ownerKeyDigest ? input.ownerKeyDigest.toString('hex') : null,
       branches: input.branches.map((b, i) => ({
         branch_id: b.branchId,
@@ -322,6 +331,8 @@ export class TransactionStore {
       next_ms: change.nextAttemptInMs,
       lease_owner: change.lease?.owner ?? null,
       lease_ms: change.lease?.ms ?? 0,
+      set_result: change.result !== undefined,
+      result: change.result ?? null,
       branches: change.branches.map((b) => ({
         branch_id: b.branchId,
         status: b.status ?? null,
@@ -332,6 +343,7 @@ export class TransactionStore {
         last_error: b.lastError ?? null,
         // Only on an AT prepare's answer: every other branch row stays as it was.
         ...(b.locks ? { locks: b.locks } : {}),
+        ...(b.waiting === undefined ? {} : { waiting: b.waiting }),
       })),
       events: eventRows(change.events),
     });
@@ -342,14 +354,18 @@ export class TransactionStore {
    * Returns null when the transaction is not active, the branch already exists, or the
    * transaction already holds `maxBranches` branches.
    */
-  insertBranch(gid: string, branch: NewBranch, events: EventInput[], maxBranches: number = LIMITS.maxBranches): Promise<BranchRecord | null> {
+  insertBranch(gid: string, branch: NewBranch, events: EventInput[], maxBranches: number = LIMITS.maxBranches, nextAttemptInMs: number | null = null): Promise<BranchRecord | null> {
     return this.write<BranchRecord | null>('branch', gid, {
       gid,
       branch_id: branch.branchId,
       participant: branch.participant,
       action: branch.action,
       payload: branch.payload,
+      kind: branch.kind ?? null,
+      status: branch.status ?? null,
+      result: branch.result ?? null,
       max_branches: maxBranches,
+      next_ms: nextAttemptInMs,
       events: eventRows(events),
     });
   }
@@ -369,6 +385,7 @@ export class TransactionStore {
       last_error: outcome.lastError ?? null,
       ...(outcome.locks ? { locks: outcome.locks } : {}),
       needs_attention: outcome.needsAttention ?? false,
+      ...(outcome.waiting === undefined ? {} : { waiting: outcome.waiting }),
       events: eventRows(events),
     });
   }

@@ -7,6 +7,7 @@ import { Messages1763800000900 } from './1763800000900-messages.js';
 import { AtLocks1763800001000 } from './1763800001000-at-locks.js';
 import { OwnersAndNames1763800001200 } from './1763800001200-owners-and-names.js';
 import { ParticipantLimits1763800001300 } from './1763800001300-participant-limits.js';
+import { Workflows1763800001400 } from './1763800001400-workflows.js';
 
 /** The schema is the migrations'; store/ reads and writes every table with its own SQL. */
 export const COORDINATOR_MIGRATIONS = [
@@ -19,4 +20,5 @@ export const COORDINATOR_MIGRATIONS = [
   AtLocks1763800001000,
   OwnersAndNames1763800001200,
   ParticipantLimits1763800001300,
+  Workflows1763800001400,
 ];
