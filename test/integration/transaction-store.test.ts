@@ -129,8 +129,10 @@ describe('TransactionStore', () => {
     expect(inserted.tx).toMatchObject({ mode: 'workflow', workflow: { participant: 'orders', name: 'placeOrder' }, input: { orderId: 7 }, result: null });
     const tcc = await store.insertBranch('wf-1', { branchId: 's1', participant: 'stock', action: 'reserve', payload: { sku: 'a' }, kind: 'tcc' }, [], 100, 30_000);
     expect(tcc).toMatchObject({ branchId: 's1', kind: 'tcc', status: 'pending', seq: 1, waitingSince: null });
-    const local = await store.insertBranch('wf-1', { branchId: 's2', participant: 'orders', action: 'unnumber', payload: {}, kind: 'local', status: 'committed', result: { n: 4 } }, [], 100, 30_000);
-    expect(local).toMatchObject({ branchId: 's2', kind: 'local', status: 'committed', result: { n: 4 }, seq: 2 });
+    const compensate = { participant: 'numbers', action: 'release', payload: { n: 4 } };
+    const local = await store.insertBranch('wf-1', { branchId: 's2', participant: 'orders', action: 'placeOrder', payload: {}, kind: 'local', compensate, status: 'committed', result: { n: 4 } }, [], 100, 30_000);
+    expect(local).toMatchObject({ branchId: 's2', kind: 'local', compensate, status: 'committed', result: { n: 4 }, seq: 2 });
+    expect(tcc?.compensate).toBeNull();
     const afterSteps = (await store.load('wf-1'))!;
     const resumeInMs = afterSteps.tx.nextAttemptAt!.getTime() - afterSteps.tx.updatedAt.getTime();
     expect(resumeInMs).toBeGreaterThan(29_000);

@@ -1,4 +1,4 @@
-import type { BranchStatus, GlobalStatus, Mode, RollbackReason } from './states.js';
+import type { BranchStatus, GlobalStatus, Mode, RollbackReason, StepKind } from './states.js';
 
 /** Any JSON value: payloads, results and metadata are opaque to the coordinator. */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -13,6 +13,10 @@ export interface BranchView {
   attempts: number;
   lastError: Json;
   result: Json;
+  /** A workflow's step: its kind (PROTOCOL.md 3.7). Absent on the branches of other modes. */
+  kind?: StepKind;
+  /** Since when the phase in progress has answered `202` (ongoing, PROTOCOL.md 3.6); null when it is not waiting so. */
+  waitingSince: string | null;
 }
 
 /** A global transaction as the API shows it (PROTOCOL.md 3.4). */
@@ -27,6 +31,10 @@ export interface TransactionView {
   metadata: JsonObject;
   needsAttention: boolean;
   branches: BranchView[];
+  /** A workflow's host and name, what it was begun with, and what its commit carried (PROTOCOL.md 3.7); absent for other modes. */
+  workflow?: { participant: string; name: string };
+  input?: Json;
+  result?: Json;
 }
 
 /** The answer to adding a branch (PROTOCOL.md 3.2). */

@@ -3,7 +3,7 @@ import type { LoadedTx } from '../store/records.js';
 
 /** The API's view of a transaction (PROTOCOL.md 3.4). */
 export function toTransactionView({ tx, branches }: LoadedTx): TransactionView {
-  return {
+  const view: TransactionView = {
     gid: tx.gid,
     mode: tx.mode,
     status: tx.status,
@@ -21,6 +21,9 @@ export function toTransactionView({ tx, branches }: LoadedTx): TransactionView {
       attempts: b.attempts,
       lastError: b.lastError,
       result: b.result,
+      ...(b.kind ? { kind: b.kind } : {}),
+      waitingSince: b.waitingSince ? b.waitingSince.toISOString() : null,
     })),
   };
+  return tx.workflow ? { ...view, workflow: tx.workflow, input: tx.input, result: tx.result } : view;
 }

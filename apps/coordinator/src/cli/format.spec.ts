@@ -146,7 +146,7 @@ describe('rendered answers', () => {
   });
 
   it("shows an AT transaction's locks in tx show, held or released", () => {
-    const branch = { participant: 'bank-a', action: 'at-debit', status: 'prepared' as const, attempts: 1, lastError: null, result: null };
+    const branch = { participant: 'bank-a', action: 'at-debit', status: 'prepared' as const, attempts: 1, lastError: null, result: null, waitingSince: null };
     const detail: TransactionDetailView = {
       ...view('tx-3', { mode: '2pc', status: 'active' }),
       branches: [
@@ -175,8 +175,8 @@ describe('rendered answers', () => {
     const detail: TransactionDetailView = {
       ...view('tx-4', { status: 'committing', needsAttention: true }),
       branches: [
-        { branchId: 'b1', participant: 'bank-a', action: 'debit', status: 'prepared', attempts: 3, lastError: error, result: null },
-        { branchId: 'b2', participant: 'bank-b', action: 'credit', status: 'committed', attempts: 2, lastError: null, result: null },
+        { branchId: 'b1', participant: 'bank-a', action: 'debit', status: 'prepared', attempts: 3, lastError: error, result: null, waitingSince: null },
+        { branchId: 'b2', participant: 'bank-b', action: 'credit', status: 'committed', attempts: 2, lastError: null, result: null, waitingSince: null },
       ],
       events: [
         { at: '2026-12-01T10:00:02.000Z', type: 'call', branchId: 'b1', from: 'prepared', to: 'prepared', detail: { phase: 'confirm', outcome: 'transient', attempt: 2, error } },

@@ -15,10 +15,12 @@ import {
   GLOBAL_STATUSES,
   MODES,
   ROLLBACK_REASONS,
+  STEP_KINDS,
   type BranchStatus,
   type GlobalStatus,
   type Mode,
   type RollbackReason,
+  type StepKind,
   type AdminStats,
   type BreakerStateView,
   type InstanceLoadView,
@@ -82,6 +84,21 @@ export class BranchViewSchema implements BranchView {
 
   @ApiProperty({ ...ANY, description: `The participant's answer to phase 1. ${ANY_JSON}`, example: {} })
   result!: Json;
+
+  @ApiPropertyOptional({ enum: STEP_KINDS, enumName: 'StepKind', description: "A workflow's step: its kind. Absent on the branches of other modes.", example: 'tcc' })
+  kind?: StepKind;
+
+  @ApiProperty({ ...DATE_TIME, nullable: true, description: 'Since when the phase in progress has answered 202 (ongoing); null when it is not waiting so.', example: null })
+  waitingSince!: string | null;
+}
+
+@ApiSchema({ name: 'WorkflowTargetView' })
+export class WorkflowTargetViewSchema {
+  @ApiProperty({ ...NAME, description: 'The host: the participant that registered the workflow.', example: 'orders' })
+  participant!: string;
+
+  @ApiProperty({ ...NAME, description: 'The workflow, an action of the host registered with mode workflow.', example: 'placeOrder' })
+  name!: string;
 }
 
 @ApiSchema({ name: 'TransactionView' })
@@ -113,8 +130,17 @@ export class TransactionViewSchema implements TransactionView {
   @ApiProperty({ description: 'Phase 2 was refused, or retried more than the configured count; still retried.', example: false })
   needsAttention!: boolean;
 
-  @ApiProperty({ type: [BranchViewSchema], maxItems: LIMITS.maxBranches, description: 'At most MAX_BRANCHES_PER_TRANSACTION (a setting, at most 1000).' })
+  @ApiProperty({ type: [BranchViewSchema], maxItems: LIMITS.maxBranches, description: "At most MAX_BRANCHES_PER_TRANSACTION (a setting, at most 1000). A workflow's steps, in recorded order." })
   branches!: BranchView[];
+
+  @ApiPropertyOptional({ type: WorkflowTargetViewSchema, description: 'mode workflow only.' })
+  workflow?: WorkflowTargetViewSchema;
+
+  @ApiPropertyOptional({ ...ANY, description: `mode workflow only: what it was begun with. ${ANY_JSON}` })
+  input?: Json;
+
+  @ApiPropertyOptional({ ...ANY, description: `mode workflow only: what its commit carried (null before). ${ANY_JSON}` })
+  result?: Json;
 }
 
 @ApiSchema({ name: 'BranchOutcomeView' })

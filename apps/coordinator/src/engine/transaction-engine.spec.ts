@@ -129,7 +129,7 @@ class FakeStore {
   private branch(gid: string, b: NewBranch, seq: number): BranchRecord {
     const now = new Date();
     return { gid, branchId: b.branchId, seq, participant: b.participant, action: b.action, payload: b.payload, dependsOn: b.dependsOn ?? [],
-      kind: b.kind ?? null, status: 'pending', waitingSince: null, attempts: 0, lastError: null, result: null, createdAt: now, updatedAt: now };
+      kind: b.kind ?? null, compensate: b.compensate ?? null, status: 'pending', waitingSince: null, attempts: 0, lastError: null, result: null, createdAt: now, updatedAt: now };
   }
 }
 

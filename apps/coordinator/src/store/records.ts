@@ -39,6 +39,13 @@ export interface MsgCheckTarget {
   action: string;
 }
 
+/** What a workflow's local step calls on rollback (PROTOCOL.md 3.7). */
+export interface CompensateTarget {
+  participant: string;
+  action: string;
+  payload: JsonObject;
+}
+
 /** A workflow's host and the name it registered the workflow under (PROTOCOL.md 3.7). */
 export interface WorkflowTarget {
   participant: string;
@@ -55,6 +62,11 @@ export interface BranchRecord {
   dependsOn: string[];
   /** A workflow step's kind; null on the branches of every other mode (their kind is the mode). */
   kind: StepKind | null;
+  /**
+   * A workflow's local step: the call that undoes it on rollback, or null when it has none. (Its
+   * participant and action are the workflow's host and name: the host ran it.)
+   */
+  compensate: CompensateTarget | null;
   status: BranchStatus;
   /** Since when the phase in progress has answered `202` (ongoing, PROTOCOL.md 3.6); null otherwise. */
   waitingSince: Date | null;
@@ -109,6 +121,8 @@ export interface NewBranch {
   dependsOn?: string[];
   /** Workflow steps only. */
   kind?: StepKind;
+  /** A workflow's local step only. */
+  compensate?: CompensateTarget;
   /**
    * How it is recorded (default `pending`: its phase 1 is to be called); a workflow's local step
    * is recorded `committed` with its result, as the host ran it.

@@ -1,5 +1,5 @@
 import type { BranchStatus, GlobalStatus, Json, JsonObject, Mode, RollbackReason, StepKind, TransactionEventView } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx, TxRecord } from './records.js';
+import type { BranchRecord, CompensateTarget, EventInput, LoadedTx, TxRecord } from './records.js';
 
 /** Rows as Postgres sends them (row_to_json, or plain columns): snake_case names, JSON values. */
 export type RawRow = Record<string, unknown>;
@@ -54,6 +54,7 @@ export function mapBranch(raw: RawRow): BranchRecord {
     payload: (raw.payload ?? {}) as JsonObject,
     dependsOn: (raw.depends_on ?? []) as string[],
     kind: (raw.kind ?? null) as StepKind | null,
+    compensate: (raw.compensate ?? null) as CompensateTarget | null,
     status: raw.status as BranchStatus,
     waitingSince: toDateOrNull(raw.waiting_since),
     attempts: Number(raw.attempts),

@@ -139,7 +139,7 @@ app_in AS (
     ctes: `
 nb_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
-    k int, gid text, branch_id text, participant text, action text, payload jsonb, kind text, status text, result jsonb, max_branches int, next_ms int, events jsonb)
+    k int, gid text, branch_id text, participant text, action text, payload jsonb, kind text, compensate jsonb, status text, result jsonb, max_branches int, next_ms int, events jsonb)
 ), nb_g AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
   -- A workflow's step also puts off its resume (next_ms), never past the deadline.
@@ -153,9 +153,9 @@ nb_in AS (
     AND (SELECT count(*) FROM branches b WHERE b.gid = x.gid) < x.max_branches
   RETURNING t.gid
 ), nb AS (
-  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, kind, status, result)
+  INSERT INTO branches (gid, branch_id, seq, participant, action, payload, kind, compensate, status, result)
   SELECT x.gid, x.branch_id, (SELECT coalesce(max(b.seq), 0) + 1 FROM branches b WHERE b.gid = x.gid), x.participant, x.action,
-         coalesce(x.payload, '{}'::jsonb), x.kind, coalesce(x.status, 'pending'), x.result
+         coalesce(x.payload, '{}'::jsonb), x.kind, x.compensate, coalesce(x.status, 'pending'), x.result
   FROM nb_g g JOIN nb_in x ON x.gid = g.gid
   ON CONFLICT (gid, branch_id) DO NOTHING
   RETURNING *
@@ -362,6 +362,7 @@ export class TransactionStore {
       action: branch.action,
       payload: branch.payload,
       kind: branch.kind ?? null,
+      compensate: branch.compensate ?? null,
       status: branch.status ?? null,
       result: branch.result ?? null,
       max_branches: maxBranches,
