@@ -527,6 +527,9 @@ class TransactionPage {
           h('dt', {}, 'Deadline'),
           h('dd', { title: tx.deadline }, formatDateTime(tx.deadline)),
           Object.keys(tx.metadata ?? {}).length ? [h('dt', {}, 'Metadata'), h('dd', {}, h('code', {}, JSON.stringify(tx.metadata)))] : null,
+          tx.workflow ? [h('dt', {}, 'Workflow'), h('dd', {}, `${tx.workflow.name} on ${tx.workflow.participant}`)] : null,
+          tx.workflow ? [h('dt', {}, 'Input'), h('dd', {}, h('code', {}, JSON.stringify(tx.input)))] : null,
+          tx.workflow && tx.result !== null ? [h('dt', {}, 'Result'), h('dd', {}, h('code', {}, JSON.stringify(tx.result)))] : null,
         ),
         h(
           'div',
@@ -631,14 +634,16 @@ class TransactionPage {
   }
 
   branchesTable(tx) {
-    if (tx.branches.length === 0) return h('p', { class: 'muted' }, 'No branch yet.');
+    if (tx.branches.length === 0) return h('p', { class: 'muted' }, tx.mode === 'workflow' ? 'No step recorded yet.' : 'No branch yet.');
+    // A workflow's branches are its steps, in the order its host recorded them, each of its own kind.
+    const steps = tx.mode === 'workflow';
     return h(
       'table',
       { class: 'branch-table', 'data-testid': 'branches' },
       h(
         'thead',
         {},
-        h('tr', {}, ['Branch', 'Participant', 'Action', 'Status'].map((t) => h('th', {}, t)), h('th', { class: 'num', title: 'Calls made to the branch, every phase together; the timeline numbers the attempts of each phase' }, 'Calls'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
+        h('tr', {}, (steps ? ['Step', 'Kind', 'Participant', 'Action', 'Status'] : ['Branch', 'Participant', 'Action', 'Status']).map((t) => h('th', {}, t)), h('th', { class: 'num', title: 'Calls made to the branch, every phase together; the timeline numbers the attempts of each phase' }, 'Calls'), h('th', {}, 'Last error'), h('th', {}, 'Result')),
       ),
       h(
         'tbody',
@@ -646,11 +651,20 @@ class TransactionPage {
         tx.branches.map((b) =>
           h(
             'tr',
-            { dataset: { branch: b.branchId, status: b.status } },
+            { dataset: { branch: b.branchId, status: b.status, waiting: b.waitingSince ? 'true' : 'false' } },
             h('td', { class: 'mono' }, b.branchId),
+            steps ? h('td', {}, h('span', { class: 'chip' }, b.kind ?? '—')) : null,
             h('td', {}, b.participant),
             h('td', {}, b.action),
-            h('td', {}, statusBadge(b.status)),
+            // A 202 (long-running) is no failure: the branch waits for its participant's answer.
+            h(
+              'td',
+              {},
+              statusBadge(b.status),
+              b.waitingSince
+                ? h('span', { class: 'waiting', 'data-testid': 'waiting' }, ' waiting since ', h('time', { datetime: b.waitingSince, title: b.waitingSince }, formatTime(b.waitingSince)))
+                : null,
+            ),
             h('td', { class: 'num' }, String(b.attempts)),
             b.lastError === null ? h('td', { class: 'none' }, '—') : h('td', { class: 'error-text' }, describeJson(b.lastError)),
             b.result === null || b.result === undefined ? h('td', { class: 'none' }, '—') : h('td', { class: 'mono small' }, JSON.stringify(b.result)),
@@ -759,7 +773,8 @@ class TransactionPage {
 
 const eventTime = (at) => h('time', { datetime: at, title: at }, formatTime(at));
 
-const callTone = (outcome) => (outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : 'warn');
+// An ongoing answer (202) is the participant saying it is still at work: neutral, not a warning.
+const callTone = (outcome) => (outcome === 'ok' ? 'ok' : outcome === 'failed' ? 'failed' : outcome === 'ongoing' ? 'info' : 'warn');
 
 /**
  * Turns one history event into a line of the timeline: who was called, with what answer.

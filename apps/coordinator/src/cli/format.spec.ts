@@ -169,6 +169,33 @@ describe('rendered answers', () => {
     expect(transactionDetail({ ...detail, branches: [detail.branches[2]] })).not.toContain('Locks');
   });
 
+  it("shows a workflow's steps in recorded order with their kinds, a long-running one as waiting (since when), and the workflow's input and result", () => {
+    const detail: TransactionDetailView = {
+      ...view('wf-1', { mode: 'workflow', status: 'active' }),
+      workflow: { participant: 'orders', name: 'placeOrder' },
+      input: { orderId: 'o-1' },
+      result: null,
+      branches: [
+        { branchId: '1', kind: 'tcc', participant: 'inventory', action: 'reserve', status: 'prepared', attempts: 1, lastError: null, result: null, waitingSince: null },
+        { branchId: '2', kind: 'local', participant: 'orders', action: 'placeOrder', status: 'committed', attempts: 0, lastError: null, result: 4, waitingSince: null },
+        { branchId: '3', kind: 'tcc', participant: 'payments', action: 'charge', status: 'pending', attempts: 3, lastError: null, result: null, waitingSince: '2026-12-01T10:00:05.000Z' },
+      ],
+      events: [],
+    };
+    const text = transactionDetail(detail);
+    expect(text).toContain(
+      [
+        'STEP  KIND   PARTICIPANT  ACTION      STATUS                                       CALLS',
+        '1     tcc    inventory    reserve     prepared                                     1',
+        '2     local  orders       placeOrder  committed                                    0',
+        '3     tcc    payments     charge      pending, waiting since 2026-12-01 10:00:05Z  3',
+      ].join('\n'),
+    );
+    expect(text).toMatch(/workflow: +placeOrder on orders/);
+    expect(text).toMatch(/input: +\{"orderId":"o-1"\}/);
+    expect(text).not.toContain('BRANCH  PARTICIPANT');
+  });
+
   it('shows errors whole, on lines of their own under the branch and the event, the tables staying narrow', () => {
     const error = `HTTP 503: {"message":"the ledger is being re-indexed, try again in a minute; account a-17 is locked by the nightly batch"}`;
     expect(error.length).toBeGreaterThan(80);

@@ -1,5 +1,6 @@
 import type {
   BranchLocksView,
+  BranchView,
   Json,
   HeldLocksPage,
   ParticipantAdminView,
@@ -160,15 +161,32 @@ function transactionSummary(t: TransactionView): string {
     ['updated', instant(t.updatedAt)],
     ['deadline', instant(t.deadline)],
     ['metadata', Object.keys(t.metadata).length > 0 ? compactJson(t.metadata, 200) : '-'],
+    ...(t.workflow
+      ? ([
+          ['workflow', `${t.workflow.name} on ${t.workflow.participant}`],
+          ['input', compactJson(t.input ?? null, 200)],
+          ['result', t.result === null || t.result === undefined ? '-' : compactJson(t.result, 200)],
+        ] as const)
+      : []),
   ]);
 }
 
 function branches(t: TransactionView): string {
-  if (t.branches.length === 0) return 'no branches';
+  if (t.branches.length === 0) return t.mode === 'workflow' ? 'no steps recorded' : 'no branches';
+  // A 202 (long-running) is no failure: the branch is waiting for its participant, since then.
+  const status = (b: BranchView) => (b.waitingSince ? `${b.status}, waiting since ${instant(b.waitingSince)}` : b.status);
+  // The API's `attempts`: calls made to the branch over all its phases (its try included).
+  if (t.mode === 'workflow') {
+    // A workflow's steps, in the order its host recorded them, each of its own kind.
+    return table(
+      ['STEP', 'KIND', 'PARTICIPANT', 'ACTION', 'STATUS', 'CALLS'],
+      t.branches.map((b) => [b.branchId, b.kind ?? '-', b.participant, b.action, status(b), String(b.attempts)]),
+      t.branches.map((b) => labelled('last error', b.lastError)),
+    );
+  }
   return table(
-    // The API's `attempts`: calls made to the branch over all its phases (its try included).
     ['BRANCH', 'PARTICIPANT', 'ACTION', 'STATUS', 'CALLS'],
-    t.branches.map((b) => [b.branchId, b.participant, b.action, b.status, String(b.attempts)]),
+    t.branches.map((b) => [b.branchId, b.participant, b.action, status(b), String(b.attempts)]),
     t.branches.map((b) => labelled('last error', b.lastError)),
   );
 }
