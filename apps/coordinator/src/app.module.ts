@@ -28,7 +28,7 @@ import { ParticipantsAdminController, ParticipantsController } from './participa
 import { ParticipantsService } from './participants/participants.service.js';
 import { RecoveryService } from './recovery/recovery.service.js';
 import { RetentionModule } from './retention/retention.module.js';
-import { AdminStore } from './store/admin.store.js';
+import { TransactionQueries } from './store/transaction.queries.js';
 import { DatabaseClock, DatabaseTime } from './store/database-clock.js';
 import { ParticipantStore } from './store/participant.store.js';
 import { STORE_OPTIONS, TransactionStore, type StoreOptions } from './store/transaction.store.js';
@@ -78,7 +78,7 @@ import { TransactionsService } from './transactions/transactions.service.js';
     TransactionEngine,
     TransactionsService,
     RecoveryService,
-    AdminStore,
+    TransactionQueries,
     AdminService,
     ConsoleAssets,
     TransactionFeed,
