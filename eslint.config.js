@@ -48,6 +48,27 @@ export default tseslint.config(
     },
   },
   {
+    // The engine is the only writer of the transaction log (engine/transaction-writer.ts): above
+    // the engine, code may name TransactionStore's records as types, never use the store itself.
+    // Operator queries are store/transaction.queries.ts's (read only).
+    files: ['apps/coordinator/src/**/*.ts'],
+    ignores: ['apps/coordinator/src/engine/**', 'apps/coordinator/src/store/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/store/transaction.store.js'],
+              allowTypeImports: true,
+              message: 'only the engine uses TransactionStore: go through TransactionEngine (reads and writes) or TransactionQueries (operator queries)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read loosely typed JSON answers.
     files: ['test/**/*.ts', '**/*.spec.ts'],
     rules: {

@@ -20,7 +20,7 @@
  * Compile-time switches (spin -D...):
  *   FAULTS=n          the fault budget (default 2)
  *   NO_ADMIN          leave out the operator's forced rollback (AdminService.rollback)
- *   ADMIN_RETRY       add the operator's "retry now" (AdminService.retry -> AdminStore.makeDue)
+ *   ADMIN_RETRY       add the operator's "retry now" (AdminService.retry -> TransactionEngine.retryNow -> TransactionWriter.makeDue -> TransactionStore.makeDue)
  *   ADMIN_RETRY_OVER_LEASE  mutant (with ADMIN_RETRY): the retry takes the row from a live lease
  *   NO_FENCING        mutant: the store's writes do not compare the version
  *   NO_ANTI_HANGING   mutant: the barrier lets a try that comes after its cancel run
@@ -468,7 +468,7 @@ end_tick:
      next_attempt_at (the same instant, TransactionWriter.ownLease / claimDue) pass */
   :: d_step { leaseLive && owner != NOBODY && !held[owner] -> leaseLive = 0; printf("i%d's lease runs out\n", owner) }
 #ifdef ADMIN_RETRY
-  /* AdminService.retry -> admin.store.ts makeDue: due now, lease dropped, version + 1, only when
+  /* AdminService.retry -> ... -> transaction.store.ts makeDue: due now, lease dropped, version + 1, only when
      no instance holds a live lease (lease_owner IS NULL OR lease_until <= now()): a holder is
      driving it already, and fencing it in the database alone would leave its in-memory lease
      alive, so it could send one more round under an out-of-date version. ADMIN_RETRY_OVER_LEASE

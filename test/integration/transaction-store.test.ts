@@ -2,7 +2,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataSource } from 'typeorm';
 import { COORDINATOR_MIGRATIONS } from '../../apps/coordinator/src/database/database.module.js';
-import { AdminStore } from '../../apps/coordinator/src/store/admin.store.js';
 import { TransactionStore, type StoreOptions, type TxChange } from '../../apps/coordinator/src/store/transaction.store.js';
 import { newTransferInput } from '../support/transactions.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
@@ -321,9 +320,8 @@ describe('recovery claims', () => {
   });
 });
 
-describe('AdminStore.makeDue (the operator\'s retry)', () => {
+describe('TransactionStore.makeDue (the operator\'s retry, through TransactionWriter.makeDue)', () => {
   it('leaves a transaction under a live lease to its holder, makes it due once the lease ran out, and refuses what has nothing to retry', async () => {
-    const admin = new AdminStore(dataSource, store);
     await store.insert(newTx('retry-1'), 5_000);
     const active = (await store.load('retry-1'))!;
     // Decided, with this instance's lease for 30 s: being driven now.
@@ -331,18 +329,18 @@ describe('AdminStore.makeDue (the operator\'s retry)', () => {
     expect(decided).not.toBeNull();
     const version = decided!.tx.version;
 
-    expect(await admin.makeDue('retry-1')).toBe('leased');
+    expect(await store.makeDue('retry-1')).toEqual({ outcome: 'leased' });
     const untouched = (await store.load('retry-1'))!.tx;
     // Not fenced off in the database alone: the holder's in-memory lease and the row still agree.
     expect(untouched).toMatchObject({ version, leaseOwner: 'holder' });
     expect((await store.events('retry-1')).map((e) => e.type)).not.toContain('admin_retry');
 
     await dataSource.query(`UPDATE global_transactions SET lease_until = now() - interval '1 second' WHERE gid = $1`, ['retry-1']);
-    expect(await admin.makeDue('retry-1')).toBe('due');
+    expect(await store.makeDue('retry-1')).toEqual({ outcome: 'due', status: 'committing' });
     expect((await store.load('retry-1'))!.tx).toMatchObject({ version: version + 1, leaseOwner: null });
     expect((await store.events('retry-1')).map((e) => e.type)).toContain('admin_retry');
 
     await store.insert(newTx('retry-2'), 5_000);
-    expect(await admin.makeDue('retry-2')).toBe('not_retryable');
+    expect(await store.makeDue('retry-2')).toEqual({ outcome: 'not_retryable' });
   });
 });

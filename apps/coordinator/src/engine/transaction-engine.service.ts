@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ErrorCode, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
+import type { Mode, TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
@@ -8,6 +9,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from '../store/records.js';
+import type { MadeDue } from '../store/records.js';
 import { BranchCaller, LeaseLostError, wasNotCalled } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
@@ -15,6 +17,9 @@ import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1Answ
 import { ModeProcessors } from './processors/mode-processors.js';
 import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
 import { TransactionWriter } from './transaction-writer.js';
+
+/** What an operator's retry did (TransactionEngine.retryNow). */
+export type RetryOutcome = MadeDue['outcome'];
 
 type DecisionEvent = Extract<MachineEvent, { type: 'commit_requested' | 'rollback_requested' | 'deadline_passed' }>;
 
@@ -179,6 +184,28 @@ export class TransactionEngine {
   /** Whether a client of `scope` may see the transaction (a begin with a gid another key took is a conflict). */
   visibleTo(tx: TxRecord, scope: TxScope): boolean {
     return visibleTo(tx, scope);
+  }
+
+  /** Refuses a mode no processor runs (400 MODE_NOT_SUPPORTED), before anything is read or written. */
+  checkMode(mode: Mode): void {
+    this.processors.get(mode);
+  }
+
+  /** A transaction's history, oldest first (none for an unknown gid): for operators. */
+  events(gid: string): Promise<TransactionEventView[]> {
+    return this.writer.events(gid);
+  }
+
+  /**
+   * An operator's "retry now" (PROTOCOL.md 6): phase-2 delivery, or a waiting saga's next step,
+   * due at once, through the writer. `leased`: an instance holds a live lease on it and is
+   * driving it now, so it is left alone; `not_retryable`: nothing to retry (terminal, or active
+   * and not a saga). `loaded` is the transaction as read before the write; recovery, not this
+   * method, then claims it.
+   */
+  async retryNow(gid: string): Promise<{ outcome: RetryOutcome; loaded: LoadedTx }> {
+    const loaded = await this.require(gid);
+    return { outcome: await this.writer.makeDue(gid), loaded };
   }
 
   /**

@@ -28,6 +28,8 @@ import { TccProcessor } from './processors/tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './processors/two-phase-commit.processor.js';
 import { TransactionEngine } from './transaction-engine.service.js';
 import { TransactionWriter } from './transaction-writer.js';
+import type { BusMessage } from '../bus/tx-event-bus.js';
+import type { MadeDue } from '../store/records.js';
 
 /** The transaction log in memory, with the store's compare-and-set rules; it records every write. */
 class FakeStore {
@@ -649,5 +651,83 @@ describe('TransactionEngine: stored times are compared in the database time, not
     const loaded = { ...(await store.load('lease-msg'))!, heldUntil: performance.now() + 500 };
     await expect(engine.resume(loaded)).rejects.toThrow(LeaseLostError);
     expect(participants.calls).toEqual([]);
+  });
+});
+
+/** The fake store with the operator's "retry now" statement, under TransactionStore.makeDue's rules. */
+class RetryableStore extends FakeStore {
+  makeDue(gid: string): Promise<MadeDue> {
+    const current = this.txs.get(gid);
+    const retryable = !!current && current.tx.nextAttemptAt !== null && (['committing', 'rolling_back'].includes(current.tx.status) || current.tx.mode === 'saga');
+    if (!current || !retryable) return Promise.resolve({ outcome: 'not_retryable' });
+    if (current.tx.leaseOwner !== null && current.tx.leaseUntil !== null && current.tx.leaseUntil.getTime() > Date.now()) return Promise.resolve({ outcome: 'leased' });
+    current.tx = { ...current.tx, nextAttemptAt: new Date(), leaseOwner: null, leaseUntil: null, version: current.tx.version + 1 };
+    this.writes.push(`makeDue ${gid}`);
+    return Promise.resolve({ outcome: 'due', status: current.tx.status });
+  }
+}
+
+describe('TransactionEngine.retryNow (an operator\'s retry, through TransactionWriter.makeDue)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  /** The engine with only what retryNow uses: the real writer on the fake store, and the bus it tells. */
+  function retryEngine() {
+    const store = new RetryableStore();
+    const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance' }));
+    const metrics = new MetricsService({} as DataSource, new ParticipantGates(config));
+    const bus = new InProcessTxEventBus();
+    const told: BusMessage[] = [];
+    bus.subscribe((message) => told.push(message));
+    const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
+    const unused = {} as never;
+    const engine = new TransactionEngine(writer, unused, unused, unused, bus, config, metrics, new DependencyOutages());
+    return { engine, store, told };
+  }
+
+  /** A decided transaction: committing, its phase 2 due later, under `lease` (null: none). */
+  async function committing(store: RetryableStore, gid: string, lease: { owner: string; untilMs: number } | null) {
+    await store.insert(oneShot(gid, { leaseOwner: null }), 0);
+    const row = store.txs.get(gid)!;
+    row.tx = {
+      ...row.tx,
+      status: 'committing',
+      nextAttemptAt: new Date(Date.now() + 60_000),
+      leaseOwner: lease?.owner ?? null,
+      leaseUntil: lease ? new Date(Date.now() + lease.untilMs) : null,
+    };
+    return row.tx.version;
+  }
+
+  it('makes a decided transaction due now through the writer, which tells the bus; answers the transaction as read before', async () => {
+    const { engine, store, told } = retryEngine();
+    const version = await committing(store, 'retry-due', { owner: 'gone-instance', untilMs: -1_000 });
+    const { outcome, loaded } = await engine.retryNow('retry-due');
+    expect(outcome).toBe('due');
+    expect(loaded.tx).toMatchObject({ gid: 'retry-due', status: 'committing', version });
+    expect(store.writes).toContain('makeDue retry-due');
+    expect(store.txs.get('retry-due')!.tx).toMatchObject({ version: version + 1, leaseOwner: null });
+    expect(told).toEqual([{ kind: 'tx', gid: 'retry-due', status: 'committing' }]);
+  });
+
+  it('leaves a transaction under a live lease to its holder: no write, nothing on the bus', async () => {
+    const { engine, store, told } = retryEngine();
+    const version = await committing(store, 'retry-leased', { owner: 'other-instance', untilMs: 30_000 });
+    expect((await engine.retryNow('retry-leased')).outcome).toBe('leased');
+    expect(store.writes).not.toContain('makeDue retry-leased');
+    expect(store.txs.get('retry-leased')!.tx).toMatchObject({ version, leaseOwner: 'other-instance' });
+    expect(told).toEqual([]);
+  });
+
+  it('finds nothing to retry in a finished transaction, and refuses an unknown gid before any write', async () => {
+    const { engine, store, told } = retryEngine();
+    await committing(store, 'retry-done', null);
+    store.txs.get('retry-done')!.tx.status = 'committed';
+    store.txs.get('retry-done')!.tx.nextAttemptAt = null;
+    const done = await engine.retryNow('retry-done');
+    expect(done.outcome).toBe('not_retryable');
+    expect(done.loaded.tx.status).toBe('committed');
+    await expect(engine.retryNow('retry-nobody')).rejects.toThrow(TransactionNotFoundError);
+    expect(store.writes.filter((w) => w.startsWith('makeDue'))).toEqual([]);
+    expect(told).toEqual([]);
   });
 });

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { isTerminal, type BranchStatus } from '@nest-dtx/protocol';
+import { isTerminal, type BranchStatus, type TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
+import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs } from './backoff.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
@@ -113,8 +113,24 @@ export class TransactionWriter {
     return claimed.map((loaded) => this.held(loaded, startedAt));
   }
 
+  /**
+   * The operator's "retry now": a decided (or running saga) transaction due at once, unless an
+   * instance holds a live lease on it (it is being driven now). Told on the bus like a status
+   * change, so consoles show the retry (its status stays what it was).
+   */
+  async makeDue(gid: string): Promise<MadeDue['outcome']> {
+    const made = await this.store.makeDue(gid);
+    if (made.outcome === 'due') this.bus.publish({ kind: 'tx', gid, status: made.status });
+    return made.outcome;
+  }
+
   load(gid: string): Promise<LoadedTx | null> {
     return this.store.load(gid);
+  }
+
+  /** The transaction's history, oldest first. */
+  events(gid: string): Promise<TransactionEventView[]> {
+    return this.store.events(gid);
   }
 
   /** The transaction as adding one branch needs it, without the other branches' payloads and results. */

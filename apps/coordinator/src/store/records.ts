@@ -264,3 +264,10 @@ export interface HeldLockPosition {
   gid: string;
   branchId: string;
 }
+
+/**
+ * What an operator's "retry now" did (TransactionStore.makeDue): made the transaction due now
+ * (with its status, unchanged), left it to the instance holding a live lease on it, or found
+ * nothing to retry (unknown, terminal, or an active non-saga transaction).
+ */
+export type MadeDue = { outcome: 'due'; status: GlobalStatus } | { outcome: 'leased' } | { outcome: 'not_retryable' };

@@ -2,8 +2,8 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import { LIMITS, type BranchStatus, type TransactionEventView } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
+import { LIMITS, type BranchStatus, type GlobalStatus, type TransactionEventView } from '@nest-dtx/protocol';
+import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, toDate, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
 
@@ -439,6 +439,37 @@ export class TransactionStore {
       values: [owner, leaseMs, limit],
     });
     return rows.map((row) => ({ ...mapLoaded(row), claimedAt: toDate(row.claimed_at) }));
+  }
+
+  /**
+   * The operator's "retry now" (only TransactionWriter.makeDue calls it): makes a decided (or
+   * running saga) transaction due now, with a version bump and an `admin_retry` event, unless an
+   * instance holds a live lease on it. That instance is driving it already, and taking the row
+   * from it here would fence it off in the database only: its in-memory lease would live on, and
+   * it could send one more round under an out-of-date version (the model's ADMIN_RETRY_OVER_LEASE
+   * mutant). One statement, hence one commit. Outside the write batcher: it is rare, and its
+   * answer (which of three) is not a compare-and-set's.
+   */
+  async makeDue(gid: string): Promise<MadeDue> {
+    const rows: { made_due: GlobalStatus | null; leased: boolean }[] = await this.db.query(
+      `WITH g AS (
+         UPDATE global_transactions SET next_attempt_at = now(), lease_owner = NULL, lease_until = NULL,
+                version = version + 1, updated_at = now()
+         WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
+           AND (lease_owner IS NULL OR lease_until <= now())
+         RETURNING gid, status
+       ), e AS (
+         INSERT INTO transaction_events (gid, type, detail) SELECT gid, 'admin_retry', '{}'::jsonb FROM g
+       )
+       SELECT (SELECT status FROM g) AS made_due,
+              EXISTS (SELECT 1 FROM global_transactions
+                      WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
+                        AND lease_owner IS NOT NULL AND lease_until > now()) AS leased`,
+      [gid],
+    );
+    const [row] = rows;
+    if (row.made_due !== null) return { outcome: 'due', status: row.made_due };
+    return { outcome: row.leased ? 'leased' : 'not_retryable' };
   }
 
   /** The transaction's history, oldest first (PROTOCOL.md 6). */

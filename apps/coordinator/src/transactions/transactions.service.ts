@@ -12,7 +12,6 @@ import {
 } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { ModeProcessors } from '../engine/processors/mode-processors.js';
 import { describeDagProblem, effectiveDependencies, findDagProblem } from '../engine/saga-dag.js';
 import { TransactionEngine, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
 import type { ApiKey } from '../auth/api-keys.js';
@@ -51,7 +50,6 @@ export interface BeginResult {
 export class TransactionsService {
   constructor(
     private readonly engine: TransactionEngine,
-    private readonly processors: ModeProcessors,
     private readonly participants: ParticipantsService,
     private readonly config: CoordinatorConfig,
     private readonly gates: ParticipantGates,
@@ -59,7 +57,7 @@ export class TransactionsService {
 
   /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
   async begin(dto: BeginTransactionDto, traceparent?: string, key?: ApiKey): Promise<BeginResult> {
-    this.processors.get(dto.mode);
+    this.engine.checkMode(dto.mode);
     this.checkMsgFields(dto);
     this.checkBranchCount(dto);
     const named = dto.mode === 'saga' ? this.sagaSteps(dto) : this.oneShotBranches(dto);

@@ -31,9 +31,13 @@ const FINISHED = `('committed', 'rolled_back')`;
 /** A timestamp as text to the microsecond, so a keyset position compares exactly as Postgres stored it. */
 const microseconds = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-/** Operator queries over the transaction log: filtered keyset pages and counts. */
+/**
+ * Operator queries over the transaction log: filtered keyset pages, counts, held locks. Read
+ * only, and with no engine meaning (no state machine, no lease): the admin API asks them here.
+ * Every write to the log goes through the engine (engine/transaction-writer.ts).
+ */
 @Injectable()
-export class AdminStore {
+export class TransactionQueries {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly transactions: TransactionStore,
@@ -147,32 +151,6 @@ export class AdminStore {
       counts.total += n;
     }
     return counts;
-  }
-
-  /**
-   * Makes a decided (or running saga) transaction due now, unless an instance holds a live lease
-   * on it: that instance is driving it already, and taking the row from it here would fence it
-   * off in the database only. Its in-memory lease would live on, and it could send one more
-   * round under an out-of-date version (the model's ADMIN_RETRY_OVER_LEASE mutant).
-   */
-  async makeDue(gid: string): Promise<'due' | 'leased' | 'not_retryable'> {
-    const rows: { made_due: boolean; leased: boolean }[] = await this.db.query(
-      `WITH g AS (
-         UPDATE global_transactions SET next_attempt_at = now(), lease_owner = NULL, lease_until = NULL,
-                version = version + 1, updated_at = now()
-         WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
-           AND (lease_owner IS NULL OR lease_until <= now())
-         RETURNING gid
-       ), e AS (
-         INSERT INTO transaction_events (gid, type, detail) SELECT gid, 'admin_retry', '{}'::jsonb FROM g
-       )
-       SELECT EXISTS (SELECT 1 FROM g) AS made_due,
-              EXISTS (SELECT 1 FROM global_transactions
-                      WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
-                        AND lease_owner IS NOT NULL AND lease_until > now()) AS leased`,
-      [gid],
-    );
-    return rows[0].made_due ? 'due' : rows[0].leased ? 'leased' : 'not_retryable';
   }
 }
 
