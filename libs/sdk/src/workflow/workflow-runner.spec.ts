@@ -221,7 +221,7 @@ describe('WorkflowRunner: step ids and recording', () => {
   it('gives steps started together (Promise.all) their ids in call order, whatever order they are recorded in', async () => {
     const { coordinator, client, state } = host();
     coordinator.on('a/x', () => ({ ok: 'a' })).on('b/y', () => ({ ok: 'b' }));
-    state.body = async (wf) => Promise.all([wf.saga('a', 'x'), wf.local(async () => 'c'), wf.saga('b', 'y')]);
+    state.body = async (wf) => Promise.all([wf.saga('a', 'x'), wf.local(() => Promise.resolve('c')), wf.saga('b', 'y')]);
     expect(await client.run('placeOrder', input, { gid: 'ids-3' })).toEqual(['a', 'c', 'b']);
     expect(coordinator.steps('ids-3').sort()).toEqual(['1:saga a/x', '2:local', '3:saga b/y']);
   });
