@@ -56,7 +56,6 @@ export { Workflow } from './workflow/workflow.decorator.js';
 export type { LocalStepOptions, WorkflowContext, WorkflowStepOptions } from './workflow/workflow-context.js';
 export type { LocalCompensation } from './workflow/workflow-coordinator.js';
 export { WorkflowClient, type WorkflowStartOptions } from './workflow/workflow-client.js';
-export type { WorkflowOutcome } from './workflow/workflow-runner.js';
 export {
   StepMismatchError,
   WorkflowDefinitionError,
