@@ -51,6 +51,22 @@ export { PreparedTransactions } from './participant/prepared-transactions.js';
 export { dtxMigrations } from './data-layers/typeorm/barrier.migration.js';
 export { queryRows } from './data-layers/typeorm/query-rows.js';
 
+// Workflows (PROTOCOL.md 3.7): durable functions the participant hosts, their steps, starting them.
+export { Workflow } from './workflow/workflow.decorator.js';
+export type { LocalStepOptions, WorkflowContext, WorkflowStepOptions } from './workflow/workflow-context.js';
+export type { LocalCompensation } from './workflow/workflow-coordinator.js';
+export { WorkflowClient, type WorkflowStartOptions } from './workflow/workflow-client.js';
+export {
+  StepMismatchError,
+  WorkflowDefinitionError,
+  WorkflowInterruptedError,
+  WorkflowNotActiveError,
+  WorkflowRolledBackError,
+  WorkflowStepFailedError,
+  WorkflowStepUnknownError,
+  type StepIdentity,
+} from './workflow/workflow-errors.js';
+
 // A transaction manager: the client of the coordinator's REST API.
 export { DtxClientModule, type DtxClientModuleAsyncOptions, type DtxClientOptionsFactory } from './client/client.module.js';
 export { CoordinatorError } from './client/coordinator-error.js';

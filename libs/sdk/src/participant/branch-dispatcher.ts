@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type BranchLocks, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { DtxSchemaError } from '../data-layers/core/schema.js';
 import { AtBranches } from './at-branches.js';
@@ -8,6 +8,7 @@ import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantExplorer } from './participant.explorer.js';
 import { ParticipantSchema } from './participant-schema.js';
 import { isPhaseCall } from './phase-call.js';
+import { WorkflowRunner } from '../workflow/workflow-runner.js';
 
 /** A transport-neutral answer: the HTTP controller and the message handlers map it. */
 export type DispatchAnswer =
@@ -16,7 +17,9 @@ export type DispatchAnswer =
   | { kind: 'failed'; message: string; details: Json }
   | { kind: 'invalid'; message: string }
   /** The SDK's tables are not in the database (a migration not run, a table dropped): transient, it clears once they are. */
-  | { kind: 'schema_missing'; message: string };
+  | { kind: 'schema_missing'; message: string }
+  /** Accepted, outcome not known yet (PROTOCOL.md 3.6): HTTP `202`, message transports `{ outcome: 'ongoing' }`. */
+  | { kind: 'ongoing'; retryAfterMs?: number };
 
 /**
  * Runs one phase call through the barrier (or, for XA actions, a prepared transaction; for AT
@@ -33,6 +36,8 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     private readonly atBranches: AtBranches,
     @Inject(PARTICIPANT_OPTIONS) private readonly options: ParticipantModuleOptions,
     private readonly schema: ParticipantSchema,
+    /** The host's workflows (PROTOCOL.md 3.7); optional so that a dispatcher can be built without them. */
+    @Optional() private readonly workflows?: WorkflowRunner,
   ) {}
 
   /** After a restart, prepared transactions may be waiting: say so, and leave them to the coordinator. */
@@ -64,6 +69,11 @@ export class BranchDispatcher implements OnApplicationBootstrap {
 
   private async dispatchCall(body: unknown): Promise<DispatchAnswer> {
     if (!isPhaseCall(body)) return { kind: 'invalid', message: 'not a phase call (PROTOCOL.md 5.1)' };
+    // A workflow's resume goes to its host's workflow runner, not to a branch's phases: no barrier
+    // row either, the coordinator's record of its steps is what makes a second run harmless.
+    if (body.mode === 'workflow') {
+      return this.workflows ? this.workflows.answerResume(body) : { kind: 'invalid', message: `no workflow ${body.action} is hosted here` };
+    }
     const action = this.explorer.get(body.action, body.mode);
     if (!action) return { kind: 'invalid', message: `no ${body.mode} action ${body.action}` };
     if (action.builtIn === 'msg-check') return this.answerCheck(body);
@@ -72,8 +82,6 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (body.mode === 'msg' && body.branchId === MSG_CHECK_BRANCH_ID) {
       return { kind: 'invalid', message: `branchId ${MSG_CHECK_BRANCH_ID} is msg's check-back, not a branch` };
     }
-    // A workflow's resume goes to its host's workflow runner, not to a branch's phases.
-    if (body.mode === 'workflow') return { kind: 'invalid', message: `no workflow ${body.action} is hosted here` };
     const phases = MODE_PHASES[body.mode];
     if (body.phase !== phases.phase1 && body.phase !== phases.commit && body.phase !== phases.rollback) {
       return { kind: 'invalid', message: `phase ${body.phase} does not belong to mode ${body.mode}` };

@@ -17,6 +17,8 @@ interface ParticipantHttpRequest {
 interface ParticipantHttpResponse {
   header?: (name: string, value: string) => unknown;
   setHeader?: (name: string, value: string) => unknown;
+  /** Express's and Fastify's alike; Nest set 200 (the route's HttpCode) before the handler ran. */
+  status?: (code: number) => unknown;
 }
 
 
@@ -110,6 +112,10 @@ export function createParticipantHttpController(path: string): Type<unknown> {
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
         case 'schema_missing':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, outcome.message));
+        case 'ongoing':
+          // PROTOCOL.md 3.6: 202, with when to ask again if the participant said.
+          response.status?.(202);
+          return JSON.stringify(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
       }
     }
   }

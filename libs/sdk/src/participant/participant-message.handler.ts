@@ -12,6 +12,9 @@ import { participantError, ParticipantErrorCode, type ParticipantErrorBody } fro
  */
 const UNKNOWN_ERROR = { status: 'error', message: 'Internal server error' } as const;
 
+/** PROTOCOL.md 3.6 on the message transports: accepted, outcome not known yet (the HTTP 202). */
+type OngoingReply = { outcome: 'ongoing'; retryAfterMs?: number };
+
 /** A call refused before or instead of running: the error the transport replies with. */
 class Refusal extends Error {
   constructor(readonly body: ParticipantErrorBody) {
@@ -43,7 +46,7 @@ export class ParticipantMessageHandler {
     private readonly dispatcher: BranchDispatcher,
   ) {}
 
-  async handle(data: unknown): Promise<Observable<MicroserviceReply>> {
+  async handle(data: unknown): Promise<Observable<MicroserviceReply | OngoingReply>> {
     try {
       return of(await this.answer(data));
     } catch (error) {
@@ -53,7 +56,7 @@ export class ParticipantMessageHandler {
     }
   }
 
-  private async answer(data: unknown): Promise<MicroserviceReply> {
+  private async answer(data: unknown): Promise<MicroserviceReply | OngoingReply> {
     let signed: { headers: PresentedSignatureHeaders; body: string };
     try {
       // Data that is no object carries no headers: it is checked (and refused) as unsigned.
@@ -79,6 +82,8 @@ export class ParticipantMessageHandler {
         throw new Refusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, answer.message));
       case 'schema_missing':
         throw new Refusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, answer.message));
+      case 'ongoing':
+        return answer.retryAfterMs === undefined ? { outcome: 'ongoing' } : { outcome: 'ongoing', retryAfterMs: answer.retryAfterMs };
     }
   }
 }

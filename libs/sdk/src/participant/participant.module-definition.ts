@@ -22,6 +22,8 @@ import {
 import { PreparedTransactions } from './prepared-transactions.js';
 import { ParticipantRegistration } from './registration.service.js';
 import { SigningKeys } from './signing-keys.js';
+import { WORKFLOW_PROVIDERS } from '../workflow/workflow.providers.js';
+import { WorkflowClient } from '../workflow/workflow-client.js';
 
 const PROVIDERS: Provider[] = [
   dataLayerProvider,
@@ -39,9 +41,10 @@ const PROVIDERS: Provider[] = [
   ParticipantRequestErrors,
   BarrierRetention,
   DtxParticipantHealthIndicator,
+  ...WORKFLOW_PROVIDERS,
 ];
 
-const EXPORTS = [BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, PARTICIPANT_OPTIONS];
+const EXPORTS = [BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, WorkflowClient, PARTICIPANT_OPTIONS];
 
 /**
  * The extras as the builder hands them to the transform: the defaults, then everything forRoot

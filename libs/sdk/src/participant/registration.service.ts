@@ -14,6 +14,7 @@ import {
 } from './registration-policy.js';
 import { ParticipantSchema } from './participant-schema.js';
 import { SigningKeys } from './signing-keys.js';
+import { WorkflowRegistry } from '../workflow/workflow.registry.js';
 
 /** Resolves when `work` does or the app shuts down, whichever comes first. */
 function untilAborted(work: Promise<void>, signal: AbortSignal): Promise<void> {
@@ -77,6 +78,7 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
     private readonly explorer: ParticipantExplorer,
     private readonly keys: SigningKeys,
     private readonly schema: ParticipantSchema,
+    private readonly workflows: WorkflowRegistry,
   ) {
     this.client = new TransactionClient({ coordinatorUrl: options.coordinatorUrl, apiKey: options.apiKey, timeoutMs: 10_000 });
   }
@@ -227,6 +229,8 @@ export class ParticipantRegistration implements OnApplicationBootstrap, OnApplic
       modes.add(action.mode);
       byName.set(action.name, modes);
     }
+    // A hosted workflow is an action of its name with mode workflow (PROTOCOL.md 3.7): begins name it, resumes call it.
+    for (const name of this.workflows.names()) byName.set(name, (byName.get(name) ?? new Set<Mode>()).add('workflow'));
     return [...byName].map(([name, modes]) => ({ name, modes: [...modes] }));
   }
 }
