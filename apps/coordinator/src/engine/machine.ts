@@ -1,5 +1,5 @@
 import type { BranchLocks, BranchStatus, CallOutcome, Json } from '@nest-dtx/protocol';
-import type { BranchRecord, LoadedTx, TxRecord } from '../store/records.js';
+import type { BranchRecord, TxRecord } from '../store/records.js';
 import type { BranchKind } from './branch-kind.js';
 import type { MachineTx, ModeRules, Phase1Answer, Phase2Answer } from './state-machine.js';
 
@@ -11,14 +11,15 @@ export interface MachineMode {
   kindOf(branch: Pick<BranchRecord, 'branchId'>): BranchKind;
 }
 
-export const machineOf = (loaded: Pick<LoadedTx, 'tx'> & { branches: readonly Pick<BranchRecord, 'branchId' | 'status'>[] }, mode: MachineMode): MachineTx =>
-  machineFrom(loaded.tx, loaded.branches, mode);
-
-export const machineFrom = (tx: Pick<TxRecord, 'status' | 'reason'>, branches: readonly Pick<BranchRecord, 'branchId' | 'status'>[], mode: MachineMode): MachineTx => ({
+/** A transaction as the machine sees it (a loaded one, or one as adding a branch reads it: statuses only). */
+export const machineOf = (
+  loaded: { tx: Pick<TxRecord, 'status' | 'reason'>; branches: readonly Pick<BranchRecord, 'branchId' | 'status'>[] },
+  mode: MachineMode,
+): MachineTx => ({
   rules: mode.rules,
-  status: tx.status,
-  reason: tx.reason,
-  branches: branches.map((b) => ({ branchId: b.branchId, status: b.status, kind: mode.kindOf(b) })),
+  status: loaded.tx.status,
+  reason: loaded.tx.reason,
+  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status, kind: mode.kindOf(b) })),
 });
 
 /** What a participant's answer to a phase-1 call (saga: a forward step) means to the machine. */

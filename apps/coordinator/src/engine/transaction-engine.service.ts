@@ -12,7 +12,7 @@ import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxRecord } from
 import { LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { OverloadedError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { machineFrom, machineOf, phase1AnswerOf } from './machine.js';
+import { machineOf, phase1AnswerOf } from './machine.js';
 import { untilDeadlineMs, type BeginRequest } from './processors/mode-processor.js';
 import { ModeRegistry } from './processors/mode-registry.js';
 import { transition, type MachineEvent } from './state-machine.js';
@@ -151,7 +151,7 @@ export class TransactionEngine {
     if (found.existing) return found.existing;
     const mode = this.modes.get(found.tx.mode);
     const kind = mode.kindOf(branch);
-    const added = transition(machineFrom(found.tx, found.branches, mode), { type: 'branch_added', branchId: branch.branchId, kind });
+    const added = transition(machineOf(found, mode), { type: 'branch_added', branchId: branch.branchId, kind });
     // A refusal shows the whole transaction (PROTOCOL.md 3.2), so only then is it read whole.
     if (!added.ok) throw new TransactionRefusedError(added.error, await this.require(gid));
     const limit = this.config.env.MAX_BRANCHES_PER_TRANSACTION;

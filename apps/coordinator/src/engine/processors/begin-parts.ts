@@ -1,4 +1,3 @@
-import type { Mode } from '@nest-dtx/protocol';
 import type { ParticipantsService } from '../../participants/participants.service.js';
 import type { NewBranch } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
@@ -13,7 +12,7 @@ export function refuseMessageFields(request: BeginRequest): void {
 }
 
 /** MAX_BRANCHES_PER_TRANSACTION at begin, as a refusal naming the field (the same limit holds for adds). */
-export function checkBranchCount(request: BeginRequest, limit: number): void {
+function checkBranchCount(request: BeginRequest, limit: number): void {
   for (const field of ['branches', 'steps'] as const) {
     const count = request[field]?.length ?? 0;
     if (count > limit) throw new InvalidRequestError(field, `${field} must contain no more than ${limit} elements (MAX_BRANCHES_PER_TRANSACTION)`);
@@ -38,14 +37,22 @@ export function namedBranches(request: BeginRequest): NewBranch[] {
 }
 
 /**
- * Each branch checked to name a registered participant that exposes its action in `mode`,
- * one by one so that the first at fault is the one named (`{field}.{i}`), and renamed to the
- * registered spelling (names are case-insensitive), so every branch on it names it alike.
+ * The branches of a begin request: no more than MAX_BRANCHES_PER_TRANSACTION (`limit`), shaped
+ * by the mode, and each checked to name a registered participant that exposes its action in
+ * the mode, one by one so that the first at fault is the one named (`{field}.{i}`). Each takes
+ * the registered spelling (names are case-insensitive), so every branch on it names it alike.
  */
-export async function onRegisteredParticipants(participants: ParticipantsService, branches: readonly NewBranch[], mode: Mode, field: string): Promise<NewBranch[]> {
+export async function beginBranches(
+  participants: ParticipantsService,
+  limit: number,
+  request: BeginRequest,
+  field: 'branches' | 'steps',
+  shape: (request: BeginRequest) => NewBranch[],
+): Promise<NewBranch[]> {
+  checkBranchCount(request, limit);
   const resolved: NewBranch[] = [];
-  for (const [i, b] of branches.entries()) {
-    const participant = await participants.resolve(b.participant, b.action, mode, `${field}.${i}`);
+  for (const [i, b] of shape(request).entries()) {
+    const participant = await participants.resolve(b.participant, b.action, request.mode, `${field}.${i}`);
     resolved.push({ ...b, participant: participant.name });
   }
   return resolved;

@@ -4,7 +4,7 @@ import type { LoadedTx } from '../../store/records.js';
 import { phase1AnswerOf } from '../machine.js';
 import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
 import { answersOf, awaitingPhase2, branchCalls, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
-import { checkBranchCount, namedBranches, onRegisteredParticipants, refuseMessageFields, withBeginHistory } from './begin-parts.js';
+import { beginBranches, namedBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
 import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
 
 /** The rules of tcc and 2pc: interactive or one-shot, prepared branches until the decision, the client decides. */
@@ -35,8 +35,7 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
   /** Without `branches` interactive (branches are added later), with them one-shot. */
   async begin(request: BeginRequest): Promise<NewTransactionParts> {
     refuseMessageFields(request);
-    checkBranchCount(request, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
-    const branches = await onRegisteredParticipants(this.participants, namedBranches(request), request.mode, 'branches');
+    const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'branches', namedBranches);
     // Rolled back at the deadline if the instance driving a one-shot dies: phase 1 is never sent twice.
     return withBeginHistory(request, { branches, oneShot: branches.length > 0, status: 'active', branchStatus: 'pending', firstLook: 'deadline' });
   }

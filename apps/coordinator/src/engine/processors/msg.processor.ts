@@ -7,7 +7,7 @@ import type { LoadedTx } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
 import { COMMITTING_MOVES, type CheckAnswer, type ModeRules } from '../state-machine.js';
 import { awaitingPhase2, phase2Wave, type ActiveStep, type Wave, type WaveCall } from '../wave.js';
-import { checkBranchCount, namedBranches, onRegisteredParticipants, withBeginHistory } from './begin-parts.js';
+import { beginBranches, namedBranches, withBeginHistory } from './begin-parts.js';
 import { untilDeadlineMs, type BeginRequest, type ModeProcessor, type NewTransactionParts } from './mode-processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
@@ -62,8 +62,7 @@ export class MsgProcessor implements ModeProcessor {
         throw new InvalidRequestError(`branches.${i}.branchId`, `branches.${i}.branchId ${MSG_CHECK_BRANCH_ID} is reserved in mode msg for the check-back`);
       }
     }
-    checkBranchCount(request, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
-    const branches = await onRegisteredParticipants(this.participants, namedBranches(request), request.mode, 'branches');
+    const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'branches', namedBranches);
     const checked = await this.participants.resolve(check.participant, check.action, request.mode, 'check');
     // A publish target answers nothing, so it cannot tell whether a message's local transaction
     // committed: publishing the check would read as "committed" and deliver what may never have been.

@@ -8,7 +8,7 @@ import { branchStatuses, phase1AnswerOf } from '../machine.js';
 import { compensableSteps, describeDagProblem, effectiveDependencies, findDagProblem, runnableSteps, type SagaStep } from '../saga-dag.js';
 import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
 import { answersOf, awaitingPhase2, branchCalls, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
-import { checkBranchCount, onRegisteredParticipants, refuseMessageFields, withBeginHistory } from './begin-parts.js';
+import { beginBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
 import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
@@ -53,8 +53,7 @@ export class SagaProcessor implements ModeProcessor {
 
   async begin(request: BeginRequest): Promise<NewTransactionParts> {
     refuseMessageFields(request);
-    checkBranchCount(request, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
-    const branches = await onRegisteredParticipants(this.participants, sagaSteps(request), request.mode, 'steps');
+    const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'steps', sagaSteps);
     // Resumed where it was if the instance running its steps dies: looked at again after that instance's lease.
     return withBeginHistory(request, { branches, oneShot: true, status: 'active', branchStatus: 'pending', firstLook: 'lease' });
   }
