@@ -1,6 +1,14 @@
 import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
-import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from '../engine/errors.js';
+import {
+  InvalidRequestError,
+  ModeNotSupportedError,
+  OverloadedError,
+  TooManyBranchesError,
+  TransactionNotFoundError,
+  TransactionRefusedError,
+} from '../engine/errors.js';
+import { UnresolvedParticipantError } from '../participants/unresolved-participant.error.js';
 import { toTransactionView } from './transaction.view.js';
 
 /** The API's answer to an engine refusal (PROTOCOL.md 3). */
@@ -24,5 +32,9 @@ export function asApiError(error: unknown): unknown {
   if (error instanceof TransactionNotFoundError) return ApiError.notFound(error.gid);
   if (error instanceof TransactionRefusedError) return refusalToApiError(error);
   if (error instanceof TooManyBranchesError) return new ApiError(409, ErrorCode.TOO_MANY_BRANCHES, error.message, { limit: error.limit });
+  if (error instanceof InvalidRequestError) return new ApiError(400, ErrorCode.VALIDATION_FAILED, error.message, { field: error.field });
+  if (error instanceof UnresolvedParticipantError) return new ApiError(400, error.code, error.message, { field: error.field });
+  if (error instanceof ModeNotSupportedError) return new ApiError(400, ErrorCode.MODE_NOT_SUPPORTED, error.message, { field: 'mode' });
+  if (error instanceof OverloadedError) return new ApiError(503, ErrorCode.OVERLOADED, error.message, { retryAfterSeconds: error.retryAfterSeconds });
   return error;
 }

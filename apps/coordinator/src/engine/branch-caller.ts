@@ -117,18 +117,19 @@ export class BranchCaller {
   }
 
   /**
-   * Calls a round of a transaction this instance drives. Only while it holds the lease, with
+   * Calls a round of a transaction this instance drives, each call in its own phase (the
+   * branches of one round may be of different kinds). Only while it holds the lease, with
    * time left for the calls to finish: an instance that was paused past its lease sends
    * nothing, so two instances never call for one transaction in overlapping leases.
    */
-  callAll(loaded: LoadedTx, branches: readonly CallTarget[], phase: Phase, onFirstAnswer?: () => void): Promise<CallOutcome[]> {
+  callAll(loaded: LoadedTx, calls: readonly { target: CallTarget; phase: Phase }[], onFirstAnswer?: () => void): Promise<CallOutcome[]> {
     if (loaded.heldUntil === undefined || performance.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
       return Promise.reject(new LeaseLostError(loaded.tx.gid));
     }
     let answered = 0;
     return Promise.all(
-      branches.map(async (b) => {
-        const outcome = await this.call(loaded, b, phase);
+      calls.map(async ({ target, phase }) => {
+        const outcome = await this.call(loaded, target, phase);
         if (answered++ === 0) onFirstAnswer?.();
         return outcome;
       }),

@@ -32,3 +32,33 @@ export class TooManyBranchesError extends Error {
     this.name = 'TooManyBranchesError';
   }
 }
+
+/** A begin request its mode cannot take (PROTOCOL.md 3.1): `field` names the part at fault, as the client sent it. */
+export class InvalidRequestError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+/** No plug-in runs this mode (a mode of the protocol's vocabulary this coordinator does not run yet). */
+export class ModeNotSupportedError extends Error {
+  constructor(readonly mode: string) {
+    super(`mode ${mode} is not supported`);
+    this.name = 'ModeNotSupportedError';
+  }
+}
+
+/** Admission control refused a begin before anything was written: the participants it names are backed up. */
+export class OverloadedError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`${reason}; try again in ${retryAfterSeconds} s`);
+    this.name = 'OverloadedError';
+  }
+}

@@ -1,14 +1,25 @@
-import type { BranchLocks, BranchStatus, CallOutcome, Json, Phase } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx } from '../store/records.js';
-import type { MachineTx, Phase1Answer, Phase2Answer } from './state-machine.js';
+import type { BranchLocks, BranchStatus, CallOutcome, Json } from '@nest-dtx/protocol';
+import type { BranchRecord, TxRecord } from '../store/records.js';
+import type { BranchKind } from './branch-kind.js';
+import type { MachineTx, ModeRules, Phase1Answer, Phase2Answer } from './state-machine.js';
 
 /** Helpers of the state machine: what the store holds, as the machine sees it, and back. */
 
-export const machineOf = (loaded: LoadedTx): MachineTx => ({
-  mode: loaded.tx.mode,
+/** What the machine needs of a mode: its rules, and the kind of each branch. */
+export interface MachineMode {
+  readonly rules: ModeRules;
+  kindOf(branch: Pick<BranchRecord, 'branchId'>): BranchKind;
+}
+
+/** A transaction as the machine sees it (a loaded one, or one as adding a branch reads it: statuses only). */
+export const machineOf = (
+  loaded: { tx: Pick<TxRecord, 'status' | 'reason'>; branches: readonly Pick<BranchRecord, 'branchId' | 'status'>[] },
+  mode: MachineMode,
+): MachineTx => ({
+  rules: mode.rules,
   status: loaded.tx.status,
   reason: loaded.tx.reason,
-  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
+  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status, kind: mode.kindOf(b) })),
 });
 
 /** What a participant's answer to a phase-1 call (saga: a forward step) means to the machine. */
@@ -39,22 +50,4 @@ export function branchStatuses(branches: readonly { branchId: string; status: Br
 export function branchStatusIn(next: MachineTx): (branch: BranchRecord) => BranchStatus {
   const statusOf = branchStatuses(next.branches);
   return (branch) => statusOf(branch.branchId) ?? branch.status;
-}
-
-/** The history event of one participant call. */
-export function callEvent(branch: BranchRecord, phase: Phase, outcome: CallOutcome, to: string): EventInput {
-  return {
-    type: 'call',
-    branchId: branch.branchId,
-    from: branch.status,
-    to,
-    detail: {
-      participant: branch.participant,
-      action: branch.action,
-      phase,
-      outcome: outcome.kind,
-      attempt: branch.attempts + 1,
-      ...(outcome.kind === 'ok' ? {} : { error: errorOf(outcome) }),
-    },
-  };
 }

@@ -5,10 +5,17 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ErrorCode, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@nest-dtx/protocol';
-import { isAllowedMove, transition, type MachineEvent, type MachineTx } from './state-machine.js';
+import { ErrorCode, type BranchMode, type BranchStatus, type GlobalStatus, type RollbackReason } from '@nest-dtx/protocol';
+import { MSG_RULES } from './processors/msg.processor.js';
+import { SAGA_RULES } from './processors/saga.processor.js';
+import { TCC_RULES } from './processors/tcc.processor.js';
+import { TWO_PHASE_COMMIT_RULES } from './processors/two-phase-commit.processor.js';
+import { isAllowedMove, transition, type MachineEvent, type MachineTx, type ModeRules } from './state-machine.js';
 
-type Model = { mode: Mode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus> };
+/** Each mode's rules as its plug-in declares them; every branch of these modes is of its mode's kind. */
+const RULES: Record<BranchMode, ModeRules> = { tcc: TCC_RULES, '2pc': TWO_PHASE_COMMIT_RULES, saga: SAGA_RULES, msg: MSG_RULES };
+
+type Model = { mode: BranchMode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus> };
 
 const terminal = (s: GlobalStatus) => s === 'committed' || s === 'rolled_back';
 const every = (m: Model, s: BranchStatus) => Object.values(m.branches).every((b) => b === s);
@@ -68,13 +75,13 @@ function reference(m: Model, e: MachineEvent): Model | ErrorCode {
 }
 
 const toMachine = (m: Model): MachineTx => ({
-  mode: m.mode,
+  rules: RULES[m.mode],
   status: m.status,
   reason: m.reason,
-  branches: Object.entries(m.branches).map(([branchId, status]) => ({ branchId, status })),
+  branches: Object.entries(m.branches).map(([branchId, status]) => ({ branchId, status, kind: m.mode })),
 });
-const fromMachine = (t: MachineTx): Model => ({
-  mode: t.mode,
+const fromMachine = (t: MachineTx, mode: BranchMode): Model => ({
+  mode,
   status: t.status,
   reason: t.reason,
   branches: Object.fromEntries(t.branches.map((b) => [b.branchId, b.status])),
@@ -85,7 +92,7 @@ const branchId = fc.constantFrom('a', 'b', 'c');
 const answers = <A extends string>(...kinds: A[]) =>
   fc.uniqueArray(fc.record({ branchId, answer: fc.constantFrom(...kinds) }), { maxLength: 3, selector: (a) => a.branchId });
 const event: fc.Arbitrary<MachineEvent> = fc.oneof(
-  fc.record({ type: fc.constant('branch_added' as const), branchId }),
+  fc.record({ type: fc.constant('branch_added' as const), branchId, kind: fc.constant<BranchMode>('tcc') }),
   fc.record({ type: fc.constant('phase1_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
   fc.record({ type: fc.constant('phase1_finished' as const) }),
   fc.record({ type: fc.constant('commit_requested' as const) }),
@@ -98,7 +105,7 @@ const event: fc.Arbitrary<MachineEvent> = fc.oneof(
 /** Each step: an event, and whether the instance crashes before writing what it decided. */
 const step = fc.record({ event, crashBeforeWrite: fc.boolean() });
 const start = fc.record({
-  mode: fc.constantFrom<Mode>('tcc', '2pc', 'saga', 'msg'),
+  mode: fc.constantFrom<BranchMode>('tcc', '2pc', 'saga', 'msg'),
   branches: fc.uniqueArray(branchId, { maxLength: 3 }),
 });
 
@@ -111,7 +118,8 @@ describe('state machine vs reference model (fast-check)', () => {
         let durable: Model = { mode, status: 'active', reason: null, branches: Object.fromEntries(branches.map((b) => [b, initial])) };
         const history: GlobalStatus[] = [durable.status];
         for (const { event: e, crashBeforeWrite } of steps) {
-          const actual = transition(toMachine(durable), e);
+          // A branch added to a transaction is of its mode's kind.
+          const actual = transition(toMachine(durable), e.type === 'branch_added' ? { ...e, kind: mode } : e);
           const expected = reference(durable, e);
           if (typeof expected === 'string') {
             expect(actual).toEqual({ ok: false, error: expected });
@@ -119,12 +127,12 @@ describe('state machine vs reference model (fast-check)', () => {
           }
           expect(actual.ok).toBe(true);
           if (!actual.ok) continue;
-          expect(fromMachine(actual.tx)).toEqual(expected);
+          expect(fromMachine(actual.tx, mode)).toEqual(expected);
           if (crashBeforeWrite) continue; // lost: the durable state is what recovery will find
           const before = durable.status;
-          durable = fromMachine(actual.tx);
+          durable = fromMachine(actual.tx, mode);
           if (durable.status !== before) {
-            expect(isAllowedMove(mode, before, durable.status)).toBe(true);
+            expect(isAllowedMove(RULES[mode], before, durable.status)).toBe(true);
             history.push(durable.status);
           }
           // A decision, once durable, is never reversed; a terminal status never changes.

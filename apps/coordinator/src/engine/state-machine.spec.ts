@@ -1,12 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, GLOBAL_STATUSES, MODES, type BranchStatus, type GlobalStatus, type Mode, type RollbackReason } from '@nest-dtx/protocol';
-import { branchesAwaitingPhase2, isAllowedMove, transition, type MachineEvent, type MachineTx } from './state-machine.js';
+import type { BranchKind } from './branch-kind.js';
+import { MSG_RULES } from './processors/msg.processor.js';
+import { SAGA_RULES } from './processors/saga.processor.js';
+import { TCC_RULES } from './processors/tcc.processor.js';
+import { TWO_PHASE_COMMIT_RULES } from './processors/two-phase-commit.processor.js';
+import { branchesAwaitingPhase2, isAllowedMove, transition, type MachineEvent, type MachineTx, type ModeRules } from './state-machine.js';
+
+/**
+ * Each mode's rules as its plug-in declares them, and the kind of its branches. Workflow has no
+ * plug-in yet: PROTOCOL.md 2 gives it the moves of every mode but saga, which tcc's rules stand for.
+ */
+const RULES: Record<Mode, ModeRules> = { tcc: TCC_RULES, '2pc': TWO_PHASE_COMMIT_RULES, saga: SAGA_RULES, msg: MSG_RULES, workflow: TCC_RULES };
+const KIND: Record<Mode, BranchKind> = { tcc: 'tcc', '2pc': '2pc', saga: 'saga', msg: 'msg', workflow: 'tcc' };
 
 const tx = (mode: Mode, status: GlobalStatus, branches: Record<string, BranchStatus> = {}, reason: RollbackReason | null = null): MachineTx => ({
-  mode,
+  rules: RULES[mode],
   status,
   reason,
-  branches: Object.entries(branches).map(([branchId, s]) => ({ branchId, status: s })),
+  branches: Object.entries(branches).map(([branchId, s]) => ({ branchId, status: s, kind: KIND[mode] })),
 });
 
 const statusesOf = (t: MachineTx) => Object.fromEntries(t.branches.map((b) => [b.branchId, b.status]));
@@ -30,7 +42,7 @@ describe('isAllowedMove', () => {
 
   it.each(cases)('%s: %s -> %s', (mode, from, to) => {
     const expected = EXPECTED_MOVES[mode].some(([f, t]) => f === from && t === to);
-    expect(isAllowedMove(mode, from, to)).toBe(expected);
+    expect(isAllowedMove(RULES[mode], from, to)).toBe(expected);
   });
 });
 
@@ -90,15 +102,15 @@ describe.each(['tcc', '2pc'] as const)('%s transitions', (mode) => {
 
   describe('branch_added', () => {
     it('adds a pending branch to an active transaction', () => {
-      expect(statusesOf(ok(transition(tx(mode, 'active', { a: 'prepared' }), { type: 'branch_added', branchId: 'b' })))).toEqual({ a: 'prepared', b: 'pending' });
+      expect(statusesOf(ok(transition(tx(mode, 'active', { a: 'prepared' }), { type: 'branch_added', branchId: 'b', kind: mode })))).toEqual({ a: 'prepared', b: 'pending' });
     });
 
     it('is a no-op for a branch that exists', () => {
-      expect(transition(tx(mode, 'active', { a: 'prepared' }), { type: 'branch_added', branchId: 'a' })).toMatchObject({ ok: true, changed: false });
+      expect(transition(tx(mode, 'active', { a: 'prepared' }), { type: 'branch_added', branchId: 'a', kind: mode })).toMatchObject({ ok: true, changed: false });
     });
 
     it.each(['committing', 'committed', 'rolling_back', 'rolled_back'] as const)('is TX_NOT_ACTIVE when %s', (status) => {
-      expect(transition(tx(mode, status), { type: 'branch_added', branchId: 'x' })).toEqual({ ok: false, error: ErrorCode.TX_NOT_ACTIVE });
+      expect(transition(tx(mode, status), { type: 'branch_added', branchId: 'x', kind: mode })).toEqual({ ok: false, error: ErrorCode.TX_NOT_ACTIVE });
     });
   });
 
@@ -226,7 +238,7 @@ describe('saga transitions', () => {
   it.each<[MachineEvent]>([
     [{ type: 'commit_requested' }],
     [{ type: 'rollback_requested', reason: 'client' }],
-    [{ type: 'branch_added', branchId: 'x' }],
+    [{ type: 'branch_added', branchId: 'x', kind: 'saga' }],
     [{ type: 'phase1_finished' }],
     [{ type: 'phase1_answered', answers: [] }],
   ])('refuses the tcc/2pc client event %j with WRONG_MODE', (event) => {
@@ -278,7 +290,7 @@ describe('random event sequences (seeded)', () => {
       for (let step = 0; step < 12; step++) {
         const branchId = pick(branchIds);
         const event = pick<MachineEvent>([
-          { type: 'branch_added', branchId },
+          { type: 'branch_added', branchId, kind: KIND[mode] },
           { type: 'phase1_answered', answers: [{ branchId, answer: pick(['ok', 'failed', 'unknown'] as const) }] },
           { type: 'phase1_finished' },
           { type: 'commit_requested' },
@@ -290,7 +302,7 @@ describe('random event sequences (seeded)', () => {
         const result = transition(current, event);
         if (!result.ok) continue;
         const next = result.tx;
-        if (next.status !== current.status) expect(isAllowedMove(mode, current.status, next.status)).toBe(true);
+        if (next.status !== current.status) expect(isAllowedMove(RULES[mode], current.status, next.status)).toBe(true);
         if (current.status === 'committed' || current.status === 'rolled_back') expect(next.status).toBe(current.status);
         if (next.status === 'rolling_back' || next.status === 'rolled_back') expect(next.reason).not.toBeNull();
         current = next;

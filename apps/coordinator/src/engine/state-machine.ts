@@ -2,22 +2,64 @@
  * The protocol's rules (PROTOCOL.md section 2) as one pure function: given a transaction and
  * an event, the next transaction and whether the move is allowed. No I/O lives here; the
  * services persist what this returns (with a compare-and-set) and perform its effects.
+ *
+ * What differs between modes is data each mode's plug-in declares (ModeRules), carried by the
+ * transaction; nothing here asks which mode a transaction is.
  */
-import {
-  ErrorCode,
-  type BranchStatus,
-  type GlobalStatus,
-  type Mode,
-  type RollbackReason,
-} from '@nest-dtx/protocol';
+import { ErrorCode, type BranchStatus, type GlobalStatus, type RollbackReason } from '@nest-dtx/protocol';
+import type { BranchKind } from './branch-kind.js';
 
 export interface MachineBranch {
   readonly branchId: string;
   readonly status: BranchStatus;
+  readonly kind: BranchKind;
+}
+
+/** Every status a transaction may move to from each status. */
+export type MoveTable = Readonly<Record<GlobalStatus, readonly GlobalStatus[]>>;
+
+/**
+ * The moves PROTOCOL.md 2 allows a mode whose commit point is the write of `committing`
+ * (tcc, 2pc, msg): a decision first, then phase 2 to a terminal status.
+ */
+export const COMMITTING_MOVES: MoveTable = {
+  active: ['committing', 'rolling_back'],
+  committing: ['committed'],
+  rolling_back: ['rolled_back'],
+  committed: [],
+  rolled_back: [],
+};
+
+/** A mode's rules, as the machine reads them: declared by the mode's plug-in, the same for every transaction of it. */
+export interface ModeRules {
+  /** Every move of the global status the mode makes (PROTOCOL.md 2). Nothing else ever happens. */
+  readonly moves: MoveTable;
+  /** Whether branches are added one by one after begin (interactive tcc/2pc); otherwise every branch is named at begin. */
+  readonly addsBranches: boolean;
+  /**
+   * What a phase-1 success makes a branch of each kind the mode holds (prepared for tcc/2pc,
+   * committed for a saga step). A commit asks this of every branch; a message's branches are
+   * prepared from begin (its phase 1 is the caller's own local transaction).
+   */
+  readonly afterPhase1: Readonly<Partial<Record<BranchKind, BranchStatus>>>;
+  /**
+   * How phase-1 answers count. `held`: recorded as they come, decided on later by the client's
+   * commit or a one-shot's end (phase1_answered, phase1_finished). `deciding`: each wave of
+   * steps decides as soon as it can, a refused step rolling back at once and all steps done
+   * committing (saga: steps_answered). null: the coordinator runs no phase 1 (msg).
+   */
+  readonly phase1Answers: 'held' | 'deciding' | null;
+  /** Whether the client commits and rolls back (not a saga: its steps decide). An operator's rollback is always allowed. */
+  readonly clientDecides: boolean;
+  /**
+   * What the deadline does to an active transaction: roll it back, or nothing until the
+   * caller's check-back answers (msg: its local transaction may have committed).
+   */
+  readonly atDeadline: 'roll_back' | 'check';
 }
 
 export interface MachineTx {
-  readonly mode: Mode;
+  readonly rules: ModeRules;
   readonly status: GlobalStatus;
   readonly reason: RollbackReason | null;
   readonly branches: readonly MachineBranch[];
@@ -31,7 +73,7 @@ export type Phase2Answer = 'ok' | 'transient' | 'refused';
 export type CheckAnswer = 'committed' | 'not_committed' | 'unknown';
 
 export type MachineEvent =
-  | { type: 'branch_added'; branchId: string }
+  | { type: 'branch_added'; branchId: string; kind: BranchKind }
   | { type: 'phase1_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }> }
   /** One-shot: every phase-1 answer is in; decide. */
   | { type: 'phase1_finished' }
@@ -55,25 +97,8 @@ export type MachineResult =
     }
   | { ok: false; error: ErrorCode };
 
-/** Every move of the global status PROTOCOL.md section 2 allows, per mode. Nothing else ever happens. */
-const TWO_PHASE_MOVES: Readonly<Record<GlobalStatus, readonly GlobalStatus[]>> = {
-  active: ['committing', 'rolling_back'],
-  committing: ['committed'],
-  rolling_back: ['rolled_back'],
-  committed: [],
-  rolled_back: [],
-};
-/** A saga's forward steps are already committed: it never passes through `committing`. */
-const SAGA_MOVES: Readonly<Record<GlobalStatus, readonly GlobalStatus[]>> = {
-  active: ['committed', 'rolling_back'],
-  committing: [],
-  rolling_back: ['rolled_back'],
-  committed: [],
-  rolled_back: [],
-};
-
-export function isAllowedMove(mode: Mode, from: GlobalStatus, to: GlobalStatus): boolean {
-  return (mode === 'saga' ? SAGA_MOVES : TWO_PHASE_MOVES)[from].includes(to);
+export function isAllowedMove(rules: ModeRules, from: GlobalStatus, to: GlobalStatus): boolean {
+  return rules.moves[from].includes(to);
 }
 
 const unchanged = (tx: MachineTx): MachineResult => ({ ok: true, tx, changed: false });
@@ -81,7 +106,7 @@ const rejected = (error: ErrorCode): MachineResult => ({ ok: false, error });
 
 function moved(tx: MachineTx, next: Partial<MachineTx>, error?: ErrorCode): MachineResult {
   const result: MachineTx = { ...tx, ...next };
-  if (result.status !== tx.status && !isAllowedMove(tx.mode, tx.status, result.status)) {
+  if (result.status !== tx.status && !isAllowedMove(tx.rules, tx.status, result.status)) {
     throw new Error(`state machine bug: ${tx.status} -> ${result.status} is not an allowed move`);
   }
   return error ? { ok: true, tx: result, changed: true, error } : { ok: true, tx: result, changed: true };
@@ -97,49 +122,65 @@ function setBranchStatuses(tx: MachineTx, updates: ReadonlyMap<string, BranchSta
 const allBranchesAre = (branches: readonly MachineBranch[], status: BranchStatus): boolean =>
   branches.every((b) => b.status === status);
 
+/** Whether every branch has succeeded in phase 1, as its kind counts success: what a commit asks. */
+const allBranchesReady = (tx: MachineTx, branches: readonly MachineBranch[] = tx.branches): boolean =>
+  branches.every((b) => b.status === tx.rules.afterPhase1[b.kind]);
+
+/**
+ * The statuses phase-1 answers give the branches still pending: a success what the branch's
+ * kind makes of one, a refusal failed; an unknown outcome leaves the branch pending.
+ */
+function phase1Updates(tx: MachineTx, answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }>): Map<string, BranchStatus> {
+  const updates = new Map<string, BranchStatus>();
+  for (const { branchId, answer } of answers) {
+    const branch = tx.branches.find((b) => b.branchId === branchId);
+    if (!branch || branch.status !== 'pending' || answer === 'unknown') continue;
+    const succeeded = tx.rules.afterPhase1[branch.kind];
+    if (answer === 'failed') updates.set(branchId, 'failed');
+    else if (succeeded) updates.set(branchId, succeeded);
+  }
+  return updates;
+}
+
 function rollBack(tx: MachineTx, reason: RollbackReason, error?: ErrorCode): MachineResult {
   return moved(tx, { status: 'rolling_back', reason }, error);
 }
 
 export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
+  const { rules } = tx;
   switch (event.type) {
     case 'branch_added': {
       // A saga's steps and a message's branches are all given at begin.
-      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
+      if (!rules.addsBranches) return rejected(ErrorCode.WRONG_MODE);
       if (tx.status !== 'active') return rejected(ErrorCode.TX_NOT_ACTIVE);
       if (tx.branches.some((b) => b.branchId === event.branchId)) return unchanged(tx);
-      return moved(tx, { branches: [...tx.branches, { branchId: event.branchId, status: 'pending' }] });
+      return moved(tx, { branches: [...tx.branches, { branchId: event.branchId, status: 'pending', kind: event.kind }] });
     }
 
     case 'phase1_answered': {
-      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
+      if (rules.phase1Answers !== 'held') return rejected(ErrorCode.WRONG_MODE);
       // Answers only move branches still pending; once a rollback is decided the rollback phase
       // reaches every branch whatever it answered, so late answers change nothing.
       if (tx.status !== 'active') return unchanged(tx);
-      const updates = new Map<string, BranchStatus>();
-      for (const { branchId, answer } of event.answers) {
-        const branch = tx.branches.find((b) => b.branchId === branchId);
-        if (!branch || branch.status !== 'pending' || answer === 'unknown') continue;
-        updates.set(branchId, answer === 'ok' ? 'prepared' : 'failed');
-      }
+      const updates = phase1Updates(tx, event.answers);
       if (updates.size === 0) return unchanged(tx);
       return moved(tx, { branches: setBranchStatuses(tx, updates) });
     }
 
     case 'phase1_finished': {
       if (tx.status !== 'active') return unchanged(tx);
-      if (tx.mode === 'saga' || tx.mode === 'msg') return rejected(ErrorCode.WRONG_MODE);
+      if (rules.phase1Answers !== 'held') return rejected(ErrorCode.WRONG_MODE);
       // A branch still pending gave no answer in time: its outcome is unknown, so the only safe
       // decision is rollback (the rollback phase also reaches it).
-      if (allBranchesAre(tx.branches, 'prepared')) return moved(tx, { status: 'committing' });
+      if (allBranchesReady(tx)) return moved(tx, { status: 'committing' });
       return rollBack(tx, 'branch_failed');
     }
 
     case 'commit_requested': {
-      if (tx.mode === 'saga') return rejected(ErrorCode.WRONG_MODE);
+      if (!rules.clientDecides) return rejected(ErrorCode.WRONG_MODE);
       switch (tx.status) {
         case 'active':
-          if (allBranchesAre(tx.branches, 'prepared')) return moved(tx, { status: 'committing' });
+          if (allBranchesReady(tx)) return moved(tx, { status: 'committing' });
           return rollBack(tx, 'branch_failed', ErrorCode.CANNOT_COMMIT);
         case 'committing':
         case 'committed':
@@ -152,7 +193,7 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     }
 
     case 'rollback_requested': {
-      if (tx.mode === 'saga' && event.reason === 'client') return rejected(ErrorCode.WRONG_MODE);
+      if (!rules.clientDecides && event.reason === 'client') return rejected(ErrorCode.WRONG_MODE);
       switch (tx.status) {
         case 'active':
           return rollBack(tx, event.reason);
@@ -169,11 +210,11 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     case 'deadline_passed':
       // A message is never rolled back blindly: its local transaction may have committed. The
       // coordinator asks (check_answered) instead.
-      if (tx.mode === 'msg') return unchanged(tx);
+      if (rules.atDeadline === 'check') return unchanged(tx);
       return tx.status === 'active' ? rollBack(tx, 'timeout') : unchanged(tx);
 
     case 'check_answered':
-      if (tx.mode !== 'msg') return rejected(ErrorCode.WRONG_MODE);
+      if (rules.atDeadline !== 'check') return rejected(ErrorCode.WRONG_MODE);
       if (tx.status !== 'active' || event.answer === 'unknown') return unchanged(tx);
       // The commit point of a message whose caller never submitted: its local transaction committed.
       if (event.answer === 'committed') return moved(tx, { status: 'committing' });
@@ -193,19 +234,14 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     }
 
     case 'steps_answered': {
-      if (tx.mode !== 'saga') return rejected(ErrorCode.WRONG_MODE);
+      if (rules.phase1Answers !== 'deciding') return rejected(ErrorCode.WRONG_MODE);
       if (tx.status !== 'active') return unchanged(tx);
-      const updates = new Map<string, BranchStatus>();
-      for (const { branchId, answer } of event.answers) {
-        const branch = tx.branches.find((b) => b.branchId === branchId);
-        if (!branch || branch.status !== 'pending' || answer === 'unknown') continue;
-        updates.set(branchId, answer === 'ok' ? 'committed' : 'failed');
-      }
+      const updates = phase1Updates(tx, event.answers);
       const branches = setBranchStatuses(tx, updates);
       // A forward step refused: compensate everything that may have run.
       if (branches.some((b) => b.status === 'failed')) return moved(tx, { branches, status: 'rolling_back', reason: 'branch_failed' });
       // The commit point of a saga: every forward step has committed.
-      if (allBranchesAre(branches, 'committed')) return moved(tx, { branches, status: 'committed' });
+      if (allBranchesReady(tx, branches)) return moved(tx, { branches, status: 'committed' });
       if (updates.size === 0) return unchanged(tx);
       return moved(tx, { branches });
     }

@@ -1,22 +1,24 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ErrorCode, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
-import type { Mode, TransactionEventView } from '@nest-dtx/protocol';
+import { ErrorCode, isTerminal, type TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { DependencyOutages } from '../logging/dependency-outages.js';
-import { MetricsService } from '../metrics/metrics.service.js';
 import { forTransaction } from '../logging/transaction-logger.js';
+import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
-import type { BranchRecord, LoadedTx, NewBranch, NewTransaction, TxChange, TxRecord } from '../store/records.js';
-import type { MadeDue } from '../store/records.js';
-import { BranchCaller, LeaseLostError, wasNotCalled } from './branch-caller.js';
+import { DatabaseTime } from '../store/database-clock.js';
+import type { BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxRecord } from '../store/records.js';
+import { LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
-import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf, phase2AnswerOf } from './machine.js';
-import { ModeProcessors } from './processors/mode-processors.js';
-import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
+import { OverloadedError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { machineOf, phase1AnswerOf } from './machine.js';
+import { untilDeadlineMs, type BeginRequest } from './processors/mode-processor.js';
+import { ModeRegistry } from './processors/mode-registry.js';
+import { transition, type MachineEvent } from './state-machine.js';
+import { TransactionRound } from './transaction-round.js';
 import { TransactionWriter } from './transaction-writer.js';
+import { answersOf, branchCalls, isPostponed, type Wave, type WaveCall } from './wave.js';
 
 /** What an operator's retry did (TransactionEngine.retryNow). */
 export type RetryOutcome = MadeDue['outcome'];
@@ -52,11 +54,15 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /** How often a decision retries its compare-and-set when other writers keep moving the transaction. */
 const DECIDE_ATTEMPTS = 10;
 
+/** How far driving a transaction goes: to its decision (a one-shot's begin), through phase 2 only, or all the way. */
+type Reach = 'decision' | 'phase2' | 'end';
+
 /**
  * The only conductor of transactions and, through its writer, the only writer of the log:
  * creates them, adds branches, decides, delivers phase 2 until every branch has answered, waits
- * for the end, and resumes whatever recovery claims. Each mode plugs in as a processor.
- * Refusals are TransactionRefusedError / TransactionNotFoundError; the API layer words them.
+ * for the end, and resumes whatever recovery claims. Each mode plugs in as a processor
+ * (ModeRegistry) that chooses the waves of calls; every wave runs through the one
+ * TransactionRound. Refusals are engine errors (errors.ts); the API layer words them.
  */
 @Injectable()
 export class TransactionEngine {
@@ -64,12 +70,13 @@ export class TransactionEngine {
 
   constructor(
     private readonly writer: TransactionWriter,
-    private readonly caller: BranchCaller,
-    private readonly processors: ModeProcessors,
+    private readonly round: TransactionRound,
+    private readonly modes: ModeRegistry,
     private readonly participants: ParticipantsService,
+    private readonly gates: ParticipantGates,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
-    private readonly metrics: MetricsService,
+    private readonly clock: DatabaseTime,
     private readonly outages: DependencyOutages,
   ) {}
 
@@ -78,8 +85,43 @@ export class TransactionEngine {
   }
 
   /**
-   * Makes the transaction durable; a one-shot one is then driven to its decision (a saga
-   * without `wait`: in the background) and, with `wait`, to its end.
+   * A begin request (PROTOCOL.md 3.1) as a new transaction: its mode validates it and shapes
+   * it, admission control lets it in (or refuses before anything is written), and it is created.
+   */
+  async begin(request: BeginRequest, wait: boolean): Promise<Created> {
+    const parts = await this.modes.get(request.mode).begin(request);
+    // Refused while the participants it names (or this instance) have more calls waiting than
+    // admitted work may add to. A begin sent again for a transaction that exists adds no work: it is answered as always.
+    const named = parts.branches.map((b) => b.participant);
+    const refusal = this.gates.admissionRefusal(parts.check ? [...named, parts.check.participant] : named);
+    if (refusal && !(request.gidChosen && (await this.exists(request.gid)))) {
+      this.gates.countAdmission('refused');
+      throw new OverloadedError(refusal.reason, refusal.retryAfterSeconds);
+    }
+    this.gates.countAdmission('admitted');
+    const { firstLook, ...shape } = parts;
+    return this.create(
+      {
+        ...shape,
+        gid: request.gid,
+        mode: request.mode,
+        concurrent: request.concurrent ?? false,
+        requestHash: request.requestHash,
+        metadata: request.metadata,
+        timeoutMs: request.timeoutMs,
+        leaseOwner: parts.oneShot ? this.instanceId : null,
+        traceParent: request.traceParent,
+        // Recorded whenever keys are configured, so turning OWNER_SCOPED_KEYS on later scopes these too.
+        ownerKeyDigest: request.ownerKeyDigest,
+        firstAttemptInMs: firstLook === 'lease' ? Math.min(this.config.env.LEASE_MS, request.timeoutMs) : request.timeoutMs,
+      },
+      wait,
+    );
+  }
+
+  /**
+   * Makes the transaction durable; a one-shot one is then driven to its decision (in the
+   * background when its mode's phase 1 may take long and nobody waits) and, with `wait`, to its end.
    */
   async create(input: NewTransaction, wait: boolean): Promise<Created> {
     const inserted = await this.writer.create(input);
@@ -90,20 +132,15 @@ export class TransactionEngine {
       branches: input.branches.length,
     });
     if (!input.oneShot) return { created: true, loaded: inserted };
-    if (input.mode === 'saga' && !wait) {
-      // A saga may take long: answer once it is durable and run its steps in the background.
-      this.processors
-        .get(input.mode)
-        .start(inserted)
-        .then((started) => this.finish(started, false))
-        .catch((error: unknown) => this.backgroundFailed(input.gid, 'saga run', error));
+    if (this.modes.get(input.mode).phase1InBackground && !wait) {
+      // Answer once it is durable, and run its phase 1 in the background.
+      this.drive(inserted, 'decision')
+        .then((started) => started && this.finish(started, false))
+        .catch((error: unknown) => this.backgroundFailed(input.gid, `${input.mode} run`, error));
       return { created: true, loaded: inserted };
     }
-    const decided = await this.processors
-      .get(input.mode)
-      .start(inserted)
-      .catch((error: unknown) => this.unlessLeaseLost(error, input.gid));
-    return { created: true, loaded: await this.finish(decided, wait) };
+    const decided = await this.drive(inserted, 'decision').catch((error: unknown) => this.unlessLeaseLost(error, input.gid));
+    return { created: true, loaded: await this.finish(decided ?? (await this.require(input.gid)), wait) };
   }
 
   /**
@@ -115,8 +152,9 @@ export class TransactionEngine {
     const found = await this.writer.loadForAdd(gid, branch.branchId);
     if (!found || !visibleTo(found.tx, scope)) throw new TransactionNotFoundError(gid);
     if (found.existing) return found.existing;
-    const machine: MachineTx = { mode: found.tx.mode, status: found.tx.status, reason: found.tx.reason, branches: found.branches };
-    const added = transition(machine, { type: 'branch_added', branchId: branch.branchId });
+    const mode = this.modes.get(found.tx.mode);
+    const kind = mode.kindOf(branch);
+    const added = transition(machineOf(found, mode), { type: 'branch_added', branchId: branch.branchId, kind });
     // A refusal shows the whole transaction (PROTOCOL.md 3.2), so only then is it read whole.
     if (!added.ok) throw new TransactionRefusedError(added.error, await this.require(gid));
     const limit = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
@@ -136,19 +174,12 @@ export class TransactionEngine {
     }
     crashPoint('after_branch_recorded', gid);
 
-    const phase = this.processors.get(found.tx.mode).phases.phase1;
-    const outcome = await this.caller.call(found, inserted, phase);
-    const answered = transition(added.tx, { type: 'phase1_answered', answers: [{ branchId: branch.branchId, answer: phase1AnswerOf(outcome) }] });
-    const status = answered.ok ? branchStatusIn(answered.tx)(inserted) : inserted.status;
-    const saved = await this.writer.recordPhase1(
-      gid,
-      branch.branchId,
-      status,
-      // An AT prepare's locked rows are recorded in the same write as its answer.
-      outcome.kind === 'ok' ? { result: outcome.result, ...lockedRowsOf(outcome) } : { lastError: errorOf(outcome) },
-      [callEvent(inserted, phase, outcome, status)],
-    );
-    return saved ?? { ...inserted, status };
+    const calls: [WaveCall] = [branchCalls([inserted], mode, 'active')[0]];
+    const wave: Wave & { calls: [WaveCall] } = {
+      calls,
+      answered: (outcomes) => [{ type: 'phase1_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }],
+    };
+    return this.round.runForAddedBranch(found, added.tx, wave);
   }
 
   /**
@@ -160,7 +191,7 @@ export class TransactionEngine {
     let loaded = await this.require(gid);
     if (!visibleTo(loaded.tx, scope)) throw new TransactionNotFoundError(gid);
     for (let attempt = 1; attempt <= DECIDE_ATTEMPTS; attempt++) {
-      const result = transition(machineOf(loaded), event);
+      const result = transition(machineOf(loaded, this.modes.get(loaded.tx.mode)), event);
       if (!result.ok) throw new TransactionRefusedError(result.error, loaded);
       if (!result.changed) return { loaded: wait ? await this.waitForTerminal(gid) : loaded, cannotCommit: false };
       const decided = await this.applyDecision(loaded, event);
@@ -184,11 +215,6 @@ export class TransactionEngine {
   /** Whether a client of `scope` may see the transaction (a begin with a gid another key took is a conflict). */
   visibleTo(tx: TxRecord, scope: TxScope): boolean {
     return visibleTo(tx, scope);
-  }
-
-  /** Refuses a mode no processor runs (400 MODE_NOT_SUPPORTED), before anything is read or written. */
-  checkMode(mode: Mode): void {
-    this.processors.get(mode);
   }
 
   /** A transaction's history, oldest first (none for an unknown gid): for operators. */
@@ -238,16 +264,18 @@ export class TransactionEngine {
     return this.writer.claimDue(limit);
   }
 
-  /** What recovery does with a transaction it claimed. */
+  /**
+   * What recovery does with a transaction it claimed: an active one past its deadline (judged
+   * in the database's time, by the claim's own `now()`) meets it as its mode's rules say (rolled
+   * back, or a message asked); then it is driven on from wherever it was.
+   */
   async resume(loaded: LoadedTx): Promise<void> {
     let current: LoadedTx | null = loaded;
-    if (loaded.tx.status === 'active') {
-      const processor = this.processors.get(loaded.tx.mode);
-      const expired = processor.expiredWhenClaimed(loaded);
-      current = expired ? await this.applyDecision(loaded, { type: 'deadline_passed' }) : await processor.resumeActive(loaded);
-      if (expired && current) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
+    if (loaded.tx.status === 'active' && untilDeadlineMs(loaded, this.clock) <= 0) {
+      current = await this.applyDecision(loaded, { type: 'deadline_passed' });
+      if (current && current.tx.status !== loaded.tx.status) forTransaction(this.logger, loaded.tx.gid).log('timed out: rolling back');
     }
-    if (current) await this.deliverPhase2(current);
+    if (current) await this.drive(current, 'end');
   }
 
   /**
@@ -260,7 +288,7 @@ export class TransactionEngine {
       if (ours) this.deliverInBackground(decided);
       return decided;
     }
-    const delivered = ours ? await this.deliverPhase2(decided).catch((error: unknown) => this.unlessLeaseLost(error, decided.tx.gid)) : null;
+    const delivered = ours ? await this.drive(decided, 'phase2').catch((error: unknown) => this.unlessLeaseLost(error, decided.tx.gid)) : null;
     if (delivered && isTerminal(delivered.tx.status)) return delivered;
     return this.waitForTerminal(decided.tx.gid);
   }
@@ -270,13 +298,13 @@ export class TransactionEngine {
    * phase 2. Returns the saved transaction, or null when another writer won the race.
    */
   private async applyDecision(loaded: LoadedTx, event: DecisionEvent): Promise<LoadedTx | null> {
-    const result = transition(machineOf(loaded), event);
+    const result = transition(machineOf(loaded, this.modes.get(loaded.tx.mode)), event);
     if (!result.ok || !result.changed) return loaded;
     const saved = await this.writer.write(loaded, {
       status: result.tx.status,
       reason: result.tx.reason,
       attempts: 0,
-      ...this.writer.ownLease(),
+      ...this.round.schedule({ kind: 'now' }, loaded.tx),
       branches: [],
       events: [{ type: 'status', from: loaded.tx.status, to: result.tx.status, detail: { reason: result.tx.reason, cause: event.type } }],
     });
@@ -292,96 +320,31 @@ export class TransactionEngine {
   }
 
   /**
-   * Delivers phase 2 in rounds (all branches at once for tcc/2pc; reverse dependency order for
-   * saga compensation). Each round's answers, and the terminal status once every branch has
-   * answered, are written in one commit; a round with failures schedules the next attempt with
-   * capped exponential backoff and jitter. Returns null when fenced off by another instance.
+   * Drives a transaction this instance holds, wave after wave as its mode chooses them (phase 1
+   * of a one-shot, a saga's forward steps, msg's check-back, phase 2 all at once or in
+   * dependency order), each through the round. Stops at `reach`, when a wave must wait for its
+   * retry, or when the mode has nothing to call now. Returns null when another instance took
+   * the transaction (a write fenced off).
    */
-  private async deliverPhase2(loaded: LoadedTx): Promise<LoadedTx | null> {
+  private async drive(loaded: LoadedTx, reach: Reach): Promise<LoadedTx | null> {
     let current = loaded;
-    while (current.tx.status === 'committing' || current.tx.status === 'rolling_back') {
+    for (;;) {
       const { tx } = current;
-      const processor = this.processors.get(tx.mode);
-      const phase = tx.status === 'committing' ? processor.phases.commit : processor.phases.rollback;
-      if (!phase && tx.status === 'committing') throw new Error(`mode ${tx.mode} has no phase for ${tx.status}`);
-
-      const wave = processor.phase2Wave(current);
-      // msg has no rollback phase: no branch was sent anything before the decision, so none is
-      // owed a call, and each is rolled back as it stands.
-      const outcomes: CallOutcome[] = phase
-        ? await this.caller.callAll(current, wave, phase, () => crashPoint('mid_phase2', tx.gid))
-        : wave.map(() => ({ kind: 'ok', result: null }));
-      if (phase) crashPoint('after_phase2_calls', tx.gid);
-
-      const answers = wave.map((b, i) => ({ branchId: b.branchId, answer: phase2AnswerOf(outcomes[i]) }));
-      const result = transition(machineOf(current), { type: 'phase2_answered', answers });
-      if (!result.ok) throw new Error(`phase-2 answers refused: ${result.error}`);
-      const next = result.tx;
-      const terminal = isTerminal(next.status);
-      const allOk = outcomes.every((o) => o.kind === 'ok');
-      const attempts = allOk ? tx.attempts : tx.attempts + 1;
-      const refused = outcomes.some((o) => o.kind === 'failed');
-      const needsAttention = !terminal && (refused || attempts >= this.writer.attentionAfterAttempts);
-      const statusOf = branchStatusIn(next);
-
-      const events = phase ? wave.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b))) : [];
-      if (terminal) events.push({ type: 'status', from: tx.status, to: next.status, detail: { reason: next.reason } });
-      if (needsAttention && !tx.needsAttention) events.push({ type: 'attention', detail: { attempts, refused } });
-      const schedule: Pick<TxChange, 'lease' | 'nextAttemptInMs'> = terminal
-        ? { lease: null, nextAttemptInMs: null }
-        : allOk
-          ? this.writer.ownLease() // more rounds to go right now (saga compensation order)
-          : { lease: null, nextAttemptInMs: this.writer.retryDelayMs(attempts) };
-
-      const saved = await this.writer.write(current, {
-        status: next.status,
-        reason: next.reason,
-        attempts,
-        needsAttention,
-        ...schedule,
-        branches: wave.map((b, i) => ({
-          branchId: b.branchId,
-          status: statusOf(b),
-          calls: phase ? 1 : 0,
-          // Why phase 1 failed (refusal, no answer) stays visible after the rollback; on a branch
-          // whose phase 1 succeeded the only errors are phase-2 retries, cleared once one succeeds.
-          lastError: outcomes[i].kind !== 'ok' ? errorOf(outcomes[i]) : b.status === 'failed' || b.status === 'pending' ? undefined : null,
-        })),
-        events,
-      });
-      if (!saved) {
-        forTransaction(this.logger, tx.gid).warn('phase-2 result not written: another instance holds the transaction');
-        return null;
-      }
+      if (isTerminal(tx.status) || (tx.status === 'active' ? reach === 'phase2' : reach === 'decision')) return current;
+      const mode = this.modes.get(tx.mode);
+      const step = tx.status === 'active' ? mode.nextActive(current) : mode.nextDecided(current);
+      if (step === null) return current;
+      if (isPostponed(step)) return (await this.round.postpone(current, step.postponedMs)) ?? current;
+      const { saved, continues } = await this.round.run(current, machineOf(current, mode), step);
+      if (!saved) return null;
       current = saved;
-      if (current.tx.status === 'rolling_back' && tx.mode === 'saga') crashPoint('during_compensation', tx.gid);
-      if (terminal) forTransaction(this.logger, tx.gid).debug(`finished: ${next.status}`, { status: next.status, reason: next.reason });
-      if (!allOk) {
-        this.metrics.retries.inc({ mode: tx.mode });
-        const txLogger = forTransaction(this.logger, tx.gid);
-        // One line per branch still owed its phase 2, so each can be followed by its branchId.
-        wave.forEach((branch, i) => {
-          const outcome = outcomes[i];
-          if (outcome.kind === 'ok') return;
-          // Why, too: without it an operator reading the log cannot tell a down participant from a lock timeout.
-          const error = errorOf(outcome);
-          const why = typeof error === 'string' ? error : JSON.stringify(error);
-          const line = `phase 2 (${phase}) incomplete after attempt ${attempts}; retrying later`;
-          const detail = { phase, attempts, outcome: outcome.kind, error: why.slice(0, 300) };
-          // A call the participant's gate held back (its breaker open, its queue full) is no news
-          // per transaction: the breaker's own line and the metrics say it once for all of them.
-          if (wasNotCalled(outcome)) txLogger.branch(branch.branchId).debug(line, detail);
-          else txLogger.branch(branch.branchId).warn(line, detail);
-        });
-        break;
-      }
+      if (!continues) return current;
     }
-    return current;
   }
 
   /** Phase 2 in the background, after the decision was answered. */
   private deliverInBackground(loaded: LoadedTx): void {
-    this.deliverPhase2(loaded).catch((error: unknown) => this.backgroundFailed(loaded.tx.gid, 'phase-2 delivery', error));
+    this.drive(loaded, 'phase2').catch((error: unknown) => this.backgroundFailed(loaded.tx.gid, 'phase-2 delivery', error));
   }
 
   /** Work after the answer failed; recovery resumes the transaction either way. */

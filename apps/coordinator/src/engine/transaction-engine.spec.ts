@@ -21,12 +21,13 @@ import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTr
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { ModeProcessors } from './processors/mode-processors.js';
+import { ModeRegistry } from './processors/mode-registry.js';
 import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
 import { TccProcessor } from './processors/tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './processors/two-phase-commit.processor.js';
 import { TransactionEngine } from './transaction-engine.service.js';
+import { TransactionRound } from './transaction-round.js';
 import { TransactionWriter } from './transaction-writer.js';
 import type { BusMessage } from '../bus/tx-event-bus.js';
 import type { MadeDue } from '../store/records.js';
@@ -175,13 +176,14 @@ function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new 
   const bus = new InProcessTxEventBus();
   const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
   const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates, clock);
-  const processors = new ModeProcessors(
-    new TccProcessor(writer, caller),
-    new TwoPhaseCommitProcessor(writer, caller),
-    new SagaProcessor(writer, caller, clock),
-    new MsgProcessor(writer, caller, clock),
-  );
-  const engine = new TransactionEngine(writer, caller, processors, participants as unknown as ParticipantsService, bus, config, metrics, new DependencyOutages());
+  const resolver = participants as unknown as ParticipantsService;
+  const modes = new ModeRegistry();
+  modes.register('tcc', new TccProcessor(resolver, config));
+  modes.register('2pc', new TwoPhaseCommitProcessor(resolver, config));
+  modes.register('saga', new SagaProcessor(resolver, config));
+  modes.register('msg', new MsgProcessor(resolver, config, clock));
+  const round = new TransactionRound(writer, caller, clock, metrics);
+  const engine = new TransactionEngine(writer, round, modes, resolver, gates, bus, config, clock, new DependencyOutages());
   return { engine, store, participants };
 }
 
@@ -680,7 +682,7 @@ describe('TransactionEngine.retryNow (an operator\'s retry, through TransactionW
     bus.subscribe((message) => told.push(message));
     const writer = new TransactionWriter(store as unknown as TransactionStore, bus, config, metrics);
     const unused = {} as never;
-    const engine = new TransactionEngine(writer, unused, unused, unused, bus, config, metrics, new DependencyOutages());
+    const engine = new TransactionEngine(writer, unused, unused, unused, unused, bus, config, unused, new DependencyOutages());
     return { engine, store, told };
   }
 

@@ -24,6 +24,7 @@ import { registrationAddressRefusal } from './egress-policy.js';
 import { hostOutsideAllowList } from './participant-hosts.js';
 import { participantLoadView } from './participant-load.js';
 import { ParticipantSigning, type RegisteredParticipant } from './participant-signing.js';
+import { UnresolvedParticipantError } from './unresolved-participant.error.js';
 
 /** The cache's key: participant names are case-insensitive (`Bank-A` and `bank-a` are one). */
 const keyOf = (name: string): string => name.toLowerCase();
@@ -231,18 +232,16 @@ export class ParticipantsService implements OnModuleInit, OnModuleDestroy {
     return found ? this.remember(found) : null;
   }
 
-  /** The participant of a branch, checked to expose `action` in `mode`; a 400 otherwise. */
+  /** The participant of a branch, checked to expose `action` in `mode`; UnresolvedParticipantError otherwise. */
   async resolve(name: string, action: string, mode: Mode, fieldPrefix: string): Promise<RegisteredParticipant> {
     const field = (key: string) => (fieldPrefix ? `${fieldPrefix}.${key}` : key);
     const participant = await this.find(name);
     if (!participant) {
-      throw new ApiError(400, ErrorCode.UNKNOWN_PARTICIPANT, `participant ${name} is not registered`, { field: field('participant') });
+      throw new UnresolvedParticipantError(ErrorCode.UNKNOWN_PARTICIPANT, field('participant'), `participant ${name} is not registered`);
     }
     const declared = participant.actions.find((a) => a.name === action);
     if (!declared || !declared.modes.includes(mode)) {
-      throw new ApiError(400, ErrorCode.UNKNOWN_ACTION, `participant ${name} has no action ${action} for mode ${mode}`, {
-        field: field('action'),
-      });
+      throw new UnresolvedParticipantError(ErrorCode.UNKNOWN_ACTION, field('action'), `participant ${name} has no action ${action} for mode ${mode}`);
     }
     return participant;
   }

@@ -1,68 +1,65 @@
-import type { Mode, ModePhases } from '@nest-dtx/protocol';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx } from '../../store/records.js';
-import type { BranchCaller } from '../branch-caller.js';
-import { crashPoint } from '../crash-points.js';
-import { branchStatusIn, callEvent, errorOf, lockedRowsOf, machineOf, phase1AnswerOf } from '../machine.js';
-import { branchesAwaitingPhase2, transition } from '../state-machine.js';
-import type { TransactionWriter } from '../transaction-writer.js';
-import type { ModeProcessor } from './mode-processor.js';
+import { CoordinatorConfig } from '../../config/coordinator.config.js';
+import { ParticipantsService } from '../../participants/participants.service.js';
+import type { LoadedTx } from '../../store/records.js';
+import { phase1AnswerOf } from '../machine.js';
+import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
+import { answersOf, awaitingPhase2, branchCalls, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
+import { beginBranches, namedBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
+import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
+
+/** The rules of tcc and 2pc: interactive or one-shot, prepared branches until the decision, the client decides. */
+export const branchPhasesRules = (kind: 'tcc' | '2pc'): ModeRules => ({
+  moves: COMMITTING_MOVES,
+  addsBranches: true,
+  afterPhase1: { [kind]: 'prepared' },
+  phase1Answers: 'held',
+  clientDecides: true,
+  atDeadline: 'roll_back',
+});
 
 /**
- * TCC and 2PC share their shape: phase 1 on every branch in parallel, a decision, phase 2 on
- * every branch in parallel. Only the phase names differ.
+ * TCC and 2PC share their shape: phase 1 on every branch in parallel (one-shot) or one branch
+ * at a time as the client adds them (interactive), a decision, phase 2 on every branch in
+ * parallel. Only the phase names differ, and they follow from the branches' kind.
  */
 export abstract class BranchPhasesProcessor implements ModeProcessor {
-  abstract readonly mode: Mode;
-  abstract readonly phases: ModePhases;
+  abstract readonly kind: 'tcc' | '2pc';
+  abstract readonly rules: ModeRules;
+  readonly phase1InBackground = false;
 
   constructor(
-    protected readonly writer: TransactionWriter,
-    protected readonly caller: BranchCaller,
+    protected readonly participants: ParticipantsService,
+    protected readonly config: CoordinatorConfig,
   ) {}
 
+  /** Without `branches` interactive (branches are added later), with them one-shot. */
+  async begin(request: BeginRequest): Promise<NewTransactionParts> {
+    refuseMessageFields(request);
+    const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'branches', namedBranches);
+    // Rolled back at the deadline if the instance driving a one-shot dies: phase 1 is never sent twice.
+    return withBeginHistory(request, { branches, oneShot: branches.length > 0, status: 'active', branchStatus: 'pending', firstLook: 'deadline' });
+  }
+
+  kindOf(): 'tcc' | '2pc' {
+    return this.kind;
+  }
+
   /**
-   * One-shot: phase 1 everywhere, then the decision written in one commit with every answer.
-   * Returns the decided transaction, or the current one if another instance moved it meanwhile.
+   * A one-shot's phase 1, on every branch at once, decided with its answers (phase1_finished).
+   * It is sent once, at begin: an interactive transaction waits for its client, and an active
+   * one recovery claims has met its deadline.
    */
-  async start(loaded: LoadedTx): Promise<LoadedTx> {
-    const phase = this.phases.phase1;
-    const outcomes = await this.caller.callAll(loaded, loaded.branches, phase);
-    crashPoint('after_phase1_calls', loaded.tx.gid);
-
-    const answers = loaded.branches.map((b, i) => ({ branchId: b.branchId, answer: phase1AnswerOf(outcomes[i]) }));
-    const answered = transition(machineOf(loaded), { type: 'phase1_answered', answers });
-    const decided = answered.ok ? transition(answered.tx, { type: 'phase1_finished' }) : answered;
-    if (!decided.ok) throw new Error(`one-shot decision refused: ${decided.error}`);
-
-    const next = decided.tx;
-    const statusOf = branchStatusIn(next);
-    const branches: BranchChange[] = loaded.branches.map((b, i) => {
-      const outcome = outcomes[i];
-      // An AT prepare's locked rows ride in this same write (the decision with its answers).
-      return outcome.kind === 'ok'
-        ? { branchId: b.branchId, status: statusOf(b), calls: 1, result: outcome.result, ...lockedRowsOf(outcome) }
-        : { branchId: b.branchId, status: statusOf(b), calls: 1, lastError: errorOf(outcome) };
-    });
-    const events: EventInput[] = loaded.branches.map((b, i) => callEvent(b, phase, outcomes[i], statusOf(b)));
-    events.push({ type: 'status', from: loaded.tx.status, to: next.status, detail: { reason: next.reason, cause: 'phase1_finished' } });
-
-    const saved = await this.writer.write(loaded, { status: next.status, reason: next.reason, ...this.writer.ownLease(), branches, events });
-    if (!saved) return (await this.writer.load(loaded.tx.gid)) ?? loaded;
-    crashPoint('after_decision', loaded.tx.gid);
-    return saved;
+  nextActive(loaded: LoadedTx): ActiveStep {
+    if (!loaded.tx.oneShot || loaded.branches.some((b) => b.attempts > 0)) return null;
+    const calls = branchCalls(loaded.branches, this, 'active');
+    const wave: Wave = {
+      calls,
+      answered: (outcomes) => [{ type: 'phase1_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }, { type: 'phase1_finished' }],
+    };
+    return wave;
   }
 
-  /** Active tcc/2pc rows fall due only at their deadline: the engine rolls them back. */
-  expiredWhenClaimed(): boolean {
-    return true;
-  }
-
-  resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
-    return Promise.resolve(loaded);
-  }
-
-  phase2Wave(loaded: LoadedTx): BranchRecord[] {
-    const waiting = new Set(branchesAwaitingPhase2(machineOf(loaded)).map((b) => b.branchId));
-    return loaded.branches.filter((b) => waiting.has(b.branchId));
+  nextDecided(loaded: LoadedTx): Wave {
+    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
   }
 }

@@ -1,26 +1,26 @@
-import { Injectable } from '@nestjs/common';
-import { ErrorCode, type Mode } from '@nest-dtx/protocol';
-import { ApiError } from '../../common/api-error.js';
-import type { ModeProcessor } from './mode-processor.js';
+import { DiscoveryService } from '@nestjs/core';
+import { TransactionRound } from '../transaction-round.js';
+import { ModeExplorer } from './mode-explorer.js';
+import { ModeRegistry } from './mode-registry.js';
 import { MsgProcessor } from './msg.processor.js';
 import { SagaProcessor } from './saga.processor.js';
 import { TccProcessor } from './tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
 
-/** The processor of each mode. */
-@Injectable()
-export class ModeProcessors {
-  private readonly byMode: Partial<Record<Mode, ModeProcessor>>;
-
-  constructor(tcc: TccProcessor, twoPhaseCommit: TwoPhaseCommitProcessor, saga: SagaProcessor, msg: MsgProcessor) {
-    this.byMode = { tcc, '2pc': twoPhaseCommit, saga, msg };
-  }
-
-  get(mode: Mode): ModeProcessor {
-    const processor = this.byMode[mode];
-    if (!processor) throw new ApiError(400, ErrorCode.MODE_NOT_SUPPORTED, `mode ${mode} is not supported`, { field: 'mode' });
-    return processor;
-  }
-}
-
-export const MODE_PROCESSOR_PROVIDERS = [TccProcessor, TwoPhaseCommitProcessor, SagaProcessor, MsgProcessor, ModeProcessors];
+/**
+ * The providers that plug the modes into the engine, in one list for the module that provides
+ * the engine: each mode's plug-in (a new mode adds its class here, and nothing else), the
+ * registry and the explorer that fills it, and the round every mode's waves run through.
+ * DiscoveryService is listed here rather than imported with DiscoveryModule, so that this list
+ * is all a module needs.
+ */
+export const MODE_PROCESSOR_PROVIDERS = [
+  TccProcessor,
+  TwoPhaseCommitProcessor,
+  SagaProcessor,
+  MsgProcessor,
+  ModeRegistry,
+  ModeExplorer,
+  DiscoveryService,
+  TransactionRound,
+];

@@ -1,13 +1,29 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES, MSG_CHECK_BRANCH_ID, isTerminal, type CallOutcome } from '@nest-dtx/protocol';
-import type { BranchRecord, EventInput, LoadedTx, TxChange } from '../../store/records.js';
+import { MSG_CHECK_BRANCH_ID, type CallOutcome } from '@nest-dtx/protocol';
+import { CoordinatorConfig } from '../../config/coordinator.config.js';
+import { ParticipantsService } from '../../participants/participants.service.js';
 import { DatabaseTime } from '../../store/database-clock.js';
-import { BranchCaller, type CallTarget } from '../branch-caller.js';
-import { crashPoint } from '../crash-points.js';
-import { errorOf, machineOf } from '../machine.js';
-import { branchesAwaitingPhase2, transition, type CheckAnswer } from '../state-machine.js';
-import { TransactionWriter } from '../transaction-writer.js';
-import { untilDeadlineMs, type ModeProcessor } from './mode-processor.js';
+import type { LoadedTx } from '../../store/records.js';
+import { InvalidRequestError } from '../errors.js';
+import { COMMITTING_MOVES, type CheckAnswer, type ModeRules } from '../state-machine.js';
+import { awaitingPhase2, phase2Wave, type ActiveStep, type Wave, type WaveCall } from '../wave.js';
+import { beginBranches, namedBranches, withBeginHistory } from './begin-parts.js';
+import { untilDeadlineMs, type BeginRequest, type ModeProcessor, type NewTransactionParts } from './mode-processor.js';
+import { TransactionMode } from './transaction-mode.decorator.js';
+
+/**
+ * A message's branches are ready from begin (its phase 1 is the caller's own local
+ * transaction); the caller commits (submits) or rolls back, and at the deadline the coordinator
+ * asks rather than rolling back.
+ */
+export const MSG_RULES: ModeRules = {
+  moves: COMMITTING_MOVES,
+  addsBranches: false,
+  afterPhase1: { msg: 'prepared' },
+  phase1Answers: null,
+  clientDecides: true,
+  atDeadline: 'check',
+};
 
 /** What the caller's answer to a check-back means (PROTOCOL.md 3.1): 2xx committed, 409 not and never, else ask again. */
 export const checkAnswerOf = (outcome: CallOutcome): CheckAnswer =>
@@ -25,77 +41,70 @@ export const checkAnswerOf = (outcome: CallOutcome): CheckAnswer =>
  * `check` action, and commits on 2xx, rolls back on 409, and asks again later on anything else.
  */
 @Injectable()
+@TransactionMode('msg')
 export class MsgProcessor implements ModeProcessor {
-  readonly mode = 'msg' as const;
-  readonly phases = MODE_PHASES.msg;
+  readonly rules = MSG_RULES;
+  readonly phase1InBackground = false;
 
   constructor(
-    private readonly writer: TransactionWriter,
-    private readonly caller: BranchCaller,
+    private readonly participants: ParticipantsService,
+    private readonly config: CoordinatorConfig,
     private readonly clock: DatabaseTime,
   ) {}
 
-  /** A submitted message starts committing: its insert was the decision, so there is nothing to run before phase 2. */
-  start(loaded: LoadedTx): Promise<LoadedTx> {
-    return Promise.resolve(loaded);
+  /** Needs `branches` and `check` (PROTOCOL.md 3.1); submitted at once, its insert is the commit point. */
+  async begin(request: BeginRequest): Promise<NewTransactionParts> {
+    if (!request.branches) throw new InvalidRequestError('branches', 'branches is required for mode msg');
+    const { check } = request;
+    if (!check) throw new InvalidRequestError('check', 'check is required for mode msg');
+    for (const [i, b] of request.branches.entries()) {
+      if (b.branchId === MSG_CHECK_BRANCH_ID) {
+        throw new InvalidRequestError(`branches.${i}.branchId`, `branches.${i}.branchId ${MSG_CHECK_BRANCH_ID} is reserved in mode msg for the check-back`);
+      }
+    }
+    const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'branches', namedBranches);
+    const checked = await this.participants.resolve(check.participant, check.action, request.mode, 'check');
+    // A publish target answers nothing, so it cannot tell whether a message's local transaction
+    // committed: publishing the check would read as "committed" and deliver what may never have been.
+    if (checked.publish) {
+      throw new InvalidRequestError('check.participant', `participant ${checked.name} is a publish target: it gets no reply, so it cannot answer the check`);
+    }
+    const submitted = request.submit === true;
+    return withBeginHistory(request, {
+      branches,
+      // Driven at once only when submitted at begin; otherwise it waits for the caller's commit.
+      oneShot: submitted,
+      status: submitted ? 'committing' : 'active',
+      branchStatus: 'prepared',
+      check: { participant: checked.name, action: check.action },
+      // A submitted message's delivery is resumed if its driver dies; a prepared one is checked at its deadline.
+      firstLook: submitted ? 'lease' : 'deadline',
+    });
   }
 
-  /** Recovery claims an active message at its deadline (and between check-backs); never before. */
-  expiredWhenClaimed(): boolean {
-    return false;
+  kindOf(): 'msg' {
+    return 'msg';
   }
 
-  /** Asks the caller's service whether the local transaction committed, and writes what that decides. */
-  async resumeActive(loaded: LoadedTx): Promise<LoadedTx> {
+  /** At its deadline, the check-back: did the caller's local transaction commit? */
+  nextActive(loaded: LoadedTx): ActiveStep {
     const { tx } = loaded;
     // In the database's time, as the deadline was set and the row fell due: this machine's clock,
     // ahead or behind, would ask early or leave the message to wait a whole lease.
     const untilDeadline = untilDeadlineMs(loaded, this.clock);
-    if (untilDeadline > 0) {
-      // Not yet (resumed other than by a claim, which only takes it once due): due again at the deadline, not after a lease.
-      return (await this.writer.write(loaded, { status: tx.status, reason: tx.reason, lease: null, nextAttemptInMs: Math.ceil(untilDeadline), branches: [], events: [] })) ?? loaded;
-    }
+    // Not yet (resumed other than by a claim, which only takes it once due): due again at the deadline, not after a lease.
+    if (untilDeadline > 0) return { postponedMs: untilDeadline };
     if (!tx.check) throw new Error(`msg transaction ${tx.gid} has no check target`);
-    const target: CallTarget = { branchId: MSG_CHECK_BRANCH_ID, participant: tx.check.participant, action: tx.check.action, payload: {} };
-    const [outcome] = await this.caller.callAll(loaded, [target], 'check');
-    crashPoint('after_check_call', tx.gid);
-
-    const result = transition(machineOf(loaded), { type: 'check_answered', answer: checkAnswerOf(outcome) });
-    if (!result.ok) throw new Error(`check answer refused: ${result.error}`);
-    const next = result.tx;
-    const moved = next.status !== tx.status;
-    const attempts = moved ? 0 : tx.attempts + 1;
-    const needsAttention = !moved && attempts >= this.writer.attentionAfterAttempts;
-    const schedule: Pick<TxChange, 'lease' | 'nextAttemptInMs'> = isTerminal(next.status)
-      ? { lease: null, nextAttemptInMs: null }
-      : moved
-        ? this.writer.ownLease()
-        : { lease: null, nextAttemptInMs: this.writer.retryDelayMs(attempts) };
-    const events: EventInput[] = [
-      {
-        type: 'call',
-        branchId: MSG_CHECK_BRANCH_ID,
-        detail: {
-          participant: target.participant,
-          action: target.action,
-          phase: 'check',
-          outcome: outcome.kind,
-          attempt: tx.attempts + 1,
-          ...(outcome.kind === 'ok' ? {} : { error: errorOf(outcome) }),
-        },
-      },
-    ];
-    if (moved) events.push({ type: 'status', from: tx.status, to: next.status, detail: { reason: next.reason, cause: 'check_answered' } });
-    if (needsAttention && !tx.needsAttention) events.push({ type: 'attention', detail: { attempts, refused: false } });
-
-    const saved = await this.writer.write(loaded, { status: next.status, reason: next.reason, attempts, needsAttention, ...schedule, branches: [], events });
-    if (!saved) return (await this.writer.load(tx.gid)) ?? loaded;
-    if (moved) crashPoint('after_decision', tx.gid);
-    return saved;
+    const call: WaveCall = {
+      target: { branchId: MSG_CHECK_BRANCH_ID, participant: tx.check.participant, action: tx.check.action, payload: {} },
+      branch: null,
+      phase: 'check',
+    };
+    return { calls: [call], answered: ([outcome]) => [{ type: 'check_answered', answer: checkAnswerOf(outcome) }] };
   }
 
-  phase2Wave(loaded: LoadedTx): BranchRecord[] {
-    const waiting = new Set(branchesAwaitingPhase2(machineOf(loaded)).map((b) => b.branchId));
-    return loaded.branches.filter((b) => waiting.has(b.branchId));
+  /** `execute` to every branch not yet delivered, in parallel; on rollback nobody is owed anything (each is rolled back as it stands). */
+  nextDecided(loaded: LoadedTx): Wave {
+    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
   }
 }

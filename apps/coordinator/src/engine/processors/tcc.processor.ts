@@ -1,16 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES } from '@nest-dtx/protocol';
-import { BranchCaller } from '../branch-caller.js';
-import { TransactionWriter } from '../transaction-writer.js';
-import { BranchPhasesProcessor } from './branch-phases.processor.js';
+import { CoordinatorConfig } from '../../config/coordinator.config.js';
+import { ParticipantsService } from '../../participants/participants.service.js';
+import { BranchPhasesProcessor, branchPhasesRules } from './branch-phases.processor.js';
+import { TransactionMode } from './transaction-mode.decorator.js';
+
+export const TCC_RULES = branchPhasesRules('tcc');
 
 /** TCC: try, then confirm or cancel. */
 @Injectable()
+@TransactionMode('tcc')
 export class TccProcessor extends BranchPhasesProcessor {
-  readonly mode = 'tcc' as const;
-  readonly phases = MODE_PHASES.tcc;
+  readonly kind = 'tcc' as const;
+  readonly rules = TCC_RULES;
 
-  constructor(writer: TransactionWriter, caller: BranchCaller) {
-    super(writer, caller);
+  constructor(participants: ParticipantsService, config: CoordinatorConfig) {
+    super(participants, config);
   }
 }

@@ -1,16 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import { MODE_PHASES } from '@nest-dtx/protocol';
-import { BranchCaller } from '../branch-caller.js';
-import { TransactionWriter } from '../transaction-writer.js';
-import { BranchPhasesProcessor } from './branch-phases.processor.js';
+import { CoordinatorConfig } from '../../config/coordinator.config.js';
+import { ParticipantsService } from '../../participants/participants.service.js';
+import { BranchPhasesProcessor, branchPhasesRules } from './branch-phases.processor.js';
+import { TransactionMode } from './transaction-mode.decorator.js';
+
+export const TWO_PHASE_COMMIT_RULES = branchPhasesRules('2pc');
 
 /** 2PC: prepare, then commit or rollback (participants may back it with Postgres prepared transactions). */
 @Injectable()
+@TransactionMode('2pc')
 export class TwoPhaseCommitProcessor extends BranchPhasesProcessor {
-  readonly mode = '2pc' as const;
-  readonly phases = MODE_PHASES['2pc'];
+  readonly kind = '2pc' as const;
+  readonly rules = TWO_PHASE_COMMIT_RULES;
 
-  constructor(writer: TransactionWriter, caller: BranchCaller) {
-    super(writer, caller);
+  constructor(participants: ParticipantsService, config: CoordinatorConfig) {
+    super(participants, config);
   }
 }
