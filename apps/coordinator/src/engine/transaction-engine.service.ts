@@ -12,13 +12,13 @@ import type { BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxReco
 import { LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import { OverloadedError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { machineOf, phase1AnswerOf } from './machine.js';
+import { machineOf } from './machine.js';
 import { untilDeadlineMs, type BeginRequest } from './processors/mode-processor.js';
 import { ModeRegistry } from './processors/mode-registry.js';
 import { transition, type MachineEvent } from './state-machine.js';
 import { TransactionRound } from './transaction-round.js';
 import { TransactionWriter } from './transaction-writer.js';
-import { answersOf, branchCalls, isPostponed, type Wave, type WaveCall } from './wave.js';
+import { isPostponed, phase1Wave } from './wave.js';
 
 /** What an operator's retry did (TransactionEngine.retryNow). */
 export type RetryOutcome = MadeDue['outcome'];
@@ -174,12 +174,7 @@ export class TransactionEngine {
     }
     crashPoint('after_branch_recorded', gid);
 
-    const calls: [WaveCall] = [branchCalls([inserted], mode, 'active')[0]];
-    const wave: Wave & { calls: [WaveCall] } = {
-      calls,
-      answered: (outcomes) => [{ type: 'phase1_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }],
-    };
-    return this.round.runForAddedBranch(found, added.tx, wave);
+    return this.round.runForAddedBranch(found, added.tx, phase1Wave([inserted], mode));
   }
 
   /**

@@ -72,7 +72,7 @@ export function scheduleOf(next: NextLook, tx: Pick<TxRecord, 'deadline'>, clock
 
 /** A round's answers as one write: everything but the lease and due time, which `next` says. */
 export interface Settled {
-  change: Omit<TxChange, 'lease' | 'nextAttemptInMs'>;
+  change: Omit<TxChange, 'lease' | 'nextAttemptInMs' | 'attempts'> & { attempts: number };
   next: NextLook;
   moved: boolean;
   terminal: boolean;
@@ -206,7 +206,7 @@ export class TransactionRound {
     // Between two rounds of a compensation in dependency order: some steps compensated and recorded, others not yet.
     if (stage === 'phase2' && continues && saved.tx.status === 'rolling_back') crashPoint('during_compensation', tx.gid);
     if (settled.terminal) forTransaction(this.logger, tx.gid).debug(`finished: ${next.status}`, { status: next.status, reason: next.reason });
-    if (stage === 'phase2' && settled.next.kind === 'retry') this.phase2Incomplete(tx, wave, outcomes, settled.change.attempts ?? 0);
+    if (stage === 'phase2' && settled.next.kind === 'retry') this.phase2Incomplete(tx, wave, outcomes, settled.change.attempts);
     return { saved, continues };
   }
 
@@ -221,10 +221,10 @@ export class TransactionRound {
    * transaction run side by side, so the answer is recorded on the branch alone, not with a
    * compare-and-set of the transaction (which an answer never moves).
    */
-  async runForAddedBranch(found: Pick<LoadedTx, 'tx'>, machine: MachineTx, wave: Wave & { calls: readonly [WaveCall] }): Promise<BranchRecord> {
+  async runForAddedBranch(found: Pick<LoadedTx, 'tx'>, machine: MachineTx, wave: Wave): Promise<BranchRecord> {
     const [call] = wave.calls;
     const { branch, phase } = call;
-    if (!branch || !phase) throw new Error('an added branch is called in its phase 1');
+    if (wave.calls.length !== 1 || !branch || !phase) throw new Error('an added branch is one call, of its phase 1');
     const outcome = await this.caller.call(found, call.target, phase);
     const { events, next } = this.answer(machine, wave, [outcome]);
     const { change } = settle(found.tx, wave, [outcome], events, next, this.writer.attentionAfterAttempts);

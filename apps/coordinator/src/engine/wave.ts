@@ -2,7 +2,7 @@ import type { CallOutcome, GlobalStatus, Phase } from '@nest-dtx/protocol';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
 import type { CallTarget } from './branch-caller.js';
 import { phaseOfKind } from './branch-kind.js';
-import { machineOf, phase2AnswerOf, type MachineMode } from './machine.js';
+import { machineOf, phase1AnswerOf, phase2AnswerOf, type MachineMode } from './machine.js';
 import { branchesAwaitingPhase2, type MachineEvent } from './state-machine.js';
 
 /**
@@ -42,6 +42,23 @@ export function branchCalls(branches: readonly BranchRecord[], mode: MachineMode
 /** Each called branch's id with what its answer means to the machine. */
 export function answersOf<A>(calls: readonly WaveCall[], outcomes: readonly CallOutcome[], meaning: (outcome: CallOutcome) => A): { branchId: string; answer: A }[] {
   return calls.map((call, i) => ({ branchId: call.target.branchId, answer: meaning(outcomes[i]) }));
+}
+
+/**
+ * Phase 1 (try / prepare / execute, by each branch's kind) to `branches`. Its answers count as
+ * the mode's rules say: held for a decision (phase1_answered), or deciding as they come (a
+ * saga's steps_answered). `decide`: a one-shot decides at once with them (phase1_finished).
+ */
+export function phase1Wave(branches: readonly BranchRecord[], mode: MachineMode, decide = false): Wave {
+  const calls = branchCalls(branches, mode, 'active');
+  const type = mode.rules.phase1Answers === 'deciding' ? 'steps_answered' : 'phase1_answered';
+  return {
+    calls,
+    answered: (outcomes) => {
+      const answered: MachineEvent = { type, answers: answersOf(calls, outcomes, phase1AnswerOf) };
+      return decide ? [answered, { type: 'phase1_finished' }] : [answered];
+    },
+  };
 }
 
 /** Phase 2 (confirm / commit / cancel / rollback / compensate, by each branch's kind) to `branches`. */

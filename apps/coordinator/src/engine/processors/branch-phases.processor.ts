@@ -1,9 +1,8 @@
 import { CoordinatorConfig } from '../../config/coordinator.config.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
 import type { LoadedTx } from '../../store/records.js';
-import { phase1AnswerOf } from '../machine.js';
 import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
-import { answersOf, awaitingPhase2, branchCalls, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
+import { awaitingPhase2, phase1Wave, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
 import { beginBranches, namedBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
 import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
 
@@ -51,12 +50,7 @@ export abstract class BranchPhasesProcessor implements ModeProcessor {
    */
   nextActive(loaded: LoadedTx): ActiveStep {
     if (!loaded.tx.oneShot || loaded.branches.some((b) => b.attempts > 0)) return null;
-    const calls = branchCalls(loaded.branches, this, 'active');
-    const wave: Wave = {
-      calls,
-      answered: (outcomes) => [{ type: 'phase1_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }, { type: 'phase1_finished' }],
-    };
-    return wave;
+    return phase1Wave(loaded.branches, this, true);
   }
 
   nextDecided(loaded: LoadedTx): Wave {

@@ -4,10 +4,10 @@ import { CoordinatorConfig } from '../../config/coordinator.config.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
 import type { LoadedTx, NewBranch } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
-import { branchStatuses, phase1AnswerOf } from '../machine.js';
+import { branchStatuses } from '../machine.js';
 import { compensableSteps, describeDagProblem, effectiveDependencies, findDagProblem, runnableSteps, type SagaStep } from '../saga-dag.js';
 import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
-import { answersOf, awaitingPhase2, branchCalls, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
+import { awaitingPhase2, phase1Wave, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
 import { beginBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
 import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
@@ -66,9 +66,7 @@ export class SagaProcessor implements ModeProcessor {
   nextActive(loaded: LoadedTx): ActiveStep {
     const runnable = new Set(runnableSteps(stepsOf(loaded), statusLookup(loaded)));
     const wave = loaded.branches.filter((b) => runnable.has(b.branchId));
-    if (wave.length === 0) return null;
-    const calls = branchCalls(wave, this, 'active');
-    return { calls, answered: (outcomes) => [{ type: 'steps_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }] };
+    return wave.length === 0 ? null : phase1Wave(wave, this);
   }
 
   /** Compensation in reverse dependency order: a step only after every step that depended on it. */
