@@ -14,8 +14,10 @@ export { AtAction, MsgAction, SagaAction, TccAction, TransactionParticipant, Two
 export type { AtActionOptions, MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
 export type { BranchContext, PhaseCallIdentity } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
-// A phase whose outcome is not known yet (PROTOCOL.md 3.6): `return ongoing({ retryAfterMs })`.
+// A phase whose outcome is not known yet (PROTOCOL.md 3.6): `return ongoing({ retryAfterMs })`,
+// and its final answer reported later with BranchOutcomes.
 export { ongoing, OngoingNotSupportedError, type OngoingAnswer, type OngoingOptions } from './data-layers/core/ongoing-answer.js';
+export { BranchOutcomes, type ReportedOutcome } from './participant/branch-outcomes.js';
 // The SDK's tables missing from the participant's database (thrown by a data layer, answered 503 DTX_SCHEMA_MISSING).
 export { DtxSchemaError, type SchemaNeeds } from './data-layers/core/schema.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
@@ -60,6 +62,7 @@ export { MsgBuilder, MsgSubmitError, type MsgCheckTarget, type MsgOptions } from
 export {
   TransactionClient,
   type BeginRequest,
+  type BranchOutcomeReport,
   type BranchRequest,
   type InteractiveTransaction,
   type RegisterParticipantRequest,

@@ -12,6 +12,7 @@ import {
   BusinessFailure,
   DTX_MSG_CHECK_ACTION,
   LocalTransactionRefused,
+  OngoingNotSupportedError,
   ongoing,
   type BarrierOutcome,
   type BusinessAnswer,
@@ -526,6 +527,17 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
         expect(await f.effects(undone)).toEqual(['prepare', 'prepare-again']);
         expect(await at!.rollback(call(undone, 'rollback', '2pc'))).toMatchObject({ kind: 'ok', skipped: false });
         expect(await f.effects(undone)).toEqual([]);
+
+        // AT's phase 1 takes its undo log and locks in the one call: ongoing is refused, nothing kept.
+        const waiting = id('at-ongoing');
+        await expect(
+          at!.prepare(call(waiting, 'prepare', '2pc'), async (tx) => {
+            await f.record(tx, waiting, 'prepare');
+            return ongoing();
+          }, { lockWaitMs: 200 }),
+        ).rejects.toBeInstanceOf(OngoingNotSupportedError);
+        expect(await f.effects(waiting)).toEqual([]);
+        expect(await f.barrierRows(waiting)).toBe(0);
 
         const kept = id('at-kept');
         await prepare(kept);

@@ -294,6 +294,15 @@ describe('BranchDispatcher', () => {
       expect(confirms).toBe(3);
     });
 
+    it("refuses ongoing from a message's local transaction: it commits now or never, so nothing of it commits", async () => {
+      const layer = new MemoryDataLayer();
+      const barrier = new BranchBarrier(layer, options);
+      // As plain JavaScript could (the type says Json | void).
+      const work = () => Promise.resolve(ongoing() as unknown as Json);
+      await expect(barrier.runLocal('o4', work)).rejects.toThrow("a message's local transaction commits or fails in the call: it cannot answer ongoing()");
+      expect(layer.rows.size).toBe(0);
+    });
+
     it('refuses ongoing from an XaAction as a participant bug (ONGOING_NOT_SUPPORTED, a 500), naming the call', async () => {
       const layer = new FakeDataLayer();
       // As the SQL layers' XA prepare does: its work must answer for good.

@@ -19,8 +19,8 @@ import { ConfigurableParticipantModule } from './participant.module-definition.j
  *   connectParticipantTransport(app) runs.
  *
  * Options are checked once: where forRoot is called, or when forRootAsync's factory has run.
- * Exports BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator and
- * PARTICIPANT_OPTIONS.
+ * Exports BranchBarrier, BranchOutcomes (to report the outcome of a phase answered ongoing),
+ * PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator and PARTICIPANT_OPTIONS.
  */
 @Module({})
 export class DtxParticipantModule extends ConfigurableParticipantModule {}

@@ -93,7 +93,7 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     }
     const stored = row?.answer.kind === 'final' ? row.answer.result : null;
     if (decision.kind !== 'run') return barrierOutcome(call, decision, stored);
-    if (decision.takesOverOngoingPhase1) await run(this.sql.takeOverOngoingPhase1(call));
+    if (decision.takesOverOngoingPhase1) await this.takeOverOngoingPhase1(run, call);
     const answer = await work(run, handle);
     const own = answerSlot(kind);
     if (isOngoingAnswer(answer)) {
@@ -104,6 +104,19 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     const result: Json = answer ?? null;
     if (decision.storesResult && own) await run(this.sql.storeAnswer(call, own, storedAnswerText({ kind: 'final', result })));
     return barrierOutcome(call, decision, result);
+  }
+
+  /**
+   * A rollback whose phase 1 ran takes that phase 1 over if it is still ongoing. Read first, with
+   * a lock that goes with the ones other calls for the branch hold: the update's exclusive row
+   * lock, taken by every rollback, would make identical rollbacks that run at once deadlock on
+   * MySQL/MariaDB (each holds a shared lock on the phase-1 row from its insert, and waits for the
+   * others'). A phase 1 that answered for good never becomes ongoing again, so reading it final
+   * settles it; the update itself checks again that it is ongoing.
+   */
+  private async takeOverOngoingPhase1(run: SqlRun, call: PhaseCallBody): Promise<void> {
+    const phase1 = BarrierSql.storedRow((await run(this.sql.selectSlot(call, 'phase1', 'read'))).rows[0]);
+    if (phase1?.origin === 'phase1' && phase1.answer.kind === 'ongoing') await run(this.sql.takeOverOngoingPhase1(call));
   }
 
   deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number> {
