@@ -57,7 +57,11 @@ type ScriptReply =
  * 2. the business method runs in JS and queues its work; then ONE script makes the inserts again,
  *    decides again (another call for the branch may have come in between; then the queued work
  *    is dropped and that decision answered) and, when it is still `run`, runs the queued
- *    commands and snippets in order and stores phase 1's result. A snippet that refuses, or a
+ *    commands and snippets in order and stores the answer in the phase's field (phase 1's
+ *    result; the ongoing marker for `ongoing()`, with which the queued work commits; a rollback
+ *    takes a phase 1 still ongoing over). Two repeats of an ongoing call that run at the same
+ *    moment may both apply their work when both answer ongoing again (the SQL layers lock the
+ *    row and run them one after the other); one that answers for good is applied once. A snippet that refuses, or a
  *    Redis error, removes the fields this script wrote (see RedisBranchTx for what Redis cannot
  *    undo). A BusinessFailure thrown by the method is answered `failed` (after asking the
  *    barrier again, in case an identical call ran meanwhile); any other error rejects; in both
