@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Json } from '@nest-dtx/protocol';
-import { BusinessFailure, type DtxDataLayer } from '@nest-dtx/sdk';
+import { BusinessFailure, ongoing, type DtxDataLayer } from '@nest-dtx/sdk';
 import { redisDataLayer, type RedisBranchTx } from '@nest-dtx/sdk/redis';
 import { call, describeBarrierConformance } from './conformance.js';
 
@@ -117,6 +117,32 @@ describe('Redis data layer', () => {
     await tagged.runPhase(call(tried, 'try'), recording(tried, 'try-tagged'));
     expect(await redis.hgetall(`${RUN}{points}barrier:{${tried}}:b1`)).toEqual({ phase1: 'phase1:{"recorded":"try-tagged"}' });
     expect(hashTag(`${RUN}{points}barrier:{${tried}}:b1`)).toBe('points');
+  });
+
+  it('keeps an ongoing answer as the marker after the origin; a final answer replaces it; a rollback takes an ongoing phase 1 over (its field becomes the marker rollback)', async () => {
+    const approved = gid('ongoing-layout');
+    const asked = (g: string, phase: 'try' | 'confirm' | 'cancel') =>
+      layer.runPhase(call(g, phase), (tx) => {
+        record(tx, g, `${phase}:waiting`);
+        return Promise.resolve(ongoing());
+      });
+    expect(await asked(approved, 'try')).toEqual({ kind: 'ongoing' });
+    expect(await fields(approved)).toEqual({ phase1: 'phase1:{"$dtx":"ongoing"}' });
+    await layer.runPhase(call(approved, 'try'), recording(approved, 'try', { $dtx: 'mine' }));
+    // A result that has the marker's member is kept wrapped, never read as a marker.
+    expect(await fields(approved)).toEqual({ phase1: 'phase1:{"$dtx":"result","value":{"$dtx":"mine"}}' });
+    expect(await layer.runPhase(call(approved, 'try'), recording(approved, 'again'))).toEqual({ kind: 'ok', result: { $dtx: 'mine' }, duplicate: true, skipped: true });
+    expect(await asked(approved, 'confirm')).toEqual({ kind: 'ongoing' });
+    expect(await fields(approved)).toMatchObject({ commit: 'commit:{"$dtx":"ongoing"}' });
+    await layer.runPhase(call(approved, 'confirm'), recording(approved, 'confirm', null));
+    expect(await fields(approved)).toMatchObject({ commit: 'commit:null' });
+
+    const cancelled = gid('ongoing-takeover');
+    expect(await asked(cancelled, 'try')).toEqual({ kind: 'ongoing' });
+    expect(await layer.runPhase(call(cancelled, 'cancel'), recording(cancelled, 'cancel'))).toMatchObject({ kind: 'ok', skipped: false });
+    expect(await fields(cancelled)).toEqual({ phase1: 'rollback', rollback: 'rollback' });
+    expect(await effects(cancelled)).toEqual(['try:waiting', 'cancel']);
+    expect(await effects(approved)).toEqual(['try:waiting', 'try', 'confirm:waiting', 'confirm']);
   });
 
   it('calls the business method only when the barrier runs the phase: not for a duplicate, a rollback before its phase 1, a late phase 1', async () => {
