@@ -23,6 +23,16 @@ export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
  * Fastify alike. The body is serialised here: adapters send a bare string or number as text,
  * which would make the result `"42"` come back as the number 42.
  */
+/**
+ * A route's answer for Nest to send (`@Res({ passthrough: true })`): its status and JSON content
+ * type set now, its JSON text returned, so the host app's interceptors still see it go.
+ */
+export function jsonAnswer(adapter: HttpServer, response: unknown, status: number, body: Json): string {
+  adapter.status(response, status);
+  adapter.setHeader(response, 'content-type', JSON_CONTENT_TYPE);
+  return JSON.stringify(body);
+}
+
 export function replyJson(adapter: HttpServer, response: unknown, status: number, body: Json | ParticipantErrorBody): void {
   adapter.setHeader(response, 'content-type', JSON_CONTENT_TYPE);
   adapter.reply(response, JSON.stringify(body), status);

@@ -5,7 +5,7 @@ import { AT_LOCKS_HEADER, checkSignatureHeaders, encodeBranchLocks, SIGNATURE_HE
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode } from './participant-errors.js';
-import { ParticipantHttpExceptionFilter, ParticipantRefusal, replyJson } from './participant-http-errors.js';
+import { ParticipantHttpExceptionFilter, ParticipantRefusal, jsonAnswer } from './participant-http-errors.js';
 
 /** What the route reads of a request, on Express and Fastify alike (`rawBody` with the app's `rawBody: true`). */
 interface ParticipantHttpRequest {
@@ -49,9 +49,10 @@ function signedContent(request: ParticipantHttpRequest): Buffer | string | null 
  * ongoing); every error body is `{ statusCode, error: <ParticipantErrorCode>, message }`. Built
  * per module so the route prefix comes from the options.
  *
- * Every answer is written here through Nest's HTTP adapter (Express or Fastify alike), so that
- * its status is the outcome's (a route's return value would be sent with one fixed status). A
- * success is the result as JSON text under a JSON content type: given a bare string or number,
+ * The route sets each answer's status and JSON content type through Nest's HTTP adapter (Express
+ * or Fastify alike) and returns its body, which Nest sends once the host app's interceptors have
+ * seen it (the response stays Nest's: `passthrough`), with the status set here. A success is the
+ * result as JSON text under a JSON content type: given a bare string or number,
  * both adapters would send it as text (the result `"42"` would come back as the number 42), and
  * given `null` nothing at all; the result of an action that returned nothing is the JSON
  * `null`. A refusal is thrown as a ParticipantRefusal, which the controller's filter answers
@@ -72,8 +73,8 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       @Param('action') action: string,
       @Param('phase') phase: string,
       @Req() request: ParticipantHttpRequest,
-      @Res() response: unknown,
-    ): Promise<void> {
+      @Res({ passthrough: true }) response: unknown,
+    ): Promise<string> {
       // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
       // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
       // call cannot pass; the content type is checked after, for a call that did.
@@ -98,11 +99,9 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       switch (outcome.kind) {
         case 'ok':
           if (outcome.locks) adapter.setHeader(response, AT_LOCKS_HEADER, encodeBranchLocks(outcome.locks));
-          replyJson(adapter, response, 200, outcome.result ?? null);
-          return;
+          return jsonAnswer(adapter, response, 200, outcome.result ?? null);
         case 'ongoing':
-          replyJson(adapter, response, 202, outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
-          return;
+          return jsonAnswer(adapter, response, 202, outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
         case 'failed':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
         case 'invalid':
