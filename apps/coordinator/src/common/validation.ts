@@ -1,5 +1,5 @@
 import { ValidationPipe, type ArgumentMetadata, type PipeTransform, type ValidationError } from '@nestjs/common';
-import { AddBranchDto, BeginTransactionDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@nest-dtx/protocol';
+import { AddBranchDto, BeginTransactionDto, CommitDto, DecideDto, ErrorCode, ID_PATTERN, LIMITS, MODES, NAME_PATTERN } from '@nest-dtx/protocol';
 import { ApiError } from './api-error.js';
 import { describeProblem, fieldName, findJsonProblem } from './storable-json.js';
 
@@ -75,6 +75,8 @@ const FAST_CHECKS = new Map<unknown, Check>([
   [BeginTransactionDto, isBeginWithoutSteps],
   [AddBranchDto, isBranchSpec],
   [DecideDto, isDecide],
+  // A commit without a workflow's `result`; one with it takes the full path.
+  [CommitDto, isDecide],
 ]);
 
 /** ValidationPipe with the fast path above in front of it. */

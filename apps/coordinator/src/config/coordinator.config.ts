@@ -100,6 +100,15 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(600_000)
   WAIT_MAX_MS: number = 30_000;
 
+  /**
+   * A workflow's resume interval (PROTOCOL.md 3.7): an active workflow whose host recorded no
+   * step and decided nothing for this long is resumed (its host called to run it again). Every
+   * step puts it off again; a host answering `202` (still running) is asked again after it too,
+   * unless it said when.
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86_400_000)
+  WORKFLOW_RESUME_MS: number = 30_000;
+
   /** A waiting request re-reads the store this often, in case a bus message was lost. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
   WAIT_POLL_MS: number = 1_000;

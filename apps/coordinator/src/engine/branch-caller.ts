@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Injectable, Logger } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import type { CallOutcome, Phase } from '@nest-dtx/protocol';
+import type { CallOutcome, Json, Mode, Phase } from '@nest-dtx/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
@@ -21,8 +21,19 @@ export class LeaseLostError extends Error {
   }
 }
 
-/** What one call goes to: a branch, or msg's check-back (which names the caller's action, not a branch). */
-export type CallTarget = Pick<BranchRecord, 'branchId' | 'participant' | 'action' | 'payload'>;
+/**
+ * What one call goes to: a branch, msg's check-back (which names the caller's action, not a
+ * branch), a local step's compensation, or a workflow's resume (whose payload is the workflow's
+ * input, any JSON).
+ */
+export type CallTarget = Pick<BranchRecord, 'branchId' | 'participant' | 'action'> & { readonly payload: Json };
+
+/** One call of a round: its target, its phase, and the mode its body names when that is not the transaction's (a workflow's step: its kind's). */
+export interface PhaseCall {
+  readonly target: CallTarget;
+  readonly phase: Phase;
+  readonly mode?: Mode;
+}
 
 /** How the error of every call the gate held back begins. */
 const NOT_CALLED = 'not called: ';
@@ -67,7 +78,7 @@ export class BranchCaller {
    * later than the transaction's deadline. A call the gate does not let through (breaker open,
    * queue full, budget spent waiting) is not made: a transient outcome, tried again later.
    */
-  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase): Promise<CallOutcome> {
+  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase, mode: Mode = loaded.tx.mode): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const { tx } = loaded;
@@ -88,7 +99,7 @@ export class BranchCaller {
     try {
       answer = await this.invoker.call(
         participant,
-        { gid: tx.gid, branchId: branch.branchId, mode: tx.mode, action: branch.action, phase, payload: branch.payload },
+        { gid: tx.gid, branchId: branch.branchId, mode, action: branch.action, phase, payload: branch.payload },
         admission.timeoutMs,
         leaseVersion,
         tx.traceParent ?? undefined,
@@ -122,14 +133,14 @@ export class BranchCaller {
    * time left for the calls to finish: an instance that was paused past its lease sends
    * nothing, so two instances never call for one transaction in overlapping leases.
    */
-  callAll(loaded: LoadedTx, calls: readonly { target: CallTarget; phase: Phase }[], onFirstAnswer?: () => void): Promise<CallOutcome[]> {
+  callAll(loaded: LoadedTx, calls: readonly PhaseCall[], onFirstAnswer?: () => void): Promise<CallOutcome[]> {
     if (loaded.heldUntil === undefined || performance.now() + this.config.env.CALL_TIMEOUT_MS > loaded.heldUntil) {
       return Promise.reject(new LeaseLostError(loaded.tx.gid));
     }
     let answered = 0;
     return Promise.all(
-      calls.map(async ({ target, phase }) => {
-        const outcome = await this.call(loaded, target, phase);
+      calls.map(async ({ target, phase, mode }) => {
+        const outcome = await this.call(loaded, target, phase, mode);
         if (answered++ === 0) onFirstAnswer?.();
         return outcome;
       }),

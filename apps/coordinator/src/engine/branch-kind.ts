@@ -29,3 +29,12 @@ export function phaseOfKind(kind: BranchKind, status: GlobalStatus): Phase | nul
       return null;
   }
 }
+
+/**
+ * The mode a call to a branch of this kind names in its body (PROTOCOL.md 5.1), so that a
+ * participant serves a workflow's step as any branch of that mode: its own; a local step's only
+ * call, its compensation, is a saga action's `compensate`.
+ */
+export function callModeOf(kind: BranchKind): BranchMode {
+  return kind === 'local' ? 'saga' : kind;
+}

@@ -20,12 +20,13 @@ import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
-import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { BranchNotFoundError, InvalidRequestError, NotParticipantOwnerError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeRegistry } from './processors/mode-registry.js';
 import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
 import { TccProcessor } from './processors/tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './processors/two-phase-commit.processor.js';
+import { WorkflowProcessor } from './processors/workflow.processor.js';
 import { TransactionEngine } from './transaction-engine.service.js';
 import { TransactionRound } from './transaction-round.js';
 import { TransactionWriter } from './transaction-writer.js';
@@ -48,8 +49,12 @@ class FakeStore {
   /** Lets a test refuse a write as Postgres would (an error with a SQLSTATE `code`): returns the error, or null to write. */
   refuse: ((change: TxChange | Phase1Outcome) => Error | null) | null = null;
 
+  /** Every transaction inserted, as the engine asked. */
+  readonly inserts: NewTransaction[] = [];
+
   insert(input: NewTransaction, leaseMs: number): Promise<LoadedTx | null> {
     if (this.txs.has(input.gid)) return Promise.resolve(null);
+    this.inserts.push(input);
     const now = new Date();
     const loaded: LoadedTx = {
       tx: {
@@ -74,15 +79,26 @@ class FakeStore {
     this.beforeApply?.(gid);
     const current = this.txs.get(gid);
     if (!current || current.tx.version !== expectedVersion) return Promise.resolve(null);
+    const now = Date.now();
     current.tx = {
       ...current.tx, status: change.status, reason: change.reason, version: current.tx.version + 1,
       attempts: change.attempts ?? current.tx.attempts, leaseOwner: change.lease?.owner ?? null,
+      leaseUntil: change.lease ? new Date(now + change.lease.ms) : null,
+      nextAttemptAt: change.nextAttemptInMs === null ? null : new Date(now + change.nextAttemptInMs),
+      needsAttention: current.tx.needsAttention || (change.needsAttention ?? false),
+      result: change.result === undefined ? current.tx.result : change.result,
     };
     const changed: BranchRecord[] = [];
     for (const c of change.branches) {
       const b = current.branches.find((x) => x.branchId === c.branchId);
       if (!b) continue;
-      Object.assign(b, { status: c.status ?? b.status, attempts: b.attempts + c.calls });
+      Object.assign(b, {
+        status: c.status ?? b.status,
+        attempts: b.attempts + c.calls,
+        waitingSince: c.waiting === undefined ? b.waitingSince : c.waiting ? (b.waitingSince ?? new Date(now)) : null,
+        ...(c.result === undefined ? {} : { result: c.result }),
+        ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
+      });
       changed.push({ ...b });
     }
     this.writes.push(`apply ${gid} -> ${change.status}`);
@@ -91,13 +107,17 @@ class FakeStore {
     return Promise.resolve({ tx: { ...current.tx }, branches: changed });
   }
 
-  insertBranch(gid: string, branch: NewBranch, _events: EventInput[]): Promise<BranchRecord | null> {
+  /** How long each inserted branch put off its transaction's next look (null: not at all). */
+  readonly branchLooks: (number | null)[] = [];
+
+  insertBranch(gid: string, branch: NewBranch, _events: EventInput[], _maxBranches?: number, nextAttemptInMs: number | null = null): Promise<BranchRecord | null> {
     const current = this.txs.get(gid);
     if (!current || current.tx.status !== 'active' || current.branches.some((b) => b.branchId === branch.branchId)) return Promise.resolve(null);
-    const record = this.branch(gid, branch, current.branches.length + 1);
+    const record = { ...this.branch(gid, branch, current.branches.length + 1), status: branch.status ?? 'pending', result: branch.result ?? null };
     current.branches.push(record);
     current.tx.version++;
     this.writes.push(`branch ${gid}/${branch.branchId}`);
+    this.branchLooks.push(nextAttemptInMs);
     return Promise.resolve({ ...record });
   }
 
@@ -109,11 +129,22 @@ class FakeStore {
     this.phase1Outcomes.push(outcome);
     if (b.status === 'pending') b.status = status;
     b.attempts++;
+    if (outcome.waiting !== undefined) b.waitingSince = outcome.waiting ? (b.waitingSince ?? new Date()) : null;
+    const tx = this.txs.get(gid)!.tx;
+    const leased = tx.leaseOwner !== null && tx.leaseUntil !== null && tx.leaseUntil.getTime() > Date.now();
+    if (outcome.askAgainInMs !== undefined && tx.status === 'active' && !leased) {
+      const due = Math.min(tx.nextAttemptAt?.getTime() ?? Infinity, tx.deadline.getTime(), Date.now() + outcome.askAgainInMs);
+      tx.nextAttemptAt = new Date(due);
+    }
     this.writes.push(`phase1 ${gid}/${branchId} -> ${b.status}`);
     return Promise.resolve({ ...b });
   }
 
+  /** Reads of each gid so far. */
+  readonly loads = new Map<string, number>();
+
   load(gid: string): Promise<LoadedTx | null> {
+    this.loads.set(gid, (this.loads.get(gid) ?? 0) + 1);
     const current = this.txs.get(gid);
     return Promise.resolve(current ? structuredClone(current) : null);
   }
@@ -124,7 +155,7 @@ class FakeStore {
     const existing = current.branches.find((b) => b.branchId === branchId);
     return Promise.resolve({
       tx: structuredClone(current.tx),
-      branches: current.branches.map((b) => ({ branchId: b.branchId, status: b.status })),
+      branches: current.branches.map((b) => ({ branchId: b.branchId, status: b.status, ...(b.kind ? { kind: b.kind } : {}), ...(b.waitingSince ? { waitingSince: b.waitingSince } : {}) })),
       existing: existing ? structuredClone(existing) : null,
     });
   }
@@ -139,14 +170,20 @@ class FakeStore {
 /** Participants that answer from a script, and remember every call in order. */
 class FakeParticipants {
   readonly calls: string[] = [];
+  /** Every call's body, in order. */
+  readonly bodies: PhaseCallBody[] = [];
   answers: Record<string, CallOutcome> = {};
 
   /** How long looking a participant up takes (a cache miss reads Postgres): where a pause can fall. */
   findDelayMs = 0;
 
+  /** The API key digest that owns each participant name; a name not here is owned by none. */
+  readonly owners = new Map<string, Buffer>();
+
   async find(name: string): Promise<RegisteredParticipant | null> {
     if (this.findDelayMs > 0) await new Promise((r) => setTimeout(r, this.findDelayMs));
-    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
+    const ownerKeyDigest = this.owners.get(name) ?? null;
+    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [], ownerKeyDigest } as unknown as RegisteredParticipant);
   }
 
   resolve(name: string): Promise<RegisteredParticipant | null> {
@@ -156,10 +193,15 @@ class FakeParticipants {
   /** The time each call was given, in order. */
   readonly timeouts: number[] = [];
 
+  /** Answers given once each, in order, before `answers` (for a call answered ongoing, then finally). */
+  readonly queued: Record<string, CallOutcome[]> = {};
+
   call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number): Promise<CallOutcome> {
-    this.calls.push(`${participant.name} ${body.phase}`);
+    const key = `${participant.name} ${body.phase}`;
+    this.calls.push(key);
+    this.bodies.push(body);
     this.timeouts.push(timeoutMs);
-    return Promise.resolve(this.answers[`${participant.name} ${body.phase}`] ?? { kind: 'ok', result: {} });
+    return Promise.resolve(this.queued[key]?.shift() ?? this.answers[key] ?? { kind: 'ok', result: {} });
   }
 }
 
@@ -178,10 +220,11 @@ function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new 
   const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates, clock);
   const resolver = participants as unknown as ParticipantsService;
   const modes = new ModeRegistry();
-  modes.register('tcc', new TccProcessor(resolver, config));
-  modes.register('2pc', new TwoPhaseCommitProcessor(resolver, config));
+  modes.register('tcc', new TccProcessor(resolver, config, clock));
+  modes.register('2pc', new TwoPhaseCommitProcessor(resolver, config, clock));
   modes.register('saga', new SagaProcessor(resolver, config));
   modes.register('msg', new MsgProcessor(resolver, config, clock));
+  modes.register('workflow', new WorkflowProcessor(resolver, config));
   const round = new TransactionRound(writer, caller, clock, metrics);
   const engine = new TransactionEngine(writer, round, modes, resolver, gates, bus, config, clock, new DependencyOutages());
   return { engine, store, participants };
@@ -731,5 +774,389 @@ describe('TransactionEngine.retryNow (an operator\'s retry, through TransactionW
     await expect(engine.retryNow('retry-nobody')).rejects.toThrow(TransactionNotFoundError);
     expect(store.writes.filter((w) => w.startsWith('makeDue'))).toEqual([]);
     expect(told).toEqual([]);
+  });
+});
+
+describe('TransactionEngine: workflow (PROTOCOL.md 3.7)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  const RESUME_MS = 2_000;
+  const withWorkflows = () => engineWith({ WORKFLOW_RESUME_MS: String(RESUME_MS) });
+  const beginWorkflow = (engine: TransactionEngine, gid: string, timeoutMs = 60_000) =>
+    engine.begin(
+      { mode: 'workflow', gid, gidChosen: true, timeoutMs, metadata: {}, requestHash: 'h', traceParent: null, ownerKeyDigest: null,
+        workflow: { participant: 'orders', name: 'flow' }, input: { n: 1 } },
+      false,
+    );
+  const tccStep = (stepId: string, participant = 'bank', action = 'debit') => ({ stepId, kind: 'tcc' as const, participant, action, payload: { step: stepId } });
+
+  /** The workflow as recovery claims it: under this instance's lease, past its deadline if asked. */
+  async function claimed(store: FakeStore, gid: string, pastDeadline = false): Promise<LoadedTx> {
+    if (pastDeadline) store.txs.get(gid)!.tx.deadline = new Date(Date.now() - 1);
+    const loaded = await store.load(gid);
+    return { ...loaded!, heldUntil: performance.now() + 60_000 };
+  }
+
+  it('begins active with no branch, first looked at after the resume interval, never past its deadline', async () => {
+    const { engine, store, participants } = withWorkflows();
+    const { loaded } = await beginWorkflow(engine, 'wf-begin');
+    expect(loaded.tx).toMatchObject({ status: 'active', workflow: { participant: 'orders', name: 'flow' }, input: { n: 1 } });
+    expect(loaded.branches).toEqual([]);
+    await beginWorkflow(engine, 'wf-short', 1_000);
+    expect(store.inserts.map((i) => i.firstAttemptInMs)).toEqual([RESUME_MS, 1_000]);
+    expect(participants.calls).toEqual([]);
+  });
+
+  it('a branch step is recorded (putting off the resume), then its phase 1 called once, in its kind\'s mode; the same stepId again calls no one', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-steps');
+    expect(await engine.recordStep('wf-steps', tccStep('1'))).toMatchObject({ status: 'prepared', kind: 'tcc' });
+    expect(await engine.recordStep('wf-steps', { stepId: '2', kind: '2pc', participant: 'bank', action: 'debit', payload: {} })).toMatchObject({ status: 'prepared' });
+    expect(await engine.recordStep('wf-steps', { stepId: '3', kind: 'saga', participant: 'shop', action: 'ship', payload: {} })).toMatchObject({ status: 'committed' });
+    expect((await engine.recordStep('wf-steps', tccStep('1'))).status).toBe('prepared');
+    expect(participants.bodies.map((b) => `${b.branchId} ${b.mode} ${b.phase}`)).toEqual(['1 tcc try', '2 2pc prepare', '3 saga execute']);
+    expect(participants.bodies[0].payload).toEqual({ step: '1' });
+    expect(store.branchLooks).toEqual([RESUME_MS, RESUME_MS, RESUME_MS]);
+  });
+
+  it('a local step is recorded committed with its result and its compensation, calling no one', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-local');
+    const step = await engine.recordStep('wf-local', { stepId: 'inv', kind: 'local', result: 'INV-7', compensate: { participant: 'bank', action: 'refund', payload: {} } });
+    expect(step).toMatchObject({ status: 'committed', kind: 'local', result: 'INV-7', participant: 'orders', action: 'flow', compensate: { participant: 'bank', action: 'refund' } });
+    expect(participants.calls).toEqual([]);
+    expect(store.writes).toEqual(['insert wf-local', 'branch wf-local/inv']);
+  });
+
+  it('the same stepId as another step is STEP_MISMATCH, and calls no one', async () => {
+    const { engine, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-mismatch');
+    await engine.recordStep('wf-mismatch', tccStep('1'));
+    await engine.recordStep('wf-mismatch', { stepId: '2', kind: 'local', result: 1, compensate: null });
+    for (const again of [
+      { ...tccStep('1'), kind: 'saga' as const },
+      tccStep('1', 'shop'),
+      tccStep('1', 'bank', 'credit'),
+      { stepId: '1', kind: 'local' as const, result: null, compensate: null },
+      tccStep('2', 'orders', 'flow'),
+    ]) {
+      await expect(engine.recordStep('wf-mismatch', again)).rejects.toMatchObject({ constructor: TransactionRefusedError, code: 'STEP_MISMATCH' });
+    }
+    // A local step is matched by its kind alone: a replay's result may differ, the record's is answered.
+    expect((await engine.recordStep('wf-mismatch', { stepId: '2', kind: 'local', result: 2, compensate: null })).result).toBe(1);
+    expect(participants.calls).toEqual(['bank try']);
+  });
+
+  it('refuses a step on another mode, a branch on a workflow, a step once decided, and one past MAX_BRANCHES_PER_TRANSACTION', async () => {
+    const { engine, participants } = engineWith({ MAX_BRANCHES_PER_TRANSACTION: '1' });
+    await engine.create(oneShot('tcc-1', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await expect(engine.recordStep('tcc-1', tccStep('1'))).rejects.toMatchObject({ constructor: TransactionRefusedError, code: 'WRONG_MODE' });
+    await beginWorkflow(engine, 'wf-ref');
+    await expect(engine.addBranch('wf-ref', { branchId: 'b', participant: 'bank', action: 'debit', payload: {} })).rejects.toMatchObject({ code: 'WRONG_MODE' });
+    await engine.recordStep('wf-ref', tccStep('1'));
+    await expect(engine.recordStep('wf-ref', tccStep('2'))).rejects.toBeInstanceOf(TooManyBranchesError);
+    await engine.decide('wf-ref', { type: 'rollback_requested', reason: 'client' }, true);
+    await expect(engine.recordStep('wf-ref', { stepId: '3', kind: 'local', result: null, compensate: null })).rejects.toMatchObject({ code: 'TX_NOT_ACTIVE' });
+    // A step recorded before is still answered from the record.
+    expect((await engine.recordStep('wf-ref', tccStep('1'))).branchId).toBe('1');
+    expect(participants.calls).toEqual(['bank try', 'bank cancel']);
+  });
+
+  it('a failed step leaves it active; a commit then rolls back (CANNOT_COMMIT), undoing the steps newest first, one at a time', async () => {
+    const { engine, participants } = withWorkflows();
+    participants.answers['card try'] = { kind: 'failed', error: { reason: 'declined' } };
+    await beginWorkflow(engine, 'wf-fail');
+    await engine.recordStep('wf-fail', tccStep('1'));
+    await engine.recordStep('wf-fail', { stepId: '2', kind: 'local', result: 'x', compensate: { participant: 'ledger', action: 'unbook', payload: {} } });
+    await engine.recordStep('wf-fail', { stepId: '3', kind: 'saga', participant: 'shop', action: 'ship', payload: {} });
+    await engine.recordStep('wf-fail', { stepId: '4', kind: 'local', result: 'y', compensate: null });
+    expect((await engine.recordStep('wf-fail', tccStep('5', 'card'))).status).toBe('failed');
+    expect((await engine.get('wf-fail')).tx.status).toBe('active');
+    const { loaded, cannotCommit } = await engine.decide('wf-fail', { type: 'commit_requested' }, true, null, { never: 'kept' });
+    expect(cannotCommit).toBe(true);
+    expect(loaded.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed', result: null });
+    expect(participants.calls).toEqual(['bank try', 'shop execute', 'card try', 'card cancel', 'shop compensate', 'ledger compensate', 'bank cancel']);
+    // A local step's compensation is a saga action's compensate, its payload the one recorded.
+    expect(participants.bodies.find((b) => b.phase === 'compensate' && b.action === 'unbook')).toMatchObject({ branchId: '2', mode: 'saga' });
+  });
+
+  it('a commit keeps its result and confirms / commits the tcc and 2pc steps only', async () => {
+    const { engine, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-commit');
+    await engine.recordStep('wf-commit', tccStep('1'));
+    await engine.recordStep('wf-commit', { stepId: '2', kind: 'saga', participant: 'shop', action: 'ship', payload: {} });
+    await engine.recordStep('wf-commit', { stepId: '3', kind: '2pc', participant: 'card', action: 'charge', payload: {} });
+    await engine.recordStep('wf-commit', { stepId: '4', kind: 'local', result: 1, compensate: { participant: 'ledger', action: 'unbook', payload: {} } });
+    const { loaded } = await engine.decide('wf-commit', { type: 'commit_requested' }, true, null, { orderId: 'o-1' });
+    expect(loaded.tx).toMatchObject({ status: 'committed', result: { orderId: 'o-1' } });
+    expect(participants.calls.slice(3).sort()).toEqual(['bank confirm', 'card commit']);
+    // The same commit again is answered as decided: its result stays the first one's.
+    expect((await engine.decide('wf-commit', { type: 'commit_requested' }, false, null, { other: true })).loaded.tx.result).toEqual({ orderId: 'o-1' });
+  });
+
+  it('refuses a result on the commit of another mode, before deciding anything', async () => {
+    const { engine, store } = engineWith();
+    await engine.create(oneShot('tcc-r', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await expect(engine.decide('tcc-r', { type: 'commit_requested' }, false, null, 1)).rejects.toMatchObject({ constructor: InvalidRequestError, field: 'result' });
+    expect((await store.load('tcc-r'))!.tx.status).toBe('active');
+  });
+
+  it('resume: a quiet workflow claimed by recovery has its host called, with its input, in mode workflow; looked at again after the interval', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-resume');
+    await engine.recordStep('wf-resume', tccStep('1'));
+    await engine.resume(await claimed(store, 'wf-resume'));
+    expect(participants.bodies.at(-1)).toEqual({ gid: 'wf-resume', branchId: 'resume', mode: 'workflow', action: 'flow', phase: 'resume', payload: { n: 1 } });
+    expect(participants.calls).toEqual(['bank try', 'orders resume']);
+    const written = store.changes.at(-1)!;
+    expect(written).toMatchObject({ status: 'active', lease: null, attempts: 0, branches: [] });
+    expect(written.nextAttemptInMs).toBeGreaterThan(RESUME_MS - 50);
+    expect(written.nextAttemptInMs).toBeLessThanOrEqual(RESUME_MS);
+  });
+
+  it('resume: a host that does not take it is asked again with backoff and, refusing (409), flagged for attention', async () => {
+    const { engine, store, participants } = withWorkflows();
+    participants.answers['orders resume'] = { kind: 'failed', error: { reason: 'step_mismatch' } };
+    await beginWorkflow(engine, 'wf-refuse');
+    await engine.resume(await claimed(store, 'wf-refuse'));
+    expect(store.changes.at(-1)).toMatchObject({ status: 'active', attempts: 1, needsAttention: true, lease: null });
+    expect((await store.load('wf-refuse'))!.tx.needsAttention).toBe(true);
+  });
+
+  it('a step answered long-running (202): recorded pending and waiting, asked again before any resume, then prepared; the resume an interval later', async () => {
+    const { engine, store, participants } = withWorkflows();
+    participants.queued['bank try'] = [{ kind: 'ongoing', retryAfterMs: 500 }];
+    await beginWorkflow(engine, 'wf-wait');
+    const step = await engine.recordStep('wf-wait', tccStep('1'));
+    expect(step).toMatchObject({ status: 'pending' });
+    expect(step.waitingSince).not.toBeNull();
+    expect(store.phase1Outcomes.at(-1)).toEqual({ waiting: true, askAgainInMs: 500 });
+    // The same stepId again (the host's replay) calls no one: it is still waiting.
+    expect((await engine.recordStep('wf-wait', tccStep('1'))).status).toBe('pending');
+    expect(participants.calls).toEqual(['bank try']);
+    // A step recorded meanwhile (steps run side by side) leaves the look at the waiting step's time.
+    await engine.recordStep('wf-wait', { stepId: '2', kind: 'local', result: 'x', compensate: null });
+    expect(store.branchLooks).toEqual([RESUME_MS, null]);
+
+    // Recovery claims it when the step is due: the step is asked again, not the host resumed.
+    await engine.resume(await claimed(store, 'wf-wait'));
+    expect(participants.calls).toEqual(['bank try', 'bank try']);
+    const after = (await store.load('wf-wait'))!;
+    expect(after.branches[0]).toMatchObject({ status: 'prepared', waitingSince: null });
+    const written = store.changes.at(-1)!;
+    expect(written).toMatchObject({ status: 'active', lease: null });
+    expect(written.nextAttemptInMs).toBeGreaterThan(RESUME_MS - 50);
+    expect(written.nextAttemptInMs).toBeLessThanOrEqual(RESUME_MS);
+
+    // Claimed again, with nothing waiting: now the host is resumed.
+    await engine.resume(await claimed(store, 'wf-wait'));
+    expect(participants.calls).toEqual(['bank try', 'bank try', 'orders resume']);
+  });
+
+  it('at its deadline: rolled back (timeout) without a resume, its steps undone newest first', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-deadline');
+    await engine.recordStep('wf-deadline', tccStep('1'));
+    await engine.recordStep('wf-deadline', { stepId: '2', kind: 'saga', participant: 'shop', action: 'ship', payload: {} });
+    await engine.resume(await claimed(store, 'wf-deadline', true));
+    expect((await store.load('wf-deadline'))!.tx).toMatchObject({ status: 'rolled_back', reason: 'timeout' });
+    expect(participants.calls).toEqual(['bank try', 'shop execute', 'shop compensate', 'bank cancel']);
+  });
+});
+
+describe('TransactionEngine: long-running answers (PROTOCOL.md 3.6)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  const ongoing = (retryAfterMs?: number): CallOutcome => (retryAfterMs === undefined ? { kind: 'ongoing' } : { kind: 'ongoing', retryAfterMs });
+
+  /** The transaction as recovery claims it: read from the store, under this instance's lease. */
+  const claimed = async (store: FakeStore, gid: string): Promise<LoadedTx> => ({ ...(await store.load(gid))!, heldUntil: performance.now() + 60_000 });
+
+  it('one-shot: a branch answering ongoing holds the decision; due at its retryAfterMs; only it is asked again, then the decision', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b try'] = [ongoing(2_000)];
+    const { loaded } = await engine.create(oneShot('lr-1'), false);
+    expect(loaded.tx.status).toBe('active');
+    expect(loaded.branches.map((b) => [b.branchId, b.status, b.waitingSince !== null])).toEqual([['b1', 'prepared', false], ['b2', 'pending', true]]);
+    const write = store.changes.at(-1)!;
+    expect(write).toMatchObject({ status: 'active', lease: null, nextAttemptInMs: 2_000, attempts: 0 });
+    expect(write.needsAttention ?? false).toBe(false);
+
+    await engine.resume(await claimed(store, 'lr-1'));
+    expect(participants.calls.slice(0, 2).sort()).toEqual(['bank-a try', 'bank-b try']);
+    expect(participants.calls[2]).toBe('bank-b try');
+    expect(participants.calls.slice(3).sort()).toEqual(['bank-a confirm', 'bank-b confirm']);
+    const done = (await store.load('lr-1'))!;
+    expect(done.tx).toMatchObject({ status: 'committed', needsAttention: false });
+    expect(done.branches.every((b) => b.waitingSince === null)).toBe(true);
+  });
+
+  it('one-shot: ongoing, then refused: rolled back, cancel to every branch', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b try'] = [ongoing(), { kind: 'failed', error: { reason: 'declined' } }];
+    await engine.create(oneShot('lr-2'), false);
+    await engine.resume(await claimed(store, 'lr-2'));
+    expect((await store.load('lr-2'))!.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(participants.calls.filter((c) => c.endsWith('cancel')).sort()).toEqual(['bank-a cancel', 'bank-b cancel']);
+  });
+
+  it('interactive: the branch stays pending and waiting, the transaction due when it is asked again, which prepares it; then due at the deadline', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-a try'] = [ongoing(1_500)];
+    await engine.create(oneShot('lr-3', { oneShot: false, branches: [], leaseOwner: null }), false);
+    const added = await engine.addBranch('lr-3', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} });
+    expect(added.status).toBe('pending');
+    expect(added.waitingSince).not.toBeNull();
+    expect(store.phase1Outcomes).toEqual([{ waiting: true, askAgainInMs: 1_500 }]);
+    // Asked once more when the same branchId is sent again? No: the recorded outcome.
+    expect((await engine.addBranch('lr-3', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} })).status).toBe('pending');
+    expect(participants.calls).toEqual(['bank-a try']);
+
+    await engine.resume(await claimed(store, 'lr-3'));
+    expect(participants.calls).toEqual(['bank-a try', 'bank-a try']);
+    const after = (await store.load('lr-3'))!;
+    expect(after.tx.status).toBe('active');
+    expect(after.branches[0]).toMatchObject({ status: 'prepared', waitingSince: null });
+    // Nothing left to ask: due again at its deadline, the lease let go.
+    expect(store.changes.at(-1)).toMatchObject({ lease: null, events: [] });
+    expect(store.changes.at(-1)!.nextAttemptInMs).toBeGreaterThan(50_000);
+    expect((await engine.decide('lr-3', { type: 'commit_requested' }, true)).loaded.tx.status).toBe('committed');
+  });
+
+  it('phase 2 answered ongoing again and again: not delivered, asked again, never flagged, no attempt counted', async () => {
+    const { engine, store, participants } = engineWith({ ATTENTION_AFTER_ATTEMPTS: '2' });
+    participants.queued['bank-a confirm'] = [ongoing(), ongoing(), ongoing(), ongoing()];
+    await engine.create(oneShot('lr-4'), false);
+    expect((await store.load('lr-4'))!.tx.status).toBe('committing');
+    for (let i = 0; i < 4; i++) await engine.resume(await claimed(store, 'lr-4'));
+    const done = (await store.load('lr-4'))!;
+    expect(done.tx).toMatchObject({ status: 'committed', needsAttention: false });
+    expect(participants.calls.filter((c) => c === 'bank-a confirm')).toHaveLength(5);
+    expect(store.changes.every((c) => !c.needsAttention && (c.attempts ?? 0) === 0)).toBe(true);
+  });
+});
+
+describe('TransactionEngine.reportOutcome (PROTOCOL.md 3.6)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  /** A one-shot whose b2 answered its try ongoing (b1 prepared): active, waiting for b2. */
+  async function waitingOneShot(gid: string, over: Partial<NewTransaction> = {}) {
+    const setup = engineWith();
+    setup.participants.queued['bank-b try'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    await setup.engine.create(oneShot(gid, over), false);
+    return setup;
+  }
+
+  it('ok: the branch prepared at once, with the result, the decision made and phase 2 delivered, no repeat of the call', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-1');
+    const saved = await engine.reportOutcome('rep-1', 'b2', { phase: 'try', outcome: 'ok', result: { approvedBy: 'ann' } });
+    expect(saved.tx.status).toBe('committing');
+    expect(saved.branches.find((b) => b.branchId === 'b2')).toMatchObject({ status: 'prepared', result: { approvedBy: 'ann' }, waitingSince: null, attempts: 1 });
+    await vi.waitFor(() => expect(store.txs.get('rep-1')!.tx.status).toBe('committed'));
+    expect(participants.calls.filter((c) => c.endsWith('try'))).toEqual(['bank-a try', 'bank-b try']);
+    const reported = store.changes.find((c) => c.events.some((e) => e.type === 'outcome_reported'))!;
+    expect(reported.events[0]).toMatchObject({ type: 'outcome_reported', branchId: 'b2', from: 'pending', to: 'prepared', detail: { phase: 'try', outcome: 'ok' } });
+  });
+
+  it('failed: the effect of a 409: rolled back (branch_failed), cancel to every branch, the body kept as lastError', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-2');
+    const saved = await engine.reportOutcome('rep-2', 'b2', { phase: 'try', outcome: 'failed', result: { reason: 'declined' } });
+    expect(saved.tx).toMatchObject({ status: 'rolling_back', reason: 'branch_failed' });
+    expect(saved.branches.find((b) => b.branchId === 'b2')).toMatchObject({ status: 'failed', lastError: { reason: 'declined' } });
+    await vi.waitFor(() => expect(store.txs.get('rep-2')!.tx.status).toBe('rolled_back'));
+    expect(participants.calls.filter((c) => c.endsWith('cancel')).sort()).toEqual(['bank-a cancel', 'bank-b cancel']);
+  });
+
+  it('once: a repeat answers the transaction as it is and writes nothing; a phase not in progress is PHASE_NOT_IN_PROGRESS', async () => {
+    const { engine, store } = await waitingOneShot('rep-3');
+    await engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    await vi.waitFor(() => expect(store.txs.get('rep-3')!.tx.status).toBe('committed'));
+    const writes = store.writes.length;
+    // b2 shows its try's ok (committed, only a success leads there) and its confirm delivered: reports of either are repeats.
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'confirm', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+    // Any other outcome is of a phase not in progress.
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'failed', result: null })).rejects.toMatchObject({
+      constructor: TransactionRefusedError,
+      code: 'PHASE_NOT_IN_PROGRESS',
+    });
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'cancel', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('a repeat while the phase is settled as reported answers 200-like (the transaction); the other outcome is not in progress', async () => {
+    const { engine, store } = await waitingOneShot('rep-4', { branches: [{ branchId: 'b2', participant: 'bank-b', action: 'credit', payload: {} }, { branchId: 'b3', participant: 'bank-c', action: 'credit', payload: {} }] });
+    // b3 answered ok; b2 waits. A report of b3's try (already ok) is a repeat; its failure is not in progress.
+    const writes = store.writes.length;
+    await expect(engine.reportOutcome('rep-4', 'b3', { phase: 'try', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'active' } });
+    await expect(engine.reportOutcome('rep-4', 'b3', { phase: 'try', outcome: 'failed', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    await expect(engine.reportOutcome('rep-4', 'b2', { phase: 'confirm', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('a phase 1 never sent is not in progress; unknown branch and gid are refused as such', async () => {
+    const { engine, store } = engineWith();
+    await engine.create(oneShot('rep-5', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await store.insertBranch('rep-5', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} }, []);
+    await expect(engine.reportOutcome('rep-5', 'x', { phase: 'try', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    await expect(engine.reportOutcome('rep-5', 'nobody', { phase: 'try', outcome: 'ok', result: null })).rejects.toBeInstanceOf(BranchNotFoundError);
+    await expect(engine.reportOutcome('no-such-gid', 'x', { phase: 'try', outcome: 'ok', result: null })).rejects.toBeInstanceOf(TransactionNotFoundError);
+  });
+
+  it('only the key that owns the participant name reports (a name nobody owns: any key); a refusal writes nothing', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-6');
+    const owner = Buffer.alloc(32, 7);
+    const other = Buffer.alloc(32, 8);
+    participants.owners.set('bank-b', owner);
+    const writes = store.writes.length;
+    await expect(engine.reportOutcome('rep-6', 'b2', { phase: 'try', outcome: 'ok', result: null }, other)).rejects.toBeInstanceOf(NotParticipantOwnerError);
+    expect(store.writes).toHaveLength(writes);
+    expect((await engine.reportOutcome('rep-6', 'b2', { phase: 'try', outcome: 'ok', result: null }, owner)).tx.status).toBe('committing');
+    participants.owners.delete('bank-a');
+    // bank-a is owned by no key: any key's report of its phase is taken (here a repeat of its try's ok).
+    await expect(engine.reportOutcome('rep-6', 'b1', { phase: 'try', outcome: 'ok', result: null }, other)).resolves.toBeDefined();
+  });
+
+  it('leaves the others still waiting their time: a report that settles one of two waiting branches keeps the due time, the second decides', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-a try'] = [{ kind: 'ongoing', retryAfterMs: 30_000 }];
+    participants.queued['bank-b try'] = [{ kind: 'ongoing', retryAfterMs: 30_000 }];
+    await engine.create(oneShot('rep-7'), false);
+    const due = store.txs.get('rep-7')!.tx.nextAttemptAt!.getTime();
+    const first = await engine.reportOutcome('rep-7', 'b1', { phase: 'try', outcome: 'ok', result: null });
+    expect(first.tx).toMatchObject({ status: 'active', leaseOwner: null });
+    expect(Math.abs(first.tx.nextAttemptAt!.getTime() - due)).toBeLessThan(1_000);
+    expect(participants.calls).toEqual(['bank-a try', 'bank-b try']);
+    const second = await engine.reportOutcome('rep-7', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    expect(second.tx.status).toBe('committing');
+    await vi.waitFor(() => expect(store.txs.get('rep-7')!.tx.status).toBe('committed'));
+  });
+
+  it('phase 2: a confirm answered ongoing, reported ok: delivered, and the transaction ends', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b confirm'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    await engine.create(oneShot('rep-8'), false);
+    await vi.waitFor(() => expect(store.txs.get('rep-8')!.branches[1].waitingSince).not.toBeNull());
+    expect(store.txs.get('rep-8')!.tx).toMatchObject({ status: 'committing', leaseOwner: null });
+    const saved = await engine.reportOutcome('rep-8', 'b2', { phase: 'confirm', outcome: 'ok', result: null });
+    expect(saved.tx.status).toBe('committed');
+    expect(participants.calls.filter((c) => c === 'bank-b confirm')).toHaveLength(1);
+  });
+
+  it('waits while another instance holds a live lease (it is calling), then applies the report', async () => {
+    const { engine, store } = await waitingOneShot('rep-9');
+    const row = store.txs.get('rep-9')!;
+    row.tx = { ...row.tx, leaseOwner: 'other-instance', leaseUntil: new Date(Date.now() + 60_000) };
+    const readsBefore = store.loads.get('rep-9') ?? 0;
+    const writes = store.writes.length;
+    const reporting = engine.reportOutcome('rep-9', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    // It reads the transaction again and again while the lease lives, and writes nothing.
+    await vi.waitFor(() => expect(store.loads.get('rep-9')).toBeGreaterThanOrEqual(readsBefore + 3));
+    expect(store.writes).toHaveLength(writes);
+    // The other instance lets it go (its own write: a new version).
+    row.tx = { ...row.tx, leaseOwner: null, leaseUntil: null, version: row.tx.version + 1 };
+    const saved = await reporting;
+    expect(saved.tx.status).toBe('committing');
+    expect(saved.branches[1]).toMatchObject({ status: 'prepared' });
   });
 });

@@ -5,7 +5,7 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, waitingDelayMs } from './backoff.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
 
 /**
@@ -48,6 +48,11 @@ export class TransactionWriter {
     return backoffDelayMs({ baseMs: this.config.env.RETRY_BASE_MS, capMs: this.config.env.RETRY_MAX_MS }, attempt);
   }
 
+  /** The wait before asking again a participant that answered ongoing without saying when (backoff.ts waitingDelayMs). */
+  waitingDelayMs(waitedMs: number): number {
+    return waitingDelayMs({ baseMs: this.config.env.RETRY_BASE_MS, capMs: this.config.env.RETRY_MAX_MS }, waitedMs);
+  }
+
   get attentionAfterAttempts(): number {
     return this.config.env.ATTENTION_AFTER_ATTEMPTS;
   }
@@ -84,11 +89,13 @@ export class TransactionWriter {
   }
 
   /**
-   * Records a branch added to an active interactive transaction; null when it is not active,
-   * the branch exists, or it holds MAX_BRANCHES_PER_TRANSACTION branches already.
+   * Records a branch added to an active interactive transaction (or a workflow's step); null
+   * when it is not active, the branch exists, or it holds MAX_BRANCHES_PER_TRANSACTION branches
+   * already. `nextLookInMs` puts off the transaction's next look (a workflow's resume), never
+   * past its deadline.
    */
-  addBranch(gid: string, branch: NewBranch, events: EventInput[]): Promise<BranchRecord | null> {
-    return this.store.insertBranch(gid, branch, events, this.config.env.MAX_BRANCHES_PER_TRANSACTION);
+  addBranch(gid: string, branch: NewBranch, events: EventInput[], nextLookInMs: number | null = null): Promise<BranchRecord | null> {
+    return this.store.insertBranch(gid, branch, events, this.config.env.MAX_BRANCHES_PER_TRANSACTION, nextLookInMs);
   }
 
   /** Records the phase-1 answer of an interactive branch (with an AT prepare's locked rows). */

@@ -1,7 +1,7 @@
-import type { CallOutcome, GlobalStatus, Phase } from '@nest-dtx/protocol';
+import type { CallOutcome, GlobalStatus, Mode, Phase } from '@nest-dtx/protocol';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
 import type { CallTarget } from './branch-caller.js';
-import { phaseOfKind } from './branch-kind.js';
+import { callModeOf, phaseOfKind, type BranchKind } from './branch-kind.js';
 import { machineOf, phase1AnswerOf, phase2AnswerOf, type MachineMode } from './machine.js';
 import { branchesAwaitingPhase2, type MachineEvent } from './state-machine.js';
 
@@ -14,6 +14,12 @@ export interface Wave {
   readonly calls: readonly WaveCall[];
   /** The machine events the answers (in the order of `calls`) form, applied in order. */
   answered(outcomes: readonly CallOutcome[]): MachineEvent[];
+  /**
+   * When the answers settle the wave without moving the transaction, it has nothing more to do
+   * for this long (a workflow's host asked to resume it: until its next resume), rather than
+   * the next wave at once. Unset: the next wave at once.
+   */
+  idleAfter?(outcomes: readonly CallOutcome[]): number;
 }
 
 export interface WaveCall {
@@ -22,6 +28,8 @@ export interface WaveCall {
   readonly branch: BranchRecord | null;
   /** Null when the branch's kind has no phase now (a message's branch on rollback): nobody is called, and it is done as it stands. */
   readonly phase: Phase | null;
+  /** The mode the call's body names (PROTOCOL.md 5.1), when it is not the transaction's: a workflow's step is called in its kind's. */
+  readonly mode?: Mode;
 }
 
 /** Nothing to call for `postponedMs` (a message before its check-back time): due again then, the lease let go. */
@@ -36,7 +44,21 @@ export const isPostponed = (step: Wave | Postponed): step is Postponed => 'postp
 
 /** Each branch in the phase its kind has while the transaction is `status`. */
 export function branchCalls(branches: readonly BranchRecord[], mode: MachineMode, status: GlobalStatus): WaveCall[] {
-  return branches.map((branch) => ({ target: branch, branch, phase: phaseOfKind(mode.kindOf(branch), status) }));
+  return branches.map((branch) => branchCall(branch, mode.kindOf(branch), status));
+}
+
+/**
+ * A branch's call in the phase its kind has while the transaction is `status`, in its kind's
+ * mode. A workflow's local step ran in its host, which is never called for it: its only call
+ * is its compensation on rollback, to the participant that compensation names, and one without
+ * a compensation is done as it stands.
+ */
+export function branchCall(branch: BranchRecord, kind: BranchKind, status: GlobalStatus): WaveCall {
+  const phase = phaseOfKind(kind, status);
+  if (kind !== 'local') return { target: branch, branch, phase, mode: callModeOf(kind) };
+  const { compensate } = branch;
+  if (!phase || !compensate) return { target: branch, branch, phase: null };
+  return { target: { branchId: branch.branchId, ...compensate }, branch, phase, mode: callModeOf(kind) };
 }
 
 /** Each called branch's id with what its answer means to the machine. */
@@ -60,6 +82,9 @@ export function phase1Wave(branches: readonly BranchRecord[], mode: MachineMode,
     },
   };
 }
+
+/** Whether a branch still waits for the final answer to its phase 1 (it answered ongoing, PROTOCOL.md 3.6). */
+export const isWaiting = (branch: BranchRecord): boolean => branch.status === 'pending' && branch.waitingSince !== null;
 
 /** Phase 2 (confirm / commit / cancel / rollback / compensate, by each branch's kind) to `branches`. */
 export function phase2Wave(loaded: LoadedTx, mode: MachineMode, branches: readonly BranchRecord[]): Wave {

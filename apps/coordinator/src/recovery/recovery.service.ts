@@ -9,10 +9,14 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { LoadedTx } from '../store/records.js';
 
-/** Every participant a resumed transaction may call: its branches', and a message's check-back target. */
+/**
+ * Every participant a resumed transaction may call: its branches', a workflow's local steps'
+ * compensations and its host (a resume), and a message's check-back target.
+ */
 function* participantsOf(loaded: LoadedTx): Iterable<string> {
-  for (const branch of loaded.branches) yield branch.participant;
+  for (const branch of loaded.branches) yield branch.compensate?.participant ?? branch.participant;
   if (loaded.tx.check) yield loaded.tx.check.participant;
+  if (loaded.tx.workflow) yield loaded.tx.workflow.participant;
 }
 
 /**

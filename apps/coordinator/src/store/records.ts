@@ -95,12 +95,16 @@ export interface LoadedTx {
 
 /**
  * What adding a branch needs of a transaction, without the other branches' payloads and
- * results: the global row, every branch's status (the state machine's rules), and the branch
+ * results: the global row, every branch's status and kind (the state machine's rules), and the branch
  * of that id when it exists already (the same branchId again answers its recorded outcome).
  */
 export interface TxForAdd {
   tx: TxRecord;
-  branches: { branchId: string; status: BranchStatus }[];
+  /**
+   * Every branch's id and status; a workflow step's kind (PROTOCOL.md 3.7), which the rules of
+   * its status follow; since when it waits for a final answer (3.6), when it does.
+   */
+  branches: { branchId: string; status: BranchStatus; kind?: StepKind; waitingSince?: Date }[];
   existing: BranchRecord | null;
 }
 
@@ -189,6 +193,12 @@ export interface Phase1Outcome {
   needsAttention?: boolean;
   /** As BranchChange.waiting. */
   waiting?: boolean;
+  /**
+   * The answer was ongoing: the transaction falls due in this many milliseconds (no later than
+   * its deadline, and no later than it was due), so that recovery asks the branch again. Not
+   * while an instance holds a live lease on it: that instance's next write schedules it.
+   */
+  askAgainInMs?: number;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */

@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
-import { LIMITS, type BranchStatus, type GlobalStatus, type TransactionEventView } from '@nest-dtx/protocol';
+import { LIMITS, type BranchStatus, type GlobalStatus, type StepKind, type TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, toDate, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
@@ -168,7 +168,7 @@ nb_in AS (
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb,
-    needs_attention boolean, waiting boolean, events jsonb)
+    needs_attention boolean, waiting boolean, ask_again_ms int, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -185,10 +185,18 @@ p1_in AS (
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
 ), p1_g AS (
-  -- An answer recorded only as a marker flags its transaction (no version bump: the flag is no move, and only ever set).
-  UPDATE global_transactions t SET needs_attention = true
+  -- An answer recorded only as a marker flags its transaction; an ongoing one makes an active
+  -- transaction due when the branch is to be asked again (never later than it was due, nor than
+  -- its deadline), unless an instance holds a live lease on it (its next write schedules it).
+  -- No version bump: neither is a move.
+  UPDATE global_transactions t SET
+    needs_attention = t.needs_attention OR x.needs_attention,
+    next_attempt_at = CASE
+      WHEN x.ask_again_ms IS NULL OR t.status <> 'active' OR (t.lease_owner IS NOT NULL AND t.lease_until > now()) THEN t.next_attempt_at
+      ELSE least(t.next_attempt_at, t.deadline, now() + x.ask_again_ms * interval '1 millisecond') END
   FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
-  WHERE x.needs_attention AND t.gid = b.gid AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention))
+  WHERE (x.needs_attention OR x.ask_again_ms IS NOT NULL) AND t.gid = b.gid
+    AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention OR ask_again_ms IS NOT NULL))
 )`,
     events: `SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
     results: `SELECT 'phase1'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches
@@ -230,7 +238,7 @@ function writeStatement(kinds: readonly WriteKind[]): { name: string; text: stri
  * the n-1 before it), and the branch of that id if it exists. `k` is the op's 1-based position.
  */
 const LOAD_FOR_ADD_SQL = `SELECT x.k, row_to_json(t.*) AS tx,
-    (SELECT coalesce(json_agg(json_build_array(b.branch_id, b.status) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS statuses,
+    (SELECT coalesce(json_agg(json_build_array(b.branch_id, b.status, b.kind, b.waiting_since) ORDER BY b.seq), '[]'::json) FROM branches b WHERE b.gid = t.gid) AS statuses,
     (SELECT row_to_json(b.*) FROM branches b WHERE b.gid = t.gid AND b.branch_id = x.branch_id) AS existing
   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(gid, branch_id, k)
   JOIN global_transactions t ON t.gid = x.gid`;
@@ -387,6 +395,7 @@ export class TransactionStore {
       ...(outcome.locks ? { locks: outcome.locks } : {}),
       needs_attention: outcome.needsAttention ?? false,
       ...(outcome.waiting === undefined ? {} : { waiting: outcome.waiting }),
+      ask_again_ms: outcome.askAgainInMs ?? null,
       events: eventRows(events),
     });
   }
@@ -396,8 +405,8 @@ export class TransactionStore {
   }
 
   /**
-   * The transaction as adding `branchId` needs it (TxForAdd): the other branches' ids and
-   * statuses only, so the n-th add reads no payload or result of the n-1 before it.
+   * The transaction as adding `branchId` needs it (TxForAdd): the other branches' ids,
+   * statuses, kinds and waits only, so the n-th add reads no payload or result of the n-1 before it.
    */
   loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
     // Batched like load(): the adds of concurrent interactive transactions share one round trip.
@@ -548,7 +557,7 @@ export class TransactionStore {
 
   private async flushAddReads(batch: AddReadOp[]): Promise<void> {
     try {
-      const { rows } = await this.pool.query<{ k: number; tx: RawRow; statuses: [string, BranchStatus][]; existing: RawRow | null }>({
+      const { rows } = await this.pool.query<{ k: number; tx: RawRow; statuses: [string, BranchStatus, StepKind | null, string | null][]; existing: RawRow | null }>({
         name: 'dtx_load_for_add',
         text: LOAD_FOR_ADD_SQL,
         values: [batch.map((op) => op.gid), batch.map((op) => op.branchId)],
@@ -558,7 +567,16 @@ export class TransactionStore {
         const row = byIndex.get(index + 1);
         op.resolve(
           row
-            ? { tx: mapTx(row.tx), branches: row.statuses.map(([id, status]) => ({ branchId: id, status })), existing: row.existing ? mapBranch(row.existing) : null }
+            ? {
+                tx: mapTx(row.tx),
+                branches: row.statuses.map(([id, status, kind, waitingSince]) => ({
+                  branchId: id,
+                  status,
+                  ...(kind ? { kind } : {}),
+                  ...(waitingSince ? { waitingSince: toDate(waitingSince) } : {}),
+                })),
+                existing: row.existing ? mapBranch(row.existing) : null,
+              }
             : null,
         );
       });

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { ApiField, ApiOptionalField } from './api-field.js';
 import { Type } from 'class-transformer';
 import {
+  Allow,
   ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
@@ -21,8 +22,8 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, type GlobalStatus, type Mode } from '../states.js';
-import type { JsonObject } from '../views.js';
+import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, PHASES, STEP_KINDS, type GlobalStatus, type Mode, type Phase, type StepKind } from '../states.js';
+import type { Json, JsonObject } from '../views.js';
 
 export const LIMITS = {
   /**
@@ -50,6 +51,12 @@ const DATE_FILTER_MAX_LENGTH = 40;
 
 /** An opaque JSON object in the OpenAPI document: payloads and metadata are not the coordinator's business. */
 export const JSON_OBJECT_SCHEMA = { type: 'object', additionalProperties: true } as const;
+
+/**
+ * Any JSON value (a workflow's input and result): the coordinator's document finisher writes a
+ * field so marked as the empty schema `{}`, which @nestjs/swagger cannot say by itself.
+ */
+export const ANY_JSON_FIELD = { 'x-any-json': true } as const;
 
 /** What to call: a registered participant's action, and its payload. */
 export class ActionCallDto {
@@ -104,6 +111,23 @@ export class MsgCheckDto {
   action!: string;
 }
 
+/** mode workflow: the workflow a begin names (PROTOCOL.md 3.7). */
+export class WorkflowTargetDto {
+  @ApiField({ description: "The workflow's host: a registered participant.", ...NAME_FIELD, example: 'orders' })
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  participant!: string;
+
+  @ApiField({
+    description: 'The workflow: an action the host registered with mode `workflow`; a resume POSTs `{endpoint}/{name}/resume`.',
+    ...NAME_FIELD,
+    example: 'placeOrder',
+  })
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  name!: string;
+}
+
 /** One saga step; its name is its branchId. */
 export class SagaStepDto extends ActionCallDto {
   @ApiField({ description: "The step's name, also its branchId.", ...ID_FIELD, example: 'debit' })
@@ -132,7 +156,9 @@ export class BeginTransactionDto {
   @ApiField({
     enum: MODES,
     enumName: 'Mode',
-    description: 'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate; msg: a two-phase message, `execute` after the commit.',
+    description:
+      'tcc: try/confirm/cancel; 2pc: prepare/commit/rollback; saga: execute/compensate; msg: a two-phase message, `execute` after the commit; ' +
+      'workflow: a durable function of its host that records its steps one by one.',
     example: 'tcc',
   })
   @IsIn(MODES)
@@ -209,6 +235,23 @@ export class BeginTransactionDto {
   @IsBoolean()
   submit?: boolean;
 
+  @ApiOptionalField({
+    type: WorkflowTargetDto,
+    description: 'workflow only, required there: the host and the workflow it registered (an action with mode `workflow`), which a resume calls.',
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => WorkflowTargetDto)
+  workflow?: WorkflowTargetDto;
+
+  @ApiOptionalField({
+    ...ANY_JSON_FIELD,
+    description: 'workflow only: any JSON value, stored, shown back, and sent as the payload of every resume call. Default null.',
+    example: { orderId: 'o-1' },
+  })
+  @IsOptional()
+  input?: Json;
+
   @ApiOptionalField({ description: 'saga: run each step once the steps in its `dependsOn` are done, instead of in the listed order.', default: false })
   @IsOptional()
   @IsBoolean()
@@ -226,12 +269,97 @@ export class BeginTransactionDto {
 /** POST /v1/transactions/{gid}/branches (PROTOCOL.md 3.2). */
 export class AddBranchDto extends BranchSpecDto {}
 
-/** POST /v1/transactions/{gid}/commit | rollback (PROTOCOL.md 3.3). */
+/** POST /v1/transactions/{gid}/rollback, and what a commit takes too (PROTOCOL.md 3.3). */
 export class DecideDto {
   @ApiOptionalField({ description: 'Hold the response until phase 2 is over (committed / rolled_back), up to a server-side limit.', default: false })
   @IsOptional()
   @IsBoolean()
   wait?: boolean;
+}
+
+/** POST /v1/transactions/{gid}/commit (PROTOCOL.md 3.3, 3.7). */
+export class CommitDto extends DecideDto {
+  @ApiOptionalField({ ...ANY_JSON_FIELD, description: 'workflow only: the workflow\'s result, any JSON value, kept with the commit and shown as `result`.', example: { orderId: 'o-1' } })
+  @IsOptional()
+  result?: Json;
+}
+
+/** What a workflow's local step asks the coordinator to call on rollback (PROTOCOL.md 3.7): phase `compensate`, of a saga action. */
+export class StepCompensationDto extends ActionCallDto {}
+
+/** POST /v1/transactions/{gid}/steps (PROTOCOL.md 3.7). */
+export class RecordStepDto {
+  @ApiField({ description: "Unique within the workflow: the step's branchId. The same stepId again returns the recorded outcome and calls no one.", ...ID_FIELD, example: '1' })
+  @IsString()
+  @Matches(ID_PATTERN, { message: ID_MESSAGE })
+  stepId!: string;
+
+  @ApiField({
+    enum: STEP_KINDS,
+    enumName: 'StepKind',
+    description: 'tcc / 2pc / saga: a branch, its phase 1 (try / prepare / execute) run now. local: code the host ran itself, recorded with its `result`.',
+    example: 'tcc',
+  })
+  @IsIn(STEP_KINDS)
+  kind!: StepKind;
+
+  @ApiOptionalField({ description: 'tcc / 2pc / saga only, required there: a registered participant.', ...NAME_FIELD, example: 'inventory' })
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  participant?: string;
+
+  @ApiOptionalField({ description: 'tcc / 2pc / saga only, required there: an action the participant registered for the step\'s kind as a mode.', ...NAME_FIELD, example: 'reserve' })
+  @IsOptional()
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  action?: string;
+
+  @ApiOptionalField({ ...JSON_OBJECT_SCHEMA, description: 'tcc / 2pc / saga only: sent unchanged to the participant in every phase of the step.', default: {}, example: { sku: 'x', qty: 1 } })
+  @IsOptional()
+  @IsObject()
+  payload?: JsonObject;
+
+  @ApiOptionalField({ ...ANY_JSON_FIELD, description: 'local only, required there: what the host\'s code returned, any JSON value, answered back on a replay.', example: 'INV-1' })
+  @IsOptional()
+  result?: Json;
+
+  @ApiOptionalField({
+    type: StepCompensationDto,
+    description: 'local only: called (phase `compensate`, as a saga action of that participant) if the workflow rolls back. Without it nothing undoes the step.',
+  })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => StepCompensationDto)
+  compensate?: StepCompensationDto;
+}
+
+/** What a reported outcome says the phase's final answer was (PROTOCOL.md 3.6). */
+export const REPORTED_OUTCOMES = ['ok', 'failed'] as const;
+export type ReportedOutcome = (typeof REPORTED_OUTCOMES)[number];
+
+/** POST /v1/transactions/{gid}/branches/{branchId}/outcome (PROTOCOL.md 3.6). */
+export class ReportOutcomeDto {
+  @ApiField({ enum: PHASES, enumName: 'Phase', description: 'The phase whose call was answered 202 (ongoing).', example: 'try' })
+  @IsIn(PHASES)
+  phase!: Phase;
+
+  @ApiField({
+    enum: REPORTED_OUTCOMES,
+    enumName: 'ReportedOutcome',
+    description: '`ok`: the effect of a 2xx answer to that call; `failed`: the effect of a 409.',
+    example: 'ok',
+  })
+  @IsIn(REPORTED_OUTCOMES)
+  outcome!: ReportedOutcome;
+
+  @ApiOptionalField({
+    'x-any-json': true,
+    description: '`ok`: kept as the branch `result` (phase 1), as the body of a 2xx would be; `failed`: kept as its `lastError`, as the body of a 409 would be. Any JSON; default null.',
+    example: { approvedBy: 'ann' },
+  })
+  @Allow()
+  result?: Json;
 }
 
 export class GidParamDto {

@@ -19,7 +19,7 @@ export type DispatchAnswer =
   | { kind: 'invalid'; message: string }
   /** The SDK's tables are not in the database (a migration not run, a table dropped): transient, it clears once they are. */
   | { kind: 'schema_missing'; message: string }
-  /** The business method answered ongoing() (PROTOCOL.md 3.6): 202, or `{ outcome: 'ongoing' }`. */
+  /** Accepted, outcome not known yet (PROTOCOL.md 3.6), from a business method's ongoing() or a workflow's resume: HTTP `202`, message transports `{ outcome: 'ongoing' }`. */
   | { kind: 'ongoing'; retryAfterMs?: number }
   /** An XaAction or AtAction answered ongoing(), which they cannot (a participant bug): 500, transient. */
   | { kind: 'ongoing_not_supported'; message: string };

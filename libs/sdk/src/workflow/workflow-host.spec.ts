@@ -12,7 +12,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { callId, formatSigningSecret, signCall, type Json, type JsonObject, type PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import { ongoingOutcome, type BarrierOutcome } from '../data-layers/core/barrier-rules.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
 import { SagaAction, TransactionParticipant } from '../participant/decorators.js';
@@ -120,7 +120,7 @@ class NoDatabase implements DtxDataLayer<null> {
   readonly description = 'no database';
   async runPhase(_call: PhaseCallBody, work: BusinessWork<null>): Promise<BarrierOutcome> {
     const answer = await work(null);
-    if (isOngoingAnswer(answer)) return { kind: 'ongoing', ...(answer.retryAfterMs === undefined ? {} : { retryAfterMs: answer.retryAfterMs }) };
+    if (isOngoingAnswer(answer)) return ongoingOutcome(answer);
     return { kind: 'ok', result: answer ?? null, duplicate: false, skipped: false };
   }
   deleteExpiredBarrierRows(): Promise<number> {

@@ -11,6 +11,12 @@ export function refuseMessageFields(request: BeginRequest): void {
   if (request.submit !== undefined) throw new InvalidRequestError('submit', 'submit is only for mode msg');
 }
 
+/** `workflow` and `input` belong to mode workflow (PROTOCOL.md 3.7): any other mode refuses them. */
+export function refuseWorkflowFields(request: BeginRequest): void {
+  if (request.workflow) throw new InvalidRequestError('workflow', 'workflow is only for mode workflow');
+  if (request.input !== undefined) throw new InvalidRequestError('input', 'input is only for mode workflow');
+}
+
 /** MAX_BRANCHES_PER_TRANSACTION at begin, as a refusal naming the field (the same limit holds for adds). */
 function checkBranchCount(request: BeginRequest, limit: number): void {
   for (const field of ['branches', 'steps'] as const) {

@@ -6,7 +6,7 @@ import { Injectable, Module, Scope, type Type } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import type { BranchMode } from '@nest-dtx/protocol';
+import type { Mode } from '@nest-dtx/protocol';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../../config/coordinator.config.js';
 import { MetricsService } from '../../metrics/metrics.service.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
@@ -22,21 +22,23 @@ import { MsgProcessor } from './msg.processor.js';
 import { SagaProcessor } from './saga.processor.js';
 import { TccProcessor } from './tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
+import { WorkflowProcessor } from './workflow.processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
 /** A plug-in that does nothing: what registration needs of one. */
 const stubMode = (): ModeProcessor => ({
-  rules: { moves: { active: [], committing: [], rolling_back: [], committed: [], rolled_back: [] }, addsBranches: false, afterPhase1: {}, phase1Answers: null, clientDecides: false, atDeadline: 'roll_back' },
+  rules: { moves: { active: [], committing: [], rolling_back: [], committed: [], rolled_back: [] }, addsBranches: false, recordsSteps: false, afterPhase1: {}, phase1Answers: null, clientDecides: false, atDeadline: 'roll_back' },
   phase1InBackground: false,
   begin: () => Promise.reject(new Error('not here')),
   kindOf: () => 'tcc',
   nextActive: () => null,
   nextDecided: () => ({ calls: [], answered: () => [] }),
+  waveOf: () => ({ calls: [], answered: () => [] }),
 });
 
 function pluginClass(mode: string, scope = Scope.DEFAULT): Type<ModeProcessor> {
   @Injectable({ scope })
-  @TransactionMode(mode as BranchMode)
+  @TransactionMode(mode as Mode)
   class Plugin {
     readonly stub = stubMode();
     readonly rules = this.stub.rules;
@@ -45,6 +47,7 @@ function pluginClass(mode: string, scope = Scope.DEFAULT): Type<ModeProcessor> {
     kindOf = this.stub.kindOf;
     nextActive = this.stub.nextActive;
     nextDecided = this.stub.nextDecided;
+    waveOf = this.stub.waveOf;
   }
   return Plugin;
 }
@@ -68,24 +71,25 @@ async function started(imports: Type[], providers: unknown[]): Promise<ModeRegis
 describe('ModeExplorer and ModeRegistry', () => {
   it('registers each plug-in of MODE_PROCESSOR_PROVIDERS under the mode its decorator names', async () => {
     const registry = await started([], [...DEPENDENCIES, ...MODE_PROCESSOR_PROVIDERS]);
-    expect(registry.modes.sort()).toEqual(['2pc', 'msg', 'saga', 'tcc']);
+    expect(registry.modes.sort()).toEqual(['2pc', 'msg', 'saga', 'tcc', 'workflow']);
     expect(registry.get('tcc')).toBeInstanceOf(TccProcessor);
     expect(registry.get('2pc')).toBeInstanceOf(TwoPhaseCommitProcessor);
     expect(registry.get('saga')).toBeInstanceOf(SagaProcessor);
     expect(registry.get('msg')).toBeInstanceOf(MsgProcessor);
+    expect(registry.get('workflow')).toBeInstanceOf(WorkflowProcessor);
   });
 
-  it('answers a mode without a plug-in (workflow, for now) with ModeNotSupportedError', async () => {
-    const registry = await started([], [...DEPENDENCIES, ...MODE_PROCESSOR_PROVIDERS]);
+  it('answers a mode without a plug-in with ModeNotSupportedError', async () => {
+    const registry = await started([], [ModeRegistry, ModeExplorer, DiscoveryService, pluginClass('tcc')]);
     expect(() => registry.get('workflow')).toThrow(ModeNotSupportedError);
   });
 
   it('finds a plug-in provided in another module: adding a mode is its class and its provider entry', async () => {
-    const Workflow = pluginClass('workflow');
-    @Module({ providers: [Workflow] })
-    class WorkflowModule {}
-    const registry = await started([WorkflowModule], [...DEPENDENCIES, ...MODE_PROCESSOR_PROVIDERS]);
-    expect(registry.get('workflow')).toBeInstanceOf(Workflow);
+    const Saga = pluginClass('saga');
+    @Module({ providers: [Saga] })
+    class SagaModule {}
+    const registry = await started([SagaModule], [ModeRegistry, ModeExplorer, DiscoveryService]);
+    expect(registry.get('saga')).toBeInstanceOf(Saga);
   });
 
   it('refuses two plug-ins for one mode at start-up', async () => {

@@ -34,7 +34,7 @@ const participants = {
 } as unknown as ParticipantsService;
 
 const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'plugins-spec', MAX_BRANCHES_PER_TRANSACTION: '3' }));
-const tcc = new TccProcessor(participants, config);
+const tcc = new TccProcessor(participants, config, new DatabaseTime());
 const saga = new SagaProcessor(participants, config);
 const msg = new MsgProcessor(participants, config, new DatabaseTime());
 
@@ -93,6 +93,8 @@ describe('begin: tcc / 2pc', () => {
     ['too many branches', { branches: ['a', 'b', 'c', 'd'].map(shopBranch) }, 'branches', 'branches must contain no more than 3 elements (MAX_BRANCHES_PER_TRANSACTION)'],
     ['an unknown participant', { branches: [shopBranch(), { participant: 'nobody', action: 'order' }] }, 'branches.1.participant', 'participant nobody is not registered'],
     ['an unknown action', { branches: [{ participant: 'shop', action: 'unknown' }] }, 'branches.0.action', 'participant shop has no action unknown for mode tcc'],
+    ['a workflow', { workflow: { participant: 'shop', name: 'flow' } }, 'workflow', 'workflow is only for mode workflow'],
+    ['an input', { input: null }, 'input', 'input is only for mode workflow'],
   ])('refuses %s, naming the field', async (_name, over, field, message) => {
     expect(await refusal(tcc, request('tcc', over))).toEqual({ field, message });
   });
@@ -111,6 +113,7 @@ describe('begin: saga', () => {
     ['a cycle', { concurrent: true, steps: [step('s1', ['s2']), step('s2', ['s1'])] }, 'steps', 'steps s1, s2 form a dependency cycle'],
     ['an unknown step', { concurrent: true, steps: [step('s1', ['nope'])] }, 'steps', 'step s1 depends on unknown step nope'],
     ['an unknown participant', { steps: [{ name: 's1', participant: 'nobody', action: 'order' }] }, 'steps.0.participant', 'participant nobody is not registered'],
+    ['an input', { steps: [step('s1')], input: { any: 'json' } }, 'input', 'input is only for mode workflow'],
   ])('refuses %s, naming the field', async (_name, over, field, message) => {
     expect(await refusal(saga, request('saga', over))).toEqual({ field, message });
   });
@@ -136,6 +139,7 @@ describe('begin: msg', () => {
     ['a publish target as the check', { check: { participant: 'feed', action: 'check' } }, 'check.participant', 'participant feed is a publish target: it gets no reply, so it cannot answer the check'],
     ['an unknown check participant', { check: { participant: 'nobody', action: 'check' } }, 'check.participant', 'participant nobody is not registered'],
     ['steps', { steps: [step('s1')] }, 'steps', 'steps is only for mode saga'],
+    ['a workflow', { workflow: { participant: 'shop', name: 'flow' } }, 'workflow', 'workflow is only for mode workflow'],
   ])('refuses %s, naming the field', async (_name, over, field, message_) => {
     expect(await refusal(msg, message(over))).toEqual({ field, message: message_ });
   });
@@ -145,7 +149,7 @@ describe('each branch gets the phases of its kind', () => {
   // A mode whose branches are of two kinds, as a workflow's tcc and saga steps will be.
   const KINDS: Record<string, BranchKind> = { t: 'tcc', s: 'saga' };
   const mixed: Pick<ModeProcessor, 'rules' | 'kindOf'> = {
-    rules: { moves: COMMITTING_MOVES, addsBranches: true, afterPhase1: { tcc: 'prepared', saga: 'committed' }, phase1Answers: 'held', clientDecides: true, atDeadline: 'roll_back' } satisfies ModeRules,
+    rules: { moves: COMMITTING_MOVES, addsBranches: true, recordsSteps: false, afterPhase1: { tcc: 'prepared', saga: 'committed' }, phase1Answers: 'held', clientDecides: true, atDeadline: 'roll_back' } satisfies ModeRules,
     kindOf: (b) => KINDS[b.branchId],
   };
   const both = loaded({}, [{ branchId: 't' }, { branchId: 's' }]).branches;
@@ -168,13 +172,47 @@ describe('each branch gets the phases of its kind', () => {
 });
 
 describe('waves', () => {
-  it('tcc one-shot: phase 1 on every branch once, decided with the answers; an interactive one calls no one by itself', () => {
+  it('tcc one-shot: phase 1 on every branch once, decided with the answers; an interactive one calls no one by itself, due at its deadline', () => {
     const wave = tcc.nextActive(loaded({}, [{ branchId: 'a' }, { branchId: 'b' }]));
     if (!wave || isPostponed(wave)) throw new Error('expected a wave');
     expect(called(wave)).toEqual(['a try', 'b try']);
     expect(wave.answered([{ kind: 'ok', result: null }, { kind: 'failed', error: 'no' }]).map((e) => e.type)).toEqual(['phase1_answered', 'phase1_finished']);
     expect(tcc.nextActive(loaded({}, [{ branchId: 'a', attempts: 1 }, { branchId: 'b' }]))).toBeNull();
-    expect(tcc.nextActive(loaded({ oneShot: false }, [{ branchId: 'a' }]))).toBeNull();
+    const interactive = tcc.nextActive(loaded({ oneShot: false }, [{ branchId: 'a', status: 'prepared', attempts: 1 }]));
+    expect(interactive).toMatchObject({ postponedMs: expect.any(Number) as unknown });
+    expect((interactive as { postponedMs: number }).postponedMs).toBeGreaterThan(9_000);
+    expect((interactive as { postponedMs: number }).postponedMs).toBeLessThanOrEqual(10_000);
+  });
+
+  it('tcc after phase 1 was sent: only the branches still waiting (they answered ongoing) are asked again, one-shot or interactive', () => {
+    const since = new Date(NOW.getTime() - 1_000);
+    const branches = [
+      { branchId: 'a', status: 'prepared' as const, attempts: 1 },
+      { branchId: 'b', attempts: 2, waitingSince: since },
+      { branchId: 'c', status: 'prepared' as const, attempts: 1 },
+    ];
+    const oneShot = tcc.nextActive(loaded({}, branches));
+    if (!oneShot || isPostponed(oneShot)) throw new Error('expected a wave');
+    expect(called(oneShot)).toEqual(['b try']);
+    // The one-shot decides on its answer (unless still waiting); an interactive one leaves it to the client.
+    expect(oneShot.answered([{ kind: 'ongoing' }]).map((e) => e.type)).toEqual(['phase1_answered', 'phase1_finished']);
+    const interactive = tcc.nextActive(loaded({ oneShot: false }, branches));
+    if (!interactive || isPostponed(interactive)) throw new Error('expected a wave');
+    expect(called(interactive)).toEqual(['b try']);
+    expect(interactive.answered([{ kind: 'ok', result: null }])).toEqual([{ type: 'phase1_answered', answers: [{ branchId: 'b', answer: 'ok' }] }]);
+  });
+
+  it('waveOf: the wave of the branches named alone, in the phase each has now, answered as the mode\'s own waves are', () => {
+    const branches = [{ branchId: 'a', attempts: 1, waitingSince: NOW }, { branchId: 'b', status: 'prepared' as const, attempts: 1 }];
+    const oneShot = tcc.waveOf(loaded({}, branches), new Set(['a']));
+    expect(called(oneShot)).toEqual(['a try']);
+    expect(oneShot.answered([{ kind: 'ok', result: null }])).toEqual([{ type: 'phase1_answered', answers: [{ branchId: 'a', answer: 'ok' }] }, { type: 'phase1_finished' }]);
+    expect(called(tcc.waveOf(loaded({ status: 'rolling_back' }, branches), new Set(['b'])))).toEqual(['b cancel']);
+    const step = saga.waveOf(loaded({ mode: 'saga' }, [{ branchId: 's1', attempts: 1, waitingSince: NOW }]), new Set(['s1']));
+    expect(step.answered([{ kind: 'failed', error: 'no' }])).toEqual([{ type: 'steps_answered', answers: [{ branchId: 's1', answer: 'failed' }] }]);
+    const message = loaded({ mode: 'msg', deadline: new Date(NOW.getTime() - 1), check: { participant: 'Shop', action: 'check' } }, [{ branchId: 'a', status: 'prepared' }]);
+    expect(called(msg.waveOf(message, new Set(['check'])))).toEqual(['check check']);
+    expect(called(msg.waveOf({ ...message, tx: { ...message.tx, status: 'committing' } }, new Set(['a'])))).toEqual(['a execute']);
   });
 
   it('tcc phase 2: every branch still owed it, at once', () => {

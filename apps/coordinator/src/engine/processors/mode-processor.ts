@@ -1,7 +1,8 @@
-import type { JsonObject, Mode } from '@nest-dtx/protocol';
+import type { Json, JsonObject, Mode, StepKind } from '@nest-dtx/protocol';
 import type { DatabaseTime } from '../../store/database-clock.js';
-import type { BranchRecord, LoadedTx, MsgCheckTarget, NewTransaction } from '../../store/records.js';
+import type { BranchRecord, CompensateTarget, LoadedTx, MsgCheckTarget, NewBranch, NewTransaction, TxRecord, WorkflowTarget } from '../../store/records.js';
 import type { BranchKind } from '../branch-kind.js';
+import type { KindedBranch } from '../machine.js';
 import type { ModeRules } from '../state-machine.js';
 import type { ActiveStep, Wave } from '../wave.js';
 
@@ -41,15 +42,42 @@ export interface BeginRequest {
   readonly check?: MsgCheckTarget;
   readonly submit?: boolean;
   readonly concurrent?: boolean;
+  readonly workflow?: WorkflowTarget;
+  /** As sent; absent is not null, so that a mode that takes no input can tell it was not given. */
+  readonly input?: Json;
+}
+
+/** A workflow's step as its host records it (PROTOCOL.md 3.7), the HTTP details left behind. */
+export type StepRequest =
+  | { readonly stepId: string; readonly kind: Exclude<StepKind, 'local'>; readonly participant: string; readonly action: string; readonly payload: JsonObject }
+  | { readonly stepId: string; readonly kind: 'local'; readonly result: Json; readonly compensate: CompensateTarget | null };
+
+/**
+ * Whether a step recorded under this stepId is the step asked for again (PROTOCOL.md 3.7): the
+ * same kind and, but for a local step (which names none), the same participant (the record holds
+ * the registered spelling; names are case-insensitive) and action. Otherwise the function did
+ * not replay the way it ran: STEP_MISMATCH.
+ */
+export function sameStep(recorded: Pick<BranchRecord, 'kind' | 'participant' | 'action'>, request: StepRequest): boolean {
+  if (recorded.kind !== request.kind) return false;
+  if (request.kind === 'local') return true;
+  return recorded.participant.toLowerCase() === request.participant.toLowerCase() && recorded.action === request.action;
+}
+
+/** What a mode makes of a step: the branch to record, and how long its record puts off the transaction's next look. */
+export interface StepPlan {
+  readonly branch: NewBranch;
+  readonly nextLookInMs: number;
 }
 
 /** What a mode makes of a begin request: the parts of the new transaction that are the mode's to say. */
-export type NewTransactionParts = Pick<NewTransaction, 'branches' | 'oneShot' | 'status' | 'branchStatus' | 'events' | 'check'> & {
+export type NewTransactionParts = Pick<NewTransaction, 'branches' | 'oneShot' | 'status' | 'branchStatus' | 'events' | 'check' | 'workflow' | 'input'> & {
   /**
    * When recovery first looks at it: at its deadline (rolled back, or a message checked then),
-   * or after the lease of the instance driving it (resumed where it was if that instance dies).
+   * after the lease of the instance driving it (resumed where it was if that instance dies), or
+   * after so many milliseconds (a workflow's resume interval), never past the deadline.
    */
-  firstLook: 'deadline' | 'lease';
+  firstLook: 'deadline' | 'lease' | { readonly afterMs: number };
 };
 
 /**
@@ -71,11 +99,24 @@ export interface ModeProcessor {
   /** A begin request as a new transaction of this mode; InvalidRequestError (and unresolved participants) for what it cannot take. */
   begin(request: BeginRequest): Promise<NewTransactionParts>;
   /** What kind a branch is: its phases and what phase 1 makes of it follow. */
-  kindOf(branch: Pick<BranchRecord, 'branchId'>): BranchKind;
+  kindOf(branch: KindedBranch): BranchKind;
   /** The next thing to do with an active transaction this instance drives: a wave, a postponement, or nothing for now. */
   nextActive(loaded: LoadedTx): ActiveStep;
   /** The next phase-2 wave of a decided transaction (an empty wave ends one with no branch). */
   nextDecided(loaded: LoadedTx): Wave;
+  /**
+   * A step its host records (PROTOCOL.md 3.7), checked (InvalidRequestError, unresolved
+   * participants) and shaped as the branch to record. Only a mode whose rules record steps has it.
+   */
+  step?(tx: TxRecord, request: StepRequest): Promise<StepPlan>;
+  /** Whether a commit may carry a result, kept with the decision (a workflow's, PROTOCOL.md 3.7). */
+  readonly commitCarriesResult?: boolean;
+  /**
+   * The wave of `branchIds` alone (msg: `check`, its check-back) in the phase each has now, its
+   * answers forming the events they would in the mode's own waves: what a participant's
+   * reported outcome (PROTOCOL.md 3.6) runs through the round as, instead of a call.
+   */
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave;
 }
 
 /**

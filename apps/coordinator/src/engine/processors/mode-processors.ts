@@ -6,6 +6,7 @@ import { MsgProcessor } from './msg.processor.js';
 import { SagaProcessor } from './saga.processor.js';
 import { TccProcessor } from './tcc.processor.js';
 import { TwoPhaseCommitProcessor } from './two-phase-commit.processor.js';
+import { WorkflowProcessor } from './workflow.processor.js';
 
 /**
  * The providers that plug the modes into the engine, in one list for the module that provides
@@ -19,6 +20,7 @@ export const MODE_PROCESSOR_PROVIDERS = [
   TwoPhaseCommitProcessor,
   SagaProcessor,
   MsgProcessor,
+  WorkflowProcessor,
   ModeRegistry,
   ModeExplorer,
   DiscoveryService,

@@ -7,7 +7,7 @@ import type { LoadedTx } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
 import { COMMITTING_MOVES, type CheckAnswer, type ModeRules } from '../state-machine.js';
 import { awaitingPhase2, phase2Wave, type ActiveStep, type Wave, type WaveCall } from '../wave.js';
-import { beginBranches, namedBranches, withBeginHistory } from './begin-parts.js';
+import { beginBranches, namedBranches, refuseWorkflowFields, withBeginHistory } from './begin-parts.js';
 import { untilDeadlineMs, type BeginRequest, type ModeProcessor, type NewTransactionParts } from './mode-processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
@@ -19,6 +19,7 @@ import { TransactionMode } from './transaction-mode.decorator.js';
 export const MSG_RULES: ModeRules = {
   moves: COMMITTING_MOVES,
   addsBranches: false,
+  recordsSteps: false,
   afterPhase1: { msg: 'prepared' },
   phase1Answers: null,
   clientDecides: true,
@@ -54,6 +55,7 @@ export class MsgProcessor implements ModeProcessor {
 
   /** Needs `branches` and `check` (PROTOCOL.md 3.1); submitted at once, its insert is the commit point. */
   async begin(request: BeginRequest): Promise<NewTransactionParts> {
+    refuseWorkflowFields(request);
     if (!request.branches) throw new InvalidRequestError('branches', 'branches is required for mode msg');
     const { check } = request;
     if (!check) throw new InvalidRequestError('check', 'check is required for mode msg');
@@ -88,12 +90,27 @@ export class MsgProcessor implements ModeProcessor {
 
   /** At its deadline, the check-back: did the caller's local transaction commit? */
   nextActive(loaded: LoadedTx): ActiveStep {
-    const { tx } = loaded;
     // In the database's time, as the deadline was set and the row fell due: this machine's clock,
     // ahead or behind, would ask early or leave the message to wait a whole lease.
     const untilDeadline = untilDeadlineMs(loaded, this.clock);
     // Not yet (resumed other than by a claim, which only takes it once due): due again at the deadline, not after a lease.
     if (untilDeadline > 0) return { postponedMs: untilDeadline };
+    return this.checkWave(loaded);
+  }
+
+  /** `execute` to every branch not yet delivered, in parallel; on rollback nobody is owed anything (each is rolled back as it stands). */
+  nextDecided(loaded: LoadedTx): Wave {
+    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
+  }
+
+  /** While active, the check-back (`check`, PROTOCOL.md 3.1); once decided, `execute` of the branches named. */
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave {
+    if (loaded.tx.status === 'active') return branchIds.has(MSG_CHECK_BRANCH_ID) ? this.checkWave(loaded) : { calls: [], answered: () => [] };
+    return phase2Wave(loaded, this, loaded.branches.filter((b) => branchIds.has(b.branchId)));
+  }
+
+  /** Did the caller's local transaction commit? Asked of the caller's `check` action; no branch. */
+  private checkWave({ tx }: LoadedTx): Wave {
     if (!tx.check) throw new Error(`msg transaction ${tx.gid} has no check target`);
     const call: WaveCall = {
       target: { branchId: MSG_CHECK_BRANCH_ID, participant: tx.check.participant, action: tx.check.action, payload: {} },
@@ -101,10 +118,5 @@ export class MsgProcessor implements ModeProcessor {
       phase: 'check',
     };
     return { calls: [call], answered: ([outcome]) => [{ type: 'check_answered', answer: checkAnswerOf(outcome) }] };
-  }
-
-  /** `execute` to every branch not yet delivered, in parallel; on rollback nobody is owed anything (each is rolled back as it stands). */
-  nextDecided(loaded: LoadedTx): Wave {
-    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
   }
 }

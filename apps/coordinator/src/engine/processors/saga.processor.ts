@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import type { BranchStatus } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../../config/coordinator.config.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
-import type { LoadedTx, NewBranch } from '../../store/records.js';
+import type { BranchRecord, LoadedTx, NewBranch } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
 import { branchStatuses } from '../machine.js';
 import { compensableSteps, describeDagProblem, effectiveDependencies, findDagProblem, runnableSteps, type SagaStep } from '../saga-dag.js';
 import { COMMITTING_MOVES, type ModeRules } from '../state-machine.js';
 import { awaitingPhase2, phase1Wave, phase2Wave, type ActiveStep, type Wave } from '../wave.js';
-import { beginBranches, refuseMessageFields, withBeginHistory } from './begin-parts.js';
+import { beginBranches, refuseMessageFields, refuseWorkflowFields, withBeginHistory } from './begin-parts.js';
 import type { BeginRequest, ModeProcessor, NewTransactionParts } from './mode-processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
@@ -20,6 +20,7 @@ import { TransactionMode } from './transaction-mode.decorator.js';
 export const SAGA_RULES: ModeRules = {
   moves: { ...COMMITTING_MOVES, active: ['committed', 'rolling_back'], committing: [] },
   addsBranches: false,
+  recordsSteps: false,
   afterPhase1: { saga: 'committed' },
   phase1Answers: 'deciding',
   clientDecides: false,
@@ -53,6 +54,7 @@ export class SagaProcessor implements ModeProcessor {
 
   async begin(request: BeginRequest): Promise<NewTransactionParts> {
     refuseMessageFields(request);
+    refuseWorkflowFields(request);
     const branches = await beginBranches(this.participants, this.config.env.MAX_BRANCHES_PER_TRANSACTION, request, 'steps', sagaSteps);
     // Resumed where it was if the instance running its steps dies: looked at again after that instance's lease.
     return withBeginHistory(request, { branches, oneShot: true, status: 'active', branchStatus: 'pending', firstLook: 'lease' });
@@ -62,11 +64,15 @@ export class SagaProcessor implements ModeProcessor {
     return 'saga';
   }
 
-  /** The steps whose dependencies have all committed, at once. */
+  /**
+   * The steps whose dependencies have all committed, at once: a step still waiting for its final
+   * answer (it answered ongoing, PROTOCOL.md 3.6) among them, asked again with the same call.
+   */
   nextActive(loaded: LoadedTx): ActiveStep {
     const runnable = new Set(runnableSteps(stepsOf(loaded), statusLookup(loaded)));
     const wave = loaded.branches.filter((b) => runnable.has(b.branchId));
-    return wave.length === 0 ? null : phase1Wave(wave, this);
+    if (wave.length === 0) return null;
+    return this.stepsWave(wave);
   }
 
   /** Compensation in reverse dependency order: a step only after every step that depended on it. */
@@ -74,6 +80,16 @@ export class SagaProcessor implements ModeProcessor {
     if (loaded.tx.status !== 'rolling_back') return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
     const names = new Set(compensableSteps(stepsOf(loaded), statusLookup(loaded)));
     return phase2Wave(loaded, this, loaded.branches.filter((b) => names.has(b.branchId)));
+  }
+
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave {
+    const branches = loaded.branches.filter((b) => branchIds.has(b.branchId));
+    return loaded.tx.status === 'active' ? this.stepsWave(branches) : phase2Wave(loaded, this, branches);
+  }
+
+  /** Forward steps, their answers deciding as they come (steps_answered). */
+  private stepsWave(steps: readonly BranchRecord[]): Wave {
+    return phase1Wave(steps, this);
   }
 }
 

@@ -1,5 +1,5 @@
 import { DiscoveryService } from '@nestjs/core';
-import type { BranchMode } from '@nest-dtx/protocol';
+import type { Mode } from '@nest-dtx/protocol';
 
 /**
  * Marks a provider as the plug-in (ModeProcessor) of a mode: `@TransactionMode('tcc')`.
@@ -7,4 +7,4 @@ import type { BranchMode } from '@nest-dtx/protocol';
  * the ModeRegistry, as @nestjs/schedule does with @Cron. Adding a mode is one such class and its
  * entry in MODE_PROCESSOR_PROVIDERS; nothing else names it.
  */
-export const TransactionMode = DiscoveryService.createDecorator<BranchMode>();
+export const TransactionMode = DiscoveryService.createDecorator<Mode>();
