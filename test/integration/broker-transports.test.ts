@@ -4,8 +4,9 @@
  *   the broker confirmed it, with the 5.1 body and the signature headers over exactly those
  *   bytes; a missing queue / a subject no stream takes is transient; a call published twice
  *   carries the same webhook-id, and JetStream drops the second as a duplicate;
- * - request/reply participants: a minimal ServerRMQ / ServerNats answering `tx.branch` gets only
- *   its own participant's calls, and its ok / failed come back; no server is transient;
+ * - request/reply participants: a minimal ServerRMQ / ServerNats (and ServerTCP / ServerRedis, the
+ *   NestJS microservices transports) answering `tx.branch` gets only its own participant's
+ *   calls, and its ok / failed / ongoing come back; no server is transient;
  * - an unreachable broker is transient, and a connection the broker dropped is opened again;
  * - a dropped connection is logged as one outage (one warn line, one line once it is back), and
  *   the NestJS clients' own error lines about it are debug lines.
@@ -19,7 +20,7 @@ import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
-import { ServerNats, ServerRMQ, type MessageHandler } from '@nestjs/microservices';
+import { ServerNats, ServerRedis, ServerRMQ, ServerTCP, type MessageHandler } from '@nestjs/microservices';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,29 +29,34 @@ import {
   natsBranchSubject,
   natsParticipantQueueGroup,
   rabbitmqParticipantQueue,
+  redisBranchPattern,
+  redisTransportOptions,
   splitSignedMessage,
   verifyCall,
   type CallOutcome,
   type MicroserviceReply,
   type PhaseCallBody,
 } from '@nest-dtx/protocol';
+import { MicroserviceParticipantTransport } from '../../apps/coordinator/src/invoker/microservice-participant.transport.js';
 import { NatsParticipantTransport } from '../../apps/coordinator/src/invoker/nats-participant.transport.js';
 import { RabbitMqParticipantTransport } from '../../apps/coordinator/src/invoker/rabbitmq-participant.transport.js';
 import { OutageEpisode, type OutageLine } from '../../apps/coordinator/src/logging/outage-episode.js';
+import { EgressPolicy } from '../../apps/coordinator/src/participants/egress-policy.js';
 import type { ParticipantRecord } from '../../apps/coordinator/src/store/records.js';
 
 const RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const run = randomBytes(4).toString('hex');
 const key = randomBytes(32);
 const TIMEOUT_MS = 2_000;
 
-const participant = (name: string, transport: 'rabbitmq' | 'nats', publish: boolean): ParticipantRecord => ({
+const participant = (name: string, transport: ParticipantRecord['transport'], publish: boolean, address: { host: string; port: number } | null = null): ParticipantRecord => ({
   name,
   transport,
   endpoint: null,
-  host: null,
-  port: null,
+  host: address?.host ?? null,
+  port: address?.port ?? null,
   publish,
   actions: [],
   ownerKeyDigest: null,
@@ -142,9 +148,34 @@ function branchHandler(seen: PhaseCallBody[]): MessageHandler {
     }
     const call = JSON.parse(signed.body) as PhaseCallBody;
     seen.push(call);
-    const refuse = (call.payload as { refuse?: boolean }).refuse === true;
-    return Promise.resolve((refuse ? { outcome: 'failed', message: 'insufficient funds' } : { outcome: 'ok', result: { handledBy: call.action } }) satisfies MicroserviceReply);
+    const asked = call.payload as { refuse?: boolean; ongoing?: boolean; retryAfterMs?: unknown };
+    if (asked.ongoing === true) {
+      // The reply as written, hint and all: the coordinator reads what it can of it.
+      return Promise.resolve(('retryAfterMs' in asked ? { outcome: 'ongoing', retryAfterMs: asked.retryAfterMs } : { outcome: 'ongoing' }) as MicroserviceReply);
+    }
+    return Promise.resolve((asked.refuse === true ? { outcome: 'failed', message: 'insufficient funds' } : { outcome: 'ok', result: { handledBy: call.action } }) satisfies MicroserviceReply);
   };
+}
+
+/**
+ * The ongoing replies (PROTOCOL.md 3.6) a request/reply participant may give, each with the
+ * outcome the coordinator makes of it: the hint kept when a positive whole number (at most an
+ * hour), dropped otherwise, the reply ongoing either way.
+ */
+const ONGOING_REPLIES: readonly { payload: PhaseCallBody['payload']; outcome: CallOutcome }[] = [
+  { payload: { ongoing: true, retryAfterMs: 2000 }, outcome: { kind: 'ongoing', retryAfterMs: 2000 } },
+  { payload: { ongoing: true }, outcome: { kind: 'ongoing' } },
+  { payload: { ongoing: true, retryAfterMs: 0 }, outcome: { kind: 'ongoing' } },
+  { payload: { ongoing: true, retryAfterMs: 2.5 }, outcome: { kind: 'ongoing' } },
+  { payload: { ongoing: true, retryAfterMs: '2000' }, outcome: { kind: 'ongoing' } },
+  { payload: { ongoing: true, retryAfterMs: 7 * 24 * 60 * 60 * 1000 }, outcome: { kind: 'ongoing', retryAfterMs: 60 * 60 * 1000 } },
+];
+
+/** What the coordinator made of each of ONGOING_REPLIES, over `send`. */
+async function ongoingOutcomes(send: (payload: PhaseCallBody['payload']) => Promise<CallOutcome>): Promise<CallOutcome[]> {
+  const outcomes: CallOutcome[] = [];
+  for (const { payload } of ONGOING_REPLIES) outcomes.push(await send(payload));
+  return outcomes;
 }
 
 /**
@@ -183,7 +214,7 @@ async function waitFor(what: string, done: () => boolean, timeoutMs = 20_000): P
   }
 }
 
-async function listen(server: ServerRMQ | ServerNats): Promise<void> {
+async function listen(server: ServerRMQ | ServerNats | ServerTCP | ServerRedis): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     void server.listen((error?: unknown) => (error ? reject(error instanceof Error ? error : new Error(JSON.stringify(error))) : resolve()));
   });
@@ -261,7 +292,7 @@ describe('RabbitMQ', () => {
     expect(await channel.get(queue, { noAck: true })).toBe(false);
   });
 
-  it('calls a request/reply participant on its own queue: ok and failed come back, and the other participant sees none of its calls', async () => {
+  it('calls a request/reply participant on its own queue: ok, failed and ongoing come back, and the other participant sees none of its calls', async () => {
     const seen = new Map<string, PhaseCallBody[]>();
     for (const name of [`bank-a-${run}`, `bank-b-${run}`]) {
       const server = new ServerRMQ({ urls: [RABBITMQ_URL], queue: rabbitmqParticipantQueue(name), queueOptions: { durable: true, autoDelete: true } });
@@ -274,7 +305,8 @@ describe('RabbitMQ', () => {
     const call = { ...execute('debit'), mode: 'tcc' as const, phase: 'try' as const };
     expect(await transport.call(a, call, TIMEOUT_MS, [key])).toEqual({ kind: 'ok', result: { handledBy: 'debit' } });
     expect(await transport.call(a, { ...call, payload: { refuse: true } }, TIMEOUT_MS, [key])).toEqual({ kind: 'failed', error: { message: 'insufficient funds' } });
-    expect(seen.get(`bank-a-${run}`)!.map((c) => c.gid)).toEqual([call.gid, call.gid]);
+    expect(await ongoingOutcomes((payload) => transport.call(a, { ...call, payload }, TIMEOUT_MS, [key]))).toEqual(ONGOING_REPLIES.map((r) => r.outcome));
+    expect(seen.get(`bank-a-${run}`)!.map((c) => c.gid)).toEqual(Array.from({ length: 2 + ONGOING_REPLIES.length }, () => call.gid));
     expect(seen.get(`bank-b-${run}`)).toEqual([]);
   });
 
@@ -419,7 +451,7 @@ describe('NATS JetStream', () => {
     });
   });
 
-  it('calls a request/reply participant on tx.branch.<name>: ok and failed come back, and the other participant sees none of its calls', async () => {
+  it('calls a request/reply participant on tx.branch.<name>: ok, failed and ongoing come back, and the other participant sees none of its calls', async () => {
     const seen = new Map<string, PhaseCallBody[]>();
     for (const name of [`bank-a-${run}`, `bank-b-${run}`]) {
       const server = new ServerNats({ servers: NATS_URL, queue: natsParticipantQueueGroup(name) });
@@ -432,7 +464,8 @@ describe('NATS JetStream', () => {
     const call = { ...execute('debit'), mode: 'saga' as const };
     expect(await transport.call(a, call, TIMEOUT_MS, [key])).toEqual({ kind: 'ok', result: { handledBy: 'debit' } });
     expect(await transport.call(a, { ...call, payload: { refuse: true } }, TIMEOUT_MS, [key])).toEqual({ kind: 'failed', error: { message: 'insufficient funds' } });
-    expect(seen.get(`bank-a-${run}`)!.map((c) => c.gid)).toEqual([call.gid, call.gid]);
+    expect(await ongoingOutcomes((payload) => transport.call(a, { ...call, payload }, TIMEOUT_MS, [key]))).toEqual(ONGOING_REPLIES.map((r) => r.outcome));
+    expect(seen.get(`bank-a-${run}`)!.map((c) => c.gid)).toEqual(Array.from({ length: 2 + ONGOING_REPLIES.length }, () => call.gid));
     expect(seen.get(`bank-b-${run}`)).toEqual([]);
   });
 
@@ -494,5 +527,49 @@ describe('NATS JetStream', () => {
       await proxied.close();
       await proxy.close();
     }
+  });
+});
+
+describe('NestJS microservices: TCP and Redis', () => {
+  // The participants run on this machine: the policy of a coordinator that allows loopback ones.
+  const transport = new MicroserviceParticipantTransport(REDIS_URL, EgressPolicy.parse('loopback'));
+  const servers: (ServerTCP | ServerRedis)[] = [];
+
+  afterAll(async () => {
+    await transport.close();
+    for (const server of servers) await server.close();
+  });
+
+  it('calls a TCP participant on tx.branch: ok, failed and ongoing come back', async () => {
+    const port = await closedPort();
+    const server = new ServerTCP({ host: '127.0.0.1', port });
+    const seen: PhaseCallBody[] = [];
+    server.addHandler(BRANCH_MESSAGE_PATTERN, branchHandler(seen));
+    await listen(server);
+    servers.push(server);
+    const bank = participant(`bank-tcp-${run}`, 'tcp', false, { host: '127.0.0.1', port });
+    const call = { ...execute('debit'), mode: 'tcc' as const, phase: 'confirm' as const };
+    expect(await transport.call(bank, call, TIMEOUT_MS, [key])).toEqual({ kind: 'ok', result: { handledBy: 'debit' } });
+    expect(await transport.call(bank, { ...call, payload: { refuse: true } }, TIMEOUT_MS, [key])).toEqual({ kind: 'failed', error: { message: 'insufficient funds' } });
+    expect(await ongoingOutcomes((payload) => transport.call(bank, { ...call, payload }, TIMEOUT_MS, [key]))).toEqual(ONGOING_REPLIES.map((r) => r.outcome));
+    expect(seen).toHaveLength(2 + ONGOING_REPLIES.length);
+  });
+
+  it('calls a Redis participant on its own pattern: ok, failed and ongoing come back, and the other participant sees none of its calls', async () => {
+    const seen = new Map<string, PhaseCallBody[]>();
+    for (const name of [`bank-a-${run}`, `bank-b-${run}`]) {
+      const server = new ServerRedis(redisTransportOptions(REDIS_URL));
+      seen.set(name, []);
+      server.addHandler(redisBranchPattern(name), branchHandler(seen.get(name)!));
+      await listen(server);
+      servers.push(server);
+    }
+    const a = participant(`bank-a-${run}`, 'redis', false);
+    const call = { ...execute('debit'), mode: '2pc' as const, phase: 'prepare' as const };
+    expect(await transport.call(a, call, TIMEOUT_MS, [key])).toEqual({ kind: 'ok', result: { handledBy: 'debit' } });
+    expect(await transport.call(a, { ...call, payload: { refuse: true } }, TIMEOUT_MS, [key])).toEqual({ kind: 'failed', error: { message: 'insufficient funds' } });
+    expect(await ongoingOutcomes((payload) => transport.call(a, { ...call, payload }, TIMEOUT_MS, [key]))).toEqual(ONGOING_REPLIES.map((r) => r.outcome));
+    expect(seen.get(`bank-a-${run}`)).toHaveLength(2 + ONGOING_REPLIES.length);
+    expect(seen.get(`bank-b-${run}`)).toEqual([]);
   });
 });

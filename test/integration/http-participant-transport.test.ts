@@ -118,4 +118,53 @@ describe('HttpParticipantTransport', () => {
     transport.close();
     await new Promise<void>((resolve) => big.close(() => resolve()));
   });
+
+  it('maps 202 to ongoing, with the body’s retryAfterMs as the hint when it is a positive whole number (at most an hour); any other 2xx stays ok', async () => {
+    // Each action names the answer the participant gives: a status and a body, written as they come.
+    const answers: Record<string, { status: number; body: string; type?: string }> = {
+      hinted: { status: 202, body: '{"retryAfterMs":2000}' },
+      'no-body': { status: 202, body: '' },
+      'empty-object': { status: 202, body: '{}' },
+      'not-json': { status: 202, body: 'accepted, come back later', type: 'text/plain' },
+      zero: { status: 202, body: '{"retryAfterMs":0}' },
+      negative: { status: 202, body: '{"retryAfterMs":-5}' },
+      fractional: { status: 202, body: '{"retryAfterMs":1.5}' },
+      text: { status: 202, body: '{"retryAfterMs":"2000"}' },
+      array: { status: 202, body: '[2000]' },
+      'a-week': { status: 202, body: '{"retryAfterMs":604800000}' },
+      'beyond-safe': { status: 202, body: '{"retryAfterMs":9007199254740993}' },
+      created: { status: 201, body: '{"retryAfterMs":2000}' },
+      'no-content': { status: 204, body: '' },
+    };
+    const participant = createServer((req, res) => {
+      req.resume();
+      const action = decodeURIComponent((req.url ?? '').split('/')[2] ?? '');
+      const answer = answers[action];
+      res.writeHead(answer.status, answer.body === '' ? {} : { 'content-type': answer.type ?? 'application/json' }).end(answer.body);
+    });
+    await new Promise<void>((resolve) => participant.listen(0, '127.0.0.1', resolve));
+    const participantEndpoint = `http://127.0.0.1:${(participant.address() as AddressInfo).port}/tx`;
+    const transport = new HttpParticipantTransport(LOOPBACK);
+    const outcomes: Record<string, unknown> = {};
+    for (const action of Object.keys(answers)) {
+      outcomes[action] = await transport.call(participantEndpoint, { ...body(`ongoing-${action}`), action }, 1_000, options());
+    }
+    expect(outcomes).toEqual({
+      hinted: { kind: 'ongoing', retryAfterMs: 2000 },
+      'no-body': { kind: 'ongoing' },
+      'empty-object': { kind: 'ongoing' },
+      'not-json': { kind: 'ongoing' },
+      zero: { kind: 'ongoing' },
+      negative: { kind: 'ongoing' },
+      fractional: { kind: 'ongoing' },
+      text: { kind: 'ongoing' },
+      array: { kind: 'ongoing' },
+      'a-week': { kind: 'ongoing', retryAfterMs: 60 * 60 * 1000 },
+      'beyond-safe': { kind: 'ongoing' },
+      created: { kind: 'ok', result: { retryAfterMs: 2000 } },
+      'no-content': { kind: 'ok', result: null },
+    });
+    transport.close();
+    await closeServer(participant);
+  });
 });

@@ -77,7 +77,38 @@ export function readBranchLocks(value: unknown): BranchLocks | null {
   return { count: count as number, rows: read };
 }
 
-export type MicroserviceReply = { outcome: 'ok'; result: Json; locks?: BranchLocks } | { outcome: 'failed'; message: string };
+/**
+ * A participant's reply on the message transports (PROTOCOL.md 5.2): ok (the 2xx equivalent),
+ * failed (the 409 equivalent), or ongoing (the 202 equivalent, 3.6): accepted, the outcome not
+ * known yet; `retryAfterMs` says when to ask again.
+ */
+export type MicroserviceReply =
+  | { outcome: 'ok'; result: Json; locks?: BranchLocks }
+  | { outcome: 'failed'; message: string }
+  | { outcome: 'ongoing'; retryAfterMs?: number };
+
+/**
+ * The longest `retryAfterMs` of an ongoing answer the coordinator honours (one hour): a longer
+ * hint is taken as this. A participant that waits days (a person's approval) is still asked
+ * once an hour, which is cheap, and a typo (ms taken for µs) cannot park a branch for a year.
+ */
+export const MAX_RETRY_AFTER_MS = 60 * 60 * 1000;
+
+/**
+ * The `retryAfterMs` hint of an ongoing answer (PROTOCOL.md 3.6), from whatever the participant
+ * sent: a positive safe integer, clamped to MAX_RETRY_AFTER_MS; anything else (absent, zero,
+ * negative, fractional, not a number) is no hint, never a reason to refuse the answer.
+ */
+export function readRetryAfterMs(value: unknown): number | undefined {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) return undefined;
+  return Math.min(value, MAX_RETRY_AFTER_MS);
+}
+
+/** The ongoing outcome of a 202's JSON body (or a message reply) `{ "retryAfterMs": <int> }`; any other body is no hint. */
+export function ongoingOutcome(body: unknown): Extract<CallOutcome, { kind: 'ongoing' }> {
+  const hint = typeof body === 'object' && body !== null && !Array.isArray(body) ? readRetryAfterMs((body as { retryAfterMs?: unknown }).retryAfterMs) : undefined;
+  return hint === undefined ? { kind: 'ongoing' } : { kind: 'ongoing', retryAfterMs: hint };
+}
 
 /** What a participant call came to, once mapped from the transport's answer. */
 export type CallOutcome =

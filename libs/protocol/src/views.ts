@@ -44,6 +44,15 @@ export interface BranchOutcomeView {
   result: Json;
 }
 
+/**
+ * The answer to adding a branch whose phase 1 answered `202` (PROTOCOL.md 3.6): accepted, its
+ * outcome not known yet. Read the transaction (3.4) until the branch is `prepared` or `failed`.
+ */
+export interface PendingBranchView {
+  branchId: string;
+  status: 'pending';
+}
+
 export interface ParticipantView {
   name: string;
   transport: string;

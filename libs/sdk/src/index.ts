@@ -12,8 +12,12 @@ export type {
 export { connectParticipantTransport } from './participant/participant-transport.js';
 export { AtAction, MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
 export type { AtActionOptions, MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
-export type { BranchContext } from './participant/participant.explorer.js';
+export type { BranchContext, PhaseCallIdentity } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
+// A phase whose outcome is not known yet (PROTOCOL.md 3.6): `return ongoing({ retryAfterMs })`,
+// and its final answer reported later with BranchOutcomes.
+export { ongoing, OngoingNotSupportedError, type OngoingAnswer, type OngoingOptions } from './data-layers/core/ongoing-answer.js';
+export { BranchOutcomes, type ReportedOutcome } from './participant/branch-outcomes.js';
 // The SDK's tables missing from the participant's database (thrown by a data layer, answered 503 DTX_SCHEMA_MISSING).
 export { DtxSchemaError, type SchemaNeeds } from './data-layers/core/schema.js';
 export { ParticipantErrorCode, type ParticipantErrorBody } from './participant/participant-errors.js';
@@ -23,7 +27,7 @@ export { DtxParticipantHealthIndicator, type DtxHealthIndicatorResult } from './
 // Data layers: what they are, the barrier and the XA helper on the participant's layer. The
 // adapters are subpath exports (`@nest-dtx/sdk/pg`, `/mysql2`, `/prisma`, `/drizzle`,
 // `/kysely`, `/mikro-orm`, `/redis`, `/typeorm`), so an app loads only the one it uses.
-export type { AtDataLayer, AtRowRef, AtTable, BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
+export type { AtDataLayer, AtRowRef, AtTable, BusinessAnswer, BusinessWork, DataLayerOptions, DtxDataLayer, XaDataLayer } from './data-layers/core/data-layer.js';
 // AT mode: its schema (for migrations other than TypeORM's), its triggers, reads that wait for locks.
 export { atSchemaDdl, atTriggerDdl, dropAtSchemaDdl } from './data-layers/core/at-sql.js';
 export { AtRowLockedError, isAtRowLocked } from './data-layers/core/sql-at.js';
@@ -74,6 +78,7 @@ export { MsgBuilder, MsgSubmitError, type MsgCheckTarget, type MsgOptions } from
 export {
   TransactionClient,
   type BeginRequest,
+  type BranchOutcomeReport,
   type BranchRequest,
   type InteractiveTransaction,
   type RegisterParticipantRequest,

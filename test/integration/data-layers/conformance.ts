@@ -7,7 +7,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Json, Mode, Phase, PhaseCallBody } from '@nest-dtx/protocol';
-import { BranchBarrier, BusinessFailure, DTX_MSG_CHECK_ACTION, LocalTransactionRefused, type BarrierOutcome, type DtxDataLayer } from '@nest-dtx/sdk';
+import {
+  BranchBarrier,
+  BusinessFailure,
+  DTX_MSG_CHECK_ACTION,
+  LocalTransactionRefused,
+  OngoingNotSupportedError,
+  ongoing,
+  type BarrierOutcome,
+  type BusinessAnswer,
+  type DtxDataLayer,
+} from '@nest-dtx/sdk';
 
 export interface ConformanceFixture<Tx> {
   /** The data layer under test; its lock timeout should be short (1 s) for the lock case. */
@@ -65,6 +75,22 @@ function deferred(): { promise: Promise<void>; resolve(): void } {
   let resolve!: () => void;
   const promise = new Promise<void>((done) => (resolve = done));
   return { promise, resolve };
+}
+
+/**
+ * Calls again after an error, as the coordinator does with a transient answer: two calls that
+ * lock the same rows in opposite orders may end in a deadlock (MySQL/MariaDB), which the
+ * database breaks by failing one of them.
+ */
+async function transientRetried<T>(send: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await sleep(10 * attempt);
+    }
+  }
 }
 
 /** Runs the conformance cases against the fixture `setUp` makes (once for the file). */
@@ -255,6 +281,113 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
       }
     });
 
+    describe('ongoing answers (PROTOCOL.md 3.6): the phase stays repeatable until a final answer', () => {
+      /** Where the business stands on a request it cannot answer at once (an approval by a person). */
+      type Decision = 'waiting' | 'approved' | 'refused';
+      /**
+       * The business method of `p`, answering from its own state: while waiting it records
+       * `<p>:waiting` and answers ongoing; approved, it records `<p>` and answers its result;
+       * refused, it refuses (the fixture's refusal: its own change rolled back).
+       */
+      const decided = (gid: string, p: Phase, decision: Decision) => async (tx: Tx): Promise<BusinessAnswer> => {
+        if (decision === 'refused') return f.refuse(tx, gid);
+        await f.record(tx, gid, decision === 'waiting' ? `${p}:waiting` : p);
+        return decision === 'waiting' ? ongoing({ retryAfterMs: 1000 }) : { [p]: 'done' };
+      };
+      const answer = (gid: string, p: Phase, decision: Decision, mode: Mode = 'tcc'): Promise<BarrierOutcome> =>
+        f.layer.runPhase(call(gid, p, mode), decided(gid, p, decision));
+      const asked = { kind: 'ongoing', retryAfterMs: 1000 };
+      const rolledBack = { kind: 'failed', details: { reason: 'rolled_back' } };
+
+      it('ongoing, then ok: every repeat runs the method again and what it wrote stays; the final result is kept, and a duplicate replays it', async () => {
+        const gid = id('ongoing-ok');
+        expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+        expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'try:waiting']);
+        expect(await answer(gid, 'try', 'approved')).toEqual({ kind: 'ok', result: { try: 'done' }, duplicate: false, skipped: false });
+        // The slot is complete: a duplicate does not run the method (which would record again).
+        expect(await answer(gid, 'try', 'approved')).toEqual({ kind: 'ok', result: { try: 'done' }, duplicate: true, skipped: true });
+        expect(await answer(gid, 'try', 'waiting')).toEqual({ kind: 'ok', result: { try: 'done' }, duplicate: true, skipped: true });
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'try:waiting', 'try']);
+        expect(await f.barrierRows(gid)).toBe(1);
+        expect(await phase(gid, 'confirm')).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'try:waiting', 'try', 'confirm']);
+      });
+
+      it('ongoing, then a business refusal: answered failed, the refusing call changed nothing, the ongoing calls’ writes stay, and the cancel runs the real compensation', async () => {
+        const gid = id('ongoing-refused');
+        expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+        expect(await answer(gid, 'try', 'refused')).toEqual({ kind: 'failed', message: 'no stock', details: { reason: 'out_of_stock' } });
+        expect(await f.effects(gid)).toEqual(['try:waiting']);
+        // Not a null compensation: phase 1 ran (and wrote) while it was ongoing.
+        expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: { recorded: 'cancel' }, duplicate: false, skipped: false });
+        expect(await answer(gid, 'try', 'approved')).toMatchObject(rolledBack);
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'cancel']);
+      });
+
+      it('ongoing, then the rollback: it runs the real compensation, and a late repeat of phase 1 is refused (anti-hanging)', async () => {
+        const gid = id('ongoing-cancel');
+        expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+        expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: { recorded: 'cancel' }, duplicate: false, skipped: false });
+        expect(await answer(gid, 'try', 'approved')).toMatchObject(rolledBack);
+        expect(await answer(gid, 'try', 'waiting')).toMatchObject(rolledBack);
+        expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'cancel']);
+      });
+
+      it('the rollback first, then phase 1: a null compensation, and phase 1 refused whatever it would have answered', async () => {
+        const gid = id('cancel-then-ongoing');
+        expect(await phase(gid, 'cancel')).toEqual({ kind: 'ok', result: null, duplicate: false, skipped: true });
+        expect(await answer(gid, 'try', 'waiting')).toMatchObject(rolledBack);
+        expect(await f.effects(gid)).toEqual([]);
+      });
+
+      it.each([
+        ['tcc', 'try', 'confirm'],
+        ['tcc', 'try', 'cancel'],
+        ['2pc', 'prepare', 'commit'],
+        ['saga', 'execute', 'compensate'],
+      ] as const)('%s %s then %s answering ongoing: it runs again until it answers for good, then duplicates are skipped', async (mode, phase1, phase2) => {
+        const gid = id(`ongoing-${mode}-${phase2}`);
+        expect(await answer(gid, phase1, 'approved', mode)).toMatchObject({ kind: 'ok', duplicate: false });
+        expect(await answer(gid, phase2, 'waiting', mode)).toEqual(asked);
+        expect(await answer(gid, phase2, 'waiting', mode)).toEqual(asked);
+        expect(await answer(gid, phase2, 'approved', mode)).toEqual({ kind: 'ok', result: { [phase2]: 'done' }, duplicate: false, skipped: false });
+        expect(await answer(gid, phase2, 'approved', mode)).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+        expect(await f.effects(gid)).toEqual([phase1, `${phase2}:waiting`, `${phase2}:waiting`, phase2]);
+      });
+
+      it('ten concurrent repeats of an ongoing try that is now approved take effect exactly once', async () => {
+        const gid = id('ongoing-concurrent');
+        expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+        const answers = await Promise.all(Array.from({ length: 10 }, () => transientRetried(() => answer(gid, 'try', 'approved'))));
+        expect(answers.every((a) => a.kind === 'ok')).toBe(true);
+        expect(answers.filter((a) => a.kind === 'ok' && !a.duplicate)).toHaveLength(1);
+        expect(await f.effects(gid)).toEqual(['try:waiting', 'try']);
+      });
+
+      it('a repeat of an ongoing try racing its cancel ends consistent every time: the try approved then compensated, or refused and only its waiting compensated', async () => {
+        let approvedFirst = 0;
+        let cancelledFirst = 0;
+        for (let i = 0; i < 20; i++) {
+          const gid = id(`ongoing-race-${i}`);
+          expect(await answer(gid, 'try', 'waiting')).toEqual(asked);
+          const [tried, cancelled] = await Promise.all([transientRetried(() => answer(gid, 'try', 'approved')), transientRetried(() => phase(gid, 'cancel'))]);
+          expect(cancelled).toMatchObject({ kind: 'ok', skipped: false });
+          const applied = await f.effects(gid);
+          if (tried.kind === 'ok') {
+            expect([...applied].sort()).toEqual(['cancel', 'try', 'try:waiting']);
+            approvedFirst++;
+          } else {
+            expect(tried).toMatchObject(rolledBack);
+            expect(applied).toEqual(['try:waiting', 'cancel']);
+            cancelledFirst++;
+          }
+        }
+        expect(approvedFirst + cancelledFirst).toBe(20);
+      });
+    });
+
     describe('msg: the check-back and the local transaction meet on one barrier row', () => {
       it('a check before any local transaction answers 409, for good: a later local transaction is refused and its work never runs', async () => {
         const gid = id('msg-check-first');
@@ -394,6 +527,17 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
         expect(await f.effects(undone)).toEqual(['prepare', 'prepare-again']);
         expect(await at!.rollback(call(undone, 'rollback', '2pc'))).toMatchObject({ kind: 'ok', skipped: false });
         expect(await f.effects(undone)).toEqual([]);
+
+        // AT's phase 1 takes its undo log and locks in the one call: ongoing is refused, nothing kept.
+        const waiting = id('at-ongoing');
+        await expect(
+          at!.prepare(call(waiting, 'prepare', '2pc'), async (tx) => {
+            await f.record(tx, waiting, 'prepare');
+            return ongoing();
+          }, { lockWaitMs: 200 }),
+        ).rejects.toBeInstanceOf(OngoingNotSupportedError);
+        expect(await f.effects(waiting)).toEqual([]);
+        expect(await f.barrierRows(waiting)).toBe(0);
 
         const kept = id('at-kept');
         await prepare(kept);

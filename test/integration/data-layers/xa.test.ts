@@ -14,7 +14,7 @@ import pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
-import { BusinessFailure, PreparedTransactions, dtxMigrations, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
+import { BusinessFailure, OngoingNotSupportedError, PreparedTransactions, dtxMigrations, ongoing, type DtxDataLayer, type SqlDialect } from '@nest-dtx/sdk';
 import { mysql2DataLayer } from '@nest-dtx/sdk/mysql2';
 import { pgDataLayer } from '@nest-dtx/sdk/pg';
 import { typeormDataLayer } from '@nest-dtx/sdk/typeorm';
@@ -222,6 +222,19 @@ function describeXaCases<Tx>(name: string, setUp: (run: string) => Promise<XaFix
         expect(await one.xa.prepare(P, call(gid, 'prepare'), sell(gid))).toMatchObject({ kind: 'ok', duplicate: false });
         await one.xa.rollback(P, call(gid, 'rollback'));
         expect(await f.qty(gid)).toBe(10);
+      });
+
+      it('an answer of ongoing is refused (a participant bug: an XA prepare ends in its call), and nothing it wrote is kept', async () => {
+        const gid = await branch('ongoing');
+        const waiting = async (tx: Tx) => {
+          await f.sell(tx, gid);
+          return ongoing({ retryAfterMs: 1000 });
+        };
+        await expect(one.xa.prepare(P, call(gid, 'prepare'), waiting)).rejects.toBeInstanceOf(OngoingNotSupportedError);
+        expect(await isPrepared(gid)).toBe(false);
+        expect(await f.barrierRows(gid)).toBe(0);
+        expect(await f.qty(gid)).toBe(10);
+        await nextPrepareTakes(gid);
       });
 
       it('a business statement that waits for a row lock gives up after the lock timeout', async () => {

@@ -1,10 +1,13 @@
 import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import {
+  BranchNotFoundError,
   InvalidRequestError,
+  NotParticipantOwnerError,
   ModeNotSupportedError,
   OverloadedError,
   TooManyBranchesError,
+  TransactionBusyError,
   TransactionNotFoundError,
   TransactionRefusedError,
 } from '../engine/errors.js';
@@ -36,5 +39,8 @@ export function asApiError(error: unknown): unknown {
   if (error instanceof UnresolvedParticipantError) return new ApiError(400, error.code, error.message, { field: error.field });
   if (error instanceof ModeNotSupportedError) return new ApiError(400, ErrorCode.MODE_NOT_SUPPORTED, error.message, { field: 'mode' });
   if (error instanceof OverloadedError) return new ApiError(503, ErrorCode.OVERLOADED, error.message, { retryAfterSeconds: error.retryAfterSeconds });
+  if (error instanceof BranchNotFoundError) return new ApiError(404, ErrorCode.NOT_FOUND, error.message, { field: 'branchId' });
+  if (error instanceof NotParticipantOwnerError) return new ApiError(403, ErrorCode.FORBIDDEN, error.message, { field: 'branchId' });
+  if (error instanceof TransactionBusyError) return new ApiError(503, ErrorCode.OVERLOADED, error.message, { retryAfterSeconds: error.retryAfterSeconds });
   return error;
 }

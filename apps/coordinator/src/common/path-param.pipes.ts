@@ -21,5 +21,8 @@ class PathParamPipe implements PipeTransform<string, string> {
 /** A gid path parameter (PROTOCOL.md 3.1). */
 export const GidPipe = new PathParamPipe('gid', ID_PATTERN, '[A-Za-z0-9_.:-]{1,128}');
 
+/** A branchId path parameter (PROTOCOL.md 3.2). */
+export const BranchIdPipe = new PathParamPipe('branchId', ID_PATTERN, '[A-Za-z0-9_.:-]{1,128}');
+
 /** A participant name path parameter (PROTOCOL.md 4). */
 export const ParticipantNamePipe = new PathParamPipe('name', NAME_PATTERN, '[A-Za-z0-9_.:-]{1,64}');

@@ -32,6 +32,7 @@ import {
   type BranchLocksView,
   type BranchOutcomeView,
   type BranchView,
+  type PendingBranchView,
   type HeldLockView,
   type HeldLocksPage,
   type Json,
@@ -153,6 +154,15 @@ export class BranchOutcomeViewSchema implements BranchOutcomeView {
 
   @ApiProperty({ ...ANY, description: `The participant's JSON body. ${ANY_JSON}`, example: null })
   result!: Json;
+}
+
+@ApiSchema({ name: 'PendingBranchView' })
+export class PendingBranchViewSchema implements PendingBranchView {
+  @ApiProperty({ ...ID, example: 'b1' })
+  branchId!: string;
+
+  @ApiProperty({ enum: ['pending'], example: 'pending' })
+  status!: 'pending';
 }
 
 @ApiSchema({ name: 'ParticipantActionView' })

@@ -62,3 +62,39 @@ export class OverloadedError extends Error {
     this.name = 'OverloadedError';
   }
 }
+
+/** The transaction has no branch of this id (PROTOCOL.md 3.6: a reported outcome names one). */
+export class BranchNotFoundError extends Error {
+  constructor(
+    readonly gid: string,
+    readonly branchId: string,
+  ) {
+    super(`transaction ${gid} has no branch ${branchId}`);
+    this.name = 'BranchNotFoundError';
+  }
+}
+
+/** A reported outcome (PROTOCOL.md 3.6) from an API key that does not own the branch's participant name (4). */
+export class NotParticipantOwnerError extends Error {
+  constructor(
+    readonly branchId: string,
+    readonly participant: string,
+  ) {
+    super(`branch ${branchId} belongs to participant ${participant}, whose name belongs to another API key`);
+    this.name = 'NotParticipantOwnerError';
+  }
+}
+
+/**
+ * Another instance (or a call of this one) is driving the transaction under a live lease and
+ * kept it past the wait: a reported outcome is not written under it. Send it again shortly.
+ */
+export class TransactionBusyError extends Error {
+  constructor(
+    readonly gid: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`transaction ${gid} is being driven by a coordinator instance right now; send the report again in ${retryAfterSeconds} s`);
+    this.name = 'TransactionBusyError';
+  }
+}

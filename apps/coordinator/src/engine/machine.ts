@@ -11,24 +11,33 @@ export interface MachineMode {
   kindOf(branch: Pick<BranchRecord, 'branchId'>): BranchKind;
 }
 
-/** A transaction as the machine sees it (a loaded one, or one as adding a branch reads it: statuses only). */
+/**
+ * A transaction as the machine sees it (a loaded one, or one as adding a branch reads it:
+ * statuses only, where no branch's wait matters). A branch waits while its `waitingSince` is set.
+ */
 export const machineOf = (
-  loaded: { tx: Pick<TxRecord, 'status' | 'reason'>; branches: readonly Pick<BranchRecord, 'branchId' | 'status'>[] },
+  loaded: { tx: Pick<TxRecord, 'status' | 'reason'>; branches: readonly (Pick<BranchRecord, 'branchId' | 'status'> & Partial<Pick<BranchRecord, 'waitingSince'>>)[] },
   mode: MachineMode,
 ): MachineTx => ({
   rules: mode.rules,
   status: loaded.tx.status,
   reason: loaded.tx.reason,
-  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status, kind: mode.kindOf(b) })),
+  branches: loaded.branches.map((b) => ({ branchId: b.branchId, status: b.status, kind: mode.kindOf(b), waiting: (b.waitingSince ?? null) !== null })),
 });
 
 /** What a participant's answer to a phase-1 call (saga: a forward step) means to the machine. */
 export const phase1AnswerOf = (outcome: CallOutcome): Phase1Answer =>
-  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'failed' : 'unknown';
+  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'failed' : outcome.kind === 'ongoing' ? 'ongoing' : 'unknown';
 
 /** What a participant's answer to a phase-2 call means to the machine; a 409 there is a refusal (a participant bug). */
 export const phase2AnswerOf = (outcome: CallOutcome): Phase2Answer =>
-  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : 'transient';
+  outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : outcome.kind === 'ongoing' ? 'ongoing' : 'transient';
+
+/** Whether a branch of `next` waits for a final answer to its phase in progress (PROTOCOL.md 3.6). */
+export function waitingIn(next: MachineTx): (branchId: string) => boolean {
+  const waiting = new Set(next.branches.filter((b) => b.waiting).map((b) => b.branchId));
+  return (branchId) => waiting.has(branchId);
+}
 
 export const errorOf = (outcome: CallOutcome): Json => (outcome.kind === 'ok' || outcome.kind === 'ongoing' ? null : outcome.error);
 

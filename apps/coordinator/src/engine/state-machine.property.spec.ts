@@ -1,7 +1,8 @@
 /**
  * Property-based check (fast-check) of the state machine against a small reference model of
- * PROTOCOL.md 2 and 3.3, over random interleavings of client calls, participant answers,
- * deadlines and crashes (a crash loses whatever was decided but not yet written).
+ * PROTOCOL.md 2, 3.3 and 3.6, over random interleavings of client calls, participant answers
+ * (ongoing ones among them), deadlines and crashes (a crash loses whatever was decided but not
+ * yet written).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -15,32 +16,55 @@ import { isAllowedMove, transition, type MachineEvent, type MachineTx, type Mode
 /** Each mode's rules as its plug-in declares them; every branch of these modes is of its mode's kind. */
 const RULES: Record<BranchMode, ModeRules> = { tcc: TCC_RULES, '2pc': TWO_PHASE_COMMIT_RULES, saga: SAGA_RULES, msg: MSG_RULES };
 
-type Model = { mode: BranchMode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus> };
+/** `waiting`: the branches whose phase in progress answered ongoing and had no final answer since (PROTOCOL.md 3.6). */
+type Model = { mode: BranchMode; status: GlobalStatus; reason: RollbackReason | null; branches: Record<string, BranchStatus>; waiting: Record<string, boolean> };
 
 const terminal = (s: GlobalStatus) => s === 'committed' || s === 'rolled_back';
 const every = (m: Model, s: BranchStatus) => Object.values(m.branches).every((b) => b === s);
 
 /** The protocol, written again as plainly as possible: the oracle. Returns an error code or the next model. */
 function reference(m: Model, e: MachineEvent): Model | ErrorCode {
-  const next: Model = { ...m, branches: { ...m.branches } };
+  const next = referenceMove(m, e);
+  // A new status is a new phase for every branch: no wait outlives it.
+  if (typeof next !== 'string' && next.status !== m.status) next.waiting = Object.fromEntries(Object.keys(next.branches).map((b) => [b, false]));
+  return next;
+}
+
+/** A phase-1 answer (tcc/2pc, or a saga step) to a pending branch: final ones end its wait, ongoing starts it, none changes nothing. */
+function answerPhase1(next: Model, branchId: string, answer: string, success: BranchStatus): void {
+  if (next.branches[branchId] !== 'pending') return;
+  if (answer === 'ongoing') next.waiting[branchId] = true;
+  else if (answer === 'ok' || answer === 'failed') {
+    next.branches[branchId] = answer === 'ok' ? success : 'failed';
+    next.waiting[branchId] = false;
+  }
+}
+
+function referenceMove(m: Model, e: MachineEvent): Model | ErrorCode {
+  const next: Model = { ...m, branches: { ...m.branches }, waiting: { ...m.waiting } };
   const saga = m.mode === 'saga';
   const msg = m.mode === 'msg';
   switch (e.type) {
     case 'branch_added':
       if (saga || msg) return ErrorCode.WRONG_MODE;
       if (m.status !== 'active') return ErrorCode.TX_NOT_ACTIVE;
-      next.branches[e.branchId] ??= 'pending';
+      if (!(e.branchId in next.branches)) {
+        next.branches[e.branchId] = 'pending';
+        next.waiting[e.branchId] = false;
+      }
       return next;
     case 'phase1_answered':
       if (saga || msg) return ErrorCode.WRONG_MODE;
-      if (m.status === 'active') {
-        for (const a of e.answers) if (next.branches[a.branchId] === 'pending' && a.answer !== 'unknown') next.branches[a.branchId] = a.answer === 'ok' ? 'prepared' : 'failed';
-      }
+      if (m.status === 'active') for (const a of e.answers) answerPhase1(next, a.branchId, a.answer, 'prepared');
       return next;
-    case 'phase1_finished':
+    case 'phase1_finished': {
       if (m.status !== 'active') return next;
       if (saga || msg) return ErrorCode.WRONG_MODE;
-      return every(m, 'prepared') ? { ...next, status: 'committing' } : { ...next, status: 'rolling_back', reason: 'branch_failed' };
+      if (every(m, 'prepared')) return { ...next, status: 'committing' };
+      // Only branches still waiting for their final answer keep the decision open; a refusal or no answer at all rolls back.
+      const open = Object.entries(m.branches).every(([b, s]) => s === 'prepared' || (s === 'pending' && m.waiting[b]));
+      return open ? next : { ...next, status: 'rolling_back', reason: 'branch_failed' };
+    }
     case 'commit_requested':
       if (saga) return ErrorCode.WRONG_MODE;
       if (m.status === 'rolling_back' || m.status === 'rolled_back') return ErrorCode.TX_ALREADY_DECIDED;
@@ -61,13 +85,19 @@ function reference(m: Model, e: MachineEvent): Model | ErrorCode {
     case 'phase2_answered': {
       if (m.status !== 'committing' && m.status !== 'rolling_back') return next;
       const done: BranchStatus = m.status === 'committing' ? 'committed' : 'rolled_back';
-      for (const a of e.answers) if (a.answer === 'ok' && a.branchId in next.branches) next.branches[a.branchId] = done;
+      for (const a of e.answers) {
+        if (!(a.branchId in next.branches) || next.branches[a.branchId] === done) continue;
+        if (a.answer === 'ok') {
+          next.branches[a.branchId] = done;
+          next.waiting[a.branchId] = false;
+        } else if (a.answer === 'ongoing') next.waiting[a.branchId] = true;
+      }
       return every(next, done) ? { ...next, status: done } : next;
     }
     case 'steps_answered': {
       if (!saga) return ErrorCode.WRONG_MODE;
       if (m.status !== 'active') return next;
-      for (const a of e.answers) if (next.branches[a.branchId] === 'pending' && a.answer !== 'unknown') next.branches[a.branchId] = a.answer === 'ok' ? 'committed' : 'failed';
+      for (const a of e.answers) answerPhase1(next, a.branchId, a.answer, 'committed');
       if (Object.values(next.branches).includes('failed')) return { ...next, status: 'rolling_back', reason: 'branch_failed' };
       return every(next, 'committed') ? { ...next, status: 'committed' } : next;
     }
@@ -78,13 +108,14 @@ const toMachine = (m: Model): MachineTx => ({
   rules: RULES[m.mode],
   status: m.status,
   reason: m.reason,
-  branches: Object.entries(m.branches).map(([branchId, status]) => ({ branchId, status, kind: m.mode })),
+  branches: Object.entries(m.branches).map(([branchId, status]) => ({ branchId, status, kind: m.mode, waiting: m.waiting[branchId] })),
 });
 const fromMachine = (t: MachineTx, mode: BranchMode): Model => ({
   mode,
   status: t.status,
   reason: t.reason,
   branches: Object.fromEntries(t.branches.map((b) => [b.branchId, b.status])),
+  waiting: Object.fromEntries(t.branches.map((b) => [b.branchId, b.waiting ?? false])),
 });
 
 const branchId = fc.constantFrom('a', 'b', 'c');
@@ -93,13 +124,13 @@ const answers = <A extends string>(...kinds: A[]) =>
   fc.uniqueArray(fc.record({ branchId, answer: fc.constantFrom(...kinds) }), { maxLength: 3, selector: (a) => a.branchId });
 const event: fc.Arbitrary<MachineEvent> = fc.oneof(
   fc.record({ type: fc.constant('branch_added' as const), branchId, kind: fc.constant<BranchMode>('tcc') }),
-  fc.record({ type: fc.constant('phase1_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
+  fc.record({ type: fc.constant('phase1_answered' as const), answers: answers('ok', 'failed', 'ongoing', 'unknown') }),
   fc.record({ type: fc.constant('phase1_finished' as const) }),
   fc.record({ type: fc.constant('commit_requested' as const) }),
   fc.record({ type: fc.constant('rollback_requested' as const), reason: fc.constantFrom('client' as const, 'admin' as const) }),
   fc.record({ type: fc.constant('deadline_passed' as const) }),
-  fc.record({ type: fc.constant('phase2_answered' as const), answers: answers('ok', 'transient', 'refused') }),
-  fc.record({ type: fc.constant('steps_answered' as const), answers: answers('ok', 'failed', 'unknown') }),
+  fc.record({ type: fc.constant('phase2_answered' as const), answers: answers('ok', 'ongoing', 'transient', 'refused') }),
+  fc.record({ type: fc.constant('steps_answered' as const), answers: answers('ok', 'failed', 'ongoing', 'unknown') }),
   fc.record({ type: fc.constant('check_answered' as const), answer: fc.constantFrom('committed' as const, 'not_committed' as const, 'unknown' as const) }),
 );
 /** Each step: an event, and whether the instance crashes before writing what it decided. */
@@ -115,7 +146,13 @@ describe('state machine vs reference model (fast-check)', () => {
       fc.property(start, fc.array(step, { maxLength: 30 }), ({ mode, branches }, steps) => {
         // A message's branches are prepared from the start (ready to deliver); the others' pending.
         const initial: BranchStatus = mode === 'msg' ? 'prepared' : 'pending';
-        let durable: Model = { mode, status: 'active', reason: null, branches: Object.fromEntries(branches.map((b) => [b, initial])) };
+        let durable: Model = {
+          mode,
+          status: 'active',
+          reason: null,
+          branches: Object.fromEntries(branches.map((b) => [b, initial])),
+          waiting: Object.fromEntries(branches.map((b) => [b, false])),
+        };
         const history: GlobalStatus[] = [durable.status];
         for (const { event: e, crashBeforeWrite } of steps) {
           // A branch added to a transaction is of its mode's kind.
@@ -144,6 +181,13 @@ describe('state machine vs reference model (fast-check)', () => {
           if (durable.status === 'rolled_back') expect(every(durable, 'rolled_back')).toBe(true);
           if (durable.status === 'committing' && mode !== 'saga') {
             expect(Object.values(durable.branches).every((b) => b === 'prepared' || b === 'committed')).toBe(true);
+          }
+          // Only a branch whose phase is in progress waits: never one that is done, never in a terminal transaction.
+          for (const [b, waits] of Object.entries(durable.waiting)) {
+            if (!waits) continue;
+            expect(terminal(durable.status)).toBe(false);
+            if (durable.status === 'active') expect(durable.branches[b]).toBe('pending');
+            else expect(durable.branches[b]).not.toBe(durable.status === 'committing' ? 'committed' : 'rolled_back');
           }
         }
       }),

@@ -310,3 +310,81 @@ describe('random event sequences (seeded)', () => {
     }
   });
 });
+
+describe('long-running answers (PROTOCOL.md 3.6)', () => {
+  const waiting = (t: MachineTx) => Object.fromEntries(t.branches.map((b) => [b.branchId, b.waiting ?? false]));
+  const withWaiting = (t: MachineTx, ids: string[]): MachineTx => ({ ...t, branches: t.branches.map((b) => ({ ...b, waiting: ids.includes(b.branchId) })) });
+
+  describe.each(['tcc', '2pc'] as const)('%s', (mode) => {
+    it('phase1_answered: ongoing leaves a branch pending and waiting; a final answer ends the wait; no answer changes nothing', () => {
+      const start = withWaiting(tx(mode, 'active', { a: 'pending', b: 'pending', c: 'pending' }), ['c']);
+      const next = ok(
+        transition(start, {
+          type: 'phase1_answered',
+          answers: [
+            { branchId: 'a', answer: 'ongoing' },
+            { branchId: 'b', answer: 'unknown' },
+            { branchId: 'c', answer: 'ok' },
+          ],
+        }),
+      );
+      expect(statusesOf(next)).toEqual({ a: 'pending', b: 'pending', c: 'prepared' });
+      expect(waiting(next)).toEqual({ a: true, b: false, c: false });
+      // A branch that accepted its call and then gave no answer is still working on it.
+      expect(waiting(ok(transition(next, { type: 'phase1_answered', answers: [{ branchId: 'a', answer: 'unknown' }] })))).toMatchObject({ a: true });
+      // Ongoing again changes nothing.
+      expect(transition(next, { type: 'phase1_answered', answers: [{ branchId: 'a', answer: 'ongoing' }] })).toMatchObject({ ok: true, changed: false });
+    });
+
+    it('phase1_finished: waits while a branch still works on its answer and every other is prepared', () => {
+      const start = withWaiting(tx(mode, 'active', { a: 'prepared', b: 'pending' }), ['b']);
+      expect(transition(start, { type: 'phase1_finished' })).toMatchObject({ ok: true, changed: false, tx: { status: 'active' } });
+    });
+
+    it.each([
+      ['a refusal', { a: 'failed', b: 'pending' }],
+      ['a branch with no answer at all', { a: 'pending', b: 'pending', c: 'prepared' }],
+    ] as const)('phase1_finished: rolls back on %s though another branch still waits, and every wait ends', (_name, branches) => {
+      const start = withWaiting(tx(mode, 'active', branches), ['b']);
+      const next = ok(transition(start, { type: 'phase1_finished' }));
+      expect(next).toMatchObject({ status: 'rolling_back', reason: 'branch_failed' });
+      expect(Object.values(waiting(next)).every((w) => !w)).toBe(true);
+    });
+
+    it('commit_requested while a branch waits: rolled back with CANNOT_COMMIT (3.3 unchanged)', () => {
+      const result = transition(withWaiting(tx(mode, 'active', { a: 'prepared', b: 'pending' }), ['b']), { type: 'commit_requested' });
+      expect(result).toMatchObject({ ok: true, error: ErrorCode.CANNOT_COMMIT, tx: { status: 'rolling_back', reason: 'branch_failed' } });
+    });
+
+    it('the deadline rolls back a transaction whose branch still waits, and ends the wait', () => {
+      const next = ok(transition(withWaiting(tx(mode, 'active', { a: 'pending' }), ['a']), { type: 'deadline_passed' }));
+      expect(next).toMatchObject({ status: 'rolling_back', reason: 'timeout' });
+      expect(waiting(next)).toEqual({ a: false });
+    });
+
+    it('phase2_answered: ongoing leaves the branch owed and waiting; ok delivers it and ends the wait', () => {
+      const start = tx(mode, 'committing', { a: 'prepared', b: 'prepared' });
+      const half = ok(transition(start, { type: 'phase2_answered', answers: [{ branchId: 'a', answer: 'ongoing' }, { branchId: 'b', answer: 'ok' }] }));
+      expect(half.status).toBe('committing');
+      expect(statusesOf(half)).toEqual({ a: 'prepared', b: 'committed' });
+      expect(waiting(half)).toEqual({ a: true, b: false });
+      const done = ok(transition(half, { type: 'phase2_answered', answers: [{ branchId: 'a', answer: 'ok' }] }));
+      expect(done.status).toBe('committed');
+      expect(waiting(done)).toEqual({ a: false, b: false });
+    });
+  });
+
+  it('saga: a step answered ongoing waits and the saga stays active; once it answers ok the saga commits', () => {
+    const waits = ok(transition(tx('saga', 'active', { s1: 'committed', s2: 'pending' }), { type: 'steps_answered', answers: [{ branchId: 's2', answer: 'ongoing' }] }));
+    expect(waits.status).toBe('active');
+    expect(waiting(waits)).toEqual({ s1: false, s2: true });
+    expect(ok(transition(waits, { type: 'steps_answered', answers: [{ branchId: 's2', answer: 'ok' }] })).status).toBe('committed');
+  });
+
+  it('saga: a step refused while another waits compensates both, and ends the wait', () => {
+    const start = withWaiting(tx('saga', 'active', { s1: 'pending', s2: 'pending' }), ['s1']);
+    const next = ok(transition(start, { type: 'steps_answered', answers: [{ branchId: 's2', answer: 'failed' }] }));
+    expect(next).toMatchObject({ status: 'rolling_back', reason: 'branch_failed' });
+    expect(waiting(next)).toEqual({ s1: false, s2: false });
+  });
+});

@@ -13,6 +13,12 @@ export interface MachineBranch {
   readonly branchId: string;
   readonly status: BranchStatus;
   readonly kind: BranchKind;
+  /**
+   * The phase in progress answered ongoing (PROTOCOL.md 3.6: accepted, outcome not known yet) and
+   * has had no final answer since: the branch is waiting, and is asked again. Absent: false. A
+   * move of the global status ends every wait (a new phase begins for every branch).
+   */
+  readonly waiting?: boolean;
 }
 
 /** Every status a transaction may move to from each status. */
@@ -65,17 +71,21 @@ export interface MachineTx {
   readonly branches: readonly MachineBranch[];
 }
 
-/** What a participant's answer to a phase-1 call came to. */
-export type Phase1Answer = 'ok' | 'failed' | 'unknown';
-/** What a participant's answer to a phase-2 call came to; `refused` is a 409, a participant bug. */
-export type Phase2Answer = 'ok' | 'transient' | 'refused';
+/**
+ * What a participant's answer to a phase-1 call came to: a final answer (`ok`, `failed`), an
+ * `ongoing` one (accepted, outcome not known yet: the branch waits), or none (`unknown`: no
+ * answer in time, the outcome is not known and nothing was accepted).
+ */
+export type Phase1Answer = 'ok' | 'failed' | 'ongoing' | 'unknown';
+/** What a participant's answer to a phase-2 call came to; `ongoing`: accepted, not done yet; `refused` is a 409, a participant bug. */
+export type Phase2Answer = 'ok' | 'ongoing' | 'transient' | 'refused';
 /** What msg's check-back came to: 2xx, 409, or anything else (ask again later). */
 export type CheckAnswer = 'committed' | 'not_committed' | 'unknown';
 
 export type MachineEvent =
   | { type: 'branch_added'; branchId: string; kind: BranchKind }
   | { type: 'phase1_answered'; answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }> }
-  /** One-shot: every phase-1 answer is in; decide. */
+  /** One-shot: the round of phase-1 answers is in; decide, unless a branch still waits for its final answer. */
   | { type: 'phase1_finished' }
   | { type: 'commit_requested' }
   | { type: 'rollback_requested'; reason: Extract<RollbackReason, 'client' | 'admin'> }
@@ -104,18 +114,31 @@ export function isAllowedMove(rules: ModeRules, from: GlobalStatus, to: GlobalSt
 const unchanged = (tx: MachineTx): MachineResult => ({ ok: true, tx, changed: false });
 const rejected = (error: ErrorCode): MachineResult => ({ ok: false, error });
 
+/** A branch's change from an answer: a new status, and whether it now waits for a final answer. */
+interface BranchUpdate {
+  status?: BranchStatus;
+  waiting?: boolean;
+}
+
 function moved(tx: MachineTx, next: Partial<MachineTx>, error?: ErrorCode): MachineResult {
-  const result: MachineTx = { ...tx, ...next };
-  if (result.status !== tx.status && !isAllowedMove(tx.rules, tx.status, result.status)) {
-    throw new Error(`state machine bug: ${tx.status} -> ${result.status} is not an allowed move`);
+  let result: MachineTx = { ...tx, ...next };
+  if (result.status !== tx.status) {
+    if (!isAllowedMove(tx.rules, tx.status, result.status)) {
+      throw new Error(`state machine bug: ${tx.status} -> ${result.status} is not an allowed move`);
+    }
+    // A decision starts a new phase for every branch: what they were waiting on is over.
+    result = { ...result, branches: result.branches.map((b) => (b.waiting ? { ...b, waiting: false } : b)) };
   }
   return error ? { ok: true, tx: result, changed: true, error } : { ok: true, tx: result, changed: true };
 }
 
-function setBranchStatuses(tx: MachineTx, updates: ReadonlyMap<string, BranchStatus>): MachineBranch[] {
+function updateBranches(tx: MachineTx, updates: ReadonlyMap<string, BranchUpdate>): MachineBranch[] {
   return tx.branches.map((b) => {
-    const status = updates.get(b.branchId);
-    return status && status !== b.status ? { ...b, status } : b;
+    const update = updates.get(b.branchId);
+    if (!update) return b;
+    const status = update.status ?? b.status;
+    const waiting = update.waiting ?? b.waiting ?? false;
+    return status === b.status && waiting === (b.waiting ?? false) ? b : { ...b, status, waiting };
   });
 }
 
@@ -127,20 +150,25 @@ const allBranchesReady = (tx: MachineTx, branches: readonly MachineBranch[] = tx
   branches.every((b) => b.status === tx.rules.afterPhase1[b.kind]);
 
 /**
- * The statuses phase-1 answers give the branches still pending: a success what the branch's
- * kind makes of one, a refusal failed; an unknown outcome leaves the branch pending.
+ * What phase-1 answers do to the branches still pending: a success makes them what the branch's
+ * kind makes of one, a refusal failed (both final: no longer waiting); an ongoing answer leaves
+ * them pending and waiting; no answer (unknown) leaves them as they were, waiting or not (a
+ * branch that accepted its call is still working on it).
  */
-function phase1Updates(tx: MachineTx, answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }>): Map<string, BranchStatus> {
-  const updates = new Map<string, BranchStatus>();
+function phase1Updates(tx: MachineTx, answers: ReadonlyArray<{ branchId: string; answer: Phase1Answer }>): Map<string, BranchUpdate> {
+  const updates = new Map<string, BranchUpdate>();
   for (const { branchId, answer } of answers) {
     const branch = tx.branches.find((b) => b.branchId === branchId);
     if (!branch || branch.status !== 'pending' || answer === 'unknown') continue;
     const succeeded = tx.rules.afterPhase1[branch.kind];
-    if (answer === 'failed') updates.set(branchId, 'failed');
-    else if (succeeded) updates.set(branchId, succeeded);
+    if (answer === 'ongoing') updates.set(branchId, { waiting: true });
+    else if (answer === 'failed') updates.set(branchId, { status: 'failed', waiting: false });
+    else if (succeeded) updates.set(branchId, { status: succeeded, waiting: false });
   }
   return updates;
 }
+
+const changesAnything = (tx: MachineTx, branches: readonly MachineBranch[]): boolean => branches.some((b, i) => b !== tx.branches[i]);
 
 function rollBack(tx: MachineTx, reason: RollbackReason, error?: ErrorCode): MachineResult {
   return moved(tx, { status: 'rolling_back', reason }, error);
@@ -162,18 +190,20 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
       // Answers only move branches still pending; once a rollback is decided the rollback phase
       // reaches every branch whatever it answered, so late answers change nothing.
       if (tx.status !== 'active') return unchanged(tx);
-      const updates = phase1Updates(tx, event.answers);
-      if (updates.size === 0) return unchanged(tx);
-      return moved(tx, { branches: setBranchStatuses(tx, updates) });
+      const branches = updateBranches(tx, phase1Updates(tx, event.answers));
+      if (!changesAnything(tx, branches)) return unchanged(tx);
+      return moved(tx, { branches });
     }
 
     case 'phase1_finished': {
       if (tx.status !== 'active') return unchanged(tx);
       if (rules.phase1Answers !== 'held') return rejected(ErrorCode.WRONG_MODE);
-      // A branch still pending gave no answer in time: its outcome is unknown, so the only safe
-      // decision is rollback (the rollback phase also reaches it).
       if (allBranchesReady(tx)) return moved(tx, { status: 'committing' });
-      return rollBack(tx, 'branch_failed');
+      // A refusal, or a branch still pending that gave no answer in time (its outcome unknown,
+      // nothing accepted): the only safe decision is rollback (the rollback phase reaches it too).
+      if (tx.branches.some((b) => b.status === 'failed' || (b.status === 'pending' && !b.waiting))) return rollBack(tx, 'branch_failed');
+      // The others are prepared and some still work on it (they answered ongoing): no decision yet.
+      return unchanged(tx);
     }
 
     case 'commit_requested': {
@@ -223,26 +253,29 @@ export function transition(tx: MachineTx, event: MachineEvent): MachineResult {
     case 'phase2_answered': {
       if (tx.status !== 'committing' && tx.status !== 'rolling_back') return unchanged(tx);
       const done: BranchStatus = tx.status === 'committing' ? 'committed' : 'rolled_back';
-      const updates = new Map<string, BranchStatus>();
+      const updates = new Map<string, BranchUpdate>();
       for (const { branchId, answer } of event.answers) {
-        if (answer === 'ok' && tx.branches.some((b) => b.branchId === branchId)) updates.set(branchId, done);
+        const branch = tx.branches.find((b) => b.branchId === branchId);
+        if (!branch || branch.status === done) continue;
+        // Delivered; or accepted and not done yet (ongoing): owed still, and waiting.
+        if (answer === 'ok') updates.set(branchId, { status: done, waiting: false });
+        else if (answer === 'ongoing') updates.set(branchId, { waiting: true });
       }
-      const branches = setBranchStatuses(tx, updates);
+      const branches = updateBranches(tx, updates);
       if (allBranchesAre(branches, done)) return moved(tx, { branches, status: done });
-      if (updates.size === 0) return unchanged(tx);
+      if (!changesAnything(tx, branches)) return unchanged(tx);
       return moved(tx, { branches });
     }
 
     case 'steps_answered': {
       if (rules.phase1Answers !== 'deciding') return rejected(ErrorCode.WRONG_MODE);
       if (tx.status !== 'active') return unchanged(tx);
-      const updates = phase1Updates(tx, event.answers);
-      const branches = setBranchStatuses(tx, updates);
-      // A forward step refused: compensate everything that may have run.
+      const branches = updateBranches(tx, phase1Updates(tx, event.answers));
+      // A forward step refused: compensate everything that may have run (a step still waiting too).
       if (branches.some((b) => b.status === 'failed')) return moved(tx, { branches, status: 'rolling_back', reason: 'branch_failed' });
       // The commit point of a saga: every forward step has committed.
       if (allBranchesReady(tx, branches)) return moved(tx, { branches, status: 'committed' });
-      if (updates.size === 0) return unchanged(tx);
+      if (!changesAnything(tx, branches)) return unchanged(tx);
       return moved(tx, { branches });
     }
   }

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ErrorCode, isTerminal, type TransactionEventView } from '@nest-dtx/protocol';
+import { ErrorCode, isTerminal, MSG_CHECK_BRANCH_ID, type TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
@@ -8,14 +8,23 @@ import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import { DatabaseTime } from '../store/database-clock.js';
-import type { BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxRecord } from '../store/records.js';
+import type { BranchChange, BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxRecord } from '../store/records.js';
 import { LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
-import { OverloadedError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
-import { machineOf, phase1AnswerOf } from './machine.js';
+import {
+  BranchNotFoundError,
+  NotParticipantOwnerError,
+  OverloadedError,
+  TooManyBranchesError,
+  TransactionBusyError,
+  TransactionNotFoundError,
+  TransactionRefusedError,
+} from './errors.js';
+import { machineOf, phase1AnswerOf, waitingIn } from './machine.js';
 import { untilDeadlineMs, type BeginRequest } from './processors/mode-processor.js';
 import { ModeRegistry } from './processors/mode-registry.js';
-import { transition, type MachineEvent } from './state-machine.js';
+import { readBranchReport, readCheckReport, reportedOutcome, type OutcomeReport, type ReportReading } from './reported-outcome.js';
+import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
 import { TransactionRound } from './transaction-round.js';
 import { TransactionWriter } from './transaction-writer.js';
 import { answersOf, branchCalls, isPostponed, type Wave, type WaveCall } from './wave.js';
@@ -46,6 +55,12 @@ export interface Decided {
  */
 export type TxScope = Buffer | null;
 
+/**
+ * Who reports an outcome (PROTOCOL.md 3.6): the digest of the API key it came with, which must
+ * own the branch's participant name (4); null for anyone (an admin key, or no keys configured).
+ */
+export type ReporterScope = Buffer | null;
+
 /** A transaction begun without a recorded key (no keys then, or before keys were recorded) is anyone's. */
 const visibleTo = (tx: TxRecord, scope: TxScope): boolean => scope === null || tx.ownerKeyDigest === null || scope.equals(tx.ownerKeyDigest);
 
@@ -53,6 +68,9 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** How often a decision retries its compare-and-set when other writers keep moving the transaction. */
 const DECIDE_ATTEMPTS = 10;
+
+/** How often a reported outcome looks again whether the instance driving its transaction has let it go. */
+const REPORT_POLL_MS = 50;
 
 /** How far driving a transaction goes: to its decision (a one-shot's begin), through phase 2 only, or all the way. */
 type Reach = 'decision' | 'phase2' | 'end';
@@ -201,6 +219,74 @@ export class TransactionEngine {
     throw new TransactionRefusedError(ErrorCode.TX_NOT_ACTIVE, loaded, `transaction ${gid} is changing too fast; try again`);
   }
 
+  /**
+   * A participant's report of the final answer to a phase call it answered ongoing (PROTOCOL.md
+   * 3.6), with exactly the effect that answer to the call would have had, once: it runs through
+   * the round as the wave of that branch alone, answered by the report instead of a call, then
+   * the transaction is driven on in the background as after any answer (the decision, the next
+   * saga steps, phase 2). Returns the transaction as written; for a repeat (the phase already had
+   * this answer), as it is. PHASE_NOT_IN_PROGRESS for a phase that is not in progress for the
+   * branch; msg's check-back is reported as branch `check`.
+   *
+   * Never written under another instance's live lease (that instance is calling, and would keep
+   * sending under a version this write fences off): it waits for the lease to go, at most a lease
+   * and a call long (TransactionBusyError after that), and reads again after a lost write.
+   */
+  async reportOutcome(gid: string, branchId: string, report: OutcomeReport, reporter: ReporterScope = null): Promise<LoadedTx> {
+    const { LEASE_MS, CALL_TIMEOUT_MS } = this.config.env;
+    const giveUpAt = performance.now() + LEASE_MS + CALL_TIMEOUT_MS;
+    let checkedReporter = false;
+    for (let lost = 0; ; ) {
+      const loaded = await this.require(gid);
+      const mode = this.modes.get(loaded.tx.mode);
+      const target = this.reportTarget(loaded, branchId, report);
+      if (!checkedReporter) {
+        await this.checkReporter(branchId, target.participant, reporter);
+        checkedReporter = true;
+      }
+      if (target.reading === 'repeat') return loaded;
+      if (target.reading === 'not_in_progress') {
+        throw new TransactionRefusedError(ErrorCode.PHASE_NOT_IN_PROGRESS, loaded, `phase ${report.phase} of branch ${branchId} is not in progress (transaction ${loaded.tx.status})`);
+      }
+      const { leaseOwner, leaseUntil } = loaded.tx;
+      if (leaseOwner !== null && leaseUntil !== null && this.clock.msUntil(leaseUntil) > 0) {
+        if (performance.now() >= giveUpAt) throw new TransactionBusyError(gid, 1);
+        await sleep(REPORT_POLL_MS);
+        continue;
+      }
+      const { saved, continues } = await this.round.run(loaded, machineOf(loaded, mode), mode.waveOf(loaded, new Set([branchId])), [reportedOutcome(report)]);
+      if (!saved) {
+        // Another writer moved it between the read and the write (a claim, a decision): read again.
+        if (++lost >= DECIDE_ATTEMPTS) throw new TransactionBusyError(gid, 1);
+        continue;
+      }
+      forTransaction(this.logger, gid, branchId).debug(`${report.phase} outcome reported: ${report.outcome}`, { phase: report.phase, outcome: report.outcome });
+      if (continues) this.driveInBackground(saved, 'reported outcome');
+      return saved;
+    }
+  }
+
+  /** The reported branch (or msg's check-back) with its participant, and what the report comes to for it now. */
+  private reportTarget(loaded: LoadedTx, branchId: string, report: OutcomeReport): { participant: string; reading: ReportReading } {
+    const { tx } = loaded;
+    if (tx.check && branchId === MSG_CHECK_BRANCH_ID && report.phase === 'check') {
+      return { participant: tx.check.participant, reading: readCheckReport(tx, untilDeadlineMs(loaded, this.clock) <= 0, report.outcome) };
+    }
+    const branch = loaded.branches.find((b) => b.branchId === branchId);
+    if (!branch) throw new BranchNotFoundError(tx.gid, branchId);
+    const mode = this.modes.get(tx.mode);
+    const reading = readBranchReport(mode.rules, tx.status, { kind: mode.kindOf(branch), status: branch.status, sent: branch.attempts > 0 }, report);
+    return { participant: branch.participant, reading };
+  }
+
+  /** PROTOCOL.md 3.6 and 4: only the key that owns the participant's name reports its outcomes (a name no key owns: any). */
+  private async checkReporter(branchId: string, name: string, reporter: ReporterScope): Promise<void> {
+    if (reporter === null) return;
+    const participant = await this.participants.find(name);
+    const owner = participant ? participant.ownerKeyDigest : null;
+    if (!participant || (owner !== null && !owner.equals(reporter))) throw new NotParticipantOwnerError(branchId, name);
+  }
+
   async get(gid: string, scope: TxScope = null): Promise<LoadedTx> {
     const loaded = await this.require(gid);
     if (!visibleTo(loaded.tx, scope)) throw new TransactionNotFoundError(gid);
@@ -298,14 +384,15 @@ export class TransactionEngine {
    * phase 2. Returns the saved transaction, or null when another writer won the race.
    */
   private async applyDecision(loaded: LoadedTx, event: DecisionEvent): Promise<LoadedTx | null> {
-    const result = transition(machineOf(loaded, this.modes.get(loaded.tx.mode)), event);
+    const before = machineOf(loaded, this.modes.get(loaded.tx.mode));
+    const result = transition(before, event);
     if (!result.ok || !result.changed) return loaded;
     const saved = await this.writer.write(loaded, {
       status: result.tx.status,
       reason: result.tx.reason,
       attempts: 0,
       ...this.round.schedule({ kind: 'now' }, loaded.tx),
-      branches: [],
+      branches: stoppedWaiting(before, result.tx),
       events: [{ type: 'status', from: loaded.tx.status, to: result.tx.status, detail: { reason: result.tx.reason, cause: event.type } }],
     });
     if (saved) {
@@ -347,6 +434,11 @@ export class TransactionEngine {
     this.drive(loaded, 'phase2').catch((error: unknown) => this.backgroundFailed(loaded.tx.gid, 'phase-2 delivery', error));
   }
 
+  /** On to the end in the background, as after an answer (`work` names what came before, for the log). */
+  private driveInBackground(loaded: LoadedTx, work: string): void {
+    this.drive(loaded, 'end').catch((error: unknown) => this.backgroundFailed(loaded.tx.gid, `driving on after a ${work}`, error));
+  }
+
   /** Work after the answer failed; recovery resumes the transaction either way. */
   private backgroundFailed(gid: string, work: string, error: unknown): void {
     if (isStoreUnavailable(error)) {
@@ -370,4 +462,10 @@ export class TransactionEngine {
     if (!loaded) throw new TransactionNotFoundError(gid);
     return loaded;
   }
+}
+
+/** The branches a decision ends the wait of (a new phase begins for them): their wait cleared in the same write. */
+function stoppedWaiting(before: MachineTx, after: MachineTx): BranchChange[] {
+  const waitsAfter = waitingIn(after);
+  return before.branches.filter((b) => b.waiting && !waitsAfter(b.branchId)).map((b) => ({ branchId: b.branchId, calls: 0, waiting: false }));
 }

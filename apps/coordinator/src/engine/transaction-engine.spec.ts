@@ -20,7 +20,7 @@ import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
-import { TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
+import { BranchNotFoundError, NotParticipantOwnerError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeRegistry } from './processors/mode-registry.js';
 import { MsgProcessor } from './processors/msg.processor.js';
 import { SagaProcessor } from './processors/saga.processor.js';
@@ -74,15 +74,25 @@ class FakeStore {
     this.beforeApply?.(gid);
     const current = this.txs.get(gid);
     if (!current || current.tx.version !== expectedVersion) return Promise.resolve(null);
+    const now = Date.now();
     current.tx = {
       ...current.tx, status: change.status, reason: change.reason, version: current.tx.version + 1,
       attempts: change.attempts ?? current.tx.attempts, leaseOwner: change.lease?.owner ?? null,
+      leaseUntil: change.lease ? new Date(now + change.lease.ms) : null,
+      nextAttemptAt: change.nextAttemptInMs === null ? null : new Date(now + change.nextAttemptInMs),
+      needsAttention: current.tx.needsAttention || (change.needsAttention ?? false),
     };
     const changed: BranchRecord[] = [];
     for (const c of change.branches) {
       const b = current.branches.find((x) => x.branchId === c.branchId);
       if (!b) continue;
-      Object.assign(b, { status: c.status ?? b.status, attempts: b.attempts + c.calls });
+      Object.assign(b, {
+        status: c.status ?? b.status,
+        attempts: b.attempts + c.calls,
+        waitingSince: c.waiting === undefined ? b.waitingSince : c.waiting ? (b.waitingSince ?? new Date(now)) : null,
+        ...(c.result === undefined ? {} : { result: c.result }),
+        ...(c.lastError === undefined ? {} : { lastError: c.lastError }),
+      });
       changed.push({ ...b });
     }
     this.writes.push(`apply ${gid} -> ${change.status}`);
@@ -109,11 +119,22 @@ class FakeStore {
     this.phase1Outcomes.push(outcome);
     if (b.status === 'pending') b.status = status;
     b.attempts++;
+    if (outcome.waiting !== undefined) b.waitingSince = outcome.waiting ? (b.waitingSince ?? new Date()) : null;
+    const tx = this.txs.get(gid)!.tx;
+    const leased = tx.leaseOwner !== null && tx.leaseUntil !== null && tx.leaseUntil.getTime() > Date.now();
+    if (outcome.askAgainInMs !== undefined && tx.status === 'active' && !leased) {
+      const due = Math.min(tx.nextAttemptAt?.getTime() ?? Infinity, tx.deadline.getTime(), Date.now() + outcome.askAgainInMs);
+      tx.nextAttemptAt = new Date(due);
+    }
     this.writes.push(`phase1 ${gid}/${branchId} -> ${b.status}`);
     return Promise.resolve({ ...b });
   }
 
+  /** Reads of each gid so far. */
+  readonly loads = new Map<string, number>();
+
   load(gid: string): Promise<LoadedTx | null> {
+    this.loads.set(gid, (this.loads.get(gid) ?? 0) + 1);
     const current = this.txs.get(gid);
     return Promise.resolve(current ? structuredClone(current) : null);
   }
@@ -144,9 +165,13 @@ class FakeParticipants {
   /** How long looking a participant up takes (a cache miss reads Postgres): where a pause can fall. */
   findDelayMs = 0;
 
+  /** The API key digest that owns each participant name; a name not here is owned by none. */
+  readonly owners = new Map<string, Buffer>();
+
   async find(name: string): Promise<RegisteredParticipant | null> {
     if (this.findDelayMs > 0) await new Promise((r) => setTimeout(r, this.findDelayMs));
-    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [] } as unknown as RegisteredParticipant);
+    const ownerKeyDigest = this.owners.get(name) ?? null;
+    return Promise.resolve({ name, transport: 'http', endpoint: `http://127.0.0.1:1/${name}`, host: null, port: null, actions: [], ownerKeyDigest } as unknown as RegisteredParticipant);
   }
 
   resolve(name: string): Promise<RegisteredParticipant | null> {
@@ -156,10 +181,14 @@ class FakeParticipants {
   /** The time each call was given, in order. */
   readonly timeouts: number[] = [];
 
+  /** Answers given once each, in order, before `answers` (for a call answered ongoing, then finally). */
+  readonly queued: Record<string, CallOutcome[]> = {};
+
   call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number): Promise<CallOutcome> {
-    this.calls.push(`${participant.name} ${body.phase}`);
+    const key = `${participant.name} ${body.phase}`;
+    this.calls.push(key);
     this.timeouts.push(timeoutMs);
-    return Promise.resolve(this.answers[`${participant.name} ${body.phase}`] ?? { kind: 'ok', result: {} });
+    return Promise.resolve(this.queued[key]?.shift() ?? this.answers[key] ?? { kind: 'ok', result: {} });
   }
 }
 
@@ -178,8 +207,8 @@ function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new 
   const caller = new BranchCaller(participants as unknown as ParticipantsService, participants as unknown as ParticipantInvoker, config, metrics, gates, clock);
   const resolver = participants as unknown as ParticipantsService;
   const modes = new ModeRegistry();
-  modes.register('tcc', new TccProcessor(resolver, config));
-  modes.register('2pc', new TwoPhaseCommitProcessor(resolver, config));
+  modes.register('tcc', new TccProcessor(resolver, config, clock));
+  modes.register('2pc', new TwoPhaseCommitProcessor(resolver, config, clock));
   modes.register('saga', new SagaProcessor(resolver, config));
   modes.register('msg', new MsgProcessor(resolver, config, clock));
   const round = new TransactionRound(writer, caller, clock, metrics);
@@ -731,5 +760,239 @@ describe('TransactionEngine.retryNow (an operator\'s retry, through TransactionW
     await expect(engine.retryNow('retry-nobody')).rejects.toThrow(TransactionNotFoundError);
     expect(store.writes.filter((w) => w.startsWith('makeDue'))).toEqual([]);
     expect(told).toEqual([]);
+  });
+});
+
+describe('TransactionEngine: long-running answers (PROTOCOL.md 3.6)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  const ongoing = (retryAfterMs?: number): CallOutcome => (retryAfterMs === undefined ? { kind: 'ongoing' } : { kind: 'ongoing', retryAfterMs });
+
+  /** The transaction as recovery claims it: read from the store, under this instance's lease. */
+  const claimed = async (store: FakeStore, gid: string): Promise<LoadedTx> => ({ ...(await store.load(gid))!, heldUntil: performance.now() + 60_000 });
+
+  it('one-shot: a branch answering ongoing holds the decision; due at its retryAfterMs; only it is asked again, then the decision', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b try'] = [ongoing(2_000)];
+    const { loaded } = await engine.create(oneShot('lr-1'), false);
+    expect(loaded.tx.status).toBe('active');
+    expect(loaded.branches.map((b) => [b.branchId, b.status, b.waitingSince !== null])).toEqual([['b1', 'prepared', false], ['b2', 'pending', true]]);
+    const write = store.changes.at(-1)!;
+    expect(write).toMatchObject({ status: 'active', lease: null, nextAttemptInMs: 2_000, attempts: 0 });
+    expect(write.needsAttention ?? false).toBe(false);
+
+    await engine.resume(await claimed(store, 'lr-1'));
+    expect(participants.calls.slice(0, 2).sort()).toEqual(['bank-a try', 'bank-b try']);
+    expect(participants.calls[2]).toBe('bank-b try');
+    expect(participants.calls.slice(3).sort()).toEqual(['bank-a confirm', 'bank-b confirm']);
+    const done = (await store.load('lr-1'))!;
+    expect(done.tx).toMatchObject({ status: 'committed', needsAttention: false });
+    expect(done.branches.every((b) => b.waitingSince === null)).toBe(true);
+  });
+
+  it('one-shot: ongoing, then refused: rolled back, cancel to every branch', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b try'] = [ongoing(), { kind: 'failed', error: { reason: 'declined' } }];
+    await engine.create(oneShot('lr-2'), false);
+    await engine.resume(await claimed(store, 'lr-2'));
+    expect((await store.load('lr-2'))!.tx).toMatchObject({ status: 'rolled_back', reason: 'branch_failed' });
+    expect(participants.calls.filter((c) => c.endsWith('cancel')).sort()).toEqual(['bank-a cancel', 'bank-b cancel']);
+  });
+
+  it('interactive: the branch stays pending and waiting, the transaction due when it is asked again, which prepares it; then due at the deadline', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-a try'] = [ongoing(1_500)];
+    await engine.create(oneShot('lr-3', { oneShot: false, branches: [], leaseOwner: null }), false);
+    const added = await engine.addBranch('lr-3', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} });
+    expect(added.status).toBe('pending');
+    expect(added.waitingSince).not.toBeNull();
+    expect(store.phase1Outcomes).toEqual([{ waiting: true, askAgainInMs: 1_500 }]);
+    // Asked once more when the same branchId is sent again? No: the recorded outcome.
+    expect((await engine.addBranch('lr-3', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} })).status).toBe('pending');
+    expect(participants.calls).toEqual(['bank-a try']);
+
+    await engine.resume(await claimed(store, 'lr-3'));
+    expect(participants.calls).toEqual(['bank-a try', 'bank-a try']);
+    const after = (await store.load('lr-3'))!;
+    expect(after.tx.status).toBe('active');
+    expect(after.branches[0]).toMatchObject({ status: 'prepared', waitingSince: null });
+    // Nothing left to ask: due again at its deadline, the lease let go.
+    expect(store.changes.at(-1)).toMatchObject({ lease: null, events: [] });
+    expect(store.changes.at(-1)!.nextAttemptInMs).toBeGreaterThan(50_000);
+    expect((await engine.decide('lr-3', { type: 'commit_requested' }, true)).loaded.tx.status).toBe('committed');
+  });
+
+  it('phase 2 answered ongoing again and again: not delivered, asked again, never flagged, no attempt counted', async () => {
+    const { engine, store, participants } = engineWith({ ATTENTION_AFTER_ATTEMPTS: '2' });
+    participants.queued['bank-a confirm'] = [ongoing(), ongoing(), ongoing(), ongoing()];
+    await engine.create(oneShot('lr-4'), false);
+    expect((await store.load('lr-4'))!.tx.status).toBe('committing');
+    for (let i = 0; i < 4; i++) await engine.resume(await claimed(store, 'lr-4'));
+    const done = (await store.load('lr-4'))!;
+    expect(done.tx).toMatchObject({ status: 'committed', needsAttention: false });
+    expect(participants.calls.filter((c) => c === 'bank-a confirm')).toHaveLength(5);
+    expect(store.changes.every((c) => !c.needsAttention && (c.attempts ?? 0) === 0)).toBe(true);
+  });
+});
+
+describe('TransactionEngine.reportOutcome (PROTOCOL.md 3.6)', () => {
+  beforeAll(() => Logger.overrideLogger(false));
+
+  /** A one-shot whose b2 answered its try ongoing (b1 prepared): active, waiting for b2. */
+  async function waitingOneShot(gid: string, over: Partial<NewTransaction> = {}) {
+    const setup = engineWith();
+    setup.participants.queued['bank-b try'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    await setup.engine.create(oneShot(gid, over), false);
+    return setup;
+  }
+
+  it('ok: the branch prepared at once, with the result, the decision made and phase 2 delivered, no repeat of the call', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-1');
+    const saved = await engine.reportOutcome('rep-1', 'b2', { phase: 'try', outcome: 'ok', result: { approvedBy: 'ann' } });
+    expect(saved.tx.status).toBe('committing');
+    expect(saved.branches.find((b) => b.branchId === 'b2')).toMatchObject({ status: 'prepared', result: { approvedBy: 'ann' }, waitingSince: null, attempts: 1 });
+    await vi.waitFor(() => expect(store.txs.get('rep-1')!.tx.status).toBe('committed'));
+    expect(participants.calls.filter((c) => c.endsWith('try'))).toEqual(['bank-a try', 'bank-b try']);
+    const reported = store.changes.find((c) => c.events.some((e) => e.type === 'outcome_reported'))!;
+    expect(reported.events[0]).toMatchObject({ type: 'outcome_reported', branchId: 'b2', from: 'pending', to: 'prepared', detail: { phase: 'try', outcome: 'ok' } });
+  });
+
+  it('failed: the effect of a 409: rolled back (branch_failed), cancel to every branch, the body kept as lastError', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-2');
+    const saved = await engine.reportOutcome('rep-2', 'b2', { phase: 'try', outcome: 'failed', result: { reason: 'declined' } });
+    expect(saved.tx).toMatchObject({ status: 'rolling_back', reason: 'branch_failed' });
+    expect(saved.branches.find((b) => b.branchId === 'b2')).toMatchObject({ status: 'failed', lastError: { reason: 'declined' } });
+    await vi.waitFor(() => expect(store.txs.get('rep-2')!.tx.status).toBe('rolled_back'));
+    expect(participants.calls.filter((c) => c.endsWith('cancel')).sort()).toEqual(['bank-a cancel', 'bank-b cancel']);
+  });
+
+  it('once: a repeat answers the transaction as it is and writes nothing; a phase not in progress is PHASE_NOT_IN_PROGRESS', async () => {
+    const { engine, store } = await waitingOneShot('rep-3');
+    await engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    await vi.waitFor(() => expect(store.txs.get('rep-3')!.tx.status).toBe('committed'));
+    const writes = store.writes.length;
+    // b2 shows its try's ok (committed, only a success leads there) and its confirm delivered: reports of either are repeats.
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'confirm', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+    // Any other outcome is of a phase not in progress.
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'try', outcome: 'failed', result: null })).rejects.toMatchObject({
+      constructor: TransactionRefusedError,
+      code: 'PHASE_NOT_IN_PROGRESS',
+    });
+    await expect(engine.reportOutcome('rep-3', 'b2', { phase: 'cancel', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('a repeat while the phase is settled as reported answers 200-like (the transaction); the other outcome is not in progress', async () => {
+    const { engine, store } = await waitingOneShot('rep-4', { branches: [{ branchId: 'b2', participant: 'bank-b', action: 'credit', payload: {} }, { branchId: 'b3', participant: 'bank-c', action: 'credit', payload: {} }] });
+    // b3 answered ok; b2 waits. A report of b3's try (already ok) is a repeat; its failure is not in progress.
+    const writes = store.writes.length;
+    await expect(engine.reportOutcome('rep-4', 'b3', { phase: 'try', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'active' } });
+    await expect(engine.reportOutcome('rep-4', 'b3', { phase: 'try', outcome: 'failed', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    await expect(engine.reportOutcome('rep-4', 'b2', { phase: 'confirm', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    expect(store.writes).toHaveLength(writes);
+  });
+
+  it('a phase 1 never sent is not in progress; unknown branch and gid are refused as such', async () => {
+    const { engine, store } = engineWith();
+    await engine.create(oneShot('rep-5', { oneShot: false, branches: [], leaseOwner: null }), false);
+    await store.insertBranch('rep-5', { branchId: 'x', participant: 'bank-a', action: 'debit', payload: {} }, []);
+    await expect(engine.reportOutcome('rep-5', 'x', { phase: 'try', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    await expect(engine.reportOutcome('rep-5', 'nobody', { phase: 'try', outcome: 'ok', result: null })).rejects.toBeInstanceOf(BranchNotFoundError);
+    await expect(engine.reportOutcome('no-such-gid', 'x', { phase: 'try', outcome: 'ok', result: null })).rejects.toBeInstanceOf(TransactionNotFoundError);
+  });
+
+  it('only the key that owns the participant name reports (a name nobody owns: any key); a refusal writes nothing', async () => {
+    const { engine, store, participants } = await waitingOneShot('rep-6');
+    const owner = Buffer.alloc(32, 7);
+    const other = Buffer.alloc(32, 8);
+    participants.owners.set('bank-b', owner);
+    const writes = store.writes.length;
+    await expect(engine.reportOutcome('rep-6', 'b2', { phase: 'try', outcome: 'ok', result: null }, other)).rejects.toBeInstanceOf(NotParticipantOwnerError);
+    expect(store.writes).toHaveLength(writes);
+    expect((await engine.reportOutcome('rep-6', 'b2', { phase: 'try', outcome: 'ok', result: null }, owner)).tx.status).toBe('committing');
+    participants.owners.delete('bank-a');
+    // bank-a is owned by no key: any key's report of its phase is taken (here a repeat of its try's ok).
+    await expect(engine.reportOutcome('rep-6', 'b1', { phase: 'try', outcome: 'ok', result: null }, other)).resolves.toBeDefined();
+  });
+
+  it('leaves the others still waiting their time: a report that settles one of two waiting branches keeps the due time, the second decides', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-a try'] = [{ kind: 'ongoing', retryAfterMs: 30_000 }];
+    participants.queued['bank-b try'] = [{ kind: 'ongoing', retryAfterMs: 30_000 }];
+    await engine.create(oneShot('rep-7'), false);
+    const due = store.txs.get('rep-7')!.tx.nextAttemptAt!.getTime();
+    const first = await engine.reportOutcome('rep-7', 'b1', { phase: 'try', outcome: 'ok', result: null });
+    expect(first.tx).toMatchObject({ status: 'active', leaseOwner: null });
+    expect(Math.abs(first.tx.nextAttemptAt!.getTime() - due)).toBeLessThan(1_000);
+    expect(participants.calls).toEqual(['bank-a try', 'bank-b try']);
+    const second = await engine.reportOutcome('rep-7', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    expect(second.tx.status).toBe('committing');
+    await vi.waitFor(() => expect(store.txs.get('rep-7')!.tx.status).toBe('committed'));
+  });
+
+  it('phase 2: a confirm answered ongoing, reported ok: delivered, and the transaction ends', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['bank-b confirm'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    await engine.create(oneShot('rep-8'), false);
+    await vi.waitFor(() => expect(store.txs.get('rep-8')!.branches[1].waitingSince).not.toBeNull());
+    expect(store.txs.get('rep-8')!.tx).toMatchObject({ status: 'committing', leaseOwner: null });
+    const saved = await engine.reportOutcome('rep-8', 'b2', { phase: 'confirm', outcome: 'ok', result: null });
+    expect(saved.tx.status).toBe('committed');
+    expect(participants.calls.filter((c) => c === 'bank-b confirm')).toHaveLength(1);
+  });
+
+  it('saga: a step reported done goes on to the next step at once', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['shop execute'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    const steps = [
+      { branchId: 's1', participant: 'shop', action: 'order', payload: {}, dependsOn: [] },
+      { branchId: 's2', participant: 'ship', action: 'send', payload: {}, dependsOn: ['s1'] },
+    ];
+    await engine.create(oneShot('rep-saga', { mode: 'saga', branches: steps }), false);
+    await vi.waitFor(() => expect(store.txs.get('rep-saga')!.branches[0].waitingSince).not.toBeNull());
+    expect(participants.calls).toEqual(['shop execute']);
+    const saved = await engine.reportOutcome('rep-saga', 's1', { phase: 'execute', outcome: 'ok', result: { order: 1 } });
+    expect(saved.branches[0]).toMatchObject({ status: 'committed', result: { order: 1 } });
+    await vi.waitFor(() => expect(store.txs.get('rep-saga')!.tx.status).toBe('committed'));
+    expect(participants.calls).toEqual(['shop execute', 'ship execute']);
+  });
+
+  it('msg: its check-back (branch `check`) reported committed delivers the message; a report before the deadline is not in progress', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['order check'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    const message = oneShot('rep-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(message, false);
+    await expect(engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    store.txs.get('rep-msg')!.tx.deadline = new Date(Date.now() - 1);
+    await engine.resume({ ...(await store.load('rep-msg'))!, heldUntil: performance.now() + 60_000 });
+    expect(participants.calls).toEqual(['order check']);
+    expect(store.txs.get('rep-msg')!.tx).toMatchObject({ status: 'active', attempts: 0, leaseOwner: null });
+    const saved = await engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null });
+    expect(saved.tx.status).toBe('committing');
+    await vi.waitFor(() => expect(store.txs.get('rep-msg')!.tx.status).toBe('committed'));
+    expect(participants.calls).toEqual(['order check', 'inventory execute']);
+    // Once: the same report again is a repeat.
+    await expect(engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+  });
+
+  it('waits while another instance holds a live lease (it is calling), then applies the report', async () => {
+    const { engine, store } = await waitingOneShot('rep-9');
+    const row = store.txs.get('rep-9')!;
+    row.tx = { ...row.tx, leaseOwner: 'other-instance', leaseUntil: new Date(Date.now() + 60_000) };
+    const readsBefore = store.loads.get('rep-9') ?? 0;
+    const writes = store.writes.length;
+    const reporting = engine.reportOutcome('rep-9', 'b2', { phase: 'try', outcome: 'ok', result: null });
+    // It reads the transaction again and again while the lease lives, and writes nothing.
+    await vi.waitFor(() => expect(store.loads.get('rep-9')).toBeGreaterThanOrEqual(readsBefore + 3));
+    expect(store.writes).toHaveLength(writes);
+    // The other instance lets it go (its own write: a new version).
+    row.tx = { ...row.tx, leaseOwner: null, leaseUntil: null, version: row.tx.version + 1 };
+    const saved = await reporting;
+    expect(saved.tx.status).toBe('committing');
+    expect(saved.branches[1]).toMatchObject({ status: 'prepared' });
   });
 });

@@ -6,7 +6,7 @@ import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange, TxRecord } from '../store/records.js';
 import { BranchCaller, wasNotCalled } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
-import { branchStatusIn, errorOf, lockedRowsOf } from './machine.js';
+import { branchStatusIn, errorOf, lockedRowsOf, waitingIn } from './machine.js';
 import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
 import { TransactionWriter } from './transaction-writer.js';
 import type { Wave, WaveCall } from './wave.js';
@@ -26,13 +26,32 @@ export function stageOf(status: GlobalStatus, calls: readonly WaveCall[]): Stage
 }
 
 /**
- * Whether an answer settles its call: a success, or a refusal where a refusal is an answer
- * (phase 1, the check-back; in phase 2 a 409 is a participant bug, retried). Anything else asks
- * for the same call again later. This is the one place a participant's `ongoing` (PROTOCOL.md
- * 3.6) gets its meaning: for now it is retried as a transient failure is.
+ * What an answer does to its call. This is the one place a participant's answer gets its
+ * meaning for the round:
+ * - `settled`: a success, or a refusal where a refusal is an answer (phase 1, the check-back; in
+ *   phase 2 a 409 is a participant bug, retried);
+ * - `waiting`: ongoing (PROTOCOL.md 3.6: accepted, outcome not known yet). The same call is made
+ *   again, when the participant said (`retryAfterMs`) or after a wait that grows with how long
+ *   it has waited; it is no failure: it counts no attempt and never flags for attention;
+ * - `failed`: anything else (no answer, an error, a 409 in phase 2): made again after the
+ *   backoff of the attempt, counted toward attention.
  */
-export function settlesCall(outcome: CallOutcome, stage: Stage): boolean {
-  return outcome.kind === 'ok' || (outcome.kind === 'failed' && stage !== 'phase2');
+export type CallSettlement = 'settled' | 'waiting' | 'failed';
+
+export function settlementOf(outcome: CallOutcome, stage: Stage): CallSettlement {
+  if (outcome.kind === 'ok' || (outcome.kind === 'failed' && stage !== 'phase2')) return 'settled';
+  return outcome.kind === 'ongoing' ? 'waiting' : 'failed';
+}
+
+/** What ongoing answers ask of the schedule: when to ask again. */
+export interface OngoingWait {
+  /** The longest `retryAfterMs` the ongoing answers gave: none is asked again before it. Null when none gave one. */
+  readonly retryAfterMs: number | null;
+  /**
+   * Some gave none: they are asked again after a wait that grows with how long they have waited,
+   * since `since` (the longest-waiting of them; null: the wait began with this answer).
+   */
+  readonly unhinted: { readonly since: Date | null } | null;
 }
 
 /** When the transaction is looked at again after a write. */
@@ -41,30 +60,52 @@ export type NextLook =
   | { kind: 'never' }
   /** More to do at once (the next wave, phase 2 after a decision): this instance keeps the transaction under a fresh lease. */
   | { kind: 'now' }
-  /** A call must be made again: after a backoff for this attempt, no later than the deadline while phase 1 runs against it. */
-  | { kind: 'retry'; attempt: number; cappedAtDeadline: boolean }
+  /**
+   * A call must be made again: after the backoff of `attempt` when a call failed (null: none
+   * did), and no sooner than ongoing answers ask; no later than the deadline while phase 1 runs
+   * against it.
+   */
+  | { kind: 'retry'; attempt: number | null; ongoing: OngoingWait | null; cappedAtDeadline: boolean }
+  /**
+   * A reported outcome settled its branch while others of the stage still wait for theirs:
+   * looked at again when it was due (their repeat), as if the answer had come with theirs.
+   */
+  | { kind: 'when_due' }
   /** The mode asked for nothing before then (a message before its check-back time). */
   | { kind: 'in'; ms: number };
 
-/** What the schedule rules read: this instance's lease, the backoff, and the deadline in the database's time. */
+/** What the schedule rules read: this instance's lease, the backoffs, and times in the database's time. */
 export interface ScheduleClock {
   ownLease(): Pick<TxChange, 'lease' | 'nextAttemptInMs'>;
   retryDelayMs(attempt: number): number;
-  msUntil(deadline: Date): number;
+  /** How long to wait before asking again a participant that answered ongoing without saying when, having waited `waitedMs`. */
+  waitingDelayMs(waitedMs: number): number;
+  msUntil(time: Date): number;
+}
+
+/** How long ongoing answers ask to wait before the same calls are made again. */
+function ongoingDelayMs(ongoing: OngoingWait, clock: ScheduleClock): number {
+  const hinted = ongoing.retryAfterMs ?? 0;
+  if (!ongoing.unhinted) return hinted;
+  const waitedMs = ongoing.unhinted.since ? Math.max(0, -clock.msUntil(ongoing.unhinted.since)) : 0;
+  return Math.max(hinted, clock.waitingDelayMs(waitedMs));
 }
 
 /** The lease and due time a write sets: the schedule of every write of the engine, here alone. */
-export function scheduleOf(next: NextLook, tx: Pick<TxRecord, 'deadline'>, clock: ScheduleClock): Pick<TxChange, 'lease' | 'nextAttemptInMs'> {
+export function scheduleOf(next: NextLook, tx: Pick<TxRecord, 'deadline' | 'nextAttemptAt'>, clock: ScheduleClock): Pick<TxChange, 'lease' | 'nextAttemptInMs'> {
   switch (next.kind) {
     case 'never':
       return { lease: null, nextAttemptInMs: null };
     case 'now':
       return clock.ownLease();
     case 'retry': {
-      const delay = clock.retryDelayMs(next.attempt);
+      const afterFailure = next.attempt === null ? 0 : clock.retryDelayMs(next.attempt);
+      const delay = Math.ceil(Math.max(afterFailure, next.ongoing ? ongoingDelayMs(next.ongoing, clock) : 0));
       // Phase 1 retried while active: never past the deadline, which then rolls it back.
       return { lease: null, nextAttemptInMs: next.cappedAtDeadline ? Math.min(delay, Math.max(0, Math.ceil(clock.msUntil(tx.deadline)))) : delay };
     }
+    case 'when_due':
+      return { lease: null, nextAttemptInMs: tx.nextAttemptAt === null ? 0 : Math.max(0, Math.ceil(clock.msUntil(tx.nextAttemptAt))) };
     case 'in':
       return { lease: null, nextAttemptInMs: Math.ceil(next.ms) };
   }
@@ -85,47 +126,84 @@ export interface Settled {
 const DECISIONS: ReadonlySet<MachineEvent['type']> = new Set(['phase1_finished', 'check_answered']);
 
 /**
+ * Where a round's answers came from: the calls of its wave, or a participant's report of the
+ * final answer of a call it had answered ongoing (PROTOCOL.md 3.6), which has exactly the effect
+ * the same answer to the call would have had.
+ */
+export type AnswerSource = 'calls' | 'report';
+
+/** One round's answers, as the state machine read them. */
+export interface RoundAnswers {
+  tx: TxRecord;
+  wave: Wave;
+  /** In the order of the wave's calls. */
+  outcomes: readonly CallOutcome[];
+  /** The machine events they formed, and the machine before and after them. */
+  events: readonly MachineEvent[];
+  before: MachineTx;
+  next: MachineTx;
+  source: AnswerSource;
+}
+
+/**
  * The rules of every round, as one pure function of its answers: each branch's change, the
  * history, attempts, the attention flag and when to look again.
  *
- * - attempts: back to 0 when the status moves (a new stage), one more when a call must be
- *   made again, else unchanged.
+ * - attempts: back to 0 when the status moves (a new stage), one more when a call failed and
+ *   must be made again, else unchanged (an ongoing answer is no failure).
  * - attention: phase 1 is bounded by the deadline and never flags; a check-back or phase 2
- *   that is refused (409) or retried ATTENTION_AFTER_ATTEMPTS times does, still retried.
- * - next look: never when terminal; a retry with backoff when a call must be made again
- *   (capped at the deadline in phase 1); else now, under this instance's lease.
+ *   that is refused (409) or failed ATTENTION_AFTER_ATTEMPTS times does, still retried. Ongoing
+ *   answers never do, however long they last.
+ * - waiting: a branch waits from its phase's first ongoing answer until a final one, or until
+ *   the status moves (the machine says which; see MachineBranch.waiting).
+ * - next look: never when terminal; a retry when a call must be made again (after the backoff
+ *   of a failure, no sooner than ongoing answers ask; capped at the deadline in phase 1); else
+ *   now, under this instance's lease; a report that leaves others of its stage waiting, when due.
  */
-export function settle(
-  tx: TxRecord,
-  wave: Wave,
-  outcomes: readonly CallOutcome[],
-  events: readonly MachineEvent[],
-  next: MachineTx,
-  attentionAfterAttempts: number,
-): Settled {
+export function settle(answers: RoundAnswers, attentionAfterAttempts: number): Settled {
+  const { tx, wave, outcomes, events, before, next, source } = answers;
   const stage = stageOf(tx.status, wave.calls);
   const moved = next.status !== tx.status;
   const terminal = isTerminal(next.status);
-  const retrying = !moved && outcomes.some((o) => !settlesCall(o, stage));
-  const attempts = moved ? 0 : retrying ? tx.attempts + 1 : tx.attempts;
+  const settlements = outcomes.map((o) => settlementOf(o, stage));
+  const failed = settlements.includes('failed');
+  const retrying = !moved && settlements.some((s) => s !== 'settled');
+  const attempts = moved ? 0 : retrying && failed ? tx.attempts + 1 : tx.attempts;
   const refused = outcomes.some((o) => o.kind === 'failed');
-  const needsAttention = stage === 'phase1' ? undefined : !moved && (refused || attempts >= attentionAfterAttempts);
+  const needsAttention = stage === 'phase1' ? undefined : !moved && (refused || (failed && attempts >= attentionAfterAttempts));
   const statusOf = branchStatusIn(next);
+  const waitsAfter = waitingIn(next);
+  const waitedBefore = waitingIn(before);
 
   const branches: BranchChange[] = [];
   const history: EventInput[] = [];
+  const called = new Set<string>();
   wave.calls.forEach((call, i) => {
     const to = call.branch ? statusOf(call.branch) : undefined;
-    if (call.phase) history.push(callEvent(tx, call, call.phase, outcomes[i], to));
-    if (call.branch && to) branches.push(branchChange(stage, call.branch, call.phase, outcomes[i], to));
+    if (call.phase) history.push(source === 'report' ? reportEvent(call, call.phase, outcomes[i], to) : callEvent(tx, call, call.phase, outcomes[i], to));
+    if (!call.branch || !to) return;
+    called.add(call.branch.branchId);
+    const waits = waitsAfter(call.branch.branchId);
+    const waiting = waits === (call.branch.waitingSince !== null) ? undefined : waits;
+    branches.push(branchChange(stage, call.branch, source === 'report' ? 0 : call.phase ? 1 : 0, outcomes[i], to, waiting));
   });
+  // The branches this round did not call that stopped waiting: the status moved, a new phase begins for them.
+  for (const b of before.branches) {
+    if (!called.has(b.branchId) && waitedBefore(b.branchId) && !waitsAfter(b.branchId)) branches.push({ branchId: b.branchId, calls: 0, waiting: false });
+  }
   if (moved) {
     const cause = events.findLast((e) => DECISIONS.has(e.type))?.type;
     history.push({ type: 'status', from: tx.status, to: next.status, detail: cause ? { reason: next.reason, cause } : { reason: next.reason } });
   }
   if (needsAttention && !tx.needsAttention) history.push({ type: 'attention', detail: { attempts, refused } });
 
-  const look: NextLook = terminal ? { kind: 'never' } : retrying ? { kind: 'retry', attempt: attempts, cappedAtDeadline: stage === 'phase1' } : { kind: 'now' };
+  let look: NextLook = { kind: 'now' };
+  if (terminal) look = { kind: 'never' };
+  else if (retrying) {
+    look = { kind: 'retry', attempt: failed ? attempts : null, ongoing: ongoingWait(tx, wave, outcomes), cappedAtDeadline: stage === 'phase1' };
+  } else if (source === 'report' && next.branches.some((b) => b.waiting && !called.has(b.branchId))) {
+    look = { kind: 'when_due' };
+  }
   return {
     change: { status: next.status, reason: next.reason, attempts, ...(needsAttention === undefined ? {} : { needsAttention }), branches, events: history },
     next: look,
@@ -134,9 +212,34 @@ export function settle(
   };
 }
 
-/** A branch's change for one answer. */
-function branchChange(stage: Stage, branch: BranchRecord, phase: Phase | null, outcome: CallOutcome, status: BranchRecord['status']): BranchChange {
-  const change = { branchId: branch.branchId, status, calls: phase ? 1 : 0 };
+/**
+ * What the round's ongoing answers ask of the schedule; null when there were none. A branch's
+ * wait began at its `waitingSince`; msg's check-back (no branch) has been asked since the deadline.
+ */
+function ongoingWait(tx: TxRecord, wave: Wave, outcomes: readonly CallOutcome[]): OngoingWait | null {
+  let any = false;
+  let retryAfterMs: number | null = null;
+  let unhinted: { since: Date | null } | null = null;
+  for (const [i, call] of wave.calls.entries()) {
+    const outcome = outcomes[i];
+    if (outcome.kind !== 'ongoing') continue;
+    any = true;
+    if (outcome.retryAfterMs !== undefined) {
+      retryAfterMs = Math.max(retryAfterMs ?? 0, outcome.retryAfterMs);
+      continue;
+    }
+    const since = call.branch ? call.branch.waitingSince : tx.deadline;
+    // The longest wait sets the pace: null (began now) only when no other one is older.
+    if (!unhinted || (since !== null && (unhinted.since === null || since < unhinted.since))) unhinted = { since };
+  }
+  return any ? { retryAfterMs, unhinted } : null;
+}
+
+/** A branch's change for one answer, made with `calls` calls (none for a reported one). */
+function branchChange(stage: Stage, branch: BranchRecord, calls: number, outcome: CallOutcome, status: BranchRecord['status'], waiting: boolean | undefined): BranchChange {
+  const change: BranchChange = { branchId: branch.branchId, status, calls, ...(waiting === undefined ? {} : { waiting }) };
+  // Accepted, not done: what the branch showed before (why an earlier try failed) stays.
+  if (outcome.kind === 'ongoing') return change;
   if (outcome.kind !== 'ok') return { ...change, lastError: errorOf(outcome) };
   // A phase-1 success keeps its result, and an AT prepare's locked rows ride in the same write.
   if (stage === 'phase1') return { ...change, result: outcome.result, ...lockedRowsOf(outcome), ...(branch.lastError === null ? {} : { lastError: null }) };
@@ -154,9 +257,17 @@ function callEvent(tx: TxRecord, call: WaveCall, phase: Phase, outcome: CallOutc
     phase,
     outcome: outcome.kind,
     attempt: (branch ? branch.attempts : tx.attempts) + 1,
-    ...(outcome.kind === 'ok' ? {} : { error: errorOf(outcome) }),
+    ...(outcome.kind === 'ok' || outcome.kind === 'ongoing' ? {} : { error: errorOf(outcome) }),
+    ...(outcome.kind === 'ongoing' && outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}),
   };
   return branch ? { type: 'call', branchId: target.branchId, from: branch.status, to, detail } : { type: 'call', branchId: target.branchId, detail };
+}
+
+/** The history event of a reported outcome: no call was made, the participant told the answer. */
+function reportEvent(call: WaveCall, phase: Phase, outcome: CallOutcome, to: string | undefined): EventInput {
+  const { target, branch } = call;
+  const detail = { participant: target.participant, action: target.action, phase, outcome: outcome.kind, ...(outcome.kind === 'failed' ? { error: outcome.error } : {}) };
+  return branch ? { type: 'outcome_reported', branchId: target.branchId, from: branch.status, to, detail } : { type: 'outcome_reported', branchId: target.branchId, detail };
 }
 
 export interface RoundResult {
@@ -167,9 +278,10 @@ export interface RoundResult {
 }
 
 /**
- * The engine's one round: calls a wave, has the state machine read the answers, and writes
- * what they came to (branch changes, history, attempts, attention, schedule) in one
- * compare-and-set. Every mode's every call goes through here; modes only choose waves.
+ * The engine's one round: calls a wave (or takes the answer a participant reported instead of
+ * a call), has the state machine read the answers, and writes what they came to (branch
+ * changes, history, attempts, attention, schedule) in one compare-and-set. Every mode's every
+ * call goes through here; modes only choose waves.
  */
 @Injectable()
 export class TransactionRound {
@@ -184,21 +296,32 @@ export class TransactionRound {
   ) {}
 
   /** The lease and due time of a write after which the transaction is looked at `next`. */
-  schedule(next: NextLook, tx: Pick<TxRecord, 'deadline'>): Pick<TxChange, 'lease' | 'nextAttemptInMs'> {
-    return scheduleOf(next, tx, { ownLease: () => this.writer.ownLease(), retryDelayMs: (a) => this.writer.retryDelayMs(a), msUntil: (d) => this.clock.msUntil(d) });
+  schedule(next: NextLook, tx: Pick<TxRecord, 'deadline' | 'nextAttemptAt'>): Pick<TxChange, 'lease' | 'nextAttemptInMs'> {
+    return scheduleOf(next, tx, {
+      ownLease: () => this.writer.ownLease(),
+      retryDelayMs: (a) => this.writer.retryDelayMs(a),
+      waitingDelayMs: (waited) => this.writer.waitingDelayMs(waited),
+      msUntil: (d) => this.clock.msUntil(d),
+    });
   }
 
-  /** One wave of a transaction this instance drives under its lease (BranchCaller refuses to call past it). */
-  async run(loaded: LoadedTx, machine: MachineTx, wave: Wave): Promise<RoundResult> {
+  /**
+   * One wave of a transaction this instance drives under its lease (BranchCaller refuses to
+   * call past it). With `reported`, nobody is called: these are the wave's answers, as a
+   * participant reported them (PROTOCOL.md 3.6), and they are written as its calls' would be.
+   * The caller makes sure no other instance holds a live lease then (it would be calling).
+   */
+  async run(loaded: LoadedTx, machine: MachineTx, wave: Wave, reported?: readonly CallOutcome[]): Promise<RoundResult> {
     const { tx } = loaded;
     const stage = stageOf(tx.status, wave.calls);
-    const outcomes = await this.call(loaded, wave, stage);
+    const outcomes = reported ?? (await this.call(loaded, wave, stage));
     const { events, next } = this.answer(machine, wave, outcomes);
-    const settled = settle(tx, wave, outcomes, events, next, this.writer.attentionAfterAttempts);
+    const source = reported ? 'report' : 'calls';
+    const settled = settle({ tx, wave, outcomes, events, before: machine, next, source }, this.writer.attentionAfterAttempts);
 
     const saved = await this.writer.write(loaded, { ...settled.change, ...this.schedule(settled.next, tx) });
     if (!saved) {
-      if (stage === 'phase2') forTransaction(this.logger, tx.gid).warn('phase-2 result not written: another instance holds the transaction');
+      if (stage === 'phase2' && !reported) forTransaction(this.logger, tx.gid).warn('phase-2 result not written: another instance holds the transaction');
       return { saved: null, continues: false };
     }
     const continues = settled.next.kind === 'now';
@@ -227,9 +350,18 @@ export class TransactionRound {
     if (!branch || !phase) throw new Error('an added branch is called in its phase 1');
     const outcome = await this.caller.call(found, call.target, phase);
     const { events, next } = this.answer(machine, wave, [outcome]);
-    const { change } = settle(found.tx, wave, [outcome], events, next, this.writer.attentionAfterAttempts);
-    const [{ branchId: _branchId, status = branch.status, calls: _calls, ...answer }] = change.branches;
-    const saved = await this.writer.recordPhase1(found.tx.gid, branch.branchId, status, answer, change.events);
+    const settled = settle({ tx: found.tx, wave, outcomes: [outcome], events, before: machine, next, source: 'calls' }, this.writer.attentionAfterAttempts);
+    const [{ branchId: _branchId, status = branch.status, calls: _calls, ...answer }] = settled.change.branches;
+    // Accepted, not done (PROTOCOL.md 3.6): the transaction falls due when the branch is to be
+    // asked again (recovery asks it), no longer only at its deadline.
+    const askAgainInMs = settled.next.kind === 'retry' && settled.next.ongoing ? this.schedule(settled.next, found.tx).nextAttemptInMs : null;
+    const saved = await this.writer.recordPhase1(
+      found.tx.gid,
+      branch.branchId,
+      status,
+      askAgainInMs === null ? answer : { ...answer, askAgainInMs },
+      settled.change.events,
+    );
     return saved ?? { ...branch, status };
   }
 
@@ -262,11 +394,16 @@ export class TransactionRound {
 
   /** One line per branch still owed its phase 2, so each can be followed by its branchId. */
   private phase2Incomplete(tx: TxRecord, wave: Wave, outcomes: readonly CallOutcome[], attempts: number): void {
-    this.metrics.retries.inc({ mode: tx.mode });
+    if (outcomes.some((o) => settlementOf(o, 'phase2') === 'failed')) this.metrics.retries.inc({ mode: tx.mode });
     const txLogger = forTransaction(this.logger, tx.gid);
     wave.calls.forEach(({ target, phase }, i) => {
       const outcome = outcomes[i];
       if (outcome.kind === 'ok') return;
+      if (outcome.kind === 'ongoing') {
+        // Accepted, not done yet (PROTOCOL.md 3.6): no failure, nothing for an operator to do.
+        txLogger.branch(target.branchId).debug(`phase 2 (${phase}) ongoing; asking again later`, { phase, retryAfterMs: outcome.retryAfterMs });
+        return;
+      }
       // Why, too: without it an operator reading the log cannot tell a down participant from a lock timeout.
       const error = errorOf(outcome);
       const why = typeof error === 'string' ? error : JSON.stringify(error);

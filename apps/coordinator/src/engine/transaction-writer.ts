@@ -5,7 +5,7 @@ import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, waitingDelayMs } from './backoff.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
 
 /**
@@ -46,6 +46,11 @@ export class TransactionWriter {
 
   retryDelayMs(attempt: number): number {
     return backoffDelayMs({ baseMs: this.config.env.RETRY_BASE_MS, capMs: this.config.env.RETRY_MAX_MS }, attempt);
+  }
+
+  /** The wait before asking again a participant that answered ongoing without saying when (backoff.ts waitingDelayMs). */
+  waitingDelayMs(waitedMs: number): number {
+    return waitingDelayMs({ baseMs: this.config.env.RETRY_BASE_MS, capMs: this.config.env.RETRY_MAX_MS }, waitedMs);
   }
 
   get attentionAfterAttempts(): number {

@@ -44,6 +44,9 @@ export function answersOf<A>(calls: readonly WaveCall[], outcomes: readonly Call
   return calls.map((call, i) => ({ branchId: call.target.branchId, answer: meaning(outcomes[i]) }));
 }
 
+/** Whether a branch still waits for the final answer to its phase 1 (it answered ongoing, PROTOCOL.md 3.6). */
+export const isWaiting = (branch: BranchRecord): boolean => branch.status === 'pending' && branch.waitingSince !== null;
+
 /** Phase 2 (confirm / commit / cancel / rollback / compensate, by each branch's kind) to `branches`. */
 export function phase2Wave(loaded: LoadedTx, mode: MachineMode, branches: readonly BranchRecord[]): Wave {
   const calls = branchCalls(branches, mode, loaded.tx.status);

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { AT_LOCKS_HEADER, callId, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { AT_LOCKS_HEADER, callId, ongoingOutcome, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import { addressOfHost, type EgressPolicy } from '../participants/egress-policy.js';
 import { checkedLookup } from './checked-lookup.js';
 
@@ -48,8 +48,8 @@ export interface HttpCallOptions {
 
 /**
  * PROTOCOL.md 5.1 over HTTP: POST {endpoint}/{action}/{phase}. Keep-alive agents reuse
- * connections across calls; every call has its own deadline. 2xx is ok, 409 a business
- * failure, anything else (or no answer in time) transient.
+ * connections across calls; every call has its own deadline. 202 is ongoing (3.6), any other
+ * 2xx ok, 409 a business failure, anything else (or no answer in time) transient.
  */
 export class HttpParticipantTransport {
   /** Endpoints parsed once: a URL parse per call showed in the profile. */
@@ -133,7 +133,10 @@ export class HttpParticipantTransport {
           response.on('end', () => {
             const status = response.statusCode ?? 0;
             const answer = parseJson(Buffer.concat(chunks).toString('utf8'));
-            if (status >= 200 && status < 300) settle(okOutcome(answer, response.headers[AT_LOCKS_HEADER]));
+            // 202: accepted, the outcome not known yet (PROTOCOL.md 3.6); its body's retryAfterMs is
+            // only a hint, so a body that does not parse, or has none, is simply no hint.
+            if (status === 202) settle(ongoingOutcome(answer));
+            else if (status >= 200 && status < 300) settle(okOutcome(answer, response.headers[AT_LOCKS_HEADER]));
             else if (status === 409) settle({ kind: 'failed', error: answer });
             else settle({ kind: 'transient', error: `HTTP ${status}: ${JSON.stringify(answer).slice(0, 500)}` });
           });

@@ -23,7 +23,7 @@ interface CachedClient {
 
 /**
  * PROTOCOL.md 5.2 over NestJS microservices (TCP, Redis): message pattern `tx.branch`, replies
- * `{ outcome: 'ok' | 'failed' }`. An error, an unexpected reply or no reply in time is transient.
+ * `{ outcome: 'ok' | 'failed' | 'ongoing' }` (3.6). An error, an unexpected reply or no reply in time is transient.
  * One ClientProxy per participant address, reused across calls.
  */
 export class MicroserviceParticipantTransport {

@@ -3,6 +3,7 @@ import { firstValueFrom, timeout } from 'rxjs';
 import {
   callId,
   MESSAGE_SIGNATURE_MEMBER,
+  ongoingOutcome,
   readBranchLocks,
   signCall,
   type CallOutcome,
@@ -16,7 +17,7 @@ import {
 function isReply(value: unknown): value is MicroserviceReply {
   if (typeof value !== 'object' || value === null) return false;
   const outcome = (value as { outcome?: unknown }).outcome;
-  return outcome === 'ok' || outcome === 'failed';
+  return outcome === 'ok' || outcome === 'failed' || outcome === 'ongoing';
 }
 
 /** One line for an error of any shape a transport hands over (an Error, a reply's `err` object, a string). */
@@ -36,22 +37,25 @@ export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[]): Sig
 
 /**
  * A reply as an outcome. An ok reply may carry the rows an AT prepare locked (`locks`): for the
- * admin view only, so a malformed one is left out and the reply stays ok.
+ * admin view only, so a malformed one is left out and the reply stays ok. An ongoing reply's
+ * `retryAfterMs` is a hint: one that is not a positive whole number is dropped (clamped to an
+ * hour when larger), and the reply stays ongoing (PROTOCOL.md 3.6).
  */
 export function outcomeOfReply(reply: MicroserviceReply): CallOutcome {
   if (reply.outcome === 'failed') return { kind: 'failed', error: { message: reply.message } };
+  if (reply.outcome === 'ongoing') return ongoingOutcome(reply);
   const result = reply.result ?? null;
   const locks = reply.locks === undefined ? null : readBranchLocks(reply.locks);
   return locks ? { kind: 'ok', result, locks } : { kind: 'ok', result };
 }
 
-/**
- * Sends one call and maps the reply: `{ outcome: 'ok' | 'failed' }`; an error, an unexpected
- * reply or no reply within `timeoutMs` is transient.
- */
 /** What a call needs of a client, whatever its transport's event and status types. */
 export type ReplyClient = Pick<ClientProxy, 'send'>;
 
+/**
+ * Sends one call and maps the reply: `{ outcome: 'ok' | 'failed' | 'ongoing' }`; an error, an
+ * unexpected reply or no reply within `timeoutMs` is transient.
+ */
 export async function sendForReply(client: ReplyClient, pattern: string | Record<string, string>, data: unknown, timeoutMs: number): Promise<CallOutcome> {
   try {
     const reply: unknown = await firstValueFrom(client.send(pattern, data).pipe(timeout(timeoutMs)));

@@ -189,6 +189,12 @@ export interface Phase1Outcome {
   needsAttention?: boolean;
   /** As BranchChange.waiting. */
   waiting?: boolean;
+  /**
+   * The answer was ongoing: the transaction falls due in this many milliseconds (no later than
+   * its deadline, and no later than it was due), so that recovery asks the branch again. Not
+   * while an instance holds a live lease on it: that instance's next write schedules it.
+   */
+  askAgainInMs?: number;
 }
 
 /** A compare-and-set move of a global transaction, with its branches and events, in one commit. */

@@ -168,7 +168,7 @@ nb_in AS (
 p1_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
     k int, gid text, branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb,
-    needs_attention boolean, waiting boolean, events jsonb)
+    needs_attention boolean, waiting boolean, ask_again_ms int, events jsonb)
 ), p1 AS (
   -- Only a pending branch changes status: a phase-1 answer never overwrites a later state.
   UPDATE branches br SET
@@ -185,10 +185,18 @@ p1_in AS (
   WHERE br.gid = x.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM p1_in))
   RETURNING br.*
 ), p1_g AS (
-  -- An answer recorded only as a marker flags its transaction (no version bump: the flag is no move, and only ever set).
-  UPDATE global_transactions t SET needs_attention = true
+  -- An answer recorded only as a marker flags its transaction; an ongoing one makes an active
+  -- transaction due when the branch is to be asked again (never later than it was due, nor than
+  -- its deadline), unless an instance holds a live lease on it (its next write schedules it).
+  -- No version bump: neither is a move.
+  UPDATE global_transactions t SET
+    needs_attention = t.needs_attention OR x.needs_attention,
+    next_attempt_at = CASE
+      WHEN x.ask_again_ms IS NULL OR t.status <> 'active' OR (t.lease_owner IS NOT NULL AND t.lease_until > now()) THEN t.next_attempt_at
+      ELSE least(t.next_attempt_at, t.deadline, now() + x.ask_again_ms * interval '1 millisecond') END
   FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id
-  WHERE x.needs_attention AND t.gid = b.gid AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention))
+  WHERE (x.needs_attention OR x.ask_again_ms IS NOT NULL) AND t.gid = b.gid
+    AND t.gid = ANY (ARRAY(SELECT gid FROM p1_in WHERE needs_attention OR ask_again_ms IS NOT NULL))
 )`,
     events: `SELECT x.gid, x.events FROM p1 b JOIN p1_in x ON x.gid = b.gid AND x.branch_id = b.branch_id`,
     results: `SELECT 'phase1'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches
@@ -387,6 +395,7 @@ export class TransactionStore {
       ...(outcome.locks ? { locks: outcome.locks } : {}),
       needs_attention: outcome.needsAttention ?? false,
       ...(outcome.waiting === undefined ? {} : { waiting: outcome.waiting }),
+      ask_again_ms: outcome.askAgainInMs ?? null,
       events: eventRows(events),
     });
   }

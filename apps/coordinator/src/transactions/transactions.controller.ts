@@ -1,11 +1,11 @@
 import { Body, Controller, Get, Headers, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
-import { ApiBody, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { AddBranchDto, BeginTransactionDto, DecideDto, type BranchOutcomeView, type TransactionView } from '@nest-dtx/protocol';
-import { BranchOutcomeViewSchema, TransactionViewSchema } from '../docs/view-schemas.js';
+import { ApiBody, ApiHeader, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { AddBranchDto, BeginTransactionDto, DecideDto, ID_PATTERN, ReportOutcomeDto, type BranchOutcomeView, type PendingBranchView, type TransactionView } from '@nest-dtx/protocol';
+import { BranchOutcomeViewSchema, PendingBranchViewSchema, TransactionViewSchema } from '../docs/view-schemas.js';
 import { ClientRateLimitGuard } from '../auth/client-rate-limit.js';
 import type { AuthenticatedRequest } from '../auth/authenticate.js';
 import { RequireRole } from '../auth/roles.decorator.js';
-import { GidPipe } from '../common/path-param.pipes.js';
+import { BranchIdPipe, GidPipe } from '../common/path-param.pipes.js';
 import { ErrorCode } from '@nest-dtx/protocol';
 import { ApiAdmissionControlled, ApiAnswer, ApiErrors, ApiGidParam, ApiStoreBacked, TX_NOT_FOUND } from '../docs/api-responses.js';
 import { TransactionsService } from './transactions.service.js';
@@ -56,6 +56,7 @@ export class TransactionsController {
   })
   @ApiGidParam()
   @ApiAnswer(201, BranchOutcomeViewSchema, 'Phase 1 succeeded: status `prepared`.')
+  @ApiAnswer(202, PendingBranchViewSchema, 'Phase 1 answered 202 (long-running, PROTOCOL.md 3.6): status `pending`; read the transaction until the branch is `prepared` or `failed`.')
   @ApiErrors(
     { status: 400, codes: [ErrorCode.UNKNOWN_PARTICIPANT, ErrorCode.UNKNOWN_ACTION, ErrorCode.WRONG_MODE], why: 'the branch names what is not registered, or the transaction is not interactive tcc/2pc' },
     TX_NOT_FOUND,
@@ -66,8 +67,46 @@ export class TransactionsController {
     },
     { status: 502, codes: [ErrorCode.BRANCH_UNKNOWN], why: 'no usable answer in time: outcome unknown (branchId, status `pending`, lastError); the client should roll back' },
   )
-  addBranch(@Param('gid', GidPipe) gid: string, @Body() dto: AddBranchDto, @Req() request: AuthenticatedRequest): Promise<BranchOutcomeView> {
-    return this.transactions.addBranch(gid, dto, request.apiKey);
+  async addBranch(
+    @Param('gid', GidPipe) gid: string,
+    @Body() dto: AddBranchDto,
+    @Req() request: AuthenticatedRequest,
+    @Res({ passthrough: true }) res: { status(code: number): unknown },
+  ): Promise<BranchOutcomeView | PendingBranchView> {
+    const answer = await this.transactions.addBranch(gid, dto, request.apiKey);
+    if (answer.status === 'pending') res.status(202);
+    return answer;
+  }
+
+  @Post(':gid/branches/:branchId/outcome')
+  @HttpCode(200)
+  @RequireRole('participant')
+  @ApiOperation({
+    summary: "Report the final answer of a phase a participant answered 202 (ongoing)",
+    description:
+      'Sooner than the next repeat of the call: the same effect that answer to the call would have had (`ok` = 2xx, `failed` = 409), once. ' +
+      "Only with the key that owns the branch's participant name. msg's check-back is branch `check`. PROTOCOL.md 3.6.",
+  })
+  @ApiGidParam()
+  @ApiParam({ name: 'branchId', description: 'The branch (a saga step: its name).', schema: { type: 'string', pattern: ID_PATTERN.source, maxLength: 128, example: 'b1' } })
+  @ApiAnswer(200, TransactionViewSchema, 'Recorded, and the transaction driven on; a repeat of a report already recorded answers the same.')
+  @ApiErrors(
+    { status: 403, codes: [ErrorCode.FORBIDDEN], why: "the branch's participant name belongs to another API key" },
+    { status: 404, codes: [ErrorCode.TX_NOT_FOUND, ErrorCode.NOT_FOUND], why: 'no transaction of that gid, or no branch of that branchId in it' },
+    {
+      status: 409,
+      codes: [ErrorCode.PHASE_NOT_IN_PROGRESS],
+      why: 'the phase is not in progress for the branch (another phase, not sent yet, or settled otherwise); the body carries the transaction view as `transaction`',
+    },
+    { status: 503, codes: [ErrorCode.OVERLOADED], why: 'a coordinator instance kept driving the transaction while the report waited for it; nothing was written: send it again after Retry-After' },
+  )
+  reportOutcome(
+    @Param('gid', GidPipe) gid: string,
+    @Param('branchId', BranchIdPipe) branchId: string,
+    @Body() dto: ReportOutcomeDto,
+    @Req() request: AuthenticatedRequest,
+  ): Promise<TransactionView> {
+    return this.transactions.reportOutcome(gid, branchId, dto, request.apiKey);
   }
 
   @Post(':gid/commit')

@@ -6,11 +6,13 @@ import {
   type AddBranchDto,
   type BeginTransactionDto,
   type BranchOutcomeView,
+  type PendingBranchView,
+  type ReportOutcomeDto,
   type TransactionView,
 } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { TransactionEngine, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
+import { TransactionEngine, type ReporterScope, type RequestedDecision, type TxScope } from '../engine/transaction-engine.service.js';
 import type { ApiKey } from '../auth/api-keys.js';
 import type { BranchRecord, NewBranch } from '../store/records.js';
 import { asApiError } from '../api/engine-errors.js';
@@ -93,7 +95,23 @@ export class TransactionsService {
     return key.digest;
   }
 
-  async addBranch(gid: string, dto: AddBranchDto, key?: ApiKey): Promise<BranchOutcomeView> {
+  /**
+   * Who may report a participant's outcomes: with API keys, the key that owns the participant's
+   * name (PROTOCOL.md 3.6, 4), so the key's digest; null (anyone) for admin keys and without keys.
+   */
+  private reporterOf(key: ApiKey | undefined): ReporterScope {
+    if (!this.config.apiKeys.enabled || !key || key.roles.has('admin')) return null;
+    return key.digest;
+  }
+
+  /** A participant's report of a phase's final answer (PROTOCOL.md 3.6): the transaction after it (a repeat: as it is). */
+  async reportOutcome(gid: string, branchId: string, dto: ReportOutcomeDto, key?: ApiKey): Promise<TransactionView> {
+    const report = { phase: dto.phase, outcome: dto.outcome, result: dto.result ?? null };
+    return toTransactionView(await this.engine.reportOutcome(gid, branchId, report, this.reporterOf(key)).catch(rethrowAsApiError));
+  }
+
+  /** PROTOCOL.md 3.2; a phase 1 answered `202` is pending (3.6): answered `202` too. */
+  async addBranch(gid: string, dto: AddBranchDto, key?: ApiKey): Promise<BranchOutcomeView | PendingBranchView> {
     const branch: NewBranch = { branchId: dto.branchId ?? `b-${randomUUID()}`, participant: dto.participant, action: dto.action, payload: dto.payload ?? {} };
     const recorded = await this.engine.addBranch(gid, branch, this.scopeOf(key)).catch(rethrowAsApiError);
     return this.outcomeOf(recorded, dto);
@@ -120,8 +138,8 @@ export class TransactionsService {
     return view;
   }
 
-  /** A recorded branch as the answer to an add-branch request (PROTOCOL.md 3.2). */
-  private outcomeOf(branch: BranchRecord, dto: AddBranchDto): BranchOutcomeView {
+  /** A recorded branch as the answer to an add-branch request (PROTOCOL.md 3.2, 3.6). */
+  private outcomeOf(branch: BranchRecord, dto: AddBranchDto): BranchOutcomeView | PendingBranchView {
     // Participant names are case-insensitive: the branch holds the registered spelling.
     if (branch.participant.toLowerCase() !== dto.participant.toLowerCase() || branch.action !== dto.action) {
       throw new ApiError(409, ErrorCode.BRANCH_CONFLICT, `branch ${branch.branchId} already exists for ${branch.participant}/${branch.action}`, {
@@ -135,6 +153,8 @@ export class TransactionsService {
         lastError: branch.lastError,
       });
     }
+    // Accepted, outcome not known yet (3.6): the client reads the transaction until it is known.
+    if (branch.status === 'pending' && branch.waitingSince !== null) return { branchId: branch.branchId, status: 'pending' };
     if (branch.status === 'pending') {
       throw new ApiError(502, ErrorCode.BRANCH_UNKNOWN, `no answer from ${branch.participant}: outcome unknown, roll back`, {
         branchId: branch.branchId,

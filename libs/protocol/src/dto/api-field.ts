@@ -29,6 +29,8 @@ export interface ApiFieldOptions {
   maxProperties?: number;
   nullable?: boolean;
   additionalProperties?: boolean | { type: string; maxLength?: number };
+  /** Any JSON value: the coordinator's document finisher writes the field as the empty schema `{}` (its ANY_JSON_MARK). */
+  'x-any-json'?: true;
 }
 
 type FieldMetadata = ApiFieldOptions & { required: boolean };

@@ -4,6 +4,7 @@ import 'reflect-metadata';
 import { ApiField, ApiOptionalField } from './api-field.js';
 import { Type } from 'class-transformer';
 import {
+  Allow,
   ArrayMaxSize,
   ArrayMinSize,
   ArrayUnique,
@@ -21,8 +22,8 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
-import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, type GlobalStatus, type Mode } from '../states.js';
-import type { JsonObject } from '../views.js';
+import { GLOBAL_STATUSES, ID_PATTERN, MODES, NAME_PATTERN, PHASES, type GlobalStatus, type Mode, type Phase } from '../states.js';
+import type { Json, JsonObject } from '../views.js';
 
 export const LIMITS = {
   /**
@@ -232,6 +233,34 @@ export class DecideDto {
   @IsOptional()
   @IsBoolean()
   wait?: boolean;
+}
+
+/** What a reported outcome says the phase's final answer was (PROTOCOL.md 3.6). */
+export const REPORTED_OUTCOMES = ['ok', 'failed'] as const;
+export type ReportedOutcome = (typeof REPORTED_OUTCOMES)[number];
+
+/** POST /v1/transactions/{gid}/branches/{branchId}/outcome (PROTOCOL.md 3.6). */
+export class ReportOutcomeDto {
+  @ApiField({ enum: PHASES, enumName: 'Phase', description: 'The phase whose call was answered 202 (ongoing).', example: 'try' })
+  @IsIn(PHASES)
+  phase!: Phase;
+
+  @ApiField({
+    enum: REPORTED_OUTCOMES,
+    enumName: 'ReportedOutcome',
+    description: '`ok`: the effect of a 2xx answer to that call; `failed`: the effect of a 409.',
+    example: 'ok',
+  })
+  @IsIn(REPORTED_OUTCOMES)
+  outcome!: ReportedOutcome;
+
+  @ApiOptionalField({
+    'x-any-json': true,
+    description: '`ok`: kept as the branch `result` (phase 1), as the body of a 2xx would be; `failed`: kept as its `lastError`, as the body of a 409 would be. Any JSON; default null.',
+    example: { approvedBy: 'ann' },
+  })
+  @Allow()
+  result?: Json;
 }
 
 export class GidParamDto {

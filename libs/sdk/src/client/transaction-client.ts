@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type {
   BranchOutcomeView,
   ErrorBody,
+  Json,
   JsonObject,
   Mode,
+  Phase,
   ParticipantRegistrationView,
   ParticipantView,
   TransactionView,
@@ -114,6 +116,19 @@ export interface RegisterParticipantRequest {
   headers?: Record<string, string>;
 }
 
+/**
+ * A participant's report of a phase's final answer (PROTOCOL.md 3.6), sooner than the
+ * coordinator's next repeat of the call it answered ongoing: `ok` has the effect of a 2xx
+ * answer to that call (`result`: its body), `failed` the effect of a 409 (`result`: its body,
+ * kept as the branch's lastError).
+ */
+export interface BranchOutcomeReport {
+  phase: Phase;
+  outcome: 'ok' | 'failed';
+  /** Default null. */
+  result?: Json;
+}
+
 /** An interactive transaction handed to the callback of `TransactionClient.tcc`. */
 export class InteractiveTransaction {
   constructor(
@@ -160,6 +175,19 @@ export class TransactionClient {
 
   get(gid: string): Promise<TransactionView> {
     return this.request('GET', `/v1/transactions/${encodeURIComponent(gid)}`);
+  }
+
+  /**
+   * Reports the final answer of a phase the participant answered ongoing (PROTOCOL.md 3.6):
+   * `POST /v1/transactions/{gid}/branches/{branchId}/outcome`, with the key that owns the
+   * branch's participant. Answers the transaction view; a repeat is `200` with the view too;
+   * a phase that is not in progress (already settled, or not begun) throws CoordinatorError
+   * `PHASE_NOT_IN_PROGRESS` (409). A participant uses BranchOutcomes, which retries and tells
+   * the two apart for it.
+   */
+  reportOutcome(gid: string, branchId: string, report: BranchOutcomeReport): Promise<TransactionView> {
+    const body = { phase: report.phase, outcome: report.outcome, result: report.result ?? null };
+    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches/${encodeURIComponent(branchId)}/outcome`, body);
   }
 
   /** Registers (or updates) a participant; the answer carries its signing secret (PROTOCOL.md 4). */
@@ -222,7 +250,8 @@ export class TransactionClient {
         if (!(error instanceof CoordinatorError)) throw error;
         let delayMs: number;
         if (isBackPressure(error)) {
-          delayMs = Math.round((error.retryAfterMs ?? 1_000) * (1 + Math.random() / 4));
+          // At least 50 ms: a `Retry-After: 0` charged nothing to the budget and was sent again at once, for ever.
+          delayMs = Math.max(50, Math.round((error.retryAfterMs ?? 1_000) * (1 + Math.random() / 4)));
           if (delayMs > waitBudgetMs) throw error;
           waitBudgetMs -= delayMs;
         } else {
@@ -252,8 +281,17 @@ export class TransactionClient {
       throw new CoordinatorError(0, null, `coordinator unreachable at ${baseUrl}: ${String(error)}`);
     }
     const text = await response.text();
-    const parsed: unknown = text ? JSON.parse(text) : null;
-    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null, undefined, parseRetryAfter(response.headers.get('retry-after')));
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+    let parsed: unknown = null;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch (error) {
+      // An error answer that is not the coordinator's JSON (a gateway's 502 page) is still a
+      // CoordinatorError with its status, so callers can tell a transient one from the rest.
+      if (!response.ok) throw new CoordinatorError(response.status, null, `coordinator answered ${response.status} (not JSON)`, retryAfterMs);
+      throw error;
+    }
+    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null, undefined, retryAfterMs);
     return parsed as T;
   }
 }

@@ -5,6 +5,7 @@ import type { ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { formatSigningSecret, signCall, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import { finalAnswer } from '../data-layers/core/ongoing-answer.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { BranchBarrier } from '../participant/barrier.js';
@@ -21,7 +22,7 @@ class MemoryPhase1Layer implements DtxDataLayer<{ handle: string }> {
     const key = `${call.gid}/${call.branchId}`;
     if (this.done.has(key)) return { kind: 'ok', result: this.done.get(key) ?? null, duplicate: true, skipped: true };
     try {
-      const result = (await work({ handle: 'tx' })) ?? null;
+      const result = finalAnswer(await work({ handle: 'tx' }), 'XaAction');
       this.done.set(key, result);
       return { kind: 'ok', result, duplicate: false, skipped: false };
     } catch (error) {

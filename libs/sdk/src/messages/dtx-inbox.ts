@@ -10,7 +10,8 @@ import {
 } from '@nest-dtx/protocol';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { DtxDataLayer } from '../data-layers/core/data-layer.js';
-import type { BranchContext } from '../participant/participant.explorer.js';
+import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
+import { branchContext, type BranchContext } from '../participant/participant.explorer.js';
 import { isPhaseCall, signedIdNamesBody } from '../participant/phase-call.js';
 
 /** A message as a broker handed it over: the body's exact bytes, and its headers by name. */
@@ -69,6 +70,9 @@ export const INBOX_DEFAULT_TOLERANCE_SECONDS = 7 * 24 * 60 * 60;
 
 /** The business work of a delivered message: the branch's payload, and the local transaction to write through (`context.tx`). */
 export type InboxWork<Tx> = (payload: JsonObject, context: BranchContext<Tx>) => Promise<Json | void>;
+
+/** Why an inbox's work may not answer ongoing(). */
+const ONGOING_REFUSED = 'DtxInbox: the work of a delivered message answers for good (a result, or a BusinessFailure): it cannot answer ongoing()';
 
 export interface InboxReceipt {
   gid: string;
@@ -139,18 +143,24 @@ export class DtxInbox<Tx = unknown> {
     const call = this.verified(message);
     const thrown: { failure?: BusinessFailure } = {};
     const outcome = await this.dataLayer.runPhase(call, async (tx) => {
+      let answer: unknown;
       try {
-        return await work(call.payload, { gid: call.gid, branchId: call.branchId, mode: call.mode, action: call.action, phase: call.phase, tx, manager: tx });
+        answer = await work(call.payload, branchContext(call, tx));
       } catch (error) {
         if (error instanceof BusinessFailure) thrown.failure = error;
         throw error;
       }
+      // A delivered message is acknowledged or not: there is no one to ask again later. Thrown
+      // here, inside the local transaction, so that nothing the work wrote commits.
+      if (isOngoingAnswer(answer)) throw new TypeError(ONGOING_REFUSED);
+      return answer as Json | void;
     });
     if (outcome.kind === 'failed') {
       const refused = thrown.failure;
       if (refused && outcome.message === refused.message && outcome.details === refused.details) throw refused;
       throw new DtxInboxError(DtxInboxErrorCode.BARRIER_REFUSED, outcome.message);
     }
+    if (outcome.kind === 'ongoing') throw new TypeError(ONGOING_REFUSED);
     return { gid: call.gid, branchId: call.branchId, duplicate: outcome.duplicate, result: outcome.result };
   }
 

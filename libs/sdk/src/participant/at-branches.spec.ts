@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import { finalAnswer } from '../data-layers/core/ongoing-answer.js';
 import type { BranchKey } from '../data-layers/core/barrier-sql.js';
 import type { AtDataLayer, AtTable, BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { AtBranches } from './at-branches.js';
@@ -28,7 +29,7 @@ class FakeAt implements AtDataLayer<Handle> {
 
   async prepare(call: PhaseCallBody, work: BusinessWork<Handle>, options: { lockWaitMs: number }): Promise<BarrierOutcome> {
     this.asked.push(`prepare ${call.gid} wait=${options.lockWaitMs}`);
-    const result = (await work({ handle: 'at-tx' })) ?? null;
+    const result = finalAnswer(await work({ handle: 'at-tx' }), 'AtAction');
     return { kind: 'ok', result, duplicate: false, skipped: false, locks: { count: 1, rows: [{ table: 'public.accounts', key: '["a"]' }] } };
   }
 

@@ -3,6 +3,7 @@ import { ID_PATTERN, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
+import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
 import { DtxInbox, type DtxInboxOptions } from '../messages/dtx-inbox.js';
 import { DTX_DATA_LAYER } from './data-layer.provider.js';
 import { checkCall, LocalTransactionRefused, localTransactionCall } from './msg-check.js';
@@ -28,6 +29,9 @@ export interface LocalTransactionBarrier<Tx> {
   runLocal(gid: string, work: (tx: Tx) => Promise<Json | void>): Promise<LocalTransactionOutcome>;
   checkLocal(gid: string): Promise<LocalCommitState>;
 }
+
+/** Why a message's local transaction may not answer ongoing(). */
+const LOCAL_ONGOING_REFUSED = "BranchBarrier.runLocal: a message's local transaction commits or fails in the call: it cannot answer ongoing()";
 
 function checkedGid(gid: string): string {
   if (typeof gid !== 'string' || !ID_PATTERN.test(gid)) throw new TypeError(`not a gid: ${JSON.stringify(gid)} (PROTOCOL.md 3.1: [A-Za-z0-9_.:-]{1,128})`);
@@ -90,14 +94,20 @@ export class BranchBarrier<Tx = unknown> implements LocalTransactionBarrier<Tx> 
     const call = localTransactionCall(checkedGid(gid));
     const thrown: { failure?: BusinessFailure } = {};
     const outcome = await this.dataLayer.runPhase(call, async (tx) => {
+      let answer: unknown;
       try {
-        return await work(tx);
+        answer = await work(tx);
       } catch (error) {
         if (error instanceof BusinessFailure) thrown.failure = error;
         throw error;
       }
+      // The caller's own local transaction commits now or never: there is no call to repeat.
+      // Thrown inside it, so that nothing it wrote commits.
+      if (isOngoingAnswer(answer)) throw new TypeError(LOCAL_ONGOING_REFUSED);
+      return answer as Json | void;
     });
     if (outcome.kind === 'ok') return { duplicate: outcome.duplicate, result: outcome.result };
+    if (outcome.kind === 'ongoing') throw new TypeError(LOCAL_ONGOING_REFUSED);
     // The work's own refusal, answered as it was thrown. (On Redis the barrier's refusal can come
     // after the work's BusinessFailure, when a check took the slot meanwhile: that one holds.)
     const refused = thrown.failure;

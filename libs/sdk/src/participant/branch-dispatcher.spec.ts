@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
-import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOrigin, type BarrierOutcome, type BarrierSlot } from '../data-layers/core/barrier-rules.js';
+import {
+  answerSlot,
+  barrierDecision,
+  barrierInserts,
+  barrierOutcome,
+  ongoingOutcome,
+  slotToRead,
+  type BarrierOrigin,
+  type BarrierOutcome,
+  type BarrierSlot,
+} from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer, XaDataLayer } from '../data-layers/core/data-layer.js';
+import { finalAnswer, isOngoingAnswer, ongoing } from '../data-layers/core/ongoing-answer.js';
+import type { StoredAnswer } from '../data-layers/core/stored-answer.js';
 import { AtBranches } from './at-branches.js';
 import { BranchBarrier } from './barrier.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
@@ -20,7 +32,9 @@ class FakeDataLayer implements DtxDataLayer<{ handle: string }> {
 
   async runPhase(call: PhaseCallBody, work: BusinessWork<{ handle: string }>): Promise<BarrierOutcome> {
     this.calls.push(call);
-    return { kind: 'ok', result: (await work({ handle: 'tx-1' })) ?? null, duplicate: false, skipped: false };
+    const answer = await work({ handle: 'tx-1' });
+    if (isOngoingAnswer(answer)) return ongoingOutcome(answer);
+    return { kind: 'ok', result: answer ?? null, duplicate: false, skipped: false };
   }
 
   deleteExpiredBarrierRows(): Promise<number> {
@@ -34,7 +48,7 @@ class FakeDataLayer implements DtxDataLayer<{ handle: string }> {
  */
 class MemoryDataLayer implements DtxDataLayer<{ handle: string }> {
   readonly description = 'the memory layer';
-  readonly rows = new Map<string, { origin: BarrierOrigin; result: Json }>();
+  readonly rows = new Map<string, { origin: BarrierOrigin; answer: StoredAnswer }>();
   /** Calls whose business work ran. */
   readonly ran: PhaseCallBody[] = [];
 
@@ -44,17 +58,29 @@ class MemoryDataLayer implements DtxDataLayer<{ handle: string }> {
     const written: string[] = [];
     const inserted = barrierInserts(kind).map(({ slot, origin }) => {
       if (this.rows.has(key(slot))) return false;
-      this.rows.set(key(slot), { origin, result: null });
+      this.rows.set(key(slot), { origin, answer: { kind: 'final', result: null } });
       written.push(key(slot));
       return true;
     });
-    const stored = needsPhase1Origin(kind, inserted) ? (this.rows.get(key('phase1')) ?? null) : null;
-    const decision = barrierDecision(kind, inserted, stored?.origin ?? null);
-    if (decision.kind !== 'run') return barrierOutcome(call, decision, stored?.result ?? null);
+    const slot = slotToRead(kind, inserted);
+    const row = slot ? (this.rows.get(key(slot)) ?? null) : null;
+    const decision = barrierDecision(kind, inserted, row ? { origin: row.origin, answer: row.answer.kind } : null);
+    if (decision.kind !== 'run') return barrierOutcome(call, decision, row?.answer.kind === 'final' ? row.answer.result : null);
     try {
-      const result = (await work({ handle: 'tx-1' })) ?? null;
+      const answer = await work({ handle: 'tx-1' });
       this.ran.push(call);
-      if (decision.storesResult) this.rows.set(key('phase1'), { origin: 'phase1', result });
+      const phase1 = this.rows.get(key('phase1'));
+      if (decision.takesOverOngoingPhase1 && phase1?.origin === 'phase1' && phase1.answer.kind === 'ongoing') {
+        this.rows.set(key('phase1'), { origin: 'rollback', answer: { kind: 'final', result: null } });
+      }
+      const own = answerSlot(kind);
+      const ownRow = own ? this.rows.get(key(own)) : undefined;
+      if (isOngoingAnswer(answer)) {
+        if (own && ownRow) this.rows.set(key(own), { origin: ownRow.origin, answer: { kind: 'ongoing' } });
+        return ongoingOutcome(answer);
+      }
+      const result = answer ?? null;
+      if (decision.storesResult && own && ownRow) this.rows.set(key(own), { origin: ownRow.origin, answer: { kind: 'final', result } });
       return barrierOutcome(call, decision, result);
     } catch (error) {
       for (const row of written) this.rows.delete(row);
@@ -94,7 +120,18 @@ describe('BranchDispatcher', () => {
     const dispatcher = dispatcherWith(layer, [{ name: 'pay', mode: 'tcc', xa: false, at: false, handlers: { try: tryPay, confirm: () => undefined, cancel: () => undefined } }]);
     expect(await dispatcher.dispatch(call)).toEqual({ kind: 'ok', result: { paid: 5 } });
     expect(layer.calls).toEqual([call]);
-    expect(seen).toEqual([{ gid: 'g1', branchId: 'b1', mode: 'tcc', action: 'pay', phase: 'try', tx: { handle: 'tx-1' }, manager: { handle: 'tx-1' } }]);
+    expect(seen).toEqual([
+      {
+        gid: 'g1',
+        branchId: 'b1',
+        mode: 'tcc',
+        action: 'pay',
+        phase: 'try',
+        call: { gid: 'g1', branchId: 'b1', phase: 'try' },
+        tx: { handle: 'tx-1' },
+        manager: { handle: 'tx-1' },
+      },
+    ]);
   });
 
   it('refuses to start when an XaAction is declared on a data layer without prepared transactions', async () => {
@@ -192,6 +229,95 @@ describe('BranchDispatcher', () => {
       for (const call of calls) expect(await dispatcher.dispatch(call)).toMatchObject({ kind: 'invalid' });
       expect(credits).toBe(0);
       expect(layer.rows.size).toBe(0);
+    });
+  });
+
+  describe('ongoing answers (PROTOCOL.md 3.6)', () => {
+    /** An approval a person gives later: the try asks for it, answers ongoing while it waits, and answers from its state. */
+    function approvalAction(state: { decision: 'waiting' | 'approved' | 'refused' }, seen: string[]): RegisteredAction {
+      return {
+        name: 'approve',
+        mode: 'tcc',
+        xa: false,
+        at: false,
+        handlers: {
+          try: (_payload, context) => {
+            seen.push(`try:${state.decision}`);
+            if (state.decision === 'waiting') return ongoing({ retryAfterMs: 2000 });
+            if (state.decision === 'refused') throw new BusinessFailure('refused by the approver', { reason: 'refused' });
+            return { approvedFor: context.call };
+          },
+          confirm: () => void seen.push('confirm'),
+          cancel: () => void seen.push('cancel'),
+        },
+      };
+    }
+    const tryCall: PhaseCallBody = { gid: 'o1', branchId: 'b1', mode: 'tcc', action: 'approve', phase: 'try', payload: {} };
+
+    it('answers ongoing with the hint, runs the method again on the same call until it answers for good, then replays that answer', async () => {
+      const layer = new MemoryDataLayer();
+      const state = { decision: 'waiting' as 'waiting' | 'approved' | 'refused' };
+      const seen: string[] = [];
+      const dispatcher = dispatcherWith(layer, [approvalAction(state, seen)]);
+      expect(await dispatcher.dispatch(tryCall)).toEqual({ kind: 'ongoing', retryAfterMs: 2000 });
+      expect(await dispatcher.dispatch(tryCall)).toEqual({ kind: 'ongoing', retryAfterMs: 2000 });
+      state.decision = 'approved';
+      const approved = { kind: 'ok', result: { approvedFor: { gid: 'o1', branchId: 'b1', phase: 'try' } } };
+      expect(await dispatcher.dispatch(tryCall)).toEqual(approved);
+      expect(await dispatcher.dispatch(tryCall)).toEqual(approved);
+      expect(seen).toEqual(['try:waiting', 'try:waiting', 'try:approved']);
+    });
+
+    it('a cancel after an ongoing try runs the real compensation (not a null one), and a late try is refused', async () => {
+      const layer = new MemoryDataLayer();
+      const seen: string[] = [];
+      const dispatcher = dispatcherWith(layer, [approvalAction({ decision: 'waiting' }, seen)]);
+      expect(await dispatcher.dispatch(tryCall)).toMatchObject({ kind: 'ongoing' });
+      expect(await dispatcher.dispatch({ ...tryCall, phase: 'cancel' })).toEqual({ kind: 'ok', result: null });
+      expect(await dispatcher.dispatch(tryCall)).toMatchObject({ kind: 'failed', details: { reason: 'rolled_back' } });
+      expect(seen).toEqual(['try:waiting', 'cancel']);
+    });
+
+    it('a phase 2 may answer ongoing too: a confirm runs again until it answers for good, then is skipped', async () => {
+      const layer = new MemoryDataLayer();
+      let confirms = 0;
+      const dispatcher = dispatcherWith(layer, [
+        { name: 'ship', mode: 'tcc', xa: false, at: false, handlers: { try: () => null, confirm: () => (++confirms < 3 ? ongoing() : { shipped: true }), cancel: () => null } },
+      ]);
+      const ship: PhaseCallBody = { gid: 'o2', branchId: 'b1', mode: 'tcc', action: 'ship', phase: 'try', payload: {} };
+      await dispatcher.dispatch(ship);
+      const confirm = { ...ship, phase: 'confirm' as const };
+      expect(await dispatcher.dispatch(confirm)).toEqual({ kind: 'ongoing' });
+      expect(await dispatcher.dispatch(confirm)).toEqual({ kind: 'ongoing' });
+      expect(await dispatcher.dispatch(confirm)).toEqual({ kind: 'ok', result: { shipped: true } });
+      expect(await dispatcher.dispatch(confirm)).toEqual({ kind: 'ok', result: null });
+      expect(confirms).toBe(3);
+    });
+
+    it("refuses ongoing from a message's local transaction: it commits now or never, so nothing of it commits", async () => {
+      const layer = new MemoryDataLayer();
+      const barrier = new BranchBarrier(layer, options);
+      // As plain JavaScript could (the type says Json | void).
+      const work = () => Promise.resolve(ongoing() as unknown as Json);
+      await expect(barrier.runLocal('o4', work)).rejects.toThrow("a message's local transaction commits or fails in the call: it cannot answer ongoing()");
+      expect(layer.rows.size).toBe(0);
+    });
+
+    it('refuses ongoing from an XaAction as a participant bug (ONGOING_NOT_SUPPORTED, a 500), naming the call', async () => {
+      const layer = new FakeDataLayer();
+      // As the SQL layers' XA prepare does: its work must answer for good.
+      layer.xa = {
+        prepare: async (_participant, _call, work) => ({ kind: 'ok', result: finalAnswer(await work({ handle: 'xa' }), 'XaAction'), duplicate: false, skipped: false }),
+        commit: () => Promise.reject(new Error('unused')),
+        rollback: () => Promise.reject(new Error('unused')),
+        listOwn: () => Promise.resolve([]),
+      };
+      const dispatcher = dispatcherWith(layer, [{ name: 'debit', mode: '2pc', xa: true, at: false, handlers: { prepare: () => ongoing() } }]);
+      const prepare: PhaseCallBody = { gid: 'o3', branchId: 'b1', mode: '2pc', action: 'debit', phase: 'prepare', payload: {} };
+      expect(await dispatcher.dispatch(prepare)).toEqual({
+        kind: 'ongoing_not_supported',
+        message: 'debit/prepare of o3/b1: an XaAction cannot answer ongoing(): its phase 1 must give a final answer within the call (a result, or a BusinessFailure); nothing it wrote was kept',
+      });
     });
   });
 });

@@ -1,11 +1,12 @@
 import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap } from '@nestjs/common';
 import { MODE_PHASES, MSG_CHECK_BRANCH_ID, type BranchLocks, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { OngoingNotSupportedError } from '../data-layers/core/ongoing-answer.js';
 import { DtxSchemaError } from '../data-layers/core/schema.js';
 import { AtBranches } from './at-branches.js';
 import { BranchBarrier, type BarrierOutcome } from './barrier.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
 import { PreparedTransactions } from './prepared-transactions.js';
-import { ParticipantExplorer } from './participant.explorer.js';
+import { branchContext, ParticipantExplorer } from './participant.explorer.js';
 import { ParticipantSchema } from './participant-schema.js';
 import { isPhaseCall } from './phase-call.js';
 import { WorkflowRunner } from '../workflow/workflow-runner.js';
@@ -18,8 +19,10 @@ export type DispatchAnswer =
   | { kind: 'invalid'; message: string }
   /** The SDK's tables are not in the database (a migration not run, a table dropped): transient, it clears once they are. */
   | { kind: 'schema_missing'; message: string }
-  /** Accepted, outcome not known yet (PROTOCOL.md 3.6): HTTP `202`, message transports `{ outcome: 'ongoing' }`. */
-  | { kind: 'ongoing'; retryAfterMs?: number };
+  /** Accepted, outcome not known yet (PROTOCOL.md 3.6), from a business method's ongoing() or a workflow's resume: HTTP `202`, message transports `{ outcome: 'ongoing' }`. */
+  | { kind: 'ongoing'; retryAfterMs?: number }
+  /** An XaAction or AtAction answered ongoing(), which they cannot (a participant bug): 500, transient. */
+  | { kind: 'ongoing_not_supported'; message: string };
 
 /**
  * Runs one phase call through the barrier (or, for XA actions, a prepared transaction; for AT
@@ -59,8 +62,15 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     try {
       return await this.dispatchCall(body);
     } catch (error) {
-      // Named rather than a bare 5xx: the coordinator keeps it as the branch's lastError, so
-      // the operator reads which table is missing and which migration makes it.
+      // Both named rather than a bare 5xx: the coordinator keeps it as the branch's lastError, so
+      // the operator reads which table is missing and which migration makes it, or which action
+      // answered what it cannot.
+      if (error instanceof OngoingNotSupportedError) {
+        const call = body as PhaseCallBody;
+        const message = `${call.action}/${call.phase} of ${call.gid}/${call.branchId}: ${error.message}`;
+        this.logger.error(`participant bug: ${message}`);
+        return { kind: 'ongoing_not_supported', message };
+      }
       if (!(error instanceof DtxSchemaError)) throw error;
       this.schema.metByCall(error);
       return { kind: 'schema_missing', message: error.message };
@@ -90,8 +100,8 @@ export class BranchDispatcher implements OnApplicationBootstrap {
     if (!handler || (!action.xa && !action.at && !action.handlers[body.phase])) {
       return { kind: 'invalid', message: `action ${body.action} has no ${body.phase} method` };
     }
-    const business = async (tx: unknown) =>
-      handler(body.payload, { gid: body.gid, branchId: body.branchId, mode: body.mode, action: body.action, phase: body.phase, tx, manager: tx });
+    // An XaAction's or AtAction's answer of ongoing() is refused by their data layers (OngoingNotSupportedError).
+    const business = async (tx: unknown) => handler(body.payload, branchContext(body, tx));
 
     let outcome: BarrierOutcome;
     if (action.at) {
@@ -126,6 +136,11 @@ export class BranchDispatcher implements OnApplicationBootstrap {
   private answer(body: PhaseCallBody, outcome: BarrierOutcome): DispatchAnswer {
     if (outcome.kind === 'failed') {
       this.logger.log(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} refused: ${outcome.message}`);
+      return outcome;
+    }
+    if (outcome.kind === 'ongoing') {
+      const hint = outcome.retryAfterMs === undefined ? '' : ` (ask again in ${outcome.retryAfterMs} ms)`;
+      this.logger.debug(`gid=${body.gid} branchId=${body.branchId} ${body.action}/${body.phase} ongoing${hint}`);
       return outcome;
     }
     if (outcome.duplicate || outcome.skipped) {

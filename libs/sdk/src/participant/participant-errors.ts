@@ -28,6 +28,11 @@ export const ParticipantErrorCode = {
    * message names what is missing and the migration that makes it.
    */
   DTX_SCHEMA_MISSING: 'DTX_SCHEMA_MISSING',
+  /**
+   * An XaAction or AtAction answered ongoing(), which they cannot (their phase 1 ends in the
+   * call): a bug of the participant, 500, transient; nothing it wrote was kept.
+   */
+  ONGOING_NOT_SUPPORTED: 'ONGOING_NOT_SUPPORTED',
   /** Anything unexpected (the database went away): transient, the coordinator retries. */
   INTERNAL: 'INTERNAL',
 } as const;
@@ -46,6 +51,7 @@ export const PARTICIPANT_ERROR_STATUS: Record<ParticipantErrorCode, number> = {
   BAD_REQUEST: 400,
   BUSINESS_FAILURE: 409,
   DTX_SCHEMA_MISSING: 503,
+  ONGOING_NOT_SUPPORTED: 500,
   INTERNAL: 500,
 };
 

@@ -1,24 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { Controller, Header, HttpCode, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
+import { Controller, Param, Post, Req, Res, UseFilters, type Type } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { AT_LOCKS_HEADER, checkSignatureHeaders, encodeBranchLocks, SIGNATURE_HEADERS, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode } from './participant-errors.js';
-import { JSON_CONTENT_TYPE, ParticipantHttpExceptionFilter, ParticipantRefusal } from './participant-http-errors.js';
+import { ParticipantHttpExceptionFilter, ParticipantRefusal, replyJson } from './participant-http-errors.js';
 
 /** What the route reads of a request, on Express and Fastify alike (`rawBody` with the app's `rawBody: true`). */
 interface ParticipantHttpRequest {
   headers: IncomingHttpHeaders;
   body?: unknown;
   rawBody?: Buffer;
-}
-
-/** What the route sets on a response, on Express (`setHeader`) and Fastify (`header`) alike. */
-interface ParticipantHttpResponse {
-  header?: (name: string, value: string) => unknown;
-  setHeader?: (name: string, value: string) => unknown;
-  /** Express's and Fastify's alike; Nest set 200 (the route's HttpCode) before the handler ran. */
-  status?: (code: number) => unknown;
 }
 
 
@@ -49,16 +42,20 @@ function signedContent(request: ParticipantHttpRequest): Buffer | string | null 
 
 /**
  * The HTTP side of PROTOCOL.md 5.1: `POST {path}/{action}/{phase}`. Nothing runs before the
- * call's signature is verified (5.5). 2xx success, 409 business failure (refusal, or
- * anti-hanging), 401 a refused signature, 4xx other bad input, 503 DTX_SCHEMA_MISSING when the
- * SDK's tables are not in the database, 500 anything unexpected (both transient); every error
- * body is `{ statusCode, error: <ParticipantErrorCode>, message }`. Built per module so the route prefix comes from the options.
+ * call's signature is verified (5.5). 2xx success, 202 ongoing (3.6: `{ "retryAfterMs" }` or
+ * `{}`), 409 business failure (refusal, or anti-hanging), 401 a refused signature, 4xx other bad
+ * input, 503 DTX_SCHEMA_MISSING when the SDK's tables are not in the database, 500 anything
+ * unexpected (both transient; ONGOING_NOT_SUPPORTED when an XaAction or AtAction answered
+ * ongoing); every error body is `{ statusCode, error: <ParticipantErrorCode>, message }`. Built
+ * per module so the route prefix comes from the options.
  *
- * A success is the result as JSON text under a JSON content type, so that the adapter
- * (Express or Fastify) sends it as it is: given a bare string or number, both would send it as
- * text (the result `"42"` would come back as the number 42), and given `null` nothing at all;
- * the result of an action that returned nothing is the JSON `null`. A refusal is thrown as a
- * ParticipantRefusal, which the controller's filter answers with its body.
+ * Every answer is written here through Nest's HTTP adapter (Express or Fastify alike), so that
+ * its status is the outcome's (a route's return value would be sent with one fixed status). A
+ * success is the result as JSON text under a JSON content type: given a bare string or number,
+ * both adapters would send it as text (the result `"42"` would come back as the number 42), and
+ * given `null` nothing at all; the result of an action that returned nothing is the JSON
+ * `null`. A refusal is thrown as a ParticipantRefusal, which the controller's filter answers
+ * with its body.
  */
 export function createParticipantHttpController(path: string): Type<unknown> {
   @Controller(path)
@@ -67,17 +64,16 @@ export function createParticipantHttpController(path: string): Type<unknown> {
     constructor(
       private readonly verifier: CallVerifier,
       private readonly dispatcher: BranchDispatcher,
+      private readonly adapterHost: HttpAdapterHost,
     ) {}
 
     @Post(':action/:phase')
-    @HttpCode(200)
-    @Header('content-type', JSON_CONTENT_TYPE)
     async handle(
       @Param('action') action: string,
       @Param('phase') phase: string,
       @Req() request: ParticipantHttpRequest,
-      @Res({ passthrough: true }) response: ParticipantHttpResponse,
-    ): Promise<string> {
+      @Res() response: unknown,
+    ): Promise<void> {
       // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
       // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
       // call cannot pass; the content type is checked after, for a call that did.
@@ -98,24 +94,23 @@ export function createParticipantHttpController(path: string): Type<unknown> {
         throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));
       }
       const outcome = await this.dispatcher.dispatch(check.body);
+      const adapter = this.adapterHost.httpAdapter;
       switch (outcome.kind) {
         case 'ok':
-          if (outcome.locks) {
-            const value = encodeBranchLocks(outcome.locks);
-            if (typeof response.header === 'function') response.header(AT_LOCKS_HEADER, value);
-            else response.setHeader?.(AT_LOCKS_HEADER, value);
-          }
-          return JSON.stringify(outcome.result ?? null);
+          if (outcome.locks) adapter.setHeader(response, AT_LOCKS_HEADER, encodeBranchLocks(outcome.locks));
+          replyJson(adapter, response, 200, outcome.result ?? null);
+          return;
+        case 'ongoing':
+          replyJson(adapter, response, 202, outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
+          return;
         case 'failed':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));
         case 'invalid':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, outcome.message));
         case 'schema_missing':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, outcome.message));
-        case 'ongoing':
-          // PROTOCOL.md 3.6: 202, with when to ask again if the participant said.
-          response.status?.(202);
-          return JSON.stringify(outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
+        case 'ongoing_not_supported':
+          throw new ParticipantRefusal(participantError(ParticipantErrorCode.ONGOING_NOT_SUPPORTED, outcome.message));
       }
     }
   }

@@ -24,8 +24,9 @@ class Refusal extends Error {
 
 /**
  * The NestJS microservices side of the participant protocol (PROTOCOL.md 5.2): the same
- * verification and dispatcher as HTTP, replying `{ outcome: 'ok', result }` or
- * `{ outcome: 'failed', message }`. The call's data carries the three signature values in a
+ * verification and dispatcher as HTTP, replying `{ outcome: 'ok', result }`,
+ * `{ outcome: 'failed', message }` or, for a business method that answered ongoing() (3.6),
+ * `{ outcome: 'ongoing', retryAfterMs? }`. The call's data carries the three signature values in a
  * `headers` member; what is signed is the data without it (5.5). A refused signature or a
  * malformed call is an error `{ statusCode, error: <ParticipantErrorCode>, message }` (401 for
  * signatures), which the coordinator treats as transient; nothing runs. So is a call that
@@ -78,12 +79,14 @@ export class ParticipantMessageHandler {
         return answer.locks ? { outcome: 'ok', result: answer.result, locks: answer.locks } : { outcome: 'ok', result: answer.result };
       case 'failed':
         return { outcome: 'failed', message: answer.message };
+      case 'ongoing':
+        return answer.retryAfterMs === undefined ? { outcome: 'ongoing' } : { outcome: 'ongoing', retryAfterMs: answer.retryAfterMs };
+      case 'ongoing_not_supported':
+        throw new Refusal(participantError(ParticipantErrorCode.ONGOING_NOT_SUPPORTED, answer.message));
       case 'invalid':
         throw new Refusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, answer.message));
       case 'schema_missing':
         throw new Refusal(participantError(ParticipantErrorCode.DTX_SCHEMA_MISSING, answer.message));
-      case 'ongoing':
-        return answer.retryAfterMs === undefined ? { outcome: 'ongoing' } : { outcome: 'ongoing', retryAfterMs: answer.retryAfterMs };
     }
   }
 }

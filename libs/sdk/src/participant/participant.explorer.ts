@@ -1,7 +1,8 @@
 import { Injectable, Logger, type OnModuleInit, type Type } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { EntityManager } from 'typeorm';
-import type { Json, Mode, Phase } from '@nest-dtx/protocol';
+import type { Json, Mode, Phase, PhaseCallBody } from '@nest-dtx/protocol';
+import type { BusinessAnswer } from '../data-layers/core/data-layer.js';
 import { ACTION_METADATA, PARTICIPANT_METADATA, type ActionMetadata } from './decorators.js';
 import { DTX_MSG_CHECK_ACTION } from './msg-check.js';
 
@@ -17,13 +18,44 @@ export interface BranchContext<Tx = EntityManager> {
   mode: Mode;
   action: string;
   phase: Phase;
+  /**
+   * This call's identity, plain JSON: keep it with work that answered `ongoing()` (a pending
+   * approval, a payment request), and report the final answer with it when it comes
+   * (`BranchOutcomes.report(call, 'ok')`), sooner than the coordinator's next repeat.
+   */
+  call: PhaseCallIdentity;
   /** The participant's local transaction: write through it so the barrier and the business commit together. */
   tx: Tx;
   /** The same handle as `tx`, under the name TypeORM users know it by. */
   manager: Tx;
 }
 
-export type PhaseHandler = (payload: Json, context: BranchContext<unknown>) => Promise<Json | void> | Json | void;
+/**
+ * One phase call of one branch, as its outcome is reported to the coordinator (PROTOCOL.md 3.6).
+ * A type rather than an interface, so that it is JSON to TypeScript too (a result may carry it).
+ */
+export type PhaseCallIdentity = {
+  gid: string;
+  branchId: string;
+  phase: Phase;
+};
+
+/** What a business method receives next to its payload, for `call` run in the local transaction `tx`. */
+export function branchContext<Tx>(call: PhaseCallBody, tx: Tx): BranchContext<Tx> {
+  return {
+    gid: call.gid,
+    branchId: call.branchId,
+    mode: call.mode,
+    action: call.action,
+    phase: call.phase,
+    call: { gid: call.gid, branchId: call.branchId, phase: call.phase },
+    tx,
+    manager: tx,
+  };
+}
+
+/** A phase method: it answers a result, `ongoing()`, or throws a BusinessFailure. */
+export type PhaseHandler = (payload: Json, context: BranchContext<unknown>) => Promise<BusinessAnswer> | BusinessAnswer;
 
 export interface RegisteredAction {
   name: string;

@@ -5,6 +5,7 @@ import { BranchBarrier } from './barrier.js';
 import { dataLayerProvider } from './data-layer.provider.js';
 import { BarrierRetention } from './barrier-retention.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
+import { BranchOutcomes } from './branch-outcomes.js';
 import { CallVerifier } from './call-verifier.js';
 import { checkParticipantOptions, resolveParticipantOptions } from './options-check.js';
 import { DtxParticipantHealthIndicator } from './participant-health.indicator.js';
@@ -34,6 +35,7 @@ const PROVIDERS: Provider[] = [
   AtBranches,
   AtLocks,
   BranchDispatcher,
+  BranchOutcomes,
   SigningKeys,
   ParticipantRegistration,
   CallVerifier,
@@ -44,7 +46,7 @@ const PROVIDERS: Provider[] = [
   ...WORKFLOW_PROVIDERS,
 ];
 
-const EXPORTS = [BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, WorkflowClient, PARTICIPANT_OPTIONS];
+const EXPORTS = [BranchBarrier, BranchOutcomes, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, WorkflowClient, PARTICIPANT_OPTIONS];
 
 /**
  * The extras as the builder hands them to the transform: the defaults, then everything forRoot

@@ -19,8 +19,9 @@ import { ConfigurableParticipantModule } from './participant.module-definition.j
  *   connectParticipantTransport(app) runs.
  *
  * Options are checked once: where forRoot is called, or when forRootAsync's factory has run.
- * Exports BranchBarrier, PreparedTransactions, SigningKeys, DtxParticipantHealthIndicator,
- * WorkflowClient and PARTICIPANT_OPTIONS. It also hosts the app's @Workflow methods (docs/workflows.md).
+ * Exports BranchBarrier, BranchOutcomes (to report the outcome of a phase answered ongoing),
+ * PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator, WorkflowClient and
+ * PARTICIPANT_OPTIONS. It also hosts the app's @Workflow methods (docs/workflows.md).
  */
 @Module({})
 export class DtxParticipantModule extends ConfigurableParticipantModule {}

@@ -172,7 +172,7 @@ export interface DtxParticipantOptionsFactory {
 
 /** What shapes the module itself rather than its options, given to forRoot and forRootAsync alike. */
 export interface ParticipantModuleExtras {
-  /** Make the module's exports (BranchBarrier, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator) global. Default false. */
+  /** Make the module's exports (BranchBarrier, BranchOutcomes, PreparedTransactions, AtLocks, SigningKeys, DtxParticipantHealthIndicator) global. Default false. */
   isGlobal?: boolean;
 }
 

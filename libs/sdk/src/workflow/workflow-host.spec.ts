@@ -12,8 +12,9 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { callId, formatSigningSecret, signCall, type Json, type JsonObject, type PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import { ongoingOutcome, type BarrierOutcome } from '../data-layers/core/barrier-rules.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
+import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
 import { SagaAction, TransactionParticipant } from '../participant/decorators.js';
 import { DtxParticipantModule } from '../participant/participant.module.js';
 import { WorkflowClient } from './workflow-client.js';
@@ -118,7 +119,9 @@ class WorkflowCoordinatorServer {
 class NoDatabase implements DtxDataLayer<null> {
   readonly description = 'no database';
   async runPhase(_call: PhaseCallBody, work: BusinessWork<null>): Promise<BarrierOutcome> {
-    return { kind: 'ok', result: (await work(null)) ?? null, duplicate: false, skipped: false };
+    const answer = await work(null);
+    if (isOngoingAnswer(answer)) return ongoingOutcome(answer);
+    return { kind: 'ok', result: answer ?? null, duplicate: false, skipped: false };
   }
   deleteExpiredBarrierRows(): Promise<number> {
     return Promise.resolve(0);

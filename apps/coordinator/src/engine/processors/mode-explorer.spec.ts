@@ -32,6 +32,7 @@ const stubMode = (): ModeProcessor => ({
   kindOf: () => 'tcc',
   nextActive: () => null,
   nextDecided: () => ({ calls: [], answered: () => [] }),
+  waveOf: () => ({ calls: [], answered: () => [] }),
 });
 
 function pluginClass(mode: string, scope = Scope.DEFAULT): Type<ModeProcessor> {
@@ -45,6 +46,7 @@ function pluginClass(mode: string, scope = Scope.DEFAULT): Type<ModeProcessor> {
     kindOf = this.stub.kindOf;
     nextActive = this.stub.nextActive;
     nextDecided = this.stub.nextDecided;
+    waveOf = this.stub.waveOf;
   }
   return Plugin;
 }

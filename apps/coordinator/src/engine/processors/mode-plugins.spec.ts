@@ -34,7 +34,7 @@ const participants = {
 } as unknown as ParticipantsService;
 
 const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'plugins-spec', MAX_BRANCHES_PER_TRANSACTION: '3' }));
-const tcc = new TccProcessor(participants, config);
+const tcc = new TccProcessor(participants, config, new DatabaseTime());
 const saga = new SagaProcessor(participants, config);
 const msg = new MsgProcessor(participants, config, new DatabaseTime());
 
@@ -168,13 +168,47 @@ describe('each branch gets the phases of its kind', () => {
 });
 
 describe('waves', () => {
-  it('tcc one-shot: phase 1 on every branch once, decided with the answers; an interactive one calls no one by itself', () => {
+  it('tcc one-shot: phase 1 on every branch once, decided with the answers; an interactive one calls no one by itself, due at its deadline', () => {
     const wave = tcc.nextActive(loaded({}, [{ branchId: 'a' }, { branchId: 'b' }]));
     if (!wave || isPostponed(wave)) throw new Error('expected a wave');
     expect(called(wave)).toEqual(['a try', 'b try']);
     expect(wave.answered([{ kind: 'ok', result: null }, { kind: 'failed', error: 'no' }]).map((e) => e.type)).toEqual(['phase1_answered', 'phase1_finished']);
     expect(tcc.nextActive(loaded({}, [{ branchId: 'a', attempts: 1 }, { branchId: 'b' }]))).toBeNull();
-    expect(tcc.nextActive(loaded({ oneShot: false }, [{ branchId: 'a' }]))).toBeNull();
+    const interactive = tcc.nextActive(loaded({ oneShot: false }, [{ branchId: 'a', status: 'prepared', attempts: 1 }]));
+    expect(interactive).toMatchObject({ postponedMs: expect.any(Number) as unknown });
+    expect((interactive as { postponedMs: number }).postponedMs).toBeGreaterThan(9_000);
+    expect((interactive as { postponedMs: number }).postponedMs).toBeLessThanOrEqual(10_000);
+  });
+
+  it('tcc after phase 1 was sent: only the branches still waiting (they answered ongoing) are asked again, one-shot or interactive', () => {
+    const since = new Date(NOW.getTime() - 1_000);
+    const branches = [
+      { branchId: 'a', status: 'prepared' as const, attempts: 1 },
+      { branchId: 'b', attempts: 2, waitingSince: since },
+      { branchId: 'c', status: 'prepared' as const, attempts: 1 },
+    ];
+    const oneShot = tcc.nextActive(loaded({}, branches));
+    if (!oneShot || isPostponed(oneShot)) throw new Error('expected a wave');
+    expect(called(oneShot)).toEqual(['b try']);
+    // The one-shot decides on its answer (unless still waiting); an interactive one leaves it to the client.
+    expect(oneShot.answered([{ kind: 'ongoing' }]).map((e) => e.type)).toEqual(['phase1_answered', 'phase1_finished']);
+    const interactive = tcc.nextActive(loaded({ oneShot: false }, branches));
+    if (!interactive || isPostponed(interactive)) throw new Error('expected a wave');
+    expect(called(interactive)).toEqual(['b try']);
+    expect(interactive.answered([{ kind: 'ok', result: null }])).toEqual([{ type: 'phase1_answered', answers: [{ branchId: 'b', answer: 'ok' }] }]);
+  });
+
+  it('waveOf: the wave of the branches named alone, in the phase each has now, answered as the mode\'s own waves are', () => {
+    const branches = [{ branchId: 'a', attempts: 1, waitingSince: NOW }, { branchId: 'b', status: 'prepared' as const, attempts: 1 }];
+    const oneShot = tcc.waveOf(loaded({}, branches), new Set(['a']));
+    expect(called(oneShot)).toEqual(['a try']);
+    expect(oneShot.answered([{ kind: 'ok', result: null }])).toEqual([{ type: 'phase1_answered', answers: [{ branchId: 'a', answer: 'ok' }] }, { type: 'phase1_finished' }]);
+    expect(called(tcc.waveOf(loaded({ status: 'rolling_back' }, branches), new Set(['b'])))).toEqual(['b cancel']);
+    const step = saga.waveOf(loaded({ mode: 'saga' }, [{ branchId: 's1', attempts: 1, waitingSince: NOW }]), new Set(['s1']));
+    expect(step.answered([{ kind: 'failed', error: 'no' }])).toEqual([{ type: 'steps_answered', answers: [{ branchId: 's1', answer: 'failed' }] }]);
+    const message = loaded({ mode: 'msg', deadline: new Date(NOW.getTime() - 1), check: { participant: 'Shop', action: 'check' } }, [{ branchId: 'a', status: 'prepared' }]);
+    expect(called(msg.waveOf(message, new Set(['check'])))).toEqual(['check check']);
+    expect(called(msg.waveOf({ ...message, tx: { ...message.tx, status: 'committing' } }, new Set(['a'])))).toEqual(['a execute']);
   });
 
   it('tcc phase 2: every branch still owed it, at once', () => {

@@ -76,6 +76,12 @@ export interface ModeProcessor {
   nextActive(loaded: LoadedTx): ActiveStep;
   /** The next phase-2 wave of a decided transaction (an empty wave ends one with no branch). */
   nextDecided(loaded: LoadedTx): Wave;
+  /**
+   * The wave of `branchIds` alone (msg: `check`, its check-back) in the phase each has now, its
+   * answers forming the events they would in the mode's own waves: what a participant's
+   * reported outcome (PROTOCOL.md 3.6) runs through the round as, instead of a call.
+   */
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave;
 }
 
 /**

@@ -88,12 +88,27 @@ export class MsgProcessor implements ModeProcessor {
 
   /** At its deadline, the check-back: did the caller's local transaction commit? */
   nextActive(loaded: LoadedTx): ActiveStep {
-    const { tx } = loaded;
     // In the database's time, as the deadline was set and the row fell due: this machine's clock,
     // ahead or behind, would ask early or leave the message to wait a whole lease.
     const untilDeadline = untilDeadlineMs(loaded, this.clock);
     // Not yet (resumed other than by a claim, which only takes it once due): due again at the deadline, not after a lease.
     if (untilDeadline > 0) return { postponedMs: untilDeadline };
+    return this.checkWave(loaded);
+  }
+
+  /** `execute` to every branch not yet delivered, in parallel; on rollback nobody is owed anything (each is rolled back as it stands). */
+  nextDecided(loaded: LoadedTx): Wave {
+    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
+  }
+
+  /** While active, the check-back (`check`, PROTOCOL.md 3.1); once decided, `execute` of the branches named. */
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave {
+    if (loaded.tx.status === 'active') return branchIds.has(MSG_CHECK_BRANCH_ID) ? this.checkWave(loaded) : { calls: [], answered: () => [] };
+    return phase2Wave(loaded, this, loaded.branches.filter((b) => branchIds.has(b.branchId)));
+  }
+
+  /** Did the caller's local transaction commit? Asked of the caller's `check` action; no branch. */
+  private checkWave({ tx }: LoadedTx): Wave {
     if (!tx.check) throw new Error(`msg transaction ${tx.gid} has no check target`);
     const call: WaveCall = {
       target: { branchId: MSG_CHECK_BRANCH_ID, participant: tx.check.participant, action: tx.check.action, payload: {} },
@@ -101,10 +116,5 @@ export class MsgProcessor implements ModeProcessor {
       phase: 'check',
     };
     return { calls: [call], answered: ([outcome]) => [{ type: 'check_answered', answer: checkAnswerOf(outcome) }] };
-  }
-
-  /** `execute` to every branch not yet delivered, in parallel; on rollback nobody is owed anything (each is rolled back as it stands). */
-  nextDecided(loaded: LoadedTx): Wave {
-    return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
   }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { BranchStatus } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../../config/coordinator.config.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
-import type { LoadedTx, NewBranch } from '../../store/records.js';
+import type { BranchRecord, LoadedTx, NewBranch } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
 import { branchStatuses, phase1AnswerOf } from '../machine.js';
 import { compensableSteps, describeDagProblem, effectiveDependencies, findDagProblem, runnableSteps, type SagaStep } from '../saga-dag.js';
@@ -62,13 +62,15 @@ export class SagaProcessor implements ModeProcessor {
     return 'saga';
   }
 
-  /** The steps whose dependencies have all committed, at once. */
+  /**
+   * The steps whose dependencies have all committed, at once: a step still waiting for its final
+   * answer (it answered ongoing, PROTOCOL.md 3.6) among them, asked again with the same call.
+   */
   nextActive(loaded: LoadedTx): ActiveStep {
     const runnable = new Set(runnableSteps(stepsOf(loaded), statusLookup(loaded)));
     const wave = loaded.branches.filter((b) => runnable.has(b.branchId));
     if (wave.length === 0) return null;
-    const calls = branchCalls(wave, this, 'active');
-    return { calls, answered: (outcomes) => [{ type: 'steps_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }] };
+    return this.stepsWave(wave);
   }
 
   /** Compensation in reverse dependency order: a step only after every step that depended on it. */
@@ -76,6 +78,16 @@ export class SagaProcessor implements ModeProcessor {
     if (loaded.tx.status !== 'rolling_back') return phase2Wave(loaded, this, awaitingPhase2(loaded, this));
     const names = new Set(compensableSteps(stepsOf(loaded), statusLookup(loaded)));
     return phase2Wave(loaded, this, loaded.branches.filter((b) => names.has(b.branchId)));
+  }
+
+  waveOf(loaded: LoadedTx, branchIds: ReadonlySet<string>): Wave {
+    const branches = loaded.branches.filter((b) => branchIds.has(b.branchId));
+    return loaded.tx.status === 'active' ? this.stepsWave(branches) : phase2Wave(loaded, this, branches);
+  }
+
+  private stepsWave(steps: readonly BranchRecord[]): Wave {
+    const calls = branchCalls(steps, this, 'active');
+    return { calls, answered: (outcomes) => [{ type: 'steps_answered', answers: answersOf(calls, outcomes, phase1AnswerOf) }] };
   }
 }
 

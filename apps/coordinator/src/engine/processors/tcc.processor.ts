@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { CoordinatorConfig } from '../../config/coordinator.config.js';
 import { ParticipantsService } from '../../participants/participants.service.js';
+import { DatabaseTime } from '../../store/database-clock.js';
 import { BranchPhasesProcessor, branchPhasesRules } from './branch-phases.processor.js';
 import { TransactionMode } from './transaction-mode.decorator.js';
 
@@ -13,7 +14,7 @@ export class TccProcessor extends BranchPhasesProcessor {
   readonly kind = 'tcc' as const;
   readonly rules = TCC_RULES;
 
-  constructor(participants: ParticipantsService, config: CoordinatorConfig) {
-    super(participants, config);
+  constructor(participants: ParticipantsService, config: CoordinatorConfig, clock: DatabaseTime) {
+    super(participants, config, clock);
   }
 }

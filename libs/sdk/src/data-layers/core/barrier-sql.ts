@@ -1,6 +1,6 @@
-import type { Json } from '@nest-dtx/protocol';
-import type { BarrierInsert, BarrierOrigin } from './barrier-rules.js';
+import type { BarrierInsert, BarrierOrigin, BarrierSlot } from './barrier-rules.js';
 import type { SqlDialect, SqlStatement } from './sql.js';
+import { ONGOING_MARKER_TEXT, readStoredAnswer, type StoredAnswer } from './stored-answer.js';
 
 /** A branch as the barrier's rows key it. */
 export interface BranchKey {
@@ -54,10 +54,10 @@ function wholeMs(ms: number): number {
   return ms;
 }
 
-/** The phase-1 row found in place, as the barrier reads it. */
-export interface StoredPhase1 {
+/** A row found in place, as the barrier reads it: who wrote it and the answer it keeps. */
+export interface StoredRow {
   origin: BarrierOrigin;
-  result: Json;
+  answer: StoredAnswer;
 }
 
 /** The barrier's statements in one dialect. */
@@ -79,27 +79,51 @@ export class BarrierSql {
       : statement(`INSERT IGNORE INTO dtx_barrier (gid, branch_id, phase, origin) VALUES (?, ?, ?, ?)`, values);
   }
 
-  /** The phase-1 row, its result as JSON text on both dialects. */
-  selectPhase1(key: BranchKey): SqlStatement {
+  /**
+   * A slot's row, its result as JSON text on both dialects.
+   * - `read`, to decide: Postgres reads plainly (READ COMMITTED: each statement sees what has
+   *   committed). MySQL/MariaDB read it LOCK IN SHARE MODE, a locking read: it sees the latest
+   *   committed row, and it does not open the transaction's REPEATABLE READ snapshot, which the
+   *   business method's own reads would otherwise see from before a call that ran meanwhile. The
+   *   shared lock goes with the one the insert that found the row already holds, so duplicates
+   *   do not block one another.
+   * - `update`: FOR UPDATE, taken before a phase runs its business method again over an ongoing
+   *   answer, so that two repeats of the call, or a repeat and its rollback, run one after the
+   *   other, each on what the other left.
+   */
+  selectSlot(key: BranchKey, slot: BarrierSlot, lock: 'read' | 'update'): SqlStatement {
     const result = this.dialect === 'postgres' ? 'result::text' : 'result';
-    return statement(`SELECT origin, ${result} AS result FROM dtx_barrier WHERE gid = ? AND branch_id = ? AND phase = 'phase1'`, [key.gid, key.branchId], 'rows');
+    const locking = lock === 'update' ? ' FOR UPDATE' : this.dialect === 'postgres' ? '' : ' LOCK IN SHARE MODE';
+    return statement(`SELECT origin, ${result} AS result FROM dtx_barrier WHERE gid = ? AND branch_id = ? AND phase = ?${locking}`, [key.gid, key.branchId, slot], 'rows');
   }
 
-  storeResult(key: BranchKey, result: Json): SqlStatement {
+  /** Writes a slot's stored answer (stored-answer.ts's text). */
+  storeAnswer(key: BranchKey, slot: BarrierSlot, text: string): SqlStatement {
     const value = this.dialect === 'postgres' ? 'CAST(? AS jsonb)' : '?';
-    return statement(`UPDATE dtx_barrier SET result = ${value} WHERE gid = ? AND branch_id = ? AND phase = 'phase1'`, [
-      JSON.stringify(result),
-      key.gid,
-      key.branchId,
-    ]);
+    return statement(`UPDATE dtx_barrier SET result = ${value} WHERE gid = ? AND branch_id = ? AND phase = ?`, [text, key.gid, key.branchId, slot]);
   }
 
-  /** Reads a row of selectPhase1. */
-  static storedPhase1(row: Record<string, unknown> | undefined): StoredPhase1 | null {
+  /**
+   * A rollback's take-over of a phase 1 still ongoing: its row becomes a rollback marker (origin
+   * rollback, nothing stored), so that a phase 1 arriving later refuses (anti-hanging). Only if
+   * it is ongoing: a phase 1 that answered for good keeps its row and result. The row lock it
+   * takes waits for a repeat of phase 1 still running, and then looks at what it left.
+   */
+  takeOverOngoingPhase1(key: BranchKey): SqlStatement {
+    const ongoing = this.dialect === 'postgres' ? 'CAST(? AS jsonb)' : '?';
+    return statement(
+      `UPDATE dtx_barrier SET origin = 'rollback', result = NULL
+       WHERE gid = ? AND branch_id = ? AND phase = 'phase1' AND origin = 'phase1' AND result = ${ongoing}`,
+      [key.gid, key.branchId, ONGOING_MARKER_TEXT],
+    );
+  }
+
+  /** Reads a row of selectSlot; null when there is none. */
+  static storedRow(row: Record<string, unknown> | undefined): StoredRow | null {
     if (!row) return null;
     const raw = row.result;
     const text = Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
-    return { origin: row.origin as BarrierOrigin, result: typeof text === 'string' ? (JSON.parse(text) as Json) : null };
+    return { origin: row.origin as BarrierOrigin, answer: readStoredAnswer(typeof text === 'string' ? text : null) };
   }
 
   /**

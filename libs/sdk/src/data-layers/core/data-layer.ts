@@ -1,10 +1,17 @@
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from './barrier-rules.js';
 import type { BranchKey } from './barrier-sql.js';
+import type { OngoingAnswer } from './ongoing-answer.js';
 import type { SchemaNeeds } from './schema.js';
 
+/**
+ * What a business method answers: a result (returning nothing is the JSON null), or `ongoing()`
+ * when its outcome is not known yet (PROTOCOL.md 3.6). A refusal is thrown (BusinessFailure).
+ */
+export type BusinessAnswer = Json | void | OngoingAnswer;
+
 /** A business method's work, given the data layer's transactional handle. */
-export type BusinessWork<Tx> = (tx: Tx) => Promise<Json | void>;
+export type BusinessWork<Tx> = (tx: Tx) => Promise<BusinessAnswer>;
 
 /**
  * Where a participant keeps its state, as the SDK sees it: the barrier (every phase
@@ -22,6 +29,8 @@ export interface DtxDataLayer<Tx = unknown> {
    * Runs one phase call through the barrier: in one local transaction, the barrier's rows and,
    * when the rules say so, the business work. A BusinessFailure thrown by the work rolls both
    * back and is answered `failed`; any other error rolls back and propagates (a transient 5xx).
+   * Work that answers `ongoing()` commits with the ongoing marker in its slot, answered
+   * `ongoing`: the same call runs the work again (barrier-rules.ts).
    */
   runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome>;
   /**

@@ -13,6 +13,7 @@ import type { BarrierSql, BranchKey } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import type { AtDataLayer, AtRowRef, AtTable, BusinessWork } from './data-layer.js';
 import { errorChain } from './driver-errors.js';
+import { finalAnswer } from './ongoing-answer.js';
 import type { SqlSchema } from './schema.js';
 import type { SqlDriver, SqlRun } from './sql.js';
 
@@ -125,7 +126,9 @@ export class SqlAt<Tx> implements AtDataLayer<Tx> {
       try {
         const outcome = await this.runBarrierPhase(call, async (run, handle) => {
           await run(AtSql.setBranch(call));
-          const result = await work(handle);
+          // An AT phase 1 takes its undo log and row locks in this one local transaction: it cannot
+          // answer ongoing (a participant bug, thrown: nothing it wrote is kept).
+          const result = finalAnswer(await work(handle), 'AtAction');
           // The locks are taken as rows are written: a unit of work (MikroORM) writes at its flush.
           await this.driver.flush?.(handle);
           locks = await this.locksOf(run, call);

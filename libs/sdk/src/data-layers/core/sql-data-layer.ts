@@ -1,12 +1,22 @@
 import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
-import { barrierDecision, barrierInserts, barrierOutcome, needsPhase1Origin, type BarrierOutcome } from './barrier-rules.js';
-import { BarrierSql } from './barrier-sql.js';
+import { answerSlot, barrierDecision, barrierInserts, barrierOutcome, ongoingOutcome, slotToRead, type BarrierOutcome, type FoundRow } from './barrier-rules.js';
+import { BarrierSql, type StoredRow } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
-import { DEFAULT_LOCK_TIMEOUT_MS, type AtDataLayer, type BusinessWork, type DataLayerOptions, type DtxDataLayer, type XaDataLayer } from './data-layer.js';
+import {
+  DEFAULT_LOCK_TIMEOUT_MS,
+  type AtDataLayer,
+  type BusinessAnswer,
+  type BusinessWork,
+  type DataLayerOptions,
+  type DtxDataLayer,
+  type XaDataLayer,
+} from './data-layer.js';
+import { isOngoingAnswer } from './ongoing-answer.js';
 import { SqlSchema, type SchemaNeeds } from './schema.js';
 import { SqlAt } from './sql-at.js';
 import type { SqlDriver, SqlRun } from './sql.js';
 import { SqlXa } from './sql-xa.js';
+import { storedAnswerText } from './stored-answer.js';
 
 /** A failure the business method reported, as the barrier answers it. */
 export function failedOutcome(error: BusinessFailure): BarrierOutcome {
@@ -17,7 +27,10 @@ export function failedOutcome(error: BusinessFailure): BarrierOutcome {
 const BARRIER_NEEDS = { at: false } as const;
 
 /** Work inside a barrier phase's local transaction that also runs statements of its own (AT mode). */
-export type PhaseWork<Tx> = (run: SqlRun, handle: Tx) => Promise<Json | void>;
+export type PhaseWork<Tx> = (run: SqlRun, handle: Tx) => Promise<BusinessAnswer>;
+
+/** What the rules read of a stored row. */
+const found = (row: StoredRow | null): FoundRow | null => (row ? { origin: row.origin, answer: row.answer.kind } : null);
 
 /**
  * The barrier on a SQL database, through any library's local transactions: the rules of
@@ -68,12 +81,42 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     await run(this.sql.lockTimeout(this.lockTimeoutMs));
     const inserted: boolean[] = [];
     for (const insert of barrierInserts(kind)) inserted.push((await run(this.sql.insert(call, insert))).affected > 0);
-    const stored = needsPhase1Origin(kind, inserted) ? BarrierSql.storedPhase1((await run(this.sql.selectPhase1(call))).rows[0]) : null;
-    const decision = barrierDecision(kind, inserted, stored?.origin ?? null);
-    if (decision.kind !== 'run') return barrierOutcome(call, decision, stored?.result ?? null);
-    const result: Json = (await work(run, handle)) ?? null;
-    if (decision.storesResult) await run(this.sql.storeResult(call, result));
+    const slot = slotToRead(kind, inserted);
+    let row = slot ? BarrierSql.storedRow((await run(this.sql.selectSlot(call, slot, 'read'))).rows[0]) : null;
+    let decision = barrierDecision(kind, inserted, found(row));
+    if (decision.kind === 'run' && slot && row) {
+      // A run again over an ongoing answer: lock the row, and decide on what it holds now (a
+      // repeat or a rollback that held it may have changed it meanwhile). Only then, so that
+      // duplicates of a finished phase (the common repeat) take no lock.
+      row = BarrierSql.storedRow((await run(this.sql.selectSlot(call, slot, 'update'))).rows[0]);
+      decision = barrierDecision(kind, inserted, found(row));
+    }
+    const stored = row?.answer.kind === 'final' ? row.answer.result : null;
+    if (decision.kind !== 'run') return barrierOutcome(call, decision, stored);
+    if (decision.takesOverOngoingPhase1) await this.takeOverOngoingPhase1(run, call);
+    const answer = await work(run, handle);
+    const own = answerSlot(kind);
+    if (isOngoingAnswer(answer)) {
+      // Committed with what the work wrote: the marker makes the same call run the work again.
+      if (own) await run(this.sql.storeAnswer(call, own, storedAnswerText({ kind: 'ongoing' })));
+      return ongoingOutcome(answer);
+    }
+    const result: Json = answer ?? null;
+    if (decision.storesResult && own) await run(this.sql.storeAnswer(call, own, storedAnswerText({ kind: 'final', result })));
     return barrierOutcome(call, decision, result);
+  }
+
+  /**
+   * A rollback whose phase 1 ran takes that phase 1 over if it is still ongoing. Read first, with
+   * a lock that goes with the ones other calls for the branch hold: the update's exclusive row
+   * lock, taken by every rollback, would make identical rollbacks that run at once deadlock on
+   * MySQL/MariaDB (each holds a shared lock on the phase-1 row from its insert, and waits for the
+   * others'). A phase 1 that answered for good never becomes ongoing again, so reading it final
+   * settles it; the update itself checks again that it is ongoing.
+   */
+  private async takeOverOngoingPhase1(run: SqlRun, call: PhaseCallBody): Promise<void> {
+    const phase1 = BarrierSql.storedRow((await run(this.sql.selectSlot(call, 'phase1', 'read'))).rows[0]);
+    if (phase1?.origin === 'phase1' && phase1.answer.kind === 'ongoing') await run(this.sql.takeOverOngoingPhase1(call));
   }
 
   deleteExpiredBarrierRows(retentionMs: number, batchSize: number): Promise<number> {

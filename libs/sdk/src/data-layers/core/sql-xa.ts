@@ -5,8 +5,10 @@ import { rolledBackRefusal, type BarrierOutcome } from './barrier-rules.js';
 import { BarrierSql, type BranchKey } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import type { BusinessWork, XaDataLayer } from './data-layer.js';
+import { finalAnswer } from './ongoing-answer.js';
 import type { SqlSchema } from './schema.js';
 import type { SqlDialect, SqlDriver, SqlRun, SqlStatement } from './sql.js';
+import { storedAnswerText } from './stored-answer.js';
 
 /** ASCII only and at most 64 characters: the participant is MySQL's bqual, at most 64 bytes. */
 const PARTICIPANT_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -200,22 +202,23 @@ export class SqlXa<Tx> implements XaDataLayer<Tx> {
       if (this.driver.dialect === 'postgres') await session.run(this.sql.lockTimeout(this.lockTimeoutMs));
       const inserted = (await session.run(this.sql.insert(call, { slot: 'phase1', origin: 'phase1' }))).affected > 0;
       if (!inserted) {
-        const stored = BarrierSql.storedPhase1((await session.run(this.sql.selectPhase1(call))).rows[0]);
+        const stored = BarrierSql.storedRow((await session.run(this.sql.selectSlot(call, 'phase1', 'read'))).rows[0]);
         await abandon();
         if (stored?.origin === 'rollback') return rolledBackRefusal(call);
-        // Prepared earlier and already committed.
-        return { kind: 'ok', result: stored?.result ?? null, duplicate: true, skipped: true };
+        // Prepared earlier and already committed. (An XA prepare never stores ongoing: it is refused below.)
+        return { kind: 'ok', result: stored?.answer.kind === 'final' ? stored.answer.result : null, duplicate: true, skipped: true };
       }
       let result: Json;
       try {
-        result = (await work(session.handle)) ?? null;
+        // An XA phase 1 ends prepared in this very call: it cannot answer ongoing (a participant bug, thrown).
+        result = finalAnswer(await work(session.handle), 'XaAction');
       } catch (error) {
         // The business work's own error, not whatever ending the transaction may answer after it.
         await abandon();
         if (error instanceof BusinessFailure) return { kind: 'failed', message: error.message, details: error.details };
         throw error;
       }
-      await session.run(this.sql.storeResult(call, result));
+      await session.run(this.sql.storeAnswer(call, 'phase1', storedAnswerText({ kind: 'final', result })));
       for (const one of xa.prepare(xid)) await session.run(one);
       open = false;
       prepared = true;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { PhaseKind } from '@nest-dtx/protocol';
-import { barrierDecision, barrierInserts, needsPhase1Origin } from '../core/barrier-rules.js';
+import { answerSlot, barrierDecision, barrierInserts, slotToRead } from '../core/barrier-rules.js';
 import { BASE_SCRIPT, composeScript, phasePlan } from './barrier-script.js';
 
 describe('the Redis barrier script', () => {
-  it.each(['phase1', 'commit', 'rollback'] as const)('hands Lua the rules’ decision for every input of a %s', (kind: PhaseKind) => {
+  it.each(['phase1', 'commit', 'rollback', 'check'] as const)('hands Lua the rules’ decision for every input of a %s', (kind: PhaseKind) => {
     const plan = phasePlan(kind);
     const n = barrierInserts(kind).length;
     expect(plan.inserts).toEqual(barrierInserts(kind).map((i) => [i.slot, i.origin]));
@@ -13,19 +13,25 @@ describe('the Redis barrier script', () => {
       const inserted = Array.from({ length: n }, (_, i) => ((mask >> (n - 1 - i)) & 1) === 1);
       const bits = inserted.map((took) => (took ? '1' : '0')).join('');
       const entry = plan.luaTable[bits];
-      if (needsPhase1Origin(kind, inserted)) {
+      const readSlot = slotToRead(kind, inserted);
+      if (readSlot) {
+        expect(entry).toHaveProperty('readSlot', readSlot);
         for (const origin of ['phase1', 'commit', 'rollback'] as const) {
-          const decision = barrierDecision(kind, inserted, origin);
-          expect(plan.decisions.get(`${bits}|${origin}`)).toEqual(decision);
-          expect(entry).toHaveProperty(['byOrigin', origin, 'kind'], decision.kind);
+          for (const answer of ['final', 'ongoing'] as const) {
+            const decision = barrierDecision(kind, inserted, { origin, answer });
+            expect(plan.decisions.get(`${bits}|${origin}|${answer}`)).toEqual(decision);
+            expect(entry).toHaveProperty(['byRow', `${origin}|${answer}`], decision.kind === 'run' ? { ...decision } : { kind: decision.kind });
+          }
         }
       } else {
         const decision = barrierDecision(kind, inserted, null);
         expect(plan.decisions.get(bits)).toEqual(decision);
-        expect(entry).toEqual(decision.kind === 'run' ? { kind: 'run', storesResult: decision.storesResult } : { kind: decision.kind });
+        expect(entry).toEqual(decision.kind === 'run' ? { ...decision } : { kind: decision.kind });
       }
     }
-    expect(plan.resultOrigin).toBe(kind === 'commit' ? null : kind === 'phase1' ? 'phase1' : 'rollback');
+    // A phase's answer is kept in its own slot, written with that slot's own origin.
+    const slot = answerSlot(kind);
+    expect(plan.answerField).toEqual(slot ? { slot, origin: slot } : null);
   });
 
   it('wraps each snippet as a function of its own KEYS and ARGV, closing it on a line of its own', () => {

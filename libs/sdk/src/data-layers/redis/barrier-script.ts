@@ -1,38 +1,42 @@
 import { createHash } from 'node:crypto';
 import type { PhaseKind } from '@nest-dtx/protocol';
-import { barrierDecision, barrierInserts, needsPhase1Origin, type BarrierDecision, type BarrierOrigin, type BarrierSlot } from '../core/barrier-rules.js';
+import { answerSlot, barrierDecision, barrierInserts, slotToRead, type BarrierDecision, type BarrierOrigin, type BarrierSlot, type FoundRow } from '../core/barrier-rules.js';
 
 /**
  * The barrier as one Lua script, for Redis. The rules stay in barrier-rules.ts: for a phase
  * kind, `phasePlan` asks them for the decision of every possible input (which inserts took ×
- * the origin of the phase-1 field found in place) and the script is handed that table; Lua only
- * makes the inserts (HSETNX), looks the decision up and applies it. Nothing in the Lua source
- * comes from a call: gid, branch id, commands and arguments go through KEYS and ARGV; only the
- * business snippets' own sources (code constants of the app) are composed into it.
+ * the origin and stored answer of the field found in place) and the script is handed that
+ * table; Lua only makes the inserts (HSETNX), looks the decision up and applies it. Nothing in
+ * the Lua source comes from a call: gid, branch id, commands and arguments go through KEYS and
+ * ARGV; only the business snippets' own sources (code constants of the app) are composed into it.
  *
  * The branch's hash: one field per barrier row (`phase1`, `commit`, `rollback`, as the SQL
- * table has one row per slot), its value the row's origin; phase 1's result is kept in the
- * phase-1 field after a colon (`phase1:<JSON>`), as the SQL row keeps it in a column.
+ * table has one row per slot), its value the row's origin; the answer a row keeps
+ * (stored-answer.ts: phase 1's result, or the ongoing marker) follows after a colon
+ * (`phase1:<JSON>`), as the SQL row keeps it in a column.
  */
 
-/** The slot whose origin the rules may need (needsPhase1Origin), and where phase 1's result is kept. */
-export const PHASE1_SLOT: BarrierSlot = 'phase1';
 const ORIGINS: readonly BarrierOrigin[] = ['phase1', 'commit', 'rollback'];
+const ANSWERS: readonly FoundRow['answer'][] = ['final', 'ongoing'];
 
-/** What Lua reads of a decision: whether to run the queued work and whether to store the result. */
-type LuaDecision = Pick<BarrierDecision, 'kind'> & { storesResult?: boolean };
-type LuaTableEntry = LuaDecision | { byOrigin: Record<string, LuaDecision> };
+/** What Lua reads of a decision: whether to run the queued work, store the result, take an ongoing phase 1 over. */
+type LuaDecision = Pick<BarrierDecision, 'kind'> & { storesResult?: boolean; takesOverOngoingPhase1?: boolean };
+/** A decision, or (when the rules need the row found in place) the field to read and the decision by what it holds (`origin|answer`). */
+type LuaTableEntry = LuaDecision | { readSlot: BarrierSlot; byRow: Record<string, LuaDecision> };
 
 /** One phase kind's inserts and the decision of every input, keyed as the script keys them. */
 export interface PhasePlan {
   kind: PhaseKind;
   inserts: readonly [slot: BarrierSlot, origin: BarrierOrigin][];
-  /** Key: the inserts that took as bits (`10`: the first took, the second did not), then `|origin` when the origin was needed. */
+  /**
+   * Key: the inserts that took as bits (`10`: the first took, the second did not), then
+   * `|origin|answer` of the field read when the rules needed it (`0|phase1|ongoing`).
+   */
   decisions: ReadonlyMap<string, BarrierDecision>;
   /** The same table as Lua gets it (JSON), decisions nested under the bits. */
   luaTable: Record<string, LuaTableEntry>;
-  /** The origin the phase-1 field gets when this phase stores phase 1's result (its insert's origin). */
-  resultOrigin: BarrierOrigin | null;
+  /** The field that keeps this phase's answer (answerSlot) and the origin it is written with; null: the phase keeps none. */
+  answerField: { slot: BarrierSlot; origin: BarrierOrigin } | null;
 }
 
 /** Every combination of n booleans, as bit strings (`'1'` = the insert took). */
@@ -41,29 +45,41 @@ function bitStrings(n: number): string[] {
   return bitStrings(n - 1).flatMap((rest) => [`1${rest}`, `0${rest}`]);
 }
 
+const forLua = (d: BarrierDecision): LuaDecision =>
+  d.kind === 'run' ? { kind: d.kind, storesResult: d.storesResult, takesOverOngoingPhase1: d.takesOverOngoingPhase1 } : { kind: d.kind };
+
 export function phasePlan(kind: PhaseKind): PhasePlan {
   const inserts = barrierInserts(kind);
   const decisions = new Map<string, BarrierDecision>();
   const luaTable: Record<string, LuaTableEntry> = {};
-  const forLua = (d: BarrierDecision): LuaDecision => (d.kind === 'run' ? { kind: d.kind, storesResult: d.storesResult } : { kind: d.kind });
   for (const bits of bitStrings(inserts.length)) {
     const inserted = [...bits].map((bit) => bit === '1');
-    if (needsPhase1Origin(kind, inserted)) {
-      const byOrigin: Record<string, LuaDecision> = {};
+    const readSlot = slotToRead(kind, inserted);
+    if (readSlot) {
+      const byRow: Record<string, LuaDecision> = {};
       for (const origin of ORIGINS) {
-        const decision = barrierDecision(kind, inserted, origin);
-        decisions.set(`${bits}|${origin}`, decision);
-        byOrigin[origin] = forLua(decision);
+        for (const answer of ANSWERS) {
+          const decision = barrierDecision(kind, inserted, { origin, answer });
+          decisions.set(`${bits}|${origin}|${answer}`, decision);
+          byRow[`${origin}|${answer}`] = forLua(decision);
+        }
       }
-      luaTable[bits] = { byOrigin };
+      luaTable[bits] = { readSlot, byRow };
     } else {
       const decision = barrierDecision(kind, inserted, null);
       decisions.set(bits, decision);
       luaTable[bits] = forLua(decision);
     }
   }
-  const resultOrigin = inserts.find((insert) => insert.slot === PHASE1_SLOT)?.origin ?? null;
-  return { kind, inserts: inserts.map((insert) => [insert.slot, insert.origin] as const), decisions, luaTable, resultOrigin };
+  const slot = answerSlot(kind);
+  const origin = inserts.find((insert) => insert.slot === slot)?.origin ?? null;
+  return {
+    kind,
+    inserts: inserts.map((insert) => [insert.slot, insert.origin] as const),
+    decisions,
+    luaTable,
+    answerField: slot && origin ? { slot, origin } : null,
+  };
 }
 
 /** A script's source and its SHA1, for EVALSHA. */
@@ -86,15 +102,20 @@ local snippets = {}
 
 /**
  * KEYS[1]: the branch's hash; then the snippets' keys, each snippet's in order.
- * ARGV[1]: the header (JSON, made by the layer: inserts, decision table, the queued ops'
- * shapes, probe flag, retention); ARGV[2]: the phase-1 field's value when the result is stored;
- * then the commands' words and the snippets' arguments, in queue order.
+ * ARGV[1]: the header (JSON, made by the layer: inserts, decision table, the answer field, the
+ * ongoing marker's text, whether the answer is ongoing, the queued ops' shapes, probe flag,
+ * retention); ARGV[2]: the answer field's value to write (`origin:<stored answer>`), when the
+ * answer is ongoing or the decision stores the result; then the commands' words and the
+ * snippets' arguments, in queue order.
  * Replies (arrays of strings only, the same in RESP2 and RESP3):
- * - {'done', key, hasStored, stored}: the decision `key` was applied (`stored`: the result phase 1
- *   stored, when the phase-1 field was read);
+ * - {'done', key, hasStored, stored}: the decision `key` was applied (`stored`: the answer the
+ *   field read keeps, when it keeps one);
  * - {'run'}: a probe whose decision is `run`: nothing was written;
  * - {'refused', reason, message}: a snippet refused: the inserts were undone;
  * - an error reply: a command or snippet failed: the inserts were undone.
+ * A rollback's take-over of an ongoing phase 1 (its field becomes the marker `rollback`) and the
+ * answer field are written only once every queued op went through: a failed one leaves them as
+ * they were, as it leaves no insert.
  */
 const BODY = `
 local header = cjson.decode(ARGV[1])
@@ -115,21 +136,26 @@ end
 local key = bits
 local decision = header.decisions[bits]
 local hasStored, stored = '0', ''
-if decision ~= nil and decision.byOrigin ~= nil then
-  local value = redis.call('HGET', branch, header.originSlot)
+if decision ~= nil and decision.readSlot ~= nil then
+  local value = redis.call('HGET', branch, decision.readSlot)
   if not value then
     undo()
-    return redis.error_reply('DTXBARRIER the barrier field ' .. header.originSlot .. ' vanished')
+    return redis.error_reply('DTXBARRIER the barrier field ' .. decision.readSlot .. ' vanished')
   end
   local origin = string.match(value, '^[^:]*')
-  if #value > #origin then hasStored, stored = '1', string.sub(value, #origin + 2) end
-  key = bits .. '|' .. origin
-  decision = decision.byOrigin[origin]
+  local answer = 'final'
+  if #value > #origin then
+    hasStored, stored = '1', string.sub(value, #origin + 2)
+    if stored == header.ongoingText then answer = 'ongoing' end
+  end
+  key = bits .. '|' .. origin .. '|' .. answer
+  decision = decision.byRow[origin .. '|' .. answer]
 end
 if decision == nil then
   undo()
   return redis.error_reply('DTXBARRIER no decision for ' .. key .. ' (a barrier field holds an unknown origin)')
 end
+local wrote = #taken > 0
 if decision.kind == 'run' then
   if header.probe then
     undo()
@@ -165,9 +191,16 @@ if decision.kind == 'run' then
       return redis.error_reply('DTXOP queued operation ' .. i .. ' (' .. what .. ') failed: ' .. tostring(message))
     end
   end
-  if decision.storesResult then redis.call('HSET', branch, header.originSlot, ARGV[2]) end
+  if decision.takesOverOngoingPhase1 and redis.call('HGET', branch, 'phase1') == 'phase1:' .. header.ongoingText then
+    redis.call('HSET', branch, 'phase1', 'rollback')
+    wrote = true
+  end
+  if header.answerSlot and (header.answerOngoing or decision.storesResult) then
+    redis.call('HSET', branch, header.answerSlot, ARGV[2])
+    wrote = true
+  end
 end
-if #taken > 0 then
+if wrote then
   if header.retentionMs > 0 then redis.call('PEXPIRE', branch, header.retentionMs) else redis.call('PERSIST', branch) end
 end
 return { 'done', key, hasStored, stored }

@@ -1,9 +1,11 @@
 import { ID_PATTERN, phaseKind, type Json, type PhaseCallBody, type PhaseKind } from '@nest-dtx/protocol';
 import type { Cluster, Redis } from 'ioredis';
-import { barrierOutcome, type BarrierDecision, type BarrierOutcome } from '../core/barrier-rules.js';
+import { barrierOutcome, ongoingOutcome, type BarrierDecision, type BarrierOutcome } from '../core/barrier-rules.js';
 import { BusinessFailure } from '../core/business-failure.js';
-import type { BusinessWork, DtxDataLayer } from '../core/data-layer.js';
-import { BASE_SCRIPT, composeScript, PHASE1_SLOT, phasePlan, type BarrierScript, type PhasePlan } from './barrier-script.js';
+import type { BusinessAnswer, BusinessWork, DtxDataLayer } from '../core/data-layer.js';
+import { isOngoingAnswer, type OngoingAnswer } from '../core/ongoing-answer.js';
+import { ONGOING_MARKER_TEXT, readStoredAnswer, storedAnswerText } from '../core/stored-answer.js';
+import { BASE_SCRIPT, composeScript, phasePlan, type BarrierScript, type PhasePlan } from './barrier-script.js';
 import { QueuingBranchTx, type QueuedOp, type RedisBranchTx } from './branch-tx.js';
 
 export type { RedisArg, RedisBranchTx } from './branch-tx.js';
@@ -113,9 +115,9 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     if (probe.kind === 'done') return barrierOutcome(call, probe.decision, probe.stored);
 
     const tx = new QueuingBranchTx();
-    let result: Json;
+    let answer: BusinessAnswer;
     try {
-      result = (await work(tx)) ?? null;
+      answer = await work(tx);
     } catch (error) {
       if (!(error instanceof BusinessFailure)) throw error;
       // The method refused on what it read; if an identical call ran (or its rollback came)
@@ -126,12 +128,17 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     } finally {
       tx.close();
     }
+    let ongoing: OngoingAnswer | null = null;
+    let result: Json = null;
+    if (isOngoingAnswer(answer)) ongoing = answer;
+    else result = answer ?? null;
     // Throws (a plain error: transient) on what JSON cannot hold (a BigInt, a cycle), before anything runs.
-    const resultText = JSON.stringify(result) ?? 'null';
-    const reply = await this.execute(plan, branch, { probe: false, ops: tx.ops, resultText });
+    const answerText = storedAnswerText(ongoing ? { kind: 'ongoing' } : { kind: 'final', result });
+    const reply = await this.execute(plan, branch, { probe: false, ops: tx.ops, answerText, ongoing: ongoing !== null });
     switch (reply.kind) {
       case 'done':
-        return barrierOutcome(call, reply.decision, reply.decision.kind === 'run' ? result : reply.stored);
+        if (reply.decision.kind !== 'run') return barrierOutcome(call, reply.decision, reply.stored);
+        return ongoing ? ongoingOutcome(ongoing) : barrierOutcome(call, reply.decision, result);
       case 'refused':
         return { kind: 'failed', message: reply.message, details: { reason: reply.reason } };
       case 'run':
@@ -146,7 +153,11 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     return Promise.resolve(0);
   }
 
-  private async execute(plan: PhasePlan, branch: string, run: { probe: true } | { probe: false; ops: readonly QueuedOp[]; resultText: string }): Promise<ScriptReply> {
+  private async execute(
+    plan: PhasePlan,
+    branch: string,
+    run: { probe: true } | { probe: false; ops: readonly QueuedOp[]; answerText: string; ongoing: boolean },
+  ): Promise<ScriptReply> {
     const keys: (string | Buffer)[] = [branch];
     const argv: (string | Buffer)[] = [];
     const shapes: (string | number)[][] = [];
@@ -168,12 +179,15 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     const header = JSON.stringify({
       inserts: plan.inserts,
       decisions: plan.luaTable,
-      originSlot: PHASE1_SLOT,
+      // false, not null: cjson reads null as a value Lua takes for true.
+      answerSlot: plan.answerField?.slot ?? false,
+      answerOngoing: !run.probe && run.ongoing,
+      ongoingText: ONGOING_MARKER_TEXT,
       probe: run.probe,
       retentionMs: this.retentionMs,
       ops: shapes,
     });
-    const stored = !run.probe && plan.resultOrigin ? `${plan.resultOrigin}:${run.resultText}` : '';
+    const stored = !run.probe && plan.answerField ? `${plan.answerField.origin}:${run.answerText}` : '';
     return this.read(plan, await this.evaluate(script, keys, [header, stored, ...argv]));
   }
 
@@ -194,7 +208,10 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
     if (status === 'refused' && typeof a === 'string' && typeof b === 'string') return { kind: 'refused', reason: a, message: b };
     if (status === 'done' && typeof a === 'string') {
       const decision = plan.decisions.get(a);
-      if (decision) return { kind: 'done', decision, stored: b === '1' && typeof c === 'string' ? (JSON.parse(c) as Json) : null };
+      if (decision) {
+        const answer = b === '1' && typeof c === 'string' ? readStoredAnswer(c) : null;
+        return { kind: 'done', decision, stored: answer?.kind === 'final' ? answer.result : null };
+      }
     }
     throw new Error(`redisDataLayer: unexpected reply of the barrier script: ${JSON.stringify(reply)}`);
   }
