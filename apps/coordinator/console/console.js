@@ -816,6 +816,19 @@ function describeEvent(event, participantOf, attempt) {
       return { title: 'Flagged for attention', details: [detail(`${d.attempts ?? '?'} failed rounds${d.refused ? ', refused by a participant' : ''}`)], tone: 'warn' };
     case 'admin_retry':
       return { title: 'Retry requested by an operator', details: [], tone: 'info' };
+    case 'outcome_reported': {
+      // A participant told the final answer of a call it had answered 202 (PROTOCOL.md 3.6): no call was made.
+      const outcome = d.outcome ?? 'unknown';
+      return {
+        title: `${who ?? d.participant} reported ${d.phase}: ${outcome}`,
+        details: [
+          detail(`branch ${event.branchId}`),
+          move ? detail(`branch ${move}`) : null,
+          d.error !== undefined ? h('span', { class: 'event-error' }, describeJson(d.error)) : null,
+        ].filter(Boolean),
+        tone: callTone(outcome),
+      };
+    }
     default:
       return { title: event.type, details: [move ? detail(move) : null, Object.keys(d).length ? detail(JSON.stringify(d)) : null].filter(Boolean), tone: 'neutral' };
   }

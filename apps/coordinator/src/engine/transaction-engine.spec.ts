@@ -1143,6 +1143,43 @@ describe('TransactionEngine.reportOutcome (PROTOCOL.md 3.6)', () => {
     expect(participants.calls.filter((c) => c === 'bank-b confirm')).toHaveLength(1);
   });
 
+  it('saga: a step reported done goes on to the next step at once', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['shop execute'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    const steps = [
+      { branchId: 's1', participant: 'shop', action: 'order', payload: {}, dependsOn: [] },
+      { branchId: 's2', participant: 'ship', action: 'send', payload: {}, dependsOn: ['s1'] },
+    ];
+    await engine.create(oneShot('rep-saga', { mode: 'saga', branches: steps }), false);
+    await vi.waitFor(() => expect(store.txs.get('rep-saga')!.branches[0].waitingSince).not.toBeNull());
+    expect(participants.calls).toEqual(['shop execute']);
+    const saved = await engine.reportOutcome('rep-saga', 's1', { phase: 'execute', outcome: 'ok', result: { order: 1 } });
+    expect(saved.branches[0]).toMatchObject({ status: 'committed', result: { order: 1 } });
+    await vi.waitFor(() => expect(store.txs.get('rep-saga')!.tx.status).toBe('committed'));
+    expect(participants.calls).toEqual(['shop execute', 'ship execute']);
+  });
+
+  it('msg: its check-back (branch `check`) reported committed delivers the message; a report before the deadline is not in progress', async () => {
+    const { engine, store, participants } = engineWith();
+    participants.queued['order check'] = [{ kind: 'ongoing', retryAfterMs: 60_000 }];
+    const message = oneShot('rep-msg', {
+      mode: 'msg', oneShot: false, leaseOwner: null, branchStatus: 'prepared', check: { participant: 'order', action: 'dtx-msg-check' },
+      branches: [{ branchId: 'b1', participant: 'inventory', action: 'reserve', payload: {} }],
+    });
+    await engine.create(message, false);
+    await expect(engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null })).rejects.toMatchObject({ code: 'PHASE_NOT_IN_PROGRESS' });
+    store.txs.get('rep-msg')!.tx.deadline = new Date(Date.now() - 1);
+    await engine.resume({ ...(await store.load('rep-msg'))!, heldUntil: performance.now() + 60_000 });
+    expect(participants.calls).toEqual(['order check']);
+    expect(store.txs.get('rep-msg')!.tx).toMatchObject({ status: 'active', attempts: 0, leaseOwner: null });
+    const saved = await engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null });
+    expect(saved.tx.status).toBe('committing');
+    await vi.waitFor(() => expect(store.txs.get('rep-msg')!.tx.status).toBe('committed'));
+    expect(participants.calls).toEqual(['order check', 'inventory execute']);
+    // Once: the same report again is a repeat.
+    await expect(engine.reportOutcome('rep-msg', 'check', { phase: 'check', outcome: 'ok', result: null })).resolves.toMatchObject({ tx: { status: 'committed' } });
+  });
+
   it('waits while another instance holds a live lease (it is calling), then applies the report', async () => {
     const { engine, store } = await waitingOneShot('rep-9');
     const row = store.txs.get('rep-9')!;
