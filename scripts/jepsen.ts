@@ -50,7 +50,7 @@ import {
 import { INSTALL_LEASE_LOG, readLeaseLog } from './lib/jepsen/lease-log.js';
 import { NET_HOSTS, SUBNET, createNetwork, destroyNetwork } from './lib/jepsen/network.js';
 import { APP_ROLE, SuiteCluster } from './lib/jepsen/postgres.js';
-import { heldByNetwork, type CutWindow, type RecordedCall } from './lib/jepsen/recorded-call.js';
+import { heldByNetwork, sentAtResume, type CutWindow, type PauseWindow, type RecordedCall } from './lib/jepsen/recorded-call.js';
 import { libfaketime, missingFor } from './lib/jepsen/requirements.js';
 import { CLUSTER_PREFIX, RUN_MARKER, killPids, markedProcesses, removeLeftovers } from './lib/jepsen/system.js';
 import { LOOPBACK, NAMESPACES, launcher, placement, type Topology, type Where } from './lib/jepsen/topology.js';
@@ -202,7 +202,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       // (FAKETIME_NO_CACHE); the monotonic clock is left alone, as NTP leaves it.
       const clockFile = join(WORK_DIR, `clock-c${i}`);
       const clockEnv: Record<string, string> =
-        kind === 'clock' && faketime ? { LD_PRELOAD: faketime, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', DONT_FAKE_MONOTONIC: '1' } : {};
+        kind === 'clock' && faketime ? { LD_PRELOAD: faketime, FAKETIME_TIMESTAMP_FILE: clockFile, FAKETIME_NO_CACHE: '1', FAKETIME_DONT_FAKE_MONOTONIC: '1' } : {};
       const handle = await coordinator(
         `jepsen-${kind}-c${i}`,
         coordDbUrl,
@@ -217,7 +217,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
         placement(where, topology.netns ? 7070 : undefined),
       );
       if (kind === 'clock') {
-        const clock: FakeClock = { coordinator: handle, file: clockFile, offsetSeconds: 0 };
+        const clock: FakeClock = { coordinator: handle, instance: `c${i}`, file: clockFile, offsetSeconds: 0 };
         setOffset(clock, i === 0 ? 30 : -30);
         clocks.push(clock);
         report.faults[i === 0 ? 'skew_ahead_30s' : 'skew_behind_30s'] = 1;
@@ -285,6 +285,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
     };
     const windows: FaultWindow[] = [];
     const cuts: CutWindow[] = [];
+    const pauses: PauseWindow[] = [];
     let lastHealAt = Date.now();
     /**
      * Time to heal: from a heal on, how long until every transaction that existed then has ended
@@ -326,6 +327,7 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       count: (name) => (report.faults[name] = (report.faults[name] ?? 0) + 1),
       scale: quick ? 0.5 : 1,
       note: (name, n) => (report.observed[name] = (report.observed[name] ?? 0) + n),
+      paused: (instance, from, to) => pauses.push({ instance, from, to }),
       window: (name, from, to, cut) => {
         windows.push({ kind: name, from, to });
         if (cut) cuts.push({ ...cut, from, to });
@@ -453,9 +455,13 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
           .map((line) => ({ ...(JSON.parse(line) as RecordedCall), bank: BANKS[i] })),
       );
       const late = (call: RecordedCall) => heldByNetwork(call, cuts);
+      const atResume = (call: RecordedCall) => sentAtResume(call, pauses);
       const tally: RecordTally = emptyTally();
+      const versions = await readLeaseLog(db);
+      const excused = new Set<RecordedCall>();
+      report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations, late, atResume, excused);
       const seen: SeenCall[] = calls
-        .filter((c) => c.gid !== '' && !late(c))
+        .filter((c) => c.gid !== '' && !late(c) && !excused.has(c))
         .map((c) => ({ gid: c.gid, branchId: c.branchId, mode: c.mode, phase: c.phase, instance: c.sender, at: c.at }));
       await checkInvariants(db, tally, legsByGid, seen);
       const status = new Map((await db.query<{ gid: string; status: string }>(`SELECT gid, status FROM global_transactions`)).rows.map((r) => [r.gid, r.status]));
@@ -471,8 +477,6 @@ async function runKind(kind: FaultKindName, seed: number, transfers: number, con
       const timeouts: TimeoutEvent[] = (
         await db.query<{ gid: string; at: Date }>(`SELECT gid, at FROM transaction_events WHERE type = 'status' AND to_status = 'rolling_back' AND detail->>'reason' = 'timeout' ORDER BY id`)
       ).rows.map((r) => ({ gid: r.gid, at: r.at.getTime() }));
-      const versions = await readLeaseLog(db);
-      report.lease = checkLeases(calls.filter((c) => c.gid !== ''), versions, tally.violations, late);
       report.decisions = checkDecisions(calls, txs, tally.violations);
       // Pauses and cuts hold things up; a constant skew does not excuse a late check-back.
       const checkAttempts = new Map(
@@ -557,7 +561,7 @@ function printReport(r: KindReport): void {
     const l = r.lease;
     console.log(
       `  leases: ${l.leasedCalls} calls under a lease (${l.leasedPhase2Calls} phase-2): after another instance's claim ${l.afterClaim}, after the lease ran out ${l.afterExpiry}, ` +
-        `latest relative to its lease's end ${l.closestToExpiryMs ?? '-'} ms; version not logged ${l.unmatched}; delivered after their sender gave up (held by the network through a cut) ${l.deliveredAfterSenderGaveUp} (${l.deliveredLateAfterClaim} after a claim)`,
+        `latest relative to its lease's end ${l.closestToExpiryMs ?? '-'} ms; version not logged ${l.unmatched}; delivered after their sender gave up (held by the network through a cut) ${l.deliveredAfterSenderGaveUp} (${l.deliveredLateAfterClaim} after a claim); written as their sender was stopped, arriving as it resumed ${l.sentAtResume}`,
     );
   }
   if (r.deadlines) {

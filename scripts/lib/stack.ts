@@ -44,17 +44,30 @@ export const NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A port nobody listens on right now. */
+/**
+ * A port nobody listens on right now, for a server the caller starts next. Taken below the
+ * kernel's ephemeral range (ip_local_port_range, 32768 and up here), at random: a port the
+ * kernel handed out for `listen(0)` and closed again is also the next source port of any
+ * outgoing connection on the machine, and a parallel test's connection took one between the
+ * check and the listen (EADDRINUSE in CI). Below that range only another listener can take it.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+  for (let tries = 0; ; tries++) {
+    const port = FREE_PORT_FROM + Math.floor(Math.random() * (FREE_PORT_TO - FREE_PORT_FROM));
+    if (await canListen(port)) return port;
+    if (tries >= 200) throw new Error(`no free port found between ${FREE_PORT_FROM} and ${FREE_PORT_TO}`);
+  }
+}
+
+const FREE_PORT_FROM = 15_000;
+const FREE_PORT_TO = 32_000;
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((answer) => {
     const server = createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
+    server.once('error', () => answer(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => answer(true)));
   });
 }
 

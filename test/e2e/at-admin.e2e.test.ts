@@ -109,8 +109,9 @@ describe('an interactive AT transfer', () => {
     }
     // The debit's prepare answered first.
     expect(Date.parse(debit.locks!.since)).toBeLessThanOrEqual(Date.parse(credit.locks!.since));
-    // The view fields of PROTOCOL.md 3.4 are all there, unchanged.
-    expect(Object.keys(debit).sort()).toEqual(['action', 'attempts', 'branchId', 'lastError', 'locks', 'participant', 'result', 'status']);
+    // The view fields of PROTOCOL.md 3.4 are all there, unchanged, with waitingSince (3.6): no kind, which only a workflow's steps have.
+    expect(Object.keys(debit).sort()).toEqual(['action', 'attempts', 'branchId', 'lastError', 'locks', 'participant', 'result', 'status', 'waitingSince']);
+    expect(debit.waitingSince).toBeNull();
   });
 
   it('is listed by GET /admin/locks, oldest first, filtered by participant and paged by cursor', async () => {

@@ -114,7 +114,12 @@ describe.skipIf(!canCreateClusters)(canCreateClusters ? 'the coordinator and an 
     coord = await coordinator(`db-outage-${run_}`, DATABASE_URL);
     const from = logSize(coord);
     coord.process.start();
-    await sleep(4_000);
+    // Until it says it waits (a second or two; more on a loaded machine, where a fixed 4 s was
+    // too short), then two seconds more, over which it must not warn again.
+    const saidBy = Date.now() + 30_000;
+    const warned = (handle: NonNullable<typeof coord>) => existsSync(handle.process.logFile) && outageWarnings(linesSince(handle, from)).length > 0;
+    while (!warned(coord) && Date.now() < saidBy) await sleep(200);
+    await sleep(2_000);
     expect(coord.process.alive).toBe(true);
     // Not listening while it waits: neither live nor ready (the startupProbe allows for this).
     expect(await statusOf(`${coord.url}/health/ready`)).toBeNull();

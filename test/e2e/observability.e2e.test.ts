@@ -78,14 +78,14 @@ describe('OpenAPI document at /docs-json', () => {
     );
   });
 
-  it('describes the begin body from its DTO: mode is one of tcc, 2pc, saga, msg, and every field of PROTOCOL.md 3.1 is there', () => {
+  it('describes the begin body from its DTO: mode is one of tcc, 2pc, saga, msg, workflow, and every field of PROTOCOL.md 3.1 is there', () => {
     const begin = document.paths['/v1/transactions'].post as unknown as { requestBody: { content: Record<string, { schema: SchemaObject }> } };
     const body = resolve(begin.requestBody.content['application/json'].schema);
     expect(Object.keys(body.properties ?? {}).sort()).toEqual(
       ['branches', 'check', 'concurrent', 'gid', 'metadata', 'mode', 'steps', 'submit', 'timeoutMs', 'wait'].sort(),
     );
     expect(body.required).toEqual(['mode']);
-    expect(resolve(body.properties!.mode).enum).toEqual(['tcc', '2pc', 'saga', 'msg']);
+    expect(resolve(body.properties!.mode).enum).toEqual(['tcc', '2pc', 'saga', 'msg', 'workflow']);
     expect(Object.keys(resolve(body.properties!.check).properties ?? {}).sort()).toEqual(['action', 'participant']);
     const branch = resolve(body.properties!.branches.items!);
     expect(Object.keys(branch.properties ?? {}).sort()).toEqual(['action', 'branchId', 'participant', 'payload']);

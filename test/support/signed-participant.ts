@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import {
   ForbiddenException,
   Injectable,
@@ -142,13 +142,7 @@ export async function startParticipant(
 }
 
 /** A port free right now on 127.0.0.1 (for a TCP microservice, which must be given one). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../scripts/lib/stack.js';
 
 export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 

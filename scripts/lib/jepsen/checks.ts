@@ -60,6 +60,8 @@ export interface LeaseFigures {
   deliveredAfterSenderGaveUp: number;
   /** Of those, how many arrived after another instance's claim. */
   deliveredLateAfterClaim: number;
+  /** Calls written in the instant their sender was stopped, arriving as it resumed (recorded-call.ts sentAtResume), not counted above. */
+  sentAtResume: number;
 }
 
 export interface DeadlineFigures {
@@ -94,7 +96,15 @@ const senderOf = (call: RecordedCall): { instance: string; version: number } | n
 const isPhase2Call = (call: RecordedCall): boolean => COMMIT_PHASES.has(call.phase) || ROLLBACK_PHASES.has(call.phase) || (call.mode === 'msg' && call.phase === 'execute');
 
 /** No call under a lease after the lease was gone (claimed by another instance, or run out). */
-export function checkLeases(calls: readonly RecordedCall[], versions: readonly VersionRow[], violations: Violation[], heldByNetwork: (call: RecordedCall) => boolean = () => false): LeaseFigures {
+export function checkLeases(
+  calls: readonly RecordedCall[],
+  versions: readonly VersionRow[],
+  violations: Violation[],
+  heldByNetwork: (call: RecordedCall) => boolean = () => false,
+  atResume: (call: RecordedCall) => boolean = () => false,
+  /** Gets the calls counted in `sentAtResume`, which the overlap check then leaves out too. */
+  excused: Set<RecordedCall> = new Set(),
+): LeaseFigures {
   const byGid = new Map<string, VersionRow[]>();
   for (const row of versions) byGid.set(row.gid, [...(byGid.get(row.gid) ?? []), row]);
   const figures: LeaseFigures = {
@@ -106,6 +116,7 @@ export function checkLeases(calls: readonly RecordedCall[], versions: readonly V
     closestToExpiryMs: null,
     deliveredAfterSenderGaveUp: 0,
     deliveredLateAfterClaim: 0,
+    sentAtResume: 0,
   };
   for (const call of calls) {
     const sender = senderOf(call);
@@ -125,11 +136,20 @@ export function checkLeases(calls: readonly RecordedCall[], versions: readonly V
       continue;
     }
     const what = `${call.phase} of ${call.branchId} under lease ${call.sender}`;
-    if (claim && call.at - claim.at > ARRIVAL_TOLERANCE_MS) {
+    const afterClaim = claim !== undefined && call.at - claim.at > ARRIVAL_TOLERANCE_MS;
+    const past = lease?.leaseUntil == null ? null : call.at - lease.leaseUntil;
+    const afterExpiry = past !== null && past > ARRIVAL_TOLERANCE_MS && lease?.leaseOwner === sender.instance;
+    // Late only because its sender was stopped while writing it: counted apart, not as a violation.
+    if ((afterClaim || afterExpiry) && atResume(call)) {
+      figures.sentAtResume++;
+      excused.add(call);
+      continue;
+    }
+    if (afterClaim) {
       figures.afterClaim++;
       violations.push({ gid: call.gid, problem: `${what} arrived ${call.at - claim.at} ms after ${claim.leaseOwner ?? '?'} claimed it (version ${claim.version})` });
     }
-    if (!lease || lease.leaseUntil === null) {
+    if (!lease || past === null) {
       figures.unmatched++;
       continue;
     }
@@ -137,9 +157,8 @@ export function checkLeases(calls: readonly RecordedCall[], versions: readonly V
       violations.push({ gid: call.gid, problem: `${what}, but version ${sender.version} was leased to ${lease.leaseOwner ?? 'nobody'}` });
       continue;
     }
-    const past = call.at - lease.leaseUntil;
     figures.closestToExpiryMs = figures.closestToExpiryMs === null ? past : Math.max(figures.closestToExpiryMs, past);
-    if (past > ARRIVAL_TOLERANCE_MS) {
+    if (afterExpiry) {
       figures.afterExpiry++;
       violations.push({ gid: call.gid, problem: `${what} arrived ${past} ms after that lease ran out${phase2 ? '' : ' (not a phase-2 call)'}` });
     }

@@ -23,6 +23,8 @@ export interface FaultLog {
   note(name: string, n: number): void;
   /** A fault held from `from` to `to`; a cut between an instance and a bank (or everything: '*') names them. */
   window(kind: string, from: number, to: number, cut?: { instance: string; peer: string }): void;
+  /** An instance was stopped (SIGSTOP) at `from` and resumed (SIGCONT) at `to`. */
+  paused(instance: string, from: number, to: number): void;
   /** The last fault was healed now. */
   healed(): void;
   log(line: string): void;
@@ -82,6 +84,8 @@ type ClockStep = (typeof CLOCK_STEPS)[number];
 /** An instance's faked clock: libfaketime reads its offset from a file it rereads (FAKETIME_NO_CACHE). */
 export interface FakeClock {
   coordinator: CoordinatorHandle;
+  /** Its INSTANCE_ID, as its calls name it (x-tx-coordinator). */
+  instance: string;
   file: string;
   offsetSeconds: number;
 }
@@ -104,6 +108,7 @@ export function clockFaults(log: FaultLog, clocks: readonly FakeClock[], leaseMs
     await sleep(leaseMs + 500);
     setOffset(clock, clock.offsetSeconds + step);
     clock.coordinator.process.signal('SIGCONT');
+    log.paused(clock.instance, from, Date.now());
     log.log(`  ${clock.coordinator.process.name} paused ${((Date.now() - from) / 1000).toFixed(1)} s, clock stepped ${step > 0 ? '+' : ''}${step} s (now ${clock.offsetSeconds > 0 ? '+' : ''}${clock.offsetSeconds} s)`);
     log.window(kind, from, Date.now());
   });

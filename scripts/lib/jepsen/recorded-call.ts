@@ -44,3 +44,28 @@ export function heldByNetwork(call: RecordedCall, cuts: readonly CutWindow[]): b
   const instance = call.sender.split('/')[0];
   return cuts.some((w) => w.instance === instance && (w.peer === '*' || w.peer === call.bank) && call.at >= w.from && call.at <= w.to + HELD_BY_NETWORK_MS);
 }
+
+/** An instance stopped (SIGSTOP) at `from` and resumed (SIGCONT) at `to`, real clock. */
+export interface PauseWindow {
+  instance: string;
+  from: number;
+  to: number;
+}
+
+/** How soon after its sender resumed a call it had already let go before the pause reaches the recorder. */
+export const RESUME_SEND_MS = 100;
+
+/**
+ * Whether this call left its sender in the instant it was stopped: the sender had checked its
+ * lease (monotonic clock, time enough for the call) and was writing the call when SIGSTOP came,
+ * so the write finished as it resumed, after the lease. No check in the sender can close the gap
+ * between its last look at the clock and the write (only a fence at the participant could, and
+ * the protocol has none); what the sender must not do is start a call after a pause, and such a
+ * call comes later than this (it first finds its lease gone). Arrived within RESUME_SEND_MS of
+ * its sender's resume.
+ */
+export function sentAtResume(call: RecordedCall, pauses: readonly PauseWindow[]): boolean {
+  const instance = call.sender.split('/')[0];
+  // `to` is read just after SIGCONT is sent: the sender may be running a few ms before it.
+  return pauses.some((p) => p.instance === instance && call.at >= p.to - 10 && call.at <= p.to + RESUME_SEND_MS);
+}

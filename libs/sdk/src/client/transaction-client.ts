@@ -10,14 +10,9 @@ import type {
   ParticipantView,
   TransactionView,
 } from '@nest-dtx/protocol';
-import { CoordinatorError, parseRetryAfter } from './coordinator-error.js';
+import { CoordinatorError } from './coordinator-error.js';
+import { CoordinatorHttp } from './coordinator-http.js';
 import { MsgBuilder, type MsgCheckTarget, type MsgOptions } from './msg-builder.js';
-
-/** What is worth sending again: no answer at all, or a coordinator that lost its database mid-request. */
-const isRetryable = (error: CoordinatorError): boolean => error.code === 'NETWORK' || error.code === 'STORE_UNAVAILABLE';
-
-/** Refused before anything was done, with a Retry-After to honour: an overloaded or rate-limiting coordinator. */
-const isBackPressure = (error: CoordinatorError): boolean => error.code === 'OVERLOADED' || error.code === 'RATE_LIMITED';
 
 export interface TransactionClientOptions {
   /**
@@ -147,14 +142,11 @@ export class InteractiveTransaction {
  * keeps connections alive between calls.
  */
 export class TransactionClient {
-  private readonly baseUrls: readonly string[];
-  /** The instance requests go to; moves on to the next one when it does not answer. */
-  private current = 0;
+  private readonly http: CoordinatorHttp;
 
-  constructor(private readonly options: TransactionClientOptions) {
+  constructor(options: TransactionClientOptions) {
     const urls = typeof options.coordinatorUrl === 'string' ? [options.coordinatorUrl] : options.coordinatorUrl;
-    if (urls.length === 0) throw new Error('TransactionClient needs at least one coordinatorUrl');
-    this.baseUrls = urls.map((url) => url.replace(/\/+$/, ''));
+    this.http = new CoordinatorHttp({ ...options, retries: options.retries ?? Math.max(2, urls.length) });
   }
 
   begin(request: BeginRequest): Promise<TransactionView> {
@@ -240,58 +232,13 @@ export class TransactionClient {
     return this.commit(started.gid, { wait });
   }
 
+  /** The answer's body when it is a success; otherwise the coordinator's refusal (or a proxy's page) as a CoordinatorError. */
   private async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    const retries = this.options.retries ?? Math.max(2, this.baseUrls.length);
-    let waitBudgetMs = this.options.maxBackPressureWaitMs ?? 60_000;
-    for (let attempt = 0; ; ) {
-      try {
-        return await this.send<T>(method, path, body);
-      } catch (error) {
-        if (!(error instanceof CoordinatorError)) throw error;
-        let delayMs: number;
-        if (isBackPressure(error)) {
-          // At least 50 ms: a `Retry-After: 0` charged nothing to the budget and was sent again at once, for ever.
-          delayMs = Math.max(50, Math.round((error.retryAfterMs ?? 1_000) * (1 + Math.random() / 4)));
-          if (delayMs > waitBudgetMs) throw error;
-          waitBudgetMs -= delayMs;
-        } else {
-          if (!isRetryable(error) || attempt >= retries) throw error;
-          delayMs = 200 * 2 ** attempt++;
-        }
-        this.current = (this.current + 1) % this.baseUrls.length;
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-
-  private async send<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    const baseUrl = this.baseUrls[this.current];
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let response: Response;
-    try {
-      response = await fetch(`${baseUrl}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
-      });
-    } catch (error) {
-      throw new CoordinatorError(0, null, `coordinator unreachable at ${baseUrl}: ${String(error)}`);
-    }
-    const text = await response.text();
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-    let parsed: unknown = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch (error) {
-      // An error answer that is not the coordinator's JSON (a gateway's 502 page) is still a
-      // CoordinatorError with its status, so callers can tell a transient one from the rest.
-      if (!response.ok) throw new CoordinatorError(response.status, null, `coordinator answered ${response.status} (not JSON)`, retryAfterMs);
-      throw error;
-    }
-    if (!response.ok) throw new CoordinatorError(response.status, parsed as ErrorBody | null, undefined, retryAfterMs);
-    return parsed as T;
+    const answer = await this.http.request(method, path, body);
+    if (answer.status >= 200 && answer.status < 300 && answer.json) return answer.body as T;
+    // An answer that is not the coordinator's JSON (a gateway's 502 page) is still a
+    // CoordinatorError with its status, so callers can tell a transient one from the rest.
+    if (!answer.json) throw new CoordinatorError(answer.status, null, `coordinator answered ${answer.status} (not JSON)`, answer.retryAfterMs);
+    throw new CoordinatorError(answer.status, answer.body as ErrorBody | null, undefined, answer.retryAfterMs);
   }
 }

@@ -1,6 +1,6 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import { BRANCH_STATUSES, GLOBAL_STATUSES, MODES, ROLLBACK_REASONS, STEP_KINDS, type ErrorBody, type Json } from '@nest-dtx/protocol';
-import { CoordinatorError, parseRetryAfter } from '../client/coordinator-error.js';
+import { CoordinatorError } from '../client/coordinator-error.js';
+import { CoordinatorHttp, type CoordinatorAnswer } from '../client/coordinator-http.js';
 import type {
   DecisionAnswer,
   StepAnswer,
@@ -24,13 +24,6 @@ export interface HttpWorkflowCoordinatorOptions {
   retries?: number;
   /** How long in all a request waits on `503 OVERLOADED` / `429 RATE_LIMITED` before the refusal is thrown. Default 60 s. */
   maxBackPressureWaitMs?: number;
-}
-
-/** An answer as it came: its status, its body parsed (null when empty or not JSON), its Retry-After. */
-interface RawAnswer {
-  status: number;
-  body: unknown;
-  retryAfterMs: number | null;
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -78,30 +71,27 @@ export function readWorkflowView(value: unknown): WorkflowView {
  * The coordinator's REST API for workflows over HTTP (PROTOCOL.md 3.1, 3.3, 3.4, 3.7).
  *
  * Not built on TransactionClient: a step's answer is told by its status code (201 recorded, 202
- * long-running, 409 / 502 / 504 by error code), which TransactionClient does not hand back. It
- * sends again as TransactionClient does, and it is as safe here: a begin names its gid, a step
- * its stepId (the same stepId again returns the recorded outcome and calls no one), and commit
- * and rollback are idempotent (3.3).
+ * long-running, 409 / 502 / 504 by error code), which TransactionClient does not hand back. Both
+ * share CoordinatorHttp (failover, what is sent again), as safe here: a begin names its gid, a
+ * step its stepId (the same stepId again returns the recorded outcome and calls no one), and
+ * commit and rollback are idempotent (3.3).
  */
 export class HttpWorkflowCoordinator implements WorkflowCoordinator {
-  private readonly baseUrls: readonly string[];
-  /** The instance requests go to; moves on to the next one when it does not answer. */
-  private current = 0;
+  private readonly http: CoordinatorHttp;
 
-  constructor(private readonly options: HttpWorkflowCoordinatorOptions) {
+  constructor(options: HttpWorkflowCoordinatorOptions) {
     const urls = typeof options.coordinatorUrl === 'string' ? [options.coordinatorUrl] : options.coordinatorUrl;
-    if (urls.length === 0) throw new Error('HttpWorkflowCoordinator needs at least one coordinatorUrl');
-    this.baseUrls = urls.map((url) => url.replace(/\/+$/, ''));
+    this.http = new CoordinatorHttp({ ...options, retries: options.retries ?? Math.max(4, urls.length) });
   }
 
   async begin(request: WorkflowBeginRequest): Promise<{ created: boolean; view: WorkflowView }> {
-    const answer = await this.request('POST', '/v1/transactions', { mode: 'workflow', ...request });
+    const answer = await this.http.request('POST', '/v1/transactions', { mode: 'workflow', ...request });
     if (answer.status !== 200 && answer.status !== 201) throw this.unexpected(answer);
     return { created: answer.status === 201, view: readWorkflowView(answer.body) };
   }
 
   async recordStep(gid: string, step: StepRecordRequest): Promise<StepAnswer> {
-    const answer = await this.request('POST', `${this.path(gid)}/steps`, step);
+    const answer = await this.http.request('POST', `${this.path(gid)}/steps`, step);
     const body = isObject(answer.body) ? answer.body : {};
     const code = errorCodeOf(answer.body);
     if (answer.status === 201) {
@@ -119,7 +109,7 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   async get(gid: string): Promise<WorkflowView> {
-    const answer = await this.request('GET', this.path(gid));
+    const answer = await this.http.request('GET', this.path(gid));
     if (answer.status !== 200) throw this.unexpected(answer);
     return readWorkflowView(answer.body);
   }
@@ -133,7 +123,7 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   private async decide(gid: string, decision: 'commit' | 'rollback', body: { result?: Json }): Promise<DecisionAnswer> {
-    const answer = await this.request('POST', `${this.path(gid)}/${decision}`, body);
+    const answer = await this.http.request('POST', `${this.path(gid)}/${decision}`, body);
     if (answer.status === 200) {
       const status = isObject(answer.body) && oneOf(GLOBAL_STATUSES, answer.body.status) ? answer.body.status : decision === 'commit' ? 'committing' : 'rolling_back';
       return { kind: 'accepted', status };
@@ -150,63 +140,9 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   /** An answer none of the callers expects, as the error the rest of the SDK throws for one. */
-  private unexpected(answer: RawAnswer): CoordinatorError {
+  private unexpected(answer: CoordinatorAnswer): CoordinatorError {
     const body = isObject(answer.body) && typeof answer.body.error === 'string' ? (answer.body as ErrorBody) : null;
     return new CoordinatorError(answer.status, body, body ? undefined : `coordinator answered ${answer.status}`, answer.retryAfterMs);
   }
 
-  /** Sends, and sends again what is worth it (see the class); hands back any answer the coordinator gave. */
-  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RawAnswer> {
-    const retries = this.options.retries ?? Math.max(4, this.baseUrls.length);
-    let backPressureBudgetMs = this.options.maxBackPressureWaitMs ?? 60_000;
-    for (let attempt = 0; ; ) {
-      const answer = await this.send(method, path, body);
-      const code = errorCodeOf(answer?.body);
-      let delayMs: number;
-      if (answer && (code === 'OVERLOADED' || code === 'RATE_LIMITED')) {
-        // Jitter, so that callers refused together do not all come back together.
-        delayMs = Math.round((answer.retryAfterMs ?? 1_000) * (1 + Math.random() / 4));
-        if (delayMs > backPressureBudgetMs) return answer;
-        backPressureBudgetMs -= delayMs;
-      } else if (answer === null || code === 'STORE_UNAVAILABLE') {
-        if (attempt >= retries) {
-          if (answer) return answer;
-          throw new CoordinatorError(0, null, `coordinator unreachable at ${this.baseUrls.join(', ')} after ${retries + 1} attempts`);
-        }
-        delayMs = 200 * 2 ** attempt++;
-      } else {
-        return answer;
-      }
-      this.current = (this.current + 1) % this.baseUrls.length;
-      await delay(delayMs);
-    }
-  }
-
-  /** One request; null when no answer came (no connection, a timeout, or a gateway's non-JSON error page). */
-  private async send(method: 'GET' | 'POST', path: string, body?: unknown): Promise<RawAnswer | null> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let response: Response;
-    let text: string;
-    try {
-      response = await fetch(`${this.baseUrls[this.current]}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.options.timeoutMs ?? 60_000),
-      });
-      text = await response.text();
-    } catch {
-      return null;
-    }
-    let parsed: unknown = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // Not the coordinator speaking (every answer of its API is JSON): a proxy in front of it that lost it.
-      if (response.status >= 500) return null;
-    }
-    return { status: response.status, body: parsed, retryAfterMs: parseRetryAfter(response.headers.get('retry-after')) };
-  }
 }

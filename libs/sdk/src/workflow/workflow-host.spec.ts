@@ -20,6 +20,7 @@ import { DtxParticipantModule } from '../participant/participant.module.js';
 import { WorkflowClient } from './workflow-client.js';
 import type { WorkflowContext } from './workflow-context.js';
 import { Workflow } from './workflow.decorator.js';
+import { freePort } from '../../../../scripts/lib/stack.js';
 
 interface Step {
   branchId: string;
@@ -183,14 +184,6 @@ afterEach(async () => {
   }
 });
 
-/** A free loopback port: the app must know its publicUrl before it registers. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 async function startHost(platform: 'express' | 'fastify' = 'express') {
   const coordinator = new WorkflowCoordinatorServer();
