@@ -82,7 +82,7 @@ describe('OpenAPI document at /docs-json', () => {
     const begin = document.paths['/v1/transactions'].post as unknown as { requestBody: { content: Record<string, { schema: SchemaObject }> } };
     const body = resolve(begin.requestBody.content['application/json'].schema);
     expect(Object.keys(body.properties ?? {}).sort()).toEqual(
-      ['branches', 'check', 'concurrent', 'gid', 'metadata', 'mode', 'steps', 'submit', 'timeoutMs', 'wait'].sort(),
+      ['branches', 'check', 'concurrent', 'gid', 'input', 'metadata', 'mode', 'steps', 'submit', 'timeoutMs', 'wait', 'workflow'].sort(),
     );
     expect(body.required).toEqual(['mode']);
     expect(resolve(body.properties!.mode).enum).toEqual(['tcc', '2pc', 'saga', 'msg', 'workflow']);
