@@ -472,6 +472,28 @@ describe('resume (PROTOCOL.md 3.7)', () => {
     expect(history.needsAttention).toBe(false);
   });
 
+  it("an operator's retry resumes an active workflow's host now (an active tcc transaction has nothing to retry: 409)", async () => {
+    const gid = `wf-retried-${run}`;
+    resumeScripts.set(gid, async (): Promise<{ status: number; body: Json }> => {
+      await post(`/v1/transactions/${gid}/commit`, {});
+      return { status: 200, body: { status: 'committed' } };
+    });
+    await beginWorkflow(gid, null);
+    await step(gid, branchStep('1', 'tcc', 'http'));
+    const retried = await post(`/admin/transactions/${gid}/retry`, {});
+    expect(retried.status).toBe(200);
+    const done = await finished(gid);
+    expect(done.status).toBe('committed');
+    // Until 2026-12-07 the retry of an active workflow was refused (409 TX_NOT_ACTIVE, nothing to retry).
+    expect((await detail(gid)).events.filter((e) => e.type === 'admin_retry')).toHaveLength(1);
+    expect(resumesOf(gid).length).toBeGreaterThanOrEqual(1);
+
+    const tccGid = `wf-retried-tcc-${run}`;
+    await post('/v1/transactions', { mode: 'tcc', gid: tccGid, timeoutMs: 60_000 });
+    expect((await post(`/admin/transactions/${tccGid}/retry`, {})).body).toMatchObject({ error: 'TX_NOT_ACTIVE' });
+    await post(`/v1/transactions/${tccGid}/rollback`, {});
+  });
+
   it('a host that cannot replay it (409) is asked again and the workflow flagged for attention, until it is decided', async () => {
     const gid = `wf-mismatched-${run}`;
     resumeScripts.set(gid, () => Promise.resolve({ status: 409, body: { error: 'STEP_MISMATCH', reason: 'step_mismatch' } }));

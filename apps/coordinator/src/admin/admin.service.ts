@@ -90,7 +90,7 @@ export class AdminService {
   }
 
   /**
-   * Schedules phase-2 delivery (or a waiting saga's next step) now; a transaction an instance
+   * Schedules phase-2 delivery (or a waiting saga's next step, or an active workflow's resume) now; a transaction an instance
    * holds under a live lease is left to it (it is being delivered now) and answered as it is.
    */
   async retry(gid: string): Promise<TransactionView> {

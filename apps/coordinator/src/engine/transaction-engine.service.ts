@@ -371,10 +371,10 @@ export class TransactionEngine {
   }
 
   /**
-   * An operator's "retry now" (PROTOCOL.md 6): phase-2 delivery, or a waiting saga's next step,
-   * due at once, through the writer. `leased`: an instance holds a live lease on it and is
-   * driving it now, so it is left alone; `not_retryable`: nothing to retry (terminal, or active
-   * and not a saga). `loaded` is the transaction as read before the write; recovery, not this
+   * An operator's "retry now" (PROTOCOL.md 6): phase-2 delivery, a waiting saga's next step, or
+   * an active workflow's resume of its host, due at once, through the writer. `leased`: an
+   * instance holds a live lease on it and is driving it now, so it is left alone;
+   * `not_retryable`: nothing to retry (terminal, or active and neither a saga nor a workflow). `loaded` is the transaction as read before the write; recovery, not this
    * method, then claims it.
    */
   async retryNow(gid: string): Promise<{ outcome: RetryOutcome; loaded: LoadedTx }> {

@@ -703,7 +703,7 @@ describe('TransactionEngine: stored times are compared in the database time, not
 class RetryableStore extends FakeStore {
   makeDue(gid: string): Promise<MadeDue> {
     const current = this.txs.get(gid);
-    const retryable = !!current && current.tx.nextAttemptAt !== null && (['committing', 'rolling_back'].includes(current.tx.status) || current.tx.mode === 'saga');
+    const retryable = !!current && current.tx.nextAttemptAt !== null && (['committing', 'rolling_back'].includes(current.tx.status) || ['saga', 'workflow'].includes(current.tx.mode));
     if (!current || !retryable) return Promise.resolve({ outcome: 'not_retryable' });
     if (current.tx.leaseOwner !== null && current.tx.leaseUntil !== null && current.tx.leaseUntil.getTime() > Date.now()) return Promise.resolve({ outcome: 'leased' });
     current.tx = { ...current.tx, nextAttemptAt: new Date(), leaseOwner: null, leaseUntil: null, version: current.tx.version + 1 };

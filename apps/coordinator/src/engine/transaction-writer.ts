@@ -121,7 +121,7 @@ export class TransactionWriter {
   }
 
   /**
-   * The operator's "retry now": a decided (or running saga) transaction due at once, unless an
+   * The operator's "retry now": a decided transaction (or a running saga, or an active workflow) due at once, unless an
    * instance holds a live lease on it (it is being driven now). Told on the bus like a status
    * change, so consoles show the retry (its status stays what it was).
    */

@@ -452,7 +452,7 @@ export class TransactionStore {
 
   /**
    * The operator's "retry now" (only TransactionWriter.makeDue calls it): makes a decided (or
-   * running saga) transaction due now, with a version bump and an `admin_retry` event, unless an
+   * running saga, or active workflow: its host is resumed) transaction due now, with a version bump and an `admin_retry` event, unless an
    * instance holds a live lease on it. That instance is driving it already, and taking the row
    * from it here would fence it off in the database only: its in-memory lease would live on, and
    * it could send one more round under an out-of-date version (the model's ADMIN_RETRY_OVER_LEASE
@@ -464,7 +464,7 @@ export class TransactionStore {
       `WITH g AS (
          UPDATE global_transactions SET next_attempt_at = now(), lease_owner = NULL, lease_until = NULL,
                 version = version + 1, updated_at = now()
-         WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
+         WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode IN ('saga', 'workflow'))
            AND (lease_owner IS NULL OR lease_until <= now())
          RETURNING gid, status
        ), e AS (
@@ -472,7 +472,7 @@ export class TransactionStore {
        )
        SELECT (SELECT status FROM g) AS made_due,
               EXISTS (SELECT 1 FROM global_transactions
-                      WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode = 'saga')
+                      WHERE gid = $1 AND next_attempt_at IS NOT NULL AND (status IN ('committing', 'rolling_back') OR mode IN ('saga', 'workflow'))
                         AND lease_owner IS NOT NULL AND lease_until > now()) AS leased`,
       [gid],
     );
