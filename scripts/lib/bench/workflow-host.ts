@@ -18,18 +18,24 @@ export interface WorkflowHost {
   name: string;
   /** Calls the coordinator made to it since it started (resumes: 0 in a sound run). */
   calls(): number;
+  /** The paths of the first calls (`/tx/{name}/resume` for a resume), to say what came. */
+  paths(): readonly string[];
   stop(): Promise<void>;
 }
 
 const HOST_PARTICIPANT = 'bench-workflow-host';
 const WORKFLOW_NAME = 'bench-flow';
+/** Paths kept: enough to say what came, bounded if a broken run sent thousands. */
+const PATHS_KEPT = 20;
 /** What a resume would be told: ask again after a long while, beyond any bench run. */
 const RETRY_AFTER_MS = 3_600_000;
 
 export async function startWorkflowHost(coordinatorUrl: string): Promise<WorkflowHost> {
   let calls = 0;
+  const paths: string[] = [];
   const server = http.createServer((request, response) => {
     calls++;
+    if (paths.length < PATHS_KEPT) paths.push(request.url ?? '');
     // The body is not needed: the host has nothing to replay. Read it so the socket stays usable.
     request.resume();
     request.on('end', () => {
@@ -57,5 +63,5 @@ export async function startWorkflowHost(coordinatorUrl: string): Promise<Workflo
     await stop();
     throw new Error(`registering ${HOST_PARTICIPANT}: ${answer.status} ${JSON.stringify(answer.body)}`);
   }
-  return { participant: HOST_PARTICIPANT, name: WORKFLOW_NAME, calls: () => calls, stop };
+  return { participant: HOST_PARTICIPANT, name: WORKFLOW_NAME, calls: () => calls, paths: () => paths, stop };
 }
