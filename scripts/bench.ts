@@ -191,6 +191,8 @@ async function main(): Promise<void> {
         }
       }
     }
+    const host = parts.workflowHost;
+    if (host) console.log(`workflow host: ${host.calls()} call(s) from the coordinator in the whole bench, warm-ups included${host.calls() > 0 ? ` (${host.paths().join(', ')})` : ''}.`);
     if (options.participants === 'sdk') console.log("write commits/tx counts the banks' write transactions too (sdk participants write to Postgres).");
     const paths = writeJson({
       startedAt,
