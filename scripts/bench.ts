@@ -17,12 +17,17 @@
  *                    submit (commit, wait: false), execute in the background: the two requests
  *                    doAndSubmit makes around the caller's local transaction (not measured)
  *   msg-submit       a message submitted at begin ("submit": true, wait: false), a fan-out
+ *   workflow         a workflow (PROTOCOL.md 3.7) of two tcc steps, driven by the bench client as its
+ *                    host would: begin, step a, step b (each tried as it is recorded), commit
+ *                    (wait: false); its host (bench-workflow-host, a server inside the bench) is
+ *                    only called for a resume, which the coordinator's WORKFLOW_RESUME_MS of an
+ *                    hour keeps out of a run: every run counts the resumes, and says if any came
  *
  * A run is over when every one of its transactions is terminal (GET /admin/stats polled after the
  * last answer), so background phase 2 and saga steps count in its duration. Right before each
  * coordinator run, the same concurrency runs the "direct" baseline: the participant calls the
  * coordinator would make for that mode (saga: execute a then b; tcc: try a||b then confirm
- * a||b; 2pc: prepare a||b then commit a||b; msg: execute a||b), made by the bench client itself with the same
+ * a||b, and the same for workflow; 2pc: prepare a||b then commit a||b; msg: execute a||b), made by the bench client itself with the same
  * node:http keep-alive client. Per run it prints tx/s (committed transactions / duration),
  * direct tx/s, their ratio, p50/p99 of a client's whole transaction, coordinator CPU ms per
  * transaction (/proc utime+stime), "write commits/tx" (delta of the cluster's next transaction
@@ -64,6 +69,7 @@ import { closeAgent, configureAgent } from './lib/bench/http-client.js';
 import { MODES } from './lib/bench/modes.js';
 import { DEFAULT_XACT_RUNS, parseOptions, transactionsFor, type BenchOptions, type ModeName } from './lib/bench/options.js';
 import { startParticipants, type BenchParticipants } from './lib/bench/participants.js';
+import { startWorkflowHost } from './lib/bench/workflow-host.js';
 import { CLOCK_TICKS_PER_SECOND, PostgresProbe } from './lib/bench/probes.js';
 import { remarks, table, writeJson } from './lib/bench/report.js';
 import { measure, warmUp, type BenchTarget, type RunResult } from './lib/bench/runner.js';
@@ -75,6 +81,8 @@ const COORDINATOR_ENV = {
   RETENTION_INTERVAL_MS: '86400000',
   // The bench is one client address sending thousands of requests a second.
   RATE_LIMIT_PER_MINUTE: '0',
+  // A workflow the bench drives is never quiet for an hour: no resume may call its host mid-run.
+  WORKFLOW_RESUME_MS: '3600000',
 };
 
 function printHelp(): void {
@@ -90,11 +98,12 @@ function progress(r: RunResult): string {
   const xact = r.xactCommitsPerTx === null ? '' : `, ${r.xactCommitsPerTx.toFixed(2)} xact_commit/tx`;
   const failed = r.failed + r.direct.failed > 0 ? `, FAILED ${r.failed} (direct ${r.direct.failed})` : '';
   const undrained = r.undrained > 0 ? `, ${r.undrained} NOT TERMINAL` : '';
+  const resumes = r.workflowResumes === null ? '' : r.workflowResumes === 0 ? ', no resume' : `, ${r.workflowResumes} RESUMES`;
   const foreign = r.foreignDatabases.length > 0 ? ` (other databases busy: ${r.foreignDatabases.join(', ')})` : '';
   return (
     `  ${r.mode} c=${r.concurrency}${r.instances > 1 ? ` x${r.instances}` : ''}: ${r.txPerSecond.toFixed(0)} tx/s ` +
     `(direct ${r.direct.txPerSecond.toFixed(0)}), p99 ${r.p99Ms.toFixed(1)} ms, ${r.coordinatorCpuMsPerTx.toFixed(2)} CPU ms/tx, ` +
-    `${r.writeCommitsPerTx.toFixed(2)} write commits/tx${foreign}${xact}${failed}${undrained} [${r.seconds.toFixed(1)} s]`
+    `${r.writeCommitsPerTx.toFixed(2)} write commits/tx${foreign}${xact}${failed}${undrained}${resumes} [${r.seconds.toFixed(1)} s]`
   );
 }
 
@@ -117,7 +126,7 @@ async function main(): Promise<void> {
   let parts: BenchParticipants | null = null;
   let probe: PostgresProbe | null = null;
   const cleanup = async () => {
-    await Promise.allSettled([parts?.stop(), ...coordinators.map((c) => c.process.kill())]);
+    await Promise.allSettled([parts?.stop(), parts?.workflowHost?.stop(), ...coordinators.map((c) => c.process.kill())]);
     await probe?.close().catch(() => undefined);
     await database?.drop().catch(() => undefined);
     closeAgent();
@@ -137,6 +146,7 @@ async function main(): Promise<void> {
     await startInstance();
     const withMsg = options.modes.some((mode) => MODES[mode].usesMsg === true);
     parts = await startParticipants(options.participants, coordinators[0].url, withMsg, Math.max(64, 4 * maxConcurrency));
+    if (options.modes.some((mode) => MODES[mode].usesWorkflow === true)) parts.workflowHost = await startWorkflowHost(coordinators[0].url);
     probe = await PostgresProbe.open();
 
     console.log(
@@ -181,6 +191,8 @@ async function main(): Promise<void> {
         }
       }
     }
+    const host = parts.workflowHost;
+    if (host) console.log(`workflow host: ${host.calls()} call(s) from the coordinator in the whole bench, warm-ups included${host.calls() > 0 ? ` (${host.paths().join(', ')})` : ''}.`);
     if (options.participants === 'sdk') console.log("write commits/tx counts the banks' write transactions too (sdk participants write to Postgres).");
     const paths = writeJson({
       startedAt,

@@ -17,6 +17,8 @@ export interface ModeSpec {
   requests: number;
   /** Whether it begins msg transactions (the plain participants then register the mode). */
   usesMsg?: boolean;
+  /** Whether it begins workflows (the bench then starts and registers their host, workflow-host.ts). */
+  usesWorkflow?: boolean;
   /** Transaction number `i` of a run, with its unique gid. */
   viaCoordinator(coordinatorUrl: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
   direct(gid: string, i: number, parts: BenchParticipants): Promise<Failure>;
@@ -138,6 +140,37 @@ function interactive(mode: 'tcc' | '2pc') {
   };
 }
 
+/**
+ * A workflow's deadline: far beyond any bench transaction, and short enough that one a failed
+ * run left active is rolled back by the coordinator before long.
+ */
+const WORKFLOW_TIMEOUT_MS = 60_000;
+const tccStep = (side: BenchSide, i: number, stepId: string) => ({ stepId, kind: 'tcc', participant: side.participant, action: side.action, payload: side.payload(i) });
+/** 3.7: a tcc step is answered as 3.2 answers a branch, 201 prepared with the try's result. */
+const stepPrepared = (what: string, answer: HttpAnswer): Failure => check(what, answer, answer.status === 201 && statusOf(answer) === 'prepared');
+
+/**
+ * A workflow of two tcc steps (PROTOCOL.md 3.7), driven as its host would drive it: begin, record
+ * step a, record step b (the coordinator tries each as it is recorded), commit (confirm both, in
+ * the background: wait false, as the other modes). Four requests, all to the same instance.
+ */
+async function workflow(url: string, gid: string, i: number, parts: BenchParticipants): Promise<Failure> {
+  const host = parts.workflowHost;
+  if (!host) throw new Error('mode workflow needs the bench workflow host (BenchParticipants.workflowHost)');
+  const begun = check(
+    'begin workflow',
+    await postJson(`${url}/v1/transactions`, { mode: 'workflow', gid, timeoutMs: WORKFLOW_TIMEOUT_MS, workflow: { participant: host.participant, name: host.name }, input: { i } }),
+  );
+  if (begun) return begun;
+  const tx = `${url}/v1/transactions/${gid}`;
+  const failure =
+    stepPrepared('step a', await postJson(`${tx}/steps`, tccStep(parts.a, i, 'a'))) ??
+    stepPrepared('step b', await postJson(`${tx}/steps`, tccStep(parts.b, i, 'b'))) ??
+    decidedCommit('commit', await postJson(`${tx}/commit`, { wait: false }));
+  if (failure) await postJson(`${tx}/rollback`, {}).catch(() => undefined);
+  return failure;
+}
+
 export const MODES: Record<ModeName, ModeSpec> = {
   saga: {
     name: 'saga',
@@ -196,6 +229,15 @@ export const MODES: Record<ModeName, ModeSpec> = {
     usesMsg: true,
     viaCoordinator: message(true),
     direct: directMsg,
+  },
+  workflow: {
+    name: 'workflow',
+    description: 'a workflow of two tcc steps: begin, step a, step b, commit (four requests; confirm in the background)',
+    requests: 4,
+    usesWorkflow: true,
+    viaCoordinator: workflow,
+    // The participant calls are one-shot tcc's: the ratio to tcc is what recording steps one by one costs.
+    direct: (gid, i, parts) => directTwoPhase(gid, i, parts, 'tcc'),
   },
   xa: {
     name: 'xa',

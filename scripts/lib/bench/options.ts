@@ -1,6 +1,6 @@
 /** The command line of `npm run bench` (scripts/bench.ts describes every option). */
 
-export const ALL_MODES = ['saga', 'saga-wait', 'tcc', 'tcc-interactive', '2pc-interactive', 'xa', 'at', 'msg', 'msg-submit'] as const;
+export const ALL_MODES = ['saga', 'saga-wait', 'tcc', 'tcc-interactive', '2pc-interactive', 'xa', 'at', 'msg', 'msg-submit', 'workflow'] as const;
 export type ModeName = (typeof ALL_MODES)[number];
 /** Modes that need the account services' XA or AT actions: only with `--participants sdk`. */
 export const SDK_ONLY_MODES: readonly ModeName[] = ['xa', 'at'];

@@ -10,6 +10,7 @@ import { ManagedProcess, ROOT, accountService, freePort, openAccount, participan
 import { ParticipantControl } from './control.js';
 import { getJson, postJson } from './http-client.js';
 import type { ParticipantKind } from './options.js';
+import type { WorkflowHost } from './workflow-host.js';
 
 /** One side of a transaction: whom the coordinator (or the direct baseline) calls, with what. */
 export interface BenchSide {
@@ -35,6 +36,8 @@ export interface BenchParticipants {
   b: BenchSide;
   /** The check-back target of a bench message (asked only if a message outlives its deadline, which a bench run never lets happen). */
   msgCheck: { participant: string; action: string };
+  /** The host of the bench's workflows, started by the bench only when a run has mode workflow. */
+  workflowHost?: WorkflowHost;
   /** The Postgres databases the participants write to (none for plain ones). */
   databases: TestDatabase[];
   processes: ManagedProcess[];

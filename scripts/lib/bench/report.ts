@@ -51,6 +51,7 @@ export function remarks(results: RunResult[]): string[] {
     if (r.failed > 0 || r.direct.failed > 0) lines.push(`${where}: ${r.failed} failed through the coordinator, ${r.direct.failed} direct; first error: ${r.firstError}`);
     if (r.rolledBack > 0) lines.push(`${where}: ${r.rolledBack} transactions ended rolled back`);
     if (r.undrained > 0) lines.push(`${where}: ${r.undrained} transactions were still not terminal when the drain gave up`);
+    if (r.workflowResumes !== null && r.workflowResumes > 0) lines.push(`${where}: the coordinator called the workflow host ${r.workflowResumes} times (resumes): the run measured them too`);
   }
   const busy = results.filter((r) => r.foreignDatabases.length > 0);
   if (busy.length > 0) {

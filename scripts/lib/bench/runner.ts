@@ -48,6 +48,8 @@ export interface RunResult {
   foreignDatabases: string[];
   /** Transactions still not terminal when the drain gave up (0 normally). */
   undrained: number;
+  /** Mode workflow: calls the coordinator made to the workflow host during the run (resumes; 0 in a sound run). Null for the other modes. */
+  workflowResumes: number | null;
   firstError: string | null;
 }
 
@@ -143,9 +145,12 @@ export async function measure(target: BenchTarget, mode: ModeName, total: number
   }
   const startedAt = new Date();
   const xidBefore = await target.probe.nextXid();
+  const host = MODES[mode].usesWorkflow ? target.parts.workflowHost : undefined;
+  const hostCallsBefore = host?.calls() ?? 0;
   const cpuBefore = totalCpuTicks(target.pids);
   const run = await runCoordinator(target, mode, total, concurrency);
   const cpuAfter = totalCpuTicks(target.pids);
+  const workflowResumes = host ? host.calls() - hostCallsBefore : null;
   const xidAfter = await target.probe.nextXid();
   const foreignDatabases = await target.probe.busyDatabasesSince(startedAt, target.ownDatabases);
   let xactCommitsPerTx: number | null = null;
@@ -176,6 +181,7 @@ export async function measure(target: BenchTarget, mode: ModeName, total: number
     rolledBack: run.rolledBack,
     foreignDatabases,
     undrained: run.undrained,
+    workflowResumes,
     firstError: run.batch.firstError ?? direct.firstError,
   };
 }
