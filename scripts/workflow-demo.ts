@@ -50,7 +50,9 @@ interface Scenario {
   gid: string;
   label: string;
   expected: string;
-  view?: TransactionView;
+  view: TransactionView;
+  /** From placing the order to the workflow's end, in seconds. */
+  seconds: number;
 }
 
 const money = (cents: number) => (cents / 100).toFixed(2);
@@ -153,8 +155,10 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
   let hostKilledAt = Number.POSITIVE_INFINITY;
   const scenario = async (gid: string, label: string, expected: string, run: () => Promise<void>) => {
     console.log(`${gid}: ${label}`);
+    const startedAt = Date.now();
     await run();
-    scenarios.push({ gid, label, expected, view: await finished(client, gid) });
+    const view = await finished(client, gid);
+    scenarios.push({ gid, label, expected, view, seconds: (Date.now() - startedAt) / 1000 });
   };
 
   await scenario('wf-1', 'all approved', 'committed', async () => {
@@ -220,13 +224,14 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
       .reverse();
 
   printTable(
-    ['gid', 'scenario', 'outcome', 'phase-1 calls inv/pay/appr/ship', 'undone (in order)'],
-    scenarios.map(({ gid, label, view }) => [
+    ['gid', 'scenario', 'outcome', 'phase-1 calls inv/pay/appr/ship', 'undone (in order)', 'seconds'],
+    scenarios.map(({ gid, label, view, seconds }) => [
       gid,
       label,
-      view ? outcomeOf(view) : 'unknown',
+      outcomeOf(view),
       PARTS.map((p) => String(phase1Calls(gid, p).length)).join('/'),
       undoneOrder(gid).join(' > ') || '-',
+      seconds.toFixed(1),
     ]),
     5,
   );
@@ -234,8 +239,8 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
   const stockAfter = await stockTotals();
   const moneyAfter = await moneyTotals();
   const units = (t: { available: number; reserved: number; sold: number }) => t.available + t.reserved + t.sold;
-  const committedAmount = scenarios.filter((s) => s.view?.status === 'committed').reduce((sum, s) => sum + (amounts.get(s.gid) ?? 0), 0);
-  const rolledBack = scenarios.filter((s) => s.view?.status === 'rolled_back');
+  const committedAmount = scenarios.filter((s) => s.view.status === 'committed').reduce((sum, s) => sum + (amounts.get(s.gid) ?? 0), 0);
+  const rolledBack = scenarios.filter((s) => s.view.status === 'rolled_back');
   // Phase 1 of a step whose participant answers at once comes exactly once; a long-running one is
   // asked again while it answers ongoing (PROTOCOL.md 3.6), but gives its final answer once.
   const repeated: string[] = [];
@@ -254,7 +259,7 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
   const recordOf = <Row extends { order_id: string }>(rows: Row[], gid: string): Row | undefined => rows.find((r) => r.order_id === `o-${gid.slice(3)}`);
   const deadline = scenarios.find((s) => s.gid === 'wf-5');
   const committedRecordsMatch = scenarios
-    .filter((s) => s.view?.status === 'committed')
+    .filter((s) => s.view.status === 'committed')
     .every((s) => recordOf(shipments, s.gid)?.status === 'shipped' && recordOf(payments, s.gid)?.status === 'captured');
   const rolledBackRecordsMatch = rolledBack.every((s) => recordOf(shipments, s.gid)?.status === 'recalled' && recordOf(payments, s.gid)?.status === 'voided');
 
@@ -265,8 +270,8 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
       moneyBefore.total === moneyAfter.total && moneyAfter.merchant === committedAmount && moneyAfter.held === 0,
     ],
     [
-      `every workflow terminal, as expected: ${scenarios.map((s) => `${s.gid} ${s.view ? outcomeOf(s.view) : 'unknown'}`).join(', ')}`,
-      scenarios.every((s) => s.view !== undefined && (s.view.status === 'committed' || s.view.status === 'rolled_back') && outcomeOf(s.view) === s.expected),
+      `every workflow terminal, as expected: ${scenarios.map((s) => `${s.gid} ${outcomeOf(s.view)}`).join(', ')}`,
+      scenarios.every((s) => (s.view.status === 'committed' || s.view.status === 'rolled_back') && outcomeOf(s.view) === s.expected),
     ],
     [
       `no phase-1 call made twice for one step: inventory ${calls.filter((c) => c.part === 'inventory' && c.phase === 'try').length} tries, shipping ${calls.filter((c) => c.part === 'shipping' && c.phase === 'execute').length} executes, at most one final answer per long-running step (besides ${ongoingRepeats} calls answered ongoing, asked again as PROTOCOL.md 3.6 says)${repeated.length ? `; twice: ${repeated.join(', ')}` : ''}`,
@@ -278,13 +283,13 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
     ],
     ...rolledBack.map((s): [string, boolean] => {
       const undone = undoneOrder(s.gid);
-      const expected = s.view ? newestFirst(s.view, undone) : [];
+      const expected = newestFirst(s.view, undone);
       const complete = ['shipping', 'payments', 'inventory'].every((p) => undone.includes(p as ShopPart));
       return [`${s.gid} compensated newest first: ${undone.join(' > ')} (recorded steps newest first: ${expected.join(' > ')})`, complete && undone.join() === expected.join()];
     }),
     [
       `the deadline's waiting approval got its cancel: wf-5 approvals cancel ${calls.filter((c) => c.gid === 'wf-5' && c.part === 'approvals' && c.phase === 'cancel').length}, decision ${recordOf(approvals, 'wf-5')?.decision ?? 'none'}`,
-      deadline?.view?.reason === 'timeout' && calls.some((c) => c.gid === 'wf-5' && c.part === 'approvals' && c.phase === 'cancel') && recordOf(approvals, 'wf-5')?.decision === 'withdrawn',
+      deadline?.view.reason === 'timeout' && calls.some((c) => c.gid === 'wf-5' && c.part === 'approvals' && c.phase === 'cancel') && recordOf(approvals, 'wf-5')?.decision === 'withdrawn',
     ],
     ['every committed order shipped and captured, every rolled-back one recalled and voided', committedRecordsMatch && rolledBackRecordsMatch],
   ];
