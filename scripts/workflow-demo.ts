@@ -65,8 +65,8 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
     RECOVERY_INTERVAL_MS: '250',
     RETRY_BASE_MS: '100',
     RETRY_MAX_MS: '1000',
-    LEASE_MS: '4000',
-    CALL_TIMEOUT_MS: '2000',
+    LEASE_MS: '6000',
+    CALL_TIMEOUT_MS: '3000',
   });
   stoppers.push(() => coord.process.kill());
   console.log(`Starting the coordinator on ${coord.url}...`);
