@@ -3,7 +3,9 @@
  * (scripts/purchase-demo.ts); `npm run demo -- polyglot` the transfers over Postgres, MariaDB
  * and Redis (scripts/polyglot-demo.ts); `npm run demo -- outbox` the order service's messages
  * over HTTP, RabbitMQ and NATS (scripts/outbox-demo.ts); `npm run demo -- at` the bank transfer in AT
- * mode, with no compensation code (scripts/at-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
+ * mode, with no compensation code (scripts/at-demo.ts); `npm run demo -- workflow` an order placed
+ * as a workflow, with long-running steps, a person's approval and kill -9 of its host and of the
+ * coordinator (scripts/workflow-demo.ts). The bank-transfer demo: Starts an embedded Postgres, the coordinator and two
  * account services (bank A and bank B, separate databases), runs transfers from A to B through
  * the coordinator, including a refusal, a participant killed after try and a coordinator killed
  * after the commit decision, then checks that money was conserved. Exits non-zero if not.
@@ -33,6 +35,7 @@ import { runAtDemo } from './at-demo.js';
 import { runOutboxDemo } from './outbox-demo.js';
 import { runPolyglotDemo } from './polyglot-demo.js';
 import { runPurchaseDemo } from './purchase-demo.js';
+import { runWorkflowDemo, WORKFLOW_DEMO_DATABASES } from './workflow-demo.js';
 
 const money = (cents: number) => (cents / 100).toFixed(2);
 
@@ -66,6 +69,12 @@ async function main(): Promise<number> {
     console.log('Starting the embedded Postgres (first run initialises it)...');
     const db = await startEmbeddedPostgres({ dataDir: `${ROOT}/.data/demo-postgres`, port: await freePort() });
     stoppers.push(() => db.stop());
+    if (process.argv.includes('workflow')) {
+      await recreateDatabases(db, WORKFLOW_DEMO_DATABASES);
+      const ok = await runWorkflowDemo(db, stoppers);
+      console.log(`\nDone in ${((Date.now() - started) / 1000).toFixed(1)} s. Process logs: ${LOG_DIR}`);
+      return ok ? 0 : 1;
+    }
     if (process.argv.includes('polyglot')) {
       await recreateDatabases(db, ['demo_coordinator', 'demo_bank_a']);
       const ok = await runPolyglotDemo(db, stoppers);
