@@ -246,7 +246,7 @@ async function main(): Promise<number> {
     seed, transfers, crashPointTransfers: 0, extraTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
     secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {}, checkBacks: {}, transfersByKind: {}, committedByKind: {},
     at: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, pairs: 0, pairsBothCommitted: 0, lockConflicts: 0, undoLeft: 0, locksLeft: 0, secondsToCleanedUp: 0 },
-    workflow: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, resumeCalls: 0, runsFromResume: 0, decidedByResume: 0, stoppedAfterFirstStep: 0, interrupted: {}, badSignatures: 0 },
+    workflow: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, resumeCalls: 0, runsFromResume: 0, decidedByResume: 0, stoppedAfterFirstStep: 0, interrupted: {}, badSignatures: 0, stepAnswers: {} },
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -591,7 +591,8 @@ async function main(): Promise<number> {
   const wf = report.workflow;
   console.log(
     `workflow transfers: ${wf.transfers} (committed ${wf.committed}, rolled back ${wf.rolledBack}, never begun ${wf.notStarted}); stopped after their first step on purpose: ${wf.stoppedAfterFirstStep}; ` +
-      `resume calls the host got: ${wf.resumeCalls}, runs they started: ${wf.runsFromResume} (decided ${wf.decidedByResume}); runs stopped undecided: ${Object.entries(wf.interrupted).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}; resumes with a bad signature: ${wf.badSignatures}`,
+      `resume calls the host got: ${wf.resumeCalls}, runs they started: ${wf.runsFromResume} (decided ${wf.decidedByResume}); runs stopped undecided: ${Object.entries(wf.interrupted).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}; resumes with a bad signature: ${wf.badSignatures}; ` +
+      `step answers: ${Object.entries(wf.stepAnswers).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`,
   );
   console.log(`rolled back by reason: ${Object.entries(report.rollbackReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`phase-1 calls that failed, by cause: ${Object.entries(report.phase1Failures).map(([k, v]) => `${v}x ${k}`).join('; ')}`);

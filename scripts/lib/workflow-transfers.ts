@@ -40,6 +40,8 @@ export interface WorkflowHostFigures {
   interrupted: Record<string, number>;
   /** Resume calls refused because their signature did not check. */
   badSignatures: number;
+  /** The coordinators' answers to the runs' step calls, by status and error code (replays included). */
+  stepAnswers: Record<string, number>;
 }
 
 interface WorkflowInput {
@@ -88,7 +90,7 @@ export interface WorkflowHostOptions {
  * calls. One run per gid at a time in this process; a resume of a gid being run joins it.
  */
 export class WorkflowTransferHost {
-  readonly figures: WorkflowHostFigures = { resumeCalls: 0, runsFromResume: 0, decidedByResume: 0, stoppedAfterFirstStep: 0, interrupted: {}, badSignatures: 0 };
+  readonly figures: WorkflowHostFigures = { resumeCalls: 0, runsFromResume: 0, decidedByResume: 0, stoppedAfterFirstStep: 0, interrupted: {}, badSignatures: 0, stepAnswers: {} };
   private readonly runs = new Map<string, Promise<WorkflowRunEnd>>();
   private signingKeys: Buffer[] = [];
   private server: Server | null = null;
@@ -203,8 +205,10 @@ export class WorkflowTransferHost {
         action: leg.action,
         payload: { accountId: leg.account, amount: leg.amount },
       });
-      if (answer.status === 201) continue;
       const code = errorCode(answer.body);
+      const key = `${answer.status}${code ? ` ${code}` : ''}`;
+      this.figures.stepAnswers[key] = (this.figures.stepAnswers[key] ?? 0) + 1;
+      if (answer.status === 201) continue;
       // Decided already (by an earlier run, the deadline or an operator): nothing left to do.
       if (code === 'TX_NOT_ACTIVE') return { decided: true, view: viewIn(answer.body) };
       // A bug in this function or the coordinator, not a fault: it stays active, flagged, and rolls back at its deadline.
