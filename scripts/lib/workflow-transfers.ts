@@ -197,7 +197,6 @@ export class WorkflowTransferHost {
     };
     let allPrepared = true;
     for (const [n, leg] of input.legs.entries()) {
-      if (n >= stepsBeforeStop) return { decided: false, why: 'stopped on purpose' };
       const answer = await ask('/steps', {
         stepId: `leg${n + 1}`,
         kind: 'tcc',
@@ -208,6 +207,8 @@ export class WorkflowTransferHost {
       const code = errorCode(answer.body);
       const key = `${answer.status}${code ? ` ${code}` : ''}`;
       this.figures.stepAnswers[key] = (this.figures.stepAnswers[key] ?? 0) + 1;
+      // As a host that crashed once the step was answered, whatever the answer: the resume goes on.
+      if (n + 1 >= stepsBeforeStop) return { decided: false, why: 'stopped on purpose' };
       if (answer.status === 201) continue;
       // Decided already (by an earlier run, the deadline or an operator): nothing left to do.
       if (code === 'TX_NOT_ACTIVE') return { decided: true, view: viewIn(answer.body) };
