@@ -103,7 +103,7 @@ export async function runTransfer(ctx: TransferContext, gid: string, shape: Tran
   }
   if (shape.mode === 'workflow') {
     if (!ctx.workflows) throw new Error('a workflow transfer needs a workflow host in the run (TransferContext.workflows)');
-    return ctx.workflows.transfer(gid, legs, ctx.txTimeoutMs, shape.leave === 'after_first_step', ctx.clientError);
+    return ctx.workflows.transfer(gid, legs, { timeoutMs: ctx.txTimeoutMs, stopAfterFirstStep: shape.leave === 'after_first_step', targetUrl, clientError: ctx.clientError });
   }
   const calls = legs.map((l) => ({ participant: l.bank, action: shape.at ? `at-${l.action}` : l.action, payload: { accountId: l.account, amount: l.amount } }));
   // As a careful client does: a request that found no coordinator, or one that lost its

@@ -130,11 +130,15 @@ export class WorkflowTransferHost {
    * `stopAfterFirstStep` the first run records the first leg and stops, as a host that crashed
    * there: the coordinator's resume runs it again. Returns what the client was last told.
    */
-  async transfer(gid: string, legs: Leg[], timeoutMs: number, stopAfterFirstStep: boolean, clientError: (error: unknown) => void): Promise<Acknowledged | null> {
+  async transfer(
+    gid: string,
+    legs: Leg[],
+    { timeoutMs, stopAfterFirstStep, targetUrl, clientError }: { timeoutMs: number; stopAfterFirstStep: boolean; targetUrl: string; clientError: (error: unknown) => void },
+  ): Promise<Acknowledged | null> {
     const told = (view: Pick<TransactionView, 'gid' | 'status'> | null): Acknowledged | null => (view ? { view, at: Date.now() } : null);
     let last: Acknowledged | null = null;
     try {
-      const begun = await this.http(8_000).request('POST', '/v1/transactions', {
+      const begun = await this.http(8_000, targetUrl).request('POST', '/v1/transactions', {
         mode: 'workflow',
         gid,
         timeoutMs,
@@ -149,7 +153,7 @@ export class WorkflowTransferHost {
       return last;
     }
     if (stopAfterFirstStep) this.figures.stoppedAfterFirstStep++;
-    const end = await this.run(gid, { legs }, stopAfterFirstStep ? 1 : Infinity);
+    const end = await this.run(gid, { legs }, stopAfterFirstStep ? 1 : Infinity, targetUrl);
     if (!end.decided) {
       if (!stopAfterFirstStep) clientError(new Error(`workflow run stopped undecided: ${end.why}`));
       return last;
@@ -158,11 +162,11 @@ export class WorkflowTransferHost {
   }
 
   /** The run of `gid` under way in this process, or a new one. */
-  private run(gid: string, input: WorkflowInput, stepsBeforeStop: number, fromResume = false): Promise<WorkflowRunEnd> {
+  private run(gid: string, input: WorkflowInput, stepsBeforeStop: number, targetUrl: string | null, fromResume = false): Promise<WorkflowRunEnd> {
     const running = this.runs.get(gid);
     if (running) return running;
     if (fromResume) this.figures.runsFromResume++;
-    const run = this.runFunction(gid, input, stepsBeforeStop)
+    const run = this.runFunction(gid, input, stepsBeforeStop, targetUrl)
       .catch((error: unknown): WorkflowRunEnd => {
         const why = error instanceof Error ? error.message.replace(/[0-9]+/g, 'N').slice(0, 80) : String(error);
         this.figures.interrupted[why] = (this.figures.interrupted[why] ?? 0) + 1;
@@ -182,8 +186,8 @@ export class WorkflowTransferHost {
    * steps under the same ids and gets the recorded answers. Stops at the first leg that did not
    * answer 201 and rolls back; commits when every leg did.
    */
-  private async runFunction(gid: string, input: WorkflowInput, stepsBeforeStop: number): Promise<WorkflowRunEnd> {
-    const http = this.http(8_000);
+  private async runFunction(gid: string, input: WorkflowInput, stepsBeforeStop: number, targetUrl: string | null): Promise<WorkflowRunEnd> {
+    const http = this.http(8_000, targetUrl);
     const path = (rest: string) => `/v1/transactions/${encodeURIComponent(gid)}${rest}`;
     /** An answer the run can act on, or Interrupted (nobody to ask now: leave it to the resume). */
     const ask = async (rest: string, body: unknown) => {
@@ -224,9 +228,14 @@ export class WorkflowTransferHost {
     throw new Error(`${allPrepared ? 'commit' : 'rollback'} answered ${decision.status} ${errorCode(decision.body)}`);
   }
 
-  /** One client of the coordinators' REST API for one run: failover over every instance, the API's own resends. */
-  private http(timeoutMs: number): CoordinatorHttp {
-    const urls = this.options.coordinatorUrls();
+  /**
+   * One client of the coordinators' REST API for one run: `targetUrl` first (the instance the
+   * transfer was sent to: one armed with a crash point, say), then failover over every other
+   * instance, with the API's own resends.
+   */
+  private http(timeoutMs: number, targetUrl: string | null = null): CoordinatorHttp {
+    const all = this.options.coordinatorUrls();
+    const urls = targetUrl ? [targetUrl, ...all.filter((url) => url !== targetUrl)] : all;
     return new CoordinatorHttp({ coordinatorUrl: urls, timeoutMs, retries: Math.max(3, urls.length), maxBackPressureWaitMs: 10_000, ...(this.options.apiKey ? { apiKey: this.options.apiKey } : {}) });
   }
 
@@ -258,7 +267,7 @@ export class WorkflowTransferHost {
       const input = inputOf(call.payload);
       if (call.phase !== 'resume' || !input) return reply(400, { error: 'VALIDATION_FAILED', message: 'not a resume of a transfer' });
       this.figures.resumeCalls++;
-      const run = this.run(call.gid, input, Infinity, true);
+      const run = this.run(call.gid, input, Infinity, null, true);
       // Within the coordinator's call timeout: a short run is answered as decided at once.
       const waited = new Promise<null>((resolve) => setTimeout(() => resolve(null), 300));
       void Promise.race([run, waited]).then((end) => {
