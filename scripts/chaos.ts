@@ -1,11 +1,11 @@
 /**
  * `npm run chaos -- --transfers N --seed S`: the fault-injection runner. Starts several
  * coordinator instances (one Postgres, a private Redis) and two banks behind fault-injecting
- * proxies, runs N transfers across tcc, 2pc, saga and msg while injecting faults at random
+ * proxies, runs N transfers across tcc, 2pc, saga, msg, AT and workflow while injecting faults at random
  * (reproducible from the seed), then waits for every transaction to end and checks the
  * invariants. Prints a report; exits non-zero on any violation.
  *
- * Transfers run across tcc, 2pc, saga, msg and AT. An AT transfer is a 2PC transaction whose
+ * An AT transfer is a 2PC transaction whose
  * branches are the banks' AtAction methods (at-debit / at-credit: plain repository calls, the
  * SDK's triggers keep the undo images and row locks); some go in pairs on the same two accounts
  * at once, so that AT branches wait on each other's row locks under the faults. Besides
@@ -18,6 +18,13 @@
  * account service: doAndSubmit of its local debit, the credit as the message's branch); some
  * leave the message to the coordinator's check-back (the bank's skipSubmit and failBeforeLocal
  * hooks), and every bank kill can cut one between its local commit and its submit.
+ *
+ * A workflow transfer is a workflow (mode workflow) hosted by the runner itself
+ * (scripts/lib/workflow-transfers.ts: an HTTP server in this process, behind a fault proxy of its
+ * own, registered like the banks): each leg a tcc step, then commit or rollback. The first one,
+ * and some after it, stop after their first step as a host that crashed would, so that the
+ * coordinator's resume (WORKFLOW_RESUME_MS 1 s here) runs them again and their steps replay; a
+ * coordinator killed or crashed under a workflow's step leaves it to the same resume.
  *
  * Besides the N random transfers, each crash point of the coordinator is armed on one instance
  * and hit with a transfer made to reach it (counted apart in the report), so that a short run
@@ -33,6 +40,7 @@ import { PROCESS_FAULTS, PROXY_FAULTS, TRANSFER_KINDS, type FaultKind, type Prox
 import { option, prng } from './lib/run-options.js';
 import { PHASE1, ROLLBACK_PHASES, checkBankBalances, checkInvariants, preparedLeft, rollBackPrepared, type SeenCall, type Violation } from './lib/transfer-checks.js';
 import { BANKS, CALL_TIMEOUT_MS, FAULT_RUN_COORDINATOR_ENV, LEASE_MS, MSG_TIMEOUT_MS, OPENING_BALANCE, countErrorsInto, runTransfer, type Bank, type Leg, type TransferContext, type TransferShape } from './lib/transfers.js';
+import { WorkflowTransferHost, type WorkflowHostFigures } from './lib/workflow-transfers.js';
 import { createTestDatabase, type TestDatabase } from '../test/support/databases.js';
 import {
   ManagedProcess,
@@ -70,10 +78,19 @@ interface Report {
   clientErrors: Record<string, number>;
   /** msg check-backs the coordinators made, by outcome (ok: the local transaction had committed; failed: it had not). */
   checkBacks: Record<string, number>;
-  /** Transfers by kind (tcc, 2pc, saga, msg, at), crash-point transfers included, and how many of them committed. */
+  /** Transfers by kind (tcc, 2pc, saga, msg, at, workflow), crash-point transfers included, and how many of them committed. */
   transfersByKind: Record<string, number>;
   committedByKind: Record<string, number>;
   at: AtReport;
+  workflow: WorkflowReport;
+}
+
+/** The workflow transfers' own figures: how they ended, and what their host (this process) saw. */
+interface WorkflowReport extends WorkflowHostFigures {
+  transfers: number;
+  committed: number;
+  rolledBack: number;
+  notStarted: number;
 }
 
 /** The AT transfers' own figures. */
@@ -229,6 +246,7 @@ async function main(): Promise<number> {
     seed, transfers, crashPointTransfers: 0, extraTransfers: 0, committed: 0, rolledBack: 0, notStarted: 0, faults: {}, violations: [],
     secondsFromLastFaultToAllEnded: 0, phase2Calls: 0, rollbackReasons: {}, phase1Failures: {}, clientErrors: {}, checkBacks: {}, transfersByKind: {}, committedByKind: {},
     at: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, pairs: 0, pairsBothCommitted: 0, lockConflicts: 0, undoLeft: 0, locksLeft: 0, secondsToCleanedUp: 0 },
+    workflow: { transfers: 0, committed: 0, rolledBack: 0, notStarted: 0, resumeCalls: 0, runsFromResume: 0, decidedByResume: 0, stoppedAfterFirstStep: 0, interrupted: {}, badSignatures: 0, stepAnswers: {} },
   };
   const count = (kind: FaultKind) => (report.faults[kind] = (report.faults[kind] ?? 0) + 1);
   // The proxies live in this process: a busy loop here delays when they see calls.
@@ -246,6 +264,7 @@ async function main(): Promise<number> {
   const coordinators: CoordinatorHandle[] = [];
   const banks = {} as Record<Bank, ServiceHandle>;
   const proxies: Server[] = [];
+  const workflowHost = new WorkflowTransferHost({ name: 'chaos-workflow-host', coordinatorUrls: () => coordinators.map((c) => c.url) });
   const seen: SeenCall[] = [];
   /** Until when each bank is slow (slow_participant). */
   const slowUntil: Record<Bank, number> = { 'bank-a': 0, 'bank-b': 0 };
@@ -295,6 +314,32 @@ async function main(): Promise<number> {
       banks[name] = await participantService('account', name, dbs[i + 1].url, coordinators[0].url, 'http', `http://127.0.0.1:${proxyPort}`, bankPort);
       await banks[name].start();
     }
+    // The workflow host, behind a proxy of its own: the coordinators' resume calls to it are
+    // dropped, duplicated, delayed and failed as bank calls are (its process is never killed).
+    {
+      const hostPort = await freePort();
+      const proxyPort = await freePort();
+      const proxy = faultProxy({
+        target: () => hostPort,
+        random,
+        rate: 0.08,
+        count: (kind) => {
+          count(kind);
+          lastFaultAt = Date.now();
+        },
+        active: () => faulting,
+        seen,
+        // The bank proxies go round every fault kind; this one draws at random.
+        unseen: new Set<ProxyFault>(),
+        mayKillBank: () => false,
+        killBank: () => Promise.resolve(),
+        slowUntil: () => 0,
+      });
+      await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
+      proxies.push(proxy);
+      await workflowHost.listen(hostPort);
+      await workflowHost.register(`http://127.0.0.1:${proxyPort}`);
+    }
     // Enough accounts that transfers rarely wait on each other's row locks (a prepared 2PC branch holds its lock until phase 2).
     const accounts = Array.from({ length: 50 }, (_, i) => `acc-${i}`);
     for (const bank of Object.values(banks)) for (const id of accounts) await openAccount(bank, id, OPENING_BALANCE);
@@ -316,10 +361,10 @@ async function main(): Promise<number> {
       clientError,
       msgTimeoutMs: MSG_TIMEOUT_MS,
       txTimeoutMs: 8_000,
+      workflows: workflowHost,
     };
     /** One bank transfer as a client makes it (scripts/lib/transfers.ts), counted by kind. */
     const transfer = async (gid: string, shape: TransferShape, target: CoordinatorHandle): Promise<void> => {
-      if (shape.mode === 'workflow') throw new Error('the chaos runner draws no workflow transfers');
       const kind: TransferKind = shape.at ? 'at' : shape.mode;
       report.transfersByKind[kind] = (report.transfersByKind[kind] ?? 0) + 1;
       kindByGid.set(gid, kind);
@@ -336,19 +381,27 @@ async function main(): Promise<number> {
       target.process.start({ DTX_TEST_CRASH_AT: point });
       const exited = target.process.waitExit().then(() => true);
       await until(`${target.process.name} to answer`, async () => ((await fetch(`${target.url}/health/live`)).ok ? true : undefined), 15_000, 50).catch(() => undefined);
-      const shape: TransferShape =
-        point === 'during_compensation'
-          ? { mode: 'saga', interactive: false, amount: 10 * OPENING_BALANCE } // refused debit: compensation in two rounds
-          : point === 'after_check_call'
-            ? { mode: 'msg', interactive: false, amount: 1 + Math.floor(random() * 5_000), leave: 'after_local_commit' }
-            : { mode: 'tcc', interactive: point === 'after_branch_recorded', amount: 1 + Math.floor(random() * 5_000) };
-      // A check-back is made by whichever instance's recovery claims the message first: send a
-      // few, so that the armed one gets one.
-      const perAttempt = point === 'after_check_call' ? 4 : 1;
+      const amount = () => 1 + Math.floor(random() * 5_000);
+      // A workflow is aimed at after_begin (its host's begin goes again, to the other instance)
+      // and, next to an interactive tcc, at after_branch_recorded: the instance dies with its
+      // step recorded and not run, and the workflow's run stops after that step as if its host
+      // had crashed too, leaving the rest to recovery (the step's try, then the resume).
+      const shapes: TransferShape[] =
+        point === 'after_begin'
+          ? [{ mode: 'workflow', interactive: false, amount: amount() }]
+          : point === 'after_branch_recorded'
+            ? [{ mode: 'tcc', interactive: true, amount: amount() }, { mode: 'workflow', interactive: false, amount: amount(), leave: 'after_first_step' }]
+            : point === 'during_compensation'
+              ? [{ mode: 'saga', interactive: false, amount: 10 * OPENING_BALANCE }] // refused debit: compensation in two rounds
+              : point === 'after_check_call'
+                ? // A check-back is made by whichever instance's recovery claims the message first:
+                  // send a few, so that the armed one gets one.
+                  Array.from({ length: 4 }, (): TransferShape => ({ mode: 'msg', interactive: false, amount: amount(), leave: 'after_local_commit' }))
+                : [{ mode: 'tcc', interactive: false, amount: amount() }];
       // A faulted call can send the transfer down another path (a retry by the other instance,
       // say): then another one is sent, up to three.
       for (let attempt = 1; attempt <= 3; attempt++) {
-        for (let k = 0; k < perAttempt; k++) void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
+        for (const shape of shapes) void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
         if (await Promise.race([exited, sleep(8_000).then(() => false)])) {
           count(`crash_point:${point}`);
           break;
@@ -429,6 +482,8 @@ async function main(): Promise<number> {
     // bounded in count and in time.
     const extraUntil = Date.now() + 90_000;
     const wanted = () => next < transfers || (unseenProxyFaults.size > 0 && next < transfers + 2_000 && Date.now() < extraUntil);
+    /** Whether a workflow transfer was drawn yet: the first one always stops after its first step, so that every run sees resumes. */
+    let workflowDrawn = false;
     /** A random transfer's shape, `kind` drawn by the caller. */
     const shapeOf = (kind: TransferKind): TransferShape => {
       // AT runs as 2PC: the coordinator sees a 2pc transaction, the banks run their AtAction methods.
@@ -438,7 +493,13 @@ async function main(): Promise<number> {
       const interactive = (mode === 'tcc' || mode === '2pc') && random() < 0.3;
       // Some messages are left to the check-back: committed locally and never submitted, or never run locally.
       const roll = random();
-      const leave = mode !== 'msg' ? undefined : roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined;
+      const leave =
+        mode === 'msg'
+          ? roll < 0.1 ? ('after_local_commit' as const) : roll < 0.15 ? ('before_local_commit' as const) : undefined
+          : mode === 'workflow'
+            ? !workflowDrawn || roll < 0.15 ? ('after_first_step' as const) : undefined
+            : undefined;
+      if (mode === 'workflow') workflowDrawn = true;
       return { mode, interactive, amount, ...(kind === 'at' ? { at: true } : {}), ...(leave ? { leave } : {}) };
     };
     const runTransfers = async () => {
@@ -498,12 +559,22 @@ async function main(): Promise<number> {
       report.at.pairs = atPairs.length;
       report.at.pairsBothCommitted = atPairs.filter((pair) => pair.every((gid) => status.get(gid) === 'committed')).length;
       await checkAt(db, report, atGids, status, dbs.slice(1));
+      Object.assign(report.workflow, workflowHost.figures);
+      for (const [gid, kind] of kindByGid) {
+        if (kind !== 'workflow') continue;
+        report.workflow.transfers++;
+        const s = status.get(gid);
+        if (s === 'committed') report.workflow.committed++;
+        else if (s === 'rolled_back') report.workflow.rolledBack++;
+        else if (s === undefined) report.workflow.notStarted++;
+      }
     } finally {
       await db.end();
     }
   } finally {
     faulting = false;
     for (const proxy of proxies) proxy.close();
+    workflowHost.close();
     await Promise.all([...Object.values(banks).map((b) => b.process.kill()), ...coordinators.map((c) => c.process.kill('SIGKILL'))]);
     await redis.kill('SIGKILL');
     for (const bankDb of dbs.slice(1)) await rollBackPrepared(bankDb.url);
@@ -516,6 +587,12 @@ async function main(): Promise<number> {
     `AT transfers: ${report.at.transfers} (committed ${report.at.committed}, rolled back ${report.at.rolledBack}, never begun ${report.at.notStarted}); ` +
       `pairs on the same rows at once: ${report.at.pairs} (both committed: ${report.at.pairsBothCommitted}); phase-1 calls refused past the lock wait: ${report.at.lockConflicts}; AT rows of finished transactions left: ${report.at.undoLeft} undo, ${report.at.locksLeft} lock ` +
       `(clean-up done ${report.at.secondsToCleanedUp.toFixed(1)} s after every transaction ended)`,
+  );
+  const wf = report.workflow;
+  console.log(
+    `workflow transfers: ${wf.transfers} (committed ${wf.committed}, rolled back ${wf.rolledBack}, never begun ${wf.notStarted}); stopped after their first step on purpose: ${wf.stoppedAfterFirstStep}; ` +
+      `resume calls the host got: ${wf.resumeCalls}, runs they started: ${wf.runsFromResume} (decided ${wf.decidedByResume}); runs stopped undecided: ${Object.entries(wf.interrupted).map(([k, v]) => `${v}x ${k}`).join('; ') || 'none'}; resumes with a bad signature: ${wf.badSignatures}; ` +
+      `step answers: ${Object.entries(wf.stepAnswers).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`,
   );
   console.log(`rolled back by reason: ${Object.entries(report.rollbackReasons).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(`phase-1 calls that failed, by cause: ${Object.entries(report.phase1Failures).map(([k, v]) => `${v}x ${k}`).join('; ')}`);
@@ -579,7 +656,14 @@ async function checkAt(db: pg.Client, report: Report, atGids: ReadonlySet<string
   }
 }
 
-main().then(
+const HELP = `npm run chaos -- [options]: transfers of every kind (${TRANSFER_KINDS.join(', ')}) under injected faults, then the invariants checked
+  --transfers N    random transfers to make (default 300), besides those aimed at crash points
+  --seed S         the seed of every random choice (default: the time); a run prints how to rerun it
+  --instances K    coordinator instances (default 2)
+  --concurrency C  transfers at once (default 8)
+  --help           print this text`;
+
+(process.argv.includes('--help') ? Promise.resolve(console.log(HELP)).then(() => 0) : main()).then(
   (code) => process.exit(code),
   (error: unknown) => {
     console.error(`chaos run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

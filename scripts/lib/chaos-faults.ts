@@ -1,8 +1,11 @@
 /** The kinds of fault `npm run chaos` injects, and of transfer it makes; the CI test checks that each one happened. */
 import { CRASH_POINTS, type CrashPoint } from '../../apps/coordinator/src/engine/crash-points.js';
 
-/** The transfers the runner makes: one per mode, and AT (a 2PC transaction of the banks' AtAction methods). */
-export const TRANSFER_KINDS = ['tcc', '2pc', 'saga', 'msg', 'at'] as const;
+/**
+ * The transfers the runner makes: one per mode, AT (a 2PC transaction of the banks' AtAction
+ * methods), and workflow (hosted by the runner itself, its legs as tcc steps).
+ */
+export const TRANSFER_KINDS = ['tcc', '2pc', 'saga', 'msg', 'at', 'workflow'] as const;
 export type TransferKind = (typeof TRANSFER_KINDS)[number];
 
 /**

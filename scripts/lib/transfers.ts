@@ -2,11 +2,13 @@
  * The bank transfers the fault runners make (`npm run chaos`, `npm run jepsen`): two banks, a
  * debit on one and a credit on the other, as a client of the coordinator makes them in each
  * mode (one-shot or interactive tcc/2pc, saga, AT as 2PC), or, for msg, as the paying bank
- * sends its own two-phase message.
+ * sends its own two-phase message, or, for workflow, as the runner's own workflow host runs it
+ * (scripts/lib/workflow-transfers.ts).
  */
 import type { Mode, TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
 import { postJson } from './stack.js';
+import type { WorkflowTransferHost } from './workflow-transfers.js';
 
 export type Bank = 'bank-a' | 'bank-b';
 export const BANKS: readonly Bank[] = ['bank-a', 'bank-b'];
@@ -15,8 +17,9 @@ export const OPENING_BALANCE = 100_000;
 
 /**
  * One transfer: its mode, whether the client drives it branch by branch (tcc/2pc), its amount,
- * and for msg whether the bank leaves it to the check-back (committed locally but never
- * submitted, or begun and never run locally).
+ * for msg whether the bank leaves it to the check-back (committed locally but never submitted,
+ * or begun and never run locally), and for workflow whether its host's first run stops after
+ * the first step (as a host that crashed there), leaving it to the coordinator's resume.
  */
 export interface TransferShape {
   mode: Mode;
@@ -26,7 +29,7 @@ export interface TransferShape {
   rows?: { from: Bank; debit: string; credit: string };
   interactive: boolean;
   amount: number;
-  leave?: 'after_local_commit' | 'before_local_commit';
+  leave?: 'after_local_commit' | 'before_local_commit' | 'after_first_step';
 }
 
 export interface Leg {
@@ -53,6 +56,8 @@ export interface TransferContext {
   txTimeoutMs: number;
   /** A key with the client role, when the coordinators require keys. */
   apiKey?: string;
+  /** The run's workflow host: only a run that hosts one may draw workflow transfers. */
+  workflows?: Pick<WorkflowTransferHost, 'transfer'>;
 }
 
 /** What the client was last told of its transaction (a begin's or commit's answer), and when; null when it was told nothing. */
@@ -96,6 +101,10 @@ export async function runTransfer(ctx: TransferContext, gid: string, shape: Tran
     }
     return answer && answer.status < 300 && answer.body.status ? told({ gid, status: answer.body.status }) : null;
   }
+  if (shape.mode === 'workflow') {
+    if (!ctx.workflows) throw new Error('a workflow transfer needs a workflow host in the run (TransferContext.workflows)');
+    return ctx.workflows.transfer(gid, legs, { timeoutMs: ctx.txTimeoutMs, stopAfterFirstStep: shape.leave === 'after_first_step', targetUrl, clientError: ctx.clientError });
+  }
   const calls = legs.map((l) => ({ participant: l.bank, action: shape.at ? `at-${l.action}` : l.action, payload: { accountId: l.account, amount: l.amount } }));
   // As a careful client does: a request that found no coordinator, or one that lost its
   // database, goes again, same gid and body (every call is idempotent), to the next instance.
@@ -133,6 +142,8 @@ export const FAULT_RUN_COORDINATOR_ENV: Readonly<Record<string, string>> = {
   RECOVERY_INTERVAL_MS: '200',
   RETRY_BASE_MS: '50',
   RETRY_MAX_MS: '1000',
+  // A workflow whose host went quiet is resumed within a second or so, well inside its deadline.
+  WORKFLOW_RESUME_MS: '1000',
   WAIT_MAX_MS: '5000',
   LOG_LEVEL: 'warn',
   DB_POOL_SIZE: '10',
