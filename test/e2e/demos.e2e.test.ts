@@ -67,17 +67,18 @@ describe('demos', () => {
     expect(output).not.toContain('FAIL');
     expect(code).toBe(0);
   }, 180_000);
-  it('npm run demo -- workflow: an order workflow through a refusal, long-running steps, kill -9 of its host and of the coordinator and a deadline ends as each scenario says, and it exits 0', async () => {
+  it('npm run demo -- workflow: an order workflow through a refusal, long-running steps, kill -9 of its host and of the coordinator, a deadline and an order under the approval limit ends as each scenario says, and it exits 0', async () => {
     const { code, output } = await runDemo('workflow');
     // The outcome of each scenario, as its row of the table says.
     expect(output).toMatch(/wf-1 \| all approved +\| committed /);
     expect(output).toMatch(/wf-2 \| approval refused +\| rolled_back \(client\) /);
     expect(output).toMatch(/wf-3 \| host killed -9 between payment and approval +\| committed /);
-    expect(output).toMatch(/wf-4 \| coordinator killed -9 while the payment waits \(202\) +\| committed /);
-    expect(output).toMatch(/wf-5 \| deadline \(8 s\) passes while the approval waits +\| rolled_back \(timeout\) /);
+    expect(output).toMatch(/wf-4 \| coordinator killed -9 while the approval waits +\| committed /);
+    expect(output).toMatch(/wf-5 \| deadline \(8 s\) passes while the payment is ongoing +\| rolled_back \(timeout\) /);
+    expect(output).toMatch(/wf-6 \| small order \(at most 40\.00\): no approval asked +\| committed +\| 1\/1\/0\/1 /);
     // The kills really happened where the scenarios say, and the person's decisions reached the coordinator.
     expect(output).toContain('host killed -9 (exit SIGKILL) after the payment, before the approval');
-    expect(output).toContain('coordinator killed -9 (exit SIGKILL) while the payment provider had not answered');
+    expect(output).toContain('coordinator killed -9 (exit SIGKILL) while the approval waits for a person');
     expect(output).toContain('a person refuses o-2 (reported to the coordinator: recorded)');
     for (const invariant of [
       'OK   stock conserved (available + reserved + sold)',
@@ -86,8 +87,8 @@ describe('demos', () => {
       'OK   no phase-1 call made twice for one step',
       'OK   the host killed -9 replayed without calling anyone again',
       'OK   wf-2 compensated newest first: shipping > approvals > payments > inventory',
-      'OK   wf-5 compensated newest first: shipping > approvals > payments > inventory',
-      "OK   the deadline's waiting approval got its cancel",
+      'OK   wf-5 compensated newest first: payments > inventory',
+      "OK   the deadline's ongoing payment got its rollback",
       'OK   every committed order shipped and captured, every rolled-back one recalled and voided',
     ]) {
       expect(output).toContain(invariant);
