@@ -291,11 +291,11 @@ async function main(): Promise<number> {
       setTimeout(() => void bank.start().catch(() => undefined), 300 + random() * 700);
     };
     const unseenProxyFaults = new Set<ProxyFault>(PROXY_FAULTS);
-    for (const [i, name] of BANKS.entries()) {
-      const bankPort = await freePort();
+    /** A fault proxy on a port of its own in front of `targetPort`; its port. Only the banks' may kill what is behind it. */
+    const startProxy = async (targetPort: number, own: Pick<Parameters<typeof faultProxy>[0], 'unseen' | 'mayKillBank' | 'killBank' | 'slowUntil'>): Promise<number> => {
       const proxyPort = await freePort();
       const proxy = faultProxy({
-        target: () => bankPort,
+        target: () => targetPort,
         random,
         rate: 0.08,
         count: (kind) => {
@@ -304,13 +304,20 @@ async function main(): Promise<number> {
         },
         active: () => faulting,
         seen,
+        ...own,
+      });
+      await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
+      proxies.push(proxy);
+      return proxyPort;
+    };
+    for (const [i, name] of BANKS.entries()) {
+      const bankPort = await freePort();
+      const proxyPort = await startProxy(bankPort, {
         unseen: unseenProxyFaults,
         mayKillBank: () => mayKillBank(name),
         killBank: () => killBank(name),
         slowUntil: () => (faulting ? slowUntil[name] : 0),
       });
-      await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
-      proxies.push(proxy);
       banks[name] = await participantService('account', name, dbs[i + 1].url, coordinators[0].url, 'http', `http://127.0.0.1:${proxyPort}`, bankPort);
       await banks[name].start();
     }
@@ -318,25 +325,13 @@ async function main(): Promise<number> {
     // dropped, duplicated, delayed and failed as bank calls are (its process is never killed).
     {
       const hostPort = await freePort();
-      const proxyPort = await freePort();
-      const proxy = faultProxy({
-        target: () => hostPort,
-        random,
-        rate: 0.08,
-        count: (kind) => {
-          count(kind);
-          lastFaultAt = Date.now();
-        },
-        active: () => faulting,
-        seen,
+      const proxyPort = await startProxy(hostPort, {
         // The bank proxies go round every fault kind; this one draws at random.
         unseen: new Set<ProxyFault>(),
         mayKillBank: () => false,
         killBank: () => Promise.resolve(),
         slowUntil: () => 0,
       });
-      await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', r));
-      proxies.push(proxy);
       await workflowHost.listen(hostPort);
       await workflowHost.register(`http://127.0.0.1:${proxyPort}`);
     }

@@ -5,12 +5,12 @@
  * node:crypto (5.5). Covers validation, submit and rollback, the check-back in both directions
  * and with no answer, a 409 to execute, and idempotent begins.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionView } from '@nest-dtx/protocol';
 import { coordinator, postJson, until, type CoordinatorHandle } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { signatureProblem } from '../support/page-signature.js';
 
 interface ReceivedCall {
   participant: string;
@@ -31,21 +31,6 @@ const urls = new Map<string, string>();
 let database: TestDatabase | undefined;
 let coord: CoordinatorHandle;
 
-function signatureProblem(secret: string, headers: IncomingHttpHeaders, rawBody: Buffer): string | null {
-  const id = headers['webhook-id'];
-  const timestamp = headers['webhook-timestamp'];
-  const signatures = headers['webhook-signature'];
-  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return 'missing signature headers';
-  if (Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return 'timestamp outside 5 minutes';
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(rawBody).digest();
-  const ok = signatures.split(' ').some((entry) => {
-    const [version, encoded] = entry.split(',');
-    const candidate = Buffer.from(encoded ?? '', 'base64');
-    return version === 'v1' && candidate.length === expected.length && timingSafeEqual(candidate, expected);
-  });
-  return ok ? null : 'no signature matches';
-}
 
 function startParticipant(name: string): Promise<void> {
   const server = createServer((req, res) => {

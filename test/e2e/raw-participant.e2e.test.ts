@@ -3,7 +3,7 @@
  * by hand, and verifies every call's signature (5.5) with node:crypto from the page alone (none
  * of the project's signing code). Proves the coordinator needs nothing but the documented contract.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionView } from '@nest-dtx/protocol';
@@ -20,6 +20,7 @@ import {
 } from '../../scripts/lib/stack.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 import { closeServer } from '../support/servers.js';
+import { signatureProblem } from '../support/page-signature.js';
 
 interface ReceivedCall {
   path: string;
@@ -37,26 +38,6 @@ const scripts = new Map<string, Script>();
 /** The raw participant's signing secret, from its registration answer (PROTOCOL.md 4). */
 let signingSecret = '';
 
-/**
- * PROTOCOL.md 5.5, as a participant in any language would write it: the three headers, a
- * timestamp within 5 minutes, and one of the space-separated `v1,` signatures equal to
- * base64(HMAC-SHA256(secret bytes, "{id}.{timestamp}.{raw body}")). Null when it verifies.
- */
-function signatureProblem(headers: IncomingHttpHeaders, rawBody: Buffer): string | null {
-  const id = headers['webhook-id'];
-  const timestamp = headers['webhook-timestamp'];
-  const signatures = headers['webhook-signature'];
-  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return 'missing signature headers';
-  if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return 'timestamp outside 5 minutes';
-  const key = Buffer.from(signingSecret.replace(/^whsec_/, ''), 'base64');
-  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(rawBody).digest();
-  const matches = signatures.split(' ').some((entry) => {
-    const [version, encoded] = entry.split(',');
-    const candidate = Buffer.from(encoded ?? '', 'base64');
-    return version === 'v1' && candidate.length === expected.length && timingSafeEqual(candidate, expected);
-  });
-  return matches ? null : 'no signature matches';
-}
 let server: Server;
 let rawUrl = '';
 let databases: TestDatabase[] = [];
@@ -71,7 +52,7 @@ function startRawParticipant(): Promise<void> {
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
       // Verify before anything else: an unverified call changes nothing and is not counted.
-      const problem = signatureProblem(req.headers, raw);
+      const problem = signatureProblem(signingSecret, req.headers, raw);
       if (problem) {
         refused.push({ path: req.url ?? '', why: problem });
         res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'SIGNATURE_INVALID', message: problem }));

@@ -6,7 +6,7 @@
  * steps' compensations, and an SDK workflow host (@Workflow, WorkflowClient) as a process of
  * its own, killed -9 between two steps and started again.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { resolve } from 'node:path';
@@ -20,6 +20,7 @@ import { participantDatabase } from '../support/participant-db.js';
 import { closeServer } from '../support/servers.js';
 import { startStepParticipant, type CallLog, type SeenCall } from '../fixtures/workflow/step-participant.js';
 import type { RunAnswer } from '../fixtures/workflow/workflow-host.js';
+import { signatureProblem } from '../support/page-signature.js';
 
 const RESUME_MS = 1_500;
 const run = randomBytes(3).toString('hex');
@@ -58,22 +59,6 @@ let rawServer: Server;
 let rawUrl = '';
 let rawSecret = '';
 
-/** PROTOCOL.md 5.5 from the page: `v1,` base64(HMAC-SHA256(secret, "{id}.{timestamp}.{raw body}")), within 5 minutes. */
-function signatureProblem(headers: IncomingHttpHeaders, rawBody: Buffer): string | null {
-  const id = headers['webhook-id'];
-  const timestamp = headers['webhook-timestamp'];
-  const signatures = headers['webhook-signature'];
-  if (typeof id !== 'string' || typeof timestamp !== 'string' || typeof signatures !== 'string') return 'missing signature headers';
-  if (!/^\d+$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > 300) return 'timestamp outside 5 minutes';
-  const key = Buffer.from(rawSecret.replace(/^whsec_/, ''), 'base64');
-  const expected = createHmac('sha256', key).update(`${id}.${timestamp}.`).update(rawBody).digest();
-  const matches = signatures.split(' ').some((entry) => {
-    const [version, encoded] = entry.split(',');
-    const candidate = Buffer.from(encoded ?? '', 'base64');
-    return version === 'v1' && candidate.length === expected.length && timingSafeEqual(candidate, expected);
-  });
-  return matches ? null : 'no signature matches';
-}
 
 function startRawParticipant(): Promise<void> {
   rawServer = createServer((req, res) => {
@@ -81,7 +66,7 @@ function startRawParticipant(): Promise<void> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      const problem = signatureProblem(req.headers, raw);
+      const problem = signatureProblem(rawSecret, req.headers, raw);
       const answer = (status: number, body: Json) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       if (problem) {
         refusedCalls.push(`${req.url}: ${problem}`);

@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
+import { readBody } from './servers.js';
 
 /** What the participant answers one call with: an HTTP status and a JSON body. */
 export interface ScriptedAnswer {
@@ -45,11 +46,3 @@ export async function scriptedParticipant(answer: (call: PhaseCallBody, earlier:
   };
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((done, fail) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', fail);
-  });
-}
