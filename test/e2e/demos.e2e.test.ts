@@ -86,13 +86,15 @@ describe('demos', () => {
       'OK   every workflow terminal, as expected',
       'OK   no phase-1 call made twice for one step',
       'OK   the host killed -9 replayed without calling anyone again',
-      'OK   wf-2 compensated newest first: shipping > approvals > payments > inventory',
       'OK   wf-5 compensated newest first: payments > inventory',
       "OK   the deadline's ongoing payment got its rollback",
       'OK   every committed order shipped and captured, every rolled-back one recalled and voided',
     ]) {
       expect(output).toContain(invariant);
     }
+    // The approval and the shipment run at once, so either may be recorded first; the demo's own
+    // check compares the undo order with the recorded order, and both are newest first.
+    expect(output).toMatch(/OK {3}wf-2 compensated newest first: (shipping > approvals|approvals > shipping) > payments > inventory/);
     expect(output).not.toContain('FAIL');
     expect(code).toBe(0);
   }, 180_000);
