@@ -564,3 +564,53 @@ describe('an SDK host (@Workflow, WorkflowClient)', () => {
     expect(readFileSync(host.logFile, 'utf8')).toContain(`workflow checkout gid=${gid} committed`);
   });
 });
+
+describe('step answers written with the next write (WORKFLOW_ANSWER_HOLD_MS)', () => {
+  it('answers held by an instance killed -9 are asked again: the host replaying a step, or committing on another instance, gets what its participant answered first', async () => {
+    // A second instance on the same log, whose step answers wait a minute for the workflow's next write.
+    const holder = await coordinator(`wf-holder-${run}`, coordinatorDb.url, {
+      WORKFLOW_ANSWER_HOLD_MS: '60000',
+      WORKFLOW_RESUME_MS: '600000',
+      RECOVERY_INTERVAL_MS: '200',
+      LEASE_MS: '4000',
+      CALL_TIMEOUT_MS: '1500',
+    });
+    await holder.start();
+    try {
+      const gid = `wf-held-${run}`;
+      const on = (url: string) => ({
+        post: <T = Record<string, unknown>>(path: string, body: unknown) => postJson<T>(`${url}${path}`, body),
+        view: (id: string) => getJson<TransactionView>(`${url}/v1/transactions/${id}`),
+      });
+      const a = on(holder.url);
+      const b = on(coord.url);
+      expect((await a.post('/v1/transactions', { mode: 'workflow', gid, timeoutMs: 60_000, workflow: { participant: RAW, name: 'flow' }, input: null })).status).toBe(201);
+      expect(await a.post(`/v1/transactions/${gid}/steps`, branchStep('1', 'tcc', 'http'))).toMatchObject({ status: 201, body: { status: 'prepared' } });
+      expect(await a.post(`/v1/transactions/${gid}/steps`, branchStep('2', 'tcc', 'tcp'))).toMatchObject({ status: 201, body: { status: 'prepared' } });
+      // The instance that answered reads its steps answered; step 1's answer went with step 2's record, step 2's is held.
+      expect((await a.view(gid)).branches.map((s) => s.status)).toEqual(['prepared', 'prepared']);
+      expect((await b.view(gid)).branches.map((s) => s.status)).toEqual(['prepared', 'pending']);
+
+      await holder.process.kill('SIGKILL');
+      // The host replays step 2 on the other instance: its participant asked again (the same call), answered as before.
+      expect(await b.post(`/v1/transactions/${gid}/steps`, branchStep('2', 'tcc', 'tcp'))).toMatchObject({ status: 201, body: { status: 'prepared' } });
+      expect(received(gid)).toEqual(['1 http reserve/try (tcc)', '2 tcp reserve/try (tcc)', '2 tcp reserve/try (tcc)']);
+      expect(ran(gid)).toEqual(['1 http reserve/try (tcc)', '2 tcp reserve/try (tcc)']);
+      const committed = await b.post<TransactionView>(`/v1/transactions/${gid}/commit`, { wait: true });
+      expect(committed).toMatchObject({ status: 200, body: { status: 'committed' } });
+      expect(received(gid).filter((c) => c.endsWith('/confirm (tcc)')).sort()).toEqual(['1 http reserve/confirm (tcc)', '2 tcp reserve/confirm (tcc)']);
+
+      // A commit on another instance while the answering one still holds a step's answer: asked again, committed, not rolled back.
+      await holder.start();
+      const gid2 = `wf-held-2-${run}`;
+      await a.post('/v1/transactions', { mode: 'workflow', gid: gid2, timeoutMs: 60_000, workflow: { participant: RAW, name: 'flow' }, input: null });
+      await a.post(`/v1/transactions/${gid2}/steps`, branchStep('1', 'tcc', 'http'));
+      expect((await b.view(gid2)).branches.map((s) => [s.status, s.attempts])).toEqual([['pending', 0]]);
+      expect(await b.post<TransactionView>(`/v1/transactions/${gid2}/commit`, { wait: true })).toMatchObject({ status: 200, body: { status: 'committed' } });
+      expect(received(gid2)).toEqual(['1 http reserve/try (tcc)', '1 http reserve/try (tcc)', '1 http reserve/confirm (tcc)']);
+      expect(ran(gid2)).toEqual(['1 http reserve/try (tcc)', '1 http reserve/confirm (tcc)']);
+    } finally {
+      await holder.process.kill();
+    }
+  });
+});

@@ -148,6 +148,41 @@ describe('TransactionStore', () => {
     expect(again?.tx.result).toEqual({ shipped: true });
   });
 
+  it('insertBranch writes the held answers of earlier steps in its own statement, as recordPhase1 would, and only when the step goes in', async () => {
+    await store.insert(newTx('held-1', { mode: 'workflow', branches: [], workflow: { participant: 'orders', name: 'flow' } }), 5_000);
+    const step = (id: string) => ({ branchId: id, participant: 'bank', action: 'debit', payload: {}, kind: 'tcc' as const });
+    await store.insertBranch('held-1', step('s1'), [{ type: 'branch_added', branchId: 's1' }]);
+    await store.insertBranch('held-1', step('s2'), [{ type: 'branch_added', branchId: 's2' }]);
+    const { result: s3, commits } = await writeCommits(() =>
+      store.insertBranch('held-1', step('s3'), [{ type: 'call', branchId: 's1' }, { type: 'call', branchId: 's2' }, { type: 'branch_added', branchId: 's3' }], 100, null, [
+        { branchId: 's1', status: 'prepared', result: { reserved: 1 } },
+        { branchId: 's2', status: 'failed', lastError: { reason: 'no funds' } },
+      ]),
+    );
+    expect(s3).toMatchObject({ branchId: 's3', status: 'pending', seq: 3 });
+    expect(commits).toBe(1);
+    const after = (await store.load('held-1'))!;
+    expect(after.branches.map((b) => [b.branchId, b.status, b.attempts, b.result, b.lastError])).toEqual([
+      ['s1', 'prepared', 1, { reserved: 1 }, null],
+      ['s2', 'failed', 1, null, { reason: 'no funds' }],
+      ['s3', 'pending', 0, null, null],
+    ]);
+    expect((await store.events('held-1')).map((e) => `${e.type} ${e.branchId}`)).toEqual(['created null', 'branch_added s1', 'branch_added s2', 'call s1', 'call s2', 'branch_added s3']);
+    // In a compare-and-set, a held answer (ifPending) moves only a pending branch: a later state stays.
+    const decided = await store.apply('held-1', after.tx.version, decide({
+      status: 'rolling_back', reason: 'client',
+      branches: [{ branchId: 's1', status: 'rolled_back', calls: 1 }, { branchId: 's3', status: 'prepared', ifPending: true, calls: 1, result: { late: true } }],
+    }));
+    const late = await store.apply('held-1', decided!.tx.version, decide({
+      status: 'rolling_back', reason: 'client', branches: [{ branchId: 's1', status: 'prepared', ifPending: true, calls: 1 }],
+    }));
+    expect(late!.branches.map((b) => [b.branchId, b.status, b.attempts])).toEqual([['s1', 'rolled_back', 3]]);
+    expect(decided!.branches.find((b) => b.branchId === 's3')).toMatchObject({ status: 'prepared', result: { late: true } });
+    // Not inserted (the step exists): the answer is not written either.
+    expect(await store.insertBranch('held-1', step('s3'), [], 100, null, [{ branchId: 's3', status: 'prepared', result: null }])).toBeNull();
+    expect((await store.load('held-1'))!.branches[2]).toMatchObject({ status: 'prepared', attempts: 1 });
+  });
+
   it('a branch answering ongoing (202) is waiting from its first such answer until a final one', async () => {
     await store.insert(newTx('wait-1'), 5_000);
     const first = await store.recordPhase1('wait-1', 'b1', 'pending', { waiting: true }, []);

@@ -109,6 +109,15 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(100) @Max(86_400_000)
   WORKFLOW_RESUME_MS: number = 30_000;
 
+  /**
+   * How long a workflow step's answer, given to its host, may wait to be written with the
+   * workflow's next write (its next step or its decision) before it is written on its own; 0
+   * writes each answer at once. Waiting saves one commit per step; an answer a crash loses is
+   * asked of its participant again (engine/held-answers.ts).
+   */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(60_000)
+  WORKFLOW_ANSWER_HOLD_MS: number = 200;
+
   /** A waiting request re-reads the store this often, in case a bus message was lost. */
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(600_000)
   WAIT_POLL_MS: number = 1_000;

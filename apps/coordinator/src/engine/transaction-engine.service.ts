@@ -218,7 +218,12 @@ export class TransactionEngine {
     const mode = this.modes.get(found.tx.mode);
     const recorded = transition(machineOf(found, mode), { type: 'step_recorded', branchId: request.stepId, kind: request.kind });
     if (!recorded.ok) throw new TransactionRefusedError(recorded.error, await this.require(gid));
-    if (found.existing) return this.recordedStep(found.existing, request, gid);
+    if (found.existing) {
+      const existing = await this.recordedStep(found.existing, request, gid);
+      // Recorded, and no answer written (a crash lost the one held for it, or the first call is
+      // still on its way): asked again, the same call (PROTOCOL.md 5.4 makes it harmless).
+      return neverAnswered(existing) ? this.round.runForAddedBranch(found, recorded.tx, phase1Wave([existing], mode), true) : existing;
+    }
     const limit = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
     if (found.branches.length >= limit) throw new TooManyBranchesError(gid, limit);
     if (!mode.step) throw new Error(`mode ${found.tx.mode} records steps but its plug-in shapes none`);
@@ -244,7 +249,24 @@ export class TransactionEngine {
     // A local step ran in its host: recorded as it ended, with nobody to call.
     if (inserted.status !== 'pending') return inserted;
 
-    return this.round.runForAddedBranch(found, recorded.tx, phase1Wave([inserted], mode));
+    return this.round.runForAddedBranch(found, recorded.tx, phase1Wave([inserted], mode), true);
+  }
+
+  /**
+   * Before a workflow's commit: its steps with no answer written that this instance does not
+   * hold either, asked again (the same call; PROTOCOL.md 5.4 makes it harmless), so that an
+   * answer its host already acted on decides the commit, not a step that reads pending. Their
+   * answer was held by an instance that crashed, or is held by another instance (the host's
+   * calls spread over instances). Only while active: a decided workflow's steps get phase 2.
+   */
+  private async askUnanswered(loaded: LoadedTx): Promise<LoadedTx> {
+    const mode = this.modes.get(loaded.tx.mode);
+    if (!mode.rules.recordsSteps || loaded.tx.status !== 'active') return loaded;
+    const unanswered = loaded.branches.filter(neverAnswered);
+    if (unanswered.length === 0) return loaded;
+    const machine = machineOf(loaded, mode);
+    await Promise.all(unanswered.map((step) => this.round.runForAddedBranch(loaded, machine, phase1Wave([step], mode), true)));
+    return this.require(loaded.tx.gid);
   }
 
   /** A step recorded before, asked for again: its record, or STEP_MISMATCH when it is another step under the same stepId. */
@@ -270,6 +292,7 @@ export class TransactionEngine {
     if (commitResult !== undefined && !this.modes.get(loaded.tx.mode).commitCarriesResult) {
       throw new InvalidRequestError('result', `result is only for mode workflow, not ${loaded.tx.mode}`);
     }
+    if (event.type === 'commit_requested') loaded = await this.askUnanswered(loaded);
     for (let attempt = 1; attempt <= DECIDE_ATTEMPTS; attempt++) {
       const result = transition(machineOf(loaded, this.modes.get(loaded.tx.mode)), event);
       if (!result.ok) throw new TransactionRefusedError(result.error, loaded);
@@ -526,6 +549,11 @@ export class TransactionEngine {
     if (!loaded) throw new TransactionNotFoundError(gid);
     return loaded;
   }
+}
+
+/** A workflow step recorded pending whose participant's answer was never written (nor held here): a branch step not waiting, never answered. */
+function neverAnswered(step: BranchRecord): boolean {
+  return step.status === 'pending' && step.attempts === 0 && step.waitingSince === null && step.kind !== null && step.kind !== 'local';
 }
 
 /** The branches a decision ends the wait of (a new phase begins for them): their wait cleared in the same write. */

@@ -18,7 +18,7 @@ import type { RegisteredParticipant } from '../participants/participant-signing.
 import type { ParticipantsService } from '../participants/participants.service.js';
 import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchChange, BranchRecord, EventInput, LoadedTx, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
-import type { AppliedChange, TransactionStore } from '../store/transaction.store.js';
+import type { AppliedChange, BranchAnswer, TransactionStore } from '../store/transaction.store.js';
 import { BranchCaller, LeaseLostError } from './branch-caller.js';
 import { BranchNotFoundError, InvalidRequestError, NotParticipantOwnerError, TooManyBranchesError, TransactionNotFoundError, TransactionRefusedError } from './errors.js';
 import { ModeRegistry } from './processors/mode-registry.js';
@@ -93,7 +93,7 @@ class FakeStore {
       const b = current.branches.find((x) => x.branchId === c.branchId);
       if (!b) continue;
       Object.assign(b, {
-        status: c.status ?? b.status,
+        status: c.status === undefined || (c.ifPending && b.status !== 'pending') ? b.status : c.status,
         attempts: b.attempts + c.calls,
         waitingSince: c.waiting === undefined ? b.waitingSince : c.waiting ? (b.waitingSince ?? new Date(now)) : null,
         ...(c.result === undefined ? {} : { result: c.result }),
@@ -110,13 +110,29 @@ class FakeStore {
   /** How long each inserted branch put off its transaction's next look (null: not at all). */
   readonly branchLooks: (number | null)[] = [];
 
-  insertBranch(gid: string, branch: NewBranch, _events: EventInput[], _maxBranches?: number, nextAttemptInMs: number | null = null): Promise<BranchRecord | null> {
+  insertBranch(
+    gid: string,
+    branch: NewBranch,
+    _events: EventInput[],
+    _maxBranches?: number,
+    nextAttemptInMs: number | null = null,
+    answers: readonly BranchAnswer[] = [],
+  ): Promise<BranchRecord | null> {
     const current = this.txs.get(gid);
     if (!current || current.tx.status !== 'active' || current.branches.some((b) => b.branchId === branch.branchId)) return Promise.resolve(null);
+    // The answers of earlier steps, written with this one as the phase1 write does it.
+    for (const answer of answers) {
+      const b = current.branches.find((x) => x.branchId === answer.branchId);
+      if (!b) continue;
+      if (b.status === 'pending') b.status = answer.status;
+      b.attempts++;
+      if (answer.result !== undefined) b.result = answer.result;
+      if (answer.lastError !== undefined) b.lastError = answer.lastError;
+    }
     const record = { ...this.branch(gid, branch, current.branches.length + 1), status: branch.status ?? 'pending', result: branch.result ?? null };
     current.branches.push(record);
     current.tx.version++;
-    this.writes.push(`branch ${gid}/${branch.branchId}`);
+    this.writes.push(`branch ${gid}/${branch.branchId}${answers.length ? ` (with ${answers.map((a) => `${a.branchId} -> ${a.status}`).join(', ')})` : ''}`);
     this.branchLooks.push(nextAttemptInMs);
     return Promise.resolve({ ...record });
   }
@@ -209,9 +225,10 @@ class FakeParticipants {
  * The database's clock as the engine reads it. By default it agrees with this machine's; a
  * test of skew gives one measured against a "database" whose time differs from Date.now().
  */
-function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new DatabaseTime()) {
-  const store = new FakeStore();
-  const participants = new FakeParticipants();
+/** An engine on a fake store; `shared`: on another engine's store and participants (a second instance, or one restarted). */
+function engineWith(env: Record<string, string> = {}, clock: DatabaseTime = new DatabaseTime(), shared?: { store: FakeStore; participants: FakeParticipants }) {
+  const store = shared?.store ?? new FakeStore();
+  const participants = shared?.participants ?? new FakeParticipants();
   const config = new CoordinatorConfig(loadCoordinatorEnv({ INSTANCE_ID: 'test-instance', ...env }));
   const gates = new ParticipantGates(config);
   const metrics = new MetricsService({} as DataSource, gates);
@@ -909,9 +926,76 @@ describe('TransactionEngine: workflow (PROTOCOL.md 3.7)', () => {
     expect(participants.bodies.at(-1)).toEqual({ gid: 'wf-resume', branchId: 'resume', mode: 'workflow', action: 'flow', phase: 'resume', payload: { n: 1 } });
     expect(participants.calls).toEqual(['bank try', 'orders resume']);
     const written = store.changes.at(-1)!;
-    expect(written).toMatchObject({ status: 'active', lease: null, attempts: 0, branches: [] });
+    // The step's answer, held since it was given to the host, rides with the resume's write.
+    expect(written).toMatchObject({ status: 'active', lease: null, attempts: 0, branches: [{ branchId: '1', status: 'prepared', ifPending: true, calls: 1 }] });
     expect(written.nextAttemptInMs).toBeGreaterThan(RESUME_MS - 50);
     expect(written.nextAttemptInMs).toBeLessThanOrEqual(RESUME_MS);
+  });
+
+  it('writes a step\'s answer with the next write of its workflow: n steps and a commit are n + 3 writes, not 2n + 3', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-held');
+    expect(await engine.recordStep('wf-held', tccStep('1'))).toMatchObject({ status: 'prepared', attempts: 1 });
+    // Held: the store still has it pending, this instance reads it answered.
+    expect((await store.load('wf-held'))!.branches[0].status).toBe('pending');
+    expect((await engine.get('wf-held')).branches[0]).toMatchObject({ status: 'prepared', attempts: 1 });
+    expect(await engine.recordStep('wf-held', tccStep('1'))).toMatchObject({ status: 'prepared' });
+    await engine.recordStep('wf-held', tccStep('2'));
+    await engine.decide('wf-held', { type: 'commit_requested' }, true);
+    expect(store.writes.filter((w) => !w.startsWith('load'))).toEqual([
+      'insert wf-held',
+      'branch wf-held/1',
+      'branch wf-held/2 (with 1 -> prepared)',
+      expect.stringMatching(/^apply wf-held .*committing/),
+      expect.stringMatching(/^apply wf-held .*committed/),
+    ]);
+    expect(store.branchChanges[0]).toEqual([{ branchId: '2', status: 'prepared', ifPending: true, calls: 1, result: {} }]);
+    expect(participants.calls).toEqual(['bank try', 'bank try', 'bank confirm', 'bank confirm']);
+  });
+
+  it('writes a held answer on its own when no other write of the workflow comes within WORKFLOW_ANSWER_HOLD_MS; 0 writes it at once', async () => {
+    const { engine, store } = engineWith({ WORKFLOW_ANSWER_HOLD_MS: '30' });
+    await beginWorkflow(engine, 'wf-alone');
+    await engine.recordStep('wf-alone', tccStep('1'));
+    expect(store.writes.at(-1)).toBe('branch wf-alone/1');
+    await vi.waitFor(() => expect(store.writes.at(-1)).toBe('phase1 wf-alone/1 -> prepared'), { timeout: 1_000, interval: 10 });
+    const atOnce = engineWith({ WORKFLOW_ANSWER_HOLD_MS: '0' });
+    await beginWorkflow(atOnce.engine, 'wf-now');
+    await atOnce.engine.recordStep('wf-now', tccStep('1'));
+    expect(atOnce.store.writes.slice(-2)).toEqual(['branch wf-now/1', 'phase1 wf-now/1 -> prepared']);
+  });
+
+  it('an answer a crash lost is asked again: the step sent again by its host, or a commit finding it never answered, calls its participant again', async () => {
+    const { engine, store, participants } = withWorkflows();
+    await beginWorkflow(engine, 'wf-lost');
+    await engine.recordStep('wf-lost', tccStep('1'));
+    await engine.recordStep('wf-lost', tccStep('2'));
+    // Another instance on the same log (or this one restarted): it holds none of those answers.
+    const restarted = engineWith({ WORKFLOW_RESUME_MS: String(RESUME_MS) }, undefined, { store, participants }).engine;
+    expect((await store.load('wf-lost'))!.branches.map((b) => [b.branchId, b.status, b.attempts])).toEqual([['1', 'prepared', 1], ['2', 'pending', 0]]);
+    participants.calls.length = 0;
+    const { loaded } = await restarted.decide('wf-lost', { type: 'commit_requested' }, true);
+    expect(loaded.tx.status).toBe('committed');
+    expect(participants.calls).toEqual(['bank try', 'bank confirm', 'bank confirm']);
+
+    // The host replays the step whose answer was lost: asked again once, then answered from the record.
+    await beginWorkflow(engine, 'wf-replayed');
+    await engine.recordStep('wf-replayed', tccStep('1'));
+    participants.calls.length = 0;
+    expect(await restarted.recordStep('wf-replayed', tccStep('1'))).toMatchObject({ status: 'prepared', attempts: 1 });
+    expect(await restarted.recordStep('wf-replayed', tccStep('1'))).toMatchObject({ status: 'prepared' });
+    expect(participants.calls).toEqual(['bank try']);
+  });
+
+  it('a step that answered, then lost, is not asked again: a timed-out or refused step is not "never answered"', async () => {
+    const { engine, participants } = withWorkflows();
+    participants.answers['bank try'] = { kind: 'failed', error: { reason: 'no funds' } };
+    await beginWorkflow(engine, 'wf-refused');
+    expect(await engine.recordStep('wf-refused', tccStep('1'))).toMatchObject({ status: 'failed' });
+    const { loaded, cannotCommit } = await engine.decide('wf-refused', { type: 'commit_requested' }, true);
+    expect(cannotCommit).toBe(true);
+    expect(loaded.tx.status).toBe('rolled_back');
+    expect(participants.calls.filter((c) => c === 'bank try')).toHaveLength(1);
   });
 
   it('resume: a host that does not take it is asked again with backoff and, refusing (409), flagged for attention', async () => {

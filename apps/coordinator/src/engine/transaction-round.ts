@@ -378,9 +378,10 @@ export class TransactionRound {
   /**
    * Phase 1 of a branch just added to an interactive transaction. No lease: adds to one
    * transaction run side by side, so the answer is recorded on the branch alone, not with a
-   * compare-and-set of the transaction (which an answer never moves).
+   * compare-and-set of the transaction (which an answer never moves). A workflow step's final
+   * answer (`holdAnswer`) is held, to be written with the workflow's next write (held-answers.ts).
    */
-  async runForAddedBranch(found: Pick<LoadedTx, 'tx'>, machine: MachineTx, wave: Wave): Promise<BranchRecord> {
+  async runForAddedBranch(found: Pick<LoadedTx, 'tx'>, machine: MachineTx, wave: Wave, holdAnswer = false): Promise<BranchRecord> {
     const [call] = wave.calls;
     const { branch, phase } = call;
     if (wave.calls.length !== 1 || !branch || !phase) throw new Error('an added branch is one call, of its phase 1');
@@ -391,6 +392,8 @@ export class TransactionRound {
     // Accepted, not done (PROTOCOL.md 3.6): the transaction falls due when the branch is to be
     // asked again (recovery asks it), no longer only at its deadline.
     const askAgainInMs = settled.next.kind === 'retry' && settled.next.ongoing ? this.schedule(settled.next, found.tx).nextAttemptInMs : null;
+    const held = holdAnswer && askAgainInMs === null ? this.writer.hold(found.tx.gid, branch, status, answer, settled.change.events) : null;
+    if (held) return held;
     const saved = await this.writer.recordPhase1(
       found.tx.gid,
       branch.branchId,

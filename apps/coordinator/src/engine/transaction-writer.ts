@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { isTerminal, type BranchStatus, type TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
@@ -6,6 +6,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
 import { TransactionStore } from '../store/transaction.store.js';
 import { backoffDelayMs, waitingDelayMs } from './backoff.js';
+import { HeldAnswers, heldBranchChange, withHeldAnswer, withHeldAnswers, withHeldAnswersForAdd, type HeldAnswer } from './held-answers.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
 
 /**
@@ -27,13 +28,24 @@ function flagUnkeptAnswers(change: TxChange): TxChange {
  * this machine's wall clock moves neither end.
  */
 @Injectable()
-export class TransactionWriter {
+export class TransactionWriter implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(TransactionWriter.name);
+  /** Workflow steps' answers given to their hosts and written with the next write (held-answers.ts). */
+  private readonly held = new HeldAnswers();
+  /** Each gid's timer that writes its held answers on their own, should no other write come first. */
+  private readonly holdTimers = new Map<string, NodeJS.Timeout>();
+
   constructor(
     private readonly store: TransactionStore,
     private readonly bus: TxEventBus,
     private readonly config: CoordinatorConfig,
     private readonly metrics: MetricsService,
   ) {}
+
+  /** What is held is written before the store closes (a crash loses it: the participants answer again). */
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all(this.held.gids().map((gid) => this.writeHeld(gid)));
+  }
 
   get instanceId(): string {
     return this.config.instanceId;
@@ -64,19 +76,27 @@ export class TransactionWriter {
     if (!inserted) return null;
     this.metrics.begun.inc({ mode: input.mode });
     this.bus.publish({ kind: 'tx', gid: input.gid, status: 'active' });
-    return input.leaseOwner === this.instanceId ? this.held(inserted, startedAt) : inserted;
+    return input.leaseOwner === this.instanceId ? this.leased(inserted, startedAt) : inserted;
   }
 
-  /** Applies `change` if nobody else moved the transaction; null when fenced off. */
-  async write(loaded: LoadedTx, change: TxChange): Promise<LoadedTx | null> {
+  /**
+   * Applies `change` if nobody else moved the transaction; null when fenced off. The answers
+   * held for it ride along (unless the change itself writes their branch).
+   */
+  async write(loaded: LoadedTx, own: TxChange): Promise<LoadedTx | null> {
     const startedAt = performance.now();
-    const saved = await this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
+    const { gid } = loaded.tx;
+    const riding = this.held.of(gid).filter((a) => !own.branches.some((b) => b.branchId === a.branchId));
+    const change: TxChange =
+      riding.length === 0 ? own : { ...own, branches: [...riding.map(heldBranchChange), ...own.branches], events: [...riding.flatMap((a) => a.events), ...own.events] };
+    const saved = await this.store.apply(gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
       if (!refusedForItsData(error) || !carriesAnswers(change.branches, change.events)) throw error;
       // Refused for an answer it carries: the same write without them, or the call behind it would be made again and again.
       const dropped = withAnswersDropped(change.branches, change.events, error);
       return this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers({ ...change, branches: dropped.answers, events: dropped.events }));
     });
     if (!saved) return null;
+    this.released(gid, riding);
     if (saved.tx.status !== loaded.tx.status || isTerminal(saved.tx.status)) {
       this.bus.publish({ kind: 'tx', gid: saved.tx.gid, status: saved.tx.status });
     }
@@ -85,7 +105,7 @@ export class TransactionWriter {
     }
     const changed = new Map(saved.branches.map((b) => [b.branchId, b]));
     const merged: LoadedTx = { tx: saved.tx, branches: loaded.branches.map((b) => changed.get(b.branchId) ?? b) };
-    return change.lease?.owner === this.instanceId ? this.held(merged, startedAt) : merged;
+    return change.lease?.owner === this.instanceId ? this.leased(merged, startedAt) : merged;
   }
 
   /**
@@ -94,8 +114,79 @@ export class TransactionWriter {
    * already. `nextLookInMs` puts off the transaction's next look (a workflow's resume), never
    * past its deadline.
    */
-  addBranch(gid: string, branch: NewBranch, events: EventInput[], nextLookInMs: number | null = null): Promise<BranchRecord | null> {
-    return this.store.insertBranch(gid, branch, events, this.config.env.MAX_BRANCHES_PER_TRANSACTION, nextLookInMs);
+  async addBranch(gid: string, branch: NewBranch, events: EventInput[], nextLookInMs: number | null = null): Promise<BranchRecord | null> {
+    const max = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
+    const riding = this.held.of(gid);
+    if (riding.length === 0) return this.store.insertBranch(gid, branch, events, max, nextLookInMs);
+    const withAnswers = [...riding.flatMap((a) => a.events), ...events];
+    const answers = riding.map((a) => ({ branchId: a.branchId, status: a.status, ...a.outcome }));
+    const inserted = await this.store.insertBranch(gid, branch, withAnswers, max, nextLookInMs, answers).catch((error: unknown) => {
+      // Refused for an answer's data: the branch alone; the answers are written on their own (recordPhase1 keeps what it can).
+      if (!refusedForItsData(error)) throw error;
+      return this.store.insertBranch(gid, branch, events, max, nextLookInMs).then((alone) => {
+        void this.writeHeld(gid);
+        return alone;
+      });
+    });
+    // Not inserted (no longer active, say): the answers were not written either, and stay held.
+    if (inserted) this.released(gid, riding);
+    return inserted;
+  }
+
+  /**
+   * Holds a workflow step's final phase-1 answer, to be written with the workflow's next write
+   * (held-answers.ts says why that is safe), and returns the step as it then reads; null, holding
+   * nothing, when answers are not held (WORKFLOW_ANSWER_HOLD_MS 0) or this one must be written
+   * at once: it waits (ongoing), locks rows or could not be kept as it is.
+   */
+  hold(gid: string, branch: BranchRecord, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): BranchRecord | null {
+    const holdMs = this.config.env.WORKFLOW_ANSWER_HOLD_MS;
+    const { result, lastError, ...rest } = outcome;
+    if (holdMs === 0 || Object.keys(rest).length > 0 || status === 'pending') return null;
+    if (unkeptAnswerEvents([{ result, lastError, branchId: branch.branchId }]).length > 0) return null;
+    const kept = { ...(result === undefined ? {} : { result }), ...(lastError === undefined ? {} : { lastError }) };
+    const answer: HeldAnswer = { branchId: branch.branchId, status, outcome: kept, events };
+    this.held.hold(gid, answer);
+    if (!this.holdTimers.has(gid)) {
+      const timer = setTimeout(() => {
+        this.holdTimers.delete(gid);
+        void this.writeHeld(gid);
+      }, holdMs);
+      timer.unref();
+      this.holdTimers.set(gid, timer);
+    }
+    return withHeldAnswer(branch, answer);
+  }
+
+  /** Writes the answers held for `gid` on their own (nothing else wrote them in time); kept, and tried again, if the store fails. */
+  private async writeHeld(gid: string): Promise<void> {
+    for (const answer of this.held.of(gid)) {
+      try {
+        await this.recordPhase1(gid, answer.branchId, answer.status, answer.outcome, answer.events);
+        this.released(gid, [answer]);
+      } catch (error) {
+        this.logger.warn(`workflow ${gid}: the answer of step ${answer.branchId} is not written yet (${String(error)}); trying again`);
+        if (!this.holdTimers.has(gid)) {
+          const timer = setTimeout(() => {
+            this.holdTimers.delete(gid);
+            void this.writeHeld(gid);
+          }, this.config.env.RETRY_BASE_MS);
+          timer.unref();
+          this.holdTimers.set(gid, timer);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Forgets written answers; the gid's timer goes with its last one. */
+  private released(gid: string, written: readonly HeldAnswer[]): void {
+    if (written.length === 0) return;
+    this.held.release(gid, written);
+    if (this.held.of(gid).length > 0) return;
+    const timer = this.holdTimers.get(gid);
+    if (timer) clearTimeout(timer);
+    this.holdTimers.delete(gid);
   }
 
   /** Records the phase-1 answer of an interactive branch (with an AT prepare's locked rows). */
@@ -117,7 +208,7 @@ export class TransactionWriter {
   async claimDue(limit: number): Promise<LoadedTx[]> {
     const startedAt = performance.now();
     const claimed = await this.store.claimDue(this.instanceId, this.config.env.LEASE_MS, limit);
-    return claimed.map((loaded) => this.held(loaded, startedAt));
+    return claimed.map((loaded) => this.leased(withHeldAnswers(loaded, this.held.of(loaded.tx.gid)), startedAt));
   }
 
   /**
@@ -131,8 +222,10 @@ export class TransactionWriter {
     return made.outcome;
   }
 
-  load(gid: string): Promise<LoadedTx | null> {
-    return this.store.load(gid);
+  /** The transaction as written, with the answers this instance holds for it. */
+  async load(gid: string): Promise<LoadedTx | null> {
+    const loaded = await this.store.load(gid);
+    return loaded && withHeldAnswers(loaded, this.held.of(gid));
   }
 
   /** The transaction's history, oldest first. */
@@ -141,11 +234,12 @@ export class TransactionWriter {
   }
 
   /** The transaction as adding one branch needs it, without the other branches' payloads and results. */
-  loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
-    return this.store.loadForAdd(gid, branchId);
+  async loadForAdd(gid: string, branchId: string): Promise<TxForAdd | null> {
+    const found = await this.store.loadForAdd(gid, branchId);
+    return found && withHeldAnswersForAdd(found, this.held.of(gid));
   }
 
-  private held(loaded: LoadedTx, startedAt: number): LoadedTx {
+  private leased(loaded: LoadedTx, startedAt: number): LoadedTx {
     return { ...loaded, heldUntil: startedAt + this.config.env.LEASE_MS };
   }
 }

@@ -170,6 +170,8 @@ export interface NewTransaction {
 export interface BranchChange {
   branchId: string;
   status?: BranchStatus;
+  /** The status moves only a branch still pending (a phase-1 answer written late: it never overwrites a later state). */
+  ifPending?: boolean;
   /** Calls made to the participant since the last write. */
   calls: number;
   result?: Json;

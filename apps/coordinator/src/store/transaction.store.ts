@@ -9,6 +9,9 @@ import { Batcher, type BatchedOp } from './batcher.js';
 
 export type * from './records.js';
 
+/** A phase-1 answer written with another write of its transaction: a branch's new status, with its result or error. */
+export type BranchAnswer = { branchId: string; status: BranchStatus } & Pick<Phase1Outcome, 'result' | 'lastError'>;
+
 /** What one compare-and-set returns: the new global row and the branches it changed. */
 export type AppliedChange = { tx: TxRecord; branches: BranchRecord[] };
 
@@ -121,7 +124,8 @@ app_in AS (
   RETURNING t.*
 ), app_b AS (
   UPDATE branches br SET
-    status = coalesce(x.status, br.status),
+    -- A held phase-1 answer (if_pending) moves only a pending branch, as the phase1 part does.
+    status = CASE WHEN x.status IS NULL OR (x.if_pending AND br.status <> 'pending') THEN br.status ELSE x.status END,
     attempts = br.attempts + x.calls,
     result = CASE WHEN x.set_result THEN x.result ELSE br.result END,
     last_error = CASE WHEN x.set_error THEN x.last_error ELSE br.last_error END,
@@ -131,7 +135,7 @@ app_in AS (
     waiting_since = CASE WHEN x.waiting IS NULL THEN br.waiting_since WHEN x.waiting THEN coalesce(br.waiting_since, now()) ELSE NULL END,
     updated_at = now()
   FROM app g JOIN app_in a ON a.gid = g.gid,
-       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, waiting boolean)
+       jsonb_to_recordset(a.branches) AS x(branch_id text, status text, if_pending boolean, calls int, set_result boolean, result jsonb, set_error boolean, last_error jsonb, locks jsonb, waiting boolean)
   WHERE br.gid = g.gid AND br.branch_id = x.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM app_in))
   RETURNING br.*
 )`),
@@ -139,7 +143,8 @@ app_in AS (
     ctes: `
 nb_in AS (
   SELECT * FROM jsonb_to_recordset($P::jsonb) AS x(
-    k int, gid text, branch_id text, participant text, action text, payload jsonb, kind text, compensate jsonb, status text, result jsonb, max_branches int, next_ms int, events jsonb)
+    k int, gid text, branch_id text, participant text, action text, payload jsonb, kind text, compensate jsonb, status text, result jsonb, max_branches int, next_ms int,
+    answers jsonb, events jsonb)
 ), nb_g AS (
   -- Bumps the version, so a commit decided on the branches read before this insert fails its compare-and-set.
   -- A workflow's step also puts off its resume (next_ms), never past the deadline.
@@ -159,6 +164,18 @@ nb_in AS (
   FROM nb_g g JOIN nb_in x ON x.gid = g.gid
   ON CONFLICT (gid, branch_id) DO NOTHING
   RETURNING *
+), nb_p1 AS (
+  -- The phase-1 answers of earlier steps, written with this one (engine/held-answers.ts), as the
+  -- phase1 part writes an answer: only a pending branch changes status. Only when the step went in.
+  UPDATE branches br SET
+    status = CASE WHEN br.status = 'pending' THEN a.status ELSE br.status END,
+    attempts = br.attempts + 1,
+    result = CASE WHEN a.set_result THEN a.result ELSE br.result END,
+    last_error = CASE WHEN a.set_error THEN a.last_error ELSE br.last_error END,
+    updated_at = now()
+  FROM nb_g g JOIN nb_in x ON x.gid = g.gid,
+       jsonb_to_recordset(coalesce(x.answers, '[]'::jsonb)) AS a(branch_id text, status text, set_result boolean, result jsonb, set_error boolean, last_error jsonb)
+  WHERE br.gid = g.gid AND br.branch_id = a.branch_id AND br.gid = ANY (ARRAY(SELECT gid FROM nb_in))
 )`,
     events: `SELECT x.gid, x.events FROM nb b JOIN nb_in x ON x.gid = b.gid`,
     results: `SELECT 'branch'::text AS kind, x.k, NULL::json AS tx, json_build_array(row_to_json(b.*)) AS branches FROM nb b JOIN nb_in x ON x.gid = b.gid`,
@@ -344,6 +361,7 @@ export class TransactionStore {
       branches: change.branches.map((b) => ({
         branch_id: b.branchId,
         status: b.status ?? null,
+        if_pending: b.ifPending ?? false,
         calls: b.calls,
         set_result: b.result !== undefined,
         result: b.result ?? null,
@@ -358,11 +376,19 @@ export class TransactionStore {
   }
 
   /**
-   * Records a new branch of an active interactive transaction, bumping the global version.
-   * Returns null when the transaction is not active, the branch already exists, or the
-   * transaction already holds `maxBranches` branches.
+   * Records a new branch of an active interactive transaction, bumping the global version, with
+   * `answers`: phase-1 answers of its other branches, written in the same statement (a
+   * workflow's held step answers). Returns null, writing nothing, when the transaction is not
+   * active, the branch already exists, or the transaction already holds `maxBranches` branches.
    */
-  insertBranch(gid: string, branch: NewBranch, events: EventInput[], maxBranches: number = LIMITS.maxBranches, nextAttemptInMs: number | null = null): Promise<BranchRecord | null> {
+  insertBranch(
+    gid: string,
+    branch: NewBranch,
+    events: EventInput[],
+    maxBranches: number = LIMITS.maxBranches,
+    nextAttemptInMs: number | null = null,
+    answers: readonly BranchAnswer[] = [],
+  ): Promise<BranchRecord | null> {
     return this.write<BranchRecord | null>('branch', gid, {
       gid,
       branch_id: branch.branchId,
@@ -375,6 +401,14 @@ export class TransactionStore {
       result: branch.result ?? null,
       max_branches: maxBranches,
       next_ms: nextAttemptInMs,
+      answers: answers.map((a) => ({
+        branch_id: a.branchId,
+        status: a.status,
+        set_result: a.result !== undefined,
+        result: a.result ?? null,
+        set_error: a.lastError !== undefined,
+        last_error: a.lastError ?? null,
+      })),
       events: eventRows(events),
     });
   }
