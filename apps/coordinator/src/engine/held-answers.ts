@@ -26,7 +26,10 @@ export class HeldAnswers {
 
   hold(gid: string, answer: HeldAnswer): void {
     let answers = this.byGid.get(gid);
-    if (!answers) this.byGid.set(gid, (answers = new Map()));
+    if (!answers) {
+      answers = new Map<string, HeldAnswer>();
+      this.byGid.set(gid, answers);
+    }
     answers.set(answer.branchId, answer);
   }
 
