@@ -13,9 +13,10 @@ import {
 
 /**
  * The barrier as one Lua script, for Redis. The rules stay in barrier-rules.ts: for a barrier
- * kind (a phase's, or `undo`), `phasePlan` asks them for the decision of every possible input (which inserts took ×
- * the origin and stored answer of the field found in place) and the script is handed that
- * table; Lua only makes the inserts (HSETNX), looks the decision up and applies it. Nothing in
+ * kind (a phase's, or `undo`), `phasePlan` asks them for the decision of every possible input
+ * (which inserts took × the origin and stored answer of the field found in place) and the
+ * script is handed that table; Lua only makes the inserts (HSETNX), looks the decision up and
+ * applies it. Nothing in
  * the Lua source comes from a call: gid, branch id, commands and arguments go through KEYS and
  * ARGV; only the business snippets' own sources (code constants of the app) are composed into it.
  *
