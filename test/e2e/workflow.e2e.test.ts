@@ -420,6 +420,28 @@ describe('decide (PROTOCOL.md 3.3, 3.7)', () => {
     expect(compensation).toMatchObject({ path: '/tx/undo/compensate', body: { branchId: '2', mode: 'saga', action: 'undo', phase: 'compensate', payload: { invoice: 'INV-2' } } });
     expect((await view(gid)).branches.every((b) => b.status === 'rolled_back')).toBe(true);
   });
+
+  it("a local step's compensation on an SDK participant's @LocalStepCompensation runs its method exactly once, a repeat skipped by its barrier", async () => {
+    const gid = `wf-local-undo-${run}`;
+    await beginWorkflow(gid, null);
+    await step(gid, branchStep('1', 'tcc', 'http'));
+    // Over TCP, slower than the coordinator's call timeout (1.5 s): sent again while the first call still runs.
+    const slow = { participant: STEPS_TCP, action: 'voidInvoice', payload: { invoice: 'INV-5', slowMs: 2_500 } };
+    expect(await step(gid, { stepId: '2', kind: 'local', result: 'INV-5', compensate: slow })).toMatchObject({ status: 201 });
+    const quick = { participant: STEPS_HTTP, action: 'voidInvoice', payload: { invoice: 'INV-6' } };
+    expect(await step(gid, { stepId: '3', kind: 'local', result: 'INV-6', compensate: quick })).toMatchObject({ status: 201 });
+    expect((await post(`/v1/transactions/${gid}/rollback`, {})).status).toBeLessThan(300);
+    const done = await finished(gid);
+    expect(done).toMatchObject({ status: 'rolled_back', reason: 'client' });
+    expect(done.branches.map((b) => b.status)).toEqual(['rolled_back', 'rolled_back', 'rolled_back']);
+    // Each compensation ran once, newest step first, though no execute ever reached its participant.
+    expect(undone(gid)).toEqual(['3 http voidInvoice/compensate (saga)', '2 tcp voidInvoice/compensate (saga)', '1 http reserve/cancel (tcc)']);
+    const calls = received(gid).filter((c) => c.includes('voidInvoice'));
+    expect(calls.filter((c) => c.startsWith('3 '))).toEqual(['3 http voidInvoice/compensate (saga)']);
+    // The slow one reached its participant more than once: the repeat found its barrier row and was skipped.
+    expect(calls.filter((c) => c.startsWith('2 ')).length).toBeGreaterThan(1);
+    expect(calls.every((c) => c.endsWith('/compensate (saga)'))).toBe(true);
+  });
 });
 
 describe('resume (PROTOCOL.md 3.7)', () => {

@@ -10,8 +10,15 @@ export type {
   AtModeOptions,
 } from './participant/participant.options.js';
 export { connectParticipantTransport } from './participant/participant-transport.js';
-export { AtAction, MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
-export type { AtActionOptions, MsgActionOptions, SagaActionOptions, TccActionOptions, TwoPhaseActionOptions } from './participant/decorators.js';
+export { AtAction, LocalStepCompensation, MsgAction, SagaAction, TccAction, TransactionParticipant, TwoPhaseAction, XaAction } from './participant/decorators.js';
+export type {
+  AtActionOptions,
+  LocalStepCompensationOptions,
+  MsgActionOptions,
+  SagaActionOptions,
+  TccActionOptions,
+  TwoPhaseActionOptions,
+} from './participant/decorators.js';
 export type { BranchContext, PhaseCallIdentity } from './participant/participant.explorer.js';
 export { BusinessFailure } from './data-layers/core/business-failure.js';
 // A phase whose outcome is not known yet (PROTOCOL.md 3.6): `return ongoing({ retryAfterMs })`,
@@ -32,7 +39,7 @@ export type { AtDataLayer, AtRowRef, AtTable, BusinessAnswer, BusinessWork, Data
 export { atSchemaDdl, atTriggerDdl, dropAtSchemaDdl } from './data-layers/core/at-sql.js';
 export { AtRowLockedError, isAtRowLocked } from './data-layers/core/sql-at.js';
 export { AtLocks, type ReadUnlockedOptions } from './participant/at-branches.js';
-export type { BarrierOutcome } from './data-layers/core/barrier-rules.js';
+export type { BarrierOutcome, BarrierRunOptions } from './data-layers/core/barrier-rules.js';
 export { barrierTableDdl } from './data-layers/core/barrier-sql.js';
 export type { SqlDialect } from './data-layers/core/sql.js';
 export { BranchBarrier, type LocalCommitState, type LocalTransactionBarrier, type LocalTransactionOutcome } from './participant/barrier.js';

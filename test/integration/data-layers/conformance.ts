@@ -388,6 +388,57 @@ export function describeBarrierConformance<Tx>(name: string, traits: StoreTraits
       });
     });
 
+    describe("undo: a workflow's local step compensated by a @LocalStepCompensation action (no phase 1 here, by design)", () => {
+      const undo = (gid: string, work: (tx: Tx) => Promise<BusinessAnswer>): Promise<BarrierOutcome> =>
+        f.layer.runPhase(call(gid, 'compensate', 'saga'), work, { kind: 'undo' });
+      const recorded = (gid: string, effect: string, answer: BusinessAnswer) => async (tx: Tx): Promise<BusinessAnswer> => {
+        await f.record(tx, gid, effect);
+        return answer;
+      };
+
+      it('runs the method once though no execute came (not a null compensation); a repeat is skipped; it takes only its own slot', async () => {
+        const gid = id('undo-once');
+        expect(await undo(gid, recorded(gid, 'compensate', { voided: true }))).toEqual({ kind: 'ok', result: { voided: true }, duplicate: false, skipped: false });
+        expect(await undo(gid, recorded(gid, 'compensate', { voided: true }))).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+        expect(await f.effects(gid)).toEqual(['compensate']);
+        // No anti-hanging marker in the phase-1 slot: there is no phase 1 to refuse.
+        expect(await f.barrierRows(gid)).toBe(1);
+      });
+
+      it('the same compensate without the undo rule is the null compensation it always was: the method does not run', async () => {
+        const gid = id('undo-contrast');
+        expect(await f.layer.runPhase(call(gid, 'compensate', 'saga'), recorded(gid, 'compensate', null))).toEqual({ kind: 'ok', result: null, duplicate: false, skipped: true });
+        expect(await f.effects(gid)).toEqual([]);
+      });
+
+      it('answering ongoing, it is asked again (what it wrote stays) until it answers for good; then repeats are skipped', async () => {
+        const gid = id('undo-ongoing');
+        const asked = { kind: 'ongoing', retryAfterMs: 1000 };
+        expect(await undo(gid, recorded(gid, 'compensate:waiting', ongoing({ retryAfterMs: 1000 })))).toEqual(asked);
+        expect(await undo(gid, recorded(gid, 'compensate:waiting', ongoing({ retryAfterMs: 1000 })))).toEqual(asked);
+        expect(await undo(gid, recorded(gid, 'compensate', { voided: true }))).toEqual({ kind: 'ok', result: { voided: true }, duplicate: false, skipped: false });
+        expect(await undo(gid, recorded(gid, 'compensate', { voided: true }))).toEqual({ kind: 'ok', result: null, duplicate: true, skipped: true });
+        expect(await f.effects(gid)).toEqual(['compensate:waiting', 'compensate:waiting', 'compensate']);
+        expect(await f.barrierRows(gid)).toBe(1);
+      });
+
+      it('a business refusal leaves no row: answered failed, and the next call runs it', async () => {
+        const gid = id('undo-refused');
+        expect(await undo(gid, (tx) => f.refuse(tx, gid))).toEqual({ kind: 'failed', message: 'no stock', details: { reason: 'out_of_stock' } });
+        expect(await f.barrierRows(gid)).toBe(0);
+        expect(await undo(gid, recorded(gid, 'compensate', null))).toMatchObject({ kind: 'ok', duplicate: false, skipped: false });
+        expect(await f.effects(gid)).toEqual(['compensate']);
+      });
+
+      it('ten concurrent identical calls take effect exactly once', async () => {
+        const gid = id('undo-concurrent');
+        const answers = await Promise.all(Array.from({ length: 10 }, () => transientRetried(() => undo(gid, recorded(gid, 'compensate', null)))));
+        expect(answers.every((a) => a.kind === 'ok')).toBe(true);
+        expect(answers.filter((a) => a.kind === 'ok' && !a.duplicate)).toHaveLength(1);
+        expect(await f.effects(gid)).toEqual(['compensate']);
+      });
+    });
+
     describe('msg: the check-back and the local transaction meet on one barrier row', () => {
       it('a check before any local transaction answers 409, for good: a later local transaction is refused and its work never runs', async () => {
         const gid = id('msg-check-first');

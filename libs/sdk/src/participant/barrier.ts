@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ID_PATTERN, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
+import type { BarrierOutcome, BarrierRunOptions } from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
 import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
@@ -69,8 +69,9 @@ export class BranchBarrier<Tx = unknown> implements LocalTransactionBarrier<Tx> 
     return this.options.name;
   }
 
-  run(call: PhaseCallBody, business: BusinessWork<Tx>): Promise<BarrierOutcome> {
-    return this.dataLayer.runPhase(call, business);
+  /** One phase call through the barrier; `options.kind` `undo` for a compensation with no phase 1 by design (LocalStepCompensation). */
+  run(call: PhaseCallBody, business: BusinessWork<Tx>, options?: BarrierRunOptions): Promise<BarrierOutcome> {
+    return options ? this.dataLayer.runPhase(call, business, options) : this.dataLayer.runPhase(call, business);
   }
 
   /**

@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
 import {
   answerSlot,
   barrierDecision,
   barrierInserts,
+  barrierKind,
   barrierOutcome,
   ongoingOutcome,
   slotToRead,
   type BarrierOrigin,
   type BarrierOutcome,
+  type BarrierRunOptions,
   type BarrierSlot,
 } from '../data-layers/core/barrier-rules.js';
 import { BusinessFailure } from '../data-layers/core/business-failure.js';
@@ -52,8 +54,8 @@ class MemoryDataLayer implements DtxDataLayer<{ handle: string }> {
   /** Calls whose business work ran. */
   readonly ran: PhaseCallBody[] = [];
 
-  async runPhase(call: PhaseCallBody, work: BusinessWork<{ handle: string }>): Promise<BarrierOutcome> {
-    const kind = phaseKind(call.phase);
+  async runPhase(call: PhaseCallBody, work: BusinessWork<{ handle: string }>, options?: BarrierRunOptions): Promise<BarrierOutcome> {
+    const kind = barrierKind(call.phase, options);
     const key = (slot: BarrierSlot) => `${call.gid}/${call.branchId}/${slot}`;
     const written: string[] = [];
     const inserted = barrierInserts(kind).map(({ slot, origin }) => {
@@ -318,6 +320,48 @@ describe('BranchDispatcher', () => {
         kind: 'ongoing_not_supported',
         message: 'debit/prepare of o3/b1: an XaAction cannot answer ongoing(): its phase 1 must give a final answer within the call (a result, or a BusinessFailure); nothing it wrote was kept',
       });
+    });
+  });
+
+  describe('a local step\'s compensation (@LocalStepCompensation, PROTOCOL.md 3.7)', () => {
+    const compensate = (gid: string, action: string): PhaseCallBody => ({ gid, branchId: 'step-2', mode: 'saga', action, phase: 'compensate', payload: { invoice: 'INV-2' } });
+
+    it('runs its compensate through the undo rule: once, though no execute ever came; a repeat is skipped; while ongoing it is asked again', async () => {
+      const layer = new MemoryDataLayer();
+      const undone: Json[] = [];
+      let answer: 'waiting' | 'done' = 'done';
+      const voidInvoice = (payload: Json) => {
+        undone.push(payload);
+        return answer === 'waiting' ? ongoing({ retryAfterMs: 50 }) : { voided: undone.length };
+      };
+      const dispatcher = dispatcherWith(layer, [{ name: 'voidInvoice', mode: 'saga', xa: false, at: false, localStepCompensation: true, handlers: { compensate: voidInvoice } }]);
+      expect(await dispatcher.dispatch(compensate('l1', 'voidInvoice'))).toEqual({ kind: 'ok', result: { voided: 1 } });
+      expect(await dispatcher.dispatch(compensate('l1', 'voidInvoice'))).toEqual({ kind: 'ok', result: null });
+      expect(undone).toEqual([{ invoice: 'INV-2' }]);
+      // It takes no phase-1 slot: only its own.
+      expect([...layer.rows.keys()]).toEqual(['l1/step-2/rollback']);
+
+      answer = 'waiting';
+      expect(await dispatcher.dispatch(compensate('l2', 'voidInvoice'))).toEqual({ kind: 'ongoing', retryAfterMs: 50 });
+      expect(await dispatcher.dispatch(compensate('l2', 'voidInvoice'))).toEqual({ kind: 'ongoing', retryAfterMs: 50 });
+      answer = 'done';
+      expect(await dispatcher.dispatch(compensate('l2', 'voidInvoice'))).toEqual({ kind: 'ok', result: { voided: 4 } });
+      expect(await dispatcher.dispatch(compensate('l2', 'voidInvoice'))).toEqual({ kind: 'ok', result: null });
+      expect(undone).toHaveLength(4);
+    });
+
+    it('a @SagaAction\'s compensate without its execute stays a null compensation (the limit the decorator lifts); an execute of the compensation is refused', async () => {
+      const layer = new MemoryDataLayer();
+      let unshipped = 0;
+      let voided = 0;
+      const dispatcher = dispatcherWith(layer, [
+        { name: 'ship', mode: 'saga', xa: false, at: false, handlers: { execute: () => undefined, compensate: () => void unshipped++ } },
+        { name: 'voidInvoice', mode: 'saga', xa: false, at: false, localStepCompensation: true, handlers: { compensate: () => void voided++ } },
+      ]);
+      expect(await dispatcher.dispatch(compensate('l3', 'ship'))).toEqual({ kind: 'ok', result: null });
+      expect(unshipped).toBe(0);
+      expect(await dispatcher.dispatch({ ...compensate('l3', 'voidInvoice'), phase: 'execute' })).toEqual({ kind: 'invalid', message: 'action voidInvoice has no execute method' });
+      expect(voided).toBe(0);
     });
   });
 });

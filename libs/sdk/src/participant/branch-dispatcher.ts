@@ -108,6 +108,9 @@ export class BranchDispatcher implements OnApplicationBootstrap {
       if (body.phase === phases.phase1) outcome = await this.atBranches.prepare(body, business);
       else if (body.phase === phases.commit) outcome = await this.atBranches.commit(body);
       else outcome = await this.atBranches.rollback(body);
+    } else if (action.localStepCompensation) {
+      // Only its compensate has a method (checked above): no phase 1 ever reaches it, by design.
+      outcome = await this.barrier.run(body, business, { kind: 'undo' });
     } else if (!action.xa) outcome = await this.barrier.run(body, business);
     else if (body.phase === phases.phase1) outcome = await this.prepared.prepare(this.options.name, body, business);
     else if (body.phase === phases.commit) outcome = await this.prepared.commit(this.options.name, body);

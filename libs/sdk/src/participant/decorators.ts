@@ -18,6 +18,11 @@ export interface ActionMetadata {
   xa?: boolean;
   /** 2PC in AT mode: the SDK records how to undo the work and locks its rows (see AtAction). */
   at?: boolean;
+  /**
+   * A saga action with only `compensate`, for a workflow's local steps (see LocalStepCompensation):
+   * its calls go through the barrier's `undo` rule, since no phase 1 ever reaches it.
+   */
+  localStepCompensation?: boolean;
 }
 
 function actionDecorator(build: (methodName: string) => ActionMetadata): MethodDecorator {
@@ -116,6 +121,25 @@ export function SagaAction(options: SagaActionOptions): MethodDecorator {
     mode: 'saga',
     methods: { execute: method, compensate: options.compensate },
   }));
+}
+
+export interface LocalStepCompensationOptions {
+  /** Action name; defaults to the method name. */
+  name?: string;
+}
+
+/**
+ * Declares the compensation of a workflow's local steps (PROTOCOL.md 3.7): the decorated method
+ * undoes, on rollback, work that ran in the workflow's host (`wf.local(work, { compensate:
+ * { participant, action, payload } })`). Registered as a saga action with only a `compensate`
+ * (the coordinator calls it as one, branch id = the step id); an `execute` of it is refused
+ * (400). Its calls go through the barrier's own `undo` rule: a `@SagaAction`'s compensate
+ * without its execute is a null compensation and would skip the method, but here there is no
+ * execute by design, so the first call runs it, a repeat is a duplicate (skipped), and one that
+ * answered `ongoing()` is run again until it answers for good.
+ */
+export function LocalStepCompensation(options: LocalStepCompensationOptions = {}): MethodDecorator {
+  return actionDecorator((method) => ({ name: options.name ?? method, mode: 'saga', methods: { compensate: method }, localStepCompensation: true }));
 }
 
 export interface MsgActionOptions {

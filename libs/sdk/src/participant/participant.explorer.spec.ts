@@ -3,7 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
 import type { Json } from '@nest-dtx/protocol';
-import { MsgAction, SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
+import { LocalStepCompensation, MsgAction, SagaAction, TccAction, TransactionParticipant, XaAction } from './decorators.js';
 import { ParticipantExplorer, type BranchContext } from './participant.explorer.js';
 
 @Injectable()
@@ -70,6 +70,20 @@ class Broken {
 
 @Injectable()
 @TransactionParticipant()
+class Invoices {
+  readonly voided: Json[] = [];
+
+  @LocalStepCompensation()
+  voidInvoice(payload: Json): void {
+    this.voided.push(payload);
+  }
+
+  @LocalStepCompensation({ name: 'releaseNumber' })
+  release(): void {}
+}
+
+@Injectable()
+@TransactionParticipant()
 class DebitAgain {
   @TccAction({ name: 'debit', confirm: 'ok', cancel: 'ok' })
   tryIt(): void {}
@@ -119,5 +133,19 @@ describe('ParticipantExplorer', () => {
 
   it('fails the boot when two providers declare the same action in the same mode', async () => {
     await expect(explorerWith(Wallet, DebitAgain)).rejects.toThrow('tcc action "debit" is declared twice');
+  });
+
+  it('registers a @LocalStepCompensation as a saga action with only its compensate, marked for the barrier\'s undo rule', async () => {
+    const module = await explorerWith(Invoices);
+    const explorer = module.get(ParticipantExplorer);
+    const action = explorer.get('voidInvoice', 'saga');
+    expect(action).toMatchObject({ name: 'voidInvoice', mode: 'saga', xa: false, at: false, localStepCompensation: true });
+    expect(Object.keys(action?.handlers ?? {})).toEqual(['compensate']);
+    await action?.handlers.compensate?.({ invoice: 'INV-1' }, {} as BranchContext);
+    expect(module.get(Invoices).voided).toEqual([{ invoice: 'INV-1' }]);
+    expect(explorer.get('releaseNumber', 'saga')).toMatchObject({ localStepCompensation: true });
+    expect(explorer.list().map((a) => `${a.mode}/${a.name}`).sort()).toEqual(['msg/dtx-msg-check', 'saga/releaseNumber', 'saga/voidInvoice']);
+    // An ordinary saga action is not marked.
+    expect((await explorerWith(Wallet)).get(ParticipantExplorer).get('debit', 'saga')).not.toHaveProperty('localStepCompensation');
   });
 });

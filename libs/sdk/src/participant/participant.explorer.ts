@@ -65,6 +65,8 @@ export interface RegisteredAction {
   xa: boolean;
   /** 2PC in AT mode: undo log and row locks by triggers (see AtAction). */
   at: boolean;
+  /** A saga compensate with no execute by design, through the barrier's `undo` rule (see LocalStepCompensation). */
+  localStepCompensation?: boolean;
   /**
    * An action of the SDK itself rather than of the app: `msg-check`, the answer to msg's
    * check-back (DTX_MSG_CHECK_ACTION), which the dispatcher gives from the barrier alone.
@@ -144,7 +146,14 @@ export class ParticipantExplorer implements OnModuleInit {
       }
       handlers[phase] = (method as PhaseHandler).bind(instance);
     }
-    this.actions.set(key, { name: metadata.name, mode: metadata.mode, handlers, xa: metadata.xa ?? false, at: metadata.at ?? false });
+    this.actions.set(key, {
+      name: metadata.name,
+      mode: metadata.mode,
+      handlers,
+      xa: metadata.xa ?? false,
+      at: metadata.at ?? false,
+      ...(metadata.localStepCompensation ? { localStepCompensation: true } : {}),
+    });
     this.logger.log(`action ${metadata.name} (${metadata.mode}): ${Object.keys(handlers).join(', ')}`);
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { answerSlot, barrierDecision, barrierInserts, barrierOutcome, ongoingOutcome, slotToRead, type BarrierDecision, type FoundRow } from './barrier-rules.js';
+import { answerSlot, barrierDecision, barrierInserts, barrierKind, barrierOutcome, ongoingOutcome, slotToRead, type BarrierDecision, type FoundRow } from './barrier-rules.js';
 import { ongoing } from './ongoing-answer.js';
 
 const branch = { gid: 'g1', branchId: 'b1', phase: 'try' as const };
@@ -104,5 +104,25 @@ describe('barrier rules', () => {
     expect(barrierInserts('resume')).toEqual([]);
     expect(slotToRead('resume', [])).toBeNull();
     expect(barrierDecision('resume', [], null)).toEqual(run(false));
+  });
+
+  it('undo (a local step\'s compensation): takes only the rollback slot, no marker; runs once, skips duplicates, runs again while ongoing', () => {
+    expect(barrierInserts('undo')).toEqual([{ slot: 'rollback', origin: 'rollback' }]);
+    expect(answerSlot('undo')).toBe('rollback');
+    // First call: runs, with no phase 1 to take over (and none to find: it is never a null compensation).
+    expect(barrierDecision('undo', [true], null)).toEqual(run(false));
+    expect(slotToRead('undo', [true])).toBeNull();
+    // A repeat reads its own slot: a duplicate once final, the method again while ongoing.
+    expect(slotToRead('undo', [false])).toBe('rollback');
+    expect(barrierDecision('undo', [false], row('rollback'))).toEqual({ kind: 'skip', duplicate: true });
+    expect(barrierDecision('undo', [false], row('rollback', 'ongoing'))).toEqual(run(true));
+    expect(barrierOutcome({ ...branch, phase: 'compensate' }, run(false), { undone: true })).toEqual({ kind: 'ok', result: { undone: true }, duplicate: false, skipped: false });
+  });
+
+  it('the kind of a call: its phase\'s, or undo when asked for a rollback phase; undo for any other phase is a bug', () => {
+    expect(barrierKind('compensate')).toBe('rollback');
+    expect(barrierKind('try', {})).toBe('phase1');
+    for (const phase of ['compensate', 'cancel', 'rollback'] as const) expect(barrierKind(phase, { kind: 'undo' })).toBe('undo');
+    for (const phase of ['execute', 'try', 'confirm', 'check', 'resume'] as const) expect(() => barrierKind(phase, { kind: 'undo' })).toThrow(TypeError);
   });
 });

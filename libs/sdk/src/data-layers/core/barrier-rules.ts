@@ -1,4 +1,4 @@
-import type { BranchLocks, Json, PhaseCallBody, PhaseKind } from '@nest-dtx/protocol';
+import { phaseKind, type BranchLocks, type Json, type Phase, type PhaseCallBody, type PhaseKind } from '@nest-dtx/protocol';
 import type { OngoingAnswer } from './ongoing-answer.js';
 import type { StoredAnswer } from './stored-answer.js';
 
@@ -16,6 +16,10 @@ import type { StoredAnswer } from './stored-answer.js';
  *   same call again finds the marker and runs the method again, until a final answer replaces
  *   it. A rollback that finds phase 1 ongoing takes the phase-1 slot over (origin rollback) and
  *   runs the real compensation (phase 1 did run, and wrote); a late phase 1 then refuses.
+ * - a compensation that has no phase 1 by design (kind `undo`: a workflow's local step, whose
+ *   work ran in the workflow's host, undone by a `@LocalStepCompensation` action) takes only the
+ *   rollback slot: its first call runs, a repeat is a duplicate, an ongoing answer is run again
+ *   as for a rollback; it leaves no marker, there being no phase 1 here to refuse.
  *
  * The table (inserted: which of the phase's inserts took; found: the row read when one did not):
  *
@@ -32,6 +36,9 @@ import type { StoredAnswer } from './stored-answer.js';
  * | rollback | [yes, yes]    | -                          | skip (null compensation)                         |
  * | rollback | [any, no]     | rollback, ongoing          | run again, store the final answer (clears it)    |
  * | rollback | [any, no]     | rollback, final            | skip (duplicate)                                 |
+ * | undo     | [yes]         | -                          | run                                              |
+ * | undo     | [no]          | rollback, ongoing          | run again, store the final answer (clears it)    |
+ * | undo     | [no]          | rollback, final            | skip (duplicate)                                 |
  * | check    | [yes]         | -                          | refuse (not committed, for good)                 |
  * | check    | [no]          | phase1, origin rollback    | refuse                                           |
  * | check    | [no]          | phase1, other              | replay (committed)                               |
@@ -45,6 +52,27 @@ import type { StoredAnswer } from './stored-answer.js';
  * calls for one branch serialise on the primary key, and a run-again locks the row it found);
  * the Redis one hands the whole table of decisions to one Lua script.
  */
+
+/**
+ * The rule a call goes through: its phase's kind, or `undo`, a compensation with no phase 1 by
+ * design (a workflow's local step undone by a `@LocalStepCompensation` action). `undo` is not on
+ * the wire: the call is a `compensate` like any other, the action's metadata picks the rule.
+ */
+export type BarrierKind = PhaseKind | 'undo';
+
+/** How a call goes through the barrier, beside what its phase says (DtxDataLayer.runPhase). */
+export interface BarrierRunOptions {
+  /** `undo`: the call compensates work that had no phase 1 here (only a rollback phase may). */
+  kind?: 'undo';
+}
+
+/** The rule of a call of `phase` run with `options`; `undo` for anything but a rollback phase is a bug (TypeError). */
+export function barrierKind(phase: Phase, options?: BarrierRunOptions): BarrierKind {
+  const kind = phaseKind(phase);
+  if (options?.kind !== 'undo') return kind;
+  if (kind !== 'rollback') throw new TypeError(`the barrier's undo rule is for a rollback phase (cancel, rollback, compensate), not ${phase}`);
+  return 'undo';
+}
 
 /** The row slots of a branch. */
 export type BarrierSlot = 'phase1' | 'commit' | 'rollback';
@@ -84,7 +112,7 @@ export type BarrierOutcome =
   /** The business method answered ongoing (PROTOCOL.md 3.6): what it wrote committed with the marker; the same call will run it again. */
   | { kind: 'ongoing'; retryAfterMs?: number };
 
-const INSERTS: Record<PhaseKind, readonly BarrierInsert[]> = {
+const INSERTS: Record<BarrierKind, readonly BarrierInsert[]> = {
   phase1: [{ slot: 'phase1', origin: 'phase1' }],
   commit: [{ slot: 'commit', origin: 'commit' }],
   // Taking the phase-1 slot first means a late phase 1 will find it and refuse.
@@ -99,20 +127,24 @@ const INSERTS: Record<PhaseKind, readonly BarrierInsert[]> = {
   check: [{ slot: 'phase1', origin: 'rollback' }],
   // A workflow's resume (PROTOCOL.md 3.7) takes no row: its steps are recorded by the coordinator.
   resume: [],
+  // A compensation with no phase 1 by design: no marker in the phase-1 slot, nothing could refuse on it.
+  undo: [{ slot: 'rollback', origin: 'rollback' }],
 };
 
 /** The rows a phase inserts, in this order, each only if its slot is free. */
-export function barrierInserts(kind: PhaseKind): readonly BarrierInsert[] {
+export function barrierInserts(kind: BarrierKind): readonly BarrierInsert[] {
   return INSERTS[kind];
 }
 
 /** The slot whose row keeps what this phase answered (its result, or the ongoing marker); null: the phase keeps none. */
-export function answerSlot(kind: PhaseKind): BarrierSlot | null {
+export function answerSlot(kind: BarrierKind): BarrierSlot | null {
   switch (kind) {
     case 'phase1':
     case 'commit':
     case 'rollback':
       return kind;
+    case 'undo':
+      return 'rollback';
     case 'check':
     case 'resume':
       return null;
@@ -123,7 +155,7 @@ export function answerSlot(kind: PhaseKind): BarrierSlot | null {
  * The slot whose row the decision needs (its origin and stored answer), given which inserts took
  * (same order as barrierInserts); null when it needs none.
  */
-export function slotToRead(kind: PhaseKind, inserted: readonly boolean[]): BarrierSlot | null {
+export function slotToRead(kind: BarrierKind, inserted: readonly boolean[]): BarrierSlot | null {
   switch (kind) {
     case 'phase1':
     case 'check':
@@ -132,6 +164,8 @@ export function slotToRead(kind: PhaseKind, inserted: readonly boolean[]): Barri
       return inserted[0] ? null : 'commit';
     case 'rollback':
       return inserted[1] ? null : 'rollback';
+    case 'undo':
+      return inserted[0] ? null : 'rollback';
     case 'resume':
       return null;
   }
@@ -143,7 +177,7 @@ const run = (storesResult: boolean, takesOverOngoingPhase1 = false): BarrierDeci
  * The decision, from which inserts took (same order as barrierInserts) and, when slotToRead
  * names a slot, the row found there (null if it vanished meanwhile: treated as a final answer).
  */
-export function barrierDecision(kind: PhaseKind, inserted: readonly boolean[], found: FoundRow | null): BarrierDecision {
+export function barrierDecision(kind: BarrierKind, inserted: readonly boolean[], found: FoundRow | null): BarrierDecision {
   switch (kind) {
     case 'phase1':
       if (inserted[0]) return run(true);
@@ -157,6 +191,10 @@ export function barrierDecision(kind: PhaseKind, inserted: readonly boolean[], f
       if (!first) return found?.answer === 'ongoing' ? run(true) : { kind: 'skip', duplicate: true };
       return phase1NeverRan ? { kind: 'skip', duplicate: false } : run(false, true);
     }
+    case 'undo':
+      // No phase 1 to look at, none to take over: the first call runs, as a rollback's would.
+      if (inserted[0]) return run(false);
+      return found?.answer === 'ongoing' ? run(true) : { kind: 'skip', duplicate: true };
     case 'check':
       // Committed: answer what the local transaction stored. Not committed (the marker is ours,
       // now or from an earlier check): refuse, a 409 the coordinator takes as "roll back".

@@ -1,5 +1,5 @@
 import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
-import type { BarrierOutcome } from './barrier-rules.js';
+import type { BarrierOutcome, BarrierRunOptions } from './barrier-rules.js';
 import type { BranchKey } from './barrier-sql.js';
 import type { OngoingAnswer } from './ongoing-answer.js';
 import type { SchemaNeeds } from './schema.js';
@@ -30,9 +30,11 @@ export interface DtxDataLayer<Tx = unknown> {
    * when the rules say so, the business work. A BusinessFailure thrown by the work rolls both
    * back and is answered `failed`; any other error rolls back and propagates (a transient 5xx).
    * Work that answers `ongoing()` commits with the ongoing marker in its slot, answered
-   * `ongoing`: the same call runs the work again (barrier-rules.ts).
+   * `ongoing`: the same call runs the work again (barrier-rules.ts). `options.kind` `undo`: a
+   * rollback phase that compensates work with no phase 1 here by design (a workflow's local
+   * step, `@LocalStepCompensation`), run by the barrier's `undo` rule rather than `rollback`.
    */
-  runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome>;
+  runPhase(call: PhaseCallBody, work: BusinessWork<Tx>, options?: BarrierRunOptions): Promise<BarrierOutcome>;
   /**
    * Deletes at most `batchSize` barrier rows of branches whose rows are all older than
    * `retentionMs` (on the database's clock); returns how many it deleted.

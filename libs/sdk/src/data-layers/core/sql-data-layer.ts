@@ -1,5 +1,17 @@
-import { phaseKind, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
-import { answerSlot, barrierDecision, barrierInserts, barrierOutcome, ongoingOutcome, slotToRead, type BarrierOutcome, type FoundRow } from './barrier-rules.js';
+import type { Json, PhaseCallBody } from '@nest-dtx/protocol';
+import {
+  answerSlot,
+  barrierDecision,
+  barrierInserts,
+  barrierKind,
+  barrierOutcome,
+  ongoingOutcome,
+  slotToRead,
+  type BarrierKind,
+  type BarrierOutcome,
+  type BarrierRunOptions,
+  type FoundRow,
+} from './barrier-rules.js';
 import { BarrierSql, type StoredRow } from './barrier-sql.js';
 import { BusinessFailure } from './business-failure.js';
 import {
@@ -62,22 +74,23 @@ export class SqlDataLayer<Tx> implements DtxDataLayer<Tx> {
     return this.schema.check(needs);
   }
 
-  runPhase(call: PhaseCallBody, work: BusinessWork<Tx>): Promise<BarrierOutcome> {
-    return this.schema.explain(BARRIER_NEEDS, () => this.runPhaseWith(call, (_run, handle) => work(handle)));
+  runPhase(call: PhaseCallBody, work: BusinessWork<Tx>, options?: BarrierRunOptions): Promise<BarrierOutcome> {
+    return this.schema.explain(BARRIER_NEEDS, () => this.runPhaseWith(call, (_run, handle) => work(handle), options));
   }
 
   /** runPhase, for work that also runs statements in the phase's local transaction. */
-  async runPhaseWith(call: PhaseCallBody, work: PhaseWork<Tx>): Promise<BarrierOutcome> {
+  async runPhaseWith(call: PhaseCallBody, work: PhaseWork<Tx>, options?: BarrierRunOptions): Promise<BarrierOutcome> {
+    // Before the transaction: an undo rule asked for a phase that is no rollback is a bug, not a database error.
+    const kind = barrierKind(call.phase, options);
     try {
-      return await this.driver.transaction((run, handle) => this.phaseInTransaction(run, handle, call, work));
+      return await this.driver.transaction((run, handle) => this.phaseInTransaction(run, handle, call, kind, work));
     } catch (error) {
       if (error instanceof BusinessFailure) return failedOutcome(error);
       throw error;
     }
   }
 
-  private async phaseInTransaction(run: SqlRun, handle: Tx, call: PhaseCallBody, work: PhaseWork<Tx>): Promise<BarrierOutcome> {
-    const kind = phaseKind(call.phase);
+  private async phaseInTransaction(run: SqlRun, handle: Tx, call: PhaseCallBody, kind: BarrierKind, work: PhaseWork<Tx>): Promise<BarrierOutcome> {
     await run(this.sql.lockTimeout(this.lockTimeoutMs));
     const inserted: boolean[] = [];
     for (const insert of barrierInserts(kind)) inserted.push((await run(this.sql.insert(call, insert))).affected > 0);

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { PhaseKind } from '@nest-dtx/protocol';
-import { answerSlot, barrierDecision, barrierInserts, slotToRead } from '../core/barrier-rules.js';
+import { answerSlot, barrierDecision, barrierInserts, slotToRead, type BarrierKind } from '../core/barrier-rules.js';
 import { BASE_SCRIPT, composeScript, phasePlan } from './barrier-script.js';
 
 describe('the Redis barrier script', () => {
-  it.each(['phase1', 'commit', 'rollback', 'check'] as const)('hands Lua the rules’ decision for every input of a %s', (kind: PhaseKind) => {
+  it.each(['phase1', 'commit', 'rollback', 'check', 'undo'] as const)('hands Lua the rules’ decision for every input of a %s', (kind: BarrierKind) => {
     const plan = phasePlan(kind);
     const n = barrierInserts(kind).length;
     expect(plan.inserts).toEqual(barrierInserts(kind).map((i) => [i.slot, i.origin]));
@@ -32,6 +31,17 @@ describe('the Redis barrier script', () => {
     // A phase's answer is kept in its own slot, written with that slot's own origin.
     const slot = answerSlot(kind);
     expect(plan.answerField).toEqual(slot ? { slot, origin: slot } : null);
+  });
+
+  it('undo: one HSETNX of the rollback field (no phase-1 marker); run when it took, else by the field read: duplicate or run again while ongoing', () => {
+    const plan = phasePlan('undo');
+    expect(plan.inserts).toEqual([['rollback', 'rollback']]);
+    expect(plan.luaTable['1']).toEqual({ kind: 'run', storesResult: false, takesOverOngoingPhase1: false });
+    expect(plan.luaTable['0']).toMatchObject({
+      readSlot: 'rollback',
+      byRow: { 'rollback|final': { kind: 'skip' }, 'rollback|ongoing': { kind: 'run', storesResult: true, takesOverOngoingPhase1: false } },
+    });
+    expect(plan.answerField).toEqual({ slot: 'rollback', origin: 'rollback' });
   });
 
   it('wraps each snippet as a function of its own KEYS and ARGV, closing it on a line of its own', () => {

@@ -1,12 +1,22 @@
 import { createHash } from 'node:crypto';
-import type { PhaseKind } from '@nest-dtx/protocol';
-import { answerSlot, barrierDecision, barrierInserts, slotToRead, type BarrierDecision, type BarrierOrigin, type BarrierSlot, type FoundRow } from '../core/barrier-rules.js';
+import {
+  answerSlot,
+  barrierDecision,
+  barrierInserts,
+  slotToRead,
+  type BarrierDecision,
+  type BarrierKind,
+  type BarrierOrigin,
+  type BarrierSlot,
+  type FoundRow,
+} from '../core/barrier-rules.js';
 
 /**
- * The barrier as one Lua script, for Redis. The rules stay in barrier-rules.ts: for a phase
- * kind, `phasePlan` asks them for the decision of every possible input (which inserts took ×
- * the origin and stored answer of the field found in place) and the script is handed that
- * table; Lua only makes the inserts (HSETNX), looks the decision up and applies it. Nothing in
+ * The barrier as one Lua script, for Redis. The rules stay in barrier-rules.ts: for a barrier
+ * kind (a phase's, or `undo`), `phasePlan` asks them for the decision of every possible input
+ * (which inserts took × the origin and stored answer of the field found in place) and the
+ * script is handed that table; Lua only makes the inserts (HSETNX), looks the decision up and
+ * applies it. Nothing in
  * the Lua source comes from a call: gid, branch id, commands and arguments go through KEYS and
  * ARGV; only the business snippets' own sources (code constants of the app) are composed into it.
  *
@@ -24,9 +34,9 @@ type LuaDecision = Pick<BarrierDecision, 'kind'> & { storesResult?: boolean; tak
 /** A decision, or (when the rules need the row found in place) the field to read and the decision by what it holds (`origin|answer`). */
 type LuaTableEntry = LuaDecision | { readSlot: BarrierSlot; byRow: Record<string, LuaDecision> };
 
-/** One phase kind's inserts and the decision of every input, keyed as the script keys them. */
+/** One barrier kind's inserts and the decision of every input, keyed as the script keys them. */
 export interface PhasePlan {
-  kind: PhaseKind;
+  kind: BarrierKind;
   inserts: readonly [slot: BarrierSlot, origin: BarrierOrigin][];
   /**
    * Key: the inserts that took as bits (`10`: the first took, the second did not), then
@@ -48,7 +58,7 @@ function bitStrings(n: number): string[] {
 const forLua = (d: BarrierDecision): LuaDecision =>
   d.kind === 'run' ? { kind: d.kind, storesResult: d.storesResult, takesOverOngoingPhase1: d.takesOverOngoingPhase1 } : { kind: d.kind };
 
-export function phasePlan(kind: PhaseKind): PhasePlan {
+export function phasePlan(kind: BarrierKind): PhasePlan {
   const inserts = barrierInserts(kind);
   const decisions = new Map<string, BarrierDecision>();
   const luaTable: Record<string, LuaTableEntry> = {};

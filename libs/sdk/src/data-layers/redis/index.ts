@@ -1,6 +1,6 @@
-import { ID_PATTERN, phaseKind, type Json, type PhaseCallBody, type PhaseKind } from '@nest-dtx/protocol';
+import { ID_PATTERN, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import type { Cluster, Redis } from 'ioredis';
-import { barrierOutcome, ongoingOutcome, type BarrierDecision, type BarrierOutcome } from '../core/barrier-rules.js';
+import { barrierKind, barrierOutcome, ongoingOutcome, type BarrierDecision, type BarrierKind, type BarrierOutcome, type BarrierRunOptions } from '../core/barrier-rules.js';
 import { BusinessFailure } from '../core/business-failure.js';
 import type { BusinessAnswer, BusinessWork, DtxDataLayer } from '../core/data-layer.js';
 import { isOngoingAnswer, type OngoingAnswer } from '../core/ongoing-answer.js';
@@ -35,7 +35,9 @@ export const REDIS_BARRIER_DEFAULTS = { keyPrefix: 'dtx:barrier:', retentionMs: 
  */
 const MAX_CACHED_SCRIPTS = 256;
 
-const PHASE_KINDS: readonly PhaseKind[] = ['phase1', 'commit', 'rollback', 'check'];
+/** The rules that keep rows (a workflow's resume keeps none and never reaches a data layer). */
+const BARRIER_KINDS = ['phase1', 'commit', 'rollback', 'check', 'undo'] as const satisfies readonly BarrierKind[];
+type RowKind = (typeof BARRIER_KINDS)[number];
 
 /** What the barrier script answered, read. */
 type ScriptReply =
@@ -84,7 +86,7 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
   readonly description = 'Redis';
   private readonly keyPrefix: string;
   private readonly retentionMs: number;
-  private readonly plans: Record<PhaseKind, PhasePlan>;
+  private readonly plans: Record<RowKind, PhasePlan>;
   /** Composed scripts by their snippets' sources, least recently used first. */
   private readonly scripts = new Map<string, BarrierScript>();
 
@@ -105,15 +107,17 @@ class RedisDataLayer implements DtxDataLayer<RedisBranchTx> {
           'the words of the queued commands: give the layer a client without it (the layer has its own keyPrefix option)',
       );
     }
-    this.plans = Object.fromEntries(PHASE_KINDS.map((kind) => [kind, phasePlan(kind)])) as Record<PhaseKind, PhasePlan>;
+    this.plans = Object.fromEntries(BARRIER_KINDS.map((kind) => [kind, phasePlan(kind)])) as Record<RowKind, PhasePlan>;
   }
 
-  async runPhase(call: PhaseCallBody, work: BusinessWork<RedisBranchTx>): Promise<BarrierOutcome> {
+  async runPhase(call: PhaseCallBody, work: BusinessWork<RedisBranchTx>, options?: BarrierRunOptions): Promise<BarrierOutcome> {
     // The dispatcher validated them already; checked again because they become a key.
     for (const [name, value] of [['gid', call.gid], ['branchId', call.branchId]] as const) {
       if (typeof value !== 'string' || !ID_PATTERN.test(value)) throw new Error(`redisDataLayer: invalid ${name} ${JSON.stringify(value)}`);
     }
-    const plan = this.plans[phaseKind(call.phase)];
+    const kind = barrierKind(call.phase, options);
+    if (kind === 'resume') throw new Error('redisDataLayer: a workflow\'s resume does not go through a barrier');
+    const plan = this.plans[kind];
     const branch = `${this.keyPrefix}{${call.gid}}:${call.branchId}`;
     const probe = await this.execute(plan, branch, { probe: true });
     if (probe.kind === 'done') return barrierOutcome(call, probe.decision, probe.stored);
