@@ -4,7 +4,7 @@ import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { DatabaseTime } from '../store/database-clock.js';
-import type { BranchChange, BranchRecord, EventInput, LoadedTx, TxChange, TxRecord } from '../store/records.js';
+import type { BranchChange, BranchRecord, EventInput, LoadedTx, Phase1Outcome, TxChange, TxRecord } from '../store/records.js';
 import { BranchCaller, wasNotCalled, type PhaseCall } from './branch-caller.js';
 import { crashPoint, type CrashPoint } from './crash-points.js';
 import { branchStatusIn, errorOf, lockedRowsOf, waitingIn } from './machine.js';
@@ -402,7 +402,10 @@ export class TransactionRound {
     const outcome = await this.caller.call(found, call.target, phase, call.mode);
     const { events, next } = this.answer(machine, wave, [outcome]);
     const settled = settle({ tx: found.tx, wave, outcomes: [outcome], events, before: machine, next, source: 'calls' }, this.writer.attentionAfterAttempts);
-    const [{ branchId: _branchId, status = branch.status, calls: _calls, ...answer }] = settled.change.branches;
+    const [change] = settled.change.branches;
+    const status = change.status ?? branch.status;
+    // Named, not a rest copy of the change: V8 builds that key by key, and the store reads it slowly after.
+    const answer: Phase1Outcome = { result: change.result, lastError: change.lastError, locks: change.locks, waiting: change.waiting };
     // Accepted, not done (PROTOCOL.md 3.6): the transaction falls due when the branch is to be
     // asked again (recovery asks it), no longer only at its deadline.
     const askAgainInMs = settled.next.kind === 'retry' && settled.next.ongoing ? this.schedule(settled.next, found.tx).nextAttemptInMs : null;
