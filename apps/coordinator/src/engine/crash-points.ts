@@ -29,10 +29,15 @@ export const CRASH_POINTS: readonly CrashPoint[] = [
   'after_check_call',
 ];
 
+// Read once: the switch is set when the process starts (every test and the demo start the
+// coordinator with it), and a process.env read is a call into C++, made several times per
+// transaction here for nothing.
+const ARMED = process.env.DTX_TEST_CRASH_AT;
+const GID_PREFIX = process.env.DTX_TEST_CRASH_GID_PREFIX;
+
 export function crashPoint(point: CrashPoint, gid: string): void {
-  const armed = process.env.DTX_TEST_CRASH_AT;
-  if (!armed || armed !== point) return;
-  const prefix = process.env.DTX_TEST_CRASH_GID_PREFIX;
+  if (ARMED !== point) return;
+  const prefix = GID_PREFIX;
   if (prefix && !gid.startsWith(prefix)) return;
   process.stderr.write(`crash point ${point} reached for ${gid}: SIGKILL\n`);
   process.kill(process.pid, 'SIGKILL');

@@ -39,8 +39,12 @@ export const phase1AnswerOf = (outcome: CallOutcome): Phase1Answer =>
 export const phase2AnswerOf = (outcome: CallOutcome): Phase2Answer =>
   outcome.kind === 'ok' ? 'ok' : outcome.kind === 'failed' ? 'refused' : outcome.kind === 'ongoing' ? 'ongoing' : 'transient';
 
+const nobodyWaits = (): boolean => false;
+
 /** Whether a branch of `next` waits for a final answer to its phase in progress (PROTOCOL.md 3.6). */
 export function waitingIn(next: MachineTx): (branchId: string) => boolean {
+  // Most transactions never wait (every answer final): no set to build for them, on every round.
+  if (!next.branches.some((b) => b.waiting)) return nobodyWaits;
   const waiting = new Set(next.branches.filter((b) => b.waiting).map((b) => b.branchId));
   return (branchId) => waiting.has(branchId);
 }

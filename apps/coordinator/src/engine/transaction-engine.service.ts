@@ -4,6 +4,7 @@ import { TxEventBus } from '../bus/tx-event-bus.js';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { DependencyOutages } from '../logging/dependency-outages.js';
+import { debugLogged } from '../logging/json-logger.js';
 import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
@@ -22,7 +23,7 @@ import {
   TransactionRefusedError,
 } from './errors.js';
 import { machineOf, waitingIn } from './machine.js';
-import { sameStep, untilDeadlineMs, type BeginRequest, type NewTransactionParts, type StepRequest } from './processors/mode-processor.js';
+import { newTransaction, sameStep, untilDeadlineMs, type BeginRequest, type NewTransactionParts, type StepRequest } from './processors/mode-processor.js';
 import { ModeRegistry } from './processors/mode-registry.js';
 import { readBranchReport, readCheckReport, reportedOutcome, type OutcomeReport, type ReportReading } from './reported-outcome.js';
 import { transition, type MachineEvent, type MachineTx } from './state-machine.js';
@@ -118,24 +119,8 @@ export class TransactionEngine {
       throw new OverloadedError(refusal.reason, refusal.retryAfterSeconds);
     }
     this.gates.countAdmission('admitted');
-    const { firstLook, ...shape } = parts;
-    return this.create(
-      {
-        ...shape,
-        gid: request.gid,
-        mode: request.mode,
-        concurrent: request.concurrent ?? false,
-        requestHash: request.requestHash,
-        metadata: request.metadata,
-        timeoutMs: request.timeoutMs,
-        leaseOwner: parts.oneShot ? this.instanceId : null,
-        traceParent: request.traceParent,
-        // Recorded whenever keys are configured, so turning OWNER_SCOPED_KEYS on later scopes these too.
-        ownerKeyDigest: request.ownerKeyDigest,
-        firstAttemptInMs: this.firstLookInMs(firstLook, request.timeoutMs),
-      },
-      wait,
-    );
+    const leaseOwner = parts.oneShot ? this.instanceId : null;
+    return this.create(newTransaction(request, parts, { leaseOwner, firstAttemptInMs: this.firstLookInMs(parts.firstLook, request.timeoutMs) }), wait);
   }
 
   /** When recovery first looks at a new transaction, in milliseconds from its creation: never past its deadline. */
@@ -152,7 +137,7 @@ export class TransactionEngine {
     const inserted = await this.writer.create(input);
     if (!inserted) return { created: false, loaded: await this.require(input.gid) };
     crashPoint('after_begin', input.gid);
-    forTransaction(this.logger, input.gid).debug(`begun: ${input.mode}, ${input.oneShot ? `${input.branches.length} branch(es)` : 'interactive'}`, {
+    if (debugLogged()) forTransaction(this.logger, input.gid).debug(`begun: ${input.mode}, ${input.oneShot ? `${input.branches.length} branch(es)` : 'interactive'}`, {
       mode: input.mode,
       branches: input.branches.length,
     });
@@ -484,7 +469,7 @@ export class TransactionEngine {
     });
     if (saved) {
       crashPoint('after_decision', loaded.tx.gid);
-      forTransaction(this.logger, loaded.tx.gid).debug(`decided: ${saved.tx.status}`, {
+      if (debugLogged()) forTransaction(this.logger, loaded.tx.gid).debug(`decided: ${saved.tx.status}`, {
         status: saved.tx.status,
         reason: saved.tx.reason,
         cause: event.type,

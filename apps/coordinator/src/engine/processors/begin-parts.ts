@@ -1,5 +1,5 @@
 import type { ParticipantsService } from '../../participants/participants.service.js';
-import type { NewBranch } from '../../store/records.js';
+import type { EventInput, NewBranch } from '../../store/records.js';
 import { InvalidRequestError } from '../errors.js';
 import type { BeginRequest, NewTransactionParts } from './mode-processor.js';
 
@@ -68,11 +68,8 @@ export async function beginBranches(
 export function withBeginHistory(request: BeginRequest, parts: Omit<NewTransactionParts, 'events'>): NewTransactionParts {
   const status = parts.status ?? 'active';
   const branchStatus = parts.branchStatus ?? 'pending';
-  return {
-    ...parts,
-    events: [
-      { type: 'created', to: status, detail: { mode: request.mode, oneShot: parts.oneShot, timeoutMs: request.timeoutMs } },
-      ...parts.branches.map((b) => ({ type: 'branch_added', branchId: b.branchId, to: branchStatus, detail: { participant: b.participant, action: b.action } })),
-    ],
-  };
+  // One array, pushed to: no mapped copy spread into another on every begin.
+  const events: EventInput[] = [{ type: 'created', to: status, detail: { mode: request.mode, oneShot: parts.oneShot, timeoutMs: request.timeoutMs } }];
+  for (const b of parts.branches) events.push({ type: 'branch_added', branchId: b.branchId, to: branchStatus, detail: { participant: b.participant, action: b.action } });
+  return { ...parts, events };
 }

@@ -80,6 +80,41 @@ export type NewTransactionParts = Pick<NewTransaction, 'branches' | 'oneShot' | 
   firstLook: 'deadline' | 'lease' | { readonly afterMs: number };
 };
 
+/** Every field of `T` as a required key (an optional one may hold undefined): a field left out does not compile. */
+type EveryField<T> = { [K in keyof Required<T>]: T[K] };
+
+/**
+ * The new transaction a begin request makes: the request's fields, the mode's parts and the
+ * engine's lease and first look, each named. Not `const { firstLook, ...shape } = parts` and
+ * `{ ...shape, gid, ... }`: that rest copy and the properties added after its spread were a
+ * third of TransactionEngine.begin's CPU in a profile (the object is built key by key). Fields
+ * the parts leave out are undefined here, which every reader takes as absent (`??`).
+ */
+export function newTransaction(request: BeginRequest, parts: NewTransactionParts, engine: Pick<NewTransaction, 'leaseOwner' | 'firstAttemptInMs'>): NewTransaction {
+  const tx: EveryField<NewTransaction> = {
+    gid: request.gid,
+    mode: request.mode,
+    oneShot: parts.oneShot,
+    concurrent: request.concurrent ?? false,
+    requestHash: request.requestHash,
+    metadata: request.metadata,
+    timeoutMs: request.timeoutMs,
+    branches: parts.branches,
+    leaseOwner: engine.leaseOwner,
+    firstAttemptInMs: engine.firstAttemptInMs,
+    traceParent: request.traceParent,
+    check: parts.check,
+    workflow: parts.workflow,
+    input: parts.input,
+    // Recorded whenever keys are configured, so turning OWNER_SCOPED_KEYS on later scopes these too.
+    ownerKeyDigest: request.ownerKeyDigest,
+    status: parts.status,
+    branchStatus: parts.branchStatus,
+    events: parts.events,
+  };
+  return tx;
+}
+
 /**
  * One mode, plugged into the engine: everything about it and nothing else. It turns a begin
  * request into a new transaction, declares the rules the state machine applies to it, says what
