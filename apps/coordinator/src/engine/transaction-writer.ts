@@ -141,8 +141,9 @@ export class TransactionWriter implements BeforeApplicationShutdown {
    */
   hold(gid: string, branch: BranchRecord, status: BranchStatus, outcome: Phase1Outcome, events: EventInput[]): BranchRecord | null {
     const holdMs = this.config.env.WORKFLOW_ANSWER_HOLD_MS;
-    const { result, lastError, ...rest } = outcome;
-    if (holdMs === 0 || Object.keys(rest).length > 0 || status === 'pending') return null;
+    const { result, lastError } = outcome;
+    const plain = outcome.locks === undefined && outcome.waiting === undefined && outcome.needsAttention === undefined && outcome.askAgainInMs === undefined;
+    if (holdMs === 0 || !plain || status === 'pending') return null;
     if (unkeptAnswerEvents([{ result, lastError, branchId: branch.branchId }]).length > 0) return null;
     const kept = { ...(result === undefined ? {} : { result }), ...(lastError === undefined ? {} : { lastError }) };
     const answer: HeldAnswer = { branchId: branch.branchId, status, outcome: kept, events };
