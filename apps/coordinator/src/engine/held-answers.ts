@@ -23,6 +23,8 @@ export interface HeldAnswer {
 /** Held answers by gid, then by branchId: at most one per step (a newer answer to the same step replaces it). */
 export class HeldAnswers {
   private readonly byGid = new Map<string, Map<string, HeldAnswer>>();
+  /** Answers a write in flight carries: no second write takes them meanwhile (two would count the call twice, and log it twice). */
+  private readonly riding = new Set<HeldAnswer>();
 
   hold(gid: string, answer: HeldAnswer): void {
     let answers = this.byGid.get(gid);
@@ -33,10 +35,36 @@ export class HeldAnswers {
     answers.set(answer.branchId, answer);
   }
 
-  /** The answers held for `gid`, oldest first (the order their events are written in). */
-  of(gid: string): HeldAnswer[] {
+  /** The answers held for `gid`, oldest first (the order their events are written in): how the transaction reads here. */
+  of(gid: string): readonly HeldAnswer[] {
     const answers = this.byGid.get(gid);
-    return answers ? [...answers.values()] : [];
+    return answers ? [...answers.values()] : NONE;
+  }
+
+  has(gid: string): boolean {
+    return this.byGid.has(gid);
+  }
+
+  /**
+   * The answers held for `gid` that no write in flight carries yet, but for those of branches in
+   * `except`, taken for a write: until it is settled (release, or letGo when it did not happen)
+   * no other write takes them.
+   */
+  ride(gid: string, except?: ReadonlySet<string>): HeldAnswer[] {
+    const answers = this.byGid.get(gid);
+    if (!answers) return [];
+    const taken: HeldAnswer[] = [];
+    for (const answer of answers.values()) {
+      if (this.riding.has(answer) || except?.has(answer.branchId)) continue;
+      this.riding.add(answer);
+      taken.push(answer);
+    }
+    return taken;
+  }
+
+  /** A write that carried these did not happen: they are held as before, for the next one. */
+  letGo(answers: readonly HeldAnswer[]): void {
+    for (const answer of answers) this.riding.delete(answer);
   }
 
   get size(): number {
@@ -49,12 +77,15 @@ export class HeldAnswers {
 
   /** Forgets these answers, once written; an answer replaced meanwhile by a newer one stays. */
   release(gid: string, written: readonly HeldAnswer[]): void {
+    this.letGo(written);
     const answers = this.byGid.get(gid);
     if (!answers) return;
     for (const answer of written) if (answers.get(answer.branchId) === answer) answers.delete(answer.branchId);
     if (answers.size === 0) this.byGid.delete(gid);
   }
 }
+
+const NONE: readonly HeldAnswer[] = [];
 
 /** A held answer as the compare-and-set writes it with the rest of a change. */
 export function heldBranchChange(answer: HeldAnswer): BranchChange {

@@ -953,6 +953,15 @@ describe('TransactionEngine: workflow (PROTOCOL.md 3.7)', () => {
     expect(participants.calls).toEqual(['bank try', 'bank try', 'bank confirm', 'bank confirm']);
   });
 
+  it('a held answer rides on one write only: two steps recorded at once after it carry it once, its call counted once', async () => {
+    const { engine, store } = withWorkflows();
+    await beginWorkflow(engine, 'wf-once');
+    await engine.recordStep('wf-once', tccStep('1'));
+    await Promise.all([engine.recordStep('wf-once', tccStep('2')), engine.recordStep('wf-once', tccStep('3'))]);
+    expect(store.writes.filter((w) => w.startsWith('branch wf-once/') && w.includes('1 -> prepared'))).toHaveLength(1);
+    expect((await store.load('wf-once'))!.branches[0]).toMatchObject({ branchId: '1', status: 'prepared', attempts: 1 });
+  });
+
   it('writes a held answer on its own when no other write of the workflow comes within WORKFLOW_ANSWER_HOLD_MS; 0 writes it at once', async () => {
     const { engine, store } = engineWith({ WORKFLOW_ANSWER_HOLD_MS: '30' });
     await beginWorkflow(engine, 'wf-alone');

@@ -4,7 +4,7 @@ import { TxEventBus } from '../bus/tx-event-bus.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd } from '../store/records.js';
-import { TransactionStore } from '../store/transaction.store.js';
+import { TransactionStore, type AppliedChange } from '../store/transaction.store.js';
 import { backoffDelayMs, waitingDelayMs } from './backoff.js';
 import { HeldAnswers, heldBranchChange, withHeldAnswer, withHeldAnswers, withHeldAnswersForAdd, type HeldAnswer } from './held-answers.js';
 import { carriesAnswers, refusedForItsData, unkeptAnswerEvents, withAnswersDropped } from './storable-answer.js';
@@ -86,15 +86,20 @@ export class TransactionWriter implements BeforeApplicationShutdown {
   async write(loaded: LoadedTx, own: TxChange): Promise<LoadedTx | null> {
     const startedAt = performance.now();
     const { gid } = loaded.tx;
-    const riding = this.held.of(gid).filter((a) => !own.branches.some((b) => b.branchId === a.branchId));
+    const riding = this.held.has(gid) ? this.held.ride(gid, new Set(own.branches.map((b) => b.branchId))) : [];
     const change: TxChange =
       riding.length === 0 ? own : { ...own, branches: [...riding.map(heldBranchChange), ...own.branches], events: [...riding.flatMap((a) => a.events), ...own.events] };
-    const saved = await this.store.apply(gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
-      if (!refusedForItsData(error) || !carriesAnswers(change.branches, change.events)) throw error;
-      // Refused for an answer it carries: the same write without them, or the call behind it would be made again and again.
-      const dropped = withAnswersDropped(change.branches, change.events, error);
-      return this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers({ ...change, branches: dropped.answers, events: dropped.events }));
-    });
+    let saved: AppliedChange | null;
+    try {
+      saved = await this.store.apply(gid, loaded.tx.version, flagUnkeptAnswers(change)).catch((error: unknown) => {
+        if (!refusedForItsData(error) || !carriesAnswers(change.branches, change.events)) throw error;
+        // Refused for an answer it carries: the same write without them, or the call behind it would be made again and again.
+        const dropped = withAnswersDropped(change.branches, change.events, error);
+        return this.store.apply(loaded.tx.gid, loaded.tx.version, flagUnkeptAnswers({ ...change, branches: dropped.answers, events: dropped.events }));
+      });
+    } finally {
+      this.held.letGo(riding);
+    }
     if (!saved) return null;
     this.released(gid, riding);
     if (saved.tx.status !== loaded.tx.status || isTerminal(saved.tx.status)) {
@@ -116,20 +121,25 @@ export class TransactionWriter implements BeforeApplicationShutdown {
    */
   async addBranch(gid: string, branch: NewBranch, events: EventInput[], nextLookInMs: number | null = null): Promise<BranchRecord | null> {
     const max = this.config.env.MAX_BRANCHES_PER_TRANSACTION;
-    const riding = this.held.of(gid);
+    const riding = this.held.has(gid) ? this.held.ride(gid) : [];
     if (riding.length === 0) return this.store.insertBranch(gid, branch, events, max, nextLookInMs);
     const withAnswers = [...riding.flatMap((a) => a.events), ...events];
     const answers = riding.map((a) => ({ branchId: a.branchId, status: a.status, ...a.outcome }));
-    const inserted = await this.store.insertBranch(gid, branch, withAnswers, max, nextLookInMs, answers).catch((error: unknown) => {
-      // Refused for an answer's data: the branch alone; the answers are written on their own (recordPhase1 keeps what it can).
-      if (!refusedForItsData(error)) throw error;
-      return this.store.insertBranch(gid, branch, events, max, nextLookInMs).then((alone) => {
-        void this.writeHeld(gid);
-        return alone;
+    let written = true;
+    let inserted: BranchRecord | null;
+    try {
+      inserted = await this.store.insertBranch(gid, branch, withAnswers, max, nextLookInMs, answers).catch((error: unknown) => {
+        // Refused for an answer's data: the branch alone; the answers are written on their own (recordPhase1 keeps what it can).
+        if (!refusedForItsData(error)) throw error;
+        written = false;
+        return this.store.insertBranch(gid, branch, events, max, nextLookInMs);
       });
-    });
+    } finally {
+      this.held.letGo(riding);
+    }
     // Not inserted (no longer active, say): the answers were not written either, and stay held.
-    if (inserted) this.released(gid, riding);
+    if (inserted && written) this.released(gid, riding);
+    else this.writeHeldSoon(gid, 0);
     return inserted;
   }
 
@@ -148,33 +158,32 @@ export class TransactionWriter implements BeforeApplicationShutdown {
     const kept = { ...(result === undefined ? {} : { result }), ...(lastError === undefined ? {} : { lastError }) };
     const answer: HeldAnswer = { branchId: branch.branchId, status, outcome: kept, events };
     this.held.hold(gid, answer);
-    if (!this.holdTimers.has(gid)) {
-      const timer = setTimeout(() => {
-        this.holdTimers.delete(gid);
-        void this.writeHeld(gid);
-      }, holdMs);
-      timer.unref();
-      this.holdTimers.set(gid, timer);
-    }
+    this.writeHeldSoon(gid, holdMs);
     return withHeldAnswer(branch, answer);
+  }
+
+  /** Writes `gid`'s held answers on their own in `ms`, unless a timer for that is set already (or another write takes them first). */
+  private writeHeldSoon(gid: string, ms: number): void {
+    if (this.holdTimers.has(gid) || !this.held.has(gid)) return;
+    const timer = setTimeout(() => {
+      this.holdTimers.delete(gid);
+      void this.writeHeld(gid);
+    }, ms);
+    timer.unref();
+    this.holdTimers.set(gid, timer);
   }
 
   /** Writes the answers held for `gid` on their own (nothing else wrote them in time); kept, and tried again, if the store fails. */
   private async writeHeld(gid: string): Promise<void> {
-    for (const answer of this.held.of(gid)) {
+    const riding = this.held.ride(gid);
+    for (const answer of riding) {
       try {
         await this.recordPhase1(gid, answer.branchId, answer.status, answer.outcome, answer.events);
         this.released(gid, [answer]);
       } catch (error) {
+        this.held.letGo(riding);
         this.logger.warn(`workflow ${gid}: the answer of step ${answer.branchId} is not written yet (${String(error)}); trying again`);
-        if (!this.holdTimers.has(gid)) {
-          const timer = setTimeout(() => {
-            this.holdTimers.delete(gid);
-            void this.writeHeld(gid);
-          }, this.config.env.RETRY_BASE_MS);
-          timer.unref();
-          this.holdTimers.set(gid, timer);
-        }
+        this.writeHeldSoon(gid, this.config.env.RETRY_BASE_MS);
         return;
       }
     }
@@ -184,7 +193,7 @@ export class TransactionWriter implements BeforeApplicationShutdown {
   private released(gid: string, written: readonly HeldAnswer[]): void {
     if (written.length === 0) return;
     this.held.release(gid, written);
-    if (this.held.of(gid).length > 0) return;
+    if (this.held.has(gid)) return;
     const timer = this.holdTimers.get(gid);
     if (timer) clearTimeout(timer);
     this.holdTimers.delete(gid);
