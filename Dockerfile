@@ -4,7 +4,7 @@
 # docs/deployment.md describes the image: its environment, volume and health check.
 # Node 24, the newer of the two supported lines (22 and 24, as package.json's engines say; CI
 # runs the whole suite on both). Node 20 is past its end of life and dependencies no longer
-# support it (typeorm asks for ^22.13 or >=24.11).
+# support it (typeorm asks for ^22.13 or >=24.11, OpenTelemetry 3.x for >=22.15).
 
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
