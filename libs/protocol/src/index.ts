@@ -7,3 +7,4 @@ export * from './dto/transaction.dto.js';
 export * from './dto/participant.dto.js';
 export * from './signing.js';
 export * from './hosts.js';
+export * from './trace-context.js';
