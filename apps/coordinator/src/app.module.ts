@@ -10,6 +10,7 @@ import { OperationsModule } from './health/operations.module.js';
 import { DependencyOutagesModule } from './logging/dependency-outages.js';
 import { RecoveryModule } from './recovery/recovery.module.js';
 import { RetentionModule } from './retention/retention.module.js';
+import { TelemetryModule } from './telemetry/telemetry.module.js';
 import { TransactionsModule } from './transactions/transactions.module.js';
 
 /**
@@ -27,6 +28,7 @@ import { TransactionsModule } from './transactions/transactions.module.js';
     DatabaseModule,
     ScheduleModule.forRoot(),
     RetentionModule,
+    TelemetryModule,
     // The order of the modules with routes is the order of the paths in openapi.json
     // (transactions, participants, admin and console, operations): keep it.
     TransactionsModule,

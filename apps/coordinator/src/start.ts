@@ -3,6 +3,8 @@ import { Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createCoordinatorApp } from './http-app.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
+import { startTelemetry } from './telemetry/telemetry-sdk.js';
+import { TelemetryLifecycle } from './telemetry/telemetry.module.js';
 
 /**
  * Starts the coordinator in this process, configured from `source` (the environment, PROTOCOL.md
@@ -13,6 +15,10 @@ export async function startCoordinator(source: Record<string, string | undefined
   const env = loadCoordinatorEnv(source);
   const app = await createCoordinatorApp(env);
   const config = app.get(CoordinatorConfig);
+  // OpenTelemetry, when the standard OTEL_* variables of the process configure it
+  // (docs/observability.md): started before the app listens, so before any transaction's work.
+  const telemetry = startTelemetry(process.env, []);
+  app.get(TelemetryLifecycle).attach(telemetry);
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -30,6 +36,10 @@ export async function startCoordinator(source: Record<string, string | undefined
       : `API keys: none configured, so no authentication; listening on loopback (${config.host}) only`,
     'Bootstrap',
   );
+  if (telemetry) {
+    const { traces, metrics } = telemetry.settings;
+    Logger.log({ msg: `OpenTelemetry: traces ${traces ? 'on' : 'off'}, metrics over OTLP ${metrics ? 'on' : 'off'}`, traces, metrics }, 'Bootstrap');
+  }
   return app;
 }
 

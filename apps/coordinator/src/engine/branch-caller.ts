@@ -11,6 +11,7 @@ import type { GateRefusal } from '../overload/participant-gate.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { DatabaseTime } from '../store/database-clock.js';
 import type { BranchRecord, LoadedTx } from '../store/records.js';
+import { endCall, inCall, startCall } from '../telemetry/tracing.js';
 import { storableOutcome } from './storable-answer.js';
 
 /** This instance no longer holds the lease of a transaction it was driving (it was paused, or slow). */
@@ -33,6 +34,8 @@ export interface PhaseCall {
   readonly target: CallTarget;
   readonly phase: Phase;
   readonly mode?: Mode;
+  /** Which call of this phase to this target it is: 1 for the first (its span's `dtx.attempt`). */
+  readonly attempt?: number;
 }
 
 /** How the error of every call the gate held back begins. */
@@ -78,7 +81,7 @@ export class BranchCaller {
    * later than the transaction's deadline. A call the gate does not let through (breaker open,
    * queue full, budget spent waiting) is not made: a transient outcome, tried again later.
    */
-  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase, mode: Mode = loaded.tx.mode): Promise<CallOutcome> {
+  async call(loaded: Pick<LoadedTx, 'tx' | 'heldUntil'>, branch: CallTarget, phase: Phase, mode: Mode = loaded.tx.mode, attempt = 1): Promise<CallOutcome> {
     const participant = await this.participants.find(branch.participant);
     if (!participant) return { kind: 'transient', error: `participant ${branch.participant} is not registered` };
     const { tx } = loaded;
@@ -95,6 +98,17 @@ export class BranchCaller {
     const startedAt = performance.now();
     const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
     const leaseVersion = loaded.heldUntil === undefined ? undefined : tx.version;
+    const traced = startCall({
+      tx,
+      branchId: branch.branchId,
+      participant: participant.name,
+      action: branch.action,
+      phase,
+      mode,
+      attempt,
+      transport: participant.transport,
+      publish: participant.publish,
+    });
     let answer: CallOutcome;
     try {
       answer = await this.invoker.call(
@@ -102,10 +116,11 @@ export class BranchCaller {
         { gid: tx.gid, branchId: branch.branchId, mode, action: branch.action, phase, payload: branch.payload },
         admission.timeoutMs,
         leaseVersion,
-        tx.traceParent ?? undefined,
+        traced.headers,
       );
     } catch (error) {
       admission.release('transient', performance.now() - startedAt);
+      endCall(traced, { kind: 'transient', error: String(error) });
       throw error;
     }
     // A 202 (ongoing) is a participant answering in health: for its breaker it is a success.
@@ -113,8 +128,9 @@ export class BranchCaller {
     // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
     const outcome = storableOutcome(answer);
     stopTimer({ outcome: outcome.kind });
+    endCall(traced, outcome, admission.waitedMs > 0 ? { 'dtx.queued_ms': Math.round(admission.waitedMs) } : undefined);
     // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
-    if (debugLogged()) {
+    if (debugLogged()) inCall(traced, () => {
       forTransaction(this.logger, tx.gid, branch.branchId).debug(`${branch.participant} ${branch.action}/${phase}: ${outcome.kind}`, {
         participant: branch.participant,
         phase,
@@ -123,7 +139,7 @@ export class BranchCaller {
         queuedMs: admission.waitedMs,
         error: outcome.kind === 'ok' || outcome.kind === 'ongoing' ? undefined : typeof outcome.error === 'string' ? outcome.error : JSON.stringify(outcome.error),
       });
-    }
+    });
     return outcome;
   }
 
@@ -139,8 +155,8 @@ export class BranchCaller {
     }
     let answered = 0;
     return Promise.all(
-      calls.map(async ({ target, phase, mode }) => {
-        const outcome = await this.call(loaded, target, phase, mode);
+      calls.map(async ({ target, phase, mode, attempt }) => {
+        const outcome = await this.call(loaded, target, phase, mode, attempt);
         if (answered++ === 0) onFirstAnswer?.();
         return outcome;
       }),

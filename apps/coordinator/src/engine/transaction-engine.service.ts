@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import type { Link } from '@opentelemetry/api';
 import { ErrorCode, isTerminal, MSG_CHECK_BRANCH_ID, type Json, type TransactionEventView } from '@nest-dtx/protocol';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
@@ -9,7 +10,8 @@ import { forTransaction } from '../logging/transaction-logger.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { ParticipantsService } from '../participants/participants.service.js';
 import { DatabaseTime } from '../store/database-clock.js';
-import type { BranchChange, BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxRecord } from '../store/records.js';
+import { inTransactionSpan } from '../telemetry/tracing.js';
+import type { BranchChange, BranchRecord, LoadedTx, MadeDue, NewBranch, NewTransaction, TxForAdd, TxRecord } from '../store/records.js';
 import { LeaseLostError } from './branch-caller.js';
 import { crashPoint } from './crash-points.js';
 import {
@@ -162,6 +164,10 @@ export class TransactionEngine {
     const found = await this.writer.loadForAdd(gid, branch.branchId);
     if (!found || !visibleTo(found.tx, scope)) throw new TransactionNotFoundError(gid);
     if (found.existing) return found.existing;
+    return inTransactionSpan('dtx.add_branch', found.tx, () => this.addNewBranch(gid, found, branch));
+  }
+
+  private async addNewBranch(gid: string, found: TxForAdd, branch: NewBranch): Promise<BranchRecord> {
     const mode = this.modes.get(found.tx.mode);
     // A mode that takes no added branch (a saga, a message, a workflow whose steps carry their
     // own kind) has none to say for one; the machine refuses it.
@@ -200,6 +206,10 @@ export class TransactionEngine {
   async recordStep(gid: string, request: StepRequest, scope: TxScope = null): Promise<BranchRecord> {
     const found = await this.writer.loadForAdd(gid, request.stepId);
     if (!found || !visibleTo(found.tx, scope)) throw new TransactionNotFoundError(gid);
+    return inTransactionSpan('dtx.record_step', found.tx, () => this.recordFoundStep(gid, found, request));
+  }
+
+  private async recordFoundStep(gid: string, found: TxForAdd, request: StepRequest): Promise<BranchRecord> {
     const mode = this.modes.get(found.tx.mode);
     const recorded = transition(machineOf(found, mode), { type: 'step_recorded', branchId: request.stepId, kind: request.kind });
     if (!recorded.ok) throw new TransactionRefusedError(recorded.error, await this.require(gid));
@@ -272,8 +282,14 @@ export class TransactionEngine {
    * (inline with `wait`).
    */
   async decide(gid: string, event: RequestedDecision, wait: boolean, scope: TxScope = null, commitResult?: Json): Promise<Decided> {
-    let loaded = await this.require(gid);
-    if (!visibleTo(loaded.tx, scope)) throw new TransactionNotFoundError(gid);
+    const found = await this.require(gid);
+    if (!visibleTo(found.tx, scope)) throw new TransactionNotFoundError(gid);
+    return inTransactionSpan(`dtx.${event.type === 'commit_requested' ? 'commit' : 'rollback'}`, found.tx, () => this.decideFound(found, event, wait, commitResult));
+  }
+
+  private async decideFound(found: LoadedTx, event: RequestedDecision, wait: boolean, commitResult?: Json): Promise<Decided> {
+    const { gid } = found.tx;
+    let loaded = found;
     if (commitResult !== undefined && !this.modes.get(loaded.tx.mode).commitCarriesResult) {
       throw new InvalidRequestError('result', `result is only for mode workflow, not ${loaded.tx.mode}`);
     }
@@ -303,11 +319,17 @@ export class TransactionEngine {
    * and a call long (TransactionBusyError after that), and reads again after a lost write.
    */
   async reportOutcome(gid: string, branchId: string, report: OutcomeReport, reporter: ReporterScope = null): Promise<LoadedTx> {
+    const first = await this.require(gid);
+    return inTransactionSpan('dtx.report_outcome', first.tx, () => this.applyReport(first, branchId, report, reporter));
+  }
+
+  private async applyReport(first: LoadedTx, branchId: string, report: OutcomeReport, reporter: ReporterScope): Promise<LoadedTx> {
+    const { gid } = first.tx;
     const { LEASE_MS, CALL_TIMEOUT_MS } = this.config.env;
     const giveUpAt = performance.now() + LEASE_MS + CALL_TIMEOUT_MS;
     let checkedReporter = false;
-    for (let lost = 0; ; ) {
-      const loaded = await this.require(gid);
+    // Read again after each wait or lost write.
+    for (let lost = 0, loaded = first; ; loaded = await this.require(gid)) {
       const mode = this.modes.get(loaded.tx.mode);
       const target = this.reportTarget(loaded, branchId, report);
       if (!checkedReporter) {
@@ -425,7 +447,11 @@ export class TransactionEngine {
    * in the database's time, by the claim's own `now()`) meets it as its mode's rules say (rolled
    * back, or a message asked); then it is driven on from wherever it was.
    */
-  async resume(loaded: LoadedTx): Promise<void> {
+  resume(loaded: LoadedTx, pass?: Link[]): Promise<void> {
+    return inTransactionSpan('dtx.recover', loaded.tx, () => this.resumeClaimed(loaded), pass);
+  }
+
+  private async resumeClaimed(loaded: LoadedTx): Promise<void> {
     let current: LoadedTx | null = loaded;
     if (loaded.tx.status === 'active' && untilDeadlineMs(loaded, this.clock) <= 0) {
       current = await this.applyDecision(loaded, { type: 'deadline_passed' });

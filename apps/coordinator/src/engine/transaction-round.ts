@@ -286,6 +286,11 @@ function branchChange(stage: Stage, branch: BranchRecord, calls: number, outcome
   return { branchId, status, calls, waiting, lastError: branch.status === 'failed' || branch.status === 'pending' ? undefined : null };
 }
 
+/** Which call of its phase this is, from 1 (msg's check-back is no branch: it counts the transaction's attempts). */
+function attemptOf(tx: TxRecord, call: WaveCall): number {
+  return (call.branch ? call.branch.attempts : tx.attempts) + 1;
+}
+
 /** The history event of one participant call (msg's check-back is no branch: it has no statuses, and counts the transaction's attempts). */
 function callEvent(tx: TxRecord, call: WaveCall, phase: Phase, outcome: CallOutcome, to: string | undefined): EventInput {
   const { target, branch } = call;
@@ -294,7 +299,7 @@ function callEvent(tx: TxRecord, call: WaveCall, phase: Phase, outcome: CallOutc
     action: target.action,
     phase,
     outcome: outcome.kind,
-    attempt: (branch ? branch.attempts : tx.attempts) + 1,
+    attempt: attemptOf(tx, call),
     ...(outcome.kind === 'ok' || outcome.kind === 'ongoing' ? {} : { error: errorOf(outcome) }),
     ...(outcome.kind === 'ongoing' && outcome.retryAfterMs !== undefined ? { retryAfterMs: outcome.retryAfterMs } : {}),
   };
@@ -400,7 +405,7 @@ export class TransactionRound {
     const [call] = wave.calls;
     const { branch, phase } = call;
     if (wave.calls.length !== 1 || !branch || !phase) throw new Error('an added branch is one call, of its phase 1');
-    const outcome = await this.caller.call(found, call.target, phase, call.mode);
+    const outcome = await this.caller.call(found, call.target, phase, call.mode, attemptOf(found.tx, call));
     const { events, next } = this.answer(machine, wave, [outcome]);
     const settled = settle({ tx: found.tx, wave, outcomes: [outcome], events, before: machine, next, source: 'calls' }, this.writer.attentionAfterAttempts);
     const [change] = settled.change.branches;
@@ -429,7 +434,7 @@ export class TransactionRound {
   private async call(loaded: LoadedTx, wave: Wave, stage: Stage): Promise<CallOutcome[]> {
     const { gid } = loaded.tx;
     const made: PhaseCall[] = []; // a loop, not flatMap's array per call
-    for (const call of wave.calls) if (call.phase) made.push({ target: call.target, phase: call.phase, mode: call.mode });
+    for (const call of wave.calls) if (call.phase) made.push({ target: call.target, phase: call.phase, mode: call.mode, attempt: attemptOf(loaded.tx, call) });
     const done: CallOutcome = { kind: 'ok', result: null };
     if (made.length === 0 && wave.calls.length > 0) return wave.calls.map(() => done);
     const answers = await this.caller.callAll(loaded, made, stage === 'phase2' ? () => crashPoint('mid_phase2', gid) : undefined);

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { AT_LOCKS_HEADER, callId, ongoingOutcome, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
+import { AT_LOCKS_HEADER, callId, ongoingOutcome, readBranchLocks, signCall, TX_HEADERS, type CallOutcome, type Json, type PhaseCallBody, type TraceContextHeaders } from '@nest-dtx/protocol';
 import { addressOfHost, type EgressPolicy } from '../participants/egress-policy.js';
 import { checkedLookup } from './checked-lookup.js';
 
@@ -39,7 +39,8 @@ interface HttpTarget {
 export interface HttpCallOptions {
   /** `instance/leaseVersion` of the sender (x-tx-coordinator). */
   sender: string;
-  traceparent?: string;
+  /** The W3C trace context of the call, as headers (PROTOCOL.md 5.1). */
+  trace?: TraceContextHeaders;
   /** The participant's signing keys, current first (PROTOCOL.md 5.5). */
   keys: readonly Buffer[];
   /** Headers the participant registered (an API gateway's credentials). */
@@ -89,7 +90,9 @@ export class HttpParticipantTransport {
       [TX_HEADERS.branchId]: body.branchId,
       [TX_HEADERS.instance]: options.sender,
     };
-    if (options.traceparent) headers.traceparent = options.traceparent;
+    const { trace } = options;
+    if (trace?.traceparent) headers.traceparent = trace.traceparent;
+    if (trace?.tracestate) headers.tracestate = trace.tracestate;
     const id = callId(body);
 
     return new Promise<CallOutcome>((resolve) => {

@@ -5,6 +5,7 @@ import {
   redisTransportOptions,
   type CallOutcome,
   type PhaseCallBody,
+  type TraceContextHeaders,
 } from '@nest-dtx/protocol';
 import type { EgressPolicy } from '../participants/egress-policy.js';
 import type { ParticipantRecord } from '../store/records.js';
@@ -43,9 +44,10 @@ export class MicroserviceParticipantTransport {
 
   /**
    * The data is the 5.1 body plus `headers` with the three signature values, signed over the
-   * body as JSON.stringify writes it (PROTOCOL.md 5.5; docs/security.md "Signed calls").
+   * body as JSON.stringify writes it (PROTOCOL.md 5.5; docs/security.md "Signed calls"), and the
+   * call's trace context beside them.
    */
-  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
+  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[], trace?: TraceContextHeaders): Promise<CallOutcome> {
     let client: ClientProxy | null;
     try {
       client = await this.clientFor(participant);
@@ -54,7 +56,7 @@ export class MicroserviceParticipantTransport {
     }
     if (!client) return { kind: 'transient', error: `no client for ${participant.transport} participant ${participant.name}` };
     const pattern = participant.transport === 'redis' ? redisBranchPattern(participant.name) : BRANCH_MESSAGE_PATTERN;
-    return sendForReply(client, pattern, signedMessage(body, keys), timeoutMs);
+    return sendForReply(client, pattern, signedMessage(body, keys, trace), timeoutMs);
   }
 
   /** Drops the cached client of a participant whose registration changed. */

@@ -10,6 +10,7 @@ import {
   type MicroserviceReply,
   type PhaseCallBody,
   type SignedPhaseCallMessage,
+  type TraceContextHeaders,
 } from '@nest-dtx/protocol';
 
 /** What the NestJS microservices transports (TCP, Redis, RabbitMQ, NATS) share: the signed message and how a reply maps to an outcome. */
@@ -29,10 +30,12 @@ export function describeError(error: unknown): string {
 
 /**
  * The data of a call (PROTOCOL.md 5.2): the 5.1 body plus `headers` with the three signature
- * values, signed over the body as JSON.stringify writes it (5.5; docs/security.md "Signed calls").
+ * values, signed over the body as JSON.stringify writes it (5.5; docs/security.md "Signed calls"),
+ * and the call's W3C trace context (unsigned, as on HTTP; @nest-dtx/protocol trace-context.ts).
  */
-export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[]): SignedPhaseCallMessage {
-  return { ...body, [MESSAGE_SIGNATURE_MEMBER]: signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body)) };
+export function signedMessage(body: PhaseCallBody, keys: readonly Buffer[], trace?: TraceContextHeaders): SignedPhaseCallMessage {
+  const signature = signCall(keys, callId(body), Date.now() / 1000, JSON.stringify(body));
+  return { ...body, [MESSAGE_SIGNATURE_MEMBER]: trace ? { ...signature, ...trace } : signature };
 }
 
 /**

@@ -1,6 +1,7 @@
-import { headers as natsHeaders, RequestError, type NatsConnection } from '@nats-io/transport-node';
+import { headers as natsHeaders, RequestError, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
-import { natsBranchSubject, natsConnectionOptions, type CallOutcome, type PhaseCallBody } from '@nest-dtx/protocol';
+import { NatsRecordBuilder } from '@nestjs/microservices';
+import { natsBranchSubject, natsConnectionOptions, type CallOutcome, type PhaseCallBody, type TraceContextHeaders } from '@nest-dtx/protocol';
 import { standaloneOutage } from '../logging/dependency-outages.js';
 import type { OutageEpisode } from '../logging/outage-episode.js';
 import type { ParticipantRecord } from '../store/records.js';
@@ -40,13 +41,17 @@ export class NatsParticipantTransport {
     private readonly outage: OutageEpisode = standaloneOutage('nats', 'NATS'),
   ) {}
 
-  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
+  /** `trace`: the call's W3C trace context, as NATS headers (and, request/reply, in the data's `headers` too). */
+  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[], trace?: TraceContextHeaders): Promise<CallOutcome> {
     if (!this.url) return { kind: 'transient', error: `participant ${participant.name} uses transport nats, and this coordinator instance has no NATS_URL` };
     const client = this.clientFor(this.url);
-    if (!participant.publish) return sendForReply(client, natsBranchSubject(participant.name), signedMessage(body, keys), timeoutMs);
+    if (!participant.publish) {
+      const data = signedMessage(body, keys, trace);
+      return sendForReply(client, natsBranchSubject(participant.name), trace ? new NatsRecordBuilder(data).setHeaders(headersOf(trace)).build() : data, timeoutMs);
+    }
     const refused = refusedByPublishTarget(participant, body);
     if (refused) return refused;
-    return this.publish(client, body.action, body, keys, timeoutMs);
+    return this.publish(client, body.action, body, keys, timeoutMs, trace);
   }
 
   async close(): Promise<void> {
@@ -56,7 +61,7 @@ export class NatsParticipantTransport {
     await client?.close();
   }
 
-  private async publish(client: OutageAwareNatsClient, subject: string, body: PhaseCallBody, keys: readonly Buffer[], timeoutMs: number): Promise<CallOutcome> {
+  private async publish(client: OutageAwareNatsClient, subject: string, body: PhaseCallBody, keys: readonly Buffer[], timeoutMs: number, trace?: TraceContextHeaders): Promise<CallOutcome> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = performance.now() + timeoutMs;
     const expired = new Promise<CallOutcome>((resolve) => {
@@ -67,9 +72,8 @@ export class NatsParticipantTransport {
       const left = deadline - performance.now();
       if (left <= 0) return { kind: 'transient', error: `not published: its ${timeoutMs} ms ran out before NATS was connected` };
       // Signed as it leaves, over the exact bytes published.
-      const call = publishedCall(body, keys);
-      const headers = natsHeaders();
-      for (const [name, value] of Object.entries(call.headers)) headers.set(name, value);
+      const call = publishedCall(body, keys, trace);
+      const headers = headersOf(call.headers);
       const ack = await js.publish(subject, call.content, { msgID: call.id, headers, timeout: left });
       return { kind: 'ok', result: { stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate } };
     };
@@ -111,4 +115,11 @@ export class NatsParticipantTransport {
     );
     return this.client;
   }
+}
+
+/** Values as NATS message headers. */
+function headersOf(values: Readonly<Record<string, string | undefined>>): MsgHdrs {
+  const headers = natsHeaders();
+  for (const [name, value] of Object.entries(values)) if (value !== undefined) headers.set(name, value);
+  return headers;
 }

@@ -1,5 +1,5 @@
 import { Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { CallOutcome, PhaseCallBody } from '@nest-dtx/protocol';
+import type { CallOutcome, PhaseCallBody, TraceContextHeaders } from '@nest-dtx/protocol';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { DependencyOutages } from '../logging/dependency-outages.js';
 import type { RegisteredParticipant } from '../participants/participant-signing.js';
@@ -35,26 +35,27 @@ export class ParticipantInvoker implements OnModuleDestroy {
    * Every call is signed with the participant's keys (PROTOCOL.md 5.5). `timeoutMs`: what is left
    * of the call's CALL_TIMEOUT_MS after it waited for a slot. `leaseVersion`: the
    * transaction version under which this instance holds the lease, when it drives the call.
+   * `trace`: the W3C trace context the call carries, as each transport carries it (@nest-dtx/protocol trace-context.ts).
    */
-  async call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number, leaseVersion?: number, traceparent?: string): Promise<CallOutcome> {
+  async call(participant: RegisteredParticipant, body: PhaseCallBody, timeoutMs: number, leaseVersion?: number, trace?: TraceContextHeaders): Promise<CallOutcome> {
     switch (participant.transport) {
       case 'http': {
         if (!participant.endpoint) return { kind: 'transient', error: `participant ${participant.name} has no endpoint` };
         const sender = leaseVersion === undefined ? this.config.instanceId : `${this.config.instanceId}/${leaseVersion}`;
         return this.http.call(participant.endpoint, body, timeoutMs, {
           sender,
-          traceparent,
+          trace,
           keys: participant.signing.keysAt(this.clock.now()),
           headers: participant.callHeaders,
         });
       }
       case 'rabbitmq':
-        return this.rabbitmq.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
+        return this.rabbitmq.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()), trace);
       case 'nats':
-        return this.nats.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
+        return this.nats.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()), trace);
       case 'tcp':
       case 'redis':
-        return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()));
+        return this.microservices.call(participant, body, timeoutMs, participant.signing.keysAt(this.clock.now()), trace);
     }
   }
 

@@ -1,4 +1,4 @@
-import { callId, signCall, type CallOutcome, type PhaseCallBody, type SignedCallHeaders } from '@nest-dtx/protocol';
+import { callId, signCall, type CallOutcome, type PhaseCallBody, type SignedCallHeaders, type TraceContextHeaders } from '@nest-dtx/protocol';
 import type { ParticipantRecord } from '../store/records.js';
 
 /** What goes to a publish target: the exact bytes, the stable id consumers dedupe on, and the signature over those bytes. */
@@ -7,7 +7,8 @@ export interface PublishedCall {
   id: string;
   /** The JSON body of PROTOCOL.md 5.1, exactly as published. */
   content: string;
-  headers: SignedCallHeaders;
+  /** The signature's three headers, and the call's W3C trace context when it has one. */
+  headers: SignedCallHeaders & TraceContextHeaders;
 }
 
 /**
@@ -15,11 +16,12 @@ export interface PublishedCall {
  * (nothing else of `body` is published), signed at this moment with the participant's keys
  * over exactly these bytes (PROTOCOL.md 5.5).
  */
-export function publishedCall(body: PhaseCallBody, keys: readonly Buffer[]): PublishedCall {
+export function publishedCall(body: PhaseCallBody, keys: readonly Buffer[], trace?: TraceContextHeaders): PublishedCall {
   const { gid, branchId, mode, action, phase, payload } = body;
   const content = JSON.stringify({ gid, branchId, mode, action, phase, payload });
   const id = callId(body);
-  return { id, content, headers: signCall(keys, id, Date.now() / 1000, content) };
+  const signature = signCall(keys, id, Date.now() / 1000, content);
+  return { id, content, headers: trace ? { ...signature, ...trace } : signature };
 }
 
 /**

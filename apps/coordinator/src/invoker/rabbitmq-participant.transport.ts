@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { RmqRecordBuilder } from '@nestjs/microservices';
 import amqplib from 'amqplib';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
-import { BRANCH_MESSAGE_PATTERN, rabbitmqParticipantQueue, type CallOutcome, type PhaseCallBody } from '@nest-dtx/protocol';
+import { BRANCH_MESSAGE_PATTERN, rabbitmqParticipantQueue, type CallOutcome, type PhaseCallBody, type TraceContextHeaders } from '@nest-dtx/protocol';
 import { standaloneOutage } from '../logging/dependency-outages.js';
 import { describeCause, type OutageEpisode } from '../logging/outage-episode.js';
 import type { ParticipantRecord } from '../store/records.js';
@@ -193,17 +193,18 @@ export class RabbitMqParticipantTransport {
     this.publisher = url ? new RabbitMqPublisher(url, callTimeoutMs, outage) : null;
   }
 
-  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[]): Promise<CallOutcome> {
+  /** `trace`: the call's W3C trace context, as AMQP headers (and, request/reply, in the data's `headers` too). */
+  async call(participant: ParticipantRecord, body: PhaseCallBody, timeoutMs: number, keys: readonly Buffer[], trace?: TraceContextHeaders): Promise<CallOutcome> {
     if (!this.url || !this.publisher) {
       return { kind: 'transient', error: `participant ${participant.name} uses transport rabbitmq, and this coordinator instance has no RABBITMQ_URL` };
     }
     if (participant.publish) {
       const refused = refusedByPublishTarget(participant, body);
       if (refused) return refused;
-      const call = publishedCall(body, keys);
+      const call = publishedCall(body, keys, trace);
       return this.publisher.publish(body.action, call.content, call.id, call.headers, timeoutMs);
     }
-    const record = new RmqRecordBuilder(signedMessage(body, keys)).setOptions({ expiration: String(timeoutMs) }).build();
+    const record = new RmqRecordBuilder(signedMessage(body, keys, trace)).setOptions(trace ? { expiration: String(timeoutMs), headers: trace } : { expiration: String(timeoutMs) }).build();
     return sendForReply(this.clientFor(participant.name, this.url), BRANCH_MESSAGE_PATTERN, record, timeoutMs);
   }
 

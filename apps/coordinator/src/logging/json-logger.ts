@@ -1,5 +1,6 @@
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { activeSpanContext } from '../telemetry/tracing.js';
 import { pinoLevelOf, toLogRecord, type LogLevelName, type NestLevel } from './log-record.js';
 
 export interface JsonLoggerOptions {
@@ -17,7 +18,7 @@ export const debugLogged = (): boolean => debugWritten;
 /**
  * Nest's LoggerService on pino: one JSON object per line on stdout with `level` (a name),
  * `time` (ISO-8601), `instance`, `context`, `msg`, and the fields of structured messages
- * (`gid`, `branchId`, ...). pino writes synchronously to stdout, so a line logged just before
+ * (`gid`, `branchId`, ...), and `trace_id`, `span_id`, `trace_flags` when written inside a span. pino writes synchronously to stdout, so a line logged just before
  * a crash is not lost.
  */
 export class JsonLogger implements LoggerService {
@@ -73,6 +74,9 @@ export class JsonLogger implements LoggerService {
     // Skip the parsing of lines below the level (debug lines on the hot path).
     if (!this.pino.isLevelEnabled(pinoLevel)) return;
     const record = toLogRecord(level, message, params);
-    this.pino[pinoLevel]({ context: record.context, ...record.fields, ...(record.stack ? { stack: record.stack } : {}) }, record.msg);
+    // Written inside a span (tracing on): the span's ids, so the line and the trace find each other.
+    const span = activeSpanContext();
+    const trace = span ? { trace_id: span.traceId, span_id: span.spanId, trace_flags: span.traceFlags & 1 ? '01' : '00' } : undefined;
+    this.pino[pinoLevel]({ context: record.context, ...trace, ...record.fields, ...(record.stack ? { stack: record.stack } : {}) }, record.msg);
   }
 }

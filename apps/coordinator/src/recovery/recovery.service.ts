@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import type { Link } from '@opentelemetry/api';
 import { isStoreUnavailable } from '../common/store-unavailable.js';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
 import { DependencyOutages } from '../logging/dependency-outages.js';
@@ -8,6 +9,7 @@ import { TransactionEngine } from '../engine/transaction-engine.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import type { LoadedTx } from '../store/records.js';
+import { recoveryPass } from '../telemetry/tracing.js';
 
 /**
  * Every participant a resumed transaction may call: its branches', a workflow's local steps'
@@ -66,7 +68,11 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
     const { RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY } = this.config.env;
     const asked = Math.min(RECOVERY_BATCH_SIZE, RECOVERY_CONCURRENCY - this.inFlight.size);
     if (asked <= 0) return { asked: 0, claimed: 0 };
+    const claimStartedAt = Date.now();
     const claimed = await this.engine.claimDue(asked);
+    // Traced: the pass (when it claimed any), and each recovery under its transaction's trace, linked to the pass.
+    const pass = recoveryPass(claimStartedAt, claimed.length);
+    const passLinks = pass ? [{ context: pass.spanContext() }] : undefined;
     for (const loaded of claimed) {
       // Fair across participants: a transaction whose participant already has a full round of
       // calls waiting is left leased, not resumed; its lease runs out and it is claimed again
@@ -75,18 +81,19 @@ export class RecoveryService implements OnApplicationBootstrap, OnApplicationShu
         this.metrics.recoveryDeferred.inc();
         continue;
       }
-      const resumed: Promise<void> = this.resume(loaded).finally(() => {
+      const resumed: Promise<void> = this.resume(loaded, passLinks).finally(() => {
         this.inFlight.delete(resumed);
         this.slotFreed();
       });
       this.inFlight.add(resumed);
     }
+    pass?.end();
     return { asked, claimed: claimed.length };
   }
 
-  private async resume(loaded: LoadedTx): Promise<void> {
+  private async resume(loaded: LoadedTx, pass?: Link[]): Promise<void> {
     try {
-      await this.engine.resume(loaded);
+      await this.engine.resume(loaded, pass);
     } catch (error) {
       if (error instanceof LeaseLostError) forTransaction(this.logger, error.gid).warn(error.message);
       else if (isStoreUnavailable(error)) {

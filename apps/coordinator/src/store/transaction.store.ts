@@ -1,11 +1,13 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { SpanContext } from '@opentelemetry/api';
 import type pg from 'pg';
 import { DataSource } from 'typeorm';
 import { LIMITS, type BranchStatus, type GlobalStatus, type StepKind, type TransactionEventView } from '@nest-dtx/protocol';
 import type { BranchRecord, EventInput, LoadedTx, MadeDue, NewBranch, NewTransaction, Phase1Outcome, TxChange, TxForAdd, TxRecord } from './records.js';
 import { eventRows, mapBranch, mapEvent, mapLoaded, mapTx, toDate, type RawRow } from './rows.js';
 import { Batcher, type BatchedOp } from './batcher.js';
+import { activeSpanContext, inWriteBatch, tracingOn } from '../telemetry/tracing.js';
 
 export type * from './records.js';
 
@@ -17,11 +19,13 @@ export type AppliedChange = { tx: TxRecord; branches: BranchRecord[] };
 
 type WriteKind = 'insert' | 'apply' | 'branch' | 'phase1';
 
-type WriteOp =
+/** A write and, with tracing on, the span it was submitted in (its batch's span links to it). */
+type WriteOp = (
   | (BatchedOp<LoadedTx | null> & { kind: 'insert'; row: Record<string, unknown> })
   | (BatchedOp<AppliedChange | null> & { kind: 'apply'; row: Record<string, unknown> })
   | (BatchedOp<BranchRecord | null> & { kind: 'branch'; row: Record<string, unknown> })
-  | (BatchedOp<BranchRecord | null> & { kind: 'phase1'; row: Record<string, unknown> });
+  | (BatchedOp<BranchRecord | null> & { kind: 'phase1'; row: Record<string, unknown> })
+) & { trace?: SpanContext };
 
 type ReadOp = BatchedOp<LoadedTx | null> & { gid: string };
 type AddReadOp = BatchedOp<TxForAdd | null> & { gid: string; branchId: string };
@@ -526,14 +530,14 @@ export class TransactionStore {
 
   private write<T>(kind: WriteKind, gid: string, row: Record<string, unknown>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.writes.submit({ kind, key: gid, row, resolve: resolve as (value: never) => void, reject });
+      this.writes.submit({ kind, key: gid, row, resolve: resolve as (value: never) => void, reject, trace: activeSpanContext() });
     });
   }
 
   private async flushWrites(batch: WriteOp[]): Promise<void> {
     let rows: (LoadedRow & { kind: WriteKind; k: number })[];
     try {
-      rows = await this.runWriteBatch(batch);
+      rows = tracingOn() ? await inWriteBatch(batch.map((op) => op.trace), batch.map((op) => op.kind), () => this.runWriteBatch(batch)) : await this.runWriteBatch(batch);
     } catch (error) {
       if (batch.length === 1 || !statementRolledBack(error)) {
         // A lost connection leaves the outcome unknown: every caller hears of it, none is run again.

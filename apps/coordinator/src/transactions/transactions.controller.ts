@@ -38,7 +38,8 @@ export class TransactionsController {
       'tcc/2pc without `branches`: interactive (add branches, then commit or roll back). With `branches`: one-shot. ' +
       'saga: `steps`, sequential or, with `concurrent`, a DAG. workflow: `workflow` (its host and name) and `input`; its host records its steps. PROTOCOL.md 3.1, 3.7.',
   })
-  @ApiHeader({ name: 'traceparent', required: false, schema: { type: 'string', maxLength: 16384 }, description: 'W3C trace context, kept with the transaction and sent on every participant call.' })
+  @ApiHeader({ name: 'traceparent', required: false, schema: { type: 'string', maxLength: 16384 }, description: 'W3C trace context, kept with the transaction and sent on every participant call (with tracing on: the parent of the transaction\'s span, docs/observability.md).' })
+  @ApiHeader({ name: 'tracestate', required: false, schema: { type: 'string', maxLength: 16384 }, description: 'W3C trace context: vendor state that goes with `traceparent`.' })
   @ApiAnswer(201, TransactionViewSchema, 'Created and durable (with `wait`: terminal, or its status when the limit passed).', {
     Location: { description: 'The new transaction: `/v1/transactions/{gid}`.', schema: { type: 'string', maxLength: 160, pattern: '^/v1/transactions/[A-Za-z0-9_.:-]{1,128}$' } },
   })
@@ -55,10 +56,11 @@ export class TransactionsController {
   async begin(
     @Body() dto: BeginTransactionDto,
     @Headers('traceparent') traceparent: string | undefined,
+    @Headers('tracestate') tracestate: string | undefined,
     @Res({ passthrough: true }) res: { status(code: number): unknown; header(name: string, value: string): unknown },
     @Req() request: AuthenticatedRequest,
   ): Promise<TransactionView> {
-    const { created, view } = await this.transactions.begin(dto, traceparent, request.apiKey);
+    const { created, view } = await this.transactions.begin(dto, { traceparent, tracestate }, request.apiKey);
     res.status(created ? 201 : 200);
     if (created) res.header('Location', `/v1/transactions/${view.gid}`);
     return view;

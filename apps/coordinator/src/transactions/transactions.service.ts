@@ -10,6 +10,7 @@ import {
   type RecordStepDto,
   type PendingBranchView,
   type ReportOutcomeDto,
+  type TraceContextHeaders,
   type TransactionView,
 } from '@nest-dtx/protocol';
 import { ApiError } from '../common/api-error.js';
@@ -18,11 +19,9 @@ import { TransactionEngine, type ReporterScope, type RequestedDecision, type TxS
 import type { ApiKey } from '../auth/api-keys.js';
 import type { StepRequest } from '../engine/processors/mode-processor.js';
 import type { BranchRecord, NewBranch } from '../store/records.js';
+import { beginTrace, begun, inBeginTrace } from '../telemetry/tracing.js';
 import { asApiError } from '../api/engine-errors.js';
 import { toTransactionView } from '../api/transaction.view.js';
-
-/** W3C trace context, version 00: version-traceid-parentid-flags. */
-const TRACEPARENT = /^[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /** Deterministic JSON (sorted keys), so equal requests hash equally. */
 function canonical(value: unknown): string {
@@ -54,13 +53,18 @@ export class TransactionsService {
     private readonly config: CoordinatorConfig,
   ) {}
 
-  /** `traceparent`: the client's W3C trace context, kept with the transaction when well formed (an invalid one is ignored, as W3C asks). */
-  async begin(dto: BeginTransactionDto, traceparent?: string, key?: ApiKey): Promise<BeginResult> {
+  /**
+   * `incoming`: the client's W3C trace context. Tracing off, its traceparent is kept with the
+   * transaction when well formed (an invalid one is ignored, as W3C asks); on, the transaction's
+   * span is its child and the transaction keeps the span's (telemetry/tracing.ts).
+   */
+  async begin(dto: BeginTransactionDto, incoming: TraceContextHeaders, key?: ApiKey): Promise<BeginResult> {
     const gid = dto.gid ?? randomUUID();
     const { wait: _wait, ...request } = dto;
     const requestHash = createHash('sha256').update(canonical({ ...request, gid })).digest('hex');
     const wait = dto.wait ?? false;
-    const { created, loaded } = await this.engine
+    const trace = beginTrace(dto.mode, incoming);
+    const { created, loaded } = await inBeginTrace(trace, () => this.engine
       .begin(
         {
           mode: dto.mode,
@@ -69,7 +73,7 @@ export class TransactionsService {
           timeoutMs: dto.timeoutMs ?? LIMITS.defaultTimeoutMs,
           metadata: dto.metadata ?? {},
           requestHash,
-          traceParent: traceparent && TRACEPARENT.test(traceparent) ? traceparent : null,
+          traceParent: trace.traceParent,
           // Recorded whenever keys are configured, so turning OWNER_SCOPED_KEYS on later scopes these too.
           ownerKeyDigest: this.config.apiKeys.enabled && key ? key.digest : null,
           branches: dto.branches,
@@ -81,8 +85,17 @@ export class TransactionsService {
           input: dto.input,
         },
         wait,
-      )
-      .catch(rethrowAsApiError);
+      ))
+      .then(
+        (answer) => {
+          begun(trace, gid, { created: answer.created, status: answer.loaded.tx.status });
+          return answer;
+        },
+        (error: unknown) => {
+          begun(trace, gid, { error });
+          return rethrowAsApiError(error);
+        },
+      );
     if (created) return { created, view: toTransactionView(loaded) };
     // Another key's gid: a conflict, worded as any other, so the answer tells nothing of its body.
     if (loaded.tx.requestHash !== requestHash || !this.engine.visibleTo(loaded.tx, this.scopeOf(key))) {
