@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { connectParticipantTransport } from '@nest-dtx/sdk';
 import { CrashAfterPhase } from './crash-hook.js';
 import { loadServiceEnv, type ServiceEnv } from './service-env.js';
+import { startServiceTelemetry } from './telemetry.js';
 
 /**
  * Starts a demo participant service: validated environment, strict validation of its own API,
@@ -12,6 +13,7 @@ import { loadServiceEnv, type ServiceEnv } from './service-env.js';
 export function runParticipantService(name: string, defaults: Partial<ServiceEnv>, module: (env: ServiceEnv) => DynamicModule): void {
   const start = async (): Promise<void> => {
     const env = loadServiceEnv(defaults);
+    startServiceTelemetry(env.PARTICIPANT_NAME);
     // rawBody: the SDK verifies each call's signature over the bytes that arrived (PROTOCOL.md 5.5).
     const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false, rawBody: true });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));

@@ -1,5 +1,6 @@
 import { ConflictException, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import { DataSource } from 'typeorm';
 import type { Json } from '@nest-dtx/protocol';
 import { parsePayload } from '@app/demo-support';
@@ -8,6 +9,25 @@ import { AccountEntity } from './account.entity.js';
 import { MoneyMovePayload, type OpenAccountDto } from '@app/demo-support';
 
 const parseMove = (payload: Json): MoneyMovePayload => parsePayload(MoneyMovePayload, payload);
+
+const tracer = trace.getTracer('account-service');
+
+/**
+ * The service's own span for its business work (docs/observability.md): with OpenTelemetry on in
+ * this process, a child of the SDK's span of the call, and so of the coordinator's call.
+ */
+function inSpan<T>(name: string, accountId: string, work: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, { attributes: { 'account.id': accountId } }, async (span) => {
+    try {
+      return await work();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
 
 export interface AccountsSummary {
   accounts: AccountEntity[];
@@ -30,13 +50,15 @@ export class AccountsService {
   @TccAction({ name: 'debit', confirm: 'confirmDebit', cancel: 'cancelDebit' })
   async tryDebit(payload: Json, { manager }: BranchContext): Promise<Json> {
     const { accountId, amount } = parseMove(payload);
-    const rows = await queryRows(
-      manager,
-      `UPDATE accounts SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance, frozen`,
-      [accountId, amount],
-    );
-    if (rows.length === 0) await this.refuseDebit(manager, accountId);
-    return { accountId, frozen: amount };
+    return inSpan('account.freeze', accountId, async () => {
+      const rows = await queryRows(
+        manager,
+        `UPDATE accounts SET frozen = frozen + $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance, frozen`,
+        [accountId, amount],
+      );
+      if (rows.length === 0) await this.refuseDebit(manager, accountId);
+      return { accountId, frozen: amount };
+    });
   }
 
   async confirmDebit(payload: Json, { manager }: BranchContext): Promise<void> {
@@ -114,18 +136,22 @@ export class AccountsService {
     return { accountId, credited: amount };
   }
 
-  private async withdraw(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
-    const rows = await queryRows(
-      manager,
-      `UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance`,
-      [accountId, amount],
-    );
-    if (rows.length === 0) await this.refuseDebit(manager, accountId);
+  private withdraw(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
+    return inSpan('account.withdraw', accountId, async () => {
+      const rows = await queryRows(
+        manager,
+        `UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance - frozen >= $2 RETURNING balance`,
+        [accountId, amount],
+      );
+      if (rows.length === 0) await this.refuseDebit(manager, accountId);
+    });
   }
 
-  private async deposit(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
-    const rows = await queryRows(manager, `UPDATE accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance`, [accountId, amount]);
-    if (rows.length === 0) throw new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' });
+  private deposit(manager: BranchContext['manager'], accountId: string, amount: number): Promise<void> {
+    return inSpan('account.deposit', accountId, async () => {
+      const rows = await queryRows(manager, `UPDATE accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance`, [accountId, amount]);
+      if (rows.length === 0) throw new BusinessFailure(`account ${accountId} does not exist`, { reason: 'no_account' });
+    });
   }
 
   /** Why a debit could not take the money: no such account, or not enough available. */
