@@ -114,7 +114,7 @@ export class WorkflowTransferHost {
 
   /** Registers the host (action `transfer`, mode workflow) with `endpoint` (the host, or a proxy in front of it); keeps the signing secret to check resumes with. */
   async register(endpoint: string): Promise<void> {
-    const answer = await this.http(8_000).request('POST', '/v1/participants', {
+    const answer = await this.http(8_000).request({ name: 'registerParticipant' }, 'POST', '/v1/participants', {
       name: this.options.name,
       transport: 'http',
       endpoint,
@@ -138,7 +138,7 @@ export class WorkflowTransferHost {
     const told = (view: Pick<TransactionView, 'gid' | 'status'> | null): Acknowledged | null => (view ? { view, at: Date.now() } : null);
     let last: Acknowledged | null = null;
     try {
-      const begun = await this.http(8_000, targetUrl).request('POST', '/v1/transactions', {
+      const begun = await this.http(8_000, targetUrl).request({ name: 'begin', gid, mode: 'workflow' }, 'POST', '/v1/transactions', {
         mode: 'workflow',
         gid,
         timeoutMs,
@@ -190,8 +190,8 @@ export class WorkflowTransferHost {
     const http = this.http(8_000, targetUrl);
     const path = (rest: string) => `/v1/transactions/${encodeURIComponent(gid)}${rest}`;
     /** An answer the run can act on, or Interrupted (nobody to ask now: leave it to the resume). */
-    const ask = async (rest: string, body: unknown) => {
-      const answer = await http.request('POST', path(rest), body).catch((error: unknown) => {
+    const ask = async (operation: 'recordStep' | 'commit' | 'rollback', rest: string, body: unknown) => {
+      const answer = await http.request({ name: operation, gid }, 'POST', path(rest), body).catch((error: unknown) => {
         throw new Interrupted(error instanceof Error ? error.message : String(error));
       });
       // No coordinator's answer (a proxy's page, the store down after the retries, back pressure past its wait).
@@ -201,7 +201,7 @@ export class WorkflowTransferHost {
     };
     let allPrepared = true;
     for (const [n, leg] of input.legs.entries()) {
-      const answer = await ask('/steps', {
+      const answer = await ask('recordStep', '/steps', {
         stepId: `leg${n + 1}`,
         kind: 'tcc',
         participant: leg.bank,
@@ -222,7 +222,7 @@ export class WorkflowTransferHost {
       allPrepared = false;
       break;
     }
-    const decision = await ask(allPrepared ? '/commit' : '/rollback', {});
+    const decision = await (allPrepared ? ask('commit', '/commit', {}) : ask('rollback', '/rollback', {}));
     // 200: decided now. 409: decided already (TX_NOT_ACTIVE), or a commit the coordinator turned into a rollback (CANNOT_COMMIT).
     if (decision.status === 200 || decision.status === 201 || decision.status === 409) return { decided: true, view: viewIn(decision.body) };
     throw new Error(`${allPrepared ? 'commit' : 'rollback'} answered ${decision.status} ${errorCode(decision.body)}`);

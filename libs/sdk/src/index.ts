@@ -53,6 +53,7 @@ export {
   INBOX_DEFAULT_TOLERANCE_SECONDS,
   type DtxInboxOptions,
   type InboxMessage,
+  type InboxSource,
   type InboxReceipt,
   type InboxWork,
 } from './messages/dtx-inbox.js';

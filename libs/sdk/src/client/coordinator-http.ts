@@ -1,5 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { ClientSpan, shownUrl, type CoordinatorOperation } from '../tracing/client-span.js';
 import { CoordinatorError, parseRetryAfter } from './coordinator-error.js';
+
+export type { CoordinatorOperation } from '../tracing/client-span.js';
 
 /** An answer of the coordinator as it came: its status, its body parsed, its Retry-After. */
 export interface CoordinatorAnswer {
@@ -40,9 +43,15 @@ const errorCodeOf = (body: unknown): unknown => (typeof body === 'object' && bod
  * request the SDK makes is idempotent (a begin names its gid, an added branch or step its id,
  * and decisions are idempotent, PROTOCOL.md 3.1-3.3, 3.7). Any answer the coordinator gave is
  * handed back as it is; no answer at all, after the retries, is a CoordinatorError `NETWORK`.
+ *
+ * Each request is one span `dtx.client {operation}` (ClientSpan) over all its attempts, in the
+ * caller's trace, and each attempt sends its `traceparent`: the coordinator keeps it with the
+ * transaction and passes it on to every participant call.
  */
 export class CoordinatorHttp {
   private readonly baseUrls: readonly string[];
+  /** The same, as a span's `url.full` may show them (no credentials). */
+  private readonly shownUrls: readonly string[];
   /** The instance requests go to; moves on to the next one when it does not answer. */
   private current = 0;
 
@@ -50,12 +59,28 @@ export class CoordinatorHttp {
     const urls = typeof options.coordinatorUrl === 'string' ? [options.coordinatorUrl] : options.coordinatorUrl;
     if (urls.length === 0) throw new Error('a coordinator client needs at least one coordinatorUrl');
     this.baseUrls = urls.map((url) => url.replace(/\/+$/, ''));
+    this.shownUrls = this.baseUrls.map(shownUrl);
   }
 
-  async request(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<CoordinatorAnswer> {
+  async request(operation: CoordinatorOperation, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<CoordinatorAnswer> {
+    const span = ClientSpan.start(operation, method);
+    let answer: CoordinatorAnswer;
+    try {
+      answer = await span.run(() => this.exchange(span, method, path, body));
+    } catch (error) {
+      span.failed(error, error instanceof CoordinatorError ? error.code : 'Error');
+      throw error;
+    }
+    const code = errorCodeOf(answer.body);
+    span.answered(answer.status, typeof code === 'string' ? code : undefined);
+    return answer;
+  }
+
+  /** The request, sent again as the options say, until it has an answer to hand back. */
+  private async exchange(span: ClientSpan, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<CoordinatorAnswer> {
     let backPressureBudgetMs = this.options.maxBackPressureWaitMs ?? 60_000;
     for (let attempt = 0; ; ) {
-      const answer = await this.send(method, path, body);
+      const answer = await this.send(span, method, path, body);
       const code = errorCodeOf(answer?.body);
       let delayMs: number;
       if (answer && (code === 'OVERLOADED' || code === 'RATE_LIMITED')) {
@@ -78,10 +103,12 @@ export class CoordinatorHttp {
   }
 
   /** One request; null when no answer came (no connection, a timeout). */
-  private async send(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<CoordinatorAnswer | null> {
+  private async send(span: ClientSpan, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<CoordinatorAnswer | null> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    span.inject(headers);
+    if (span.recording) span.attempt(`${this.shownUrls[this.current]}${path}`);
     let response: Response;
     let text: string;
     try {

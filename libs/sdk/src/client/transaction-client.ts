@@ -11,7 +11,7 @@ import type {
   TransactionView,
 } from '@nest-dtx/protocol';
 import { CoordinatorError } from './coordinator-error.js';
-import { CoordinatorHttp } from './coordinator-http.js';
+import { CoordinatorHttp, type CoordinatorOperation } from './coordinator-http.js';
 import { MsgBuilder, type MsgCheckTarget, type MsgOptions } from './msg-builder.js';
 
 export interface TransactionClientOptions {
@@ -150,23 +150,24 @@ export class TransactionClient {
   }
 
   begin(request: BeginRequest): Promise<TransactionView> {
-    return this.request('POST', '/v1/transactions', { ...request, gid: request.gid ?? randomUUID() });
+    const gid = request.gid ?? randomUUID();
+    return this.request({ name: 'begin', gid, mode: request.mode }, 'POST', '/v1/transactions', { ...request, gid });
   }
 
   addBranch(gid: string, branch: BranchRequest): Promise<BranchOutcomeView> {
-    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches`, { ...branch, branchId: branch.branchId ?? `b-${randomUUID()}` });
+    return this.request({ name: 'addBranch', gid }, 'POST', `/v1/transactions/${encodeURIComponent(gid)}/branches`, { ...branch, branchId: branch.branchId ?? `b-${randomUUID()}` });
   }
 
   commit(gid: string, options: { wait?: boolean } = {}): Promise<TransactionView> {
-    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/commit`, options);
+    return this.request({ name: 'commit', gid }, 'POST', `/v1/transactions/${encodeURIComponent(gid)}/commit`, options);
   }
 
   rollback(gid: string, options: { wait?: boolean } = {}): Promise<TransactionView> {
-    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/rollback`, options);
+    return this.request({ name: 'rollback', gid }, 'POST', `/v1/transactions/${encodeURIComponent(gid)}/rollback`, options);
   }
 
   get(gid: string): Promise<TransactionView> {
-    return this.request('GET', `/v1/transactions/${encodeURIComponent(gid)}`);
+    return this.request({ name: 'get', gid }, 'GET', `/v1/transactions/${encodeURIComponent(gid)}`);
   }
 
   /**
@@ -179,28 +180,28 @@ export class TransactionClient {
    */
   reportOutcome(gid: string, branchId: string, report: BranchOutcomeReport): Promise<TransactionView> {
     const body = { phase: report.phase, outcome: report.outcome, result: report.result ?? null };
-    return this.request('POST', `/v1/transactions/${encodeURIComponent(gid)}/branches/${encodeURIComponent(branchId)}/outcome`, body);
+    return this.request({ name: 'reportOutcome', gid }, 'POST', `/v1/transactions/${encodeURIComponent(gid)}/branches/${encodeURIComponent(branchId)}/outcome`, body);
   }
 
   /** Registers (or updates) a participant; the answer carries its signing secret (PROTOCOL.md 4). */
   registerParticipant(request: RegisterParticipantRequest): Promise<ParticipantRegistrationView> {
-    return this.request('POST', '/v1/participants', request);
+    return this.request({ name: 'registerParticipant' }, 'POST', '/v1/participants', request);
   }
 
   /** The first 200 participants by name (the coordinator's cap on an unpaged list); listParticipantsPage pages through all. */
   listParticipants(): Promise<ParticipantView[]> {
-    return this.request('GET', '/v1/participants');
+    return this.request({ name: 'listParticipants' }, 'GET', '/v1/participants');
   }
 
   /** One page of participants by name; pass `nextCursor` back as `cursor` until it is null. */
   listParticipantsPage(page: { limit?: number; cursor?: string } = {}): Promise<{ items: ParticipantView[]; nextCursor: string | null }> {
     const query = new URLSearchParams({ limit: String(page.limit ?? 50), ...(page.cursor ? { cursor: page.cursor } : {}) });
-    return this.request('GET', `/v1/participants?${query.toString()}`);
+    return this.request({ name: 'listParticipants' }, 'GET', `/v1/participants?${query.toString()}`);
   }
 
   /** Deletes a participant this key owns (409 PARTICIPANT_IN_USE while an unfinished transaction has a branch on it). */
   async deleteParticipant(name: string): Promise<void> {
-    await this.request<null>('DELETE', `/v1/participants/${encodeURIComponent(name)}`);
+    await this.request<null>({ name: 'deleteParticipant' }, 'DELETE', `/v1/participants/${encodeURIComponent(name)}`);
   }
 
   /** Starts building a saga (see SagaBuilder). */
@@ -233,8 +234,8 @@ export class TransactionClient {
   }
 
   /** The answer's body when it is a success; otherwise the coordinator's refusal (or a proxy's page) as a CoordinatorError. */
-  private async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
-    const answer = await this.http.request(method, path, body);
+  private async request<T>(operation: CoordinatorOperation, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    const answer = await this.http.request(operation, method, path, body);
     if (answer.status >= 200 && answer.status < 300 && answer.json) return answer.body as T;
     // An answer that is not the coordinator's JSON (a gateway's 502 page) is still a
     // CoordinatorError with its status, so callers can tell a transient one from the rest.

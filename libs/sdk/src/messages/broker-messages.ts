@@ -1,4 +1,4 @@
-import { SIGNATURE_HEADERS } from '@nest-dtx/protocol';
+import { SIGNATURE_HEADERS, TRACE_CONTEXT_HEADERS } from '@nest-dtx/protocol';
 import type { InboxMessage } from './dtx-inbox.js';
 
 /*
@@ -11,15 +11,19 @@ import type { InboxMessage } from './dtx-inbox.js';
 export interface AmqpDelivery {
   content: Buffer;
   properties: { headers?: Record<string, unknown> | undefined };
+  /** The routing key: on the default exchange the coordinator publishes to, the queue's name. */
+  fields?: { routingKey?: string };
 }
 
-/** What JetStream hands a consumer (JsMsg): the body's bytes and the NATS headers. */
+/** What JetStream hands a consumer (JsMsg): the body's bytes, the NATS headers and the subject. */
 export interface JetStreamDelivery {
   data: Uint8Array;
   headers?: { get(name: string): string } | undefined;
+  subject?: string;
 }
 
-const NAMES = Object.values(SIGNATURE_HEADERS);
+/** The headers the inbox reads: the signature's, and the W3C trace context the coordinator publishes beside them. */
+const NAMES = [...Object.values(SIGNATURE_HEADERS), ...TRACE_CONTEXT_HEADERS];
 
 /** An AMQP header as text: a long string arrives as a string, a byte array as a Buffer; anything else is no signature value. */
 function amqpText(value: unknown): string | undefined {
@@ -28,17 +32,25 @@ function amqpText(value: unknown): string | undefined {
   return undefined;
 }
 
-/** The body and signature headers of a RabbitMQ delivery (amqplib's ConsumeMessage), for DtxInbox.receive. */
+/** The body, signature and trace headers of a RabbitMQ delivery (amqplib's ConsumeMessage), for DtxInbox.receive. */
 export function amqpInboxMessage(delivery: AmqpDelivery): InboxMessage {
   const table = delivery.properties.headers ?? {};
   const byLowerName = new Map(Object.entries(table).map(([name, value]) => [name.toLowerCase(), value]));
-  return { body: delivery.content, headers: Object.fromEntries(NAMES.map((name) => [name, amqpText(byLowerName.get(name))])) };
+  return {
+    body: delivery.content,
+    headers: Object.fromEntries(NAMES.map((name) => [name, amqpText(byLowerName.get(name))])),
+    source: { system: 'rabbitmq', destination: delivery.fields?.routingKey || undefined },
+  };
 }
 
-/** The body and signature headers of a NATS JetStream delivery (JsMsg), for DtxInbox.receive. */
+/** The body, signature and trace headers of a NATS JetStream delivery (JsMsg), for DtxInbox.receive. */
 export function natsInboxMessage(delivery: JetStreamDelivery): InboxMessage {
   // The bytes as they arrived, without a copy: the signature covers exactly them.
   const body = Buffer.from(delivery.data.buffer, delivery.data.byteOffset, delivery.data.byteLength);
   // MsgHdrs.get answers '' for a header that is not there.
-  return { body, headers: Object.fromEntries(NAMES.map((name) => [name, delivery.headers?.get(name) || undefined])) };
+  return {
+    body,
+    headers: Object.fromEntries(NAMES.map((name) => [name, delivery.headers?.get(name) || undefined])),
+    source: { system: 'nats', destination: delivery.subject || undefined },
+  };
 }

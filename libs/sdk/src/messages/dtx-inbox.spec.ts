@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { ConsumeMessage } from 'amqplib';
-import { describe, expect, it } from 'vitest';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatSigningSecret, signCall, type Json, type PhaseCallBody } from '@nest-dtx/protocol';
 import type { BarrierOutcome } from '../data-layers/core/barrier-rules.js';
 import { finalAnswer } from '../data-layers/core/ongoing-answer.js';
@@ -11,6 +12,7 @@ import type { BusinessWork, DtxDataLayer } from '../data-layers/core/data-layer.
 import { BranchBarrier } from '../participant/barrier.js';
 import { SigningKeys } from '../participant/signing-keys.js';
 import { amqpInboxMessage, natsInboxMessage } from './broker-messages.js';
+import { REMOTE_PARENT, startTracing, type TestTracing } from '../../../../test/support/tracing.js';
 import { DtxInbox, DtxInboxError, type InboxMessage } from './dtx-inbox.js';
 
 /** Phase 1 of the barrier in memory, one call at a time: a branch's first run keeps its result, a repeat replays it. */
@@ -37,6 +39,7 @@ class MemoryPhase1Layer implements DtxDataLayer<{ handle: string }> {
 }
 
 const key = randomBytes(32);
+const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 const secret = formatSigningSecret(key);
 const now = () => Math.floor(Date.now() / 1000);
 
@@ -136,31 +139,105 @@ describe('broker deliveries as inbox messages', () => {
   const body = JSON.stringify(execute('g7'));
   const signed = signCall([key], 'g7/b1/execute', now(), body);
 
-  it('amqplib: the content as it arrived and the three headers, whether the table holds strings or byte arrays', async () => {
+  it('amqplib: the content as it arrived, the three headers and the trace context, whether the table holds strings or byte arrays; the queue it came from', async () => {
     const delivery = {
       content: Buffer.from(body),
-      fields: {},
-      properties: { headers: { 'webhook-id': signed['webhook-id'], 'Webhook-Timestamp': Buffer.from(signed['webhook-timestamp']), 'webhook-signature': signed['webhook-signature'], other: 1 } },
+      fields: { routingKey: 'credits' },
+      properties: {
+        headers: { 'webhook-id': signed['webhook-id'], 'Webhook-Timestamp': Buffer.from(signed['webhook-timestamp']), 'webhook-signature': signed['webhook-signature'], traceparent: TRACEPARENT, other: 1 },
+      },
     } as unknown as ConsumeMessage;
     const message = amqpInboxMessage(delivery);
-    expect(message).toEqual({ body: Buffer.from(body), headers: signed });
+    expect(message).toStrictEqual({
+      body: Buffer.from(body),
+      headers: { ...signed, traceparent: TRACEPARENT, tracestate: undefined },
+      source: { system: 'rabbitmq', destination: 'credits' },
+    });
     expect(await inbox().inbox.receive(message, () => Promise.resolve(null))).toMatchObject({ gid: 'g7', duplicate: false });
   });
 
-  it('NATS JetStream: the data as it arrived and the three headers; an absent one is absent', () => {
+  it('NATS JetStream: the data as it arrived, the three headers and the trace context, and its subject; an absent one is absent', () => {
     const headers = natsHeaders();
     for (const [name, value] of Object.entries(signed)) headers.set(name, value);
+    headers.set('traceparent', TRACEPARENT);
+    headers.set('tracestate', 'vendor=1');
     // Data that is a view into a larger buffer, as a client may hand it over.
     const framed = Buffer.concat([Buffer.from('xxxx'), Buffer.from(body), Buffer.from('yyyy')]);
-    const delivery = { data: new Uint8Array(framed.buffer, framed.byteOffset + 4, Buffer.byteLength(body)), headers } as unknown as JsMsg;
-    expect(natsInboxMessage(delivery)).toEqual({ body: Buffer.from(body), headers: signed });
+    const delivery = { data: new Uint8Array(framed.buffer, framed.byteOffset + 4, Buffer.byteLength(body)), headers, subject: 'credits.eu' } as unknown as JsMsg;
+    expect(natsInboxMessage(delivery)).toStrictEqual({
+      body: Buffer.from(body),
+      headers: { ...signed, traceparent: TRACEPARENT, tracestate: 'vendor=1' },
+      source: { system: 'nats', destination: 'credits.eu' },
+    });
     const bare = { data: new Uint8Array(Buffer.from(body)), headers: undefined } as unknown as JsMsg;
-    expect(natsInboxMessage(bare).headers).toEqual({ 'webhook-id': undefined, 'webhook-timestamp': undefined, 'webhook-signature': undefined });
+    expect(natsInboxMessage(bare)).toMatchObject({
+      headers: { 'webhook-id': undefined, 'webhook-timestamp': undefined, 'webhook-signature': undefined, traceparent: undefined, tracestate: undefined },
+      source: { system: 'nats', destination: undefined },
+    });
   });
 
   it('takes the client libraries\' own types (checked by the compiler)', () => {
     const fromAmqp: (delivery: ConsumeMessage) => InboxMessage = amqpInboxMessage;
     const fromNats: (delivery: JsMsg) => InboxMessage = natsInboxMessage;
     expect([fromAmqp, fromNats]).toHaveLength(2);
+  });
+});
+
+describe('DtxInbox spans', () => {
+  let tracing: TestTracing;
+  beforeEach(() => {
+    tracing = startTracing();
+  });
+  afterEach(() => tracing.stop());
+
+  /** A published message carrying the coordinator's trace context, as consumed from queue `credits`. */
+  const traced = (body: PhaseCallBody): InboxMessage => {
+    const message = published(body);
+    return { ...message, headers: { ...message.headers, traceparent: REMOTE_PARENT.traceparent }, source: { system: 'rabbitmq', destination: 'credits' } };
+  };
+
+  it('a CONSUMER span under the coordinator\'s publish, active while the work runs, a duplicate said so', async () => {
+    const { inbox: box } = inbox();
+    let active: string | undefined;
+    const work = () => {
+      active = trace.getActiveSpan()?.spanContext().spanId;
+      return Promise.resolve(null);
+    };
+    await box.receive(traced(execute('g20')), work);
+    await box.receive(traced(execute('g20')), work);
+    const [first, again] = tracing.spans();
+    expect(first.name).toBe('dtx.handle credit/execute');
+    expect(first.kind).toBe(SpanKind.CONSUMER);
+    expect(first.parentSpanContext).toMatchObject({ traceId: REMOTE_PARENT.traceId, spanId: REMOTE_PARENT.spanId });
+    expect(active).toBe(first.spanContext().spanId);
+    expect(first.attributes).toEqual({
+      'dtx.transport': 'inbox',
+      'messaging.operation.type': 'process',
+      'messaging.system': 'rabbitmq',
+      'messaging.destination.name': 'credits',
+      'dtx.gid': 'g20',
+      'dtx.branch_id': 'b1',
+      'dtx.mode': 'msg',
+      'dtx.action': 'credit',
+      'dtx.phase': 'execute',
+      'dtx.duplicate': false,
+      'dtx.outcome': 'ok',
+    });
+    expect(again.attributes).toMatchObject({ 'dtx.duplicate': true, 'dtx.outcome': 'ok' });
+  });
+
+  it('a forged message is refused with its code; a business failure is failed; a thrown error is an error', async () => {
+    const { inbox: box } = inbox();
+    const forged = { ...traced(execute('g21')), body: JSON.stringify(execute('g21', 'b1', { payload: { amount: 500 } })) };
+    await expect(box.receive(forged, () => Promise.resolve(null))).rejects.toBeInstanceOf(DtxInboxError);
+    await expect(box.receive(traced(execute('g22')), () => Promise.reject(new BusinessFailure('no such account')))).rejects.toBeInstanceOf(BusinessFailure);
+    await expect(box.receive(traced(execute('g23')), () => Promise.reject(new RangeError('bad')))).rejects.toBeInstanceOf(RangeError);
+    const [refused, failed, errored] = tracing.spans();
+    expect(refused.name).toBe('dtx.handle');
+    expect(refused.attributes).toMatchObject({ 'dtx.outcome': 'refused', 'error.type': 'SIGNATURE_INVALID' });
+    expect(refused.attributes).not.toHaveProperty('dtx.gid');
+    expect(failed.attributes).toMatchObject({ 'dtx.outcome': 'failed', 'error.type': 'BUSINESS_FAILURE', 'dtx.gid': 'g22' });
+    expect(errored.attributes).toMatchObject({ 'dtx.outcome': 'error', 'error.type': 'RangeError', 'dtx.gid': 'g23' });
+    for (const span of [refused, failed, errored]) expect(span.status.code).toBe(SpanStatusCode.ERROR);
   });
 });

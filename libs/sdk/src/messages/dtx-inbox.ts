@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api';
 import {
   MSG_CHECK_BRANCH_ID,
   parseSigningSecret,
@@ -13,12 +14,29 @@ import type { DtxDataLayer } from '../data-layers/core/data-layer.js';
 import { isOngoingAnswer } from '../data-layers/core/ongoing-answer.js';
 import { branchContext, type BranchContext } from '../participant/participant.explorer.js';
 import { isPhaseCall, signedIdNamesBody } from '../participant/phase-call.js';
+import { DtxAttr, SemconvAttr } from '../tracing/dtx-tracer.js';
+import { HandleSpan, traceHeadersOf, type CallSource } from '../tracing/handle-span.js';
 
-/** A message as a broker handed it over: the body's exact bytes, and its headers by name. */
+/**
+ * A message as a broker handed it over: the body's exact bytes, and its headers by name (the
+ * three signature headers; `traceparent` and `tracestate` too, when the message has them).
+ */
 export interface InboxMessage {
   body: string | Buffer;
   headers: Readonly<Record<string, string | undefined>>;
+  /** Where it was consumed from, for the span of its processing (amqpInboxMessage and natsInboxMessage fill it in). */
+  source?: InboxSource;
 }
+
+/** The broker and the queue or subject a message was consumed from. */
+export interface InboxSource {
+  system: 'rabbitmq' | 'nats';
+  /** The RabbitMQ queue (the routing key, on the default exchange the coordinator publishes to) or the NATS subject. */
+  destination?: string;
+}
+
+/** What every inbox span shares; the broker's attributes are added per message, and only to a span that records. */
+const INBOX_CALLS: CallSource = { kind: SpanKind.CONSUMER, attributes: { [DtxAttr.TRANSPORT]: 'inbox', [SemconvAttr.MESSAGING_OPERATION_TYPE]: 'process' } };
 
 /** Why the inbox refused a message. None of them gets better by redelivering the message. */
 export const DtxInboxErrorCode = {
@@ -98,6 +116,10 @@ function lowerCased(headers: Readonly<Record<string, string | undefined>>): Reco
  * local transaction with the branch's phase-1 barrier row, so a redelivered message is a
  * duplicate that changes nothing. Nothing of a message is used before its signature verified.
  *
+ * Each message has its span (`dtx.handle {action}/execute`, kind CONSUMER), a child of the
+ * coordinator's publish through the message's `traceparent` / `tracestate` headers; the work and
+ * the barrier run with it active.
+ *
  * ```ts
  * const inbox = new DtxInbox(pgDataLayer(pool), { signingSecret: process.env.DTX_SIGNING_SECRET! });
  * await channel.consume('credits', async (delivery) => {
@@ -140,21 +162,48 @@ export class DtxInbox<Tx = unknown> {
    * was written), or any other error (transient, nothing was written).
    */
   async receive(message: InboxMessage, work: InboxWork<Tx>): Promise<InboxReceipt> {
-    const call = this.verified(message);
-    const thrown: { failure?: BusinessFailure } = {};
-    const outcome = await this.dataLayer.runPhase(call, async (tx) => {
-      let answer: unknown;
-      try {
-        answer = await work(call.payload, branchContext(call, tx));
-      } catch (error) {
-        if (error instanceof BusinessFailure) thrown.failure = error;
-        throw error;
+    const headers = lowerCased(message.headers);
+    const span = HandleSpan.start(INBOX_CALLS, traceHeadersOf(headers));
+    if (message.source) {
+      span.set(SemconvAttr.MESSAGING_SYSTEM, message.source.system);
+      if (message.source.destination) span.set(SemconvAttr.MESSAGING_DESTINATION_NAME, message.source.destination);
+    }
+    try {
+      const receipt = await this.receiveVerified(this.verified(message.body, headers), work, span);
+      span.set(DtxAttr.DUPLICATE, receipt.duplicate);
+      span.end({ outcome: 'ok' });
+      return receipt;
+    } catch (error) {
+      if (error instanceof DtxInboxError) {
+        // A barrier's refusal is the anti-hanging 409 of a call; any other, a message refused before anything ran.
+        span.end({ outcome: error.code === DtxInboxErrorCode.BARRIER_REFUSED ? 'failed' : 'refused', errorType: error.code });
+      } else if (error instanceof BusinessFailure) {
+        span.end({ outcome: 'failed', errorType: 'BUSINESS_FAILURE' });
+      } else {
+        span.end({ outcome: 'error', errorType: error instanceof Error ? error.name : 'Error' }, error);
       }
-      // A delivered message is acknowledged or not: there is no one to ask again later. Thrown
-      // here, inside the local transaction, so that nothing the work wrote commits.
-      if (isOngoingAnswer(answer)) throw new TypeError(ONGOING_REFUSED);
-      return answer as Json | void;
-    });
+      throw error;
+    }
+  }
+
+  private async receiveVerified(call: PhaseCallBody & { payload: JsonObject }, work: InboxWork<Tx>, span: HandleSpan): Promise<InboxReceipt> {
+    span.identify(call);
+    const thrown: { failure?: BusinessFailure } = {};
+    const outcome = await span.run(() =>
+      this.dataLayer.runPhase(call, async (tx) => {
+        let answer: unknown;
+        try {
+          answer = await work(call.payload, branchContext(call, tx));
+        } catch (error) {
+          if (error instanceof BusinessFailure) thrown.failure = error;
+          throw error;
+        }
+        // A delivered message is acknowledged or not: there is no one to ask again later. Thrown
+        // here, inside the local transaction, so that nothing the work wrote commits.
+        if (isOngoingAnswer(answer)) throw new TypeError(ONGOING_REFUSED);
+        return answer as Json | void;
+      }),
+    );
     if (outcome.kind === 'failed') {
       const refused = thrown.failure;
       if (refused && outcome.message === refused.message && outcome.details === refused.details) throw refused;
@@ -165,13 +214,12 @@ export class DtxInbox<Tx = unknown> {
   }
 
   /** The message's call, once its signature, its shape and its id are checked; throws DtxInboxError otherwise. */
-  private verified(message: InboxMessage): PhaseCallBody & { payload: JsonObject } {
-    const headers = lowerCased(message.headers);
-    const verdict = verifyCall(this.keys(), headers, message.body, Math.floor(Date.now() / 1000), this.toleranceSeconds);
+  private verified(content: string | Buffer, headers: Record<string, string | undefined>): PhaseCallBody & { payload: JsonObject } {
+    const verdict = verifyCall(this.keys(), headers, content, Math.floor(Date.now() / 1000), this.toleranceSeconds);
     if (!verdict.ok) throw new DtxInboxError(verdict.code, verdict.reason);
     let body: unknown;
     try {
-      body = JSON.parse(typeof message.body === 'string' ? message.body : message.body.toString('utf8'));
+      body = JSON.parse(typeof content === 'string' ? content : content.toString('utf8'));
     } catch {
       throw new DtxInboxError(DtxInboxErrorCode.INVALID_JSON, 'the message body is not valid JSON');
     }

@@ -60,17 +60,25 @@ export class ParticipantHttpExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response: unknown = host.switchToHttp().getResponse();
-    let body: ParticipantErrorBody;
-    if (exception instanceof ParticipantRefusal) {
-      body = exception.body;
-    } else if (exception instanceof HttpException && exception.getStatus() < 500) {
-      body = { ...participantError(ParticipantErrorCode.BAD_REQUEST, exception.message), statusCode: exception.getStatus() };
-    } else {
+    const body = errorAnswerBody(exception);
+    if (body.error === ParticipantErrorCode.INTERNAL) {
       this.logger.error(exception instanceof Error ? exception.message : String(exception), exception instanceof Error ? exception.stack : undefined);
-      body = participantError(ParticipantErrorCode.INTERNAL, 'internal error');
     }
     replyJson(this.adapterHost.httpAdapter, response, body.statusCode, body);
   }
+}
+
+/**
+ * The answer of the SDK's routes to what was thrown while they ran (the filter above sends it;
+ * the route's span records it): a refusal's own body, another 4xx HttpException as
+ * BAD_REQUEST with its status, anything else 500 INTERNAL.
+ */
+export function errorAnswerBody(exception: unknown): ParticipantErrorBody {
+  if (exception instanceof ParticipantRefusal) return exception.body;
+  if (exception instanceof HttpException && exception.getStatus() < 500) {
+    return { ...participantError(ParticipantErrorCode.BAD_REQUEST, exception.message), statusCode: exception.getStatus() };
+  }
+  return participantError(ParticipantErrorCode.INTERNAL, 'internal error');
 }
 
 /**

@@ -5,7 +5,9 @@ import { AT_LOCKS_HEADER, checkSignatureHeaders, encodeBranchLocks, SIGNATURE_HE
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { isJsonContentType, participantError, ParticipantErrorCode } from './participant-errors.js';
-import { ParticipantHttpExceptionFilter, ParticipantRefusal, jsonAnswer } from './participant-http-errors.js';
+import { errorAnswerBody, ParticipantHttpExceptionFilter, ParticipantRefusal, jsonAnswer } from './participant-http-errors.js';
+import { SemconvAttr } from '../tracing/dtx-tracer.js';
+import { CallSources, errorBodyResult, HandleSpan, traceHeadersOf, type HandleResult } from '../tracing/handle-span.js';
 
 /** What the route reads of a request, on Express and Fastify alike (`rawBody` with the app's `rawBody: true`). */
 interface ParticipantHttpRequest {
@@ -14,6 +16,12 @@ interface ParticipantHttpRequest {
   rawBody?: Buffer;
 }
 
+
+/** Ends a call's span with a success the route answers itself (its errors end it where they are caught). */
+function answered(span: HandleSpan, status: number, result: HandleResult): void {
+  span.set(SemconvAttr.HTTP_RESPONSE_STATUS_CODE, status);
+  span.end(result);
+}
 
 function signatureHeaders(headers: IncomingHttpHeaders): PresentedSignatureHeaders {
   const { id, timestamp, signature } = SIGNATURE_HEADERS;
@@ -57,8 +65,14 @@ function signedContent(request: ParticipantHttpRequest): Buffer | string | null 
  * given `null` nothing at all; the result of an action that returned nothing is the JSON
  * `null`. A refusal is thrown as a ParticipantRefusal, which the controller's filter answers
  * with its body.
+ *
+ * Each call has its span (HandleSpan, kind SERVER), a child of the coordinator's call through
+ * the `traceparent` / `tracestate` headers; the business runs with it active.
  */
 export function createParticipantHttpController(path: string): Type<unknown> {
+  // The route as OpenTelemetry's `http.route` names it (without the app's global prefix, which the controller does not know).
+  const calls = CallSources.http(`/${path.split('/').filter(Boolean).join('/')}/:action/:phase`);
+
   @Controller(path)
   @UseFilters(ParticipantHttpExceptionFilter)
   class ParticipantHttpController {
@@ -75,6 +89,20 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       @Req() request: ParticipantHttpRequest,
       @Res({ passthrough: true }) response: unknown,
     ): Promise<string> {
+      const span = HandleSpan.start(calls, traceHeadersOf(request.headers));
+      try {
+        return await this.answer(action, phase, request, response, span);
+      } catch (error) {
+        // What the controller's filter will send for it.
+        const answer = errorAnswerBody(error);
+        span.set(SemconvAttr.HTTP_RESPONSE_STATUS_CODE, answer.statusCode);
+        span.end(errorBodyResult(answer), error instanceof ParticipantRefusal ? undefined : error);
+        throw error;
+      }
+    }
+
+    /** The call verified, run, and answered: its body, with the status set; a refusal thrown. */
+    private async answer(action: string, phase: string, request: ParticipantHttpRequest, response: unknown, span: HandleSpan): Promise<string> {
       // The signature first, whatever the content type (PROTOCOL.md 5.5: a call without a good
       // signature is a 401). A body the JSON parser did not read verifies as nothing, so such a
       // call cannot pass; the content type is checked after, for a call that did.
@@ -94,13 +122,16 @@ export function createParticipantHttpController(path: string): Type<unknown> {
       if (call?.action !== action || call?.phase !== phase) {
         throw new ParticipantRefusal(participantError(ParticipantErrorCode.INVALID_PHASE_CALL, 'the path and the body name different actions or phases'));
       }
-      const outcome = await this.dispatcher.dispatch(check.body);
+      span.identify(check.body);
+      const outcome = await span.run(() => this.dispatcher.dispatch(check.body));
       const adapter = this.adapterHost.httpAdapter;
       switch (outcome.kind) {
         case 'ok':
           if (outcome.locks) adapter.setHeader(response, AT_LOCKS_HEADER, encodeBranchLocks(outcome.locks));
+          answered(span, 200, { outcome: 'ok' });
           return jsonAnswer(adapter, response, 200, outcome.result ?? null);
         case 'ongoing':
+          answered(span, 202, { outcome: 'ongoing' });
           return jsonAnswer(adapter, response, 202, outcome.retryAfterMs === undefined ? {} : { retryAfterMs: outcome.retryAfterMs });
         case 'failed':
           throw new ParticipantRefusal(participantError(ParticipantErrorCode.BUSINESS_FAILURE, outcome.message, { details: outcome.details }));

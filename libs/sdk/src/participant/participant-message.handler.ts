@@ -1,6 +1,14 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { of, throwError, type Observable } from 'rxjs';
-import { checkSignatureHeaders, messageSignatureHeaders, splitSignedMessage, type MicroserviceReply, type PresentedSignatureHeaders } from '@nest-dtx/protocol';
+import {
+  checkSignatureHeaders,
+  messageSignatureHeaders,
+  messageTraceHeaders,
+  splitSignedMessage,
+  type MicroserviceReply,
+  type PresentedSignatureHeaders,
+} from '@nest-dtx/protocol';
+import { answerResult, errorBodyResult, HandleSpan, type CallSource } from '../tracing/handle-span.js';
 import { BranchDispatcher } from './branch-dispatcher.js';
 import { CallVerifier } from './call-verifier.js';
 import { participantError, ParticipantErrorCode, type ParticipantErrorBody } from './participant-errors.js';
@@ -37,6 +45,10 @@ class Refusal extends Error {
  * Server.send directly: an error is an observable that errors with the body, which the server
  * sends as the reply's `err`, just as Nest's RPC exception filter did with an RpcException's
  * body; anything unexpected is logged and sent as that filter's `Internal server error`.
+ *
+ * Each call has its span (HandleSpan; `source` says which transport it came by), a child of the
+ * coordinator's call through the `traceparent` / `tracestate` its data's `headers` member
+ * carries beside the signature values; the business runs with it active.
  */
 @Injectable()
 export class ParticipantMessageHandler {
@@ -47,17 +59,22 @@ export class ParticipantMessageHandler {
     private readonly dispatcher: BranchDispatcher,
   ) {}
 
-  async handle(data: unknown): Promise<Observable<MicroserviceReply | OngoingReply>> {
+  async handle(data: unknown, source: CallSource): Promise<Observable<MicroserviceReply | OngoingReply>> {
+    const span = HandleSpan.start(source, messageTraceHeaders(data));
     try {
-      return of(await this.answer(data));
+      return of(await this.answer(data, span));
     } catch (error) {
-      if (error instanceof Refusal) return throwError(() => error.body);
+      if (error instanceof Refusal) {
+        span.end(errorBodyResult(error.body));
+        return throwError(() => error.body);
+      }
+      span.end({ outcome: 'error', errorType: ParticipantErrorCode.INTERNAL }, error);
       this.logger.error(error);
       return throwError(() => UNKNOWN_ERROR);
     }
   }
 
-  private async answer(data: unknown): Promise<MicroserviceReply | OngoingReply> {
+  private async answer(data: unknown, span: HandleSpan): Promise<MicroserviceReply | OngoingReply> {
     let signed: { headers: PresentedSignatureHeaders; body: string };
     try {
       // Data that is no object carries no headers: it is checked (and refused) as unsigned.
@@ -73,7 +90,10 @@ export class ParticipantMessageHandler {
     }
     const check = this.verifier.check(signed.headers, signed.body);
     if (!check.ok) throw new Refusal(check.error);
-    const answer = await this.dispatcher.dispatch(check.body);
+    span.identify(check.body);
+    const answer = await span.run(() => this.dispatcher.dispatch(check.body));
+    // Ended with the answer here: a refusal thrown below finds it ended (HandleSpan.end is once).
+    span.end(answerResult(answer));
     switch (answer.kind) {
       case 'ok':
         return answer.locks ? { outcome: 'ok', result: answer.result, locks: answer.locks } : { outcome: 'ok', result: answer.result };

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import type { MessageHandler, ServerNats, ServerRedis, ServerRMQ, ServerTCP } from '@nestjs/microservices';
-import { natsConnectionOptions, natsParticipantQueueGroup, rabbitmqParticipantQueue, redisTransportOptions } from '@nest-dtx/protocol';
+import { natsBranchSubject, natsConnectionOptions, natsParticipantQueueGroup, rabbitmqParticipantQueue, redisTransportOptions } from '@nest-dtx/protocol';
+import { CallSources, type CallSource } from '../tracing/handle-span.js';
 import { branchPatternFor } from './participant-address.js';
 import { ParticipantMessageHandler } from './participant-message.handler.js';
 import { PARTICIPANT_OPTIONS, type ParticipantModuleOptions } from './participant.options.js';
@@ -34,12 +35,16 @@ export async function connectParticipantTransport(app: INestApplication, options
   if (!transport || transport.kind === 'http') return;
   const microservices = await import('@nestjs/microservices');
   let server: ServerTCP | ServerRedis | ServerRMQ | ServerNats;
+  // The span kind and attributes every call of this transport shares (HandleSpan).
+  let source: CallSource;
   switch (transport.kind) {
     case 'tcp':
       server = new microservices.ServerTCP({ host: transport.host, port: transport.port });
+      source = CallSources.tcp();
       break;
     case 'redis':
       server = new microservices.ServerRedis(redisTransportOptions(transport.url));
+      source = CallSources.redis();
       break;
     case 'rabbitmq':
       server = new microservices.ServerRMQ({
@@ -50,14 +55,16 @@ export async function connectParticipantTransport(app: INestApplication, options
         queue: rabbitmqParticipantQueue(resolved.name),
         queueOptions: { durable: true, autoDelete: true },
       });
+      source = CallSources.rabbitmq(rabbitmqParticipantQueue(resolved.name));
       break;
     case 'nats':
       // One queue group: each call goes to one instance of the participant, not to all.
       server = new microservices.ServerNats({ ...natsConnectionOptions(transport.url), queue: natsParticipantQueueGroup(resolved.name), maxReconnectAttempts: -1 });
+      source = CallSources.nats(natsBranchSubject(resolved.name), natsParticipantQueueGroup(resolved.name));
       break;
   }
   const handler = app.get(ParticipantMessageHandler, { strict: false });
-  const handle: MessageHandler = (data: unknown) => handler.handle(data);
+  const handle: MessageHandler = (data: unknown) => handler.handle(data, source);
   server.addHandler(branchPatternFor(transport.kind, resolved.name), handle);
   app.connectMicroservice({ strategy: server });
   await app.startAllMicroservices();

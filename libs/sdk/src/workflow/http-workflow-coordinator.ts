@@ -85,13 +85,13 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   async begin(request: WorkflowBeginRequest): Promise<{ created: boolean; view: WorkflowView }> {
-    const answer = await this.http.request('POST', '/v1/transactions', { mode: 'workflow', ...request });
+    const answer = await this.http.request({ name: 'begin', gid: request.gid, mode: 'workflow' }, 'POST', '/v1/transactions', { mode: 'workflow', ...request });
     if (answer.status !== 200 && answer.status !== 201) throw this.unexpected(answer);
     return { created: answer.status === 201, view: readWorkflowView(answer.body) };
   }
 
   async recordStep(gid: string, step: StepRecordRequest): Promise<StepAnswer> {
-    const answer = await this.http.request('POST', `${this.path(gid)}/steps`, step);
+    const answer = await this.http.request({ name: 'recordStep', gid }, 'POST', `${this.path(gid)}/steps`, step);
     const body = isObject(answer.body) ? answer.body : {};
     const code = errorCodeOf(answer.body);
     if (answer.status === 201) {
@@ -109,7 +109,7 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   async get(gid: string): Promise<WorkflowView> {
-    const answer = await this.http.request('GET', this.path(gid));
+    const answer = await this.http.request({ name: 'get', gid }, 'GET', this.path(gid));
     if (answer.status !== 200) throw this.unexpected(answer);
     return readWorkflowView(answer.body);
   }
@@ -123,7 +123,7 @@ export class HttpWorkflowCoordinator implements WorkflowCoordinator {
   }
 
   private async decide(gid: string, decision: 'commit' | 'rollback', body: { result?: Json }): Promise<DecisionAnswer> {
-    const answer = await this.http.request('POST', `${this.path(gid)}/${decision}`, body);
+    const answer = await this.http.request({ name: decision, gid }, 'POST', `${this.path(gid)}/${decision}`, body);
     if (answer.status === 200) {
       const status = isObject(answer.body) && oneOf(GLOBAL_STATUSES, answer.body.status) ? answer.body.status : decision === 'commit' ? 'committing' : 'rolling_back';
       return { kind: 'accepted', status };

@@ -7,6 +7,7 @@ import type { Json } from '@nest-dtx/protocol';
 import type { BranchDispatcher } from '../participant/branch-dispatcher.js';
 import type { CallVerifier } from '../participant/call-verifier.js';
 import { ParticipantMessageHandler } from '../participant/participant-message.handler.js';
+import { CallSources } from '../tracing/handle-span.js';
 import type { WorkflowContext } from './workflow-context.js';
 import { Workflow } from './workflow.decorator.js';
 import { WorkflowExplorer } from './workflow.explorer.js';
@@ -72,6 +73,6 @@ describe('a resume answered ongoing on the message transports', () => {
     const verifier = { check: () => ({ ok: true, body }) } as unknown as CallVerifier;
     const dispatcher = { dispatch: () => Promise.resolve({ kind: 'ongoing' }) } as unknown as BranchDispatcher;
     const handler = new ParticipantMessageHandler(verifier, dispatcher);
-    expect(await firstValueFrom(await handler.handle(body))).toEqual({ outcome: 'ongoing' });
+    expect(await firstValueFrom(await handler.handle(body, CallSources.tcp()))).toEqual({ outcome: 'ongoing' });
   });
 });
