@@ -22,12 +22,14 @@ let client: TransactionClient;
 
 // Automatic retries are slow here, so that a prompt finish proves the operator's retry did it.
 const SLOW_RETRIES = { RECOVERY_INTERVAL_MS: '200', RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', LEASE_MS: '1500', CALL_TIMEOUT_MS: '700' };
+/** The console's trace links: a Grafana Tempo explore URL, `{traceId}` in it twice. */
+const TRACE_UI_URL = 'http://127.0.0.1:3000/explore?left=%7B%22queries%22:%5B%7B%22query%22:%22{traceId}%22%7D%5D%7D&trace={traceId}';
 
 const debit = (account: string, amount: number) => ({ participant: 'bank', action: 'debit', payload: { accountId: account, amount } });
 
 beforeAll(async () => {
   databases = await Promise.all(['admin_coord', 'admin_bank'].map((p) => createTestDatabase(p)));
-  coord = await coordinator('admin-coordinator', databases[0].url, SLOW_RETRIES);
+  coord = await coordinator('admin-coordinator', databases[0].url, { ...SLOW_RETRIES, TRACE_UI_URL });
   await coord.start();
   bank = await accountService('bank', databases[1].url, coord.url);
   await bank.start();
@@ -91,6 +93,9 @@ describe('GET /admin/transactions/{gid}', () => {
     expect(detail.events.filter((e) => e.type === 'call').map((e) => (e.detail as { phase: string }).phase)).toEqual(['try', 'cancel']);
     const times = detail.events.map((e) => Date.parse(e.at));
     expect([...times].sort((a, b) => a - b)).toEqual(times);
+    // Begun without a traceparent: no trace to link to.
+    expect(detail.traceId).toBeNull();
+    expect(detail.traceUrl).toBeNull();
   });
 });
 
@@ -133,5 +138,25 @@ describe('operator actions', () => {
     expect(counts.byMode.saga).toBe(1);
     expect(counts.byStatus.committed).toBeGreaterThanOrEqual(7);
     expect(counts.total).toBe(Object.values(counts.byStatus).reduce((a, b) => a + b, 0));
+  });
+});
+
+// Last: its transaction would change the counts the tests above read.
+describe('the trace of a transaction', () => {
+  it("is in the admin view (traceId, traceUrl from TRACE_UI_URL), not in the public one (PROTOCOL.md 3.4)", async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const begun = await fetch(`${coord.url}/v1/transactions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-b7ad6b7169203331-01` },
+      body: JSON.stringify({ mode: 'tcc', gid: 'adm-traced', wait: true, branches: [debit('adm', 10)] }),
+    });
+    expect(begun.status).toBe(201);
+    const detail: TransactionDetailView = await getJson(`${coord.url}/admin/transactions/adm-traced`);
+    expect(detail.traceId).toBe(traceId);
+    expect(detail.traceUrl).toBe(TRACE_UI_URL.replaceAll('{traceId}', traceId));
+    const view = await getJson<Record<string, unknown>>(`${coord.url}/v1/transactions/adm-traced`);
+    expect(view.status).toBe('committed');
+    expect(Object.keys(view)).not.toContain('traceId');
+    expect(Object.keys(view)).not.toContain('traceUrl');
   });
 });

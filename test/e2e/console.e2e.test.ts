@@ -35,9 +35,12 @@ let client: TransactionClient;
 let browser: Browser;
 let page: Page;
 
+/** Where the console links a transaction's trace (a Jaeger's trace page; nothing listens there). */
+const TRACE_UI = 'http://127.0.0.1:16686/trace/{traceId}';
+
 // Automatic phase-2 retries are far apart, so what the page shows about the transaction left
 // in phase 2 comes from the operator's retry; one failed round is enough to need attention.
-const COORDINATOR_ENV = { RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', ATTENTION_AFTER_ATTEMPTS: '1', CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000' };
+const COORDINATOR_ENV = { RETRY_BASE_MS: '60000', RETRY_MAX_MS: '60000', ATTENTION_AFTER_ATTEMPTS: '1', CALL_TIMEOUT_MS: '1000', LEASE_MS: '3000', TRACE_UI_URL: TRACE_UI };
 const LONG_TIMEOUT_MS = 600_000;
 /**
  * The browser's zone: not UTC and not a whole hour off it, so a time shown without its zone, or
@@ -659,6 +662,36 @@ describeInBrowser('the web console in chromium', () => {
       expect(await bank.locator('[data-testid="in-flight"]').innerText()).toMatch(/^0 \/ \d+ \(128\)$/);
       expect(await bank.locator('[data-testid="queued"]').innerText()).toBe('0');
       await screenshot('participants');
+    });
+  });
+
+  describe('trace link', () => {
+    it("links a transaction begun in a trace to it in the tracing UI (TRACE_UI_URL), and one begun without to nothing", async () => {
+      const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+      const begun = await fetch(`${coord.url}/v1/transactions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        body: JSON.stringify({ mode: 'tcc', gid: 'con-traced', timeoutMs: LONG_TIMEOUT_MS }),
+      });
+      expect(begun.status).toBe(201);
+      const detail = await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/con-traced`);
+      expect(detail.traceId).toBe(traceId);
+      expect(detail.traceUrl).toBe(`http://127.0.0.1:16686/trace/${traceId}`);
+
+      await openConsole('#/tx/con-traced');
+      const link = page.locator('[data-testid="tx-header"][data-gid="con-traced"] a[data-testid="tx-trace"]');
+      await link.waitFor(CEILING);
+      expect(await link.getAttribute('href')).toBe(detail.traceUrl);
+      expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
+      expect(await link.innerText()).toBe(traceId);
+      expect(await page.locator('[data-testid="tx-header"] .meta dt', { hasText: 'Trace' }).count()).toBe(1);
+      await screenshot('trace-link');
+
+      // con-stuck was begun without a traceparent: no trace, no link.
+      expect((await getJson<TransactionDetailView>(`${coord.url}/admin/transactions/con-stuck`)).traceId).toBeNull();
+      await openConsole('#/tx/con-stuck');
+      await page.locator('[data-testid="tx-header"][data-gid="con-stuck"]').waitFor(CEILING);
+      expect(await page.locator('[data-testid="tx-trace"]').count()).toBe(0);
     });
   });
 });

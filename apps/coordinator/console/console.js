@@ -530,6 +530,7 @@ class TransactionPage {
           tx.workflow ? [h('dt', {}, 'Workflow'), h('dd', {}, `${tx.workflow.name} on ${tx.workflow.participant}`)] : null,
           tx.workflow ? [h('dt', {}, 'Input'), h('dd', {}, h('code', {}, JSON.stringify(tx.input)))] : null,
           tx.workflow && tx.result !== null ? [h('dt', {}, 'Result'), h('dd', {}, h('code', {}, JSON.stringify(tx.result)))] : null,
+          traceLink(tx),
         ),
         h(
           'div',
@@ -835,6 +836,19 @@ function describeEvent(event, participantOf, attempt) {
 }
 
 const detail = (text) => h('span', { class: 'event-detail' }, text);
+
+/**
+ * The transaction's trace in the operator's tracing UI, when the coordinator has TRACE_UI_URL
+ * and the transaction was begun in a trace: the admin API fills the link in (traceUrl, an http(s)
+ * URL checked at start-up). Opened in a tab of its own, telling the tracing UI nothing of this page.
+ */
+function traceLink(tx) {
+  if (!tx.traceId || !tx.traceUrl) return null;
+  return [
+    h('dt', {}, 'Trace'),
+    h('dd', {}, h('a', { class: 'trace-link', href: tx.traceUrl, target: '_blank', rel: 'noopener noreferrer', title: `Trace ${tx.traceId}`, 'data-testid': 'tx-trace' }, tx.traceId)),
+  ];
+}
 
 // ---------------------------------------------------------------------------------- locks held now
 

@@ -151,9 +151,14 @@ export interface BranchDetailView extends BranchView {
   locks?: BranchLocksView;
 }
 
+/** GET /admin/transactions/{gid}: the view of PROTOCOL.md 3.4 with its history, and (an addition to PROTOCOL.md 6) its trace. */
 export interface TransactionDetailView extends TransactionView {
   branches: BranchDetailView[];
   events: TransactionEventView[];
+  /** The W3C trace id (32 hex digits) of the trace the transaction was begun in (its begin's `traceparent`); null when none was given. */
+  traceId: string | null;
+  /** The trace in the operator's tracing UI (the coordinator's TRACE_UI_URL with `traceId`); null without either. */
+  traceUrl: string | null;
 }
 
 /** One AT branch holding row locks now (GET /admin/locks): its phase 2 has not finished, nor has its transaction. */

@@ -27,6 +27,12 @@ import type { ListLocksQueryDto } from './list-locks.query.js';
 
 const DEFAULT_PAGE = 50;
 
+/** The trace id of a W3C traceparent (`00-<trace id>-<parent id>-<flags>`, checked when it was stored); null without one. */
+export function traceIdOf(traceParent: string | null): string | null {
+  const traceId = traceParent?.split('-')[1];
+  return traceId && /^[0-9a-f]{32}$/.test(traceId) && !/^0+$/.test(traceId) ? traceId : null;
+}
+
 /**
  * The operator's API (PROTOCOL.md 6): inspect and steer transactions. It writes nothing itself:
  * a transaction is read and changed through the engine, and the listings, counts and held locks
@@ -68,7 +74,8 @@ export class AdminService {
       const shown = stored ? branchLocksView(stored, locks.now) : null;
       return shown ? { ...branch, locks: shown } : branch;
     });
-    return { ...view, branches, events };
+    const traceId = traceIdOf(loaded.tx.traceParent);
+    return { ...view, branches, events, traceId, traceUrl: this.config.traceUrl(traceId) };
   }
 
   /** Locks AT branches hold now, oldest first, in keyset pages. */

@@ -149,6 +149,8 @@ describe('rendered answers', () => {
     const branch = { participant: 'bank-a', action: 'at-debit', status: 'prepared' as const, attempts: 1, lastError: null, result: null, waitingSince: null };
     const detail: TransactionDetailView = {
       ...view('tx-3', { mode: '2pc', status: 'active' }),
+      traceId: null,
+      traceUrl: null,
       branches: [
         { ...branch, branchId: 'debit', locks: { count: 3, rows: [{ table: 'public.accounts', key: '["a"]' }], since: '2026-12-01T10:00:00.000Z', releasedAt: null, heldMs: 2_500 } },
         { ...branch, branchId: 'credit', locks: { count: 1, rows: [{ table: 'public.accounts', key: '["b"]' }], since: '2026-12-01T10:00:01.000Z', releasedAt: '2026-12-01T10:00:01.300Z', heldMs: 300 } },
@@ -172,6 +174,8 @@ describe('rendered answers', () => {
   it("shows a workflow's steps in recorded order with their kinds, a long-running one as waiting (since when), and the workflow's input and result", () => {
     const detail: TransactionDetailView = {
       ...view('wf-1', { mode: 'workflow', status: 'active' }),
+      traceId: null,
+      traceUrl: null,
       workflow: { participant: 'orders', name: 'placeOrder' },
       input: { orderId: 'o-1' },
       result: null,
@@ -201,6 +205,8 @@ describe('rendered answers', () => {
     expect(error.length).toBeGreaterThan(80);
     const detail: TransactionDetailView = {
       ...view('tx-4', { status: 'committing', needsAttention: true }),
+      traceId: null,
+      traceUrl: null,
       branches: [
         { branchId: 'b1', participant: 'bank-a', action: 'debit', status: 'prepared', attempts: 3, lastError: error, result: null, waitingSince: null },
         { branchId: 'b2', participant: 'bank-b', action: 'credit', status: 'committed', attempts: 2, lastError: null, result: null, waitingSince: null },

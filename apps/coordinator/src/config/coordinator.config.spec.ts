@@ -133,3 +133,31 @@ describe('limits and owner-scoped keys', () => {
     expect(() => loadCoordinatorEnv({ OWNER_SCOPED_KEYS: 'maybe' })).toThrow(/^invalid configuration: OWNER_SCOPED_KEYS: .*must be true or false/);
   });
 });
+
+describe('TRACE_UI_URL', () => {
+  const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+  it('is optional: unset, no trace has a link', () => {
+    const config = new CoordinatorConfig(loadCoordinatorEnv({}));
+    expect(config.env.TRACE_UI_URL).toBeUndefined();
+    expect(config.traceUrl(TRACE_ID)).toBeNull();
+  });
+
+  it('fills {traceId} in (every one of them), and links nothing for a transaction without a trace', () => {
+    const jaeger = new CoordinatorConfig(loadCoordinatorEnv({ TRACE_UI_URL: 'http://localhost:16686/trace/{traceId}' }));
+    expect(jaeger.traceUrl(TRACE_ID)).toBe(`http://localhost:16686/trace/${TRACE_ID}`);
+    expect(jaeger.traceUrl(null)).toBeNull();
+    const tempo = 'https://grafana.example/explore?left=%7B%22queries%22:%5B%7B%22query%22:%22{traceId}%22%7D%5D%7D&trace={traceId}';
+    expect(new CoordinatorConfig(loadCoordinatorEnv({ TRACE_UI_URL: tempo })).traceUrl(TRACE_ID)).toBe(
+      `https://grafana.example/explore?left=%7B%22queries%22:%5B%7B%22query%22:%22${TRACE_ID}%22%7D%5D%7D&trace=${TRACE_ID}`,
+    );
+  });
+
+  it('refuses another scheme, no {traceId}, white space or no URL, in one line', () => {
+    for (const value of ['javascript:alert({traceId})', 'ftp://traces/{traceId}', 'http://localhost:16686/trace/', 'http://jaeger/trace/{traceId} now', '/trace/{traceId}']) {
+      expect(() => loadCoordinatorEnv({ TRACE_UI_URL: value }), value).toThrow(/^invalid configuration: TRACE_UI_URL: TRACE_UI_URL must be an http:\/\/ or https:\/\/ URL with \{traceId\} in it$/);
+    }
+    expect(() => loadCoordinatorEnv({ TRACE_UI_URL: 'http://[::1/{traceId}' })).toThrow(/^invalid configuration: TRACE_UI_URL: /);
+    expect(() => loadCoordinatorEnv({ TRACE_UI_URL: `http://jaeger/trace/{traceId}?${'x'.repeat(2048)}` })).toThrow(/^invalid configuration: TRACE_UI_URL: .*2048/);
+  });
+});

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, MaxLength, Min, validateSync } from 'class-validator';
 import { isLoopbackHost, natsConnectionOptions } from '@nest-dtx/protocol';
 import { ApiKeyRing, parseApiKeys } from '../auth/api-keys.js';
 import { EgressPolicy } from '../participants/egress-policy.js';
@@ -291,6 +291,14 @@ export class CoordinatorEnv {
   @IsOptional() @Transform(toInt) @IsInt() @Min(1_000) @Max(3_600_000)
   HTTP_IDLE_TIMEOUT_MS?: number = undefined;
 
+  /**
+   * Where the console links a transaction's trace: an http(s) URL with `{traceId}` where the 32
+   * hex digits of its trace id go (Jaeger: `http://localhost:16686/trace/{traceId}`; a Grafana
+   * Tempo explore URL). Unset: the console shows no trace link.
+   */
+  @IsOptional() @IsString() @MaxLength(2048) @Matches(/^https?:\/\/\S*\{traceId\}\S*$/, { message: 'TRACE_UI_URL must be an http:// or https:// URL with {traceId} in it' })
+  TRACE_UI_URL?: string = undefined;
+
   /** Request headers read per request; the rest are dropped (Node's maxHeadersCount). */
   @IsOptional() @Transform(toInt) @IsInt() @Min(10) @Max(2_000)
   HTTP_MAX_HEADERS: number = 100;
@@ -322,8 +330,17 @@ export class CoordinatorConfig {
   /** Whether transactions are scoped to the client key that began them (OWNER_SCOPED_KEYS, only with keys). */
   get ownerScopedKeys(): boolean { return this.apiKeys.enabled && this.env.OWNER_SCOPED_KEYS; }
   get authFailureLimitPerMinute(): number { return this.env.AUTH_FAILURE_LIMIT_PER_MINUTE; }
+  /** The link to a trace in the operator's tracing UI (TRACE_UI_URL filled in), or null without one. */
+  traceUrl(traceId: string | null): string | null {
+    return traceId && this.env.TRACE_UI_URL ? traceUrlOf(this.env.TRACE_UI_URL, traceId) : null;
+  }
   /** SIGNING_SECRET's bytes, or null when the coordinator keeps a generated one in Postgres. */
   get signingSecret(): Buffer | null { return this.env.SIGNING_SECRET ? Buffer.from(this.env.SIGNING_SECRET, 'utf8') : null; }
+}
+
+/** TRACE_UI_URL with every `{traceId}` replaced by the trace id. */
+function traceUrlOf(template: string, traceId: string): string {
+  return template.replaceAll('{traceId}', traceId);
 }
 
 /** The longest an answer in progress may be silent: a wait: true answer, or adding a branch while its participant is called. */
@@ -367,6 +384,8 @@ export function loadCoordinatorEnv(source: Record<string, string | undefined> = 
   parseOrExplain('PARTICIPANT_NETWORKS', env.PARTICIPANT_NETWORKS, (spec) => EgressPolicy.parse(spec));
   parseOrExplain('RABBITMQ_URL', env.RABBITMQ_URL, (url) => new URL(url));
   parseOrExplain('NATS_URL', env.NATS_URL, natsConnectionOptions);
+  // Filled in, the template must be a URL a browser can open.
+  parseOrExplain('TRACE_UI_URL', env.TRACE_UI_URL, (template) => new URL(traceUrlOf(template, '0'.repeat(32))));
   // Without keys anyone who reaches the port may commit, roll back and register: refuse to
   // listen where others can reach it rather than silently narrow HOST to loopback.
   if ((keys?.length ?? 0) === 0 && !isLoopbackHost(env.HOST)) {

@@ -369,6 +369,27 @@ export class TransactionDetailViewSchema extends TransactionViewSchema implement
 
   @ApiProperty({ type: [TransactionEventViewSchema], description: 'The full history, oldest first.' })
   events!: TransactionEventView[];
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    pattern: '^[0-9a-f]{32}$',
+    maxLength: 32,
+    example: '4bf92f3577b34da6a3ce929d0e0e4736',
+    description: "The W3C trace id of the trace the transaction was begun in (its begin's traceparent); null when the begin carried none.",
+  })
+  traceId!: string | null;
+
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uri',
+    // TRACE_UI_URL is at most 2048 characters, and each {traceId} in it grows by 23.
+    maxLength: 8192,
+    example: 'http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736',
+    description: "The trace in the operator's tracing UI: the coordinator's TRACE_UI_URL with the trace id filled in; null without either.",
+  })
+  traceUrl!: string | null;
 }
 
 @ApiSchema({ name: 'HeldLockView', description: 'An AT branch holding row locks now.' })

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { Injectable, Logger } from '@nestjs/common';
 import { CoordinatorConfig } from '../config/coordinator.config.js';
-import { MetricsService } from '../metrics/metrics.service.js';
+import { MetricsService, sampledSpanIds } from '../metrics/metrics.service.js';
 import type { CallOutcome, Json, Mode, Phase } from '@nest-dtx/protocol';
 import { ParticipantInvoker } from '../invoker/participant-invoker.service.js';
 import { debugLogged } from '../logging/json-logger.js';
@@ -96,7 +96,6 @@ export class BranchCaller {
     const admission = await this.gates.gate(participant.name, participant.maxInFlight).enter(budgetMs, maxWaitMs);
     if (admission.kind !== 'permit') return { kind: 'transient', error: notCalled(participant.name, admission) };
     const startedAt = performance.now();
-    const stopTimer = this.metrics.calls.startTimer({ participant: branch.participant, phase });
     const leaseVersion = loaded.heldUntil === undefined ? undefined : tx.version;
     const traced = startCall({
       tx,
@@ -127,7 +126,8 @@ export class BranchCaller {
     admission.release(answer.kind === 'ongoing' ? 'ok' : answer.kind, performance.now() - startedAt);
     // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
     const outcome = storableOutcome(answer);
-    stopTimer({ outcome: outcome.kind });
+    // The call's own span (when sampled) is the latency's exemplar: a slow bucket leads to this call.
+    this.metrics.observeCall({ participant: branch.participant, phase, outcome: outcome.kind }, (performance.now() - startedAt) / 1000, ...inCall(traced, sampledSpanIds));
     endCall(traced, outcome, admission.waitedMs > 0 ? { 'dtx.queued_ms': Math.round(admission.waitedMs) } : undefined);
     // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
     if (debugLogged()) inCall(traced, () => {

@@ -1,9 +1,68 @@
 import { Injectable } from '@nestjs/common';
+import { TraceFlags } from '@opentelemetry/api';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues, type Metric, type OpenMetricsContentType } from 'prom-client';
 import { DataSource } from 'typeorm';
 import type { GateSnapshot } from '../overload/participant-gate.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
+import { activeSpanContext } from '../telemetry/tracing.js';
+
+type CallLabels = LabelValues<'participant' | 'phase' | 'outcome'>;
+
+/** A call without a sampled span: prom-client skips the exemplar for an empty label set. */
+const NO_EXEMPLAR: LabelValues<string> = Object.freeze({});
+
+/** What prom-client's registry holds of a metric, as read here (its typings stop at MetricObject). */
+interface RegisteredMetric {
+  name: string;
+  help: string;
+  type: string;
+  get(): Promise<{ name: string }>;
+}
+
+/**
+ * Registers a metric with exemplars in a registry of the Prometheus format. prom-client refuses
+ * that in the metric's constructor, lest the exemplars be silently left out: here the registry
+ * is rendered in the Prometheus format (which has no exemplars, so none are shown, the rest
+ * unchanged) and, for a scraper that asks, in OpenMetrics (scrape), which shows them.
+ */
+function registerWithExemplars<T extends Histogram<string>>(registry: Registry, metric: T): T {
+  registry.registerMetric(metric);
+  return metric;
+}
+
+const NO_SPAN: [] = [];
+
+/**
+ * The trace and span ids of the active span when it is sampled, for observeCall's exemplar;
+ * none otherwise. Only a sampled span is exported, so only its ids lead to a trace. With tracing
+ * off this returns at once (telemetry/tracing.ts).
+ */
+export function sampledSpanIds(): [traceId: string, spanId: string] | [] {
+  const span = activeSpanContext();
+  if (!span || (span.traceFlags & TraceFlags.SAMPLED) === 0) return NO_SPAN;
+  return [span.traceId, span.spanId];
+}
+
+/**
+ * Whether a scraper's Accept header asks for OpenMetrics rather than the Prometheus text format:
+ * it names `application/openmetrics-text` with a weight above 0 and at least that of `text/plain`.
+ * Prometheus asks for OpenMetrics first; curl and browsers send nothing of the kind.
+ */
+export function prefersOpenMetrics(accept: string | undefined): boolean {
+  if (!accept) return false;
+  let openMetrics = 0;
+  let plain = 0;
+  for (const range of accept.split(',')) {
+    const [type, ...parameters] = range.split(';').map((part) => part.trim().toLowerCase());
+    const q = parameters.find((p) => p.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    if (!Number.isFinite(weight)) continue;
+    if (type === 'application/openmetrics-text') openMetrics = Math.max(openMetrics, weight);
+    else if (type === 'text/plain') plain = Math.max(plain, weight);
+  }
+  return openMetrics > 0 && openMetrics >= plain;
+}
 
 /**
  * Prometheus metrics (prom-client). Counters and histograms are fed by the engine as things
@@ -28,13 +87,22 @@ export class MetricsService {
     registers: [this.registry],
   });
 
-  readonly calls = new Histogram({
-    name: 'dtx_phase_call_duration_seconds',
-    help: 'Participant calls by participant, phase and outcome (ok, failed, transient)',
-    labelNames: ['participant', 'phase', 'outcome'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry],
-  });
+  /**
+   * With exemplars: each bucket keeps the trace of the last call that fell in it, which the
+   * OpenMetrics format shows (scrape). Record through observeCall: with exemplars on,
+   * prom-client's observe takes one object.
+   */
+  readonly calls = registerWithExemplars(
+    this.registry,
+    new Histogram({
+      name: 'dtx_phase_call_duration_seconds',
+      help: 'Participant calls by participant, phase and outcome (ok, failed, transient)',
+      labelNames: ['participant', 'phase', 'outcome'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      enableExemplars: true,
+      registers: [],
+    }),
+  );
 
   readonly retries = new Counter({
     name: 'dtx_phase2_retries_total',
@@ -80,6 +148,50 @@ export class MetricsService {
       registers: [this.registry],
       collect: refresh,
     });
+  }
+
+  /**
+   * One participant call's duration. With the ids of a sampled span the call's bucket keeps
+   * them as its exemplar (`trace_id`, `span_id`, OpenMetrics' and Grafana's names), linking the
+   * latency panel to the trace; without, nothing more than the observation is done.
+   */
+  observeCall(labels: CallLabels, seconds: number, traceId?: string, spanId?: string): void {
+    this.calls.observe({ labels, value: seconds, exemplarLabels: traceId && spanId ? { trace_id: traceId, span_id: spanId } : NO_EXEMPLAR });
+  }
+
+  /**
+   * The registry in the format the scraper asked for: OpenMetrics, with the exemplars, when its
+   * Accept names `application/openmetrics-text` (Prometheus does), else the Prometheus text
+   * format 0.0.4 as always (which has no exemplars).
+   */
+  async scrape(accept: string | undefined): Promise<{ contentType: string; body: string }> {
+    if (!prefersOpenMetrics(accept)) return { contentType: Registry.PROMETHEUS_CONTENT_TYPE, body: await this.registry.metrics() };
+    return { contentType: Registry.OPENMETRICS_CONTENT_TYPE, body: await this.openMetrics() };
+  }
+
+  /**
+   * prom-client renders OpenMetrics from a registry of that type, and doing so renames every
+   * counter it holds (metric.name loses `_total`, for good): rendered from our registry's own
+   * metrics, the next Prometheus-format scrape would name counters without it. So each scrape
+   * registers, in a throw-away OpenMetrics registry, a view of each metric under its own name
+   * object, which the rendering may rename; the values are read from the metric itself.
+   */
+  private openMetrics(): Promise<string> {
+    const open = new Registry<OpenMetricsContentType>();
+    open.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    for (const metric of this.registry.getMetricsAsArray() as unknown as RegisteredMetric[]) {
+      const view: RegisteredMetric = {
+        name: metric.name,
+        help: metric.help,
+        type: metric.type,
+        async get() {
+          // The family name the rendering settled on: a counter's without `_total`.
+          return { ...(await metric.get()), name: view.name };
+        },
+      };
+      open.registerMetric(view as unknown as Metric);
+    }
+    return open.metrics();
   }
 
   /** Every participant gate of this instance, read when scraped (overload/participant-gates.service.ts). */
