@@ -34,7 +34,7 @@ export interface PhaseCall {
   readonly target: CallTarget;
   readonly phase: Phase;
   readonly mode?: Mode;
-  /** Which call of this phase to this target it is: 1 for the first (its span's `dtx.attempt`). */
+  /** Which call to this target it is, from 1, every phase counted (the history's `attempt`; its span's `dtx.attempt`). */
   readonly attempt?: number;
 }
 

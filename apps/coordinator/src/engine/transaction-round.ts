@@ -286,7 +286,7 @@ function branchChange(stage: Stage, branch: BranchRecord, calls: number, outcome
   return { branchId, status, calls, waiting, lastError: branch.status === 'failed' || branch.status === 'pending' ? undefined : null };
 }
 
-/** Which call of its phase this is, from 1 (msg's check-back is no branch: it counts the transaction's attempts). */
+/** Which call to its branch this is, from 1, every phase counted (msg's check-back is no branch: it counts the transaction's attempts). */
 function attemptOf(tx: TxRecord, call: WaveCall): number {
   return (call.branch ? call.branch.attempts : tx.attempts) + 1;
 }

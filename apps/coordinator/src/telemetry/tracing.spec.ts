@@ -121,7 +121,7 @@ describe('with tracing on', () => {
     const [span] = finished('dtx.call bank debit/try');
     expect(span.parentSpanContext?.spanId).toBe('1111111111111111');
     expect(span.kind).toBe(SpanKind.CLIENT);
-    expect(span.attributes).toMatchObject({ 'dtx.attempt': 2, 'http.request.resend_count': 1, 'dtx.outcome': 'transient', 'dtx.participant': 'bank' });
+    expect(span.attributes).toMatchObject({ 'dtx.attempt': 2, 'http.request.method': 'POST', 'dtx.outcome': 'transient', 'dtx.participant': 'bank' });
     expect(span.status).toEqual({ code: 2, message: 'HTTP 503' });
   });
 

@@ -189,7 +189,7 @@ export interface CallDescription {
   readonly phase: string;
   /** The mode the call's body names (a workflow step's kind's). */
   readonly mode: Mode;
-  /** 1 for the first call of this phase to this branch, 2 for its first retry... */
+  /** Which call to this branch it is, from 1, every phase counted (the history's `attempt`): a retry is the next number. */
   readonly attempt: number;
   readonly transport: string;
   /** A publish to a broker (msg's publish targets): a producer span rather than a client's. */
@@ -223,8 +223,6 @@ export function startCall(call: CallDescription): CallTrace {
   };
   if (call.transport === 'http') {
     attributes['http.request.method'] = 'POST';
-    // The semantic conventions' count of resends of one request: 0 for the first try.
-    attributes['http.request.resend_count'] = call.attempt - 1;
   } else if (call.transport === 'rabbitmq' || call.transport === 'nats') {
     attributes['messaging.system'] = call.transport;
     attributes['messaging.operation.type'] = 'send';
