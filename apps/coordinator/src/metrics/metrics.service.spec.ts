@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinatorConfig, loadCoordinatorEnv } from '../config/coordinator.config.js';
 import { ParticipantGates } from '../overload/participant-gates.service.js';
 import { MetricsService, prefersOpenMetrics, sampledSpanIds } from './metrics.service.js';
+import { setTracingOn } from '../telemetry/tracing.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -25,12 +26,15 @@ function underSpan<T>(traceFlags: TraceFlags, fn: () => T): T {
 const bucketLines = (text: string) => text.split('\n').filter((line) => line.startsWith('dtx_phase_call_duration_seconds_bucket{'));
 
 describe('MetricsService exemplars', () => {
-  // The API finds no active span without a context manager: the one the SDK would install.
+  // The API finds no active span without a context manager: the one the SDK would install; and
+  // the coordinator reads spans only with tracing on (telemetry/tracing.ts), as the SDK's start sets it.
   const manager = new AsyncLocalStorageContextManager();
   beforeAll(() => {
     context.setGlobalContextManager(manager.enable());
+    setTracingOn(true);
   });
   afterAll(() => {
+    setTracingOn(false);
     context.disable();
   });
 
