@@ -54,6 +54,10 @@
  *                             2, then 4 coordinator instances on one database, sharing Redis
  *                             (REDIS_URL), requests spread round-robin over them (all four of an
  *                             interactive transaction to one instance), CPU summed over them
+ *   --trace-sampling 0.1      the coordinator with OpenTelemetry tracing on (OTEL_* variables), sampling
+ *                             this ratio of traces (parentbased_traceidratio), exporting spans and
+ *                             metrics over OTLP http/protobuf to a sink on loopback that discards them
+ *                             (scripts/lib/bench/otlp-sink.ts); default: tracing off
  *   --help                    print this text
  *
  * DTX_COORDINATOR_ENTRY=<path to another build's dist/apps/coordinator/src/main.js> measures
@@ -68,6 +72,7 @@ import { writeCharts } from './lib/bench/chart.js';
 import { closeAgent, configureAgent } from './lib/bench/http-client.js';
 import { MODES } from './lib/bench/modes.js';
 import { DEFAULT_XACT_RUNS, parseOptions, transactionsFor, type BenchOptions, type ModeName } from './lib/bench/options.js';
+import { OtlpSink } from './lib/bench/otlp-sink.js';
 import { startParticipants, type BenchParticipants } from './lib/bench/participants.js';
 import { startWorkflowHost } from './lib/bench/workflow-host.js';
 import { CLOCK_TICKS_PER_SECOND, PostgresProbe } from './lib/bench/probes.js';
@@ -125,8 +130,10 @@ async function main(): Promise<void> {
   let database: TestDatabase | null = null;
   let parts: BenchParticipants | null = null;
   let probe: PostgresProbe | null = null;
+  const sink = options.traceSampling === null ? null : new OtlpSink();
   const cleanup = async () => {
     await Promise.allSettled([parts?.stop(), parts?.workflowHost?.stop(), ...coordinators.map((c) => c.process.kill())]);
+    await sink?.stop();
     await probe?.close().catch(() => undefined);
     await database?.drop().catch(() => undefined);
     closeAgent();
@@ -135,11 +142,15 @@ async function main(): Promise<void> {
 
   try {
     database = await createTestDatabase('bench_coord');
+    await sink?.start();
+    const tracing: Record<string, string> = sink
+      ? { OTEL_EXPORTER_OTLP_ENDPOINT: sink.endpoint, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: String(options.traceSampling) }
+      : {};
     const coordDb = database;
     // One after another, each answering /health/live before the next starts: no migration races.
     const startInstance = async () => {
       const name = `bench-coordinator-${coordinators.length + 1}`;
-      const handle = await coordinator(name, coordDb.url, { ...COORDINATOR_ENV, INSTANCE_ID: name, ...(options.instances ? { REDIS_URL } : {}) });
+      const handle = await coordinator(name, coordDb.url, { ...COORDINATOR_ENV, ...tracing, INSTANCE_ID: name, ...(options.instances ? { REDIS_URL } : {}) });
       coordinators.push(handle);
       await handle.start();
     };
@@ -153,7 +164,8 @@ async function main(): Promise<void> {
       `nest-dtx bench: ${availableParallelism()} cores, node ${process.version}; coordinator dist/apps/coordinator on Postgres ` +
         `${options.instances ? `with ${instanceCounts.join(', then ')} instances sharing Redis` : '(one instance)'}; ` +
         `participants ${options.participants === 'plain' ? 'plain (bench-a, bench-b: bare HTTP servers answering 200 at once)' : 'sdk (bank-a debit, bank-b credit: the demo account services)'}; ` +
-        `every figure from the bench client's side over 127.0.0.1.`,
+        `every figure from the bench client's side over 127.0.0.1; ` +
+        `tracing ${sink ? `on, sampling ${options.traceSampling}, exported to an OTLP sink on loopback` : 'off'}.`,
     );
     for (const mode of options.modes) console.log(`  ${mode}: ${MODES[mode].description}`);
 
@@ -191,6 +203,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (sink) console.log(`OTLP sink: ${sink.summary()}.`);
     const host = parts.workflowHost;
     if (host) console.log(`workflow host: ${host.calls()} call(s) from the coordinator in the whole bench, warm-ups included${host.calls() > 0 ? ` (${host.paths().join(', ')})` : ''}.`);
     if (options.participants === 'sdk') console.log("write commits/tx counts the banks' write transactions too (sdk participants write to Postgres).");

@@ -18,6 +18,8 @@ export interface BenchOptions {
   xactCommits: boolean;
   /** Coordinator instance counts for the horizontal runs; null: the concurrency sweep. */
   instances: number[] | null;
+  /** Tracing on at this sampling ratio (0 to 1), exported to a sink; null: off, the default. */
+  traceSampling: number | null;
 }
 
 export const DEFAULT_CONCURRENCIES = [1, 8, 32, 128];
@@ -44,7 +46,7 @@ function positiveInts(name: string, text: string): number[] {
   return list;
 }
 
-const KNOWN = new Set(['participants', 'modes', 'concurrency', 'transactions', 'warmup', 'xact-commits', 'instances', 'help']);
+const KNOWN = new Set(['participants', 'modes', 'concurrency', 'transactions', 'warmup', 'xact-commits', 'instances', 'trace-sampling', 'help']);
 
 export function parseOptions(argv: string[]): BenchOptions {
   for (const arg of argv) {
@@ -69,6 +71,9 @@ export function parseOptions(argv: string[]): BenchOptions {
   const concurrencies = concurrencyText === null ? (instances ? [32] : DEFAULT_CONCURRENCIES) : positiveInts('concurrency', concurrencyText);
   const transactionsText = value(argv, 'transactions');
   const warmupText = value(argv, 'warmup');
+  const samplingText = value(argv, 'trace-sampling');
+  const traceSampling = samplingText === null ? null : Number(samplingText);
+  if (traceSampling !== null && !(traceSampling >= 0 && traceSampling <= 1)) throw new Error(`--trace-sampling: a ratio from 0 to 1, got ${samplingText}`);
   return {
     participants,
     modes: modes as ModeName[],
@@ -77,5 +82,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     warmup: warmupText === null ? 1000 : Number(warmupText),
     xactCommits: argv.includes('--xact-commits'),
     instances,
+    traceSampling,
   };
 }
