@@ -160,6 +160,21 @@ describe('with tracing on', () => {
     expect(write.attributes).toMatchObject({ 'db.system.name': 'postgresql', 'db.operation.batch.size': 3, 'dtx.write.kinds': 'apply,insert' });
   });
 
+  it('makes no span in a trace that is not sampled, and carries its context on as it is', async () => {
+    const unsampled = { ...tx, traceParent: `00-${CLIENT_TRACE}-2222222222222222-00` };
+    const traced = startCall(call({ tx: unsampled }));
+    expect(traced).toEqual({ headers: { traceparent: unsampled.traceParent } });
+    const inside = await inTransactionSpan('dtx.commit', unsampled, () => Promise.resolve(activeSpanContext()));
+    expect(inside).toMatchObject({ traceId: CLIENT_TRACE, spanId: '2222222222222222', traceFlags: 0 });
+    const write = { traceId: 'c'.repeat(32), spanId: 'c'.repeat(16), traceFlags: 0 };
+    expect(await inWriteBatch([write], ['apply'], () => Promise.resolve('written'))).toBe('written');
+    // A begin the sampler leaves out is not held open either.
+    const begin = beginTrace('tcc', { traceparent: `00-${CLIENT_TRACE}-00f067aa0ba902b7-00` });
+    begun(begin, 'g3', { created: true, status: 'active' });
+    expect(begin.traceParent?.endsWith('-00')).toBe(true);
+    expect(exporter.getFinishedSpans()).toEqual([]);
+  });
+
   it('gives a JSON log line written inside a span its trace_id and span_id, and none outside', async () => {
     const lines: Record<string, unknown>[] = [];
     const destination = new Writable({

@@ -5,6 +5,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Attributes,
   type Context,
   type Link,
@@ -61,6 +62,25 @@ function transactionContext(traceParent: string | null): Context {
   return trace.setSpanContext(active, remote);
 }
 
+/**
+ * The parent a context's new spans would have, when its trace is not sampled: then no span of
+ * the coordinator's is made under it (nor would one be recorded: every standard sampler decides
+ * a trace once, by its parent or by its trace id), and the work runs in the parent's context, its
+ * ids still on the log lines and on the calls. Most work is in such traces at a low sampling ratio.
+ */
+function unsampledParent(parent: Context): SpanContext | null {
+  const spanContext = trace.getSpanContext(parent);
+  return spanContext && (spanContext.traceFlags & TraceFlags.SAMPLED) === 0 && trace.isSpanContextValid(spanContext) ? spanContext : null;
+}
+
+/** The W3C headers that make a participant's spans children of `spanContext`. */
+function headersOf(spanContext: SpanContext): TraceContextHeaders {
+  const headers: TraceContextHeaders = { traceparent: traceParentOf(spanContext) };
+  const state = spanContext.traceState?.serialize();
+  if (state) headers.tracestate = state;
+  return headers;
+}
+
 // ---- the transaction span -------------------------------------------------------------------
 
 /** A begin's trace: the traceparent the transaction keeps, and the span this process began for it. */
@@ -99,7 +119,8 @@ const MAX_OPEN_TRANSACTIONS = 10_000;
  */
 export function begun(trace: BeginTrace, gid: string, outcome: { created: boolean; status: GlobalStatus } | { error: unknown }): void {
   const { span } = trace;
-  if (!span) return;
+  // Not sampled: nothing is recorded, so nothing to end or to hold.
+  if (!span?.isRecording()) return;
   span.setAttribute('dtx.gid', gid);
   if ('error' in outcome) {
     span.recordException(outcome.error instanceof Error ? outcome.error : String(outcome.error));
@@ -164,8 +185,10 @@ export interface TracedTransaction {
  */
 export function inTransactionSpan<T>(name: string, tx: TracedTransaction, work: () => Promise<T>, links?: Link[]): Promise<T> {
   if (!tracesOn) return work();
-  const span = tracer.startSpan(name, { attributes: { 'dtx.gid': tx.gid, 'dtx.mode': tx.mode }, links }, transactionContext(tx.traceParent));
-  return context.with(trace.setSpan(context.active(), span), async () => {
+  const parent = transactionContext(tx.traceParent);
+  if (unsampledParent(parent)) return parent === context.active() ? work() : context.with(parent, work);
+  const span = tracer.startSpan(name, { attributes: { 'dtx.gid': tx.gid, 'dtx.mode': tx.mode }, links }, parent);
+  return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await work();
     } catch (error) {
@@ -211,6 +234,9 @@ const NO_CALL_TRACE: CallTrace = {};
  */
 export function startCall(call: CallDescription): CallTrace {
   if (!tracesOn) return call.tx.traceParent === null ? NO_CALL_TRACE : { headers: { traceparent: call.tx.traceParent } };
+  const parent = transactionContext(call.tx.traceParent);
+  const unsampled = unsampledParent(parent);
+  if (unsampled) return { headers: headersOf(unsampled) };
   const attributes: Attributes = {
     'dtx.gid': call.tx.gid,
     'dtx.branch_id': call.branchId,
@@ -231,13 +257,9 @@ export function startCall(call: CallDescription): CallTrace {
   const span = tracer.startSpan(
     `dtx.call ${call.participant} ${call.action}/${call.phase}`,
     { kind: call.publish ? SpanKind.PRODUCER : SpanKind.CLIENT, attributes },
-    transactionContext(call.tx.traceParent),
+    parent,
   );
-  const spanContext = span.spanContext();
-  const headers: TraceContextHeaders = { traceparent: traceParentOf(spanContext) };
-  const state = spanContext.traceState?.serialize();
-  if (state) headers.tracestate = state;
-  return { span, headers };
+  return { span, headers: headersOf(span.spanContext()) };
 }
 
 /** Ends a call's span with its outcome: a refusal (409) or a transient failure is an error; `ongoing` (202) is not. */
@@ -275,8 +297,9 @@ export function recoveryPass(startedAt: number, claimed: number): Span | undefin
  */
 export function inWriteBatch<T>(carried: readonly (SpanContext | undefined)[], kinds: readonly string[], work: () => Promise<T>): Promise<T> {
   if (!tracesOn) return work();
+  // Only the sampled transactions' writes are recorded (see unsampledParent).
   const links: Link[] = [];
-  for (const spanContext of carried) if (spanContext) links.push({ context: spanContext });
+  for (const spanContext of carried) if (spanContext && spanContext.traceFlags & TraceFlags.SAMPLED) links.push({ context: spanContext });
   if (links.length === 0) return work();
   const parent = trace.setSpanContext(ROOT_CONTEXT, links[0].context);
   const span = tracer.startSpan(
