@@ -188,17 +188,7 @@ export function inTransactionSpan<T>(name: string, tx: TracedTransaction, work: 
   const parent = transactionContext(tx.traceParent);
   if (unsampledParent(parent)) return parent === context.active() ? work() : context.with(parent, work);
   const span = tracer.startSpan(name, { attributes: { 'dtx.gid': tx.gid, 'dtx.mode': tx.mode }, links }, parent);
-  return context.with(trace.setSpan(parent, span), async () => {
-    try {
-      return await work();
-    } catch (error) {
-      span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  return runInSpan(span, parent, work);
 }
 
 // ---- participant calls ---------------------------------------------------------------------------
@@ -316,10 +306,16 @@ export function inWriteBatch<T>(carried: readonly (SpanContext | undefined)[], k
     },
     parent,
   );
+  return runInSpan(span, parent, work);
+}
+
+/** Runs `work` with `span` active under `parent`, and ends the span: an error when the work failed (rethrown). */
+function runInSpan<T>(span: Span, parent: Context, work: () => Promise<T>): Promise<T> {
   return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await work();
     } catch (error) {
+      span.recordException(error instanceof Error ? error : String(error));
       span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
       throw error;
     } finally {
