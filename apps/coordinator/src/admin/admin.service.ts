@@ -24,14 +24,9 @@ import { toTransactionView } from '../api/transaction.view.js';
 import { dateFilter, decodeTransactionCursor, encodeTransactionCursor } from './admin-filters.js';
 import { branchLocksView, decodeLockCursor, encodeLockCursor, heldLockView } from './lock-views.js';
 import type { ListLocksQueryDto } from './list-locks.query.js';
+import { traceIdOf } from '../telemetry/trace-parent.js';
 
 const DEFAULT_PAGE = 50;
-
-/** The trace id of a W3C traceparent (`00-<trace id>-<parent id>-<flags>`, checked when it was stored); null without one. */
-export function traceIdOf(traceParent: string | null): string | null {
-  const traceId = traceParent?.split('-')[1];
-  return traceId && /^[0-9a-f]{32}$/.test(traceId) && !/^0+$/.test(traceId) ? traceId : null;
-}
 
 /**
  * The operator's API (PROTOCOL.md 6): inspect and steer transactions. It writes nothing itself:

@@ -1,9 +1,9 @@
-import { Injectable, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { isTerminal } from '@nest-dtx/protocol';
 import { BusModule } from '../bus/bus.module.js';
 import { TxEventBus } from '../bus/tx-event-bus.js';
 import type { Telemetry } from './telemetry-sdk.js';
-import { endOpenTransactionSpans, transactionEnded, tracingOn } from './tracing.js';
+import { endOpenTransactionSpans, transactionEnded } from './tracing.js';
 
 /**
  * The app's side of OpenTelemetry (telemetry-sdk.ts starts it before the app listens): a
@@ -11,20 +11,21 @@ import { endOpenTransactionSpans, transactionEnded, tracingOn } from './tracing.
  * finished it; at shutdown the spans still open end and the SDK exports what it holds.
  */
 @Injectable()
-export class TelemetryLifecycle implements OnModuleInit, OnApplicationShutdown {
+export class TelemetryLifecycle implements OnApplicationShutdown {
   private telemetry: Telemetry | null = null;
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly bus: TxEventBus) {}
 
-  /** The SDK this process started (startCoordinator), stopped with the app. */
+  /**
+   * The SDK this process started (startCoordinator, before the app listens), stopped with the
+   * app. Only with spans on does the bus feed this: off, no bus message costs anything here.
+   */
   attach(telemetry: Telemetry | null): void {
     this.telemetry = telemetry;
-  }
-
-  onModuleInit(): void {
+    if (!telemetry?.settings.traces || this.unsubscribe) return;
     this.unsubscribe = this.bus.subscribe((message) => {
-      if (message.kind === 'tx' && tracingOn() && isTerminal(message.status)) transactionEnded(message.gid, message.status);
+      if (message.kind === 'tx' && isTerminal(message.status)) transactionEnded(message.gid, message.status);
     });
   }
 

@@ -117,8 +117,8 @@ const MAX_OPEN_TRANSACTIONS = 10_000;
  * What became of a begin: a new transaction's span stays open until it is terminal; a begin that
  * found its transaction already there (a retried begin) or failed ends its span now.
  */
-export function begun(trace: BeginTrace, gid: string, outcome: { created: boolean; status: GlobalStatus } | { error: unknown }): void {
-  const { span } = trace;
+export function begun(begin: BeginTrace, gid: string, outcome: { created: boolean; status: GlobalStatus } | { error: unknown }): void {
+  const { span } = begin;
   // Not sampled: nothing is recorded, so nothing to end or to hold.
   if (!span?.isRecording()) return;
   span.setAttribute('dtx.gid', gid);
