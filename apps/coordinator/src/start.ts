@@ -4,7 +4,6 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createCoordinatorApp } from './http-app.js';
 import { CoordinatorConfig, loadCoordinatorEnv } from './config/coordinator.config.js';
 import { MetricsService } from './metrics/metrics.service.js';
-import { PromClientMetricProducer } from './telemetry/prometheus-producer.js';
 import { startTelemetry } from './telemetry/telemetry-sdk.js';
 import { TelemetryLifecycle } from './telemetry/telemetry.module.js';
 
@@ -19,7 +18,7 @@ export async function startCoordinator(source: Record<string, string | undefined
   const config = app.get(CoordinatorConfig);
   // OpenTelemetry, when the standard OTEL_* variables of the process configure it
   // (docs/observability.md): started before the app listens, so before any transaction's work.
-  const telemetry = startTelemetry(process.env, [new PromClientMetricProducer(app.get(MetricsService).registry)]);
+  const telemetry = await startTelemetry(process.env, app.get(MetricsService).registry);
   app.get(TelemetryLifecycle).attach(telemetry);
   await app.listen(config.port, config.host);
   const address = app.getHttpServer().address();

@@ -13,7 +13,7 @@ import { startServiceTelemetry } from './telemetry.js';
 export function runParticipantService(name: string, defaults: Partial<ServiceEnv>, module: (env: ServiceEnv) => DynamicModule): void {
   const start = async (): Promise<void> => {
     const env = loadServiceEnv(defaults);
-    startServiceTelemetry(env.PARTICIPANT_NAME);
+    await startServiceTelemetry(env.PARTICIPANT_NAME);
     // rawBody: the SDK verifies each call's signature over the bytes that arrived (PROTOCOL.md 5.5).
     const app = await NestFactory.create(module(env), { logger: ['error', 'warn', 'log'], abortOnError: false, rawBody: true });
     app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));

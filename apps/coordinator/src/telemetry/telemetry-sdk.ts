@@ -1,8 +1,5 @@
-import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as ProtobufMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { PeriodicExportingMetricReader, type MetricProducer, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import type { Registry } from 'prom-client';
 import { setTracingOn } from './tracing.js';
 
 /** The process environment, as OpenTelemetry's SDK reads it. */
@@ -36,12 +33,16 @@ export function telemetrySettings(env: Environment): TelemetrySettings {
   };
 }
 
-/** The OTLP metric exporter of the protocol configured (http/protobuf by default, as the specification says); each reads its endpoint and headers from the environment. */
-function otlpMetricExporter(env: Environment): PushMetricExporter {
+/**
+ * The OTLP metric exporter of the protocol configured (http/protobuf by default, as the
+ * specification says); each reads its endpoint and headers from the environment. Loaded only
+ * then, as the SDK is: a coordinator without telemetry loads none of it.
+ */
+async function otlpMetricExporter(env: Environment): Promise<PushMetricExporter> {
   const protocol = (env.OTEL_EXPORTER_OTLP_METRICS_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
-  if (protocol === 'grpc') return new GrpcMetricExporter();
-  if (protocol === 'http/json') return new JsonMetricExporter();
-  return new ProtobufMetricExporter();
+  if (protocol === 'grpc') return new (await import('@opentelemetry/exporter-metrics-otlp-grpc')).OTLPMetricExporter();
+  if (protocol === 'http/json') return new (await import('@opentelemetry/exporter-metrics-otlp-http')).OTLPMetricExporter();
+  return new (await import('@opentelemetry/exporter-metrics-otlp-proto')).OTLPMetricExporter();
 }
 
 /** The running SDK, flushed and stopped with the app. */
@@ -51,16 +52,22 @@ export interface Telemetry {
 }
 
 /**
- * Starts OpenTelemetry for this process when the environment configures it (null otherwise,
- * and nothing of it loads on the hot path). Spans: exporter, sampler (`OTEL_TRACES_SAMPLER`,
- * `OTEL_TRACES_SAMPLER_ARG`), propagators and resource all as the environment says, through the
- * official `NodeSDK`. Metrics: the coordinator's own instruments, read at each export from
- * `producers` (the Prometheus registry, so they are the same numbers `/metrics` shows), pushed
- * over OTLP every `OTEL_METRIC_EXPORT_INTERVAL` ms.
+ * Starts OpenTelemetry for this process when the environment configures it (null otherwise:
+ * then not even the SDK's modules are loaded, only the API the spans go through). Spans:
+ * exporter, sampler (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`), propagators and resource
+ * all as the environment says, through the official `NodeSDK`. Metrics: the coordinator's own
+ * instruments, read at each export from `registry` (the Prometheus one, so they are the same
+ * numbers `/metrics` shows: prometheus-producer.ts), pushed over OTLP every
+ * `OTEL_METRIC_EXPORT_INTERVAL` ms.
  */
-export function startTelemetry(env: Environment, producers: MetricProducer[]): Telemetry | null {
+export async function startTelemetry(env: Environment, registry: Registry): Promise<Telemetry | null> {
   const settings = telemetrySettings(env);
   if (!settings.traces && !settings.metrics) return null;
+  const [{ NodeSDK }, { PeriodicExportingMetricReader }, { PromClientMetricProducer }] = await Promise.all([
+    import('@opentelemetry/sdk-node'),
+    import('@opentelemetry/sdk-metrics'),
+    import('./prometheus-producer.js'),
+  ]);
   const interval = Number(env.OTEL_METRIC_EXPORT_INTERVAL);
   const sdk = new NodeSDK({
     // OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) names it; this is the default.
@@ -70,8 +77,8 @@ export function startTelemetry(env: Environment, producers: MetricProducer[]): T
     metricReaders: settings.metrics
       ? [
           new PeriodicExportingMetricReader({
-            exporter: otlpMetricExporter(env),
-            metricProducers: producers,
+            exporter: await otlpMetricExporter(env),
+            metricProducers: [new PromClientMetricProducer(registry)],
             // The export's timeout may not be longer than the interval (the reader refuses that).
             ...(Number.isInteger(interval) && interval > 0 ? { exportIntervalMillis: interval, exportTimeoutMillis: Math.min(interval, 30_000) } : {}),
           }),
