@@ -140,8 +140,7 @@ function eventCounter(env: Record<string, string>, port: number) {
     url,
     async start(extraEnv: Record<string, string> = {}): Promise<void> {
       managed.start(extraEnv);
-      await until('the event counter to consume', async () => {
-        if (!managed.alive) throw new Error(`the event counter exited; see ${managed.logFile}`);
+      await managed.untilReady('the event counter to consume', async () => {
         return (await fetch(`${url}/events`)).ok ? true : undefined;
       });
     },

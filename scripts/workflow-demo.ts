@@ -92,8 +92,7 @@ export async function runWorkflowDemo(db: RunningEmbeddedPostgres, stoppers: (()
   stoppers.push(() => shop.kill(), () => host.kill());
 
   const registered = (process: ManagedProcess, names: Record<string, string>) =>
-    until(`${process.name} to register`, async () => {
-      if (!process.alive) throw new Error(`${process.name} exited; see ${process.logFile}`);
+    process.untilReady(`${process.name} to register`, async () => {
       const list = await getJson<{ name: string; endpoint: string | null }[]>(`${coord.url}/v1/participants`);
       return Object.entries(names).every(([name, url]) => list.some((p) => p.name === name && p.endpoint === `${url}/tx`)) ? true : undefined;
     });

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,10 @@ function canListen(port: number): Promise<boolean> {
   });
 }
 
-/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */
+/** Thrown by an `until` check that knows waiting longer cannot help (the process it waits for exited). */
+export class StopWaiting extends Error {}
+
+/** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs` (at once when the check throws StopWaiting). */
 export async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: string | null = null;
@@ -80,6 +83,7 @@ export async function until<T>(what: string, check: () => Promise<T | undefined>
       const value = await check();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof StopWaiting) throw error;
       lastError = error instanceof Error ? error.message : JSON.stringify(error);
     }
     await sleep(everyMs);
@@ -162,6 +166,30 @@ export class ManagedProcess {
 
   get alive(): boolean {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * `until(what, check)` while this process runs: once it has exited, waiting stops at once with
+   * the last lines of its log (a coordinator refusing its configuration, say), rather than at the
+   * timeout with a test's time-out hiding why.
+   */
+  untilReady<T>(what: string, check: () => Promise<T | undefined>, timeoutMs?: number): Promise<T> {
+    return until(
+      what,
+      async () => {
+        if (!this.alive) throw new StopWaiting(`${this.name} exited before ${what}; the end of ${this.logFile}:\n${this.logTail()}`);
+        return check();
+      },
+      timeoutMs,
+    );
+  }
+
+  private logTail(lines = 10): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '(no log)';
+    }
   }
 
   start(extraEnv: Record<string, string> = {}): void {
@@ -256,8 +284,7 @@ export async function coordinator(name: string, databaseUrl: string, env: Record
     port,
     async start(extraEnv = {}) {
       managed.start(extraEnv);
-      await until(`${name} to answer`, async () => {
-        if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
+      await managed.untilReady(`${name} to answer`, async () => {
         // Open even when the coordinator requires API keys; it listens only once its database is ready.
         return (await fetch(`${url}/health/live`)).ok ? true : undefined;
       });
@@ -334,8 +361,7 @@ export async function participantService(
     transport,
     async start(extraEnv = {}) {
       managed.start(extraEnv);
-      await until(`${participant} to register`, async () => {
-        if (!managed.alive) throw new Error(`${participant} exited; see ${managed.logFile}`);
+      await managed.untilReady(`${participant} to register`, async () => {
         const list = await getJson<RegisteredParticipant[]>(`${coordinatorUrl}/v1/participants`, apiKey);
         return list.some(registeredHere) && (await fetch(url)).status < 500 ? true : undefined;
       });

@@ -331,8 +331,7 @@ describe('nest-dtx migrate and start', () => {
     });
     started.start();
     try {
-      await until('nest-dtx start to be ready', async () => {
-        if (!started.alive) throw new Error(`nest-dtx start exited; see ${started.logFile}`);
+      await started.untilReady('nest-dtx start to be ready', async () => {
         return (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok ? true : undefined;
       });
       const begun = await fetch(`http://127.0.0.1:${port}/v1/transactions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"mode":"tcc"}' });

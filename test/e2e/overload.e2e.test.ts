@@ -164,12 +164,18 @@ function allEnded(coord: CoordinatorHandle, gids: readonly string[], timeoutMs =
 
 describe('overload protection (real coordinator, test participants)', () => {
   it('never has more than PARTICIPANT_MAX_IN_FLIGHT calls in flight to a participant, and uses all of them', async () => {
-    const { coord, participant } = await stack('limited', { PARTICIPANT_MAX_IN_FLIGHT: '4', PARTICIPANT_ADAPTIVE_LIMIT: 'false' });
+    // Admission control refuses a begin once a new call would wait more than half its
+    // CALL_TIMEOUT_MS: 36 waiting, 4 at a time, is 1.8 s at 200 ms a call, past the default's
+    // 2.5 s once the calls take 280 ms on a loaded machine and a begin comes in after the first
+    // answers (in CI: 503 OVERLOADED). This test is about the gate, not admission: a timeout
+    // (and the lease, at least twice it) long enough that all 40 are let in.
+    const { coord, participant } = await stack('limited', { PARTICIPANT_MAX_IN_FLIGHT: '4', PARTICIPANT_ADAPTIVE_LIMIT: 'false', CALL_TIMEOUT_MS: '10000', LEASE_MS: '20000' });
     participant.behave = () => ({ delayMs: 200 });
     const gids = Array.from({ length: 40 }, (_, i) => `limit-${i}`);
     const startedAt = Date.now();
     const begun = await Promise.all(gids.map((gid) => api(coord, 'POST', '/v1/transactions', saga(gid, 'limited'))));
-    expect(begun.map((b) => b.status)).toEqual(gids.map(() => 201));
+    // With the error code, so a refusal says which one it was.
+    expect(begun.map((b) => `${b.status} ${typeof b.json.error === 'string' ? b.json.error : ''}`.trim())).toEqual(gids.map(() => '201'));
     // The gate's fixed limit, on /metrics while the calls drain four at a time.
     await until('the gate on /metrics', async () => ((await metric(coord, 'dtx_participant_limit', { participant: 'limited' })) === 4 ? true : undefined), 5_000, 20);
     const views = await allEnded(coord, gids);

@@ -142,8 +142,7 @@ const resumesOf = (gid: string) => rawCalls.filter((c) => c.body.gid === gid && 
 
 async function startHost(extraEnv: Record<string, string> = {}): Promise<void> {
   host.start(extraEnv);
-  await until(`${HOST} to register`, async () => {
-    if (!host.alive) throw new Error(`${HOST} exited; see ${host.logFile}`);
+  await host.untilReady(`${HOST} to register`, async () => {
     const participants = await getJson<{ name: string; endpoint: string | null; actions: { name: string; modes: string[] }[] }[]>(`${coord.url}/v1/participants`);
     const registered = participants.find((p) => p.name === HOST);
     return registered?.actions.some((a) => a.name === 'checkout' && a.modes.includes('workflow')) && (await fetch(`${hostUrl}/`)).status < 500 ? true : undefined;

@@ -63,8 +63,7 @@ async function startPlain(name: string, controlled = false, upstream?: string): 
   });
   managed.start();
   const url = `http://127.0.0.1:${port}`;
-  await until(`${name} to answer`, async () => {
-    if (!managed.alive) throw new Error(`${name} exited; see ${managed.logFile}`);
+  await managed.untilReady(`${name} to answer`, async () => {
     return (await getJson(`${url}/health`)).status === 200 ? true : undefined;
   });
   const control = controlled ? new ParticipantControl(name, port, `http://127.0.0.1:${controlPort}`) : undefined;
