@@ -20,22 +20,11 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@open
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TransactionView } from '@nest-dtx/protocol';
 import { TransactionClient } from '@nest-dtx/sdk';
-import {
-  NATS_URL,
-  RABBITMQ_URL,
-  REDIS_URL,
-  accountService,
-  accountsOf,
-  coordinator,
-  openAccount,
-  postJson,
-  until,
-  type CoordinatorHandle,
-  type ServiceHandle,
-} from '../../scripts/lib/stack.js';
-import { createTestDatabase, type TestDatabase } from '../support/databases.js';
+import { accountsOf, openAccount, postJson, until, type CoordinatorHandle, type ParticipantTransport, type ServiceHandle } from '../../scripts/lib/stack.js';
+import type { TestDatabase } from '../support/databases.js';
 import { OtlpReceiver, SPAN_KIND, STATUS_ERROR, type ReceivedSpan } from '../support/otlp-receiver.js';
 import { closeServer } from '../support/servers.js';
+import { startTransportBanks } from '../support/transport-banks.js';
 
 const run = randomBytes(3).toString('hex');
 const receiver = new OtlpReceiver();
@@ -47,13 +36,13 @@ const tracer = trace.getTracer('tracing-e2e');
 
 let databases: TestDatabase[] = [];
 let coord: CoordinatorHandle;
-const banks = new Map<'http' | 'rabbitmq' | 'nats', ServiceHandle>();
+let banks = new Map<ParticipantTransport, ServiceHandle>();
 let client: TransactionClient;
 let flaky: Server;
 /** The flaky participant's confirm calls: the first is answered 503, the next 200. */
 let flakyConfirms = 0;
 
-const bankName = (transport: string) => `trace-bank-${transport}-${run}`;
+const bankName = (transport: ParticipantTransport) => `trace-bank-${transport}-${run}`;
 
 beforeAll(async () => {
   context.setGlobalContextManager(contextManager.enable());
@@ -67,25 +56,11 @@ beforeAll(async () => {
     OTEL_BSP_SCHEDULE_DELAY: '100',
     OTEL_METRIC_EXPORT_INTERVAL: '500',
   };
-  databases = await Promise.all(['trace_coord', 'trace_http', 'trace_rabbitmq', 'trace_nats'].map((p) => createTestDatabase(p)));
-  coord = await coordinator('tracing-coordinator', databases[0].url, {
-    ...otel,
-    OTEL_SERVICE_NAME: 'dtx-coordinator-e2e',
-    LOG_LEVEL: 'debug',
-    REDIS_URL,
-    RABBITMQ_URL,
-    NATS_URL,
-    RECOVERY_INTERVAL_MS: '200',
-    RETRY_BASE_MS: '50',
-    RETRY_MAX_MS: '300',
-    LEASE_MS: '3000',
-    CALL_TIMEOUT_MS: '1500',
-  });
-  await coord.start();
-  for (const [i, transport] of (['http', 'rabbitmq', 'nats'] as const).entries()) {
-    banks.set(transport, await accountService(bankName(transport), databases[i + 1].url, coord.url, transport));
-  }
-  await Promise.all([...banks.values()].map((bank) => bank.start(otel)));
+  ({ databases, coord, banks } = await startTransportBanks('tracing', ['http', 'rabbitmq', 'nats'], bankName, {
+    // Retries within 300 ms, so the retried confirm below comes quickly.
+    coordinator: { ...otel, OTEL_SERVICE_NAME: 'dtx-coordinator-e2e', LOG_LEVEL: 'debug', RETRY_MAX_MS: '300' },
+    banks: otel,
+  }));
   for (const bank of banks.values()) await openAccount(bank, 'alice', 1_000);
   // A participant without the SDK whose first confirm fails (503): the coordinator retries it.
   flaky = createServer((request, response) => {

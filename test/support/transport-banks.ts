@@ -26,11 +26,22 @@ export interface TransportBanks {
   banks: Map<ParticipantTransport, ServiceHandle>;
 }
 
+/** Variables on top of the set-up's own: the coordinator's (over its defaults below), and every bank's. */
+export interface TransportBanksEnv {
+  coordinator?: Record<string, string>;
+  banks?: Record<string, string>;
+}
+
 /**
  * Starts the coordinator (short recovery, retry, lease and call times) and the banks, named by
  * `bankName`; `prefix` names the databases and the coordinator's process.
  */
-export async function startTransportBanks(prefix: string, transports: readonly ParticipantTransport[], bankName: (t: ParticipantTransport) => string): Promise<TransportBanks> {
+export async function startTransportBanks(
+  prefix: string,
+  transports: readonly ParticipantTransport[],
+  bankName: (t: ParticipantTransport) => string,
+  env: TransportBanksEnv = {},
+): Promise<TransportBanks> {
   const created = await Promise.allSettled([`${prefix}_coord`, ...transports.map((t) => `${prefix}_${t}`)].map((p) => createTestDatabase(p)));
   const databases = created.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
   let coord: CoordinatorHandle | undefined;
@@ -47,10 +58,11 @@ export async function startTransportBanks(prefix: string, transports: readonly P
       RETRY_MAX_MS: '500',
       LEASE_MS: '3000',
       CALL_TIMEOUT_MS: '1500',
+      ...env.coordinator,
     });
     await coord.start();
     for (const [i, t] of transports.entries()) banks.set(t, await accountService(bankName(t), databases[i + 1].url, coord.url, t));
-    await Promise.all([...banks.values()].map((b) => b.start()));
+    await Promise.all([...banks.values()].map((b) => b.start(env.banks)));
     return { databases, coord, banks };
   } catch (error) {
     // The caller gets no handle to any of it: what was started and created is stopped and

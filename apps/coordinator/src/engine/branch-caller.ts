@@ -122,12 +122,13 @@ export class BranchCaller {
       endCall(traced, { kind: 'transient', error: String(error) });
       throw error;
     }
+    const tookMs = performance.now() - startedAt;
     // A 202 (ongoing) is a participant answering in health: for its breaker it is a success.
-    admission.release(answer.kind === 'ongoing' ? 'ok' : answer.kind, performance.now() - startedAt);
+    admission.release(answer.kind === 'ongoing' ? 'ok' : answer.kind, tookMs);
     // Whatever the participant sent, what enters the engine can be recorded (storable-answer.ts).
     const outcome = storableOutcome(answer);
     // The call's own span (when sampled) is the latency's exemplar: a slow bucket leads to this call.
-    this.metrics.observeCall({ participant: branch.participant, phase, outcome: outcome.kind }, (performance.now() - startedAt) / 1000, ...inCall(traced, sampledSpanIds));
+    this.metrics.observeCall({ participant: branch.participant, phase, outcome: outcome.kind }, tookMs / 1000, ...inCall(traced, sampledSpanIds));
     endCall(traced, outcome, admission.waitedMs > 0 ? { 'dtx.queued_ms': Math.round(admission.waitedMs) } : undefined);
     // Debug only: one line per participant call would cost throughput at the default level, so below it nothing is built.
     if (debugLogged()) inCall(traced, () => {

@@ -1,4 +1,5 @@
 import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
+import { callWithTimeout, millisToHrTime, TimeoutError } from '@opentelemetry/core';
 import { emptyResource, type Resource } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
@@ -41,11 +42,6 @@ export interface PromClientMetricProducerOptions {
 
 /** The scope under which the coordinator's prom-client metrics go out over OTLP. */
 export const PROM_CLIENT_SCOPE = '@nest-dtx/coordinator/prom-client';
-
-const hrTime = (epochMs: number): HrTime => {
-  const seconds = Math.floor(epochMs / 1000);
-  return [seconds, Math.round((epochMs - seconds * 1000) * 1e6)];
-};
 
 /**
  * The unit OTLP carries, from the Prometheus base-unit suffix: a Prometheus-bound pipeline
@@ -90,7 +86,7 @@ function seriesKey(attributes: Attributes): string {
  * began, and its counters count from the start of the process, shortly before.
  */
 export class PromClientMetricProducer implements MetricProducer {
-  private readonly startTime: HrTime = hrTime(Date.now());
+  private readonly startTime: HrTime = millisToHrTime(Date.now());
   private readonly resource: Resource;
   private readonly scopeName: string;
 
@@ -104,14 +100,17 @@ export class PromClientMetricProducer implements MetricProducer {
 
   async collect(options?: MetricCollectOptions): Promise<CollectionResult> {
     let promMetrics: PromMetric[];
+    const timeoutMs = options?.timeoutMillis;
     try {
-      promMetrics = (await withTimeout(this.registry.getMetricsAsJSON(), options?.timeoutMillis)) as unknown as PromMetric[];
+      const collected = this.registry.getMetricsAsJSON();
+      promMetrics = (await (timeoutMs === undefined ? collected : callWithTimeout(collected, timeoutMs))) as unknown as PromMetric[];
     } catch (error) {
       // One failed collect (Postgres down under the in-doubt gauges) exports nothing this round;
       // the reader reports the error and tries again at its next interval.
-      return { resourceMetrics: { resource: this.resource, scopeMetrics: [] }, errors: [error] };
+      const reported = error instanceof TimeoutError ? new Error(`prom-client registry not collected within ${timeoutMs} ms`) : error;
+      return { resourceMetrics: { resource: this.resource, scopeMetrics: [] }, errors: [reported] };
     }
-    const endTime = hrTime(Date.now());
+    const endTime = millisToHrTime(Date.now());
     const metrics = promMetrics.flatMap((metric) => this.convert(metric, endTime));
     return {
       resourceMetrics: { resource: this.resource, scopeMetrics: [{ scope: { name: this.scopeName }, metrics }] },
@@ -121,36 +120,19 @@ export class PromClientMetricProducer implements MetricProducer {
 
   private convert(metric: PromMetric, endTime: HrTime): MetricData[] {
     const point = <T>(attributes: Attributes, value: T): DataPoint<T> => ({ startTime: this.startTime, endTime, attributes, value });
-    const descriptor = (name: string) => ({ name, description: metric.help, unit: unitOf(metric.name), valueType: ValueType.DOUBLE });
+    // What every kind carries: the descriptor under `name`, and cumulative points (prom-client's never reset).
+    const shared = (name: string) => ({
+      descriptor: { name, description: metric.help, unit: unitOf(metric.name), valueType: ValueType.DOUBLE },
+      aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    });
+    const values = () => metric.values.map((v) => point(attributesOf(v.labels), v.value));
     switch (metric.type) {
       case 'counter':
-        return [
-          {
-            descriptor: descriptor(metric.name.replace(/_total$/, '')),
-            aggregationTemporality: AggregationTemporality.CUMULATIVE,
-            dataPointType: DataPointType.SUM,
-            isMonotonic: true,
-            dataPoints: metric.values.map((v) => point(attributesOf(v.labels), v.value)),
-          },
-        ];
+        return [{ ...shared(metric.name.replace(/_total$/, '')), dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints: values() }];
       case 'gauge':
-        return [
-          {
-            descriptor: descriptor(metric.name),
-            aggregationTemporality: AggregationTemporality.CUMULATIVE,
-            dataPointType: DataPointType.GAUGE,
-            dataPoints: metric.values.map((v) => point(attributesOf(v.labels), v.value)),
-          },
-        ];
+        return [{ ...shared(metric.name), dataPointType: DataPointType.GAUGE, dataPoints: values() }];
       case 'histogram':
-        return [
-          {
-            descriptor: descriptor(metric.name),
-            aggregationTemporality: AggregationTemporality.CUMULATIVE,
-            dataPointType: DataPointType.HISTOGRAM,
-            dataPoints: histogramPoints(metric).map(({ attributes, value }) => point(attributes, value)),
-          },
-        ];
+        return [{ ...shared(metric.name), dataPointType: DataPointType.HISTOGRAM, dataPoints: histogramPoints(metric).map(({ attributes, value }) => point(attributes, value)) }];
       default:
         return [];
     }
@@ -189,15 +171,4 @@ function histogramPoints(metric: PromMetric): { attributes: Attributes; value: H
     counts.push(count - below);
     return { attributes, value: { buckets: { boundaries: buckets.map((b) => b.le), counts }, sum, count } };
   });
-}
-
-/** The promise, or a rejection once `ms` have passed without it settling (no limit without `ms`). */
-function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
-  if (ms === undefined) return promise;
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`prom-client registry not collected within ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }

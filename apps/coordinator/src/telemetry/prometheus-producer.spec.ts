@@ -1,5 +1,3 @@
-// The spec of telemetry/prometheus-producer.ts, kept here beside the registry it reads: that
-// folder holds the tracing core's files.
 import { ValueType } from '@opentelemetry/api';
 import { JsonMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import {
@@ -14,7 +12,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PROM_CLIENT_SCOPE, PromClientMetricProducer } from '../telemetry/prometheus-producer.js';
+import { PROM_CLIENT_SCOPE, PromClientMetricProducer } from './prometheus-producer.js';
 
 /** A registry with one metric of each kind the coordinator has, fed known values. */
 function fedRegistry(): Registry {
