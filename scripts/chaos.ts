@@ -389,15 +389,28 @@ async function main(): Promise<number> {
             : point === 'during_compensation'
               ? [{ mode: 'saga', interactive: false, amount: 10 * OPENING_BALANCE }] // refused debit: compensation in two rounds
               : point === 'after_check_call'
-                ? // A check-back is made by whichever instance's recovery claims the message first:
-                  // send a few, so that the armed one gets one.
+                ? // A few messages left to their check-back, in case a fault takes one down another path.
                   Array.from({ length: 4 }, (): TransferShape => ({ mode: 'msg', interactive: false, amount: amount(), leave: 'after_local_commit' }))
                 : [{ mode: 'tcc', interactive: false, amount: amount() }];
+      // Whichever instance claims a transaction next (a msg's check-back, a saga's compensation
+      // after a transient answer) may reach the step instead of the armed one, and one claim takes
+      // every due row: CI once saw three rounds of check-backs go elsewhere. So the other
+      // instances are held (SIGSTOP, as pause_coordinator does) while the armed one waits for the
+      // step; a bank prepares its messages through its own coordinator (chaos-coordinator-0),
+      // which may be one of them, so a msg round first waits for its prepares.
+      const holdOthers = async (sent: Promise<unknown>[]): Promise<() => void> => {
+        if (shapes.some((shape) => shape.mode === 'msg')) await Promise.race([Promise.allSettled(sent), sleep(MSG_TIMEOUT_MS)]);
+        const held = alive().filter((c) => c !== target);
+        for (const other of held) other.process.signal('SIGSTOP');
+        return () => held.forEach((other) => other.process.signal('SIGCONT'));
+      };
       // A faulted call can send the transfer down another path (a retry by the other instance,
       // say): then another one is sent, up to three.
       for (let attempt = 1; attempt <= 3; attempt++) {
-        for (const shape of shapes) void transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target);
-        if (await Promise.race([exited, sleep(8_000).then(() => false)])) {
+        const sent = shapes.map((shape) => transfer(`chaos-${seed}-crash-${report.crashPointTransfers++}`, shape, target));
+        const release = await holdOthers(sent);
+        const reached = await Promise.race([exited, sleep(8_000).then(() => false)]).finally(release);
+        if (reached) {
           count(`crash_point:${point}`);
           break;
         }
